@@ -1,0 +1,156 @@
+package analysis
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// DockerHub is the registry name shown for Docker Hub images. go-containerregistry
+// calls it index.docker.io; people and `docker pull` call it docker.io.
+const DockerHub = "docker.io"
+
+// maxReferenceLength bounds what is parsed at all; real references are far shorter.
+const maxReferenceLength = 1024
+
+// Repository names a repository on a registry, with Docker Hub names
+// normalised ("python" is docker.io/library/python).
+type Repository struct {
+	Registry string `json:"registry"`
+	Name     string `json:"repository"`
+}
+
+// String returns registry/name, the form accepted back by ParseRepository.
+func (r Repository) String() string { return r.Registry + "/" + r.Name }
+
+// Short returns the name as people write it: Docker Hub's registry and the
+// library/ prefix of official images are left out.
+func (r Repository) Short() string {
+	if r.Registry == DockerHub {
+		return strings.TrimPrefix(r.Name, "library/")
+	}
+	return r.String()
+}
+
+// Reference is an image reference as `docker pull` accepts it, parsed and
+// normalised. Exactly one of Tag and Digest selects the image: when both are
+// given, the digest wins and the tag is kept only for display.
+type Reference struct {
+	Repository
+	Tag    string `json:"tag,omitempty"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// String returns the canonical form: registry/repository[:tag][@digest].
+func (r Reference) String() string {
+	s := r.Repository.String()
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+// Identifier is what the registry is asked for: the digest if there is one,
+// else the tag.
+func (r Reference) Identifier() string {
+	if r.Digest != "" {
+		return r.Digest
+	}
+	return r.Tag
+}
+
+// WithDigest returns the same repository pinned to digest d, without a tag.
+func (r Repository) WithDigest(d string) Reference { return Reference{Repository: r, Digest: d} }
+
+// WithTag returns the same repository at tag t.
+func (r Repository) WithTag(t string) Reference { return Reference{Repository: r, Tag: t} }
+
+// ParseReference parses anything `docker pull` accepts. A missing tag means
+// "latest", as Docker does.
+func ParseReference(s string) (Reference, error) {
+	if s == "" || len(s) > maxReferenceLength {
+		return Reference{}, newError(ErrInvalidReference, nil, "%q is not an image reference", truncate(s, 80))
+	}
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return Reference{}, newError(ErrInvalidReference, err, "%q is not an image reference: %s", truncate(s, 80), explainName(err))
+	}
+	out := Reference{Repository: fromName(ref.Context())}
+	switch r := ref.(type) {
+	case name.Tag:
+		out.Tag = r.TagStr()
+	case name.Digest:
+		out.Digest = r.DigestStr()
+		// name.Digest keeps "repo:tag@digest" only as its original text.
+		if base, _, ok := strings.Cut(s, "@"); ok {
+			if t, err := name.NewTag(base); err == nil && strings.Contains(lastPathElem(base), ":") {
+				out.Tag = t.TagStr()
+			}
+		}
+	}
+	return out, nil
+}
+
+// ParseRepository parses [registry/]repository, refusing a tag or digest.
+func ParseRepository(s string) (Repository, error) {
+	if s == "" || len(s) > maxReferenceLength {
+		return Repository{}, newError(ErrInvalidReference, nil, "%q is not a repository name", truncate(s, 80))
+	}
+	repo, err := name.NewRepository(s)
+	if err != nil {
+		return Repository{}, newError(ErrInvalidReference, err, "%q is not a repository name: %s", truncate(s, 80), explainName(err))
+	}
+	return fromName(repo), nil
+}
+
+func fromName(r name.Repository) Repository {
+	reg := r.RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = DockerHub
+	}
+	return Repository{Registry: reg, Name: r.RepositoryStr()}
+}
+
+func lastPathElem(s string) string {
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// explainName strips go-containerregistry's wrapping so the message reads well.
+func explainName(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "could not parse reference") {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// nameFor converts back to go-containerregistry's names; insecure selects
+// plain HTTP for this registry.
+func nameFor(r Reference, insecure bool) (name.Reference, error) {
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	repo, err := name.NewRepository(r.Repository.String(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("analysis: repository %s: %w", r.Repository, err)
+	}
+	if r.Digest != "" {
+		return repo.Digest(r.Digest), nil
+	}
+	return repo.Tag(r.Tag), nil
+}

@@ -1,0 +1,296 @@
+package analysis
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Report is the image report of API.md: what a reference resolves to, broken
+// down per platform image. It is derived entirely from stored manifests and
+// configs, so it can be rebuilt at any time without the registry.
+type Report struct {
+	Reference  string     `json:"reference"`
+	Registry   string     `json:"registry"`
+	Repository string     `json:"repository"`
+	Tag        string     `json:"tag,omitempty"`
+	Digest     string     `json:"digest"`
+	MediaType  string     `json:"mediaType"`
+	Tags       []string   `json:"tags"`
+	CheckedAt  time.Time  `json:"checkedAt"`
+	Platforms  []Platform `json:"platforms"`
+}
+
+// Platform describes one platform image: the manifest an `docker pull` on that
+// platform would use.
+type Platform struct {
+	Platform     string            `json:"platform"`
+	OS           string            `json:"os"`
+	Architecture string            `json:"architecture"`
+	Variant      string            `json:"variant,omitempty"`
+	Digest       string            `json:"digest"`
+	MediaType    string            `json:"mediaType"`
+	ConfigDigest string            `json:"configDigest"`
+	Created      *time.Time        `json:"created,omitempty"`
+	LayerCount   int               `json:"layerCount"`
+	DownloadSize int64             `json:"downloadSize"`
+	Layers       []Layer           `json:"layers"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	Metadata     Metadata          `json:"metadata"`
+	Parent       *Parent           `json:"parent"`
+
+	// DiffIDs is the uncompressed layer list of the config, the identity of the
+	// image's filesystem used for parent matching. Not part of the JSON.
+	DiffIDs []string `json:"-"`
+}
+
+// Layer is one layer blob of a platform image, paired with the history entry
+// that produced it.
+type Layer struct {
+	Digest    string     `json:"digest"`
+	DiffID    string     `json:"diffId,omitempty"`
+	Size      int64      `json:"size"`
+	MediaType string     `json:"mediaType"`
+	CreatedBy string     `json:"createdBy,omitempty"`
+	Created   *time.Time `json:"created,omitempty"`
+}
+
+// Parent is the image this platform image was built on, as API.md defines it.
+type Parent struct {
+	Registry      string   `json:"registry"`
+	Repository    string   `json:"repository"`
+	Tags          []string `json:"tags"`
+	Digest        string   `json:"digest"`
+	LayerCount    int      `json:"layerCount"`
+	Method        string   `json:"method"`
+	Outdated      bool     `json:"outdated"`
+	CurrentDigest string   `json:"currentDigest,omitempty"`
+}
+
+// Limits on what one report may make the service read.
+const (
+	maxManifestBytes = 4 << 20
+	maxConfigBytes   = 4 << 20
+	maxPlatforms     = 64
+)
+
+// IsIndex reports whether a media type is a multi-platform index.
+func IsIndex(mt string) bool {
+	return mt == string(types.OCIImageIndex) || mt == string(types.DockerManifestList)
+}
+
+// IsImageManifest reports whether a media type is a single-platform image manifest.
+func IsImageManifest(mt string) bool {
+	return mt == string(types.OCIManifestSchema1) || mt == string(types.DockerManifestSchema2)
+}
+
+// checkMediaType refuses what this service cannot read, with a message that says why.
+func checkMediaType(mt string, what string) error {
+	switch {
+	case IsIndex(mt), IsImageManifest(mt):
+		return nil
+	case mt == string(types.DockerManifestSchema1), mt == string(types.DockerManifestSchema1Signed):
+		return newError(ErrUpstream, errUnsupportedContent, "%s is a Docker schema 1 manifest, which is not supported (push it again with a current client)", what)
+	default:
+		return newError(ErrUpstream, errUnsupportedContent, "%s has media type %q, which is not an image manifest or index", what, truncate(mt, 100))
+	}
+}
+
+// indexEntries parses an index and keeps the platform images people pull:
+// attestations and unknown/unknown entries are left out.
+func indexEntries(body []byte, what string) (*v1.IndexManifest, []v1.Descriptor, error) {
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(body, &idx); err != nil {
+		return nil, nil, newError(ErrUpstream, err, "%s is not a valid index", what)
+	}
+	var out []v1.Descriptor
+	for _, d := range idx.Manifests {
+		if !IsImageManifest(string(d.MediaType)) {
+			continue
+		}
+		if _, ok := d.Annotations["vnd.docker.reference.type"]; ok {
+			continue
+		}
+		if d.Platform == nil || d.Platform.OS == "" || d.Platform.OS == "unknown" || d.Platform.Architecture == "unknown" {
+			continue
+		}
+		out = append(out, d)
+	}
+	if len(out) > maxPlatforms {
+		return nil, nil, newError(ErrUpstream, nil, "%s lists %d platform images, more than the %d this service reads", what, len(out), maxPlatforms)
+	}
+	return &idx, out, nil
+}
+
+// parseManifest parses an image manifest and checks the declared config size
+// before anything is fetched for it.
+func parseManifest(body []byte, what string) (*v1.Manifest, error) {
+	var m v1.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, newError(ErrUpstream, err, "%s is not a valid image manifest", what)
+	}
+	if m.Config.Digest.Hex == "" {
+		return nil, newError(ErrUpstream, nil, "%s has no config", what)
+	}
+	if m.Config.Size < 0 || m.Config.Size > maxConfigBytes {
+		return nil, newError(ErrUpstream, nil, "%s declares a config of %d bytes, more than the %d MiB limit", what, m.Config.Size, maxConfigBytes>>20)
+	}
+	return &m, nil
+}
+
+func parseConfig(body []byte, what string) (*v1.ConfigFile, error) {
+	var c v1.ConfigFile
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, newError(ErrUpstream, err, "the config of %s is not valid JSON", what)
+	}
+	return &c, nil
+}
+
+// platformString formats os/arch[/variant], the form used in URLs and badges.
+func platformString(p v1.Platform) string {
+	if p.OS == "" {
+		p.OS = "unknown"
+	}
+	if p.Architecture == "" {
+		p.Architecture = "unknown"
+	}
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// buildPlatform assembles the report of one platform image from its manifest
+// and config. plat is the index entry's platform when there is one; the
+// config's own fields are used otherwise.
+func buildPlatform(digest, mediaType string, m *v1.Manifest, cfg *v1.ConfigFile, plat *v1.Platform, indexAnnotations map[string]string) Platform {
+	p := Platform{
+		Digest:       digest,
+		MediaType:    mediaType,
+		ConfigDigest: m.Config.Digest.String(),
+		LayerCount:   len(m.Layers),
+		Labels:       map[string]string{},
+		Annotations:  m.Annotations,
+	}
+	os, arch, variant := cfg.OS, cfg.Architecture, cfg.Variant
+	if plat != nil {
+		os, arch, variant = plat.OS, plat.Architecture, plat.Variant
+	}
+	p.OS, p.Architecture, p.Variant = os, arch, variant
+	p.Platform = platformString(v1.Platform{OS: os, Architecture: arch, Variant: variant})
+	if !cfg.Created.IsZero() {
+		t := cfg.Created.UTC()
+		p.Created = &t
+	}
+	if cfg.Config.Labels != nil {
+		p.Labels = cfg.Config.Labels
+	}
+
+	seen := make(map[string]bool, len(m.Layers))
+	for _, l := range m.Layers {
+		if d := l.Digest.String(); !seen[d] {
+			seen[d] = true
+			p.DownloadSize += l.Size
+		}
+	}
+
+	for _, d := range cfg.RootFS.DiffIDs {
+		p.DiffIDs = append(p.DiffIDs, d.String())
+	}
+	history := nonEmptyHistory(cfg.History)
+	p.Layers = make([]Layer, len(m.Layers))
+	for i, l := range m.Layers {
+		layer := Layer{Digest: l.Digest.String(), Size: l.Size, MediaType: string(l.MediaType)}
+		// Pair by position only while both lists describe the same layers; a
+		// config whose diff_ids do not line up with the manifest gives no diffIDs.
+		if len(p.DiffIDs) == len(m.Layers) {
+			layer.DiffID = p.DiffIDs[i]
+		}
+		if i < len(history) {
+			layer.CreatedBy = history[i].CreatedBy
+			if !history[i].Created.IsZero() {
+				t := history[i].Created.UTC()
+				layer.Created = &t
+			}
+		}
+		p.Layers[i] = layer
+	}
+
+	p.Metadata = mergeMetadata(mergeAnnotations(indexAnnotations, m.Annotations), p.Labels)
+	return p
+}
+
+func nonEmptyHistory(h []v1.History) []v1.History {
+	out := make([]v1.History, 0, len(h))
+	for _, e := range h {
+		if !e.EmptyLayer {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// mergeAnnotations gives the platform manifest's annotations precedence over
+// the index's.
+func mergeAnnotations(index, manifest map[string]string) map[string]string {
+	if len(index) == 0 {
+		return manifest
+	}
+	out := make(map[string]string, len(index)+len(manifest))
+	for k, v := range index {
+		out[k] = v
+	}
+	for k, v := range manifest {
+		out[k] = v
+	}
+	return out
+}
+
+// sortPlatforms orders platform images the way people expect to read them,
+// linux/amd64 first, then alphabetically.
+func sortPlatforms(ps []Platform) {
+	slices.SortStableFunc(ps, func(a, b Platform) int {
+		if a.Platform == "linux/amd64" && b.Platform != "linux/amd64" {
+			return -1
+		}
+		if b.Platform == "linux/amd64" && a.Platform != "linux/amd64" {
+			return 1
+		}
+		return strings.Compare(a.Platform, b.Platform)
+	})
+}
+
+// Select returns the platform image a badge or a single-platform view should
+// describe: the one matching want ("os/arch[/variant]"), else linux/amd64,
+// else the first. ok is false when want is given and nothing matches.
+func (r *Report) Select(want string) (p *Platform, ok bool) {
+	if len(r.Platforms) == 0 {
+		return nil, false
+	}
+	if want != "" {
+		for i := range r.Platforms {
+			if r.Platforms[i].Platform == want {
+				return &r.Platforms[i], true
+			}
+		}
+		// "linux/arm64" matches "linux/arm64/v8", as docker does.
+		for i := range r.Platforms {
+			if strings.HasPrefix(r.Platforms[i].Platform, want+"/") {
+				return &r.Platforms[i], true
+			}
+		}
+		return nil, false
+	}
+	for i := range r.Platforms {
+		if r.Platforms[i].Platform == "linux/amd64" {
+			return &r.Platforms[i], true
+		}
+	}
+	return &r.Platforms[0], true
+}
