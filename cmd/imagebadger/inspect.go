@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"imagebadger/analysis"
+)
+
+// inspect reads one image straight from its registry, with no database, and
+// prints its report.
+func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w io.Writer) error {
+	ref, err := analysis.ParseReference(refText)
+	if err != nil {
+		return err
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	desc, body, err := client.Resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	rep, err := analysis.NewInspector(client, analysis.NewMemoryContent()).Report(ctx, ref, desc, body)
+	if err != nil {
+		return err
+	}
+	rep.CheckedAt = time.Now().UTC().Truncate(time.Second)
+	if ref.Tag != "" {
+		rep.Tags = []string{ref.Tag}
+	}
+	if jsonOut {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printReport(w, rep)
+}
+
+// printReport writes the report as a table a person can read in a terminal.
+func printReport(w io.Writer, rep *analysis.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "reference\t%s\n", rep.Reference)
+	fmt.Fprintf(tw, "digest\t%s\n", rep.Digest)
+	fmt.Fprintf(tw, "media type\t%s\n", rep.MediaType)
+	if len(rep.Platforms) > 1 {
+		names := make([]string, len(rep.Platforms))
+		for i, p := range rep.Platforms {
+			names[i] = p.Platform
+		}
+		fmt.Fprintf(tw, "platforms\t%s\n", strings.Join(names, ", "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range rep.Platforms {
+		fmt.Fprintf(w, "\n%s  %s\n", p.Platform, p.Digest)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  #\tSIZE\tCREATED BY")
+		for i, l := range p.Layers {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\n", i+1, analysis.HumanSize(l.Size), oneLine(l.CreatedBy, 100))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  total: %d layers, %s to download\n", p.LayerCount, analysis.HumanSize(p.DownloadSize))
+		md := p.Metadata
+		for _, kv := range [][2]string{
+			{"title", md.Title}, {"version", md.Version}, {"revision", md.Revision}, {"source", md.Source},
+			{"licenses", md.Licenses}, {"created", md.Created}, {"vendor", md.Vendor}, {"url", md.URL},
+			{"documentation", md.Documentation}, {"description", md.Description},
+		} {
+			if kv[1] != "" {
+				fmt.Fprintf(w, "  %s: %s\n", kv[0], oneLine(kv[1], 200))
+			}
+		}
+	}
+	return nil
+}
+
+// oneLine flattens whitespace (Dockerfile RUN lines span many) and shortens.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}

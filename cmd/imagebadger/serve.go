@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"imagebadger/analysis"
+	"imagebadger/images"
+	"imagebadger/netguard"
+	"imagebadger/server"
+	"imagebadger/store"
+)
+
+// newClient builds the registry client with the network policy of cfg.
+func newClient(cfg *Config) (*analysis.Client, error) {
+	return analysis.NewClient(analysis.ClientOptions{
+		Transport: netguard.New(cfg.AllowPrivateRegistries).Transport(),
+		Timeout:   cfg.RegistryTimeout,
+		Insecure:  list(cfg.InsecureRegistries),
+	})
+}
+
+// serve runs the web service until ctx is cancelled (SIGINT or SIGTERM),
+// then stops accepting requests, lets those in flight finish for up to 20
+// seconds, and closes the database last.
+func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(logw, nil))
+	st, err := store.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	client, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := server.New(server.Config{
+		Images:  images.New(client, st, cfg.PollInterval),
+		Logger:  log,
+		Metrics: reg,
+	})
+	hs := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", cfg.DB, "base_url", cfg.BaseURL)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

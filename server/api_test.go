@@ -1,0 +1,269 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"imagebadger/analysis"
+	"imagebadger/images"
+	"imagebadger/netguard"
+	"imagebadger/server"
+	"imagebadger/store"
+)
+
+// countingRegistry is go-containerregistry's in-process registry that records
+// every request it receives.
+type countingRegistry struct {
+	host string
+	mu   sync.Mutex
+	reqs []string
+}
+
+func newRegistry(t *testing.T) *countingRegistry {
+	t.Helper()
+	cr := &countingRegistry{}
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cr.mu.Lock()
+		cr.reqs = append(cr.reqs, r.Method+" "+r.URL.Path)
+		cr.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cr.host = strings.TrimPrefix(srv.URL, "http://")
+	return cr
+}
+
+func (cr *countingRegistry) take() []string {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	r := cr.reqs
+	cr.reqs = nil
+	return r
+}
+
+type stack struct {
+	url   string
+	store *store.Store
+}
+
+// newStack wires the real service (store on a SQLite file, netguard, the
+// registry client) behind an httptest server.
+func newStack(t *testing.T, timeout time.Duration) *stack {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	client, err := analysis.NewClient(analysis.ClientOptions{
+		Transport: netguard.New(true).Transport(),
+		Timeout:   timeout,
+		Keychain:  authn.NewMultiKeychain(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{
+		Images:  images.New(client, st, time.Hour),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: prometheus.NewRegistry(),
+	})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &stack{url: hs.URL, store: st}
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("GET %s: Content-Type %q", url, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func pushRandom(t *testing.T, ref string) v1.Image {
+	t.Helper()
+	img, err := random.Image(512, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crane.Push(img, ref); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestImageReportAndRequestCounts(t *testing.T) {
+	reg := newRegistry(t)
+	s := newStack(t, 5*time.Second)
+	img := pushRandom(t, reg.host+"/acme/app:1")
+	reg.take()
+
+	var rep analysis.Report
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app:1", &rep); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	digest, _ := img.Digest()
+	m, _ := img.Manifest()
+	if rep.Digest != digest.String() || rep.Repository != "acme/app" || rep.Registry != reg.host || rep.Tag != "1" {
+		t.Errorf("report names %s %s %s %s", rep.Registry, rep.Repository, rep.Tag, rep.Digest)
+	}
+	if !cmp.Equal(rep.Tags, []string{"1"}) {
+		t.Errorf("tags = %v", rep.Tags)
+	}
+	if len(rep.Platforms) != 1 || rep.Platforms[0].LayerCount != len(m.Layers) || rep.Platforms[0].ConfigDigest != m.Config.Digest.String() {
+		t.Fatalf("platforms = %+v", rep.Platforms)
+	}
+
+	// Immutable content is never fetched again: a refresh costs one HEAD.
+	reg.take()
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app:1?refresh=1", &rep); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if got, want := reg.take(), []string{"HEAD /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
+		t.Errorf("refresh made requests %v, want %v", got, want)
+	}
+	// Without refresh, a freshly checked tag is answered from the store alone.
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app:1", &rep); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if got := reg.take(); len(got) != 0 {
+		t.Errorf("plain read made requests %v, want none", got)
+	}
+	// POST refresh is the same path.
+	resp, err := http.Post(s.url+"/api/v1/images/"+reg.host+"/acme/app:1/refresh", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := reg.take(), []string{"HEAD /v2/acme/app/manifests/1"}; resp.StatusCode != 200 || !cmp.Equal(got, want) {
+		t.Errorf("POST refresh: status %d, requests %v, want 200 and %v", resp.StatusCode, got, want)
+	}
+	// By digest, the stored manifest answers without any request.
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app@"+digest.String(), &rep); code != 200 || rep.Digest != digest.String() {
+		t.Fatalf("by digest: status %d digest %s", code, rep.Digest)
+	}
+	if got := reg.take(); len(got) != 0 {
+		t.Errorf("read by digest made requests %v, want none", got)
+	}
+}
+
+func TestErrorsAnswerTheContract(t *testing.T) {
+	reg := newRegistry(t)
+	s := newStack(t, 5*time.Second)
+	pushRandom(t, reg.host+"/acme/app:1")
+	for _, tc := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/api/v1/images/UPPER/Case:1", 400, "invalid_reference"},
+		{"/api/v1/images/acme/app:bad tag", 400, "invalid_reference"},
+		{"/api/v1/images/" + reg.host + "/acme/app:nope", 404, "not_found"},
+		{"/api/v1/images/" + reg.host + "/acme/nothing:1", 404, "not_found"},
+		{"/api/v1/images/169.254.169.254/x:1", 403, "registry_forbidden"},
+		{"/api/v1/images/[fd00:ec2::254]:80/x:1", 403, "registry_forbidden"},
+		{"/api/v1/nothing-here", 404, "not_found"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			var body errorBody
+			code := getJSON(t, s.url+tc.path, &body)
+			if code != tc.status || body.Error.Code != tc.code {
+				t.Errorf("got %d %q, want %d %q", code, body.Error.Code, tc.status, tc.code)
+			}
+			if body.Error.Message == "" || strings.Contains(body.Error.Message, "http://") || strings.Contains(body.Error.Message, "goroutine") {
+				t.Errorf("message %q is empty or leaks internals", body.Error.Message)
+			}
+		})
+	}
+}
+
+func TestHangingRegistryTimesOutWhileHealthzAnswers(t *testing.T) {
+	block := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(block)
+	s := newStack(t, time.Second)
+
+	done := make(chan struct{})
+	var code int
+	var body errorBody
+	go func() {
+		defer close(done)
+		code = getJSON(t, s.url+"/api/v1/images/"+strings.TrimPrefix(hang.URL, "http://")+"/acme/app:1", &body)
+	}()
+	// While the image request waits on the registry, /healthz answers.
+	for i := 0; i < 5; i++ {
+		resp, err := http.Get(s.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "ok" {
+			t.Fatalf("healthz = %d %q", resp.StatusCode, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no answer long after the 1s registry deadline")
+	}
+	if code != 504 || body.Error.Code != "registry_timeout" {
+		t.Errorf("got %d %q, want 504 registry_timeout", code, body.Error.Code)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	s := newStack(t, time.Second)
+	http.Get(s.url + "/healthz")
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `imagebadger_http_requests_total{code="200",route="healthz"} 1`) {
+		t.Errorf("metrics = %d\n%s", resp.StatusCode, b)
+	}
+}

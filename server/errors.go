@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"imagebadger/analysis"
+)
+
+// Client errors raised by the server itself.
+var (
+	errNoRoute        = fmt.Errorf("no such page: %w", analysis.ErrNotFound)
+	errInvalidRequest = errors.New("invalid request")
+)
+
+// invalidRequest makes an error that answers 400 invalid_request with msg.
+func invalidRequest(msg string) error {
+	return &analysis.Error{Kind: errInvalidRequest, Message: msg}
+}
+
+// apiError is the JSON error body of API.md.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// statusOf maps an error kind to its code and status; it is the only place
+// that does.
+func statusOf(err error) (code string, status int) {
+	switch {
+	case errors.Is(err, analysis.ErrInvalidReference):
+		return "invalid_reference", http.StatusBadRequest
+	case errors.Is(err, errInvalidRequest):
+		return "invalid_request", http.StatusBadRequest
+	case errors.Is(err, analysis.ErrNotFound):
+		return "not_found", http.StatusNotFound
+	case errors.Is(err, analysis.ErrForbidden):
+		return "registry_forbidden", http.StatusForbidden
+	case errors.Is(err, analysis.ErrUnauthorized):
+		return "registry_unauthorized", http.StatusForbidden
+	case errors.Is(err, analysis.ErrRateLimited):
+		return "rate_limited", http.StatusTooManyRequests
+	case errors.Is(err, analysis.ErrTimeout):
+		return "registry_timeout", http.StatusGatewayTimeout
+	case errors.Is(err, analysis.ErrUpstream):
+		return "registry_error", http.StatusBadGateway
+	case errors.Is(err, context.Canceled):
+		return "canceled", 499
+	}
+	return "internal", http.StatusInternalServerError
+}
+
+// writeError answers with the JSON error shape. The message shown is the
+// error's public message; anything else is logged, never shown.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, status := statusOf(err)
+	msg, ok := analysis.PublicMessage(err)
+	if !ok {
+		msg = http.StatusText(status)
+		if status == http.StatusNotFound {
+			msg = "not found"
+		}
+	}
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	} else {
+		s.log.InfoContext(r.Context(), "request refused", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	}
+	var ae *analysis.Error
+	if errors.As(err, &ae) && ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ae.RetryAfter.Seconds()+0.999)))
+	} else if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "60")
+	}
+	var body apiError
+	body.Error.Code, body.Error.Message = code, msg
+	if status == 499 {
+		return // the client is gone
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

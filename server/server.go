@@ -1,0 +1,50 @@
+// Package server is imagebadger's HTTP face: pages, the JSON API, badges and
+// hooks. Handlers return errors; one function (writeError) turns them into
+// status codes and the JSON error shape of API.md.
+package server
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"imagebadger/images"
+)
+
+// Config holds what the server needs; every field is required unless noted.
+type Config struct {
+	Images *images.Service
+	Logger *slog.Logger
+	// Metrics is the registry /metrics exposes; the server adds its own
+	// collectors to it.
+	Metrics *prometheus.Registry
+}
+
+// Server routes requests to handlers.
+type Server struct {
+	images  *images.Service
+	log     *slog.Logger
+	metrics *prometheus.Registry
+	http    *httpMetrics
+	router  *mux.Router
+}
+
+// New returns a Server with every route registered.
+func New(cfg Config) *Server {
+	s := &Server{
+		images:  cfg.Images,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		http:    newHTTPMetrics(cfg.Metrics),
+		router:  mux.NewRouter(),
+	}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r)
+}

@@ -1,0 +1,141 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"imagebadger/analysis"
+	"imagebadger/store"
+)
+
+func open(t *testing.T, path string) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestContentRoundTripAndReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ib.db")
+	s := open(t, path)
+	if _, _, err := s.Manifest(ctx, "sha256:aa"); !errors.Is(err, analysis.ErrNotFound) {
+		t.Fatalf("missing manifest: err = %v, want not found", err)
+	}
+	if _, err := s.Config(ctx, "sha256:bb"); !errors.Is(err, analysis.ErrNotFound) {
+		t.Fatalf("missing config: err = %v, want not found", err)
+	}
+	if err := s.PutManifest(ctx, "sha256:aa", "application/vnd.oci.image.manifest.v1+json", []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	// Content is immutable: a second put of the same digest changes nothing.
+	if err := s.PutManifest(ctx, "sha256:aa", "other", []byte(`{"a":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutConfig(ctx, "sha256:bb", []byte(`{"b":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// Reopening applies no migration twice and finds everything.
+	s = open(t, path)
+	mt, body, err := s.Manifest(ctx, "sha256:aa")
+	if err != nil || mt != "application/vnd.oci.image.manifest.v1+json" || string(body) != `{"a":1}` {
+		t.Errorf("manifest = %q %q %v", mt, body, err)
+	}
+	if body, err := s.Config(ctx, "sha256:bb"); err != nil || string(body) != `{"b":1}` {
+		t.Errorf("config = %q %v", body, err)
+	}
+}
+
+func TestRecordTag(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	repo := analysis.Repository{Registry: "127.0.0.1:5000", Name: "acme/base"}
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	d1 := analysis.Descriptor{Digest: "sha256:11", MediaType: "application/vnd.oci.image.index.v1+json"}
+	d2 := analysis.Descriptor{Digest: "sha256:22", MediaType: "application/vnd.oci.image.manifest.v1+json"}
+
+	steps := []struct {
+		tag  string
+		d    analysis.Descriptor
+		at   time.Time
+		want store.TagCheck
+	}{
+		{"1.0", d1, t0, store.TagCheck{Previous: "", Moved: true}},
+		{"1", d1, t0, store.TagCheck{Previous: "", Moved: true}},
+		{"1.0", d1, t0.Add(time.Minute), store.TagCheck{Previous: "sha256:11", Moved: false}},
+		{"1", d2, t0.Add(2 * time.Minute), store.TagCheck{Previous: "sha256:11", Moved: true}},
+	}
+	for _, st := range steps {
+		got, err := s.RecordTag(ctx, repo, st.tag, st.d, st.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != st.want {
+			t.Errorf("RecordTag(%s → %s) = %+v, want %+v", st.tag, st.d.Digest, got, st.want)
+		}
+	}
+	ts, err := s.Tag(ctx, repo, "1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.TagState{Digest: "sha256:11", MediaType: d1.MediaType, FirstSeen: t0, Changed: t0, Checked: t0.Add(time.Minute)}
+	if diff := cmp.Diff(want, ts); diff != "" {
+		t.Errorf("tag 1.0 (-want +got):\n%s", diff)
+	}
+	if got, _ := s.TagsAt(ctx, repo, "sha256:11"); !cmp.Equal(got, []string{"1.0"}) {
+		t.Errorf("tags at sha256:11 = %v", got)
+	}
+	if got, _ := s.TagsAt(ctx, repo, "sha256:22"); !cmp.Equal(got, []string{"1"}) {
+		t.Errorf("tags at sha256:22 = %v", got)
+	}
+	if _, err := s.Tag(ctx, repo, "nope"); !errors.Is(err, analysis.ErrNotFound) {
+		t.Errorf("unknown tag: err = %v", err)
+	}
+}
+
+// TestConcurrentWriters checks that many goroutines writing at once through
+// the single writer connection neither fail with "database is locked" nor
+// lose a write.
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	repo := analysis.Repository{Registry: "r", Name: "n"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := analysis.Descriptor{Digest: "sha256:" + string(rune('a'+i%26)), MediaType: "m"}
+			if _, err := s.RecordTag(ctx, repo, "t"+string(rune('A'+i%50)), d, time.Now()); err != nil {
+				errs <- err
+			}
+			if _, err := s.Tag(ctx, repo, "t"+string(rune('A'+i%50))); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestPostgresIsRefusedClearly(t *testing.T) {
+	_, err := store.Open(context.Background(), "postgres://localhost/imagebadger")
+	if err == nil {
+		t.Fatal("want an error for a postgres:// URL")
+	}
+}

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"imagebadger/analysis"
+)
+
+// TagState is what the store knows of one tag.
+type TagState struct {
+	Digest    string
+	MediaType string
+	FirstSeen time.Time
+	// Changed is when the tag was last seen pointing somewhere new.
+	Changed time.Time
+	// Checked is when the registry was last asked.
+	Checked time.Time
+}
+
+// Tag returns the stored state of repo:tag, or an error wrapping
+// analysis.ErrNotFound when the tag was never resolved.
+func (s *Store) Tag(ctx context.Context, repo analysis.Repository, tag string) (TagState, error) {
+	var st TagState
+	var first, changed, checked int64
+	err := s.read.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at, checked_at
+		FROM tags WHERE registry = ? AND repository = ? AND tag = ?`, repo.Registry, repo.Name, tag).
+		Scan(&st.Digest, &st.MediaType, &first, &changed, &checked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, analysis.ErrNotFound)
+	}
+	if err != nil {
+		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, err)
+	}
+	st.FirstSeen, st.Changed, st.Checked = fromMillis(first), fromMillis(changed), fromMillis(checked)
+	return st, nil
+}
+
+// TagCheck is the outcome of recording a resolution of a tag.
+type TagCheck struct {
+	// Previous is the digest the tag pointed at before; empty for a new tag.
+	Previous string
+	// Moved is true when the tag is new or points somewhere new.
+	Moved bool
+}
+
+// RecordTag records that repo:tag resolved to d at time at, and that the image
+// d is known in repo. It reports whether the tag moved.
+func (s *Store) RecordTag(ctx context.Context, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time) (TagCheck, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
+	}
+	defer tx.Rollback()
+	var prev string
+	err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
+		repo.Registry, repo.Name, tag).Scan(&prev)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = tx.ExecContext(ctx, `INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, repo.Registry, repo.Name, tag, d.Digest, d.MediaType, millis(at), millis(at), millis(at))
+	case err != nil:
+	case prev == d.Digest:
+		_, err = tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?`,
+			millis(at), repo.Registry, repo.Name, tag)
+	default:
+		_, err = tx.ExecContext(ctx, `UPDATE tags SET digest = ?, media_type = ?, changed_at = ?, checked_at = ?
+			WHERE registry = ? AND repository = ? AND tag = ?`, d.Digest, d.MediaType, millis(at), millis(at), repo.Registry, repo.Name, tag)
+	}
+	if err != nil {
+		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
+	}
+	if err := recordImage(ctx, tx, repo, d, at); err != nil {
+		return TagCheck{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
+	}
+	return TagCheck{Previous: prev, Moved: prev != d.Digest}, nil
+}
+
+// RecordImage records that the image d is known in repo (for images reached
+// by digest, without a tag).
+func (s *Store) RecordImage(ctx context.Context, repo analysis.Repository, d analysis.Descriptor, at time.Time) error {
+	return recordImage(ctx, s.write, repo, d, at)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func recordImage(ctx context.Context, db execer, repo analysis.Repository, d analysis.Descriptor, at time.Time) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO images (registry, repository, digest, media_type, first_seen_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (registry, repository, digest) DO NOTHING`,
+		repo.Registry, repo.Name, d.Digest, d.MediaType, millis(at))
+	if err != nil {
+		return fmt.Errorf("store: record image %s@%s: %w", repo, d.Digest, err)
+	}
+	return nil
+}
+
+// TagsAt returns the tags of repo known to point at digest, sorted.
+func (s *Store) TagsAt(ctx context.Context, repo analysis.Repository, digest string) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT tag FROM tags WHERE registry = ? AND repository = ? AND digest = ? ORDER BY tag`,
+		repo.Registry, repo.Name, digest)
+	if err != nil {
+		return nil, fmt.Errorf("store: tags of %s@%s: %w", repo, digest, err)
+	}
+	defer rows.Close()
+	tags := []string{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("store: tags of %s@%s: %w", repo, digest, err)
+		}
+		tags = append(tags, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: tags of %s@%s: %w", repo, digest, err)
+	}
+	return tags, nil
+}
