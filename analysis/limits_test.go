@@ -29,7 +29,7 @@ type rawManifest struct {
 	mt   types.MediaType
 }
 
-func (r rawManifest) RawManifest() ([]byte, error)         { return r.body, nil }
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.body, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 func putRaw(t *testing.T, ref string, body []byte, mt types.MediaType) {

@@ -1,0 +1,63 @@
+# Build, test and benchmark entry points. `make test` is what CI runs (through .ci/run).
+
+GO       ?= go
+BIN      := bin/imagebadger
+FUZZTIME ?= 30s
+# Extra flags for `go test` in `make test`, e.g. TESTFLAGS='-run TestFoo -v'.
+TESTFLAGS ?=
+# The whole suite must stay well under 20 minutes on 2 cores; a hung package fails here.
+TESTTIMEOUT ?= 10m
+
+# crane is installed by `go install`, so put GOPATH/bin on PATH for the tests.
+export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
+
+.PHONY: all build run deps generate lint test bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/imagebadger
+
+run: build
+	./$(BIN) serve
+
+deps:
+	./scripts/deps.sh
+
+generate:
+	$(GO) tool templ generate
+
+# The templ check: generated files must be what `templ generate` makes of the .templ
+# sources. On a clean checkout (CI) this is "git status shows no *_templ.go change"; in
+# a work tree with uncommitted templ changes it checks that generating changes nothing.
+lint:
+	@out="$$(gofmt -l .)"; \
+	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@before="$$(git status --porcelain -- '*_templ.go'; git ls-files --cached --others --exclude-standard '*_templ.go' | xargs -r sha256sum)"; \
+	$(GO) tool templ generate -log-level error || exit 1; \
+	after="$$(git status --porcelain -- '*_templ.go'; git ls-files --cached --others --exclude-standard '*_templ.go' | xargs -r sha256sum)"; \
+	if [ "$$before" != "$$after" ] || { [ -n "$$CI" ] && [ -n "$$(git status --porcelain -- '*_templ.go')" ]; }; then \
+		echo "templ generate changed generated files; commit the result:"; git status --porcelain -- '*_templ.go'; exit 1; \
+	fi
+
+test: deps
+	$(MAKE) --no-print-directory lint
+	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./internal/benchcmp
+
+# Runs every Fuzz* target of every package for FUZZTIME each (go test -fuzz takes one
+# target of one package at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+clean:
+	rm -rf bin

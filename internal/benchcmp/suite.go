@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"imagebadger/internal/distreg"
+)
+
+// env is what the comparisons run against.
+type env struct {
+	registry    string // "127.0.0.1:PORT"
+	imagebadger string // the binary built from this tree
+	skopeo      string
+	crane       string // empty when crane is not installed
+	app         string // registry + "/bench/app:1", the realistic image
+	appDigest   string // its manifest digest
+}
+
+// comparisons is the table of the project's whole-process comparisons. Add a row to
+// compare something new; commands builds both command lines from the environment.
+// check (optional) judges one run's standard output of each side before timing.
+var comparisons = []struct {
+	name     string
+	target   float64
+	commands func(e *env) (a, b []string, err error)
+	check    func(e *env, a, b []byte) error
+}{
+	{
+		name:   "inspect vs skopeo",
+		target: 0.50,
+		commands: func(e *env) ([]string, []string, error) {
+			return []string{e.imagebadger, "inspect", "--json", "--allow-private-registries", e.app},
+				[]string{e.skopeo, "inspect", "--tls-verify=false", "docker://" + e.app}, nil
+		},
+		check: func(e *env, a, b []byte) error {
+			var report struct{ Digest string } // the API's image report
+			if err := json.Unmarshal(a, &report); err != nil || report.Digest != e.appDigest {
+				return fmt.Errorf("imagebadger inspect --json: want a report with digest %s, got %.200q", e.appDigest, a)
+			}
+			var inspected struct{ Digest string } // skopeo's own output format
+			if err := json.Unmarshal(b, &inspected); err != nil || inspected.Digest != e.appDigest {
+				return fmt.Errorf("skopeo inspect: want Digest %s, got %.200q", e.appDigest, b)
+			}
+			return nil
+		},
+	},
+}
+
+// runSuite sets up the environment, runs every selected comparison and reports each.
+// A comparison that fails is reported and the others still run.
+func runSuite(ctx context.Context, s settings, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "benchcmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	e, cleanup, err := setup(ctx, s, dir, out)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+
+	var failed []string
+	for _, row := range comparisons {
+		if s.filter != nil && !s.filter.MatchString(row.name) {
+			continue
+		}
+		a, b, err := row.commands(e)
+		c := comparison{name: row.name, a: a, b: b, target: row.target}
+		if row.check != nil {
+			c.check = func(outA, outB []byte) error { return row.check(e, outA, outB) }
+		}
+		var r result
+		if err != nil {
+			r.err = err
+		} else {
+			r = measure(ctx, s, c)
+		}
+		if err := report(out, s, c, r); err != nil {
+			failed = append(failed, row.name)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// setup starts the registry, pushes the image and builds imagebadger. cleanup is
+// always safe to call.
+func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, func(), error) {
+	cleanup := func() {}
+	e := &env{}
+	var err error
+	if e.skopeo, err = exec.LookPath("skopeo"); err != nil {
+		return nil, cleanup, errors.New("skopeo not found: run `make deps`")
+	}
+	e.crane = findCrane()
+
+	fmt.Fprintln(out, "starting distribution registry…")
+	reg, err := distreg.Start(ctx, distreg.Options{Dir: filepath.Join(dir, "registry")})
+	if errors.Is(err, distreg.ErrNotInstalled) {
+		return nil, cleanup, fmt.Errorf("%w: run `make deps`", err)
+	}
+	if err != nil {
+		return nil, cleanup, err
+	}
+	cleanup = reg.Stop
+	e.registry = reg.Addr
+	e.app = reg.Addr + "/bench/app:1"
+
+	img, err := realisticImage()
+	if err != nil {
+		return nil, cleanup, fmt.Errorf("build image: %w", err)
+	}
+	if err := push(ctx, img, e.app, "1.0", "latest"); err != nil {
+		return nil, cleanup, fmt.Errorf("push %s: %w\nregistry log:\n%s", e.app, err, reg.Log())
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, cleanup, err
+	}
+	e.appDigest = d.String()
+
+	if s.bin != "" {
+		e.imagebadger = s.bin
+		return e, cleanup, nil
+	}
+	fmt.Fprintln(out, "building ./cmd/imagebadger…")
+	if e.imagebadger, err = buildImagebadger(ctx, dir); err != nil {
+		return nil, cleanup, err
+	}
+	return e, cleanup, nil
+}
+
+// realisticImage is an OCI image of 8 layers of varied sizes whose config has history
+// (with empty-layer entries between the layers, as Dockerfiles produce), labels,
+// environment and an entrypoint: what inspecting a real application image reads.
+func realisticImage() (v1.Image, error) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	created := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	steps := []string{
+		"/bin/sh -c #(nop) ADD file:4f1b9c0a in / ",
+		"/bin/sh -c apt-get update && apt-get install -y --no-install-recommends ca-certificates curl",
+		"/bin/sh -c groupadd -r app && useradd -r -g app app",
+		"COPY /usr/local/bin/app /usr/local/bin/app # buildkit",
+		"COPY config/ /etc/app/ # buildkit",
+		"RUN /bin/sh -c app --self-test # buildkit",
+		"COPY static/ /srv/static/ # buildkit",
+		"RUN /bin/sh -c chown -R app:app /srv # buildkit",
+	}
+	var history []v1.History
+	for i, step := range steps {
+		layer, err := random.Layer(int64(4<<10+rng.IntN(256<<10)), types.OCILayer)
+		if err != nil {
+			return nil, err
+		}
+		h := v1.History{CreatedBy: step, Created: v1.Time{Time: created.Add(time.Duration(i) * time.Minute)}}
+		if img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: h}); err != nil {
+			return nil, err
+		}
+		history = append(history, h)
+		if i == 0 {
+			history = append(history, v1.History{CreatedBy: `/bin/sh -c #(nop)  CMD ["bash"]`, Created: h.Created, EmptyLayer: true})
+		}
+	}
+	for _, step := range []string{
+		"ENV APP_HOME=/srv",
+		`LABEL org.opencontainers.image.version=1.0.3`,
+		"USER app",
+		`ENTRYPOINT ["/usr/local/bin/app"]`,
+	} {
+		history = append(history, v1.History{CreatedBy: step + " # buildkit", Created: v1.Time{Time: created.Add(time.Hour)}, EmptyLayer: true})
+	}
+
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Created = v1.Time{Time: created.Add(time.Hour)}
+	cf.History = history
+	cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "APP_HOME=/srv"}
+	cf.Config.Entrypoint = []string{"/usr/local/bin/app"}
+	cf.Config.User = "app"
+	cf.Config.WorkingDir = "/srv"
+	cf.Config.Labels = map[string]string{
+		"org.opencontainers.image.version":     "1.0.3",
+		"org.opencontainers.image.revision":    "0f3c2a9e1b7d4c5a6f8e9d0c1b2a3f4e5d6c7b8a",
+		"org.opencontainers.image.source":      "https://github.com/acme/app",
+		"org.opencontainers.image.licenses":    "Apache-2.0",
+		"org.opencontainers.image.title":       "app",
+		"org.opencontainers.image.description": "A benchmark image shaped like a real application.",
+		"org.opencontainers.image.created":     created.Format(time.RFC3339),
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+// push writes img to ref and tags it with extra tags in the same repository.
+func push(ctx context.Context, img v1.Image, ref string, tags ...string) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
+		return err
+	}
+	for _, tag := range tags {
+		if err := remote.Tag(r.Context().Tag(tag), img, remote.WithContext(ctx)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildImagebadger builds ./cmd/imagebadger of the module benchcmp runs in.
+func buildImagebadger(ctx context.Context, dir string) (string, error) {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	bin := filepath.Join(dir, "imagebadger")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/imagebadger")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/imagebadger: %v\n%s", err, indent(string(out)))
+	}
+	return bin, nil
+}
+
+// findCrane looks in PATH, then in $(go env GOPATH)/bin, where `make deps` installs it.
+func findCrane() string {
+	if p, err := exec.LookPath("crane"); err == nil {
+		return p
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err != nil {
+		return ""
+	}
+	for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
+		p := filepath.Join(dir, "bin", "crane")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}

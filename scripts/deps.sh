@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what the tests need, if missing; does nothing when all is there.
+#   Debian packages: docker-registry (the CNCF distribution registry), skopeo, chromium, wrk
+#   Go tools:        crane (go-containerregistry's CLI), into $(go env GOPATH)/bin
+# Debian packages are installed only as root; otherwise the script says what to install
+# and fails.
+#
+#   scripts/deps.sh                       install what is missing
+#   scripts/deps.sh --print-apt-packages  print the Debian package names (for .ci/run)
+set -euo pipefail
+
+APT_PACKAGES=(docker-registry skopeo chromium wrk)
+CRANE_VERSION=v0.22.1
+
+if [[ "${1:-}" == "--print-apt-packages" ]]; then
+	echo "${APT_PACKAGES[@]}"
+	exit 0
+fi
+
+installed() {
+	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+	installed "$pkg" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+	if [[ "$(id -u)" != 0 ]]; then
+		echo "deps: missing Debian packages: ${missing[*]}" >&2
+		echo "deps: as root run: apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	# Another apt run (a background install) may hold the lock: wait for it up to 5 minutes.
+	apt_opts=(-o DPkg::Lock::Timeout=300)
+	apt-get "${apt_opts[@]}" update
+	DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}"
+fi
+
+gopath="$(go env GOPATH)"
+gopath="${gopath%%:*}"
+if [[ ! -x "$gopath/bin/crane" ]]; then
+	echo "deps: installing crane $CRANE_VERSION"
+	GOFLAGS= GOBIN="$gopath/bin" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+fi
