@@ -60,6 +60,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		remote.WithTransport(&limitTransport{next: o.Transport, max: maxManifestBytes}),
 		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithUserAgent(o.UserAgent),
+		remote.WithPageSize(listPageSize),
 		// Retry only network flakes, once: a registry that is struggling is not
 		// helped by more requests, and the caller's deadline must hold.
 		remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),

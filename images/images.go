@@ -15,27 +15,42 @@ import (
 	"imagebadger/store"
 )
 
+// Config holds a Service's collaborators.
+type Config struct {
+	Client *analysis.Client
+	Store  *store.Store
+	// FreshFor is how long a stored tag resolution is trusted without asking
+	// the registry again (the poll interval).
+	FreshFor time.Duration
+	// Events, when set, turns each tag move into events stored with it.
+	Events EventBuilder
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
 // Service answers image reports.
 type Service struct {
 	inspector *analysis.Inspector
 	client    *analysis.Client
 	store     *store.Store
-	// freshFor is how long a stored tag resolution is trusted without asking
-	// the registry again (the poll interval).
-	freshFor time.Duration
-	now      func() time.Time
-	flight   singleflight.Group
+	freshFor  time.Duration
+	events    EventBuilder
+	now       func() time.Time
+	flight    singleflight.Group
 }
 
-// New returns a Service. freshFor is how long a tag resolution is reused
-// before a plain read asks the registry again.
-func New(client *analysis.Client, st *store.Store, freshFor time.Duration) *Service {
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Service{
-		inspector: analysis.NewInspector(client, st),
-		client:    client,
-		store:     st,
-		freshFor:  freshFor,
-		now:       time.Now,
+		inspector: analysis.NewInspector(cfg.Client, cfg.Store),
+		client:    cfg.Client,
+		store:     cfg.Store,
+		freshFor:  cfg.FreshFor,
+		events:    cfg.Events,
+		now:       cfg.Now,
 	}
 }
 
@@ -96,7 +111,7 @@ func (s *Service) image(ctx context.Context, ref analysis.Reference, refresh boo
 		if rep, err = s.inspector.Report(ctx, ref, desc, body); err != nil {
 			return nil, err
 		}
-		if _, err := s.store.RecordTag(ctx, ref.Repository, ref.Tag, desc, checked); err != nil {
+		if err := s.recordTag(ctx, ref, st.Digest, rep, checked); err != nil {
 			return nil, err
 		}
 	}
@@ -121,4 +136,56 @@ func (s *Service) describe(ctx context.Context, repo analysis.Repository, digest
 		return analysis.Descriptor{}, err
 	}
 	return analysis.Descriptor{Digest: digest, MediaType: mt}, nil
+}
+
+// recordTag stores a resolution of ref's tag to rep.Digest; known is the
+// digest the store held before (""), used to prepare the move's events
+// outside the transaction.
+func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, known string, rep *analysis.Report, at time.Time) error {
+	desc := analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}
+	var change *Change
+	if s.events != nil && known != rep.Digest {
+		c, err := s.change(ctx, ref, known, rep, at)
+		if err != nil {
+			return err
+		}
+		change = &c
+	}
+	events := func(previous string) ([]store.Event, error) {
+		if change == nil {
+			return nil, nil
+		}
+		if previous != change.Previous {
+			// Another writer moved the tag in between; report the move as seen
+			// from the store, conservatively as a change of platforms.
+			change.Previous, change.PlatformsChanged, change.Outdated = previous, true, nil
+		}
+		return s.events.Events(*change)
+	}
+	_, err := s.store.RecordTag(ctx, ref.Repository, ref.Tag, desc, at, events)
+	return err
+}
+
+// change prepares the description of a move from previous to rep.
+func (s *Service) change(ctx context.Context, ref analysis.Reference, previous string, rep *analysis.Report, at time.Time) (Change, error) {
+	c := Change{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, Current: rep.Digest, At: at, Report: rep, PlatformsChanged: true}
+	if previous == "" {
+		return c, nil
+	}
+	prev, err := s.inspector.Report(ctx, ref.Repository.WithDigest(previous), analysis.Descriptor{Digest: previous}, nil)
+	if err != nil {
+		// The previous image can no longer be read: treat the move as a change.
+		return c, nil
+	}
+	old := make(map[string]bool, len(prev.Platforms))
+	for _, p := range prev.Platforms {
+		old[p.Digest] = true
+	}
+	c.PlatformsChanged = false
+	for _, p := range rep.Platforms {
+		if !old[p.Digest] {
+			c.PlatformsChanged = true
+		}
+	}
+	return c, nil
 }

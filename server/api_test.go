@@ -83,7 +83,7 @@ func newStack(t *testing.T, timeout time.Duration) *stack {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{
-		Images:  images.New(client, st, time.Hour),
+		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour}),
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: prometheus.NewRegistry(),
 	})

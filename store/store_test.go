@@ -77,7 +77,7 @@ func TestRecordTag(t *testing.T) {
 		{"1", d2, t0.Add(2 * time.Minute), store.TagCheck{Previous: "sha256:11", Moved: true}},
 	}
 	for _, st := range steps {
-		got, err := s.RecordTag(ctx, repo, st.tag, st.d, st.at)
+		got, err := s.RecordTag(ctx, repo, st.tag, st.d, st.at, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d := analysis.Descriptor{Digest: "sha256:" + string(rune('a'+i%26)), MediaType: "m"}
-			if _, err := s.RecordTag(ctx, repo, "t"+string(rune('A'+i%50)), d, time.Now()); err != nil {
+			if _, err := s.RecordTag(ctx, repo, "t"+string(rune('A'+i%50)), d, time.Now(), nil); err != nil {
 				errs <- err
 			}
 			if _, err := s.Tag(ctx, repo, "t"+string(rune('A'+i%50))); err != nil {

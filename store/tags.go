@@ -47,9 +47,30 @@ type TagCheck struct {
 	Moved bool
 }
 
+// Event is something subscribers may be told about, emitted in the same
+// transaction as the tag move that caused it (the outbox pattern), so a move
+// is never recorded without its events nor an event without its move.
+type Event struct {
+	// ID is unique and stable; webhook deliveries use it as webhook-id.
+	ID   string
+	Type string
+	// Registry, Repository and Tag name the image the event is about, which
+	// is what subscriptions are matched against.
+	Registry, Repository, Tag string
+	// Payload is the JSON body delivered to subscribers.
+	Payload []byte
+}
+
+// EventsFunc computes the events of a move of a tag from previous ("" for a
+// tag seen the first time) to the new digest. It runs inside the recording
+// transaction and must not do I/O.
+type EventsFunc func(previous string) ([]Event, error)
+
 // RecordTag records that repo:tag resolved to d at time at, and that the image
-// d is known in repo. It reports whether the tag moved.
-func (s *Store) RecordTag(ctx context.Context, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time) (TagCheck, error) {
+// d is known in repo. When the tag is new or moved, the move goes into the
+// tag history and events(previous) is stored with it, in one transaction.
+// events may be nil. It reports whether the tag moved.
+func (s *Store) RecordTag(ctx context.Context, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time, events EventsFunc) (TagCheck, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
@@ -75,6 +96,25 @@ func (s *Store) RecordTag(ctx context.Context, repo analysis.Repository, tag str
 	}
 	if err := recordImage(ctx, tx, repo, d, at); err != nil {
 		return TagCheck{}, err
+	}
+	if prev != d.Digest {
+		var old any
+		if prev != "" {
+			old = prev
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tag_history (registry, repository, tag, old_digest, new_digest, moved_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, repo.Registry, repo.Name, tag, old, d.Digest, millis(at)); err != nil {
+			return TagCheck{}, fmt.Errorf("store: record move of %s:%s: %w", repo, tag, err)
+		}
+		if events != nil {
+			evs, err := events(prev)
+			if err != nil {
+				return TagCheck{}, fmt.Errorf("store: events of %s:%s: %w", repo, tag, err)
+			}
+			if err := s.enqueue(ctx, tx, evs, at); err != nil {
+				return TagCheck{}, err
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)

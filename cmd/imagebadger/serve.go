@@ -46,7 +46,7 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := server.New(server.Config{
-		Images:  images.New(client, st, cfg.PollInterval),
+		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: cfg.PollInterval}),
 		Logger:  log,
 		Metrics: reg,
 	})
