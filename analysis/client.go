@@ -111,9 +111,21 @@ func (c *Client) Resolve(ctx context.Context, ref Reference) (d Descriptor, body
 	if cerr := classify(err, ref.Registry, what); !errors.Is(cerr, ErrUpstream) {
 		return Descriptor{}, nil, cerr
 	}
-	gctx, cancel := context.WithTimeout(ctx, c.timeout)
+	return c.Fetch(ctx, ref)
+}
+
+// Fetch reads what ref points at with one GET, for callers that need the
+// manifest anyway and keep nothing between runs (the inspect command): it
+// saves the HEAD that Resolve would spend.
+func (c *Client) Fetch(ctx context.Context, ref Reference) (Descriptor, []byte, error) {
+	n, err := c.name(ref)
+	if err != nil {
+		return Descriptor{}, nil, newError(ErrInvalidReference, err, "%s is not a valid reference", ref)
+	}
+	what := "image " + ref.String()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	got, err := c.puller.Get(gctx, n)
+	got, err := c.puller.Get(ctx, n)
 	if err != nil {
 		return Descriptor{}, nil, classify(err, ref.Registry, what)
 	}

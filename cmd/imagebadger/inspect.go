@@ -23,7 +23,7 @@ func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w i
 	if err != nil {
 		return err
 	}
-	desc, body, err := client.Resolve(ctx, ref)
+	desc, body, err := client.Fetch(ctx, ref)
 	if err != nil {
 		return err
 	}
