@@ -31,6 +31,9 @@ type ClientOptions struct {
 	Keychain authn.Keychain
 	// UserAgent is sent on every request.
 	UserAgent string
+	// Concurrency is the number of requests in flight at once per registry
+	// host (default 8).
+	Concurrency int
 }
 
 // Client reads manifests and configs from registries. It keeps one
@@ -56,8 +59,11 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = "imagebadger"
 	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
 	opts := []remote.Option{
-		remote.WithTransport(&limitTransport{next: o.Transport, max: maxManifestBytes}),
+		remote.WithTransport(&limitTransport{next: o.Transport, max: maxManifestBytes, hosts: newHostLimiter(o.Concurrency)}),
 		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithUserAgent(o.UserAgent),
 		remote.WithPageSize(listPageSize),
@@ -204,8 +210,9 @@ func shortDigest(d string) string {
 // indexes, configs, token answers) and turns 429 into an error that carries
 // Retry-After, so no layer above ever retries a registry that asked us to wait.
 type limitTransport struct {
-	next http.RoundTripper
-	max  int64
+	next  http.RoundTripper
+	max   int64
+	hosts *hostLimiter
 }
 
 // rateLimitError reports a 429 with the wait the registry asked for.
@@ -216,19 +223,28 @@ func (e *rateLimitError) Error() string {
 }
 
 func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
+	host := req.URL.Host
+	release, err := t.hosts.acquire(req.Context(), host)
 	if err != nil {
 		return nil, err
 	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	t.hosts.observe(host, resp)
 	if resp.StatusCode == http.StatusTooManyRequests {
 		resp.Body.Close()
+		release()
 		return nil, &rateLimitError{retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if resp.ContentLength > t.max {
 		resp.Body.Close()
+		release()
 		return nil, fmt.Errorf("%w: %d bytes declared", errManifestTooLarge, resp.ContentLength)
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: t.max}
+	resp.Body = &releasingBody{limitedBody: &limitedBody{rc: resp.Body, left: t.max}, release: release}
 	return resp, nil
 }
 

@@ -294,3 +294,19 @@ func (r *Report) Select(want string) (p *Platform, ok bool) {
 	}
 	return &r.Platforms[0], true
 }
+
+// Clone returns a copy of r that can be changed (tags, parents, reference)
+// without touching r; layers, labels and other read-only parts are shared.
+func (r *Report) Clone() *Report {
+	c := *r
+	c.Tags = append([]string(nil), r.Tags...)
+	c.Platforms = append([]Platform(nil), r.Platforms...)
+	for i := range c.Platforms {
+		if p := c.Platforms[i].Parent; p != nil {
+			cp := *p
+			cp.Tags = append([]string(nil), p.Tags...)
+			c.Platforms[i].Parent = &cp
+		}
+	}
+	return &c
+}

@@ -16,7 +16,7 @@ type Change struct {
 	// Previous is the digest the tag pointed at before ("" for a tag seen the
 	// first time); Current where it points now.
 	Previous, Current string
-	At               time.Time
+	At                time.Time
 	// Report is the report of Current (platforms, layers, metadata).
 	Report *analysis.Report
 	// PlatformsChanged is false when every platform image of Current was

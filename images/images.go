@@ -1,12 +1,13 @@
 // Package images is the read flow of DESIGN.md shared by the pages, the JSON
 // API, the badges and the command line: resolve a reference (a HEAD at most),
-// fetch only content never seen, record what was learnt, and assemble the
-// report from the store.
+// fetch only content never seen, record what was learnt, find parents, and
+// assemble the report from the store.
 package images
 
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -37,9 +38,16 @@ type Service struct {
 	events    EventBuilder
 	now       func() time.Time
 	flight    singleflight.Group
+	index     *analysis.ParentIndex
+	reports   *reportCache
+
+	mu       sync.Mutex
+	recorded map[string]bool           // top-level images whose platforms are stored
+	links    map[store.ParentLink]bool // parent links already stored
 }
 
-// New returns a Service.
+// New returns a Service. Call LoadIndex before serving so parents found in
+// earlier runs are known.
 func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -51,6 +59,10 @@ func New(cfg Config) *Service {
 		freshFor:  cfg.FreshFor,
 		events:    cfg.Events,
 		now:       cfg.Now,
+		index:     analysis.NewParentIndex(),
+		reports:   newReportCache(4096),
+		recorded:  map[string]bool{},
+		links:     map[store.ParentLink]bool{},
 	}
 }
 
@@ -69,7 +81,8 @@ func (s *Service) Image(ctx context.Context, ref analysis.Reference, refresh boo
 	if err != nil {
 		return nil, err
 	}
-	return v.(*analysis.Report), nil
+	// Each caller gets its own copy: the shared one may be cached.
+	return v.(*analysis.Report).Clone(), nil
 }
 
 func (s *Service) image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error) {
@@ -80,14 +93,10 @@ func (s *Service) image(ctx context.Context, ref analysis.Reference, refresh boo
 	)
 	switch {
 	case ref.Digest != "":
-		var desc analysis.Descriptor
-		if desc, err = s.describe(ctx, ref.Repository, ref.Digest); err != nil {
+		if rep, err = s.cachedReport(ctx, ref); err != nil {
 			return nil, err
 		}
-		if rep, err = s.inspector.Report(ctx, ref, desc, nil); err != nil {
-			return nil, err
-		}
-		if err := s.store.RecordImage(ctx, ref.Repository, desc, checked); err != nil {
+		if err := s.store.RecordImage(ctx, ref.Repository, analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}, checked); err != nil {
 			return nil, err
 		}
 	default:
@@ -97,8 +106,7 @@ func (s *Service) image(ctx context.Context, ref analysis.Reference, refresh boo
 		}
 		if serr == nil && !refresh && checked.Sub(st.Checked) < s.freshFor {
 			checked = st.Checked
-			rep, err = s.inspector.Report(ctx, ref, analysis.Descriptor{Digest: st.Digest, MediaType: st.MediaType}, nil)
-			if err != nil {
+			if rep, err = s.cachedReport(ctx, ref.Repository.WithDigest(st.Digest)); err != nil {
 				return nil, err
 			}
 			break
@@ -107,35 +115,78 @@ func (s *Service) image(ctx context.Context, ref analysis.Reference, refresh boo
 		if err != nil {
 			return nil, err
 		}
-		// Content first: a tag is recorded only once its image could be reported.
-		if rep, err = s.inspector.Report(ctx, ref, desc, body); err != nil {
+		if body != nil {
+			if err := s.store.PutManifest(ctx, desc.Digest, desc.MediaType, body); err != nil {
+				return nil, err
+			}
+		}
+		if rep, err = s.cachedReport(ctx, ref.Repository.WithDigest(desc.Digest)); err != nil {
+			return nil, err
+		}
+		// Content and platforms first: a tag is recorded only once its image
+		// could be reported and indexed, so a move's consequences are known.
+		if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
 			return nil, err
 		}
 		if err := s.recordTag(ctx, ref, st.Digest, rep, checked); err != nil {
 			return nil, err
 		}
 	}
+	if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
+		return nil, err
+	}
+	rep = rep.Clone()
+	rep.Reference, rep.Tag = ref.String(), ref.Tag
 	if rep.Tags, err = s.store.TagsAt(ctx, ref.Repository, rep.Digest); err != nil {
+		return nil, err
+	}
+	analysis.SortTags(rep.Tags)
+	if err := s.attachParents(ctx, ref.Repository, rep); err != nil {
 		return nil, err
 	}
 	rep.CheckedAt = checked.UTC().Truncate(time.Second)
 	return rep, nil
 }
 
-// describe returns the media type of a manifest known by digest, from the
-// store when it holds it (the Inspector then fetches nothing either).
-func (s *Service) describe(ctx context.Context, repo analysis.Repository, digest string) (analysis.Descriptor, error) {
-	mt, _, err := s.store.Manifest(ctx, digest)
+// cachedReport returns the report of the image ref.Digest, assembled from
+// the store (fetching only missing content) and kept in memory: content by
+// digest never changes, so neither does this part of the report. The result
+// is shared; callers clone before changing it.
+func (s *Service) cachedReport(ctx context.Context, ref analysis.Reference) (*analysis.Report, error) {
+	key := ref.Repository.WithDigest(ref.Digest).String()
+	if rep, ok := s.reports.get(key); ok {
+		return rep, nil
+	}
+	// Tags that share a digest are resolved concurrently; fetch it once.
+	v, err, _ := s.flight.Do("report\x00"+key, func() (any, error) {
+		return s.assemble(context.WithoutCancel(ctx), ref, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*analysis.Report), nil
+}
+
+func (s *Service) assemble(ctx context.Context, ref analysis.Reference, key string) (*analysis.Report, error) {
+	if rep, ok := s.reports.get(key); ok {
+		return rep, nil
+	}
+	mt, _, err := s.store.Manifest(ctx, ref.Digest)
 	if errors.Is(err, analysis.ErrNotFound) {
 		var body []byte
-		if mt, body, err = s.client.Manifest(ctx, repo, digest); err == nil {
-			err = s.store.PutManifest(ctx, digest, mt, body)
+		if mt, body, err = s.client.Manifest(ctx, ref.Repository, ref.Digest); err == nil {
+			err = s.store.PutManifest(ctx, ref.Digest, mt, body)
 		}
 	}
 	if err != nil {
-		return analysis.Descriptor{}, err
+		return nil, err
 	}
-	return analysis.Descriptor{Digest: digest, MediaType: mt}, nil
+	rep, err := s.inspector.Report(ctx, ref.Repository.WithDigest(ref.Digest), analysis.Descriptor{Digest: ref.Digest, MediaType: mt}, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.reports.put(key, rep)
+	return rep, nil
 }
 
 // recordTag stores a resolution of ref's tag to rep.Digest; known is the
@@ -172,20 +223,22 @@ func (s *Service) change(ctx context.Context, ref analysis.Reference, previous s
 	if previous == "" {
 		return c, nil
 	}
-	prev, err := s.inspector.Report(ctx, ref.Repository.WithDigest(previous), analysis.Descriptor{Digest: previous}, nil)
-	if err != nil {
-		// The previous image can no longer be read: treat the move as a change.
-		return c, nil
-	}
-	old := make(map[string]bool, len(prev.Platforms))
-	for _, p := range prev.Platforms {
-		old[p.Digest] = true
-	}
-	c.PlatformsChanged = false
-	for _, p := range rep.Platforms {
-		if !old[p.Digest] {
-			c.PlatformsChanged = true
+	if prev, err := s.cachedReport(ctx, ref.Repository.WithDigest(previous)); err == nil {
+		old := make(map[string]bool, len(prev.Platforms))
+		for _, p := range prev.Platforms {
+			old[p.Digest] = true
+		}
+		c.PlatformsChanged = false
+		for _, p := range rep.Platforms {
+			if !old[p.Digest] {
+				c.PlatformsChanged = true
+			}
 		}
 	}
+	outdated, err := s.outdatedChildren(ctx, ref.Repository, previous, rep)
+	if err != nil {
+		return Change{}, err
+	}
+	c.Outdated = outdated
 	return c, nil
 }

@@ -1,0 +1,330 @@
+package images_test
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"imagebadger/analysis"
+	"imagebadger/images"
+	"imagebadger/store"
+)
+
+type env struct {
+	t      *testing.T
+	host   string
+	svc    *images.Service
+	store  *store.Store
+	events *recorder
+	mu     sync.Mutex
+	reqs   []string
+}
+
+// recorder is an EventBuilder that remembers the changes it was given.
+type recorder struct {
+	mu      sync.Mutex
+	changes []images.Change
+}
+
+func (r *recorder) Events(c images.Change) ([]store.Event, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changes = append(r.changes, c)
+	return nil, nil
+}
+
+func (r *recorder) take() []images.Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.changes
+	r.changes = nil
+	return c
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, events: &recorder{}}
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.reqs = append(e.reqs, r.Method+" "+r.URL.Path)
+		e.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.host = strings.TrimPrefix(srv.URL, "http://")
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e.store = st
+	e.svc = e.newService()
+	return e
+}
+
+func (e *env) newService() *images.Service {
+	client, err := analysis.NewClient(analysis.ClientOptions{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	svc := images.New(images.Config{Client: client, Store: e.store, FreshFor: time.Hour, Events: e.events})
+	if err := svc.LoadIndex(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	return svc
+}
+
+func (e *env) takeRequests() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.reqs
+	e.reqs = nil
+	return r
+}
+
+func (e *env) push(ref string, img v1.Image) string {
+	e.t.Helper()
+	if err := crane.Push(img, e.host+"/"+ref); err != nil {
+		e.t.Fatal(err)
+	}
+	return must(img.Digest()).String()
+}
+
+func (e *env) pushIndex(ref string, idx v1.ImageIndex) string {
+	e.t.Helper()
+	r := must(analysisRef(e.host + "/" + ref))
+	if err := writeIndex(r, idx); err != nil {
+		e.t.Fatal(err)
+	}
+	return must(idx.Digest()).String()
+}
+
+// inspect asks the service for ref, re-resolving the tag.
+func (e *env) inspect(ref string) *analysis.Report {
+	e.t.Helper()
+	r, err := analysis.ParseReference(e.host + "/" + ref)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rep, err := e.svc.Image(context.Background(), r, true)
+	if err != nil {
+		e.t.Fatalf("inspect %s: %v", ref, err)
+	}
+	return rep
+}
+
+// layered returns an image made of base's layers plus n new random ones, for
+// the given platform, as a Dockerfile FROM base would.
+func layered(t *testing.T, base v1.Image, n int, platform string) v1.Image {
+	t.Helper()
+	if base == nil {
+		base = empty.Image
+	}
+	var ls []v1.Layer
+	for i := 0; i < n; i++ {
+		ls = append(ls, must(random.Layer(300, types.DockerLayer)))
+	}
+	img := must(mutate.AppendLayers(base, ls...))
+	cf := must(img.ConfigFile()).DeepCopy()
+	parts := strings.Split(platform, "/")
+	cf.OS, cf.Architecture = parts[0], parts[1]
+	cf.Variant = ""
+	if len(parts) == 3 {
+		cf.Variant = parts[2]
+	}
+	return must(mutate.ConfigFile(img, cf))
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestFamilyParents(t *testing.T) {
+	e := newEnv(t)
+	base := layered(t, nil, 2, "linux/amd64")
+	runtime := layered(t, base, 1, "linux/amd64")
+	app := layered(t, runtime, 1, "linux/amd64")
+	baseDigest := e.push("acme/base:1", base)
+	e.push("acme/base:1.0", base)
+	runtimeDigest := e.push("acme/runtime:3", runtime)
+	e.push("acme/app:2", app)
+	lonely := layered(t, nil, 2, "linux/amd64")
+	e.push("acme/lonely:1", lonely)
+
+	e.inspect("acme/base:1")
+	e.inspect("acme/base:1.0")
+	e.inspect("acme/runtime:3")
+	appRep := e.inspect("acme/app:2")
+
+	want := &analysis.Parent{Registry: e.host, Repository: "acme/runtime", Tags: []string{"3"}, Digest: runtimeDigest, LayerCount: 3, Method: "layers"}
+	if diff := cmp.Diff(want, appRep.Platforms[0].Parent); diff != "" {
+		t.Errorf("app's parent (-want +got):\n%s", diff)
+	}
+	rt := e.inspect("acme/runtime:3")
+	want = &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1", "1.0"}, Digest: baseDigest, LayerCount: 2, Method: "layers"}
+	if diff := cmp.Diff(want, rt.Platforms[0].Parent); diff != "" {
+		t.Errorf("runtime's parent (-want +got):\n%s", diff)
+	}
+	if p := e.inspect("acme/base:1").Platforms[0].Parent; p != nil {
+		t.Errorf("base has parent %+v; its other tag is the same repository, never a parent", p)
+	}
+	if p := e.inspect("acme/lonely:1").Platforms[0].Parent; p != nil {
+		t.Errorf("an image with no known parent got %+v", p)
+	}
+
+	// A new process rebuilds the index from the store and finds the same parent.
+	e.svc = e.newService()
+	if got := e.inspect("acme/app:2").Platforms[0].Parent; got == nil || got.Repository != "acme/runtime" {
+		t.Errorf("after restart, app's parent = %+v", got)
+	}
+}
+
+func TestRebuiltBaseMakesChildOutdated(t *testing.T) {
+	e := newEnv(t)
+	base := layered(t, nil, 2, "linux/amd64")
+	child := layered(t, base, 1, "linux/amd64")
+	oldBase := e.push("acme/base:1", base)
+	e.push("acme/child:1", child)
+	e.inspect("acme/base:1")
+	if p := e.inspect("acme/child:1").Platforms[0].Parent; p == nil || p.Outdated {
+		t.Fatalf("before the rebuild: parent %+v", p)
+	}
+	e.events.take()
+
+	// Re-pushed with only a new label: the tag moves, the layers do not, and
+	// the child is not outdated (nobody needs to rebuild).
+	cf := must(base.ConfigFile()).DeepCopy()
+	cf.Config.Labels = map[string]string{"org.opencontainers.image.revision": "relabelled"}
+	relabelled := e.push("acme/base:1", must(mutate.ConfigFile(base, cf)))
+	e.inspect("acme/base:1")
+	if changes := e.events.take(); len(changes) != 1 || len(changes[0].Outdated) != 0 {
+		t.Fatalf("relabel: changes = %+v, want one move outdating nothing", changes)
+	}
+	if p := e.inspect("acme/child:1").Platforms[0].Parent; p == nil || p.Outdated {
+		t.Errorf("after a relabel: parent %+v, want current", p)
+	}
+
+	rebuilt := layered(t, nil, 2, "linux/amd64")
+	newBase := e.push("acme/base:1", rebuilt)
+	e.inspect("acme/base:1")
+	changes := e.events.take()
+	if len(changes) != 1 || changes[0].Previous != relabelled || changes[0].Current != newBase || !changes[0].PlatformsChanged {
+		t.Fatalf("changes = %+v", changes)
+	}
+	wantOutdated := []images.OutdatedChild{{
+		Child: must(analysis.ParseReference(e.host + "/acme/child:1")), ChildDigest: must(child.Digest()).String(),
+		Platform: "linux/amd64", BuiltOn: relabelled,
+	}}
+	if diff := cmp.Diff(wantOutdated, changes[0].Outdated); diff != "" {
+		t.Errorf("outdated children (-want +got):\n%s", diff)
+	}
+	p := e.inspect("acme/child:1").Platforms[0].Parent
+	want := &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1"}, Digest: oldBase, LayerCount: 2,
+		Method: "layers", Outdated: true, CurrentDigest: newBase}
+	if diff := cmp.Diff(want, p); diff != "" {
+		t.Errorf("child's parent after the rebuild (-want +got):\n%s", diff)
+	}
+}
+
+func TestMultiPlatformBaseRebuiltForArmOnly(t *testing.T) {
+	e := newEnv(t)
+	amd := layered(t, nil, 2, "linux/amd64")
+	arm := layered(t, nil, 2, "linux/arm64/v8")
+	index := func(amd, arm v1.Image) v1.ImageIndex {
+		return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+			mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+			mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}})
+	}
+	e.pushIndex("acme/base:1", index(amd, arm))
+	e.push("acme/amdchild:1", layered(t, amd, 1, "linux/amd64"))
+	e.push("acme/armchild:1", layered(t, arm, 1, "linux/arm64/v8"))
+	e.inspect("acme/base:1")
+	e.inspect("acme/amdchild:1")
+	e.inspect("acme/armchild:1")
+	e.events.take()
+
+	arm2 := layered(t, nil, 2, "linux/arm64/v8")
+	newIndex := e.pushIndex("acme/base:1", index(amd, arm2))
+	e.inspect("acme/base:1")
+	changes := e.events.take()
+	if len(changes) != 1 || len(changes[0].Outdated) != 1 || changes[0].Outdated[0].Child.Name != "acme/armchild" {
+		t.Fatalf("changes = %+v, want one move outdating only acme/armchild", changes)
+	}
+	if p := e.inspect("acme/amdchild:1").Platforms[0].Parent; p == nil || p.Outdated {
+		t.Errorf("amd64 child: parent %+v, want current (its base layers did not change)", p)
+	}
+	p := e.inspect("acme/armchild:1").Platforms[0].Parent
+	if p == nil || !p.Outdated || p.CurrentDigest != newIndex {
+		t.Errorf("arm64 child: parent %+v, want outdated with currentDigest %s", p, newIndex)
+	}
+}
+
+func TestIdenticalImagesInTwoRepositories(t *testing.T) {
+	e := newEnv(t)
+	base := layered(t, nil, 2, "linux/amd64")
+	e.push("acme/mirror:1", base)
+	e.push("library/alpine:3", base)
+	e.push("other/copy:1", base)
+	e.push("other/copy:1.0", base)
+	e.push("other/copy:latest", base)
+	e.push("acme/app:1", layered(t, base, 1, "linux/amd64"))
+	for _, r := range []string{"acme/mirror:1", "library/alpine:3", "other/copy:1", "other/copy:1.0", "other/copy:latest"} {
+		e.inspect(r)
+	}
+	if p := e.inspect("acme/app:1").Platforms[0].Parent; p == nil || p.Repository != "library/alpine" {
+		t.Errorf("parent = %+v, want the official library/alpine among identical images", p)
+	}
+	// Between non-official repositories, more tags win.
+	if p := e.inspect("acme/mirror:1").Platforms[0].Parent; p == nil || p.Repository != "library/alpine" || p.LayerCount != 2 {
+		t.Errorf("mirror's parent = %+v, want library/alpine (equal layer lists count)", p)
+	}
+	if p := e.inspect("library/alpine:3").Platforms[0].Parent; p == nil || p.Repository != "other/copy" {
+		t.Errorf("alpine's parent = %+v, want other/copy (3 tags beat acme/mirror's 1)", p)
+	}
+}
+
+func TestAnnotationNamesTheParent(t *testing.T) {
+	e := newEnv(t)
+	base := layered(t, nil, 2, "linux/amd64")
+	baseDigest := e.push("acme/base:1", base)
+	e.inspect("acme/base:1")
+	// Layers say nothing (no shared prefix); the annotations name the base.
+	child := layered(t, nil, 3, "linux/amd64")
+	child = mutate.Annotations(child, map[string]string{
+		"org.opencontainers.image.base.name":   e.host + "/acme/base:1",
+		"org.opencontainers.image.base.digest": baseDigest,
+	}).(v1.Image)
+	e.push("acme/child:1", child)
+	p := e.inspect("acme/child:1").Platforms[0].Parent
+	want := &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1"}, Digest: baseDigest, LayerCount: 2, Method: "annotation"}
+	if diff := cmp.Diff(want, p); diff != "" {
+		t.Errorf("parent (-want +got):\n%s", diff)
+	}
+	newBase := e.push("acme/base:1", layered(t, nil, 2, "linux/amd64"))
+	e.inspect("acme/base:1")
+	p = e.inspect("acme/child:1").Platforms[0].Parent
+	if p == nil || !p.Outdated || p.CurrentDigest != newBase {
+		t.Errorf("after the base moved: parent %+v, want outdated at %s", p, newBase)
+	}
+}

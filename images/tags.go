@@ -1,0 +1,178 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"imagebadger/analysis"
+)
+
+// resolveParallel bounds the tags of one listing resolved at once. The
+// registry client further limits requests per registry host.
+const resolveParallel = 32
+
+// Tags returns repo's tags grouped by digest. With refresh, or when the
+// stored listing is older than the poll interval, the registry is asked:
+// the tag list (paginated), then one HEAD per tag, concurrently; manifests
+// and configs are fetched only for digests never seen. Each tag goes through
+// the same path as Image, so its moves are recorded with their events.
+func (s *Service) Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
+	key := "tags\x00" + repo.String()
+	if refresh {
+		key += "\x00refresh"
+	}
+	v, err, _ := s.flight.Do(key, func() (any, error) {
+		return s.tags(context.WithoutCancel(ctx), repo, refresh)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*analysis.TagList), nil
+}
+
+func (s *Service) tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
+	listed, err := s.store.Listed(ctx, repo)
+	if err != nil && !errors.Is(err, analysis.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil || refresh || s.now().Sub(listed) >= s.freshFor {
+		if listed, err = s.list(ctx, repo); err != nil {
+			return nil, err
+		}
+	}
+	return s.groups(ctx, repo, listed)
+}
+
+// list reads the tag list from the registry and resolves every tag.
+func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time, error) {
+	at := s.now()
+	tags, err := s.client.ListTags(ctx, repo)
+	if err != nil {
+		return time.Time{}, err
+	}
+	known, err := s.store.RepositoryTags(ctx, repo)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var gone []string
+	for _, k := range known {
+		if _, found := slices.BinarySearch(tags, k.Tag); !found {
+			gone = append(gone, k.Tag)
+		}
+	}
+	if err := s.store.ForgetTags(ctx, repo, gone); err != nil {
+		return time.Time{}, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(resolveParallel)
+	var mu sync.Mutex
+	var missing []string
+	for _, t := range tags {
+		g.Go(func() error {
+			_, err := s.Image(gctx, repo.WithTag(t), true)
+			if errors.Is(err, analysis.ErrRateLimited) {
+				// The client now holds every request to this registry until
+				// its pause ends; try this tag once more after it.
+				_, err = s.Image(gctx, repo.WithTag(t), true)
+			}
+			if errors.Is(err, analysis.ErrNotFound) {
+				// Deleted between the listing and the HEAD.
+				mu.Lock()
+				missing = append(missing, t)
+				mu.Unlock()
+				return nil
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return time.Time{}, err
+	}
+	if err := s.store.ForgetTags(ctx, repo, missing); err != nil {
+		return time.Time{}, err
+	}
+	if err := s.store.RecordListing(ctx, repo, at); err != nil {
+		return time.Time{}, err
+	}
+	return at, nil
+}
+
+// groups builds the grouped listing from the store.
+func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed time.Time) (*analysis.TagList, error) {
+	rows, err := s.store.RepositoryTags(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	out := &analysis.TagList{Registry: repo.Registry, Repository: repo.Name, TagCount: len(rows),
+		CheckedAt: listed.UTC().Truncate(time.Second), Groups: []analysis.TagGroup{}}
+	byDigest := map[string]int{}
+	for _, r := range rows {
+		i, ok := byDigest[r.Digest]
+		if !ok {
+			i = len(out.Groups)
+			byDigest[r.Digest] = i
+			g := analysis.TagGroup{Digest: r.Digest, MediaType: r.MediaType, Platforms: []string{}}
+			if rep, err := s.cachedReport(ctx, repo.WithDigest(r.Digest)); err == nil {
+				for _, p := range rep.Platforms {
+					g.Platforms = append(g.Platforms, p.Platform)
+					if p.Created != nil && (g.Created == nil || p.Created.After(*g.Created)) {
+						g.Created = p.Created
+					}
+				}
+			}
+			out.Groups = append(out.Groups, g)
+		}
+		out.Groups[i].Tags = append(out.Groups[i].Tags, r.Tag)
+	}
+	for i := range out.Groups {
+		analysis.SortTags(out.Groups[i].Tags)
+	}
+	// Newest images first; groups without a creation time last, by digest.
+	slices.SortStableFunc(out.Groups, func(a, b analysis.TagGroup) int {
+		switch {
+		case a.Created != nil && b.Created != nil && !a.Created.Equal(*b.Created):
+			return b.Created.Compare(*a.Created)
+		case a.Created != nil && b.Created == nil:
+			return -1
+		case a.Created == nil && b.Created != nil:
+			return 1
+		}
+		return compareStrings(a.Digest, b.Digest)
+	})
+	return out, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// RepositoryImages returns every known image of repo with the tags that
+// point at it now, newest first, for MicroBadger's Versions list.
+func (s *Service) RepositoryImages(ctx context.Context, repo analysis.Repository) ([]*analysis.Report, error) {
+	list, err := s.groups(ctx, repo, s.now())
+	if err != nil {
+		return nil, err
+	}
+	var out []*analysis.Report
+	for _, g := range list.Groups {
+		rep, err := s.cachedReport(ctx, repo.WithDigest(g.Digest))
+		if err != nil {
+			continue
+		}
+		rep = rep.Clone()
+		rep.Tags = g.Tags
+		out = append(out, rep)
+	}
+	return out, nil
+}
