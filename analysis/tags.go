@@ -87,3 +87,19 @@ func SortTags(tags []string) {
 		return strings.Compare(a, b)
 	})
 }
+
+// LatestVersion is MicroBadger's "version" of an image: the longest tag
+// other than latest among those sharing its digest ("2.7.13-slim" over
+// "2-slim"), ties broken alphabetically.
+func LatestVersion(tags []string) string {
+	best := ""
+	for _, t := range tags {
+		if t == "latest" {
+			continue
+		}
+		if len(t) > len(best) || (len(t) == len(best) && t < best) {
+			best = t
+		}
+	}
+	return best
+}

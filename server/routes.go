@@ -22,6 +22,9 @@ func (s *Server) routes() {
 	api := r.PathPrefix("/api/v1").Subrouter()
 	api.Handle("/images/{reference:.+}/refresh", s.handle("api_refresh", s.apiRefresh)).Methods(http.MethodPost)
 	api.Handle("/images/{reference:.+}", s.handle("api_image", s.apiImage)).Methods(http.MethodGet)
+	api.Handle("/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
+	r.Handle("/v1/images/{reference:.+}", s.handle("microbadger_image", s.microBadgerV1)).Methods(http.MethodGet)
+	s.pageRoutes()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

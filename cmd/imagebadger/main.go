@@ -85,6 +85,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return usageError{"usage: imagebadger inspect [--json] REFERENCE"}
 		}
 		return inspect(ctx, cfg, fs.Arg(0), jsonOut, stdout)
+	case "tags":
+		if fs.NArg() != 1 {
+			return usageError{"usage: imagebadger tags [--json] REPOSITORY"}
+		}
+		tmp, err := os.MkdirTemp("", "imagebadger-tags-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		return tags(ctx, cfg, fs.Arg(0), jsonOut, stdout, tmp)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q (want serve, inspect, tags or demo)", cmd)}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,12 +21,26 @@ import (
 	"imagebadger/store"
 )
 
+// repositories parses the --watch list.
+func repositories(s string) ([]analysis.Repository, error) {
+	var out []analysis.Repository
+	for _, r := range list(s) {
+		repo, err := analysis.ParseRepository(r)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--watch: %v", err)}
+		}
+		out = append(out, repo)
+	}
+	return out, nil
+}
+
 // newClient builds the registry client with the network policy of cfg.
 func newClient(cfg *Config) (*analysis.Client, error) {
 	return analysis.NewClient(analysis.ClientOptions{
-		Transport: netguard.New(cfg.AllowPrivateRegistries).Transport(),
-		Timeout:   cfg.RegistryTimeout,
-		Insecure:  list(cfg.InsecureRegistries),
+		Transport:   netguard.New(cfg.AllowPrivateRegistries).Transport(),
+		Timeout:     cfg.RegistryTimeout,
+		Insecure:    list(cfg.InsecureRegistries),
+		Concurrency: cfg.RegistryConcurrency,
 	})
 }
 
@@ -43,10 +58,26 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	watch, err := repositories(cfg.Watch)
+	if err != nil {
+		return err
+	}
+	svc := images.New(images.Config{Client: client, Store: st, FreshFor: cfg.PollInterval})
+	if err := svc.LoadIndex(ctx); err != nil {
+		return err
+	}
+	log.Info("parent index loaded", "images", svc.Index().Len())
+	// Background work stops before the database closes (deferred above).
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer background.Wait()
+	defer stopBackground()
+	background.Go(func() { svc.Watch(bg, watch, cfg.PollInterval, log) })
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := server.New(server.Config{
-		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: cfg.PollInterval}),
+		Images:  svc,
 		Logger:  log,
 		Metrics: reg,
 	})
@@ -59,7 +90,6 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"imagebadger/analysis"
+)
+
+// apiTags answers GET /api/v1/repositories/{repository}/tags.
+func (s *Server) apiTags(w http.ResponseWriter, r *http.Request) error {
+	repo, err := analysis.ParseRepository(mux.Vars(r)["repository"])
+	if err != nil {
+		return err
+	}
+	refresh := r.URL.Query().Get("refresh")
+	list, err := s.images.Tags(r.Context(), repo, refresh == "1" || refresh == "true")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// microBadgerImage is MicroBadger's image answer, field for field, so that
+// scripts written against api.microbadger.com keep working.
+type microBadgerImage struct {
+	ImageName     string               `json:"ImageName"`
+	LatestSHA     string               `json:"LatestSHA"`
+	LatestVersion string               `json:"LatestVersion"`
+	LayerCount    int                  `json:"LayerCount"`
+	DownloadSize  int64                `json:"DownloadSize"`
+	Labels        map[string]string    `json:"Labels"`
+	UpdatedAt     time.Time            `json:"UpdatedAt"`
+	Versions      []microBadgerVersion `json:"Versions"`
+}
+
+type microBadgerVersion struct {
+	SHA          string            `json:"SHA"`
+	Tags         []microBadgerTag  `json:"Tags"`
+	LayerCount   int               `json:"LayerCount"`
+	DownloadSize int64             `json:"DownloadSize"`
+	Labels       map[string]string `json:"Labels"`
+	Created      *time.Time        `json:"Created,omitempty"`
+}
+
+type microBadgerTag struct {
+	Tag string `json:"tag"`
+}
+
+// microBadgerV1 answers GET /v1/images/{reference}.
+func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
+	ref, err := analysis.ParseReference(mux.Vars(r)["reference"])
+	if err != nil {
+		return err
+	}
+	rep, err := s.images.Image(r.Context(), ref, false)
+	if err != nil {
+		return err
+	}
+	out := microBadgerImage{
+		ImageName:     ref.Name,
+		LatestSHA:     rep.Digest,
+		LatestVersion: analysis.LatestVersion(rep.Tags),
+		UpdatedAt:     rep.CheckedAt,
+		Labels:        map[string]string{},
+		Versions:      []microBadgerVersion{},
+	}
+	if ref.Registry != analysis.DockerHub {
+		out.ImageName = ref.Repository.String()
+	}
+	if p, ok := rep.Select(""); ok {
+		out.LayerCount, out.DownloadSize, out.Labels = p.LayerCount, p.DownloadSize, p.Labels
+	}
+	versions, err := s.images.RepositoryImages(r.Context(), ref.Repository)
+	if err != nil {
+		return err
+	}
+	for _, v := range versions {
+		mv := microBadgerVersion{SHA: v.Digest, Tags: []microBadgerTag{}, Labels: map[string]string{}}
+		for _, t := range v.Tags {
+			mv.Tags = append(mv.Tags, microBadgerTag{Tag: t})
+		}
+		if p, ok := v.Select(""); ok {
+			mv.LayerCount, mv.DownloadSize, mv.Labels, mv.Created = p.LayerCount, p.DownloadSize, p.Labels, p.Created
+		}
+		out.Versions = append(out.Versions, mv)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
