@@ -67,7 +67,6 @@ type ParentIndex struct {
 	entries []indexEntry
 	repos   []Repository
 	repoIDs map[Repository]int32
-	known   map[platformKey]struct{}
 }
 
 // indexEntry is kept small: the index must hold millions of images.
@@ -79,14 +78,9 @@ type indexEntry struct {
 	layers uint16
 }
 
-type platformKey struct {
-	repo   int32
-	digest [32]byte
-}
-
 // NewParentIndex returns an empty index.
 func NewParentIndex() *ParentIndex {
-	return &ParentIndex{byChain: map[chainKey]int32{}, repoIDs: map[Repository]int32{}, known: map[platformKey]struct{}{}}
+	return &ParentIndex{byChain: map[chainKey]int32{}, repoIDs: map[Repository]int32{}}
 }
 
 // Len returns the number of indexed platform images.
@@ -94,22 +88,6 @@ func (x *ParentIndex) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return len(x.entries)
-}
-
-// Has reports whether the platform image digest of repo is indexed.
-func (x *ParentIndex) Has(repo Repository, digest string) bool {
-	d, ok := keyOf(digest)
-	if !ok {
-		return false
-	}
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	id, ok := x.repoIDs[repo]
-	if !ok {
-		return false
-	}
-	_, ok = x.known[platformKey{id, d}]
-	return ok
 }
 
 // Add indexes a platform image of repo with the ChainID of its whole layer
@@ -131,13 +109,15 @@ func (x *ParentIndex) Add(repo Repository, digest, chainID string, layers int, s
 		x.repos = append(x.repos, repo)
 		x.repoIDs[repo] = id
 	}
-	pk := platformKey{id, d}
-	if _, ok := x.known[pk]; ok {
-		return
-	}
-	x.known[pk] = struct{}{}
+	// An image is known once per repository; entries sharing a chain are
+	// few (identical images in several repositories), so a walk is cheap.
 	next := int32(-1)
 	if head, ok := x.byChain[c]; ok {
+		for i := head; i >= 0; i = x.entries[i].next {
+			if x.entries[i].repo == id && x.entries[i].digest == d {
+				return
+			}
+		}
 		next = head
 	}
 	x.entries = append(x.entries, indexEntry{digest: d, next: next, repo: id, seen: seen, layers: uint16(layers)})
