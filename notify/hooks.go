@@ -1,0 +1,149 @@
+package notify
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+
+	"imagebadger/analysis"
+)
+
+// Media types of a CNCF distribution notification envelope, as the registry
+// sends them (application/json is accepted for hand-made calls).
+const (
+	EnvelopeV1 = "application/vnd.docker.distribution.events.v1+json"
+	EnvelopeV2 = "application/vnd.docker.distribution.events.v2+json"
+)
+
+// envelope is the part of a distribution notification envelope that matters
+// here.
+type envelope struct {
+	Events []struct {
+		Action string `json:"action"`
+		Target struct {
+			MediaType  string `json:"mediaType"`
+			Digest     string `json:"digest"`
+			Repository string `json:"repository"`
+			URL        string `json:"url"`
+			Tag        string `json:"tag"`
+		} `json:"target"`
+		Request struct {
+			Host string `json:"host"`
+		} `json:"request"`
+	} `json:"events"`
+}
+
+// manifestTypes are the media types a manifest push carries.
+func manifestTypes() []string {
+	return []string{
+		"application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.oci.image.index.v1+json",
+		"application/vnd.docker.distribution.manifest.v2+json",
+		"application/vnd.docker.distribution.manifest.list.v2+json",
+		"application/vnd.docker.distribution.manifest.v1+json",
+		"application/vnd.docker.distribution.manifest.v1+prettyjws",
+	}
+}
+
+// ParseRegistryNotification returns the images to refresh for a
+// distribution notification envelope: for each push of a manifest,
+// repository:tag (or @digest when the push had no tag) on the registry named
+// by the host of target.url, else by request.host; never source.addr, which
+// is the registry's own host name and may not be reachable from here. Pulls,
+// mounts, deletes and blob pushes are ignored, as are events naming no
+// usable image. Each image is listed once.
+func ParseRegistryNotification(body []byte) ([]analysis.Reference, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, invalid("the body is not a distribution notification envelope")
+	}
+	var out []analysis.Reference
+	seen := map[string]bool{}
+	for _, e := range env.Events {
+		if e.Action != "push" || e.Target.Repository == "" {
+			continue
+		}
+		host := ""
+		if u, err := url.Parse(e.Target.URL); err == nil && e.Target.URL != "" {
+			if !strings.Contains(u.Path, "/manifests/") {
+				continue // a blob
+			}
+			host = u.Host
+		} else if !isManifestType(e.Target.MediaType) {
+			continue
+		}
+		if host == "" {
+			host = e.Request.Host
+		}
+		if host == "" {
+			continue
+		}
+		var s string
+		switch {
+		case e.Target.Tag != "":
+			s = host + "/" + e.Target.Repository + ":" + e.Target.Tag
+		case e.Target.Digest != "":
+			s = host + "/" + e.Target.Repository + "@" + e.Target.Digest
+		default:
+			continue
+		}
+		ref, err := analysis.ParseReference(s)
+		if err != nil {
+			continue
+		}
+		if k := ref.String(); !seen[k] {
+			seen[k] = true
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+func isManifestType(mt string) bool {
+	mt, _, _ = strings.Cut(mt, ";")
+	for _, t := range manifestTypes() {
+		if strings.EqualFold(strings.TrimSpace(mt), t) {
+			return true
+		}
+	}
+	return false
+}
+
+// dockerHubPush is the part of a Docker Hub push webhook that matters here.
+type dockerHubPush struct {
+	PushData struct {
+		Tag string `json:"tag"`
+	} `json:"push_data"`
+	Repository struct {
+		RepoName string `json:"repo_name"`
+	} `json:"repository"`
+}
+
+// ParseDockerHubPush returns the image a Docker Hub push webhook names:
+// docker.io/{repository.repo_name}:{push_data.tag}.
+func ParseDockerHubPush(body []byte) (analysis.Reference, error) {
+	var p dockerHubPush
+	if err := json.Unmarshal(body, &p); err != nil {
+		return analysis.Reference{}, invalid("the body is not a Docker Hub push webhook")
+	}
+	if p.Repository.RepoName == "" {
+		return analysis.Reference{}, invalid("repository.repo_name is missing")
+	}
+	tag := p.PushData.Tag
+	if tag == "" {
+		tag = "latest"
+	}
+	ref, err := analysis.ParseReference(analysis.DockerHub + "/" + p.Repository.RepoName + ":" + tag)
+	if err != nil || ref.Registry != analysis.DockerHub {
+		return analysis.Reference{}, invalid("repository.repo_name and push_data.tag do not name a Docker Hub image")
+	}
+	return ref, nil
+}
+
+// AcceptsEnvelope reports whether a Content-Type is one a distribution
+// notification may carry (none at all is taken as JSON, for curl users).
+func AcceptsEnvelope(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == EnvelopeV1 || mt == EnvelopeV2 || mt == "application/json" || mt == ""
+}

@@ -1,0 +1,39 @@
+// Package notify is change detection and webhooks: the watcher that polls
+// subscribed and watched tags and takes refresh requests from inbound hooks,
+// the EventBuilder that turns a tag move into stored events, subscriptions,
+// and the delivery worker that sends the outbox's rows signed as the
+// Standard Webhooks specification says, with leases, retries and a record of
+// every attempt.
+//
+// The flow (DESIGN.md, "Change"): watcher tick or hook → images.Service
+// re-resolves the tag → the move, its events and one delivery row per
+// matching subscription are stored in one transaction → the worker claims
+// due rows, signs, POSTs and records the attempt.
+package notify
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
+)
+
+// Event types of API.md.
+const (
+	TypeImageUpdated = "image.updated"
+	TypeBaseUpdated  = "base.updated"
+	TypePing         = "webhook.ping"
+)
+
+// eventTypes returns the types a subscription may ask for; a subscription
+// that names none gets all of them. It is a function so that no caller can
+// change the list for everyone.
+func eventTypes() []string { return []string{TypeImageUpdated, TypeBaseUpdated} }
+
+// newID returns prefix followed by 128 random bits in lower-case base32:
+// unguessable, so an id alone never grants access, and safe in URLs and
+// headers.
+func newID(prefix string) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}

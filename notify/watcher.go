@@ -1,0 +1,296 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"imagebadger/analysis"
+	"imagebadger/store"
+)
+
+// WatcherConfig holds a Watcher's collaborators; Images, Store and Interval
+// are required.
+type WatcherConfig struct {
+	// Images refreshes tags through the same path as the API's refresh
+	// (images.Service), so one move gives one event however it was noticed.
+	// When it also implements TagLister, repository-wide subscriptions are
+	// polled too. (--watch is images.Service.Watch's.)
+	Images Resolver
+	Store  *store.Store
+	// Interval is the poll interval (--poll-interval); each wait is spread
+	// by ±10% so that many instances do not poll a registry in step.
+	Interval time.Duration
+	// Concurrency is how many tags are refreshed at once (default 4); the
+	// registry client adds its own per-registry limit.
+	Concurrency int
+	// Wake is called after refreshes, to let the delivery worker send what
+	// they produced without waiting for its own poll.
+	Wake   func()
+	Logger *slog.Logger
+	Now    func() time.Time
+	Rand   func() float64
+}
+
+// Watcher notices tag moves: by polling every subscribed tag, and
+// on request (inbound hooks). It never records anything itself; each check
+// is images.Service.Image(ctx, ref, true), which records a move with its
+// events and deliveries.
+type Watcher struct {
+	images      Resolver
+	tags        TagLister
+	store       *store.Store
+	interval    time.Duration
+	concurrency int
+	wake        func()
+	log         *slog.Logger
+	now         func() time.Time
+	rand        func() float64
+
+	queue chan analysis.Reference
+	mu    sync.Mutex
+	// queued holds references in queue, so a burst of hooks for one tag
+	// costs one refresh.
+	queued map[string]bool
+	// backoff holds, per registry, when it may be asked again after
+	// answering 429.
+	backoff map[string]time.Time
+	// warned remembers that repository-wide polling was reported as
+	// unavailable, so the log says it once.
+	warned bool
+}
+
+// queueSize bounds the refreshes waiting from hooks; past it a hook's
+// request is dropped (the next poll catches the move anyway).
+const queueSize = 256
+
+// NewWatcher returns a Watcher; call Run to start it.
+func NewWatcher(cfg WatcherConfig) *Watcher {
+	w := &Watcher{
+		images:      cfg.Images,
+		store:       cfg.Store,
+		interval:    cfg.Interval,
+		concurrency: cfg.Concurrency,
+		wake:        cfg.Wake,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		rand:        cfg.Rand,
+		queue:       make(chan analysis.Reference, queueSize),
+		queued:      map[string]bool{},
+		backoff:     map[string]time.Time{},
+	}
+	w.tags, _ = cfg.Images.(TagLister)
+	if w.concurrency <= 0 {
+		w.concurrency = 4
+	}
+	if w.wake == nil {
+		w.wake = func() {}
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.rand == nil {
+		w.rand = rand.Float64
+	}
+	return w
+}
+
+// Refresh asks for ref to be re-resolved soon, as an inbound hook does. It
+// never blocks; it reports false when the queue is full and the request was
+// dropped.
+func (w *Watcher) Refresh(ref analysis.Reference) bool {
+	key := ref.String()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.queued[key] {
+		return true
+	}
+	select {
+	case w.queue <- ref:
+		w.queued[key] = true
+		return true
+	default:
+		return false
+	}
+}
+
+// Run polls at once and then every interval (with jitter), and serves
+// Refresh requests, until ctx is cancelled; it returns when the work in
+// progress has stopped.
+func (w *Watcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range 2 {
+		wg.Go(func() { w.serveQueue(ctx) })
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		if err := w.Poll(ctx); err != nil && ctx.Err() == nil {
+			w.log.Error("watcher: poll", "err", err)
+		}
+		timer.Reset(w.jittered())
+	}
+}
+
+func (w *Watcher) jittered() time.Duration {
+	return time.Duration(float64(w.interval) * (1 + jitterFraction*(2*w.rand()-1)))
+}
+
+func (w *Watcher) serveQueue(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ref := <-w.queue:
+			w.mu.Lock()
+			delete(w.queued, ref.String())
+			w.mu.Unlock()
+			w.check(ctx, ref)
+			w.wake()
+		}
+	}
+}
+
+// Poll checks every subscribed tag, and every tag of repositories subscribed
+// to as a whole, once. A tag already checked since the round began (by a
+// hook, an API refresh or the repository's listing) is not asked again.
+func (w *Watcher) Poll(ctx context.Context) error {
+	start := w.now()
+	subjects, err := w.store.SubscribedImages(ctx)
+	if err != nil {
+		return err
+	}
+	var refs []analysis.Reference
+	seen := map[string]bool{}
+	add := func(r analysis.Reference) {
+		if k := r.String(); !seen[k] {
+			seen[k] = true
+			refs = append(refs, r)
+		}
+	}
+	var repos []analysis.Repository
+	for _, s := range subjects {
+		if s.Tag == "" {
+			repos = append(repos, s.Repository)
+		} else {
+			add(s)
+		}
+	}
+	for _, r := range w.listTags(ctx, repos) {
+		add(r)
+	}
+
+	sem := make(chan struct{}, w.concurrency)
+	var wg sync.WaitGroup
+	for _, ref := range refs {
+		if ctx.Err() != nil {
+			break
+		}
+		if st, err := w.store.Tag(ctx, ref.Repository, ref.Tag); err == nil && !st.Checked.Before(start.Truncate(time.Millisecond)) {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			w.check(ctx, ref)
+		})
+	}
+	wg.Wait()
+	w.wake()
+	return ctx.Err()
+}
+
+// listTags returns the tags of repos, through images.Service so that the
+// listing records what it learns.
+func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []analysis.Reference {
+	if len(repos) == 0 {
+		return nil
+	}
+	if w.tags == nil {
+		w.mu.Lock()
+		warn := !w.warned
+		w.warned = true
+		w.mu.Unlock()
+		if warn {
+			w.log.Warn("watcher: repository-wide subscriptions cannot be polled: the image service cannot list tags",
+				"repositories", len(repos))
+		}
+		return nil
+	}
+	var out []analysis.Reference
+	done := map[analysis.Repository]bool{}
+	for _, repo := range repos {
+		if done[repo] || !w.allowed(repo.Registry) {
+			continue
+		}
+		done[repo] = true
+		list, err := w.tags.Tags(ctx, repo, true)
+		if err != nil {
+			w.failed(repo.String(), repo.Registry, err)
+			continue
+		}
+		for _, g := range list.Groups {
+			for _, t := range g.Tags {
+				out = append(out, repo.WithTag(t))
+			}
+		}
+	}
+	return out
+}
+
+// check re-resolves one reference (a digest is only looked up: it cannot
+// move).
+func (w *Watcher) check(ctx context.Context, ref analysis.Reference) {
+	if !w.allowed(ref.Registry) {
+		return
+	}
+	_, err := w.images.Image(ctx, ref, ref.Digest == "")
+	if err != nil && ctx.Err() == nil {
+		w.failed(ref.String(), ref.Registry, err)
+	}
+}
+
+// allowed reports whether registry may be asked now (it has not asked us to
+// back off).
+func (w *Watcher) allowed(registry string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	until, ok := w.backoff[registry]
+	if ok && w.now().Before(until) {
+		return false
+	}
+	delete(w.backoff, registry)
+	return true
+}
+
+// failed logs a failed check; a registry that rate-limits us is left alone
+// for as long as it asked, else for one interval.
+func (w *Watcher) failed(what, registry string, err error) {
+	if errors.Is(err, analysis.ErrRateLimited) {
+		wait := w.interval
+		var ae *analysis.Error
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			wait = ae.RetryAfter
+		}
+		w.mu.Lock()
+		w.backoff[registry] = w.now().Add(wait)
+		w.mu.Unlock()
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, analysis.ErrNotFound) {
+		level = slog.LevelInfo
+	}
+	w.log.Log(context.Background(), level, "watcher: check failed", "image", what, "err", err)
+}

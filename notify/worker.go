@@ -1,0 +1,366 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"imagebadger/store"
+)
+
+// Limits of one delivery attempt (API.md, "Webhook deliveries").
+const (
+	// DefaultTimeout bounds one attempt from dial to the end of the answer.
+	DefaultTimeout = 15 * time.Second
+	// maxAnswer is how much of a receiver's answer is read; the rest is
+	// dropped with the connection.
+	maxAnswer = 64 << 10
+	// keptAnswer is how much of the answer the delivery log keeps.
+	keptAnswer = 1 << 10
+)
+
+// WorkerConfig holds a Worker's collaborators; Store and Transport are
+// required.
+type WorkerConfig struct {
+	Store *store.Store
+	// Transport carries webhook requests. It must be netguard's, so that
+	// every dial is judged on its resolved address.
+	Transport http.RoundTripper
+	Logger    *slog.Logger
+	// Metrics, when set, receives the worker's collectors.
+	Metrics prometheus.Registerer
+	// Now is the clock deciding what is due and when to retry; nil means
+	// time.Now. Tests inject one to check retry timing without sleeping.
+	Now func() time.Time
+	// Rand returns numbers in [0, 1) for retry jitter; nil means
+	// math/rand/v2.Float64.
+	Rand func() float64
+	// Concurrency is how many attempts may be in flight at once (default 16).
+	Concurrency int
+	// PollInterval is how often the outbox is checked for due rows when
+	// nobody calls Wake (default 1 s).
+	PollInterval time.Duration
+	// Timeout bounds one attempt (default 15 s).
+	Timeout time.Duration
+	// Lease is how long a claimed row is reserved to this worker; it must
+	// outlast an attempt (default Timeout + 45 s). A row whose holder died
+	// is claimable again once its lease has expired.
+	Lease time.Duration
+}
+
+// Worker sends the outbox's deliveries. Several workers, in one process or
+// in several sharing a database, may run at once: each row is leased to one
+// of them before it is sent.
+type Worker struct {
+	store        *store.Store
+	client       *http.Client
+	log          *slog.Logger
+	now          func() time.Time
+	rand         func() float64
+	concurrency  int
+	pollInterval time.Duration
+	timeout      time.Duration
+	lease        time.Duration
+	owner        string
+	wake         chan struct{}
+	attempts     *prometheus.CounterVec
+	duration     prometheus.Histogram
+}
+
+// NewWorker returns a Worker; call Run to start it.
+func NewWorker(cfg WorkerConfig) *Worker {
+	w := &Worker{
+		store:        cfg.Store,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		rand:         cfg.Rand,
+		concurrency:  cfg.Concurrency,
+		pollInterval: cfg.PollInterval,
+		timeout:      cfg.Timeout,
+		lease:        cfg.Lease,
+		owner:        newID("wrk_"),
+		wake:         make(chan struct{}, 1),
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.rand == nil {
+		w.rand = rand.Float64
+	}
+	if w.concurrency <= 0 {
+		w.concurrency = 16
+	}
+	if w.pollInterval <= 0 {
+		w.pollInterval = time.Second
+	}
+	if w.timeout <= 0 {
+		w.timeout = DefaultTimeout
+	}
+	if w.lease <= w.timeout {
+		w.lease = w.timeout + 45*time.Second
+	}
+	w.client = &http.Client{
+		Transport: cfg.Transport,
+		// A redirect is an answer like any other: following it would let a
+		// receiver point the service at an address of its choosing.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	w.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imagebadger_webhook_attempts_total",
+		Help: "Webhook delivery attempts, by outcome (delivered, retry, failed).",
+	}, []string{"outcome"})
+	w.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "imagebadger_webhook_attempt_duration_seconds",
+		Help:    "Time from sending a webhook to the end of the receiver's answer.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+	})
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(w.attempts, w.duration)
+	}
+	return w
+}
+
+// Wake makes a running worker look for due deliveries now rather than at its
+// next poll, so a move is delivered without waiting for the poll interval.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends due deliveries until ctx is cancelled, keeping up to
+// Concurrency attempts in flight. On cancellation it claims nothing more and
+// returns once the attempts in flight have finished and been recorded (each
+// within its own deadline), so the database may be closed after it.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, w.concurrency)
+	freed := make(chan struct{}, w.concurrency)
+	tick := time.NewTicker(w.pollInterval)
+	defer tick.Stop()
+	for {
+		free := w.concurrency - len(slots)
+		if free == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-freed:
+			}
+			continue
+		}
+		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, free)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Error("webhook worker: claim deliveries", "err", err)
+		}
+		for _, c := range claims {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.deliver(ctx, c)
+				<-slots
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		if err == nil && len(claims) == free {
+			continue // more may be due: take them as slots free up
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// RunOnce sends every delivery due at the worker's clock and returns once
+// all of them have been attempted, with how many attempts it made. It is Run
+// without the waiting, for tests that drive the clock themselves.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		limit := 4 * w.concurrency
+		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, limit)
+		if err != nil {
+			return total, err
+		}
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, w.concurrency)
+		for _, c := range claims {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				w.deliver(ctx, c)
+			}()
+		}
+		wg.Wait()
+		total += len(claims)
+		if len(claims) < limit {
+			return total, nil
+		}
+	}
+}
+
+// DeliverNow sends the delivery id at once if it is due and nobody holds
+// it, and reports whether it did. A subscription's creation uses it to send
+// the ping before answering, so the answer can say whether the receiver
+// accepted it.
+func (w *Worker) DeliverNow(ctx context.Context, id int64) (bool, error) {
+	c, ok, err := w.store.ClaimDelivery(ctx, id, w.owner, w.now(), w.lease)
+	if err != nil || !ok {
+		return false, err
+	}
+	w.deliver(ctx, c)
+	return true, nil
+}
+
+// deliver makes one attempt of a claimed delivery and records it. The
+// attempt and its record are not cut short by ctx's cancellation (a
+// shutdown): an attempt once started is finished and recorded, within its
+// own deadline.
+func (w *Worker) deliver(ctx context.Context, c store.Claim) {
+	ctx = context.WithoutCancel(ctx)
+	start := w.now()
+	res := store.AttemptResult{DeliveryID: c.ID, Owner: w.owner, StartedAt: start}
+	// The signature's timestamp is the real time of sending whatever the
+	// scheduling clock says: receivers compare it with their own clock.
+	begun := time.Now()
+	resp, answer, err := w.send(ctx, c, begun)
+	res.Duration = time.Since(begun)
+	w.duration.Observe(res.Duration.Seconds())
+	attempt := c.Attempts + 1
+	switch {
+	case err != nil:
+		res.Error = describe(err, w.timeout)
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		res.Delivered = true
+	case resp.StatusCode == http.StatusGone:
+		res.Error = "answered 410 Gone"
+		res.Disable = "the receiver answered 410 Gone"
+	default:
+		res.Error = "answered " + resp.Status
+	}
+	if resp != nil {
+		res.StatusCode = resp.StatusCode
+		res.Response = keep(answer)
+	}
+	outcome := "delivered"
+	if !res.Delivered && res.Disable == "" {
+		if d, ok := nextDelay(attempt, w.rand(), retryAfter(resp, start)); ok {
+			res.NextAttemptAt = start.Add(d)
+			outcome = "retry"
+		} else {
+			outcome = "failed"
+		}
+	} else if !res.Delivered {
+		outcome = "failed"
+	}
+	res.FailureWindow = FailureWindow
+	w.attempts.WithLabelValues(outcome).Inc()
+	if err := w.store.RecordAttempt(ctx, res); err != nil {
+		w.log.Error("webhook worker: record attempt", "delivery", c.ID, "webhook_id", c.WebhookID, "err", err)
+		return
+	}
+	level := slog.LevelInfo
+	if !res.Delivered {
+		level = slog.LevelWarn
+	}
+	w.log.Log(ctx, level, "webhook attempt", "delivery", c.ID, "webhook_id", c.WebhookID, "type", c.Type,
+		"subscription", c.SubscriptionID, "attempt", attempt, "status", res.StatusCode, "outcome", outcome,
+		"error", res.Error, "detail", errString(err), "duration_ms", res.Duration.Milliseconds())
+}
+
+// send POSTs the signed payload and reads at most maxAnswer bytes of the
+// answer.
+func (w *Worker) send(ctx context.Context, c store.Claim, at time.Time) (*http.Response, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(c.Payload))
+	if err != nil {
+		return nil, nil, fmt.Errorf("notify: request to %s: %w", c.URL, err)
+	}
+	if err := SignedHeaders(req.Header, c.Secret, c.WebhookID, at, c.Payload); err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("User-Agent", "imagebadger-webhooks/1")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		// The status line arrived; a broken body does not change the outcome.
+		w.log.Debug("webhook worker: read answer", "delivery", c.ID, "err", err)
+	}
+	return resp, answer, nil
+}
+
+// forbidder is implemented by netguard's refusal error.
+type forbidder interface{ Forbidden() bool }
+
+// describe says what went wrong in words fit for the subscriber's delivery
+// log: no internal detail, which is logged instead.
+func describe(err error, timeout time.Duration) string {
+	var f forbidder
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &f) && f.Forbidden():
+		return "the target address is refused by this service's network policy"
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return fmt.Sprintf("no answer within %s", timeout)
+	case errors.As(err, &dns):
+		return "the host name could not be resolved"
+	case errors.Is(err, errBadSecret):
+		return "the subscription's secret is malformed"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "connection refused"
+	}
+	return "the request failed before an answer was received"
+}
+
+// keep returns the start of an answer as valid UTF-8 for the delivery log.
+func keep(b []byte) string {
+	if len(b) > keptAnswer {
+		b = b[:keptAnswer]
+		// Drop a rune cut in half by the limit (at most 3 bytes of it).
+		for i := 0; i < utf8.UTFMax-1 && len(b) > 0 && !utf8.Valid(b); i++ {
+			b = b[:len(b)-1]
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

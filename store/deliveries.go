@@ -1,0 +1,373 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"imagebadger/analysis"
+)
+
+// Delivery statuses of API.md.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
+// ErrLeaseLost is returned by RecordAttempt when the delivery's lease is no
+// longer held by the caller (it expired and another worker claimed the row):
+// the other worker's outcome is the one that counts.
+var ErrLeaseLost = errors.New("store: delivery lease lost")
+
+// Delivery is one (event, subscription) pair of the outbox with the outcome
+// of its latest attempt.
+type Delivery struct {
+	ID             int64
+	SubscriptionID string
+	// WebhookID is sent as webhook-id on every attempt: the event id, or the
+	// ping's own id.
+	WebhookID     string
+	Type          string
+	Status        string
+	Attempts      int
+	NextAttemptAt time.Time
+	// LastStatusCode is 0 when the last attempt got no answer (or there was
+	// none yet); LastError says what went wrong, "" after a success.
+	LastStatusCode int
+	LastError      string
+	LastAttemptAt  time.Time
+	CreatedAt      time.Time
+}
+
+// Claim is a delivery leased to one worker, with what it needs to send it.
+type Claim struct {
+	Delivery
+	URL    string
+	Secret string
+	// SubscriptionStatus is the subscription's status at claim time.
+	SubscriptionStatus string
+	Payload            []byte
+	LeaseUntil         time.Time
+}
+
+const claimColumns = `d.id, d.subscription_id, d.webhook_id, d.type, d.status, d.attempts, d.next_attempt_at,
+	COALESCE(d.last_status_code, 0), d.last_error, COALESCE(d.last_attempt_at, 0), d.created_at,
+	s.url, s.secret, s.status, COALESCE(d.payload, e.payload), d.lease_until`
+
+func scanClaim(row scanner) (Claim, error) {
+	var c Claim
+	var next, last, created, lease int64
+	if err := row.Scan(&c.ID, &c.SubscriptionID, &c.WebhookID, &c.Type, &c.Status, &c.Attempts, &next,
+		&c.LastStatusCode, &c.LastError, &last, &created,
+		&c.URL, &c.Secret, &c.SubscriptionStatus, &c.Payload, &lease); err != nil {
+		return Claim{}, err
+	}
+	c.NextAttemptAt, c.CreatedAt, c.LeaseUntil = fromMillis(next), fromMillis(created), fromMillis(lease)
+	if last != 0 {
+		c.LastAttemptAt = fromMillis(last)
+	}
+	return c, nil
+}
+
+// ClaimDeliveries leases up to limit pending deliveries that are due at now
+// and not leased by anyone (or whose lease expired: its holder crashed or
+// hung), to owner until now+lease, oldest due first. Deliveries of disabled
+// subscriptions are never claimed. The claim is one write transaction, so
+// two workers, in one process or two, never claim the same row at once.
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
+	return s.claim(ctx, owner, now, lease, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+		WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
+		ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now), SubscriptionDisabled, limit)
+}
+
+// ClaimDelivery leases the delivery id to owner as ClaimDeliveries would,
+// if it is due and free; ok is false otherwise. It lets a request handler
+// send a subscription's ping at once without racing the worker.
+func (s *Store) ClaimDelivery(ctx context.Context, id int64, owner string, now time.Time, lease time.Duration) (c Claim, ok bool, err error) {
+	cs, err := s.claim(ctx, owner, now, lease, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+		WHERE d.id = ? AND d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?`,
+		id, DeliveryPending, millis(now), millis(now), SubscriptionDisabled)
+	if err != nil || len(cs) == 0 {
+		return Claim{}, false, err
+	}
+	return cs[0], true, nil
+}
+
+func (s *Store) claim(ctx context.Context, owner string, now time.Time, lease time.Duration, pick string, args ...any) ([]Claim, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, pick, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	var ids []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: claim deliveries: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	in := placeholders(len(ids))
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (`+in+`)`,
+		append([]any{owner, millis(now.Add(lease))}, ids...)...); err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT `+claimColumns+` FROM deliveries d
+		JOIN subscriptions s ON s.id = d.subscription_id
+		LEFT JOIN events e ON e.id = d.event_id
+		WHERE d.id IN (`+in+`) ORDER BY d.next_attempt_at, d.id`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Claim, 0, len(ids))
+	for rows.Next() {
+		c, err := scanClaim(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: claim deliveries: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// AttemptResult is the outcome of one attempt and what follows from it, as
+// decided by the delivery worker.
+type AttemptResult struct {
+	DeliveryID int64
+	// Owner must still hold the delivery's lease for the result to count.
+	Owner      string
+	StartedAt  time.Time
+	Duration   time.Duration
+	StatusCode int
+	Error      string
+	// Response is the start of the answer's body, for the delivery log.
+	Response  string
+	Delivered bool
+	// NextAttemptAt is when to try again after a failure; zero means the
+	// delivery has failed for good.
+	NextAttemptAt time.Time
+	// Disable, when set, disables the subscription with this reason (the
+	// receiver answered 410 Gone).
+	Disable string
+	// FailureWindow disables a subscription whose attempts have all failed
+	// for this long; zero never does.
+	FailureWindow time.Duration
+}
+
+// RecordAttempt stores one attempt and its consequences in one transaction:
+// the delivery's new status, the release of its lease, and the
+// subscription's state (active after its first success, its run of failures,
+// disabled with its pending deliveries failed). It returns ErrLeaseLost when
+// owner no longer holds the lease.
+func (s *Store) RecordAttempt(ctx context.Context, r AttemptResult) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: record attempt of delivery %d: %w", r.DeliveryID, err)
+	}
+	defer tx.Rollback()
+	var attempts int
+	var subID string
+	var owner sql.NullString
+	err = tx.QueryRowContext(ctx, `SELECT attempts, subscription_id, lease_owner FROM deliveries WHERE id = ?`, r.DeliveryID).
+		Scan(&attempts, &subID, &owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The subscription was deleted while the attempt was in flight.
+		return fmt.Errorf("store: record attempt of delivery %d: %w", r.DeliveryID, analysis.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: record attempt of delivery %d: %w", r.DeliveryID, err)
+	}
+	if owner.String != r.Owner {
+		return fmt.Errorf("store: record attempt of delivery %d: %w", r.DeliveryID, ErrLeaseLost)
+	}
+	attempt := attempts + 1
+	if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.DeliveryID, attempt, millis(r.StartedAt), r.Duration.Milliseconds(), r.StatusCode, r.Error, r.Response); err != nil {
+		return fmt.Errorf("store: record attempt of delivery %d: %w", r.DeliveryID, err)
+	}
+	status, next := DeliveryPending, r.NextAttemptAt
+	switch {
+	case r.Delivered:
+		status, next = DeliveryDelivered, r.StartedAt
+	case next.IsZero():
+		status, next = DeliveryFailed, r.StartedAt
+	}
+	var code any
+	if r.StatusCode != 0 {
+		code = r.StatusCode
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = ?, status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+		last_status_code = ?, last_error = ?, last_attempt_at = ? WHERE id = ?`,
+		attempt, status, millis(next), code, r.Error, millis(r.StartedAt), r.DeliveryID); err != nil {
+		return fmt.Errorf("store: record attempt of delivery %d: %w", r.DeliveryID, err)
+	}
+	if r.Delivered {
+		if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET failing_since = NULL,
+			status = CASE WHEN status = ? THEN ? ELSE status END WHERE id = ?`,
+			SubscriptionPending, SubscriptionActive, subID); err != nil {
+			return fmt.Errorf("store: record success of subscription %s: %w", subID, err)
+		}
+		return s.commit(tx, r.DeliveryID)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET failing_since = COALESCE(failing_since, ?) WHERE id = ?`,
+		millis(r.StartedAt), subID); err != nil {
+		return fmt.Errorf("store: record failure of subscription %s: %w", subID, err)
+	}
+	reason := r.Disable
+	if reason == "" && r.FailureWindow > 0 {
+		var since int64
+		if err := tx.QueryRowContext(ctx, `SELECT failing_since FROM subscriptions WHERE id = ?`, subID).Scan(&since); err != nil {
+			return fmt.Errorf("store: record failure of subscription %s: %w", subID, err)
+		}
+		if r.StartedAt.Sub(fromMillis(since)) >= r.FailureWindow {
+			reason = fmt.Sprintf("every delivery failed for %s", r.FailureWindow)
+		}
+	}
+	if reason != "" {
+		if err := disable(ctx, tx, subID, reason); err != nil {
+			return err
+		}
+	}
+	return s.commit(tx, r.DeliveryID)
+}
+
+func (s *Store) commit(tx *sql.Tx, id int64) error {
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: record attempt of delivery %d: %w", id, err)
+	}
+	return nil
+}
+
+// disable disables a subscription and fails its pending deliveries, which
+// would otherwise wait forever.
+func disable(ctx context.Context, tx *sql.Tx, subID, reason string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET status = ?, status_reason = ? WHERE id = ?`,
+		SubscriptionDisabled, reason, subID); err != nil {
+		return fmt.Errorf("store: disable subscription %s: %w", subID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, last_error = ?, lease_owner = NULL, lease_until = NULL
+		WHERE subscription_id = ? AND status = ?`,
+		DeliveryFailed, "subscription disabled: "+reason, subID, DeliveryPending); err != nil {
+		return fmt.Errorf("store: disable subscription %s: %w", subID, err)
+	}
+	return nil
+}
+
+const deliveryColumns = `id, subscription_id, webhook_id, type, status, attempts, next_attempt_at,
+	COALESCE(last_status_code, 0), last_error, COALESCE(last_attempt_at, 0), created_at`
+
+func scanDelivery(row scanner) (Delivery, error) {
+	var d Delivery
+	var next, last, created int64
+	if err := row.Scan(&d.ID, &d.SubscriptionID, &d.WebhookID, &d.Type, &d.Status, &d.Attempts, &next,
+		&d.LastStatusCode, &d.LastError, &last, &created); err != nil {
+		return Delivery{}, err
+	}
+	d.NextAttemptAt, d.CreatedAt = fromMillis(next), fromMillis(created)
+	if last != 0 {
+		d.LastAttemptAt = fromMillis(last)
+	}
+	return d, nil
+}
+
+// Deliveries returns the latest limit deliveries of a subscription, newest
+// first, for its delivery log.
+func (s *Store) Deliveries(ctx context.Context, subID string, limit int) ([]Delivery, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE subscription_id = ? ORDER BY id DESC LIMIT ?`, subID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: deliveries of %s: %w", subID, err)
+	}
+	defer rows.Close()
+	out := []Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: deliveries of %s: %w", subID, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: deliveries of %s: %w", subID, err)
+	}
+	return out, nil
+}
+
+// Attempt is one recorded attempt of a delivery.
+type Attempt struct {
+	Attempt    int
+	StartedAt  time.Time
+	Duration   time.Duration
+	StatusCode int
+	Error      string
+	Response   string
+}
+
+// Attempts returns every attempt of a delivery, first first.
+func (s *Store) Attempts(ctx context.Context, deliveryID int64) ([]Attempt, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT attempt, started_at, duration_ms, status_code, error, response
+		FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt`, deliveryID)
+	if err != nil {
+		return nil, fmt.Errorf("store: attempts of delivery %d: %w", deliveryID, err)
+	}
+	defer rows.Close()
+	var out []Attempt
+	for rows.Next() {
+		var a Attempt
+		var started, dur int64
+		if err := rows.Scan(&a.Attempt, &started, &dur, &a.StatusCode, &a.Error, &a.Response); err != nil {
+			return nil, fmt.Errorf("store: attempts of delivery %d: %w", deliveryID, err)
+		}
+		a.StartedAt, a.Duration = fromMillis(started), time.Duration(dur)*time.Millisecond
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: attempts of delivery %d: %w", deliveryID, err)
+	}
+	return out, nil
+}
+
+// DeliveryCounts returns how many deliveries are in each status, for
+// metrics and for tests and benchmarks that wait for an outbox to drain.
+func (s *Store) DeliveryCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("store: count deliveries: %w", err)
+		}
+		out[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: count deliveries: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"imagebadger/analysis"
+)
+
+// Subscription statuses. A subscription starts pending and becomes active
+// when its ping is answered with a 2xx; only active subscriptions receive
+// events. A disabled one is kept (its delivery log stays readable) but gets
+// nothing more.
+const (
+	SubscriptionPending  = "pending"
+	SubscriptionActive   = "active"
+	SubscriptionDisabled = "disabled"
+)
+
+// Subscription is a webhook subscription to one tag, or to every tag of a
+// repository when Tag is empty.
+type Subscription struct {
+	ID   string
+	Repo analysis.Repository
+	// Tag is "" for a subscription to every tag of Repo.
+	Tag    string
+	URL    string
+	Events []string
+	// Secret is the Standard Webhooks signing secret ("whsec_…").
+	Secret string
+	// TokenHash is the hex SHA-256 of the manage token; the token itself is
+	// never stored.
+	TokenHash string
+	Status    string
+	// StatusReason says why a subscription was disabled.
+	StatusReason string
+	// Client is the address that created the subscription, for abuse reports.
+	Client    string
+	CreatedAt time.Time
+	// FailingSince is when the current run of failed attempts began; zero
+	// while the last attempt succeeded.
+	FailingSince time.Time
+}
+
+// Reference returns the subscribed image: repo:tag, or the repository alone
+// (Tag empty) for a repository-wide subscription.
+func (s Subscription) Reference() analysis.Reference {
+	return analysis.Reference{Repository: s.Repo, Tag: s.Tag}
+}
+
+// NewDelivery is a delivery stored together with something else (a ping with
+// its subscription), with its payload carried by the row itself.
+type NewDelivery struct {
+	WebhookID string
+	Type      string
+	Payload   []byte
+}
+
+// CreateSubscription stores sub and, in the same transaction, the ping
+// delivery that confirms it, due at sub.CreatedAt. The ping is stored before
+// it is sent, like every delivery, so it survives a crash.
+func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping NewDelivery) (int64, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: create subscription: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions
+		(id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, sub.Secret, sub.TokenHash,
+		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt)); err != nil {
+		return 0, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
+	}
+	for _, e := range sub.Events {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_events (subscription_id, type) VALUES (?, ?)`, sub.ID, e); err != nil {
+			return 0, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
+		}
+	}
+	var id int64
+	if ping.WebhookID != "" {
+		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries
+			(subscription_id, event_id, webhook_id, type, payload, status, attempts, next_attempt_at, last_error, created_at)
+			VALUES (?, NULL, ?, ?, ?, ?, 0, ?, '', ?)`,
+			sub.ID, ping.WebhookID, ping.Type, ping.Payload, DeliveryPending, millis(sub.CreatedAt), millis(sub.CreatedAt))
+		if err != nil {
+			return 0, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return 0, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
+	}
+	return id, nil
+}
+
+const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since`
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+func scanSubscription(row scanner) (Subscription, error) {
+	var sub Subscription
+	var created int64
+	var failing sql.NullInt64
+	if err := row.Scan(&sub.ID, &sub.Repo.Registry, &sub.Repo.Name, &sub.Tag, &sub.URL, &sub.Secret, &sub.TokenHash,
+		&sub.Status, &sub.StatusReason, &sub.Client, &created, &failing); err != nil {
+		return Subscription{}, err
+	}
+	sub.CreatedAt = fromMillis(created)
+	if failing.Valid {
+		sub.FailingSince = fromMillis(failing.Int64)
+	}
+	return sub, nil
+}
+
+// Subscription returns the subscription id, or an error wrapping
+// analysis.ErrNotFound.
+func (s *Store) Subscription(ctx context.Context, id string) (Subscription, error) {
+	sub, err := scanSubscription(s.read.QueryRowContext(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Subscription{}, fmt.Errorf("store: subscription %s: %w", id, analysis.ErrNotFound)
+	}
+	if err != nil {
+		return Subscription{}, fmt.Errorf("store: subscription %s: %w", id, err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT type FROM subscription_events WHERE subscription_id = ? ORDER BY type DESC`, id)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("store: events of subscription %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return Subscription{}, fmt.Errorf("store: events of subscription %s: %w", id, err)
+		}
+		sub.Events = append(sub.Events, t)
+	}
+	if err := rows.Err(); err != nil {
+		return Subscription{}, fmt.Errorf("store: events of subscription %s: %w", id, err)
+	}
+	return sub, nil
+}
+
+// DeleteSubscription removes the subscription id with its deliveries and
+// their attempts; it returns an error wrapping analysis.ErrNotFound when
+// there is no such subscription.
+func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM subscriptions WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("store: delete subscription %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: delete subscription %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("store: delete subscription %s: %w", id, analysis.ErrNotFound)
+	}
+	return nil
+}
+
+// CountSubscriptions returns how many subscriptions that are not disabled
+// name repo:tag exactly (tag "" counts repository-wide ones), for the cap
+// per image.
+func (s *Store) CountSubscriptions(ctx context.Context, repo analysis.Repository, tag string) (int, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscriptions
+		WHERE registry = ? AND repository = ? AND tag = ? AND status <> ?`,
+		repo.Registry, repo.Name, tag, SubscriptionDisabled).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count subscriptions of %s:%s: %w", repo, tag, err)
+	}
+	return n, nil
+}
+
+// SubscribedImages returns what subscriptions that are not disabled ask to
+// be watched: tags (Tag set) and whole repositories (Tag empty), each once,
+// for the watcher's polling.
+func (s *Store) SubscribedImages(ctx context.Context) ([]analysis.Reference, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT registry, repository, tag FROM subscriptions
+		WHERE status <> ? ORDER BY registry, repository, tag`, SubscriptionDisabled)
+	if err != nil {
+		return nil, fmt.Errorf("store: subscribed images: %w", err)
+	}
+	defer rows.Close()
+	var out []analysis.Reference
+	for rows.Next() {
+		var r analysis.Reference
+		if err := rows.Scan(&r.Registry, &r.Name, &r.Tag); err != nil {
+			return nil, fmt.Errorf("store: subscribed images: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: subscribed images: %w", err)
+	}
+	return out, nil
+}
+
+// HookToken returns the token of repo's Docker Hub push webhook, creating it
+// with newToken on first use, so a repository keeps one URL for good.
+func (s *Store) HookToken(ctx context.Context, repo analysis.Repository, newToken func() string, at time.Time) (string, error) {
+	var tok string
+	err := s.read.QueryRowContext(ctx, `SELECT token FROM hook_tokens WHERE registry = ? AND repository = ?`,
+		repo.Registry, repo.Name).Scan(&tok)
+	if err == nil {
+		return tok, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: hook token of %s: %w", repo, err)
+	}
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO hook_tokens (token, registry, repository, created_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (registry, repository) DO NOTHING`, newToken(), repo.Registry, repo.Name, millis(at)); err != nil {
+		return "", fmt.Errorf("store: hook token of %s: %w", repo, err)
+	}
+	// Read back through the writer: another request may have won the race,
+	// and the read pool may not see the insert yet.
+	if err := s.write.QueryRowContext(ctx, `SELECT token FROM hook_tokens WHERE registry = ? AND repository = ?`,
+		repo.Registry, repo.Name).Scan(&tok); err != nil {
+		return "", fmt.Errorf("store: hook token of %s: %w", repo, err)
+	}
+	return tok, nil
+}
+
+// HookRepository returns the repository whose Docker Hub hook token is tok,
+// or an error wrapping analysis.ErrNotFound.
+func (s *Store) HookRepository(ctx context.Context, tok string) (analysis.Repository, error) {
+	var repo analysis.Repository
+	err := s.read.QueryRowContext(ctx, `SELECT registry, repository FROM hook_tokens WHERE token = ?`, tok).
+		Scan(&repo.Registry, &repo.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return analysis.Repository{}, fmt.Errorf("store: hook token: %w", analysis.ErrNotFound)
+	}
+	if err != nil {
+		return analysis.Repository{}, fmt.Errorf("store: hook token: %w", err)
+	}
+	return repo, nil
+}
+
+// placeholders returns "?, ?, …" for n arguments.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

@@ -1,0 +1,347 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"imagebadger/analysis"
+	"imagebadger/store"
+)
+
+var (
+	subRepo = analysis.Repository{Registry: "127.0.0.1:5000", Name: "acme/base"}
+	t0      = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+)
+
+func addSub(t *testing.T, s *store.Store, id, tag, status string, events ...string) {
+	t.Helper()
+	if len(events) == 0 {
+		events = []string{"image.updated", "base.updated"}
+	}
+	sub := store.Subscription{ID: id, Repo: subRepo, Tag: tag, URL: "http://127.0.0.1:1/" + id, Events: events,
+		Secret: "whsec_c2VjcmV0", TokenHash: "h", Status: status, CreatedAt: t0}
+	if _, err := s.CreateSubscription(context.Background(), sub, store.NewDelivery{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// move records repo:tag moving to digest with one event of type typ, as
+// images.Service does.
+func move(t *testing.T, s *store.Store, tag, digest, eventID, typ string, at time.Time) {
+	t.Helper()
+	events := func(previous string) ([]store.Event, error) {
+		return []store.Event{{ID: eventID, Type: typ, Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
+			Payload: []byte(`{"type":"` + typ + `"}`)}}, nil
+	}
+	if _, err := s.RecordTag(context.Background(), subRepo, tag, analysis.Descriptor{Digest: digest, MediaType: "m"}, at, events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deliveredTo(t *testing.T, s *store.Store, subs ...string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, id := range subs {
+		ds, err := s.Deliveries(context.Background(), id, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			out[id] = append(out[id], d.WebhookID)
+		}
+		sort.Strings(out[id])
+	}
+	return out
+}
+
+// TestEnqueueMatchesSubscriptions checks that a move's event is queued, in
+// its transaction, once for every active subscription of its tag or of its
+// whole repository that wants its type, and for no other.
+func TestEnqueueMatchesSubscriptions(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addSub(t, s, "sub_tag", "1.0", store.SubscriptionActive)
+	addSub(t, s, "sub_repo", "", store.SubscriptionActive)
+	addSub(t, s, "sub_other_tag", "2.0", store.SubscriptionActive)
+	addSub(t, s, "sub_pending", "1.0", store.SubscriptionPending)
+	addSub(t, s, "sub_disabled", "1.0", store.SubscriptionDisabled)
+	addSub(t, s, "sub_base_only", "1.0", store.SubscriptionActive, "base.updated")
+
+	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
+	move(t, s, "2.0", "sha256:bb", "msg_2", "image.updated", t0)
+	move(t, s, "1.0", "sha256:cc", "msg_3", "base.updated", t0)
+	// No move, no event: the events function is not even called.
+	move(t, s, "1.0", "sha256:cc", "msg_never", "image.updated", t0)
+
+	got := deliveredTo(t, s, "sub_tag", "sub_repo", "sub_other_tag", "sub_pending", "sub_disabled", "sub_base_only")
+	want := map[string][]string{
+		"sub_tag":       {"msg_1", "msg_3"},
+		"sub_repo":      {"msg_1", "msg_2", "msg_3"},
+		"sub_other_tag": {"msg_2"},
+		"sub_base_only": {"msg_3"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("deliveries by subscription (-want +got):\n%s", diff)
+	}
+	// Events of other repositories reach nobody here.
+	other := analysis.Repository{Registry: subRepo.Registry, Name: "acme/other"}
+	if _, err := s.RecordTag(context.Background(), other, "1.0", analysis.Descriptor{Digest: "sha256:dd", MediaType: "m"}, t0,
+		func(string) ([]store.Event, error) {
+			return []store.Event{{ID: "msg_4", Type: "image.updated", Registry: other.Registry, Repository: other.Name, Tag: "1.0", Payload: []byte(`{}`)}}, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.DeliveryCounts(context.Background()); c[store.DeliveryPending] != 7 {
+		t.Errorf("pending deliveries = %v, want 7", c)
+	}
+}
+
+// TestEventsRollBackWithTheMove checks the outbox's atomicity: when the
+// events cannot be stored, neither the move nor any delivery is.
+func TestEventsRollBackWithTheMove(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addSub(t, s, "sub_tag", "1.0", store.SubscriptionActive)
+	move(t, s, "1.0", "sha256:aa", "msg_dup", "image.updated", t0)
+	// The same event id again violates the primary key after the
+	// deliveries of the first statement... the whole move must vanish.
+	_, err := s.RecordTag(ctx, subRepo, "1.0", analysis.Descriptor{Digest: "sha256:bb", MediaType: "m"}, t0.Add(time.Minute),
+		func(string) ([]store.Event, error) {
+			return []store.Event{
+				{ID: "msg_new", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
+				{ID: "msg_dup", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
+			}, nil
+		})
+	if err == nil {
+		t.Fatal("want an error for a duplicate event id")
+	}
+	if st, _ := s.Tag(ctx, subRepo, "1.0"); st.Digest != "sha256:aa" {
+		t.Errorf("tag moved to %s despite the failed transaction", st.Digest)
+	}
+	if got := deliveredTo(t, s, "sub_tag"); !cmp.Equal(got["sub_tag"], []string{"msg_dup"}) {
+		t.Errorf("deliveries = %v, want only the first move's", got)
+	}
+}
+
+func TestClaimLeasesAndAttempts(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addSub(t, s, "sub_a", "1.0", store.SubscriptionActive)
+	for i, id := range []string{"msg_1", "msg_2", "msg_3"} {
+		move(t, s, "1.0", "sha256:"+id, id, "image.updated", t0.Add(time.Duration(i)*time.Second))
+	}
+	lease := time.Minute
+	now := t0.Add(10 * time.Second)
+
+	// Not due yet: nothing to claim.
+	if cs, err := s.ClaimDeliveries(ctx, "w1", t0.Add(-time.Second), lease, 10); err != nil || len(cs) != 0 {
+		t.Fatalf("claim before due = %d, %v", len(cs), err)
+	}
+	cs, err := s.ClaimDeliveries(ctx, "w1", now, lease, 2)
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("claim = %d, %v", len(cs), err)
+	}
+	if cs[0].WebhookID != "msg_1" || cs[0].URL != "http://127.0.0.1:1/sub_a" || cs[0].Secret != "whsec_c2VjcmV0" ||
+		string(cs[0].Payload) != `{"type":"image.updated"}` || cs[0].Attempts != 0 {
+		t.Errorf("claim[0] = %+v", cs[0])
+	}
+	// A second worker gets only what is left.
+	cs2, err := s.ClaimDeliveries(ctx, "w2", now, lease, 10)
+	if err != nil || len(cs2) != 1 || cs2[0].WebhookID != "msg_3" {
+		t.Fatalf("second claim = %+v, %v", cs2, err)
+	}
+	// w2 cannot record w1's attempt.
+	err = s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: "w2", StartedAt: now, Delivered: true})
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("record by non-owner: err = %v, want ErrLeaseLost", err)
+	}
+	// w1 fails msg_1 (retry later) and delivers msg_2.
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: "w1", StartedAt: now, Duration: 3 * time.Millisecond,
+		StatusCode: 500, Error: "answered 500", Response: "oops", NextAttemptAt: now.Add(5 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[1].ID, Owner: "w1", StartedAt: now, StatusCode: 204, Delivered: true}); err != nil {
+		t.Fatal(err)
+	}
+	// msg_3's holder dies: after its lease expires, another worker takes it.
+	if cs, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease-time.Millisecond), lease, 10); len(cs) != 1 || cs[0].WebhookID != "msg_1" {
+		t.Fatalf("claim before lease expiry = %+v, want only msg_1 (due again)", cs)
+	}
+	cs3, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease), lease, 10)
+	if len(cs3) != 1 || cs3[0].WebhookID != "msg_3" {
+		t.Fatalf("claim after lease expiry = %+v, want msg_3", cs3)
+	}
+	att, err := s.Attempts(ctx, cs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Attempt{{Attempt: 1, StartedAt: now, Duration: 3 * time.Millisecond, StatusCode: 500, Error: "answered 500", Response: "oops"}}
+	if diff := cmp.Diff(want, att); diff != "" {
+		t.Errorf("attempts (-want +got):\n%s", diff)
+	}
+	ds, _ := s.Deliveries(ctx, "sub_a", 10)
+	status := map[string]string{}
+	for _, d := range ds {
+		status[d.WebhookID] = d.Status
+	}
+	if diff := cmp.Diff(map[string]string{"msg_1": "pending", "msg_2": "delivered", "msg_3": "pending"}, status); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+// TestConcurrentClaimsNeverOverlap has several workers claim at once; every
+// delivery must be claimed by exactly one.
+func TestConcurrentClaimsNeverOverlap(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	for i := range 20 {
+		addSub(t, s, "sub_"+string(rune('a'+i)), "1.0", store.SubscriptionActive)
+	}
+	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
+	var mu sync.Mutex
+	seen := map[int64]string{}
+	var wg sync.WaitGroup
+	for w := range 5 {
+		owner := "w" + string(rune('0'+w))
+		wg.Go(func() {
+			for {
+				cs, err := s.ClaimDeliveries(ctx, owner, t0, time.Minute, 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(cs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range cs {
+					if prev, ok := seen[c.ID]; ok {
+						t.Errorf("delivery %d claimed by %s and %s", c.ID, prev, owner)
+					}
+					seen[c.ID] = owner
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 20 {
+		t.Errorf("claimed %d deliveries, want 20", len(seen))
+	}
+}
+
+func TestSubscriptionLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	sub := store.Subscription{ID: "sub_x", Repo: subRepo, Tag: "", URL: "https://example.com/h", Events: []string{"image.updated"},
+		Secret: "whsec_c2VjcmV0", TokenHash: "abc", Status: store.SubscriptionPending, Client: "192.0.2.1", CreatedAt: t0}
+	pingID, err := s.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_ping", Type: "webhook.ping", Payload: []byte(`{"p":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Subscription(ctx, "sub_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sub, got); diff != "" {
+		t.Errorf("subscription (-want +got):\n%s", diff)
+	}
+	if refs, _ := s.SubscribedImages(ctx); !cmp.Equal(refs, []analysis.Reference{{Repository: subRepo}}) {
+		t.Errorf("subscribed images = %v", refs)
+	}
+	if n, _ := s.CountSubscriptions(ctx, subRepo, ""); n != 1 {
+		t.Errorf("count = %d", n)
+	}
+	// The ping is due at once and carries its own payload; a 2xx activates.
+	c, ok, err := s.ClaimDelivery(ctx, pingID, "w", t0, time.Minute)
+	if err != nil || !ok || string(c.Payload) != `{"p":1}` || c.SubscriptionStatus != store.SubscriptionPending {
+		t.Fatalf("claim ping = %+v %v %v", c, ok, err)
+	}
+	if _, ok, _ := s.ClaimDelivery(ctx, pingID, "w2", t0, time.Minute); ok {
+		t.Error("a leased ping was claimed twice")
+	}
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: pingID, Owner: "w", StartedAt: t0, StatusCode: 200, Delivered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Subscription(ctx, "sub_x"); got.Status != store.SubscriptionActive {
+		t.Errorf("status after ping = %s", got.Status)
+	}
+	if err := s.DeleteSubscription(ctx, "sub_x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Subscription(ctx, "sub_x"); !errors.Is(err, analysis.ErrNotFound) {
+		t.Errorf("after delete: err = %v", err)
+	}
+	if err := s.DeleteSubscription(ctx, "sub_x"); !errors.Is(err, analysis.ErrNotFound) {
+		t.Errorf("second delete: err = %v", err)
+	}
+	if ds, _ := s.Deliveries(ctx, "sub_x", 10); len(ds) != 0 {
+		t.Errorf("deliveries survive their subscription: %v", ds)
+	}
+}
+
+func TestDisablingFailsPendingDeliveries(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addSub(t, s, "sub_a", "1.0", store.SubscriptionActive)
+	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
+	move(t, s, "1.0", "sha256:bb", "msg_2", "image.updated", t0)
+	cs, _ := s.ClaimDeliveries(ctx, "w", t0, time.Minute, 1)
+	window := 5 * 24 * time.Hour
+	// A first failure starts the run; not yet disabled.
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: "w", StartedAt: t0, StatusCode: 500,
+		NextAttemptAt: t0.Add(window), FailureWindow: window}); err != nil {
+		t.Fatal(err)
+	}
+	if sub, _ := s.Subscription(ctx, "sub_a"); sub.Status != store.SubscriptionActive || !sub.FailingSince.Equal(t0) {
+		t.Fatalf("after one failure: %s since %v", sub.Status, sub.FailingSince)
+	}
+	// Five days of failures later, the next failure disables it.
+	later := t0.Add(window)
+	cs, _ = s.ClaimDeliveries(ctx, "w", later, time.Minute, 10)
+	if len(cs) != 2 {
+		t.Fatalf("claimed %d", len(cs))
+	}
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: "w", StartedAt: later, StatusCode: 500,
+		NextAttemptAt: later.Add(time.Hour), FailureWindow: window}); err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := s.Subscription(ctx, "sub_a")
+	if sub.Status != store.SubscriptionDisabled || sub.StatusReason == "" {
+		t.Errorf("after 5 days of failures: %s (%s)", sub.Status, sub.StatusReason)
+	}
+	if c, _ := s.DeliveryCounts(ctx); c[store.DeliveryFailed] != 2 || c[store.DeliveryPending] != 0 {
+		t.Errorf("delivery counts = %v, want all failed", c)
+	}
+	// A disabled subscription's deliveries are never claimed again.
+	if cs, _ := s.ClaimDeliveries(ctx, "w", later.Add(48*time.Hour), time.Minute, 10); len(cs) != 0 {
+		t.Errorf("claimed %d deliveries of a disabled subscription", len(cs))
+	}
+}
+
+func TestHookTokens(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	repo := analysis.Repository{Registry: "docker.io", Name: "acme/app"}
+	n := 0
+	gen := func() string { n++; return "tok" + string(rune('0'+n)) }
+	tok, err := s.HookToken(ctx, repo, gen, t0)
+	if err != nil || tok != "tok1" {
+		t.Fatalf("token = %q, %v", tok, err)
+	}
+	if again, _ := s.HookToken(ctx, repo, gen, t0); again != tok {
+		t.Errorf("second call gave %q, want the same token %q", again, tok)
+	}
+	if got, err := s.HookRepository(ctx, tok); err != nil || got != repo {
+		t.Errorf("repository of token = %v, %v", got, err)
+	}
+	if _, err := s.HookRepository(ctx, "nope"); !errors.Is(err, analysis.ErrNotFound) {
+		t.Errorf("unknown token: err = %v", err)
+	}
+}
