@@ -340,7 +340,7 @@ func TestAnswerIsReadOnlyUpTo64KiB(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(500)
 		chunk := []byte(strings.Repeat("é", 512)) // 1 KiB of two-byte runes
-		for range 4 << 10 {                      // 4 MiB in all
+		for range 4 << 10 {                       // 4 MiB in all
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
