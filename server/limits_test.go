@@ -19,7 +19,7 @@ type raw struct {
 	mt   types.MediaType
 }
 
-func (r raw) RawManifest() ([]byte, error)         { return r.body, nil }
+func (r raw) RawManifest() ([]byte, error)        { return r.body, nil }
 func (r raw) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // TestOversizedContentIsARegistryError: a 5 MiB manifest and a config that
