@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +36,9 @@ type env struct {
 	crane       string // empty when crane is not installed
 	app         string // registry + "/bench/app:1", the realistic image
 	appDigest   string // its manifest digest
+	slow        string // "127.0.0.1:PORT" of a proxy adding 30 ms to every registry request
+	many        string // "bench/many": 1,000 tags over a few digests
+	manyTags    int
 }
 
 // comparisons is the table of the project's whole-process comparisons. Add a row to
@@ -42,6 +49,9 @@ var comparisons = []struct {
 	target   float64
 	commands func(e *env) (a, b []string, err error)
 	check    func(e *env, a, b []byte) error
+	// rounds, warmup and timeout override the command line for slow rows (0: keep).
+	rounds, warmup int
+	timeout        time.Duration
 }{
 	{
 		name:   "inspect vs skopeo",
@@ -58,6 +68,34 @@ var comparisons = []struct {
 			var inspected struct{ Digest string } // skopeo's own output format
 			if err := json.Unmarshal(b, &inspected); err != nil || inspected.Digest != e.appDigest {
 				return fmt.Errorf("skopeo inspect: want Digest %s, got %.200q", e.appDigest, b)
+			}
+			return nil
+		},
+	},
+	{
+		// The naive way to group tags: list them, then one crane digest per
+		// tag, one after the other, each paying the registry's latency.
+		name:   "tags listing (1,000 tags, 30 ms per request) vs crane ls + crane digest per tag",
+		target: 1.0 / 15,
+		rounds: 1, warmup: -1, timeout: 10 * time.Minute,
+		commands: func(e *env) ([]string, []string, error) {
+			if e.crane == "" {
+				return nil, nil, errors.New("crane not found: run `make deps`")
+			}
+			repo := e.slow + "/" + e.many
+			return []string{e.imagebadger, "tags", "--json", "--allow-private-registries", repo},
+				[]string{"sh", "-c", fmt.Sprintf(`for t in $(%[1]s ls %[2]s); do %[1]s digest %[2]s:$t; done`, e.crane, repo)}, nil
+		},
+		check: func(e *env, a, b []byte) error {
+			var list struct {
+				TagCount int
+				Groups   []struct{ Tags []string }
+			}
+			if err := json.Unmarshal(a, &list); err != nil || list.TagCount != e.manyTags {
+				return fmt.Errorf("imagebadger tags --json: want %d tags, got %.200q", e.manyTags, a)
+			}
+			if n := len(strings.Fields(string(b))); n != e.manyTags {
+				return fmt.Errorf("crane: want %d digests, got %d", e.manyTags, n)
 			}
 			return nil
 		},
@@ -86,6 +124,17 @@ func runSuite(ctx context.Context, s settings, out io.Writer) error {
 		}
 		a, b, err := row.commands(e)
 		c := comparison{name: row.name, a: a, b: b, target: row.target}
+		rs := s
+		if row.rounds > 0 {
+			rs.rounds = row.rounds
+			c.checkIsRound = true
+		}
+		if row.warmup != 0 {
+			rs.warmup = max(row.warmup, 0)
+		}
+		if row.timeout > 0 {
+			rs.timeout = row.timeout
+		}
 		if row.check != nil {
 			c.check = func(outA, outB []byte) error { return row.check(e, outA, outB) }
 		}
@@ -93,9 +142,9 @@ func runSuite(ctx context.Context, s settings, out io.Writer) error {
 		if err != nil {
 			r.err = err
 		} else {
-			r = measure(ctx, s, c)
+			r = measure(ctx, rs, c)
 		}
-		if err := report(out, s, c, r); err != nil {
+		if err := report(out, rs, c, r); err != nil {
 			failed = append(failed, row.name)
 		}
 		if ctx.Err() != nil {
@@ -143,6 +192,19 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 		return nil, cleanup, err
 	}
 	e.appDigest = d.String()
+
+	fmt.Fprintln(out, "pushing 1,000 tags and starting a 30 ms latency proxy…")
+	e.many, e.manyTags = "bench/many", 1000
+	if err := pushMany(ctx, reg.Addr+"/"+e.many, e.manyTags); err != nil {
+		return nil, cleanup, fmt.Errorf("push %s: %w", e.many, err)
+	}
+	slow, stopSlow, err := latencyProxy(reg.Addr, 30*time.Millisecond)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	stopReg := cleanup
+	cleanup = func() { stopSlow(); stopReg() }
+	e.slow = slow
 
 	if s.bin != "" {
 		e.imagebadger = s.bin
@@ -270,4 +332,48 @@ func findCrane() string {
 		}
 	}
 	return ""
+}
+
+// pushMany pushes n tags of repo spread over four images.
+func pushMany(ctx context.Context, repo string, n int) error {
+	var imgs []v1.Image
+	for i := 0; i < 4; i++ {
+		img, err := random.Image(1024, int64(1+i))
+		if err != nil {
+			return err
+		}
+		if err := push(ctx, img, fmt.Sprintf("%s:seed%d", repo, i)); err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
+	}
+	r, err := name.NewRepository(repo)
+	if err != nil {
+		return err
+	}
+	for i := 4; i < n; i++ {
+		if err := remote.Tag(r.Tag(fmt.Sprintf("v%d", i)), imgs[i%4], remote.WithContext(ctx)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latencyProxy forwards to the registry at target, holding every request
+// for delay first: a registry across a network, on loopback.
+func latencyProxy(target string, delay time.Duration) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(delay)
+			rp.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() { srv.Close() }, nil
 }
