@@ -41,3 +41,9 @@ func (s *Service) PlatformsOf(ctx context.Context, repo analysis.Repository, dig
 	}
 	return out
 }
+
+// TagsAt returns the tags of repo that point at digest now, so a page can say
+// which of an outdated parent's tags has moved.
+func (s *Service) TagsAt(ctx context.Context, repo analysis.Repository, digest string) ([]string, error) {
+	return s.store.TagsAt(ctx, repo, digest)
+}

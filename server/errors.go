@@ -83,6 +83,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == 499 {
 		return // the client is gone
 	}
+	if !isMachinePath(r.URL.Path) {
+		s.writeErrorPage(w, r, err, status, msg)
+		return
+	}
 	writeJSON(w, status, body)
 }
 

@@ -6,10 +6,12 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"imagebadger/analysis"
 	"imagebadger/images"
 )
 
@@ -20,6 +22,14 @@ type Config struct {
 	// Metrics is the registry /metrics exposes; the server adds its own
 	// collectors to it.
 	Metrics *prometheus.Registry
+	// BaseURL is the public URL of the service, used in the copy-paste badge
+	// snippets of the pages.
+	BaseURL string
+	// Watched lists the repositories tracked as bases (--watch), shown on the
+	// home page. Optional.
+	Watched []analysis.Repository
+	// Now is the pages' clock for "3 days ago"; nil means time.Now.
+	Now func() time.Time
 }
 
 // Server routes requests to handlers.
@@ -29,6 +39,7 @@ type Server struct {
 	metrics *prometheus.Registry
 	http    *httpMetrics
 	router  *mux.Router
+	pages   *pages
 }
 
 // New returns a Server with every route registered.
@@ -39,6 +50,7 @@ func New(cfg Config) *Server {
 		metrics: cfg.Metrics,
 		http:    newHTTPMetrics(cfg.Metrics),
 		router:  mux.NewRouter(),
+		pages:   newPages(cfg),
 	}
 	s.routes()
 	return s

@@ -22,6 +22,9 @@ type Meta struct {
 	Title       string
 	Description string
 	BaseURL     string
+	// NoHeaderSearch hides the search box of the header, for pages that have
+	// their own (the home page).
+	NoHeaderSearch bool
 }
 
 // Layout is the page shell shared by every page, so header, footer and the
@@ -52,7 +55,7 @@ func Layout(p Meta) templ.Component {
 			var templ_7745c5c3_Var2 string
 			templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(p.Title)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `layout.templ`, Line: 26, Col: 14}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `layout.templ`, Line: 29, Col: 14}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var2))
 			if templ_7745c5c3_Err != nil {
@@ -80,7 +83,7 @@ func Layout(p Meta) templ.Component {
 			var templ_7745c5c3_Var3 string
 			templ_7745c5c3_Var3, templ_7745c5c3_Err = templruntime.NewAttributeExpression(p.Description).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `layout.templ`, Line: 32, Col: 52}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `layout.templ`, Line: 35, Col: 52}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var3)
 			if templ_7745c5c3_Err != nil {
@@ -91,7 +94,17 @@ func Layout(p Meta) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "<link rel=\"stylesheet\" href=\"/static/style.css\"><link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\"></head><body><a class=\"skip\" href=\"#main\">Skip to content</a><header class=\"site-header\"><div class=\"wrap header-row\"><a class=\"brand\" href=\"/\" aria-label=\"imagebadger home\"><svg class=\"brand-mark\" aria-hidden=\"true\" viewBox=\"0 0 24 24\" width=\"24\" height=\"24\"><rect x=\"2\" y=\"6\" width=\"20\" height=\"4\" rx=\"1\"></rect><rect x=\"2\" y=\"11\" width=\"14\" height=\"4\" rx=\"1\"></rect><rect x=\"2\" y=\"16\" width=\"8\" height=\"4\" rx=\"1\"></rect></svg> <span>imagebadger</span></a><form class=\"header-search\" action=\"/\" method=\"get\" role=\"search\"><label for=\"header-q\" class=\"visually-hidden\">Image reference</label> <input id=\"header-q\" name=\"q\" type=\"search\" placeholder=\"Search an image, e.g. alpine:3.20\" autocomplete=\"off\" spellcheck=\"false\"></form></div></header><main id=\"main\" class=\"wrap\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "<link rel=\"stylesheet\" href=\"/static/style.css\"><link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\"></head><body><a class=\"skip\" href=\"#main\">Skip to content</a><header class=\"site-header\"><div class=\"wrap header-row\"><a class=\"brand\" href=\"/\" aria-label=\"imagebadger home\"><svg class=\"brand-mark\" aria-hidden=\"true\" viewBox=\"0 0 24 24\" width=\"24\" height=\"24\"><rect x=\"2\" y=\"6\" width=\"20\" height=\"4\" rx=\"1\"></rect><rect x=\"2\" y=\"11\" width=\"14\" height=\"4\" rx=\"1\"></rect><rect x=\"2\" y=\"16\" width=\"8\" height=\"4\" rx=\"1\"></rect></svg> <span>imagebadger</span></a> ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		if !p.NoHeaderSearch {
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "<form class=\"header-search\" action=\"/\" method=\"get\" role=\"search\"><label for=\"header-q\" class=\"visually-hidden\">Image reference</label> <input id=\"header-q\" name=\"q\" type=\"search\" placeholder=\"Image, e.g. alpine:3.20\" autocomplete=\"off\" autocapitalize=\"off\" spellcheck=\"false\"> <button type=\"submit\" class=\"btn\">Inspect</button></form>")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "</div></header><main id=\"main\" class=\"wrap\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -99,7 +112,7 @@ func Layout(p Meta) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 8, "</main><footer class=\"site-footer\"><div class=\"wrap\"><p>imagebadger: image layers, tags, parents and badges for any OCI registry.</p></div></footer><script src=\"/static/app.js\" defer></script></body></html>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "</main><footer class=\"site-footer\"><div class=\"wrap\"><p>imagebadger: image layers, tags, parents and badges for any OCI registry.</p></div></footer><script src=\"/static/app.js\" defer></script></body></html>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -95,6 +95,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer os.RemoveAll(tmp)
 		return tags(ctx, cfg, fs.Arg(0), jsonOut, stdout, tmp)
+	case "demo":
+		if fs.NArg() != 0 {
+			return usageError{"demo takes no arguments"}
+		}
+		return runDemo(ctx, cfg, stdout, stderr)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q (want serve, inspect, tags or demo)", cmd)}
 	}

@@ -80,6 +80,8 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 		Images:  svc,
 		Logger:  log,
 		Metrics: reg,
+		BaseURL: cfg.BaseURL,
+		Watched: watch,
 	})
 	hs := &http.Server{
 		Addr:              cfg.Addr,

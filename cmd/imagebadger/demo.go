@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"imagebadger/internal/demo"
+	"imagebadger/store"
+)
+
+// runDemo starts an in-process registry, pushes the demo family into it,
+// lets a database watch that family change over a few (simulated) weeks, and
+// then serves against both until ctx ends, so every page has something to
+// show without network access. Unless --db is given, the database is a
+// temporary file removed at exit.
+func runDemo(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
+	reg, err := demo.StartRegistry()
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	if cfg.DB == defaultConfig().DB {
+		dir, err := os.MkdirTemp("", "imagebadger-demo-")
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.DB = filepath.Join(dir, "demo.db")
+	}
+	// The demo registry is on loopback; nothing else changes policy.
+	cfg.AllowPrivateRegistries = true
+	if cfg.Watch == "" {
+		cfg.Watch = strings.Join(reg.Watched(), ",")
+	}
+	if cfg.BaseURL == defaultConfig().BaseURL {
+		cfg.BaseURL = baseURLFor(cfg.Addr)
+	}
+
+	fmt.Fprintf(stderr, "imagebadger demo: registry on %s, seeding %s\n", reg.Host, cfg.DB)
+	st, err := store.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	if err := reg.Seed(ctx, st, client); err != nil {
+		st.Close()
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "imagebadger demo: open %s/ (for example %s/images/%s)\n", cfg.BaseURL, cfg.BaseURL, reg.Ref(demo.App+":2.3"))
+	return serve(ctx, cfg, stderr)
+}
+
+// baseURLFor is the URL a browser on this machine reaches addr at.
+func baseURLFor(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return defaultConfig().BaseURL
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

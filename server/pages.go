@@ -1,0 +1,355 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/mux"
+
+	"imagebadger/analysis"
+	"imagebadger/static"
+	"imagebadger/templates"
+)
+
+// Limits of what one page shows.
+const (
+	recentOnHome = 8
+	// recentTagRows is how many tag rows are read to fill recentOnHome
+	// entries: tags that moved together are grouped into one.
+	recentTagRows = 80
+	// groupsWithSizes bounds how many tag groups of a repository page get
+	// their sizes looked up; later groups list their platforms only.
+	groupsWithSizes = 200
+)
+
+// pageCSP is the Content-Security-Policy of every HTML page: only this
+// origin's stylesheet, script and images, no inline code, no framing.
+const pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// pages holds what the HTML pages need besides the image service.
+type pages struct {
+	baseURL string
+	watched []analysis.Repository
+	now     func() time.Time
+	// etags of the embedded static files, computed once at start-up.
+	etags map[string]string
+}
+
+func newPages(cfg Config) *pages {
+	p := &pages{
+		baseURL: strings.TrimRight(cfg.BaseURL, "/"),
+		watched: cfg.Watched,
+		now:     cfg.Now,
+		etags:   map[string]string{},
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	_ = fs.WalkDir(static.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(static.FS, path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		p.etags[path] = `"` + hex.EncodeToString(sum[:8]) + `"`
+		return nil
+	})
+	return p
+}
+
+func (p *pages) options() templates.Options {
+	return templates.Options{BaseURL: p.baseURL, Now: p.now()}
+}
+
+// pageRoutes registers the HTML pages and their static files. They live
+// outside /api, /v1, /badges and /hooks, which stay machine routes.
+func (s *Server) pageRoutes() {
+	r := s.router
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusForbidden, "Request refused",
+			"This form was sent from another site, so it was refused. Use the button on this site instead.")
+	}))
+	r.Handle("/", s.handle("page_home", s.homePage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/images/{reference:.+}/refresh", cop.Handler(s.handle("page_refresh", s.refreshPage))).Methods(http.MethodPost)
+	r.Handle("/images/{reference:.+}", s.handle("page_image", s.imagePage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/repositories/{repository:.+}", s.handle("page_repository", s.repositoryPage)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/static/").Handler(s.staticFiles()).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/favicon.ico", http.RedirectHandler("/static/favicon.svg", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
+}
+
+// render writes a page. It renders into a buffer first, so a failure while
+// rendering still becomes a proper error page rather than half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) error {
+	var buf bytes.Buffer
+	buf.Grow(32 << 10)
+	if err := c.Render(r.Context(), &buf); err != nil {
+		return fmt.Errorf("server: render %s: %w", r.URL.Path, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// homePage answers / : the search box, recent tag moves and watched bases.
+// A search (?q=) that parses redirects to the image page; one that does not
+// is shown again with the reason next to the box.
+func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
+	if r.URL.Path != "/" {
+		return errNoRoute
+	}
+	opt := s.pages.options()
+	page := templates.HomePage{Meta: templates.Meta{
+		Title:          "",
+		Description:    "Inspect any container image: layers, sizes, labels, tags, parent image and README badges.",
+		BaseURL:        opt.BaseURL,
+		NoHeaderSearch: true,
+	}}
+	status := http.StatusOK
+	if q, ok := r.URL.Query()["q"]; ok {
+		page.Query = cleanQuery(strings.Join(q, ""))
+		ref, err := analysis.ParseReference(page.Query)
+		switch {
+		case page.Query == "":
+			page.Error = "Type an image reference, for example alpine:3.20."
+			status = http.StatusBadRequest
+		case err != nil:
+			page.Error, _ = analysis.PublicMessage(err)
+			if page.Error == "" {
+				page.Error = "That is not an image reference."
+			}
+			status = http.StatusBadRequest
+		default:
+			http.Redirect(w, r, templates.ImageHref(canonicalRef(ref)), http.StatusSeeOther)
+			return nil
+		}
+	}
+	recent, err := s.images.RecentTags(r.Context(), recentTagRows)
+	if err != nil {
+		return err
+	}
+	rt := make([]templates.RecentTag, len(recent))
+	for i, t := range recent {
+		rt[i] = templates.RecentTag{Registry: t.Registry, Repository: t.Repository, Tag: t.Tag,
+			Digest: t.Digest, Previous: t.Previous, Changed: t.Changed}
+	}
+	page.Recent = templates.NewRecentItems(rt, recentOnHome, opt.Now)
+	for _, repo := range s.pages.watched {
+		a, err := s.images.Activity(r.Context(), repo)
+		if err != nil {
+			return err
+		}
+		name := repo.Short()
+		page.Watched = append(page.Watched, templates.WatchedItem{
+			Repository: name,
+			Href:       templates.RepositoryHref(name),
+			TagCount:   a.Tags,
+			Changed:    templates.NewTimeView(a.Changed, opt.Now),
+		})
+	}
+	return s.render(w, r, status, templates.Home(page))
+}
+
+// cleanQuery removes what people paste around a reference: spaces, a
+// "docker pull" in front, a scheme.
+func cleanQuery(q string) string {
+	q = strings.TrimSpace(q)
+	for _, p := range []string{"docker pull ", "podman pull ", "https://", "http://"} {
+		if rest, ok := strings.CutPrefix(q, p); ok {
+			q = strings.TrimSpace(rest)
+		}
+	}
+	return q
+}
+
+// canonicalRef is the form of ref used in page URLs: short for Docker Hub,
+// and by digest alone when a digest is given (the digest wins over the tag).
+func canonicalRef(ref analysis.Reference) string {
+	if ref.Digest != "" {
+		return templates.DisplayReference(ref.Registry, ref.Name, "", ref.Digest)
+	}
+	return templates.DisplayReference(ref.Registry, ref.Name, ref.Tag, "")
+}
+
+// imagePage answers /images/{reference}; ?platform= picks the platform image
+// of a multi-platform image.
+func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
+	raw := mux.Vars(r)["reference"]
+	ref, err := analysis.ParseReference(raw)
+	if err != nil {
+		return err
+	}
+	if canon := canonicalRef(ref); canon != raw {
+		redirectTo(w, r, templates.ImageHref(canon))
+		return nil
+	}
+	rep, err := s.images.Image(r.Context(), ref, false)
+	if err != nil {
+		return err
+	}
+	page := templates.NewImagePage(rep, r.URL.Query().Get("platform"), s.pages.options())
+	if pv := page.Platform.Parent; pv != nil && pv.Outdated && pv.CurrentDigest != "" {
+		repo := analysis.Repository{Registry: pv.Registry, Name: pv.RepositoryName}
+		if tags, err := s.images.TagsAt(r.Context(), repo, pv.CurrentDigest); err == nil {
+			pv.SetMoved(tags)
+		} else {
+			s.log.WarnContext(r.Context(), "tags of the current parent", "repository", repo.String(), "err", err)
+		}
+	}
+	return s.render(w, r, http.StatusOK, templates.Image(page))
+}
+
+// refreshPage answers the refresh button: re-resolve the tag now, then go
+// back to the page (303, so reloading does not post again).
+func (s *Server) refreshPage(w http.ResponseWriter, r *http.Request) error {
+	ref, err := analysis.ParseReference(mux.Vars(r)["reference"])
+	if err != nil {
+		return err
+	}
+	if _, err := s.images.Image(r.Context(), ref, true); err != nil {
+		return err
+	}
+	target := templates.ImageHref(canonicalRef(ref))
+	if p := r.PostFormValue("platform"); p != "" {
+		target += "?platform=" + url.QueryEscape(p)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+	return nil
+}
+
+// repositoryPage answers /repositories/{repository}: the tags grouped by
+// digest, each group with its platforms and their sizes.
+func (s *Server) repositoryPage(w http.ResponseWriter, r *http.Request) error {
+	raw := mux.Vars(r)["repository"]
+	repo, err := analysis.ParseRepository(raw)
+	if err != nil {
+		return err
+	}
+	if canon := repo.Short(); canon != raw {
+		redirectTo(w, r, templates.RepositoryHref(canon))
+		return nil
+	}
+	refresh := r.URL.Query().Get("refresh")
+	list, err := s.images.Tags(r.Context(), repo, refresh == "1" || refresh == "true")
+	if err != nil {
+		return err
+	}
+	digests := make([]string, 0, min(len(list.Groups), groupsWithSizes))
+	for _, g := range list.Groups[:min(len(list.Groups), groupsWithSizes)] {
+		digests = append(digests, g.Digest)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	sizes := s.images.PlatformsOf(ctx, repo, digests)
+	page := templates.NewRepositoryPage(list, sizes, s.pages.options())
+	return s.render(w, r, http.StatusOK, templates.Repository(page))
+}
+
+// redirectTo sends a GET to the canonical URL of the same page, keeping the
+// query.
+func redirectTo(w http.ResponseWriter, r *http.Request, path string) {
+	if r.URL.RawQuery != "" {
+		path += "?" + r.URL.RawQuery
+	}
+	http.Redirect(w, r, path, http.StatusFound)
+}
+
+// staticFiles serves the embedded stylesheet, script and icons with an ETag
+// and an hour of caching.
+func (s *Server) staticFiles() http.Handler {
+	files := http.FileServerFS(static.FS)
+	return http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		etag, ok := s.pages.etags[r.URL.Path]
+		if !ok {
+			s.renderError(w, r, http.StatusNotFound, "Not found", "There is no file at this address.")
+			return
+		}
+		h := w.Header()
+		h.Set("ETag", etag)
+		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	}))
+}
+
+// isMachinePath reports whether path belongs to the JSON API, the
+// MicroBadger API, the badges or the hooks, whose errors are JSON; every
+// other path is a page and gets an HTML error page.
+func isMachinePath(path string) bool {
+	for _, p := range []string{"/api/", "/v1/", "/hooks/", "/badges/"} {
+		if strings.HasPrefix(path, p) || path+"/" == p {
+			return true
+		}
+	}
+	return path == "/healthz" || path == "/metrics"
+}
+
+// writeErrorPage answers a failed page request with a friendly page and the
+// status code the error maps to; msg is the public message.
+func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err error, status int, msg string) {
+	heading, text := errorText(err, status, msg)
+	s.renderError(w, r, status, heading, text)
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+	page := templates.ErrorPage{
+		Meta:    templates.Meta{Title: heading, BaseURL: s.pages.baseURL, NoHeaderSearch: true},
+		Status:  status,
+		Heading: heading,
+		Message: text,
+	}
+	if ref, ok := mux.Vars(r)["reference"]; ok {
+		page.Query = ref
+	}
+	if err := s.render(w, r, status, templates.Error(page)); err != nil {
+		s.log.ErrorContext(r.Context(), "render error page", "err", err)
+		http.Error(w, text, status)
+	}
+}
+
+// errorText chooses the heading and the explanation of an error page.
+func errorText(err error, status int, msg string) (heading, text string) {
+	switch {
+	case errors.Is(err, errNoRoute):
+		return "Page not found", "There is no page at this address."
+	case errors.Is(err, analysis.ErrInvalidReference):
+		return "Not an image reference", msg
+	case errors.Is(err, analysis.ErrNotFound):
+		return "Image not found", msg
+	case errors.Is(err, analysis.ErrForbidden):
+		return "Registry not allowed", msg
+	case errors.Is(err, analysis.ErrUnauthorized):
+		return "Registry needs credentials", msg
+	case errors.Is(err, analysis.ErrRateLimited):
+		return "Too many requests", msg + " Try again in a minute."
+	case errors.Is(err, analysis.ErrTimeout):
+		return "The registry did not answer in time", msg
+	case errors.Is(err, analysis.ErrUpstream):
+		return "The registry answered with an error", msg
+	case status == http.StatusBadRequest:
+		return "Bad request", msg
+	}
+	return "Something went wrong", "The page could not be shown. The error has been logged; please try again later."
+}

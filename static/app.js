@@ -1,0 +1,53 @@
+// imagebadger: small progressive enhancements. Every page works without this
+// script; it only adds copy buttons and feedback on the refresh button.
+(function () {
+  "use strict";
+
+  function copyText(el) {
+    var text = el.value !== undefined ? el.value : el.textContent;
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).then(function () { return true; }, function () { return fallback(el); });
+    }
+    return Promise.resolve(fallback(el));
+  }
+
+  // fallback selects the text and asks the browser to copy the selection.
+  function fallback(el) {
+    el.focus();
+    if (el.select) { el.select(); }
+    try { return document.execCommand("copy"); } catch (e) { return false; }
+  }
+
+  document.querySelectorAll("button[data-copy]").forEach(function (btn) {
+    var target = document.getElementById(btn.getAttribute("data-copy"));
+    if (!target) { return; }
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      copyText(target).then(function (ok) {
+        btn.textContent = ok ? "Copied" : "Press Ctrl+C";
+        btn.classList.toggle("copied", ok);
+        btn.setAttribute("aria-live", "polite");
+        clearTimeout(btn._reset);
+        btn._reset = setTimeout(function () {
+          btn.textContent = "Copy";
+          btn.classList.remove("copied");
+        }, 2000);
+      });
+    });
+  });
+
+  // A click in a read-only value selects all of it, ready for Ctrl+C.
+  document.querySelectorAll("input.copy-value").forEach(function (el) {
+    el.addEventListener("focus", function () { el.select(); });
+  });
+
+  document.querySelectorAll("form.refresh-form").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      var btn = form.querySelector("button");
+      if (btn) {
+        btn.disabled = true;
+        btn.lastChild.textContent = " Checking…";
+      }
+    });
+  });
+})();

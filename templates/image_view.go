@@ -1,0 +1,430 @@
+package templates
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"imagebadger/analysis"
+)
+
+// ImagePage is the view model of /images/{reference}.
+type ImagePage struct {
+	Meta Meta
+	// Ref is the reference as shown and as used in this page's URL.
+	Ref            string
+	Href           string
+	Repository     string
+	RepositoryHref string
+	Registry       string
+	Tag            string
+	Digest         string
+	MediaType      string
+	// Platforms lists every platform image with a link that selects it; it
+	// has more than one entry only for multi-platform images.
+	Platforms []Link
+	// Notice explains a fallback, e.g. an unknown ?platform= value.
+	Notice   string
+	Platform PlatformView
+	// Tags are the tags of the repository that point at Digest.
+	Tags          []Link
+	Checked       TimeView
+	RefreshAction string
+	SubscribeHref string
+	Badges        []BadgeView
+}
+
+// MultiPlatform reports whether the image is an index with several platforms.
+func (p ImagePage) MultiPlatform() bool { return len(p.Platforms) > 1 }
+
+// PlatformView is one platform image of the page.
+type PlatformView struct {
+	Name         string
+	Digest       string
+	ConfigDigest string
+	Created      TimeView
+	LayerCount   int
+	DownloadSize string
+	// Bytes is the download size in bytes.
+	Bytes    int64
+	Layers   []LayerView
+	Bar      []BarSegment
+	Legend   []LegendItem
+	Metadata []MetaItem
+	Title    string
+	Summary  string
+	Labels   []KV
+	Parent   *ParentView
+}
+
+// LayerView is one row of the layers table.
+type LayerView struct {
+	// Number counts from 1, base first.
+	Number      int
+	Anchor      string
+	Digest      string
+	ShortDigest string
+	Size        string
+	Percent     string
+	// BarWidth is the row's share of the largest layer, 0 to 100, for the
+	// small in-row bar.
+	BarWidth string
+	Command  string
+	// CommandFull is the raw created_by, shown on demand when it differs.
+	CommandFull string
+	Created     TimeView
+	// Inherited marks layers that come from the parent image.
+	Inherited bool
+}
+
+// BarSegment is one rectangle of the layer-size bar, in a 1000-unit-wide
+// coordinate space.
+type BarSegment struct {
+	X, Width string
+	Class    string
+	Title    string
+	Href     string
+}
+
+// LegendItem explains one colour of the layer bar.
+type LegendItem struct {
+	Class string
+	Text  string
+}
+
+// MetaItem is one row of the metadata list; Href links the value when set.
+type MetaItem struct {
+	Label string
+	Value string
+	// Full is the untruncated value, shown as a tooltip when Value is cut.
+	Full string
+	Href string
+	Mono bool
+}
+
+// ParentView describes the image this one was built on.
+type ParentView struct {
+	// Registry and RepositoryName name the parent's repository as stored.
+	Registry       string
+	RepositoryName string
+	Ref            string
+	Href           string
+	Repository     string
+	Digest         string
+	ShortDigest    string
+	Tags           []Link
+	LayerCount     int
+	LayersText     string
+	Method         string
+	Outdated       bool
+	// MovedTag is the parent's tag that has moved since, as repository:tag;
+	// empty when it is not known which one (see SetMoved).
+	MovedTag      string
+	CurrentDigest string
+	CurrentShort  string
+	CurrentHref   string
+}
+
+// BadgeView is one badge with its copy-paste snippets.
+type BadgeView struct {
+	Kind     string
+	ID       string
+	Src      string
+	Alt      string
+	Markdown string
+	HTML     string
+}
+
+// BadgeKinds are the badge kinds of API.md, in the order the page shows them.
+func BadgeKinds() []string { return []string{"image", "version", "commit", "license", "base"} }
+
+// NewImagePage builds the image page of rep. want is the ?platform= value;
+// an unknown value falls back to the default platform with a notice.
+func NewImagePage(rep *analysis.Report, want string, opt Options) ImagePage {
+	ref := DisplayReference(rep.Registry, rep.Repository, rep.Tag, "")
+	if rep.Tag == "" {
+		ref = DisplayReference(rep.Registry, rep.Repository, "", rep.Digest)
+	}
+	repo := DisplayRepository(rep.Registry, rep.Repository)
+	p := ImagePage{
+		Ref:            ref,
+		Href:           ImageHref(ref),
+		Repository:     repo,
+		RepositoryHref: RepositoryHref(repo),
+		Registry:       rep.Registry,
+		Tag:            rep.Tag,
+		Digest:         rep.Digest,
+		MediaType:      MediaTypeName(rep.MediaType),
+		Checked:        NewTimeView(rep.CheckedAt, opt.Now),
+		RefreshAction:  ImageHref(ref) + "/refresh",
+		SubscribeHref:  "/subscriptions/new?image=" + url.QueryEscape(ref),
+	}
+	p.Meta = Meta{
+		Title:       ref,
+		Description: "Layers, size, metadata, parent image and badges of " + ref + ".",
+		BaseURL:     opt.BaseURL,
+	}
+	plat, ok := rep.Select(want)
+	if !ok && want != "" {
+		p.Notice = fmt.Sprintf("This image has no %s platform; showing %s instead.", want, defaultPlatform(rep))
+		plat, _ = rep.Select("")
+	}
+	if len(rep.Platforms) > 1 {
+		for _, q := range rep.Platforms {
+			p.Platforms = append(p.Platforms, Link{
+				Text:    q.Platform,
+				Href:    p.Href + "?platform=" + url.QueryEscape(q.Platform),
+				Current: plat != nil && q.Platform == plat.Platform,
+			})
+		}
+	}
+	for _, t := range sortTags(rep.Tags) {
+		tref := DisplayReference(rep.Registry, rep.Repository, t, "")
+		p.Tags = append(p.Tags, Link{Text: t, Href: ImageHref(tref), Current: t == rep.Tag})
+	}
+	// A badge describes linux/amd64 unless told otherwise: keep the platform
+	// in the badge URL only when another one is shown.
+	platQuery := ""
+	if plat != nil && len(rep.Platforms) > 1 && plat.Platform != defaultPlatform(rep) {
+		platQuery = "?platform=" + url.QueryEscape(plat.Platform)
+	}
+	base := opt.base()
+	for _, kind := range BadgeKinds() {
+		src := "/badges/" + kind + "/" + ref + ".svg" + platQuery
+		alt := kind + " badge of " + ref
+		page := base + p.Href
+		p.Badges = append(p.Badges, BadgeView{
+			Kind:     kind,
+			ID:       "badge-" + kind,
+			Src:      src,
+			Alt:      alt,
+			Markdown: fmt.Sprintf("[![%s](%s%s)](%s)", alt, base, src, page),
+			HTML:     fmt.Sprintf(`<a href="%s"><img src="%s%s" alt="%s"></a>`, page, base, src, alt),
+		})
+	}
+	if plat != nil {
+		p.Platform = newPlatformView(rep, plat, opt)
+	}
+	return p
+}
+
+func defaultPlatform(rep *analysis.Report) string {
+	if d, ok := rep.Select(""); ok {
+		return d.Platform
+	}
+	return ""
+}
+
+func sortTags(tags []string) []string {
+	out := append([]string(nil), tags...)
+	analysis.SortTags(out)
+	return out
+}
+
+// barUnits is the width of the layer bar's coordinate space.
+const barUnits = 1000
+
+func newPlatformView(rep *analysis.Report, pl *analysis.Platform, opt Options) PlatformView {
+	v := PlatformView{
+		Name:         pl.Platform,
+		Digest:       pl.Digest,
+		ConfigDigest: pl.ConfigDigest,
+		Created:      timeViewPtr(pl.Created, opt.Now),
+		LayerCount:   pl.LayerCount,
+		DownloadSize: analysis.HumanSize(pl.DownloadSize),
+		Bytes:        pl.DownloadSize,
+		Title:        pl.Metadata.Title,
+		Summary:      pl.Metadata.Description,
+		Labels:       sortedLabels(pl.Labels),
+	}
+	inherited := 0
+	if pl.Parent != nil {
+		v.Parent = newParentView(pl.Parent)
+		inherited = min(pl.Parent.LayerCount, len(pl.Layers))
+	}
+
+	var total, largest int64
+	for _, l := range pl.Layers {
+		total += l.Size
+		largest = max(largest, l.Size)
+	}
+	v.Layers = make([]LayerView, len(pl.Layers))
+	for i, l := range pl.Layers {
+		cmd := CleanCommand(l.CreatedBy)
+		full := ""
+		if cmd != strings.TrimSpace(l.CreatedBy) {
+			full = l.CreatedBy
+		}
+		width := "0"
+		if largest > 0 {
+			width = strconv.FormatFloat(max(float64(l.Size)*100/float64(largest), 1), 'f', 1, 64)
+		}
+		v.Layers[i] = LayerView{
+			Number:      i + 1,
+			Anchor:      "layer-" + strconv.Itoa(i+1),
+			Digest:      l.Digest,
+			ShortDigest: ShortDigest(l.Digest),
+			Size:        analysis.HumanSize(l.Size),
+			Percent:     percent(l.Size, total),
+			BarWidth:    width,
+			Command:     cmd,
+			CommandFull: full,
+			Created:     timeViewPtr(l.Created, opt.Now),
+			Inherited:   i < inherited,
+		}
+	}
+	v.Bar = layerBar(v.Layers, pl.Layers, total)
+	if inherited > 0 {
+		var inBytes int64
+		for _, l := range pl.Layers[:inherited] {
+			inBytes += l.Size
+		}
+		v.Legend = []LegendItem{
+			{Class: "seg-inherited", Text: fmt.Sprintf("From %s: %s in %s", v.Parent.Ref, analysis.HumanSize(inBytes), plural(inherited, "layer"))},
+			{Class: "seg-own", Text: fmt.Sprintf("Added by this image: %s in %s", analysis.HumanSize(total-inBytes), plural(len(pl.Layers)-inherited, "layer"))},
+		}
+	}
+	v.Metadata = metadataItems(pl.Metadata)
+	return v
+}
+
+// layerBar lays the layers out left to right, base first, each at least a
+// few units wide so that small layers stay visible and clickable.
+func layerBar(views []LayerView, layers []analysis.Layer, total int64) []BarSegment {
+	if len(layers) == 0 {
+		return nil
+	}
+	const minUnits = 4.0
+	widths := make([]float64, len(layers))
+	var sum float64
+	for i, l := range layers {
+		w := minUnits
+		if total > 0 {
+			w = max(float64(l.Size)*barUnits/float64(total), minUnits)
+		}
+		widths[i] = w
+		sum += w
+	}
+	scale := barUnits / sum
+	out := make([]BarSegment, len(layers))
+	x := 0.0
+	for i, w := range widths {
+		w *= scale
+		class := "seg-own seg-" + strconv.Itoa(i%3)
+		if views[i].Inherited {
+			class = "seg-inherited seg-" + strconv.Itoa(i%3)
+		}
+		title := fmt.Sprintf("Layer %d: %s (%s)", i+1, views[i].Size, views[i].Percent)
+		if views[i].Command != "" {
+			title += ": " + truncate(views[i].Command, 120)
+		}
+		out[i] = BarSegment{
+			X:     strconv.FormatFloat(x, 'f', 2, 64),
+			Width: strconv.FormatFloat(w, 'f', 2, 64),
+			Class: class,
+			Title: title,
+			Href:  "#" + views[i].Anchor,
+		}
+		x += w
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func newParentView(pa *analysis.Parent) *ParentView {
+	tags := sortTags(pa.Tags)
+	tag := longest(tags)
+	ref := DisplayReference(pa.Registry, pa.Repository, tag, "")
+	pv := &ParentView{
+		Registry:       pa.Registry,
+		RepositoryName: pa.Repository,
+		Ref:            ref,
+		Href:           ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.Digest)),
+		Repository:     DisplayRepository(pa.Registry, pa.Repository),
+		Digest:         pa.Digest,
+		ShortDigest:    ShortDigest(pa.Digest),
+		LayerCount:     pa.LayerCount,
+		LayersText:     plural(pa.LayerCount, "layer"),
+		Method:         pa.Method,
+		Outdated:       pa.Outdated,
+	}
+	if tag == "" {
+		pv.Ref = DisplayReference(pa.Registry, pa.Repository, "", ShortDigest(pa.Digest))
+	}
+	for _, t := range tags {
+		pv.Tags = append(pv.Tags, Link{Text: t, Href: ImageHref(DisplayReference(pa.Registry, pa.Repository, t, ""))})
+	}
+	if pa.Outdated {
+		pv.CurrentDigest = pa.CurrentDigest
+		pv.CurrentShort = ShortDigest(pa.CurrentDigest)
+		if pa.CurrentDigest != "" {
+			pv.CurrentHref = ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.CurrentDigest))
+		}
+	}
+	return pv
+}
+
+// SetMoved names the moved tag in the outdated warning: of the tags that
+// pointed at the parent, the most specific one that now points at
+// CurrentDigest (nowAtCurrent lists the tags at CurrentDigest).
+func (pv *ParentView) SetMoved(nowAtCurrent []string) {
+	at := make(map[string]bool, len(nowAtCurrent))
+	for _, t := range nowAtCurrent {
+		at[t] = true
+	}
+	var moved []string
+	for _, l := range pv.Tags {
+		if at[l.Text] {
+			moved = append(moved, l.Text)
+		}
+	}
+	if t := longest(moved); t != "" {
+		pv.MovedTag = DisplayReference(pv.Registry, pv.RepositoryName, t, "")
+	}
+}
+
+// longest picks the most specific tag ("3.20.1" over "3"), skipping "latest"
+// unless it is the only one.
+func longest(tags []string) string {
+	best := ""
+	for _, t := range tags {
+		if t != "latest" && len(t) > len(best) {
+			best = t
+		}
+	}
+	if best == "" && len(tags) > 0 {
+		return tags[0]
+	}
+	return best
+}
+
+func metadataItems(m analysis.Metadata) []MetaItem {
+	var out []MetaItem
+	add := func(label, value, href string, mono bool) {
+		if value != "" {
+			out = append(out, MetaItem{Label: label, Value: value, Href: href, Mono: mono})
+		}
+	}
+	add("Title", m.Title, "", false)
+	add("Description", m.Description, "", false)
+	add("Version", m.Version, "", false)
+	add("Revision", m.Revision, CommitURL(m.Source, m.Revision), true)
+	if n := len(out); n > 0 && out[n-1].Label == "Revision" && len(m.Revision) > 12 {
+		out[n-1].Value, out[n-1].Full = m.Revision[:12], m.Revision
+	}
+	add("Source", m.Source, WebURL(m.Source), false)
+	add("License", m.Licenses, "", false)
+	add("Vendor", m.Vendor, "", false)
+	add("Built", m.Created, "", false)
+	add("Website", m.URL, WebURL(m.URL), false)
+	add("Documentation", m.Documentation, WebURL(m.Documentation), false)
+	return out
+}
