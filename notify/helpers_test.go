@@ -87,9 +87,10 @@ func moveTag(t testing.TB, st *store.Store, tag, digest string, at time.Time) st
 
 // received is one request a receiver got, already verified.
 type received struct {
-	ID   string
-	Body string
-	Err  error
+	ID     string
+	Body   string
+	Header http.Header
+	Err    error
 }
 
 // receiver is a webhook endpoint on loopback that verifies every request
@@ -124,7 +125,7 @@ func newReceiver(t testing.TB, secret func() string, status func(n int) int) *re
 			verr = errors.Join(verr, errors.New("Content-Type "+r.Header.Get("Content-Type")))
 		}
 		rc.mu.Lock()
-		rc.got = append(rc.got, received{ID: r.Header.Get("webhook-id"), Body: string(body), Err: verr})
+		rc.got = append(rc.got, received{ID: r.Header.Get("webhook-id"), Body: string(body), Header: r.Header.Clone(), Err: verr})
 		n := len(rc.got)
 		rc.mu.Unlock()
 		w.WriteHeader(rc.status(n))

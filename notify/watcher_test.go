@@ -1,0 +1,236 @@
+package notify_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"imagebadger/analysis"
+	"imagebadger/notify"
+	"imagebadger/store"
+)
+
+// fakeImages stands in for images.Service: it records what it is asked and
+// records each resolution in the store as the real one does.
+type fakeImages struct {
+	st    *store.Store
+	now   func() time.Time
+	mu    sync.Mutex
+	calls []string
+	err   func(ref analysis.Reference) error
+}
+
+func (f *fakeImages) Image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf("%s refresh=%v", ref, refresh))
+	f.mu.Unlock()
+	if f.err != nil {
+		if err := f.err(ref); err != nil {
+			return nil, err
+		}
+	}
+	if ref.Tag != "" && ref.Digest == "" {
+		if _, err := f.st.RecordTag(ctx, ref.Repository, ref.Tag, analysis.Descriptor{Digest: dNew, MediaType: "m"}, f.now(), nil); err != nil {
+			return nil, err
+		}
+	}
+	return &analysis.Report{Digest: dNew}, nil
+}
+
+func (f *fakeImages) taken() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.calls
+	f.calls = nil
+	slices.Sort(out)
+	return out
+}
+
+// fakeLister adds Tags: it resolves every tag of the listing through Image,
+// as images.Service.Tags does, when resolve is set.
+type fakeLister struct {
+	*fakeImages
+	tags    []string
+	resolve bool
+	lists   atomic.Int32
+}
+
+func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
+	f.lists.Add(1)
+	if f.resolve {
+		for _, t := range f.tags {
+			if _, err := f.Image(ctx, repo.WithTag(t), true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &analysis.TagList{Registry: repo.Registry, Repository: repo.Name, Groups: []analysis.TagGroup{{Digest: dNew, Tags: f.tags}}}, nil
+}
+
+func newWatcher(t *testing.T, images notify.Resolver, st *store.Store, clk *clock, wakes *atomic.Int32) *notify.Watcher {
+	t.Helper()
+	return notify.NewWatcher(notify.WatcherConfig{Images: images, Store: st, Interval: time.Minute, Now: clk.Now,
+		Wake: func() { wakes.Add(1) }})
+}
+
+func TestPollRefreshesSubscribedTags(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	addSubscription(t, st, "sub_1", "1.0", "http://x")
+	addSubscription(t, st, "sub_2", "2.0", "http://x")
+	addSubscription(t, st, "sub_3", "1.0", "http://x") // same tag: one check
+	addDisabledSubscription(t, st, "sub_4", "3.0")
+	f := &fakeImages{st: st, now: clk.Now}
+	var wakes atomic.Int32
+	w := newWatcher(t, f, st, clk, &wakes)
+	if err := w.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.1:5000/acme/base:1.0 refresh=true", "127.0.0.1:5000/acme/base:2.0 refresh=true"}
+	if diff := cmp.Diff(want, f.taken()); diff != "" {
+		t.Errorf("checks (-want +got):\n%s", diff)
+	}
+	if wakes.Load() == 0 {
+		t.Error("the worker was not woken after the poll")
+	}
+	// Checked again by the next round (a later time).
+	clk.Set(t0.Add(time.Minute))
+	if err := w.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.taken(); len(got) != 2 {
+		t.Errorf("second round checked %v", got)
+	}
+}
+
+// addDisabledSubscription stores a subscription whose ping was answered 410.
+func addDisabledSubscription(t *testing.T, st *store.Store, id, tag string) {
+	t.Helper()
+	ctx := context.Background()
+	sub := store.Subscription{ID: id, Repo: repo, Tag: tag, URL: "http://x", Events: []string{notify.TypeImageUpdated},
+		Secret: notify.NewSecret(), TokenHash: "h", Status: store.SubscriptionPending, CreatedAt: t0}
+	pingID, err := st.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_" + id, Type: notify.TypePing, Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.ClaimDelivery(ctx, pingID, "w", t0, time.Minute); !ok || err != nil {
+		t.Fatalf("claim ping: %v %v", ok, err)
+	}
+	if err := st.RecordAttempt(ctx, store.AttemptResult{DeliveryID: pingID, Owner: "w", StartedAt: t0, StatusCode: 410, Disable: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPollListsRepositoryWideSubscriptions(t *testing.T) {
+	for _, resolve := range []bool{true, false} {
+		t.Run(fmt.Sprintf("listing resolves tags=%v", resolve), func(t *testing.T) {
+			st := openStore(t)
+			clk := &clock{t: t0}
+			addSubscription(t, st, "sub_repo", "", "http://x")
+			addSubscription(t, st, "sub_tag", "b", "http://x")
+			f := &fakeLister{fakeImages: &fakeImages{st: st, now: clk.Now}, tags: []string{"a", "b"}, resolve: resolve}
+			var wakes atomic.Int32
+			w := newWatcher(t, f, st, clk, &wakes)
+			if err := w.Poll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if f.lists.Load() != 1 {
+				t.Errorf("listed %d times", f.lists.Load())
+			}
+			// Each tag is asked once per round, whoever asks.
+			want := []string{"127.0.0.1:5000/acme/base:a refresh=true", "127.0.0.1:5000/acme/base:b refresh=true"}
+			if diff := cmp.Diff(want, f.taken()); diff != "" {
+				t.Errorf("checks (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPollWithoutTagListingSkipsRepositoryWide(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	addSubscription(t, st, "sub_repo", "", "http://x")
+	addSubscription(t, st, "sub_tag", "1.0", "http://x")
+	f := &fakeImages{st: st, now: clk.Now}
+	var wakes atomic.Int32
+	if err := newWatcher(t, f, st, clk, &wakes).Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"127.0.0.1:5000/acme/base:1.0 refresh=true"}, f.taken()); diff != "" {
+		t.Errorf("checks (-want +got):\n%s", diff)
+	}
+}
+
+func TestRateLimitedRegistryIsLeftAlone(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	addSubscription(t, st, "sub_1", "1.0", "http://x")
+	limited := true
+	f := &fakeImages{st: st, now: clk.Now, err: func(analysis.Reference) error {
+		if limited {
+			return &analysis.Error{Kind: analysis.ErrRateLimited, Message: "slow down", RetryAfter: 10 * time.Minute}
+		}
+		return nil
+	}}
+	var wakes atomic.Int32
+	w := newWatcher(t, f, st, clk, &wakes)
+	_ = w.Poll(context.Background())
+	if got := f.taken(); len(got) != 1 {
+		t.Fatalf("first round: %v", got)
+	}
+	limited = false
+	clk.Set(t0.Add(5 * time.Minute))
+	_ = w.Poll(context.Background())
+	if got := f.taken(); len(got) != 0 {
+		t.Errorf("asked a registry that asked for 10 minutes of quiet after 5: %v", got)
+	}
+	clk.Set(t0.Add(11 * time.Minute))
+	_ = w.Poll(context.Background())
+	if got := f.taken(); len(got) != 1 {
+		t.Errorf("after the pause: %v", got)
+	}
+}
+
+func TestRefreshRequestsAreServed(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	f := &fakeImages{st: st, now: clk.Now}
+	var wakes atomic.Int32
+	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now, Wake: func() { wakes.Add(1) }})
+	tag := repo.WithTag("1.0")
+	for range 3 {
+		if !w.Refresh(tag) {
+			t.Fatal("refresh refused")
+		}
+	}
+	w.Refresh(repo.WithDigest(dOld))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) && len(got) < 2 {
+		time.Sleep(10 * time.Millisecond)
+		f.mu.Lock()
+		got = append([]string(nil), f.calls...)
+		f.mu.Unlock()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{"127.0.0.1:5000/acme/base:1.0 refresh=true", "127.0.0.1:5000/acme/base@" + dOld + " refresh=false"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("refreshes (-want +got):\n%s", diff)
+	}
+	if wakes.Load() == 0 {
+		t.Error("the worker was not woken")
+	}
+}
