@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -84,6 +85,12 @@ func classify(err error, registry, what string) error {
 	var f forbidder
 	if errors.As(err, &f) && f.Forbidden() {
 		return newError(ErrForbidden, err, "the address of registry %s is refused by this service's network policy", registry)
+	}
+	// go-containerregistry refuses, before any dial, a redirect from a
+	// registry to a private or link-local IP literal; it says so only in
+	// text. The network policy refuses the rest at dial time (above).
+	if strings.Contains(err.Error(), "SSRF protection") {
+		return newError(ErrForbidden, err, "registry %s redirected to an address refused by this service's network policy", registry)
 	}
 	if errors.Is(err, errManifestTooLarge) {
 		return newError(ErrUpstream, err, "registry %s sent a %s larger than the %d MiB limit", registry, what, maxManifestBytes>>20)

@@ -267,3 +267,11 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("metrics = %d\n%s", resp.StatusCode, b)
 	}
 }
+
+func decode(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", resp.Request.URL, err)
+	}
+}
