@@ -15,6 +15,7 @@ import (
 var (
 	errNoRoute        = fmt.Errorf("no such page: %w", analysis.ErrNotFound)
 	errInvalidRequest = errors.New("invalid request")
+	errUnauthorized   = errors.New("unauthorized")
 )
 
 // invalidRequest makes an error that answers 400 invalid_request with msg.
@@ -38,6 +39,8 @@ func statusOf(err error) (code string, status int) {
 		return "invalid_reference", http.StatusBadRequest
 	case errors.Is(err, errInvalidRequest):
 		return "invalid_request", http.StatusBadRequest
+	case errors.Is(err, errUnauthorized):
+		return "unauthorized", http.StatusUnauthorized
 	case errors.Is(err, analysis.ErrNotFound):
 		return "not_found", http.StatusNotFound
 	case errors.Is(err, analysis.ErrForbidden):

@@ -25,6 +25,8 @@ func (s *Server) routes() {
 	api.Handle("/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
 	r.Handle("/v1/images/{reference:.+}", s.handle("microbadger_image", s.microBadgerV1)).Methods(http.MethodGet)
 	s.pageRoutes()
+	s.subscriptionRoutes()
+	s.hookRoutes()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

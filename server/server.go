@@ -13,6 +13,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/notify"
 )
 
 // Config holds what the server needs; every field is required unless noted.
@@ -30,6 +31,15 @@ type Config struct {
 	Watched []analysis.Repository
 	// Now is the pages' clock for "3 days ago"; nil means time.Now.
 	Now func() time.Time
+	// Subscriptions serves the webhook subscription API and pages; nil
+	// leaves those routes out. Optional.
+	Subscriptions *notify.Subscriptions
+	// Watcher takes the refreshes the inbound hooks ask for; nil leaves the
+	// hooks out. Optional.
+	Watcher *notify.Watcher
+	// HookToken is the bearer token of POST /hooks/registry (--hook-token);
+	// empty disables that route.
+	HookToken string
 }
 
 // Server routes requests to handlers.
@@ -40,6 +50,10 @@ type Server struct {
 	http    *httpMetrics
 	router  *mux.Router
 	pages   *pages
+	subs    *notify.Subscriptions
+	watcher *notify.Watcher
+	// hookToken is --hook-token.
+	hookToken string
 }
 
 // New returns a Server with every route registered.
@@ -51,6 +65,10 @@ func New(cfg Config) *Server {
 		http:    newHTTPMetrics(cfg.Metrics),
 		router:  mux.NewRouter(),
 		pages:   newPages(cfg),
+
+		subs:      cfg.Subscriptions,
+		watcher:   cfg.Watcher,
+		hookToken: cfg.HookToken,
 	}
 	s.routes()
 	return s

@@ -17,6 +17,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/netguard"
+	"imagebadger/notify"
 	"imagebadger/server"
 	"imagebadger/store"
 )
@@ -62,7 +63,10 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc := images.New(images.Config{Client: client, Store: st, FreshFor: cfg.PollInterval})
+	// Tag moves become events (and outbox rows) in the transaction that
+	// records them.
+	events := notify.NewBuilder(cfg.BaseURL)
+	svc := images.New(images.Config{Client: client, Store: st, FreshFor: cfg.PollInterval, Events: events})
 	if err := svc.LoadIndex(ctx); err != nil {
 		return err
 	}
@@ -76,12 +80,35 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Change detection and webhook delivery. Once HTTP has stopped, the
+	// watcher stops first, so nothing new is recorded, then the worker,
+	// which finishes and records its attempts in flight; the database
+	// closes after both (deferred above).
+	webhookGuard := netguard.New(cfg.AllowPrivateWebhooks)
+	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg})
+	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: cfg.PollInterval, Wake: worker.Wake, Logger: log})
+	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: events, Worker: worker, Guard: webhookGuard})
+	watchCtx, stopWatcher := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	watcherDone, workerDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(watcherDone); _ = watcher.Run(watchCtx) }()
+	go func() { defer close(workerDone); _ = worker.Run(workCtx) }()
+	defer func() {
+		stopWatcher()
+		<-watcherDone
+		stopWorker()
+		<-workerDone
+	}()
+
 	srv := server.New(server.Config{
-		Images:  svc,
-		Logger:  log,
-		Metrics: reg,
-		BaseURL: cfg.BaseURL,
-		Watched: watch,
+		Subscriptions: subs,
+		Watcher:       watcher,
+		HookToken:     cfg.HookToken,
+		Images:        svc,
+		Logger:        log,
+		Metrics:       reg,
+		BaseURL:       cfg.BaseURL,
+		Watched:       watch,
 	})
 	hs := &http.Server{
 		Addr:              cfg.Addr,

@@ -1,0 +1,122 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"imagebadger/analysis"
+)
+
+func hookPost(t *testing.T, target, token, contentType, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", target, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("POST %s: %v in %q", target, err, b)
+	}
+	return resp.StatusCode, out
+}
+
+func errCode(m map[string]any) string {
+	if e, ok := m["error"].(map[string]any); ok {
+		s, _ := e["code"].(string)
+		return s
+	}
+	return ""
+}
+
+// TestRegistryHookRefreshesAndDelivers: an authenticated distribution
+// notification of a push refreshes the tag, and the subscriber hears of the
+// move; without the token nothing is refreshed.
+func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
+	s := newHookStack(t, hookOptions{allowPrivate: true, hookToken: "s3cret", runWatcher: true})
+	rc := newHookReceiver(t)
+	ref := s.registry + "/acme/base:1.0"
+	old := push(t, ref)
+	_, _, sub := call(t, "POST", s.url+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL, "events": []string{"image.updated"}})
+	if sub.Status != "active" {
+		t.Fatalf("subscription %+v", sub)
+	}
+	moved := push(t, ref)
+	envelope := `{"events":[{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + moved +
+		`","repository":"acme/base","tag":"1.0","url":"http://` + s.registry + `/v2/acme/base/manifests/` + moved +
+		`"},"request":{"host":"` + s.registry + `"},"source":{"addr":"registry-host:5000"}}]}`
+
+	for _, tc := range []struct{ name, token string }{{"no token", ""}, {"wrong token", "nope"}} {
+		code, out := hookPost(t, s.url+"/hooks/registry", tc.token, "application/vnd.docker.distribution.events.v1+json", envelope)
+		if code != 401 || errCode(out) != "unauthorized" {
+			t.Errorf("%s: %d %v", tc.name, code, out)
+		}
+	}
+	if st, _ := s.store.Tag(context.Background(), analysis.Repository{Registry: s.registry, Name: "acme/base"}, "1.0"); st.Digest != old {
+		t.Fatalf("an unauthenticated hook moved the tag to %s", st.Digest)
+	}
+	if code, out := hookPost(t, s.url+"/hooks/registry", "s3cret", "text/plain", envelope); code != 400 || errCode(out) != "invalid_request" {
+		t.Errorf("wrong media type: %d %v", code, out)
+	}
+	code, out := hookPost(t, s.url+"/hooks/registry", "s3cret", "application/vnd.docker.distribution.events.v2+json", envelope)
+	if code != 202 {
+		t.Fatalf("hook: %d %v", code, out)
+	}
+	if got := out["refreshing"]; len(got.([]any)) != 1 || got.([]any)[0] != ref {
+		t.Errorf("refreshing = %v", got)
+	}
+	img := rc.wait(t, sub.Secret, "image.updated", 1)[0]["data"].(map[string]any)["image"].(map[string]any)
+	if img["digest"] != moved || img["previousDigest"] != old {
+		t.Errorf("image.updated = %v", img)
+	}
+}
+
+func TestRegistryHookIsOffWithoutToken(t *testing.T) {
+	s := newHookStack(t, hookOptions{})
+	code, out := hookPost(t, s.url+"/hooks/registry", "", "application/json", `{"events":[]}`)
+	if code != 404 || errCode(out) != "not_found" {
+		t.Errorf("hook without --hook-token: %d %v", code, out)
+	}
+}
+
+// TestDockerHubHook checks the per-repository token. The watcher is not run:
+// the refresh it queues would reach Docker Hub, and tests stay on loopback.
+func TestDockerHubHook(t *testing.T) {
+	s := newHookStack(t, hookOptions{})
+	_, page := get(t, s.url+"/subscriptions/new?image="+url.QueryEscape("acme/app:1"))
+	i := strings.Index(page, "/hooks/dockerhub/")
+	if i < 0 {
+		t.Fatal("no Docker Hub hook URL on the form")
+	}
+	token := page[i+len("/hooks/dockerhub/"):]
+	token = token[:strings.IndexAny(token, `"<`)]
+	body := `{"push_data":{"tag":"1.2"},"repository":{"repo_name":"acme/app"}}`
+
+	code, out := hookPost(t, s.url+"/hooks/dockerhub/"+token, "", "application/json", body)
+	if code != 202 || len(out["refreshing"].([]any)) != 1 || out["refreshing"].([]any)[0] != "docker.io/acme/app:1.2" {
+		t.Errorf("hook: %d %v", code, out)
+	}
+	if code, out := hookPost(t, s.url+"/hooks/dockerhub/wrong", "", "application/json", body); code != 401 || errCode(out) != "unauthorized" {
+		t.Errorf("unknown token: %d %v", code, out)
+	}
+	other := `{"push_data":{"tag":"1"},"repository":{"repo_name":"someone/else"}}`
+	if code, out := hookPost(t, s.url+"/hooks/dockerhub/"+token, "", "application/json", other); code != 401 || errCode(out) != "unauthorized" {
+		t.Errorf("token of another repository: %d %v", code, out)
+	}
+	if code, out := hookPost(t, s.url+"/hooks/dockerhub/"+token, "", "application/json", `{`); code != 400 || errCode(out) != "invalid_request" {
+		t.Errorf("malformed body: %d %v", code, out)
+	}
+}

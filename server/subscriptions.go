@@ -1,0 +1,368 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"imagebadger/analysis"
+	"imagebadger/notify"
+	"imagebadger/store"
+	"imagebadger/templates"
+)
+
+// maxSubscriptionBody bounds a subscription request; real ones are tiny.
+const maxSubscriptionBody = 64 << 10
+
+// subscriptionRoutes registers the webhook subscription API and pages. The
+// form posts are refused when a browser says they come from another site
+// (net/http.CrossOriginProtection); the JSON API is for scripts, which
+// authenticate with the subscription's token instead.
+func (s *Server) subscriptionRoutes() {
+	if s.subs == nil {
+		return
+	}
+	r := s.router
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusForbidden, "Request refused",
+			"This form was sent from another site, so it was refused. Use the form on this site instead.")
+	}))
+	api := r.PathPrefix("/api/v1").Subrouter()
+	api.Handle("/subscriptions", s.handle("api_subscription_create", s.apiCreateSubscription)).Methods(http.MethodPost)
+	api.Handle("/subscriptions/{id}", s.handle("api_subscription", s.apiSubscription)).Methods(http.MethodGet)
+	api.Handle("/subscriptions/{id}", s.handle("api_subscription_delete", s.apiDeleteSubscription)).Methods(http.MethodDelete)
+
+	r.Handle("/subscriptions/new", s.handle("page_subscription_new", s.subscriptionNewPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/subscriptions", cop.Handler(s.handle("page_subscription_create", s.subscriptionCreatePage))).Methods(http.MethodPost)
+	r.Handle("/subscriptions/{id}/delete", cop.Handler(s.handle("page_subscription_delete", s.subscriptionDeletePage))).Methods(http.MethodPost)
+	r.Handle("/subscriptions/{id}", s.handle("page_subscription", s.subscriptionPage)).Methods(http.MethodGet, http.MethodHead)
+}
+
+// subscriptionJSON is a subscription in API answers. Secret, Token and
+// Manage appear only in the answer that creates it.
+type subscriptionJSON struct {
+	ID           string          `json:"id"`
+	Image        string          `json:"image"`
+	URL          string          `json:"url"`
+	Events       []string        `json:"events"`
+	Status       string          `json:"status"`
+	StatusReason string          `json:"statusReason,omitempty"`
+	Secret       string          `json:"secret,omitempty"`
+	Token        string          `json:"token,omitempty"`
+	Manage       string          `json:"manage,omitempty"`
+	CreatedAt    time.Time       `json:"createdAt"`
+	Deliveries   *[]deliveryJSON `json:"deliveries,omitempty"`
+}
+
+// deliveryJSON is one delivery in a subscription's answer. StatusCode is
+// null when the last attempt got no answer (or none was made yet); At is
+// the last attempt, or the delivery's creation before any.
+type deliveryJSON struct {
+	ID            string     `json:"id"`
+	Event         string     `json:"event"`
+	Type          string     `json:"type"`
+	Attempt       int        `json:"attempt"`
+	Status        string     `json:"status"`
+	StatusCode    *int       `json:"statusCode"`
+	Error         string     `json:"error"`
+	At            time.Time  `json:"at"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+}
+
+func subscriptionOut(sub store.Subscription) subscriptionJSON {
+	return subscriptionJSON{
+		ID:           sub.ID,
+		Image:        notify.SubjectName(sub),
+		URL:          sub.URL,
+		Events:       sub.Events,
+		Status:       sub.Status,
+		StatusReason: sub.StatusReason,
+		CreatedAt:    sub.CreatedAt.UTC().Truncate(time.Second),
+	}
+}
+
+func deliveryOut(d store.Delivery) deliveryJSON {
+	out := deliveryJSON{
+		ID:      "dlv_" + strconv.FormatInt(d.ID, 10),
+		Event:   d.WebhookID,
+		Type:    d.Type,
+		Attempt: d.Attempts,
+		Status:  d.Status,
+		Error:   d.LastError,
+		At:      d.CreatedAt.UTC(),
+	}
+	if d.LastStatusCode != 0 {
+		code := d.LastStatusCode
+		out.StatusCode = &code
+	}
+	if !d.LastAttemptAt.IsZero() {
+		out.At = d.LastAttemptAt.UTC()
+	}
+	if d.Status == store.DeliveryPending {
+		next := d.NextAttemptAt.UTC()
+		out.NextAttemptAt = &next
+	}
+	return out
+}
+
+// subscriptionRequest is the body of POST /api/v1/subscriptions.
+type subscriptionRequest struct {
+	Image  string   `json:"image"`
+	URL    string   `json:"url"`
+	Events []string `json:"events"`
+}
+
+// apiCreateSubscription answers POST /api/v1/subscriptions with 201 and the
+// new subscription, secret and token included.
+func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) error {
+	var req subscriptionRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxSubscriptionBody))
+	if err := dec.Decode(&req); err != nil {
+		return invalidRequest("the body must be a JSON object with image, url and events")
+	}
+	c, err := s.subs.Create(r.Context(), notify.CreateRequest{Image: req.Image, URL: req.URL, Events: req.Events, Client: clientAddr(r)})
+	if err != nil {
+		return subscriptionError(err)
+	}
+	out := subscriptionOut(c.Subscription)
+	out.Secret, out.Token = c.Secret, c.Token
+	out.Manage = s.pages.baseURL + manageHref(c.ID, c.Token)
+	w.Header().Set("Location", "/api/v1/subscriptions/"+c.ID)
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// apiSubscription answers GET /api/v1/subscriptions/{id}: the subscription
+// and its latest deliveries, for the holder of its token.
+func (s *Server) apiSubscription(w http.ResponseWriter, r *http.Request) error {
+	sub, ds, err := s.subs.Get(r.Context(), mux.Vars(r)["id"], bearer(r))
+	if err != nil {
+		return subscriptionError(err)
+	}
+	out := subscriptionOut(sub)
+	list := make([]deliveryJSON, len(ds))
+	for i, d := range ds {
+		list[i] = deliveryOut(d)
+	}
+	out.Deliveries = &list
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// apiDeleteSubscription answers DELETE /api/v1/subscriptions/{id} with 204.
+func (s *Server) apiDeleteSubscription(w http.ResponseWriter, r *http.Request) error {
+	if err := s.subs.Delete(r.Context(), mux.Vars(r)["id"], bearer(r)); err != nil {
+		return subscriptionError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// subscriptionError turns notify's error kinds into the server's, keeping
+// the public message.
+func subscriptionError(err error) error {
+	msg, _ := analysis.PublicMessage(err)
+	switch {
+	case errors.Is(err, notify.ErrInvalid):
+		return invalidRequest(msg)
+	case errors.Is(err, notify.ErrUnauthorized):
+		return &analysis.Error{Kind: errUnauthorized, Message: msg}
+	}
+	return err
+}
+
+// bearer returns the token of an "Authorization: Bearer …" header.
+func bearer(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// clientAddr is the address rate limits are keyed by: the peer's IP. A
+// proxy's forwarding headers are not trusted, since any client can set them.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func manageHref(id, token string) string {
+	return "/subscriptions/" + url.PathEscape(id) + "?token=" + url.QueryEscape(token)
+}
+
+// eventChoices lists the event checkboxes, ticking those in checked (all
+// when checked is empty).
+func eventChoices(checked []string) []templates.EventChoice {
+	desc := map[string]string{
+		notify.TypeImageUpdated: "when the tag moves to another image",
+		notify.TypeBaseUpdated:  "when the image's base is rebuilt and the image is now outdated",
+	}
+	var out []templates.EventChoice
+	for _, t := range []string{notify.TypeImageUpdated, notify.TypeBaseUpdated} {
+		out = append(out, templates.EventChoice{Type: t, Description: desc[t], Checked: len(checked) == 0 || slices.Contains(checked, t)})
+	}
+	return out
+}
+
+// subscriptionNewPage answers /subscriptions/new?image=…: the form.
+func (s *Server) subscriptionNewPage(w http.ResponseWriter, r *http.Request) error {
+	form := templates.SubscriptionForm{
+		Meta:   templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Image:  r.URL.Query().Get("image"),
+		Events: eventChoices(nil),
+	}
+	form.DockerHubHook = s.dockerHubHook(r, form.Image)
+	return s.render(w, r, http.StatusOK, templates.SubscriptionNew(form))
+}
+
+// dockerHubHook returns the Docker Hub webhook URL for image's repository
+// when it is on Docker Hub, else "".
+func (s *Server) dockerHubHook(r *http.Request, image string) string {
+	if image == "" {
+		return ""
+	}
+	subject, err := notify.ParseSubject(image)
+	if err != nil || subject.Registry != analysis.DockerHub {
+		return ""
+	}
+	tok, err := s.subs.DockerHubToken(r.Context(), subject.Repository)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "docker hub hook token", "repository", subject.Repository.String(), "err", err)
+		return ""
+	}
+	return s.pages.baseURL + "/hooks/dockerhub/" + tok
+}
+
+// subscriptionCreatePage answers the form's POST /subscriptions: the secret
+// and manage link once, or the form again with the reason it was refused.
+func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxSubscriptionBody)
+	if err := r.ParseForm(); err != nil {
+		return invalidRequest("the form could not be read")
+	}
+	req := notify.CreateRequest{Image: r.PostForm.Get("image"), URL: r.PostForm.Get("url"), Events: r.PostForm["events"], Client: clientAddr(r)}
+	if len(req.Events) == 0 {
+		// Unticking every box is a mistake, not a request for everything.
+		return s.renderForm(w, r, req, http.StatusBadRequest, "Choose at least one event.")
+	}
+	c, err := s.subs.Create(r.Context(), req)
+	if err != nil {
+		err = subscriptionError(err)
+		_, status := statusOf(err)
+		if status >= 500 {
+			return err
+		}
+		msg, _ := analysis.PublicMessage(err)
+		if msg == "" {
+			msg = http.StatusText(status)
+		}
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "3600")
+		}
+		return s.renderForm(w, r, req, status, msg)
+	}
+	page := templates.SubscriptionCreated{
+		Meta:         templates.Meta{Title: "Subscribed", BaseURL: s.pages.baseURL},
+		Subscription: subscriptionView(c.Subscription, s.pages.now()),
+		Secret:       c.Secret,
+		ManageHref:   manageHref(c.ID, c.Token),
+	}
+	return s.render(w, r, http.StatusCreated, templates.SubscriptionCreatedPage(page))
+}
+
+func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, req notify.CreateRequest, status int, msg string) error {
+	form := templates.SubscriptionForm{
+		Meta:   templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Image:  req.Image,
+		URL:    req.URL,
+		Events: eventChoices(req.Events),
+		Error:  msg,
+	}
+	return s.render(w, r, status, templates.SubscriptionNew(form))
+}
+
+// subscriptionPage answers /subscriptions/{id}?token=…: the subscription
+// and its delivery log.
+func (s *Server) subscriptionPage(w http.ResponseWriter, r *http.Request) error {
+	id, token := mux.Vars(r)["id"], r.URL.Query().Get("token")
+	sub, ds, err := s.subs.Get(r.Context(), id, token)
+	if err != nil {
+		return s.subscriptionPageError(w, r, err)
+	}
+	now := s.pages.now()
+	page := templates.SubscriptionPage{
+		Meta:         templates.Meta{Title: "Subscription " + sub.ID, BaseURL: s.pages.baseURL},
+		Subscription: subscriptionView(sub, now),
+		Token:        token,
+		DeleteAction: "/subscriptions/" + url.PathEscape(sub.ID) + "/delete",
+	}
+	for _, d := range ds {
+		v := templates.DeliveryView{WebhookID: d.WebhookID, Type: d.Type, Status: d.Status, Attempts: d.Attempts,
+			Error: d.LastError, At: templates.NewTimeView(d.LastAttemptAt, now)}
+		if d.LastStatusCode != 0 {
+			v.StatusCode = fmt.Sprint(d.LastStatusCode)
+		}
+		if d.Status == store.DeliveryPending {
+			v.Next = templates.NewTimeView(d.NextAttemptAt, now)
+		}
+		page.Deliveries = append(page.Deliveries, v)
+	}
+	// The token is in this page's URL: keep it out of Referer headers.
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	return s.render(w, r, http.StatusOK, templates.SubscriptionManage(page))
+}
+
+// subscriptionDeletePage answers the delete button of a subscription's page.
+func (s *Server) subscriptionDeletePage(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxSubscriptionBody)
+	id := mux.Vars(r)["id"]
+	if err := s.subs.Delete(r.Context(), id, r.PostFormValue("token")); err != nil {
+		return s.subscriptionPageError(w, r, err)
+	}
+	page := templates.SubscriptionDeleted{Meta: templates.Meta{Title: "Subscription deleted", BaseURL: s.pages.baseURL}, ID: id}
+	return s.render(w, r, http.StatusOK, templates.SubscriptionDeletedPage(page))
+}
+
+// subscriptionPageError answers a subscription page whose id or token is
+// wrong with an error page that says so; other errors take the usual path.
+func (s *Server) subscriptionPageError(w http.ResponseWriter, r *http.Request, err error) error {
+	err = subscriptionError(err)
+	msg, _ := analysis.PublicMessage(err)
+	switch {
+	case errors.Is(err, errUnauthorized):
+		s.renderError(w, r, http.StatusUnauthorized, "Wrong or missing token",
+			msg+". Use the manage link shown when the subscription was created.")
+		return nil
+	case errors.Is(err, analysis.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound, "Subscription not found", "There is no such subscription; it may have been deleted.")
+		return nil
+	}
+	return err
+}
+
+func subscriptionView(sub store.Subscription, now time.Time) templates.SubscriptionView {
+	return templates.SubscriptionView{
+		ID:      sub.ID,
+		Image:   notify.SubjectName(sub),
+		URL:     sub.URL,
+		Events:  sub.Events,
+		Status:  sub.Status,
+		Reason:  sub.StatusReason,
+		Created: templates.NewTimeView(sub.CreatedAt, now),
+	}
+}

@@ -1,0 +1,401 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/prometheus/client_golang/prometheus"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"imagebadger/analysis"
+	"imagebadger/images"
+	"imagebadger/netguard"
+	"imagebadger/notify"
+	"imagebadger/server"
+	"imagebadger/store"
+)
+
+// hookStack is the real service with webhooks: store, images.Service on an
+// in-process registry, the notify worker and watcher running, behind an
+// httptest server.
+type hookStack struct {
+	url      string
+	registry string
+	store    *store.Store
+	watcher  *notify.Watcher
+}
+
+type hookOptions struct {
+	hookToken    string
+	perClient    int
+	runWatcher   bool
+	allowPrivate bool
+}
+
+func newHookStack(t *testing.T, o hookOptions) *hookStack {
+	t.Helper()
+	regSrv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(regSrv.Close)
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	client, err := analysis.NewClient(analysis.ClientOptions{Transport: netguard.New(true).Transport(), Timeout: 5 * time.Second,
+		Keychain: authn.NewMultiKeychain()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	builder := notify.NewBuilder("http://imagebadger.test")
+	svc := images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
+	guard := netguard.New(o.allowPrivate)
+	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond, Logger: logger})
+	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger})
+	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: builder, Worker: worker, Guard: guard,
+		PerClient: o.perClient})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = worker.Run(ctx) })
+	if o.runWatcher {
+		wg.Go(func() { _ = watcher.Run(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	srv := server.New(server.Config{
+		Images: svc, Logger: logger, Metrics: prometheus.NewRegistry(), BaseURL: "http://imagebadger.test",
+		Subscriptions: subs, Watcher: watcher, HookToken: o.hookToken,
+	})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &hookStack{url: hs.URL, registry: strings.TrimPrefix(regSrv.URL, "http://"), store: st, watcher: watcher}
+}
+
+// push pushes a new random image to ref and returns its digest.
+func push(t *testing.T, ref string) string {
+	t.Helper()
+	img, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crane.Push(img, ref); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return d.String()
+}
+
+// hookReceiver keeps every webhook it gets, answering 200.
+type hookReceiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	msgs []hookMsg
+}
+
+type hookMsg struct {
+	header http.Header
+	body   []byte
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	t.Helper()
+	rc := &hookReceiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.msgs = append(rc.msgs, hookMsg{r.Header.Clone(), b})
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// wait returns the verified payloads of type typ once there are n, or fails.
+func (rc *hookReceiver) wait(t *testing.T, secret, typ string, n int) []map[string]any {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var out []map[string]any
+		rc.mu.Lock()
+		for _, m := range rc.msgs {
+			var p map[string]any
+			if err := json.Unmarshal(m.body, &p); err != nil || p["type"] != typ {
+				continue
+			}
+			if err := wh.Verify(m.body, m.header); err != nil {
+				t.Errorf("%s: %v", typ, err)
+			}
+			out = append(out, p)
+		}
+		rc.mu.Unlock()
+		if len(out) >= n || time.Now().After(deadline) {
+			if len(out) != n {
+				t.Fatalf("got %d %s webhooks, want %d", len(out), typ, n)
+			}
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type subAnswer struct {
+	ID         string   `json:"id"`
+	Image      string   `json:"image"`
+	URL        string   `json:"url"`
+	Events     []string `json:"events"`
+	Status     string   `json:"status"`
+	Secret     string   `json:"secret"`
+	Token      string   `json:"token"`
+	CreatedAt  string   `json:"createdAt"`
+	Deliveries []struct {
+		ID         string `json:"id"`
+		Event      string `json:"event"`
+		Type       string `json:"type"`
+		Attempt    int    `json:"attempt"`
+		Status     string `json:"status"`
+		StatusCode *int   `json:"statusCode"`
+		Error      string `json:"error"`
+		At         string `json:"at"`
+	} `json:"deliveries"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func call(t *testing.T, method, url, token string, body any) (int, http.Header, subAnswer) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a subAnswer
+	raw, _ := io.ReadAll(resp.Body)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &a); err != nil {
+			t.Fatalf("%s %s: %v in %q", method, url, err, raw)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s %s: Content-Type %q", method, url, ct)
+		}
+	}
+	return resp.StatusCode, resp.Header, a
+}
+
+func TestSubscriptionAPI(t *testing.T) {
+	s := newHookStack(t, hookOptions{allowPrivate: true})
+	rc := newHookReceiver(t)
+	ref := s.registry + "/acme/base:1.0"
+	old := push(t, ref)
+
+	code, hdr, sub := call(t, "POST", s.url+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL + "/hook"})
+	if code != 201 || sub.ID == "" || sub.Image != ref || sub.URL != rc.URL+"/hook" || sub.Status != "active" ||
+		!strings.HasPrefix(sub.Secret, "whsec_") || sub.Token == "" || sub.CreatedAt == "" ||
+		strings.Join(sub.Events, ",") != "image.updated,base.updated" {
+		t.Fatalf("create: %d %+v", code, sub)
+	}
+	if hdr.Get("Location") != "/api/v1/subscriptions/"+sub.ID {
+		t.Errorf("Location = %q", hdr.Get("Location"))
+	}
+	ping := rc.wait(t, sub.Secret, "webhook.ping", 1)[0]
+	if ping["data"].(map[string]any)["subscription"] != sub.ID {
+		t.Errorf("ping = %v", ping)
+	}
+
+	// The token is required, and shown only at creation.
+	for _, tok := range []string{"", "wrong"} {
+		code, _, a := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, tok, nil)
+		if code != 401 || a.Error == nil || a.Error.Code != "unauthorized" {
+			t.Errorf("GET with token %q: %d %+v", tok, code, a.Error)
+		}
+	}
+	code, _, got := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	if code != 200 || got.Secret != "" || got.Token != "" || len(got.Deliveries) != 1 ||
+		got.Deliveries[0].Type != "webhook.ping" || got.Deliveries[0].Status != "delivered" || got.Deliveries[0].Attempt != 1 ||
+		got.Deliveries[0].StatusCode == nil || *got.Deliveries[0].StatusCode != 200 {
+		t.Fatalf("GET: %d %+v", code, got)
+	}
+
+	// A move noticed by the API's refresh is delivered once, however often
+	// it is noticed again.
+	moved := push(t, ref)
+	for range 2 {
+		if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+			t.Fatalf("refresh: %d", code)
+		}
+	}
+	upd := rc.wait(t, sub.Secret, "image.updated", 1)[0]
+	img := upd["data"].(map[string]any)["image"].(map[string]any)
+	if img["digest"] != moved || img["previousDigest"] != old || img["reference"] != ref || img["url"] != "http://imagebadger.test/images/"+ref {
+		t.Errorf("image.updated data = %v", img)
+	}
+	time.Sleep(100 * time.Millisecond)
+	rc.wait(t, sub.Secret, "image.updated", 1)
+	code, _, got = call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	if code != 200 || len(got.Deliveries) != 2 || got.Deliveries[0].Type != "image.updated" || got.Deliveries[0].Status != "delivered" {
+		t.Errorf("deliveries after the move = %+v", got.Deliveries)
+	}
+
+	if code, _, _ := call(t, "DELETE", s.url+"/api/v1/subscriptions/"+sub.ID, "wrong", nil); code != 401 {
+		t.Errorf("DELETE with a wrong token: %d", code)
+	}
+	if code, _, _ := call(t, "DELETE", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil); code != 204 {
+		t.Errorf("DELETE: %d", code)
+	}
+	code, _, a := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	if code != 404 || a.Error == nil || a.Error.Code != "not_found" {
+		t.Errorf("GET after DELETE: %d %+v", code, a.Error)
+	}
+}
+
+func TestSubscriptionAPIErrors(t *testing.T) {
+	s := newHookStack(t, hookOptions{perClient: 2})
+	ref := s.registry + "/acme/base:1.0"
+	push(t, ref)
+	for _, tc := range []struct {
+		name   string
+		body   any
+		status int
+		code   string
+	}{
+		{"not JSON", "{", 400, "invalid_request"},
+		{"ftp", map[string]any{"image": ref, "url": "ftp://example.com/"}, 400, "invalid_request"},
+		// Private targets are refused by this stack's policy.
+		{"loopback target", map[string]any{"image": ref, "url": "http://127.0.0.1:1/"}, 400, "invalid_request"},
+		{"unknown event", map[string]any{"image": ref, "url": "http://127.0.0.1:1/", "events": []string{"x"}}, 400, "invalid_request"},
+		{"bad reference", map[string]any{"image": "UPPER/x:1", "url": "http://127.0.0.1:1/"}, 400, "invalid_reference"},
+		// The per-client limit (2 here) counts every well-formed request:
+		// the loopback target above and this one.
+		{"metadata target", map[string]any{"image": ref, "url": "http://169.254.169.254/"}, 400, "invalid_request"},
+		{"rate limited", map[string]any{"image": ref, "url": "http://169.254.169.254/"}, 429, "rate_limited"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, hdr, a := call(t, "POST", s.url+"/api/v1/subscriptions", "", tc.body)
+			if code != tc.status || a.Error == nil || a.Error.Code != tc.code || a.Error.Message == "" {
+				t.Errorf("%d %+v, want %d %s", code, a.Error, tc.status, tc.code)
+			}
+			if code == 429 && hdr.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+		})
+	}
+}
+
+// form posts a form as a browser on origin would, with Sec-Fetch-Site.
+func form(t *testing.T, target, site string, values url.Values) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", target, strings.NewReader(values.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if site != "" {
+		req.Header.Set("Sec-Fetch-Site", site)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func get(t *testing.T, target string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestSubscriptionForms(t *testing.T) {
+	s := newHookStack(t, hookOptions{allowPrivate: true})
+	rc := newHookReceiver(t)
+	ref := s.registry + "/acme/base:1.0"
+	push(t, ref)
+
+	code, page := get(t, s.url+"/subscriptions/new?image="+url.QueryEscape(ref))
+	if code != 200 || !strings.Contains(page, `data-testid="subscription-form"`) || !strings.Contains(page, `value="`+ref+`"`) {
+		t.Fatalf("form page: %d", code)
+	}
+	// Docker Hub images get their push webhook URL on the form.
+	if _, page := get(t, s.url+"/subscriptions/new?image=acme/app"); !strings.Contains(page, "/hooks/dockerhub/") {
+		t.Error("no Docker Hub webhook on the form for a Docker Hub image")
+	}
+
+	values := url.Values{"image": {ref}, "url": {rc.URL}, "events": {"image.updated"}}
+	// Cross-site posts are refused and create nothing.
+	if code, _ := form(t, s.url+"/subscriptions", "cross-site", values); code != 403 {
+		t.Errorf("cross-site form post: %d, want 403", code)
+	}
+	if n, _ := s.store.SubscribedImages(context.Background()); len(n) != 0 {
+		t.Fatalf("a refused post created %v", n)
+	}
+	code, page = form(t, s.url+"/subscriptions", "same-origin", values)
+	if code != 201 || !strings.Contains(page, "whsec_") || !strings.Contains(page, `data-testid="manage-link"`) {
+		t.Fatalf("same-origin form post: %d\n%s", code, page)
+	}
+	i := strings.Index(page, `href="/subscriptions/sub_`)
+	if i < 0 {
+		t.Fatal("no manage link")
+	}
+	manage := page[i+len(`href="`):]
+	manage = strings.ReplaceAll(manage[:strings.IndexByte(manage, '"')], "&amp;", "&")
+	if code, page := get(t, s.url+manage); code != 200 || !strings.Contains(page, `data-testid="delivery"`) || !strings.Contains(page, "webhook.ping") {
+		t.Errorf("manage page: %d", code)
+	}
+	id := strings.TrimPrefix(manage[:strings.IndexByte(manage, '?')], "/subscriptions/")
+	if code, _ := get(t, s.url+"/subscriptions/"+id); code != 401 {
+		t.Errorf("manage page without token: %d, want 401", code)
+	}
+	// A refused form is shown again with the reason.
+	bad := url.Values{"image": {ref}, "url": {"ftp://x"}, "events": {"image.updated"}}
+	if code, page := form(t, s.url+"/subscriptions", "", bad); code != 400 || !strings.Contains(page, `data-testid="form-error"`) || !strings.Contains(page, "ftp://x") {
+		t.Errorf("bad form: %d", code)
+	}
+	tok, _ := url.ParseQuery(manage[strings.IndexByte(manage, '?')+1:])
+	if code, _ := form(t, s.url+"/subscriptions/"+id+"/delete", "cross-site", url.Values{"token": tok["token"]}); code != 403 {
+		t.Errorf("cross-site delete: %d, want 403", code)
+	}
+	if code, page := form(t, s.url+"/subscriptions/"+id+"/delete", "same-origin", url.Values{"token": tok["token"]}); code != 200 || !strings.Contains(page, `data-testid="deleted"`) {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _ := get(t, s.url+manage); code != 404 {
+		t.Errorf("manage page after delete: %d, want 404", code)
+	}
+}

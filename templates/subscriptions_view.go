@@ -1,0 +1,83 @@
+package templates
+
+import "strconv"
+
+// SubscriptionForm is the page at /subscriptions/new: the form, filled with
+// what was typed when it is shown again with an error.
+type SubscriptionForm struct {
+	Meta
+	Image string
+	URL   string
+	// Events maps each event type to whether its box is ticked.
+	Events []EventChoice
+	// Error explains why the last post was refused; empty on first show.
+	Error string
+	// DockerHubHook is the Docker Hub webhook URL of Image's repository,
+	// when Image is on Docker Hub, for the "Get the webhook" box.
+	DockerHubHook string
+}
+
+// EventChoice is one event type checkbox.
+type EventChoice struct {
+	Type        string
+	Description string
+	Checked     bool
+}
+
+// SubscriptionCreated is shown once after a subscription is created: the
+// secret and manage link exist only on this page.
+type SubscriptionCreated struct {
+	Meta
+	Subscription SubscriptionView
+	Secret       string
+	// ManageHref is /subscriptions/{id}?token=…, the only way back in.
+	ManageHref string
+}
+
+// SubscriptionView describes a subscription for its pages.
+type SubscriptionView struct {
+	ID      string
+	Image   string
+	URL     string
+	Events  []string
+	Status  string
+	Reason  string
+	Created TimeView
+}
+
+// SubscriptionPage is /subscriptions/{id}?token=…: the subscription, its
+// latest deliveries and a delete button.
+type SubscriptionPage struct {
+	Meta
+	Subscription SubscriptionView
+	Token        string
+	Deliveries   []DeliveryView
+	// DeleteAction is where the delete form posts.
+	DeleteAction string
+}
+
+// DeliveryView is one row of a subscription's delivery log.
+type DeliveryView struct {
+	WebhookID  string
+	Type       string
+	Status     string
+	Attempts   int
+	StatusCode string
+	Error      string
+	At         TimeView
+	Next       TimeView
+}
+
+// SubscriptionDeleted confirms a deletion.
+type SubscriptionDeleted struct {
+	Meta
+	ID string
+}
+
+// AttemptsText is the attempts column: blank before the first attempt.
+func (d DeliveryView) AttemptsText() string {
+	if d.Attempts == 0 {
+		return "–"
+	}
+	return strconv.Itoa(d.Attempts)
+}
