@@ -48,6 +48,7 @@ test: deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./internal/benchcmp
+	$(GO) run ./internal/loadbench
 
 # Runs every Fuzz* target of every package for FUZZTIME each (go test -fuzz takes one
 # target of one package at a time).

@@ -31,6 +31,11 @@ type Config struct {
 	Watched []analysis.Repository
 	// Now is the pages' clock for "3 days ago"; nil means time.Now.
 	Now func() time.Time
+	// Refresher runs the badges' background inspections; nil means one of
+	// the server's own (serve passes its own to wait for it at shutdown).
+	Refresher *images.Refresher
+	// Badges tunes the badge route; the zero value gives the defaults.
+	Badges BadgeOptions
 	// Subscriptions serves the webhook subscription API and pages; nil
 	// leaves those routes out. Optional.
 	Subscriptions *notify.Subscriptions
@@ -50,6 +55,7 @@ type Server struct {
 	http    *httpMetrics
 	router  *mux.Router
 	pages   *pages
+	badges  *badges
 	subs    *notify.Subscriptions
 	watcher *notify.Watcher
 	// hookToken is --hook-token.
@@ -65,6 +71,7 @@ func New(cfg Config) *Server {
 		http:    newHTTPMetrics(cfg.Metrics),
 		router:  mux.NewRouter(),
 		pages:   newPages(cfg),
+		badges:  newBadges(cfg),
 
 		subs:      cfg.Subscriptions,
 		watcher:   cfg.Watcher,

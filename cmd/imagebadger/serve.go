@@ -77,6 +77,16 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	defer background.Wait()
 	defer stopBackground()
 	background.Go(func() { svc.Watch(bg, watch, cfg.PollInterval, log) })
+	// Badges inspect images in the background; those write to the store, so
+	// they finish (or give up) before it closes.
+	refresher := images.NewRefresher(svc, images.RefresherOptions{Logger: log})
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		if err := refresher.Close(cctx); err != nil {
+			log.Warn("shutdown", "err", err)
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -107,6 +117,7 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 		Images:        svc,
 		Logger:        log,
 		Metrics:       reg,
+		Refresher:     refresher,
 		BaseURL:       cfg.BaseURL,
 		Watched:       watch,
 	})

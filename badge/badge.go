@@ -1,0 +1,187 @@
+// Package badge turns image reports into the SVG badges that README files
+// embed: the text rules of API.md's badge table, rendering in the flat style
+// of github.com/narqo/go-badge, and a bounded cache of rendered SVGs. It does
+// no I/O; the server decides which report a badge describes.
+package badge
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"imagebadger/analysis"
+)
+
+// Kind names what a badge shows; it is the {kind} of /badges/{kind}/{reference}.svg.
+type Kind string
+
+// The kinds of API.md, with MicroBadger's names so that old README links work.
+const (
+	Image   Kind = "image"
+	Version Kind = "version"
+	Commit  Kind = "commit"
+	License Kind = "license"
+	Base    Kind = "base"
+)
+
+// Kinds returns every kind, in the order of API.md.
+func Kinds() []Kind { return []Kind{Image, Version, Commit, License, Base} }
+
+// ParseKind accepts exactly the names of Kinds; anything else is an unknown
+// kind, which the server answers with 404.
+func ParseKind(s string) (Kind, bool) {
+	switch k := Kind(s); k {
+	case Image, Version, Commit, License, Base:
+		return k, true
+	}
+	return "", false
+}
+
+// Color is a badge colour as an SVG fill ("#007ec6").
+type Color string
+
+// The colours of the right-hand side; the left is always dark grey.
+const (
+	// ColorValue is for a value read from the image.
+	ColorValue Color = "#007ec6"
+	// ColorCurrent is for a base image that is up to date.
+	ColorCurrent Color = "#4c1"
+	// ColorWarning is for a base image whose tag has moved on.
+	ColorWarning Color = "#fe7d37"
+	// ColorMissing is for the grey badges: no image, or no value.
+	ColorMissing Color = "#9f9f9f"
+)
+
+// The right-hand texts of the grey badges of API.md.
+const (
+	// TextNotFound: the registry does not have the image (or platform).
+	TextNotFound = "not found"
+	// TextNotFoundYet: the image was never seen and its first inspection is
+	// still running.
+	TextNotFoundYet = "not found yet"
+	// TextNotGiven: the image is known but lacks the value (no revision
+	// label, no parent).
+	TextNotGiven = "not given"
+)
+
+// Length caps, in characters, so that a hostile label cannot make a badge
+// wider than a page: versions, licences and repository names fit easily.
+const (
+	MaxLeft  = 32
+	MaxRight = 64
+)
+
+// Badge is what a badge says, before rendering: the cache key's payload and
+// the whole input of Render.
+type Badge struct {
+	Left, Right string
+	// Color is the fill of the right-hand side.
+	Color Color
+}
+
+// label is the left text of kind where it is fixed.
+func label(kind Kind) string {
+	if kind == Image {
+		return "image"
+	}
+	return string(kind)
+}
+
+// Missing returns the grey badge of kind saying text (TextNotFound,
+// TextNotFoundYet, TextNotGiven, or a short reason).
+func Missing(kind Kind, text string) Badge {
+	return Badge{Left: label(kind), Right: Clean(text, MaxRight), Color: ColorMissing}
+}
+
+// For returns the badge of kind for the platform image p of rep, as API.md's
+// badge table says. rep gives what is not per platform (the tags sharing the
+// digest); p is normally rep.Select(platform).
+func For(kind Kind, rep *analysis.Report, p *analysis.Platform) Badge {
+	var right string
+	switch kind {
+	case Image:
+		return Badge{
+			Left:  analysis.HumanSize(p.DownloadSize),
+			Right: fmt.Sprintf("%d layers", p.LayerCount),
+			Color: ColorValue,
+		}
+	case Version:
+		right = Clean(p.Metadata.Version, MaxRight)
+		if right == "" {
+			right = Clean(longestTag(rep.Tags, false), MaxRight)
+		}
+	case Commit:
+		right = Clean(p.Metadata.Revision, MaxRight)
+		if utf8.RuneCountInString(right) > 7 {
+			right = string([]rune(right)[:7])
+		}
+	case License:
+		right = Clean(p.Metadata.Licenses, MaxRight)
+	case Base:
+		return baseBadge(p.Parent)
+	default:
+		return Missing(kind, TextNotFound)
+	}
+	if right == "" {
+		return Missing(kind, TextNotGiven)
+	}
+	return Badge{Left: label(kind), Right: right, Color: ColorValue}
+}
+
+// outdatedSuffix marks a base whose tag has moved on; it survives the
+// length cap, which shortens the name instead.
+const outdatedSuffix = " (outdated)"
+
+func baseBadge(parent *analysis.Parent) Badge {
+	if parent == nil || parent.Repository == "" {
+		return Missing(Base, TextNotGiven)
+	}
+	name := parent.Repository
+	if parent.Registry == analysis.DockerHub {
+		name = strings.TrimPrefix(name, "library/")
+	}
+	if tag := longestTag(parent.Tags, true); tag != "" {
+		name += ":" + tag
+	} else if parent.Digest != "" {
+		name += "@" + shortDigest(parent.Digest)
+	}
+	if !parent.Outdated {
+		return Badge{Left: label(Base), Right: Clean(name, MaxRight), Color: ColorCurrent}
+	}
+	return Badge{
+		Left:  label(Base),
+		Right: Clean(name, MaxRight-utf8.RuneCountInString(outdatedSuffix)) + outdatedSuffix,
+		Color: ColorWarning,
+	}
+}
+
+// longestTag picks the tag a person would call the version: the longest
+// other than "latest" (ties to the greatest, so "3.20" beats "3.19"). With
+// orLatest, "latest" is the answer when it is the only tag.
+func longestTag(tags []string, orLatest bool) string {
+	best, sawLatest := "", false
+	for _, t := range tags {
+		if t == "latest" {
+			sawLatest = true
+			continue
+		}
+		if len(t) > len(best) || len(t) == len(best) && t > best {
+			best = t
+		}
+	}
+	if best == "" && orLatest && sawLatest {
+		return "latest"
+	}
+	return best
+}
+
+// shortDigest gives the first 12 hex digits of a digest, as docker does.
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok {
+		d = hex
+	}
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}

@@ -1,0 +1,602 @@
+// Command loadbench measures cached badges under load on loopback, against a
+// baseline that serves the same bytes from memory through the same server,
+// in the same run:
+//
+//  1. throughput: Debian's wrk against the badge and the baseline, in
+//     interleaved rounds, giving the ratio of their median requests/s;
+//  2. latency at a fixed 1,000 requests/s: an open-loop generator (wrk
+//     cannot hold a rate) that sends on schedule whatever the answers do and
+//     measures each request from the moment it was due, so a stall shows in
+//     the percentiles instead of slowing the sender down.
+//
+// The server runs in a child process (this program started again with
+// -child), wired as `imagebadger serve` wires it (store, registry client,
+// images service, server, http.Server settings, a JSON request log) plus the
+// benchmark-only baseline route server.BadgeOptions.Baseline, which the real
+// binary never enables. The image lives in go-containerregistry's registry in
+// this process; after the first badge no request reaches it. Everything
+// listens on 127.0.0.1 and every loop is bounded in time.
+//
+// Usage:
+//
+//	go run ./internal/loadbench [-rounds 5] [-duration 3s] [-rate 1000] [-rate-duration 10s] [-strict]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"imagebadger/analysis"
+	"imagebadger/badge"
+	"imagebadger/images"
+	"imagebadger/netguard"
+	"imagebadger/server"
+	"imagebadger/store"
+)
+
+// The version label of the benchmark image, and so the badge both routes serve.
+const benchVersion = "1.0.3"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+type settings struct {
+	rounds       int
+	duration     time.Duration
+	threads      int
+	connections  int
+	rate         int
+	rateDuration time.Duration
+	strict       bool
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
+	var s settings
+	fs.IntVar(&s.rounds, "rounds", 5, "rounds of each route, interleaved (wrk rounds, and chunks of the fixed-rate run)")
+	fs.DurationVar(&s.duration, "duration", 3*time.Second, "length of one wrk round")
+	fs.IntVar(&s.threads, "threads", 2, "wrk threads")
+	fs.IntVar(&s.connections, "connections", 16, "wrk connections")
+	fs.IntVar(&s.rate, "rate", 1000, "requests per second of the fixed-rate run")
+	fs.DurationVar(&s.rateDuration, "rate-duration", 10*time.Second, "length of the fixed-rate run of each route, split into -rounds chunks")
+	fs.BoolVar(&s.strict, "strict", false, "exit non-zero when a target is missed")
+	child := fs.Bool("child", false, "internal: run the server (the parent starts this)")
+	regHost := fs.String("registry", "", "internal: the registry the child reads")
+	db := fs.String("db", "", "internal: the child's database")
+	logPath := fs.String("log", "", "internal: the child's request log")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *child {
+		return serveChild(ctx, *regHost, *db, *logPath, out)
+	}
+	if s.rounds < 1 || s.duration < time.Second || s.rate < 1 || s.rate > 20000 ||
+		s.rateDuration < time.Duration(s.rounds)*time.Second || s.rateDuration > 5*time.Minute || s.duration > 5*time.Minute || s.rounds > 20 {
+		return errors.New("flags out of range (rounds 1-20, durations 1s-5m with -rate-duration at least 1s per round, rate 1-20000)")
+	}
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		return errors.New("wrk not found (Debian package wrk): run `make deps`")
+	}
+	return bench(ctx, s, wrk, out)
+}
+
+// bench sets up the registry and the child server, then measures.
+func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	regHost, stopRegistry, err := startRegistry()
+	if err != nil {
+		return err
+	}
+	defer stopRegistry()
+	ref := regHost + "/bench/app:1"
+	if err := pushImage(ctx, ref); err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+
+	addr, stopChild, err := startChild(ctx, regHost, dir)
+	if err != nil {
+		return err
+	}
+	defer stopChild()
+	badgeURL := "http://" + addr + "/badges/version/" + ref + ".svg"
+	baseURL := "http://" + addr + "/_bench/baseline.svg"
+	if err := warm(ctx, badgeURL, baseURL); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "loadbench: cached badge vs the same bytes from memory, one server process on loopback\n")
+	fmt.Fprintf(out, "  badge    %s\n  baseline %s\n", badgeURL, baseURL)
+	var missed []string
+
+	// 1. Throughput, interleaved so that drift in machine load hits both.
+	fmt.Fprintf(out, "throughput: wrk -t%d -c%d -d%s, %d rounds of each, interleaved\n", s.threads, s.connections, s.duration, s.rounds)
+	var badgeRPS, baseRPS, ratios []float64
+	var badgeP99, baseP99 []time.Duration
+	for i := 0; i < s.rounds; i++ {
+		for _, side := range []struct {
+			url string
+			rps *[]float64
+			p99 *[]time.Duration
+		}{{badgeURL, &badgeRPS, &badgeP99}, {baseURL, &baseRPS, &baseP99}} {
+			r, err := runWrk(ctx, wrk, s, side.url)
+			if err != nil {
+				return err
+			}
+			*side.rps = append(*side.rps, r.rps)
+			*side.p99 = append(*side.p99, r.p99)
+		}
+		ratios = append(ratios, badgeRPS[i]/baseRPS[i])
+		fmt.Fprintf(out, "  round %d: badge %8.0f req/s (p99 %s)   baseline %8.0f req/s (p99 %s)   ratio %.3f\n",
+			i+1, badgeRPS[i], badgeP99[i], baseRPS[i], baseP99[i], ratios[i])
+	}
+	ratio := median(badgeRPS) / median(baseRPS)
+	lo, hi := slices.Min(ratios), slices.Max(ratios)
+	fmt.Fprintf(out, "  median: badge %.0f req/s, baseline %.0f req/s\n", median(badgeRPS), median(baseRPS))
+	fmt.Fprintf(out, "THROUGHPUT RATIO %.3f (target >= 0.80); per-round ratios %.3f-%.3f, noise ±%.1f%%\n",
+		ratio, lo, hi, 100*(hi-lo)/2/ratio)
+	if ratio < 0.80 {
+		missed = append(missed, "throughput ratio")
+	}
+
+	// 2. Latency at a fixed rate, in interleaved chunks as well.
+	chunk := s.rateDuration / time.Duration(s.rounds)
+	fmt.Fprintf(out, "fixed rate: %d req/s, open loop, %d chunks of %s per route, interleaved\n", s.rate, s.rounds, chunk)
+	fmt.Fprintf(out, "  latency from the scheduled send time (includes any lateness of the sender); service = from the actual send\n")
+	var badgeRuns, baseRuns []chunkRun
+	for i := 0; i < s.rounds; i++ {
+		for _, side := range []struct {
+			url  string
+			runs *[]chunkRun
+		}{{badgeURL, &badgeRuns}, {baseURL, &baseRuns}} {
+			r, err := openLoop(ctx, side.url, s.rate, chunk)
+			if err != nil {
+				return err
+			}
+			*side.runs = append(*side.runs, r)
+		}
+		fmt.Fprintf(out, "  chunk %d: badge p99 %-9s baseline p99 %s\n", i+1,
+			summarize(badgeRuns[i:i+1]).p99.Round(time.Microsecond), summarize(baseRuns[i:i+1]).p99.Round(time.Microsecond))
+	}
+	badgeLat, baseLat := summarize(badgeRuns), summarize(baseRuns)
+	fmt.Fprintf(out, "  badge    %s\n  baseline %s\n", badgeLat, baseLat)
+	fmt.Fprintf(out, "BADGE P99 AT %d REQ/S %s (target <= 5ms; baseline %s in the same run)\n", s.rate,
+		badgeLat.p99.Round(time.Microsecond), baseLat.p99.Round(time.Microsecond))
+	if badgeLat.p99 > 5*time.Millisecond || badgeLat.errors > 0 {
+		missed = append(missed, "p99 at fixed rate")
+	}
+	if len(missed) > 0 {
+		fmt.Fprintf(out, "targets missed: %s\n", strings.Join(missed, ", "))
+		if s.strict {
+			return fmt.Errorf("targets missed: %s", strings.Join(missed, ", "))
+		}
+	}
+	return nil
+}
+
+// startRegistry serves go-containerregistry's registry on loopback.
+func startRegistry() (host string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln)
+	return ln.Addr().String(), func() { hs.Close() }, nil
+}
+
+// pushImage pushes a small labelled image: the badge's text comes from it.
+func pushImage(ctx context.Context, ref string) error {
+	img, err := random.Image(4096, 4)
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": benchVersion}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	return remote.Write(r, img, remote.WithContext(ctx))
+}
+
+// startChild starts this program with -child and reads the address it
+// listens on. stop sends SIGTERM and waits, killing after 10 s.
+func startChild(ctx context.Context, regHost, dir string) (addr string, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "-child", "-registry", regHost,
+		"-db", filepath.Join(dir, "imagebadger.db"), "-log", filepath.Join(dir, "requests.log"))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	done := make(chan struct{})
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case line := <-lines:
+		a, ok := strings.CutPrefix(line, "listening ")
+		if !ok {
+			stop()
+			return "", nil, fmt.Errorf("child said %q", line)
+		}
+		return a, stop, nil
+	case <-done:
+		return "", nil, errors.New("the server child exited before listening")
+	case <-time.After(30 * time.Second):
+		stop()
+		return "", nil, errors.New("the server child did not listen within 30 s")
+	case <-ctx.Done():
+		stop()
+		return "", nil, ctx.Err()
+	}
+}
+
+// serveChild is the server side: the service wired as serve wires it, with
+// the baseline route, until SIGTERM.
+func serveChild(ctx context.Context, regHost, db, logPath string, out io.Writer) error {
+	if regHost == "" || db == "" || logPath == "" {
+		return errors.New("-child needs -registry, -db and -log")
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	logger := slog.New(slog.NewJSONHandler(logFile, nil))
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	client, err := analysis.NewClient(analysis.ClientOptions{
+		Transport: netguard.New(true).Transport(),
+		Timeout:   20 * time.Second,
+		Keychain:  authn.NewMultiKeychain(),
+	})
+	if err != nil {
+		return err
+	}
+	svc := images.New(images.Config{Client: client, Store: st, FreshFor: 15 * time.Minute})
+	if err := svc.LoadIndex(ctx); err != nil {
+		return err
+	}
+	rf := images.NewRefresher(svc, images.RefresherOptions{Logger: logger})
+	defer rf.Close(context.Background())
+	srv := server.New(server.Config{
+		Images: svc, Logger: logger, Metrics: prometheus.NewRegistry(), Refresher: rf,
+		Badges: server.BadgeOptions{Baseline: &badge.Badge{Left: "version", Right: benchVersion, Color: badge.ColorValue}},
+	})
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "listening %s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+// warm makes the badge known (its first request inspects the image) and
+// checks that both routes serve the very same bytes.
+func warm(ctx context.Context, badgeURL, baseURL string) error {
+	get := func(u string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("GET %s: %s", u, resp.Status)
+		}
+		return b, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var badgeBody []byte
+	for {
+		b, err := get(badgeURL)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(">"+benchVersion+"<")) {
+			badgeBody = b
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the badge never showed %s: %s", benchVersion, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	base, err := get(baseURL)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(badgeBody, base) {
+		return fmt.Errorf("the baseline serves other bytes than the badge:\n%s\n%s", badgeBody, base)
+	}
+	return nil
+}
+
+// wrkResult is what one wrk run measured.
+type wrkResult struct {
+	rps float64
+	p99 time.Duration
+}
+
+func runWrk(ctx context.Context, wrk string, s settings, url string) (wrkResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.duration+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wrk, "-t"+strconv.Itoa(s.threads), "-c"+strconv.Itoa(s.connections),
+		"-d"+strconv.Itoa(int(s.duration.Seconds()))+"s", "--latency", url)
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %v\n%s", err, outb)
+	}
+	return parseWrk(string(outb))
+}
+
+var (
+	wrkRPS    = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	wrkP99    = regexp.MustCompile(`(?m)^\s+99%\s+([0-9.]+)(us|ms|s)\s*$`)
+	wrkErrors = regexp.MustCompile(`(?m)^\s*(Non-2xx or 3xx responses|Socket errors):.*$`)
+)
+
+// parseWrk reads wrk's summary; any error response or socket error fails the
+// run, as a benchmark of failures is no benchmark.
+func parseWrk(out string) (wrkResult, error) {
+	if m := wrkErrors.FindString(out); m != "" {
+		return wrkResult{}, fmt.Errorf("wrk reported errors: %s\n%s", strings.TrimSpace(m), out)
+	}
+	m := wrkRPS.FindStringSubmatch(out)
+	if m == nil {
+		return wrkResult{}, fmt.Errorf("no Requests/sec in wrk's output:\n%s", out)
+	}
+	rps, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	r := wrkResult{rps: rps}
+	if m := wrkP99.FindStringSubmatch(out); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
+		r.p99 = time.Duration(v * float64(unit))
+	}
+	return r, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// chunkRun is what one fixed-rate chunk measured, request by request.
+type chunkRun struct {
+	sched, service  []time.Duration // from the scheduled time; from the actual send
+	errors, notSent int
+	elapsed         time.Duration
+}
+
+// latency summarises fixed-rate runs.
+type latency struct {
+	sent, errors, notSent int
+	p50, p99, p999, max   time.Duration
+	serviceP99, lateP99   time.Duration
+	achieved              float64
+}
+
+func summarize(runs []chunkRun) latency {
+	var l latency
+	var sched, service, late []time.Duration
+	var elapsed time.Duration
+	for _, r := range runs {
+		sched = append(sched, r.sched...)
+		service = append(service, r.service...)
+		for i := range r.sched {
+			late = append(late, r.sched[i]-r.service[i])
+		}
+		l.errors += r.errors
+		l.notSent += r.notSent
+		elapsed += r.elapsed
+	}
+	l.sent = len(sched) + l.errors
+	if elapsed > 0 {
+		l.achieved = float64(l.sent) / elapsed.Seconds()
+	}
+	slices.Sort(sched)
+	slices.Sort(service)
+	slices.Sort(late)
+	l.p50, l.p99, l.p999 = quantile(sched, 0.50), quantile(sched, 0.99), quantile(sched, 0.999)
+	if len(sched) > 0 {
+		l.max = sched[len(sched)-1]
+	}
+	l.serviceP99, l.lateP99 = quantile(service, 0.99), quantile(late, 0.99)
+	return l
+}
+
+func (l latency) String() string {
+	r := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
+	return fmt.Sprintf("p50 %-9s p99 %-9s p99.9 %-9s max %-9s (service p99 %s, sender lateness p99 %s)  %d sent at %.0f req/s, %d errors, %d not sent",
+		r(l.p50), r(l.p99), r(l.p999), r(l.max), r(l.serviceP99), r(l.lateP99), l.sent, l.achieved, l.errors, l.notSent)
+}
+
+// maxInFlight bounds the open-loop generator's concurrent requests; a server
+// that stalls longer than maxInFlight/rate makes requests count as not sent
+// (reported) rather than piling up goroutines.
+const maxInFlight = 1000
+
+// openLoop sends GET url at rate per second for d after a 0.5 s warm-up at
+// the same rate, each request on its own schedule whatever the answers do.
+func openLoop(ctx context.Context, url string, rate int, d time.Duration) (chunkRun, error) {
+	tr := &http.Transport{MaxIdleConns: maxInFlight, MaxIdleConnsPerHost: maxInFlight, IdleConnTimeout: time.Minute, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	interval := time.Second / time.Duration(rate)
+	warmup := rate / 2
+	n := warmup + int(d/interval)
+	sched := make([]time.Duration, n)
+	service := make([]time.Duration, n)
+	failed := make([]bool, n)
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	var r chunkRun
+	start := time.Now().Add(10 * time.Millisecond)
+	for i := 0; i < n; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		if ctx.Err() != nil {
+			wg.Wait()
+			return chunkRun{}, ctx.Err()
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			if i >= warmup {
+				r.notSent++
+			}
+			continue
+		}
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			sent := time.Now()
+			resp, err := client.Get(url)
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != 200 {
+					err = errors.New(resp.Status)
+				}
+			}
+			end := time.Now()
+			sched[i], service[i], failed[i] = end.Sub(due), end.Sub(sent), err != nil
+		}(i, due)
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start.Add(time.Duration(warmup) * interval))
+	for i := warmup; i < n; i++ {
+		switch {
+		case failed[i]:
+			r.errors++
+		case sched[i] > 0:
+			r.sched = append(r.sched, sched[i])
+			r.service = append(r.service, service[i])
+		}
+	}
+	return r, nil
+}
+
+// quantile is the nearest-rank quantile of sorted durations.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
+}

@@ -1,0 +1,537 @@
+package server_test
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"imagebadger/analysis"
+	"imagebadger/badge"
+	"imagebadger/images"
+	"imagebadger/netguard"
+	"imagebadger/server"
+	"imagebadger/store"
+)
+
+// gatedRegistry is go-containerregistry's in-process registry that counts
+// manifest requests and, while closed, holds them until opened: a badge that
+// answers while the gate is closed provably did not wait on the registry.
+type gatedRegistry struct {
+	host string
+	mu   sync.Mutex
+	reqs []string
+	gate chan struct{} // nil: open
+}
+
+func newGatedRegistry(t *testing.T) *gatedRegistry {
+	t.Helper()
+	g := &gatedRegistry{}
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			g.mu.Lock()
+			g.reqs = append(g.reqs, r.Method+" "+r.URL.Path)
+			gate := g.gate
+			g.mu.Unlock()
+			if gate != nil {
+				select {
+				case <-gate:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.open) // before srv.Close (cleanups run last first)
+	g.host = strings.TrimPrefix(srv.URL, "http://")
+	return g
+}
+
+func (g *gatedRegistry) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate == nil {
+		g.gate = make(chan struct{})
+	}
+}
+
+func (g *gatedRegistry) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+}
+
+// manifestRequests returns and forgets the manifest requests seen so far.
+func (g *gatedRegistry) manifestRequests() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.reqs
+	g.reqs = nil
+	return r
+}
+
+// waitRequests waits until n manifest requests have arrived (without
+// forgetting them) and returns them; it gives up after 10 s.
+func (g *gatedRegistry) waitRequests(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		got := append([]string(nil), g.reqs...)
+		g.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// newBadgeServer wires the real service like serve does, with the badge
+// knobs a test needs.
+func newBadgeServer(t *testing.T, freshFor time.Duration, opts server.BadgeOptions, retryAfter time.Duration) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := analysis.NewClient(analysis.ClientOptions{
+		Transport: netguard.New(true).Transport(),
+		Timeout:   5 * time.Second,
+		Keychain:  authn.NewMultiKeychain(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := images.New(images.Config{Client: client, Store: st, FreshFor: freshFor})
+	rf := images.NewRefresher(svc, images.RefresherOptions{Logger: logger, RetryAfter: retryAfter})
+	srv := server.New(server.Config{
+		Images: svc, Logger: logger, Metrics: prometheus.NewRegistry(),
+		Refresher: rf, Badges: opts,
+	})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rf.Close(ctx); err != nil {
+			t.Error(err)
+		}
+		st.Close()
+	})
+	return hs.URL
+}
+
+// labelledImage is a random image of the platform with config labels.
+func labelledImage(t *testing.T, layers int64, plat v1.Platform, labels map[string]string) v1.Image {
+	t.Helper()
+	img, err := random.Image(1024, layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = plat.OS, plat.Architecture, plat.Variant
+	cf.Config.Labels = labels
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func pushTo(t *testing.T, ref string, img v1.Image) {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+var linuxAMD64 = v1.Platform{OS: "linux", Architecture: "amd64"}
+
+// svgBadge is a rendered badge read back: its two texts.
+type svgBadge struct {
+	XMLName xml.Name `xml:"svg"`
+	Groups  []struct {
+		Texts []string `xml:"text"`
+	} `xml:"g"`
+}
+
+type badgeAnswer struct {
+	status      int
+	header      http.Header
+	body        []byte
+	left, right string
+}
+
+func getBadge(t *testing.T, url string, header map[string]string) badgeAnswer {
+	t.Helper()
+	return doBadge(t, http.MethodGet, url, header)
+}
+
+func doBadge(t *testing.T, method, url string, header map[string]string) badgeAnswer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := badgeAnswer{status: resp.StatusCode, header: resp.Header, body: body}
+	if resp.Header.Get("Content-Type") == "image/svg+xml" && len(body) > 0 {
+		var doc svgBadge
+		if err := xml.Unmarshal(body, &doc); err != nil {
+			t.Fatalf("GET %s: not XML: %v\n%s", url, err, body)
+		}
+		if len(doc.Groups) != 2 || len(doc.Groups[1].Texts) != 4 {
+			t.Fatalf("GET %s: unexpected SVG %s", url, body)
+		}
+		a.left, a.right = doc.Groups[1].Texts[0], doc.Groups[1].Texts[2]
+	}
+	return a
+}
+
+func checkBadgeHeaders(t *testing.T, a badgeAnswer, cacheable bool) {
+	t.Helper()
+	h := a.header
+	for k, want := range map[string]string{
+		"Content-Type":            "image/svg+xml",
+		"X-Content-Type-Options":  "nosniff",
+		"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if et := h.Get("ETag"); !strings.HasPrefix(et, `"`) || len(et) < 10 {
+		t.Errorf("ETag = %q, want a strong entity tag", et)
+	}
+	cc := h.Get("Cache-Control")
+	if cacheable && (!strings.Contains(cc, "max-age=") || strings.Contains(cc, "max-age=0") || strings.Contains(cc, "no-")) {
+		t.Errorf("Cache-Control = %q, want a short positive max-age", cc)
+	}
+	if !cacheable && !strings.Contains(cc, "max-age=0") {
+		t.Errorf("Cache-Control = %q, want max-age=0 for a badge about to change", cc)
+	}
+}
+
+func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
+	reg := newGatedRegistry(t)
+	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
+	img := labelledImage(t, 3, linuxAMD64, map[string]string{
+		"org.opencontainers.image.version":  "2.3.1",
+		"org.opencontainers.image.revision": "0f3c2a9e1b7d4c5a",
+		"org.label-schema.license":          "Apache-2.0",
+	})
+	pushTo(t, reg.host+"/acme/app:2.3", img)
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	for _, l := range m.Layers {
+		size += l.Size
+	}
+
+	for _, tc := range []struct{ kind, left, right string }{
+		{"image", analysis.HumanSize(size), "3 layers"},
+		{"version", "version", "2.3.1"},
+		{"commit", "commit", "0f3c2a9"},
+		{"license", "license", "Apache-2.0"},
+		{"base", "base", "not given"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			u := url + "/badges/" + tc.kind + "/" + reg.host + "/acme/app:2.3.svg"
+			a := getBadge(t, u, nil)
+			if a.status != 200 || a.left != tc.left || a.right != tc.right {
+				t.Fatalf("got %d %q | %q, want 200 %q | %q", a.status, a.left, a.right, tc.left, tc.right)
+			}
+			checkBadgeHeaders(t, a, true)
+			etag := a.header.Get("ETag")
+
+			for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
+				c := getBadge(t, u, map[string]string{"If-None-Match": inm})
+				if c.status != http.StatusNotModified || len(c.body) != 0 || c.header.Get("ETag") != etag {
+					t.Errorf("If-None-Match %s: got %d with %d bytes, ETag %q; want 304, empty, %s", inm, c.status, len(c.body), c.header.Get("ETag"), etag)
+				}
+			}
+			if c := getBadge(t, u, map[string]string{"If-None-Match": `"stale"`}); c.status != 200 || c.right != tc.right {
+				t.Errorf("a non-matching If-None-Match got %d %q", c.status, c.right)
+			}
+			if h := doBadge(t, http.MethodHead, u, nil); h.status != 200 || len(h.body) != 0 || h.header.Get("ETag") != etag {
+				t.Errorf("HEAD got %d with %d bytes and ETag %q", h.status, len(h.body), h.header.Get("ETag"))
+			}
+		})
+	}
+	// The same image by digest has the same badges.
+	d, _ := img.Digest()
+	if a := getBadge(t, url+"/badges/commit/"+reg.host+"/acme/app@"+d.String()+".svg", nil); a.status != 200 || a.right != "0f3c2a9" {
+		t.Errorf("by digest: %d %q", a.status, a.right)
+	}
+}
+
+func TestBadgeErrors(t *testing.T) {
+	reg := newGatedRegistry(t)
+	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
+	pushTo(t, reg.host+"/acme/app:1", labelledImage(t, 1, linuxAMD64, nil))
+
+	// Unknown images are grey "not found" badges with status 200.
+	for _, path := range []string{
+		"/badges/version/" + reg.host + "/acme/nothing:1.svg",
+		"/badges/image/" + reg.host + "/acme/app:nope.svg",
+		"/badges/image/" + reg.host + "/acme/app:1.svg?platform=linux/s390x",
+	} {
+		a := getBadge(t, url+path, nil)
+		if a.status != 200 || a.right != "not found" {
+			t.Errorf("%s: got %d %q, want 200 \"not found\"", path, a.status, a.right)
+		}
+		checkBadgeHeaders(t, a, true)
+	}
+
+	// A registry failure keeps its status code but is still a badge, never cached.
+	a := getBadge(t, url+"/badges/version/169.254.169.254/acme/app:1.svg", nil)
+	if a.status != http.StatusForbidden || a.right != "registry refused" {
+		t.Errorf("refused registry: got %d %q, want 403 \"registry refused\"", a.status, a.right)
+	}
+	checkBadgeHeaders(t, a, false)
+
+	// Mistakes in the URL are JSON errors.
+	for _, tc := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/badges/size/" + reg.host + "/acme/app:1.svg", 404, "not_found"},
+		{"/badges/Image/" + reg.host + "/acme/app:1.svg", 404, "not_found"},
+		{"/badges/version/UPPER/Case:1.svg", 400, "invalid_reference"},
+		{"/badges/version/" + reg.host + "/acme/app:1.svg?platform=linux", 400, "invalid_request"},
+		{"/badges/version/" + reg.host + "/acme/app:1.svg?platform=linux/amd64/v1/x", 400, "invalid_request"},
+	} {
+		var body errorBody
+		if code := getJSON(t, url+tc.path, &body); code != tc.status || body.Error.Code != tc.code {
+			t.Errorf("%s: got %d %q, want %d %q", tc.path, code, body.Error.Code, tc.status, tc.code)
+		}
+	}
+}
+
+func TestBadgePlatformSelection(t *testing.T) {
+	reg := newGatedRegistry(t)
+	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
+	amd := labelledImage(t, 2, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0-amd64"})
+	arm := labelledImage(t, 4, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, map[string]string{"org.opencontainers.image.version": "1.0-arm64"})
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &linuxAMD64}},
+	)
+	r, _ := name.ParseReference(reg.host + "/acme/multi:1.0")
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	base := url + "/badges/%s/" + reg.host + "/acme/multi:1.0.svg"
+	for _, tc := range []struct{ kind, query, want string }{
+		{"version", "", "1.0-amd64"},
+		{"version", "?platform=linux/amd64", "1.0-amd64"},
+		{"version", "?platform=linux/arm64/v8", "1.0-arm64"},
+		{"version", "?platform=linux/arm64", "1.0-arm64"},
+		{"image", "", "2 layers"},
+		{"image", "?platform=linux/arm64/v8", "4 layers"},
+		{"version", "?platform=windows/amd64", "not found"},
+	} {
+		u := strings.Replace(base, "%s", tc.kind, 1) + tc.query
+		if a := getBadge(t, u, nil); a.status != 200 || a.right != tc.want {
+			t.Errorf("%s%s: got %d %q, want 200 %q", tc.kind, tc.query, a.status, a.right, tc.want)
+		}
+	}
+}
+
+// TestBadgeNeverWaitsOnTheRegistry: once a report is stored, badges answer
+// while the registry holds every request; a stale report is refreshed by one
+// background request however many badges ask, and the next badges show what
+// the refresh found.
+func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
+	reg := newGatedRegistry(t)
+	// Every stored tag is stale at once, so every badge would refresh if it could.
+	url := newBadgeServer(t, time.Nanosecond, server.BadgeOptions{ReportTTL: time.Millisecond}, 100*time.Millisecond)
+	ref := reg.host + "/acme/app:1"
+	pushTo(t, ref, labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0.0"}))
+	u := url + "/badges/version/" + ref + ".svg"
+	if a := getBadge(t, u, nil); a.right != "1.0.0" {
+		t.Fatalf("first badge %q", a.right)
+	}
+	// Let the refresh the first badge may have started finish and be forgotten.
+	time.Sleep(200 * time.Millisecond)
+	reg.manifestRequests()
+
+	pushTo(t, ref, labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.1.0"}))
+	reg.manifestRequests() // the push's own requests
+	reg.close()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if a := getBadge(t, u, nil); a.status != 200 || a.right != "1.0.0" {
+				t.Errorf("badge while the registry hangs: %d %q, want the stored 1.0.0", a.status, a.right)
+			}
+		})
+	}
+	wg.Wait() // every badge answered while the registry held its requests
+	if got := reg.waitRequests(t, 1); len(got) != 1 || !strings.HasPrefix(got[0], "HEAD ") {
+		t.Errorf("registry saw %v, want exactly one HEAD for 20 stale badges", got)
+	}
+	reg.open()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := getBadge(t, u, nil)
+		if a.right == "1.1.0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("badge still says %q long after the background refresh", a.right)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBadgeFirstInspection: a badge for an image never seen waits for its
+// inspection a bounded time, answers "not found yet" if it takes longer, and
+// shows the image once the inspection, started once, has finished.
+func TestBadgeFirstInspection(t *testing.T) {
+	reg := newGatedRegistry(t)
+	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, time.Minute) // waits 3 s, as served
+	pushTo(t, reg.host+"/acme/quick:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "MIT"}))
+	pushTo(t, reg.host+"/acme/slow:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "BSD-3-Clause"}))
+	reg.manifestRequests()
+
+	// A registry that answers in time: the first badge is the real one.
+	if a := getBadge(t, url+"/badges/license/"+reg.host+"/acme/quick:1.svg", nil); a.status != 200 || a.right != "MIT" {
+		t.Errorf("first badge of a quick image: %d %q", a.status, a.right)
+	}
+
+	reg.manifestRequests()
+	reg.close()
+	u := url + "/badges/license/" + reg.host + "/acme/slow:1.svg"
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			a := getBadge(t, u, nil)
+			if a.status != 200 || a.right != "not found yet" {
+				t.Errorf("badge while the first inspection hangs: %d %q", a.status, a.right)
+			}
+			checkBadgeHeaders(t, a, false)
+		})
+	}
+	wg.Wait()
+	if got := reg.waitRequests(t, 1); len(got) != 1 {
+		t.Errorf("registry saw %v, want one inspection for 10 badges", got)
+	}
+	reg.open()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := getBadge(t, u, nil)
+		if a.right == "BSD-3-Clause" {
+			checkBadgeHeaders(t, a, true)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("badge still says %q after the inspection could finish", a.right)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkBadgeCached measures one cached badge through the whole handler
+// chain (router, logging, metrics), beside the same bytes served from memory
+// by the benchmark-only baseline route: the in-process half of what
+// internal/loadbench measures over loopback.
+func BenchmarkBadgeCached(b *testing.B) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	rs := httptest.NewServer(reg)
+	defer rs.Close()
+	host := strings.TrimPrefix(rs.URL, "http://")
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.Labels = map[string]string{"org.opencontainers.image.version": "1.0.3"}
+	img, _ = mutate.ConfigFile(img, cf)
+	ref, err := name.ParseReference(host + "/bench/app:1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(b.TempDir(), "ib.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	client, _ := analysis.NewClient(analysis.ClientOptions{Transport: netguard.New(true).Transport(), Keychain: authn.NewMultiKeychain()})
+	svc := images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour})
+	srv := server.New(server.Config{
+		Images: svc, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
+		Badges: server.BadgeOptions{Baseline: &badge.Badge{Left: "version", Right: "1.0.3", Color: badge.ColorValue}},
+	})
+	for _, bc := range []struct{ name, path string }{
+		{"badge", "/badges/version/" + host + "/bench/app:1.svg"},
+		{"baseline", "/_bench/baseline.svg"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, req)
+			if w.Code != 200 || !strings.Contains(w.Body.String(), ">1.0.3<") {
+				b.Fatalf("%s: %d %s", bc.path, w.Code, w.Body)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, req)
+			}
+		})
+	}
+}
