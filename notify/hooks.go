@@ -45,6 +45,13 @@ func manifestTypes() []string {
 	}
 }
 
+// Push is an image an inbound hook says was pushed: a tag (or a digest),
+// with the digest the tag now points at when the hook names it.
+type Push struct {
+	Ref    analysis.Reference
+	Digest string
+}
+
 // ParseRegistryNotification returns the images to refresh for a
 // distribution notification envelope: for each push of a manifest,
 // repository:tag (or @digest when the push had no tag) on the registry named
@@ -52,12 +59,12 @@ func manifestTypes() []string {
 // is the registry's own host name and may not be reachable from here. Pulls,
 // mounts, deletes and blob pushes are ignored, as are events naming no
 // usable image. Each image is listed once.
-func ParseRegistryNotification(body []byte) ([]analysis.Reference, error) {
+func ParseRegistryNotification(body []byte) ([]Push, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, invalid("the body is not a distribution notification envelope")
 	}
-	var out []analysis.Reference
+	var out []Push
 	seen := map[string]bool{}
 	for _, e := range env.Events {
 		if e.Action != "push" || e.Target.Repository == "" {
@@ -91,9 +98,20 @@ func ParseRegistryNotification(body []byte) ([]analysis.Reference, error) {
 		if err != nil {
 			continue
 		}
-		if k := ref.String(); !seen[k] {
+		p := Push{Ref: ref}
+		if ref.Digest == "" && isDigest(e.Target.Digest) {
+			p.Digest = e.Target.Digest
+		}
+		// Several pushes of one tag in an envelope: the last one counts.
+		if k := ref.String(); seen[k] {
+			for i := range out {
+				if out[i].Ref.String() == k {
+					out[i] = p
+				}
+			}
+		} else {
 			seen[k] = true
-			out = append(out, ref)
+			out = append(out, p)
 		}
 	}
 	return out, nil
@@ -146,4 +164,18 @@ func AcceptsEnvelope(contentType string) bool {
 	mt, _, _ := strings.Cut(contentType, ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	return mt == EnvelopeV1 || mt == EnvelopeV2 || mt == "application/json" || mt == ""
+}
+
+// isDigest reports whether d is a sha256 digest as registries write them.
+func isDigest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for _, c := range hex {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

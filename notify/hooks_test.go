@@ -20,13 +20,13 @@ const envelope = `{"events":[
   "request":{"id":"r1","addr":"127.0.0.1:40000","host":"127.0.0.1:5000","method":"PUT","useragent":"crane"},
   "actor":{},"source":{"addr":"buildhost:5000","instanceID":"i"}},
  {"id":"2","timestamp":"2026-11-26T22:00:01Z","action":"push",
-  "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,"digest":"sha256:bb","length":700,
-            "repository":"acme/base","url":"http://127.0.0.1:5000/v2/acme/base/manifests/sha256:bb","tag":"1.0"},
+  "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","length":700,
+            "repository":"acme/base","url":"http://127.0.0.1:5000/v2/acme/base/manifests/sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","tag":"1.0"},
   "request":{"id":"r2","addr":"127.0.0.1:40000","host":"127.0.0.1:5000","method":"PUT","useragent":"crane"},
   "actor":{},"source":{"addr":"buildhost:5000","instanceID":"i"}},
  {"id":"3","action":"push",
-  "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","repository":"acme/base",
-            "url":"http://127.0.0.1:5000/v2/acme/base/manifests/sha256:bb","tag":"1.0"},
+  "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","repository":"acme/base",
+            "url":"http://127.0.0.1:5000/v2/acme/base/manifests/sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","tag":"1.0"},
   "request":{"host":"127.0.0.1:5000"}},
  {"id":"4","action":"pull",
   "target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cc","repository":"acme/base",
@@ -48,13 +48,16 @@ const envelope = `{"events":[
 ]}`
 
 func TestParseRegistryNotification(t *testing.T) {
-	refs, err := notify.ParseRegistryNotification([]byte(envelope))
+	pushes, err := notify.ParseRegistryNotification([]byte(envelope))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, r := range refs {
-		got = append(got, r.String())
+	for _, p := range pushes {
+		got = append(got, p.Ref.String())
+	}
+	if pushes[0].Digest != "sha256:"+strings.Repeat("b", 64) || pushes[2].Digest != "" {
+		t.Errorf("digests = %q, %q; want the tag push's, and none for a malformed one", pushes[0].Digest, pushes[2].Digest)
 	}
 	want := []string{
 		"127.0.0.1:5000/acme/base:1.0", // once, though pushed twice
@@ -67,9 +70,9 @@ func TestParseRegistryNotification(t *testing.T) {
 		t.Errorf("refreshes (-want +got):\n%s", diff)
 	}
 	for _, bad := range []string{"", "null", "[", `{"events": 3}`} {
-		refs, err := notify.ParseRegistryNotification([]byte(bad))
-		if len(refs) != 0 || (err != nil && !errors.Is(err, notify.ErrInvalid)) {
-			t.Errorf("%q: %v, %v", bad, refs, err)
+		pushes, err := notify.ParseRegistryNotification([]byte(bad))
+		if len(pushes) != 0 || (err != nil && !errors.Is(err, notify.ErrInvalid)) {
+			t.Errorf("%q: %v, %v", bad, pushes, err)
 		}
 	}
 }
@@ -106,11 +109,12 @@ func FuzzParseRegistryNotification(f *testing.F) {
 	f.Add([]byte(envelope))
 	f.Add([]byte(`{"events":[{"action":"push","target":{"repository":"a","tag":"b","url":"http://[::1]:5000/v2/a/manifests/b"}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		refs, err := notify.ParseRegistryNotification(body)
+		pushes, err := notify.ParseRegistryNotification(body)
 		if err != nil && !errors.Is(err, notify.ErrInvalid) {
 			t.Fatalf("error of another kind: %v", err)
 		}
-		for _, r := range refs {
+		for _, p := range pushes {
+			r := p.Ref
 			if r.Registry == "" || r.Name == "" || (r.Tag == "" && r.Digest == "") {
 				t.Fatalf("incomplete reference %+v", r)
 			}

@@ -50,9 +50,9 @@ type Watcher struct {
 	now         func() time.Time
 	rand        func() float64
 
-	queue chan analysis.Reference
+	queue chan refreshRequest
 	mu    sync.Mutex
-	// queued holds references in queue, so a burst of hooks for one tag
+	// queued holds the references in queue, so a burst of hooks for one tag
 	// costs one refresh.
 	queued map[string]bool
 	// backoff holds, per registry, when it may be asked again after
@@ -67,6 +67,21 @@ type Watcher struct {
 // request is dropped (the next poll catches the move anyway).
 const queueSize = 256
 
+// refreshRequest is a refresh asked for by a hook. Digest, when known, is
+// where the hook says the tag points now.
+type refreshRequest struct {
+	ref    analysis.Reference
+	digest string
+	tries  int
+}
+
+// hookRetries are the waits before looking again at a tag that does not yet
+// point where its hook said: a distribution registry sends the push
+// notification before it moves the tag, so the first look can be too early.
+func hookRetries() []time.Duration {
+	return []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
+}
+
 // NewWatcher returns a Watcher; call Run to start it.
 func NewWatcher(cfg WatcherConfig) *Watcher {
 	w := &Watcher{
@@ -78,7 +93,7 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 		log:         cfg.Logger,
 		now:         cfg.Now,
 		rand:        cfg.Rand,
-		queue:       make(chan analysis.Reference, queueSize),
+		queue:       make(chan refreshRequest, queueSize),
 		queued:      map[string]bool{},
 		backoff:     map[string]time.Time{},
 	}
@@ -101,18 +116,24 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 	return w
 }
 
-// Refresh asks for ref to be re-resolved soon, as an inbound hook does. It
+// Refresh asks for ref to be re-resolved soon, as an inbound hook does;
+// digest, when the hook names it, is where the tag should now point, and the
+// tag is looked at again a few times, over about 8 s, until it does. It
 // never blocks; it reports false when the queue is full and the request was
 // dropped.
-func (w *Watcher) Refresh(ref analysis.Reference) bool {
-	key := ref.String()
+func (w *Watcher) Refresh(ref analysis.Reference, digest string) bool {
+	return w.enqueue(refreshRequest{ref: ref, digest: digest})
+}
+
+func (w *Watcher) enqueue(r refreshRequest) bool {
+	key := r.ref.String() + "@" + r.digest
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.queued[key] {
 		return true
 	}
 	select {
-	case w.queue <- ref:
+	case w.queue <- r:
 		w.queued[key] = true
 		return true
 	default:
@@ -153,14 +174,37 @@ func (w *Watcher) serveQueue(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ref := <-w.queue:
+		case r := <-w.queue:
 			w.mu.Lock()
-			delete(w.queued, ref.String())
+			delete(w.queued, r.ref.String()+"@"+r.digest)
 			w.mu.Unlock()
-			w.check(ctx, ref)
+			w.check(ctx, r.ref)
 			w.wake()
+			w.again(ctx, r)
 		}
 	}
+}
+
+// again queues another look at a hook's tag that does not point at the
+// digest the hook named yet, after a growing wait, until the tries run out.
+func (w *Watcher) again(ctx context.Context, r refreshRequest) {
+	waits := hookRetries()
+	if r.digest == "" || r.ref.Tag == "" || r.ref.Digest != "" || r.tries >= len(waits) {
+		return
+	}
+	if st, err := w.store.Tag(ctx, r.ref.Repository, r.ref.Tag); err == nil && st.Digest == r.digest {
+		return
+	}
+	r.tries++
+	t := time.NewTimer(waits[r.tries-1])
+	go func() {
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			w.enqueue(r)
+		}
+	}()
 }
 
 // Poll checks every subscribed tag, and every tag of repositories subscribed

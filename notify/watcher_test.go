@@ -24,11 +24,17 @@ type fakeImages struct {
 	mu    sync.Mutex
 	calls []string
 	err   func(ref analysis.Reference) error
+	// digest, when set, says where the n-th resolution (from 1) finds a tag.
+	digest func(n int) string
 }
 
 func (f *fakeImages) Image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, fmt.Sprintf("%s refresh=%v", ref, refresh))
+	d := dNew
+	if f.digest != nil {
+		d = f.digest(len(f.calls))
+	}
 	f.mu.Unlock()
 	if f.err != nil {
 		if err := f.err(ref); err != nil {
@@ -36,7 +42,7 @@ func (f *fakeImages) Image(ctx context.Context, ref analysis.Reference, refresh 
 		}
 	}
 	if ref.Tag != "" && ref.Digest == "" {
-		if _, err := f.st.RecordTag(ctx, ref.Repository, ref.Tag, analysis.Descriptor{Digest: dNew, MediaType: "m"}, f.now(), nil); err != nil {
+		if _, err := f.st.RecordTag(ctx, ref.Repository, ref.Tag, analysis.Descriptor{Digest: d, MediaType: "m"}, f.now(), nil); err != nil {
 			return nil, err
 		}
 	}
@@ -205,11 +211,11 @@ func TestRefreshRequestsAreServed(t *testing.T) {
 	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now, Wake: func() { wakes.Add(1) }})
 	tag := repo.WithTag("1.0")
 	for range 3 {
-		if !w.Refresh(tag) {
+		if !w.Refresh(tag, "") {
 			t.Fatal("refresh refused")
 		}
 	}
-	w.Refresh(repo.WithDigest(dOld))
+	w.Refresh(repo.WithDigest(dOld), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
@@ -232,5 +238,38 @@ func TestRefreshRequestsAreServed(t *testing.T) {
 	}
 	if wakes.Load() == 0 {
 		t.Error("the worker was not woken")
+	}
+}
+
+// TestHookRefreshWaitsForTheTag: a registry notifies a push before the tag
+// moves; the watcher looks again until the tag points where the hook said.
+func TestHookRefreshWaitsForTheTag(t *testing.T) {
+	st := openStore(t)
+	clk := &clock{t: t0}
+	f := &fakeImages{st: st, now: clk.Now, digest: func(n int) string {
+		if n < 3 {
+			return dOld // the registry has not moved the tag yet
+		}
+		return dNew
+	}}
+	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	w.Refresh(repo.WithTag("1.0"), dNew)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s, err := st.Tag(ctx, repo, "1.0"); err == nil && s.Digest == dNew {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tag was not looked at again until it moved")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if got := f.taken(); len(got) != 3 {
+		t.Errorf("looked %d times (%v), want 3: no more once the tag is where the hook said", len(got), got)
 	}
 }

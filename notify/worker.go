@@ -55,8 +55,8 @@ type WorkerConfig struct {
 	// Timeout bounds one attempt (default 15 s).
 	Timeout time.Duration
 	// Lease is how long a claimed row is reserved to this worker; it must
-	// outlast an attempt (default Timeout + 45 s). A row whose holder died
-	// is claimable again once its lease has expired.
+	// outlast an attempt and its recording (default Timeout + 15 s). A row
+	// whose holder died is claimable again once its lease has expired.
 	Lease time.Duration
 }
 
@@ -112,7 +112,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		w.timeout = DefaultTimeout
 	}
 	if w.lease <= w.timeout {
-		w.lease = w.timeout + 45*time.Second
+		w.lease = w.timeout + 15*time.Second
 	}
 	w.client = &http.Client{
 		Transport: cfg.Transport,

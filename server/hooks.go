@@ -51,11 +51,11 @@ func (s *Server) registryHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return invalidRequest("the body could not be read or is larger than 1 MiB")
 	}
-	refs, err := notify.ParseRegistryNotification(body)
+	pushes, err := notify.ParseRegistryNotification(body)
 	if err != nil {
 		return subscriptionError(err)
 	}
-	return s.queueRefreshes(w, r, refs)
+	return s.queueRefreshes(w, r, pushes)
 }
 
 // dockerHubHookHandler answers POST /hooks/dockerhub/{token}: a Docker Hub
@@ -76,16 +76,16 @@ func (s *Server) dockerHubHookHandler(w http.ResponseWriter, r *http.Request) er
 	if ref.Repository != repo {
 		return &analysis.Error{Kind: errUnauthorized, Message: "this hook token is for another repository"}
 	}
-	return s.queueRefreshes(w, r, []analysis.Reference{ref})
+	return s.queueRefreshes(w, r, []notify.Push{{Ref: ref}})
 }
 
-func (s *Server) queueRefreshes(w http.ResponseWriter, r *http.Request, refs []analysis.Reference) error {
+func (s *Server) queueRefreshes(w http.ResponseWriter, r *http.Request, pushes []notify.Push) error {
 	out := hookAnswer{Refreshing: []string{}}
-	for _, ref := range refs {
-		if s.watcher.Refresh(ref) {
-			out.Refreshing = append(out.Refreshing, ref.String())
+	for _, p := range pushes {
+		if s.watcher.Refresh(p.Ref, p.Digest) {
+			out.Refreshing = append(out.Refreshing, p.Ref.String())
 		} else {
-			s.log.WarnContext(r.Context(), "hook: refresh queue full; the next poll will catch up", "image", ref.String())
+			s.log.WarnContext(r.Context(), "hook: refresh queue full; the next poll will catch up", "image", p.Ref.String())
 		}
 	}
 	writeJSON(w, http.StatusAccepted, out)
