@@ -515,6 +515,17 @@ func TestPagesInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("subscribe form", func(t *testing.T) {
+		tb.t = t
+		tb.visit(app)
+		tb.do(chromedp.Click(chromedp.CSS(`[data-testid=subscribe]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=subscription-form]`)))
+		if got := run(tb, chromedp.Value(chromedp.ID("sub-image"))); got != reg+"/acme/app:2.3" {
+			t.Errorf("form image %q", got)
+		}
+		tb.noConsoleErrors("subscribe form")
+		tb.screenshots("subscribe")
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		tb.t = t
 		for _, tc := range []struct {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -28,6 +29,8 @@ const (
 	// recentTagRows is how many tag rows are read to fill recentOnHome
 	// entries: tags that moved together are grouped into one.
 	recentTagRows = 80
+	// maxPooledPage is the largest render buffer kept for reuse.
+	maxPooledPage = 1 << 20
 	// groupsWithSizes bounds how many tag groups of a repository page get
 	// their sizes looked up; later groups list their platforms only.
 	groupsWithSizes = 200
@@ -45,6 +48,9 @@ type pages struct {
 	now     func() time.Time
 	// etags of the embedded static files, computed once at start-up.
 	etags map[string]string
+	// bufs recycles the buffers pages are rendered into: a page is tens of
+	// kilobytes, and allocating and clearing that per request shows.
+	bufs sync.Pool
 }
 
 func newPages(cfg Config) *pages {
@@ -96,9 +102,17 @@ func (s *Server) pageRoutes() {
 // render writes a page. It renders into a buffer first, so a failure while
 // rendering still becomes a proper error page rather than half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) error {
-	var buf bytes.Buffer
-	buf.Grow(32 << 10)
-	if err := c.Render(r.Context(), &buf); err != nil {
+	buf, _ := s.pages.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer func() {
+		if buf.Cap() <= maxPooledPage {
+			buf.Reset()
+			s.pages.bufs.Put(buf)
+		}
+	}()
+	if err := c.Render(r.Context(), buf); err != nil {
 		return fmt.Errorf("server: render %s: %w", r.URL.Path, err)
 	}
 	h := w.Header()

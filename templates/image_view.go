@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"imagebadger/analysis"
 )
@@ -71,7 +72,8 @@ type LayerView struct {
 	// small in-row bar.
 	BarWidth string
 	Command  string
-	// CommandFull is the raw created_by, shown on demand when it differs.
+	// CommandFull is the raw created_by, shown as a tooltip when the clean
+	// command leaves out build arguments.
 	CommandFull string
 	Created     TimeView
 	// Inherited marks layers that come from the parent image.
@@ -82,15 +84,18 @@ type LayerView struct {
 // coordinate space.
 type BarSegment struct {
 	X, Width string
-	Class    string
-	Title    string
-	Href     string
+	// Kind picks the colour: "own-0".."own-2" for this image's layers,
+	// "inh-0".."inh-2" for the parent's.
+	Kind  string
+	Title string
+	Href  string
 }
 
 // LegendItem explains one colour of the layer bar.
 type LegendItem struct {
-	Class string
-	Text  string
+	// Kind is "own-0" or "inh-0", as in BarSegment.
+	Kind string
+	Text string
 }
 
 // MetaItem is one row of the metadata list; Href links the value when set.
@@ -253,7 +258,7 @@ func newPlatformView(rep *analysis.Report, pl *analysis.Platform, opt Options) P
 	for i, l := range pl.Layers {
 		cmd := CleanCommand(l.CreatedBy)
 		full := ""
-		if cmd != strings.TrimSpace(l.CreatedBy) {
+		if strings.Contains(l.CreatedBy, "|") && strings.Contains(l.CreatedBy, "=") && cmd != strings.TrimSpace(l.CreatedBy) {
 			full = l.CreatedBy
 		}
 		width := "0"
@@ -281,8 +286,8 @@ func newPlatformView(rep *analysis.Report, pl *analysis.Platform, opt Options) P
 			inBytes += l.Size
 		}
 		v.Legend = []LegendItem{
-			{Class: "seg-inherited", Text: fmt.Sprintf("From %s: %s in %s", v.Parent.Ref, analysis.HumanSize(inBytes), plural(inherited, "layer"))},
-			{Class: "seg-own", Text: fmt.Sprintf("Added by this image: %s in %s", analysis.HumanSize(total-inBytes), plural(len(pl.Layers)-inherited, "layer"))},
+			{Kind: "inh-0", Text: fmt.Sprintf("From %s: %s in %s", v.Parent.Ref, analysis.HumanSize(inBytes), plural(inherited, "layer"))},
+			{Kind: "own-0", Text: fmt.Sprintf("Added by this image: %s in %s", analysis.HumanSize(total-inBytes), plural(len(pl.Layers)-inherited, "layer"))},
 		}
 	}
 	v.Metadata = metadataItems(pl.Metadata)
@@ -311,18 +316,15 @@ func layerBar(views []LayerView, layers []analysis.Layer, total int64) []BarSegm
 	x := 0.0
 	for i, w := range widths {
 		w *= scale
-		class := "seg-own seg-" + strconv.Itoa(i%3)
-		if views[i].Inherited {
-			class = "seg-inherited seg-" + strconv.Itoa(i%3)
-		}
-		title := fmt.Sprintf("Layer %d: %s (%s)", i+1, views[i].Size, views[i].Percent)
+		kind := segKind(views[i].Inherited, i)
+		title := "Layer " + strconv.Itoa(i+1) + ": " + views[i].Size + " (" + views[i].Percent + ")"
 		if views[i].Command != "" {
-			title += ": " + truncate(views[i].Command, 120)
+			title += ": " + truncate(views[i].Command, 60)
 		}
 		out[i] = BarSegment{
 			X:     strconv.FormatFloat(x, 'f', 2, 64),
 			Width: strconv.FormatFloat(w, 'f', 2, 64),
-			Class: class,
+			Kind:  kind,
 			Title: title,
 			Href:  "#" + views[i].Anchor,
 		}
@@ -331,12 +333,37 @@ func layerBar(views []LayerView, layers []analysis.Layer, total int64) []BarSegm
 	return out
 }
 
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
+// segKind picks a layer's colour in the bar, cycling through three shades
+// so neighbouring layers differ, from the parent's palette when inherited.
+func segKind(inherited bool, i int) string {
+	switch {
+	case inherited && i%3 == 0:
+		return "inh-0"
+	case inherited && i%3 == 1:
+		return "inh-1"
+	case inherited:
+		return "inh-2"
+	case i%3 == 0:
+		return "own-0"
+	case i%3 == 1:
+		return "own-1"
 	}
-	return string(r[:n-1]) + "…"
+	return "own-2"
+}
+
+// truncate cuts s to at most n runes, marking the cut with an ellipsis.
+func truncate(s string, n int) string {
+	count := 0
+	for i := range s {
+		if count == n-1 {
+			if _, size := utf8.DecodeRuneInString(s[i:]); i+size < len(s) {
+				return s[:i] + "…"
+			}
+			return s
+		}
+		count++
+	}
+	return s
 }
 
 func newParentView(pa *analysis.Parent) *ParentView {

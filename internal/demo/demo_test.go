@@ -1,0 +1,137 @@
+package demo_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"imagebadger/analysis"
+	"imagebadger/images"
+	"imagebadger/internal/demo"
+	"imagebadger/netguard"
+	"imagebadger/store"
+)
+
+// TestSeedGivesEveryPageSomethingToShow seeds a registry and a store, then
+// reads them back through a fresh service, as `imagebadger serve` would
+// after the demo's seeding: the family, its history, parents and the
+// outdated child must all be there.
+func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
+	ctx := context.Background()
+	reg, err := demo.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := reg.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "demo.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	client, err := analysis.NewClient(analysis.ClientOptions{
+		Transport: netguard.New(true).Transport(),
+		Timeout:   10 * time.Second,
+		Keychain:  authn.NewMultiKeychain(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := reg.Seed(ctx, st, client); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("seeded in %s", time.Since(start).Round(time.Millisecond))
+
+	svc := images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour})
+	if err := svc.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	image := func(ref string) *analysis.Report {
+		t.Helper()
+		r, err := analysis.ParseReference(reg.Ref(ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := svc.Image(ctx, r, false)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		return rep
+	}
+
+	app := image(demo.App + ":2.3")
+	if len(app.Platforms) != 2 || app.Platforms[0].Platform != "linux/amd64" || app.Platforms[1].Platform != "linux/arm64/v8" {
+		t.Fatalf("app platforms %+v (attestations must be left out)", platforms(app))
+	}
+	for _, p := range app.Platforms {
+		if p.Metadata.Version != "2.3.1" || p.Metadata.Source != "https://github.com/acme/app" || p.Metadata.Licenses != "Apache-2.0" {
+			t.Errorf("%s metadata %+v", p.Platform, p.Metadata)
+		}
+		if p.Parent == nil || p.Parent.Repository != demo.Runtime || p.Parent.Outdated {
+			t.Errorf("%s parent %+v, want the current acme/runtime", p.Platform, p.Parent)
+		}
+		if len(p.Layers) != 8 || p.Layers[0].CreatedBy == "" {
+			t.Errorf("%s has %d layers", p.Platform, len(p.Layers))
+		}
+	}
+	if !slices.Equal(app.Tags, []string{"latest", "2", "2.3", "2.3.1"}) {
+		t.Errorf("app tags %v", app.Tags)
+	}
+
+	worker := image(demo.Worker + ":1.0")
+	p := worker.Platforms[0]
+	base320 := image(demo.Base + ":3.20")
+	if p.Parent == nil || p.Parent.Repository != demo.Base || !p.Parent.Outdated || p.Parent.CurrentDigest != base320.Digest {
+		t.Errorf("worker parent %+v, want an outdated acme/base now at %s", p.Parent, base320.Digest)
+	}
+	runtime13 := image(demo.Runtime + ":1.3")
+	if pa := runtime13.Platforms[0].Parent; pa == nil || !pa.Outdated {
+		t.Errorf("runtime 1.3 parent %+v, want outdated", pa)
+	}
+
+	baseRepo, err := analysis.ParseRepository(reg.Ref(demo.Base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := svc.Tags(ctx, baseRepo, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.TagCount != 7 || len(list.Groups) != 3 {
+		t.Errorf("base: %d tags in %d groups, want 7 in 3", list.TagCount, len(list.Groups))
+	}
+
+	recent, err := svc.RecentTags(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for _, r := range recent {
+		if r.Previous != "" {
+			moved++
+		}
+		if age := time.Since(r.Changed); age < time.Hour || age > 100*24*time.Hour {
+			t.Errorf("%s:%s changed %s ago, want the staged history of weeks", r.Repository, r.Tag, age.Round(time.Minute))
+		}
+	}
+	// base 3.20, 3 and latest moved at the rebuild; app 2 and latest at 2.3.
+	if moved != 5 {
+		t.Errorf("%d moved tags, want 5", moved)
+	}
+}
+
+func platforms(r *analysis.Report) []string {
+	var out []string
+	for _, p := range r.Platforms {
+		out = append(out, p.Platform)
+	}
+	return out
+}

@@ -1,0 +1,434 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"imagebadger/analysis"
+	"imagebadger/images"
+	"imagebadger/netguard"
+	"imagebadger/server"
+	"imagebadger/store"
+)
+
+// pageStack is the real service (store, registry client, images service,
+// server) in front of an in-process registry, for the HTML pages.
+type pageStack struct {
+	url  string
+	reg  string // the registry's host:port
+	srv  *server.Server
+	http *http.Client // follows no redirect, so tests see them
+}
+
+func newPageStack(tb testing.TB) *pageStack {
+	tb.Helper()
+	rs := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	tb.Cleanup(rs.Close)
+	reg := strings.TrimPrefix(rs.URL, "http://")
+	st, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "ib.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	client, err := analysis.NewClient(analysis.ClientOptions{
+		Transport: netguard.New(true).Transport(),
+		Timeout:   5 * time.Second,
+		Keychain:  authn.NewMultiKeychain(),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	base, err := analysis.ParseRepository(reg + "/acme/base")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := server.New(server.Config{
+		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour}),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: prometheus.NewRegistry(),
+		BaseURL: "https://badger.example",
+		Watched: []analysis.Repository{base},
+	})
+	hs := httptest.NewServer(srv)
+	tb.Cleanup(hs.Close)
+	return &pageStack{
+		url: hs.URL, reg: reg, srv: srv,
+		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	}
+}
+
+// familyImage builds an image of n layers on parent (nil for none), each
+// with a Dockerfile-like command, and the given labels.
+func familyImage(tb testing.TB, parent v1.Image, n int, labels map[string]string) v1.Image {
+	tb.Helper()
+	if parent == nil {
+		parent = mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	}
+	var adds []mutate.Addendum
+	for i := range n {
+		l, err := random.Layer(int64(200+i*37), types.OCILayer)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{
+			CreatedBy: fmt.Sprintf("RUN /bin/sh -c apt-get install -y --no-install-recommends package-%02d libpackage-%02d-dev && rm -rf /var/lib/apt/lists/* # buildkit", i, i),
+			Created:   v1.Time{Time: time.Date(2026, 11, 20, 10, i, 0, 0, time.UTC)},
+		}})
+	}
+	img, err := mutate.Append(parent, adds...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Labels = labels
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		tb.Fatal(err)
+	}
+	return img
+}
+
+func pagePush(tb testing.TB, img v1.Image, refs ...string) {
+	tb.Helper()
+	for _, r := range refs {
+		if err := crane.Push(img, r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// pushPageFamily pushes acme/base:1 and acme/app:1.0 (also latest) built on it.
+func pushPageFamily(t *testing.T, s *pageStack) {
+	t.Helper()
+	base := familyImage(t, nil, 2, nil)
+	pagePush(t, base, s.reg+"/acme/base:1")
+	app := familyImage(t, base, 3, map[string]string{
+		"org.opencontainers.image.version":  "1.0.4",
+		"org.opencontainers.image.revision": "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a",
+		"org.opencontainers.image.source":   "https://github.com/acme/app",
+	})
+	pagePush(t, app, s.reg+"/acme/app:1.0", s.reg+"/acme/app:latest")
+}
+
+type pageAnswer struct {
+	status int
+	header http.Header
+	body   string
+	doc    *goquery.Document
+}
+
+func (s *pageStack) do(t *testing.T, req *http.Request) pageAnswer {
+	t.Helper()
+	resp, err := s.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pageAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		if a.doc, err = goquery.NewDocumentFromReader(strings.NewReader(a.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+func (s *pageStack) get(t *testing.T, path string) pageAnswer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.do(t, req)
+}
+
+func (a pageAnswer) testid(id string) *goquery.Selection {
+	if a.doc == nil {
+		return &goquery.Selection{}
+	}
+	return a.doc.Find(`[data-testid="` + id + `"]`)
+}
+
+func TestPagesAnswerHTMLWithTheirContent(t *testing.T) {
+	s := newPageStack(t)
+	pushPageFamily(t, s)
+	app := "/images/" + s.reg + "/acme/app:1.0"
+
+	// The base first, so it is known as a parent candidate.
+	if a := s.get(t, "/images/"+s.reg+"/acme/base:1"); a.status != http.StatusOK {
+		t.Fatalf("base page: %d\n%s", a.status, a.body)
+	}
+	s.get(t, "/images/"+s.reg+"/acme/app:latest") // a second known tag on the same image
+	a := s.get(t, app)
+	if a.status != http.StatusOK {
+		t.Fatalf("GET %s: %d\n%s", app, a.status, a.body)
+	}
+	for k, want := range map[string]string{
+		"Content-Type":           "text/html; charset=utf-8",
+		"X-Content-Type-Options": "nosniff",
+	} {
+		if got := a.header.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP %q", csp)
+	}
+	if got := a.testid("reference").Text(); got != s.reg+"/acme/app:1.0" {
+		t.Errorf("reference %q", got)
+	}
+	if n := a.testid("layer-row").Length(); n != 5 {
+		t.Errorf("%d layers, want 5", n)
+	}
+	if got := a.testid("parent-link").Text(); got != s.reg+"/acme/base:1" {
+		t.Errorf("parent %q", got)
+	}
+	if got := a.testid("meta-Version").Text(); got != "1.0.4" {
+		t.Errorf("version %q", got)
+	}
+	md, _ := a.testid("badge-version").Find("[data-testid=snippet-markdown]").Attr("value")
+	if !strings.Contains(md, "https://badger.example/badges/version/"+s.reg+"/acme/app:1.0.svg") {
+		t.Errorf("snippet without the base URL: %s", md)
+	}
+	var tags []string
+	a.testid("tags").Find("a").Each(func(_ int, sel *goquery.Selection) { tags = append(tags, sel.Text()) })
+	if strings.Join(tags, ",") != "latest,1.0" {
+		t.Errorf("tags %v", tags)
+	}
+
+	// A reference without a tag is the latest tag, under its canonical URL.
+	a = s.get(t, "/images/"+s.reg+"/acme/app?x=1")
+	if a.status != http.StatusFound || a.header.Get("Location") != "/images/"+s.reg+"/acme/app:latest?x=1" {
+		t.Errorf("no-tag reference: %d → %q", a.status, a.header.Get("Location"))
+	}
+
+	home := s.get(t, "/")
+	if home.status != http.StatusOK {
+		t.Fatalf("home: %d", home.status)
+	}
+	var recent []string
+	home.testid("recent-item").Find("a.ref").Each(func(_ int, sel *goquery.Selection) { recent = append(recent, sel.Text()) })
+	if strings.Join(recent, ",") != s.reg+"/acme/app,"+s.reg+"/acme/base" {
+		t.Errorf("recently changed %v", recent)
+	}
+	if got := home.testid("watched-item").Text(); !strings.Contains(got, s.reg+"/acme/base") || !strings.Contains(got, "1 tag known") {
+		t.Errorf("watched %q", got)
+	}
+
+	repo := s.get(t, "/repositories/"+s.reg+"/acme/app")
+	if repo.status != http.StatusOK {
+		t.Fatalf("repository: %d\n%s", repo.status, repo.body)
+	}
+	if n := repo.testid("group").Length(); n != 1 {
+		t.Errorf("%d groups, want 1", n)
+	}
+	if got := repo.testid("group-platforms").Text(); !strings.Contains(got, "linux/amd64") || !strings.Contains(got, "5 layers") {
+		t.Errorf("group platforms %q", got)
+	}
+	if href, _ := repo.testid("group-link").Attr("href"); href != "/images/"+s.reg+"/acme/app:1.0" {
+		t.Errorf("group link %q", href)
+	}
+}
+
+func TestSearch(t *testing.T) {
+	s := newPageStack(t)
+	for _, tc := range []struct {
+		q        string
+		status   int
+		location string
+		error    string
+	}{
+		{"Not A Reference!", http.StatusBadRequest, "", "is not an image reference"},
+		{"   ", http.StatusBadRequest, "", "Type an image reference"},
+		{"alpine", http.StatusSeeOther, "/images/alpine:latest", ""},
+		{"docker pull docker.io/library/python:3.12-slim", http.StatusSeeOther, "/images/python:3.12-slim", ""},
+		{"https://ghcr.io/acme/app:1.2", http.StatusSeeOther, "/images/ghcr.io/acme/app:1.2", ""},
+		{"ghcr.io/acme/app:1.2@sha256:" + strings.Repeat("a", 64), http.StatusSeeOther, "/images/ghcr.io/acme/app@sha256:" + strings.Repeat("a", 64), ""},
+	} {
+		t.Run(tc.q, func(t *testing.T) {
+			a := s.get(t, "/?q="+url.QueryEscape(tc.q))
+			if a.status != tc.status || a.header.Get("Location") != tc.location {
+				t.Fatalf("%d → %q, want %d → %q", a.status, a.header.Get("Location"), tc.status, tc.location)
+			}
+			if got := a.testid("search-error").Text(); !strings.Contains(got, tc.error) || (tc.error == "") != (got == "") {
+				t.Errorf("inline error %q, want one containing %q", got, tc.error)
+			}
+		})
+	}
+}
+
+func TestRefreshForm(t *testing.T) {
+	s := newPageStack(t)
+	pushPageFamily(t, s)
+	path := "/images/" + s.reg + "/acme/app:1.0"
+	post := func(site string) pageAnswer {
+		req, err := http.NewRequest(http.MethodPost, s.url+path+"/refresh", strings.NewReader("platform=linux%2Famd64"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", site)
+		return s.do(t, req)
+	}
+	if a := post("cross-site"); a.status != http.StatusForbidden || a.testid("error").Length() != 1 {
+		t.Errorf("cross-site refresh: %d\n%s", a.status, a.body)
+	}
+	a := post("same-origin")
+	if want := path + "?platform=linux%2Famd64"; a.status != http.StatusSeeOther || a.header.Get("Location") != want {
+		t.Errorf("refresh: %d → %q, want 303 → %q", a.status, a.header.Get("Location"), want)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/images/"+s.reg+"/acme/gone:1/refresh", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if a := s.do(t, req); a.status != http.StatusNotFound || a.testid("error").Length() != 1 {
+		t.Errorf("refresh of a missing image: %d", a.status)
+	}
+}
+
+func TestPageErrorsAreFriendlyHTML(t *testing.T) {
+	s := newPageStack(t)
+	for _, tc := range []struct {
+		path    string
+		status  int
+		heading string
+	}{
+		{"/images/" + "REG/acme/nothing:1", http.StatusNotFound, "Image not found"},
+		{"/images/UPPER/Case:1", http.StatusBadRequest, "Not an image reference"},
+		{"/images/169.254.169.254/x:1", http.StatusForbidden, "Registry not allowed"},
+		{"/repositories/REG/acme/nothing", http.StatusNotFound, "Image not found"},
+		{"/no/such/page", http.StatusNotFound, "Page not found"},
+		{"/static/nothing.css", http.StatusNotFound, "Not found"},
+	} {
+		path := strings.ReplaceAll(tc.path, "REG", s.reg)
+		t.Run(path, func(t *testing.T) {
+			a := s.get(t, path)
+			if a.status != tc.status {
+				t.Errorf("status %d, want %d", a.status, tc.status)
+			}
+			if a.doc == nil {
+				t.Fatalf("not HTML: %s %q", a.header.Get("Content-Type"), a.body)
+			}
+			if got := a.doc.Find("h1").Text(); got != tc.heading {
+				t.Errorf("heading %q, want %q", got, tc.heading)
+			}
+			if got := a.testid("error-status").Text(); got != fmt.Sprintf("Error %d", tc.status) {
+				t.Errorf("status line %q", got)
+			}
+			if strings.Contains(a.body, "http://") || strings.Contains(a.body, "goroutine") {
+				t.Errorf("page leaks internals:\n%s", a.body)
+			}
+		})
+	}
+	// Machine routes keep the JSON error shape.
+	for _, path := range []string{"/api/v1/nothing", "/v1/nothing", "/hooks/nothing"} {
+		a := s.get(t, path)
+		if a.status != http.StatusNotFound || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: %d %s", path, a.status, a.header.Get("Content-Type"))
+		}
+	}
+}
+
+func TestStaticFiles(t *testing.T) {
+	s := newPageStack(t)
+	for path, ctype := range map[string]string{
+		"/static/style.css":   "text/css; charset=utf-8",
+		"/static/app.js":      "text/javascript; charset=utf-8",
+		"/static/favicon.svg": "image/svg+xml",
+	} {
+		a := s.get(t, path)
+		if a.status != http.StatusOK || a.header.Get("Content-Type") != ctype {
+			t.Errorf("%s: %d %q", path, a.status, a.header.Get("Content-Type"))
+			continue
+		}
+		etag := a.header.Get("ETag")
+		if etag == "" || !strings.Contains(a.header.Get("Cache-Control"), "max-age") {
+			t.Errorf("%s: ETag %q, Cache-Control %q", path, etag, a.header.Get("Cache-Control"))
+		}
+		req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+		req.Header.Set("If-None-Match", etag)
+		if a := s.do(t, req); a.status != http.StatusNotModified {
+			t.Errorf("%s with If-None-Match: %d, want 304", path, a.status)
+		}
+	}
+	if a := s.get(t, "/static/"); a.status != http.StatusNotFound {
+		t.Errorf("/static/ lists the folder: %d", a.status)
+	}
+	if a := s.get(t, "/favicon.ico"); a.status != http.StatusMovedPermanently || a.header.Get("Location") != "/static/favicon.svg" {
+		t.Errorf("favicon.ico: %d %q", a.status, a.header.Get("Location"))
+	}
+}
+
+// BenchmarkImagePage measures the server's time to answer GET
+// /images/{reference} for a stored image of 60 layers on a parent, through
+// the whole route (store reads, parent lookup, view model, templ), and
+// reports the page weight: the HTML plus the stylesheet and script it loads.
+// Targets: at most 2 ms and 100 KB.
+func BenchmarkImagePage(b *testing.B) {
+	s := newPageStack(b)
+	labels := map[string]string{}
+	for _, k := range []string{"title", "description", "version", "revision", "source", "licenses", "vendor", "url", "documentation", "created"} {
+		labels["org.opencontainers.image."+k] = "a realistic value for " + k
+	}
+	labels["org.opencontainers.image.source"] = "https://github.com/acme/app"
+	labels["org.opencontainers.image.revision"] = "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a"
+	base := familyImage(b, nil, 12, nil)
+	app := familyImage(b, base, 48, labels)
+	pagePush(b, base, s.reg+"/acme/base:1")
+	pagePush(b, app, s.reg+"/acme/app:1.0", s.reg+"/acme/app:1", s.reg+"/acme/app:latest")
+
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		s.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("GET %s: %d\n%s", path, rec.Code, rec.Body)
+		}
+		return rec
+	}
+	get("/images/" + s.reg + "/acme/base:1")
+	page := "/images/" + s.reg + "/acme/app:1.0"
+	html := get(page).Body.Len()
+	if !strings.Contains(get(page).Body.String(), `data-testid="parent-link"`) {
+		b.Fatal("the benchmark page has no parent")
+	}
+	weight := html + get("/static/style.css").Body.Len() + get("/static/app.js").Body.Len()
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		s.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, page, nil))
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+	b.ReportMetric(float64(html), "html-bytes")
+	b.ReportMetric(float64(weight), "page-bytes")
+}

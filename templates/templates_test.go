@@ -1,0 +1,457 @@
+package templates_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/a-h/templ"
+	"github.com/google/go-cmp/cmp"
+
+	"imagebadger/analysis"
+	"imagebadger/templates"
+)
+
+var now = time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+
+func opts() templates.Options {
+	return templates.Options{BaseURL: "https://badger.example", Now: now}
+}
+
+// render renders c and parses the result.
+func render(t *testing.T, c templ.Component) *goquery.Document {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := c.Render(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := goquery.NewDocumentFromReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func byID(doc *goquery.Document, id string) *goquery.Selection {
+	return doc.Find(`[data-testid="` + id + `"]`)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+
+// layers makes n layers with sizes 1000, 2000, … and one command each.
+func layers(n int, prefix string) []analysis.Layer {
+	out := make([]analysis.Layer, n)
+	for i := range out {
+		out[i] = analysis.Layer{
+			Digest:    "sha256:" + strings.Repeat(prefix, 1) + strings.Repeat("0", 62) + string(rune('a'+i%26)),
+			Size:      int64(i+1) * 1000,
+			MediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+			CreatedBy: "/bin/sh -c echo layer " + string(rune('a'+i%26)),
+			Created:   ptr(now.Add(-time.Duration(n-i) * time.Hour)),
+		}
+	}
+	return out
+}
+
+// report is a two-platform image built on an outdated parent, with labels
+// that exercise linking and escaping.
+func report() *analysis.Report {
+	amd := analysis.Platform{
+		Platform: "linux/amd64", OS: "linux", Architecture: "amd64",
+		Digest: digest('a'), ConfigDigest: digest('c'), Created: ptr(now.Add(-3 * 24 * time.Hour)),
+		LayerCount: 4, DownloadSize: 10000, Layers: layers(4, "1"),
+		Labels: map[string]string{
+			"org.opencontainers.image.source": "https://github.com/acme/app",
+			"evil":                            `<script>alert(1)</script>`,
+		},
+		Metadata: analysis.Metadata{
+			Version: "2.3.1", Revision: "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a", Source: "https://github.com/acme/app.git",
+			Licenses: "Apache-2.0", Title: "app", Description: "Order tracking.", URL: "javascript:alert(1)",
+		},
+		Parent: &analysis.Parent{
+			Registry: "ghcr.io", Repository: "acme/runtime", Tags: []string{"1.4", "1.4.2", "latest"},
+			Digest: digest('p'), LayerCount: 2, Method: "layers", Outdated: true, CurrentDigest: digest('n'),
+		},
+	}
+	arm := amd
+	arm.Platform, arm.Architecture, arm.Variant = "linux/arm64/v8", "arm64", "v8"
+	arm.Digest, arm.Layers, arm.LayerCount, arm.Parent = digest('b'), layers(3, "2"), 3, nil
+	return &analysis.Report{
+		Reference: "ghcr.io/acme/app:2.3", Registry: "ghcr.io", Repository: "acme/app", Tag: "2.3",
+		Digest: digest('i'), MediaType: "application/vnd.oci.image.index.v1+json",
+		Tags: []string{"2.3", "latest", "2.3.1"}, CheckedAt: now.Add(-5 * time.Minute),
+		Platforms: []analysis.Platform{amd, arm},
+	}
+}
+
+func TestImagePage(t *testing.T) {
+	page := templates.NewImagePage(report(), "", opts())
+	page.Platform.Parent.SetMoved([]string{"1.4", "latest"})
+	doc := render(t, templates.Image(page))
+
+	if got := byID(doc, "reference").Text(); got != "ghcr.io/acme/app:2.3" {
+		t.Errorf("reference %q", got)
+	}
+	if got, _ := byID(doc, "digest").Attr("value"); got != digest('i') {
+		t.Errorf("digest %q", got)
+	}
+	if got := doc.Find("head > title").Text(); got != "ghcr.io/acme/app:2.3 · imagebadger" {
+		t.Errorf("title %q", got)
+	}
+	var platforms, current []string
+	byID(doc, "platform-link").Each(func(_ int, s *goquery.Selection) {
+		platforms = append(platforms, s.Text())
+		if v, _ := s.Attr("aria-current"); v == "page" {
+			current = append(current, s.Text())
+		}
+		if href, _ := s.Attr("href"); !strings.HasPrefix(href, "/images/ghcr.io/acme/app:2.3?platform=linux%2F") {
+			t.Errorf("platform link %q", href)
+		}
+	})
+	if !cmp.Equal(platforms, []string{"linux/amd64", "linux/arm64/v8"}) || !cmp.Equal(current, []string{"linux/amd64"}) {
+		t.Errorf("platform links %v, current %v", platforms, current)
+	}
+	if n := byID(doc, "layer-row").Length(); n != 4 {
+		t.Errorf("%d layer rows, want 4", n)
+	}
+	if n := byID(doc, "layer-bar").Find("rect").Length(); n != 4 {
+		t.Errorf("%d bar segments, want 4", n)
+	}
+	if n := doc.Find(`tr.inherited`).Length(); n != 2 {
+		t.Errorf("%d inherited rows, want the parent's 2", n)
+	}
+	if got := byID(doc, "layer-row").First().Find(".cmd code").Text(); got != "RUN echo layer a" {
+		t.Errorf("first command %q", got)
+	}
+	if got := byID(doc, "total-size").Text(); got != "10.0 kB" {
+		t.Errorf("total %q", got)
+	}
+	if href, _ := byID(doc, "meta-Revision").Find("a").Attr("href"); href != "https://github.com/acme/app/commit/0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a" {
+		t.Errorf("revision link %q", href)
+	}
+	if n := byID(doc, "meta-Website").Find("a").Length(); n != 0 {
+		t.Error("a javascript: URL label became a link")
+	}
+	if got := byID(doc, "labels").Find("td").Text(); !strings.Contains(got, "<script>alert(1)</script>") {
+		t.Errorf("label value not shown as text: %q", got)
+	}
+	if doc.Find("script").FilterFunction(func(_ int, s *goquery.Selection) bool { _, ok := s.Attr("src"); return !ok }).Length() != 0 {
+		t.Error("page holds an inline script")
+	}
+	if got := byID(doc, "parent-link").Text(); got != "ghcr.io/acme/runtime:1.4.2" {
+		t.Errorf("parent %q", got)
+	}
+	warning := byID(doc, "outdated").Text()
+	if !strings.Contains(warning, "ghcr.io/acme/runtime:1.4 has moved") || !strings.Contains(warning, "sha256:nnnnnnnnnnnn") {
+		t.Errorf("outdated warning %q", warning)
+	}
+	if href, _ := byID(doc, "current-digest").Attr("href"); href != "/images/ghcr.io/acme/runtime@"+digest('n') {
+		t.Errorf("current digest link %q", href)
+	}
+	var tags []string
+	byID(doc, "tags").Find("a").Each(func(_ int, s *goquery.Selection) { tags = append(tags, s.Text()) })
+	if !cmp.Equal(tags, []string{"latest", "2.3", "2.3.1"}) {
+		t.Errorf("tags %v", tags)
+	}
+	if n := byID(doc, "badges").Find("img").Length(); n != 5 {
+		t.Errorf("%d badges", n)
+	}
+	img := byID(doc, "badge-base").Find("img")
+	if src, _ := img.Attr("src"); src != "/badges/base/ghcr.io/acme/app:2.3.svg" {
+		t.Errorf("badge src %q", src)
+	}
+	if alt, _ := img.Attr("alt"); alt == "" {
+		t.Error("badge without alt text")
+	}
+	md, _ := byID(doc, "badge-image").Find(`[data-testid=snippet-markdown]`).Attr("value")
+	if want := "[![image badge of ghcr.io/acme/app:2.3](https://badger.example/badges/image/ghcr.io/acme/app:2.3.svg)](https://badger.example/images/ghcr.io/acme/app:2.3)"; md != want {
+		t.Errorf("markdown snippet\n got %s\nwant %s", md, want)
+	}
+	html, _ := byID(doc, "badge-image").Find(`[data-testid=snippet-html]`).Attr("value")
+	if want := `<a href="https://badger.example/images/ghcr.io/acme/app:2.3"><img src="https://badger.example/badges/image/ghcr.io/acme/app:2.3.svg" alt="image badge of ghcr.io/acme/app:2.3"></a>`; html != want {
+		t.Errorf("html snippet\n got %s\nwant %s", html, want)
+	}
+	if action, _ := byID(doc, "refresh-form").Attr("action"); action != "/images/ghcr.io/acme/app:2.3/refresh" {
+		t.Errorf("refresh action %q", action)
+	}
+	if method, _ := byID(doc, "refresh-form").Attr("method"); method != "post" {
+		t.Errorf("refresh method %q", method)
+	}
+	if href, _ := byID(doc, "subscribe").Attr("href"); href != "/subscriptions/new?image=ghcr.io%2Facme%2Fapp%3A2.3" {
+		t.Errorf("subscribe %q", href)
+	}
+	if got := byID(doc, "checked").Text(); !strings.Contains(got, "5 minutes ago") {
+		t.Errorf("checked %q", got)
+	}
+	// Every form control and copy field has a label.
+	doc.Find("input").Each(func(_ int, s *goquery.Selection) {
+		id, _ := s.Attr("id")
+		if id == "" || doc.Find(`label[for="`+id+`"]`).Length() != 1 {
+			t.Errorf("input %q has no label", id)
+		}
+	})
+}
+
+func TestImagePagePlatform(t *testing.T) {
+	for _, tc := range []struct {
+		want, shown, notice string
+	}{
+		{"linux/arm64/v8", "linux/arm64/v8", ""},
+		{"linux/arm64", "linux/arm64/v8", ""},
+		{"windows/amd64", "linux/amd64", "This image has no windows/amd64 platform; showing linux/amd64 instead."},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			page := templates.NewImagePage(report(), tc.want, opts())
+			doc := render(t, templates.Image(page))
+			if got := byID(doc, "platform-current").Text(); got != tc.shown {
+				t.Errorf("shown %q, want %q", got, tc.shown)
+			}
+			if got := strings.TrimSpace(byID(doc, "notice").Text()); got != tc.notice {
+				t.Errorf("notice %q, want %q", got, tc.notice)
+			}
+			if tc.shown == "linux/arm64/v8" {
+				if n := byID(doc, "parent").Length(); n != 0 {
+					t.Error("arm64 without a parent shows one")
+				}
+				if src, _ := byID(doc, "badge-image").Find("img").Attr("src"); src != "/badges/image/ghcr.io/acme/app:2.3.svg?platform=linux%2Farm64%2Fv8" {
+					t.Errorf("badge of another platform: %q", src)
+				}
+			}
+		})
+	}
+}
+
+func TestImagePageByDigestAndSinglePlatform(t *testing.T) {
+	rep := report()
+	rep.Tag, rep.Reference = "", "docker.io/library/alpine@"+digest('i')
+	rep.Registry, rep.Repository = "docker.io", "library/alpine"
+	rep.Platforms = rep.Platforms[:1]
+	rep.Platforms[0].Parent = nil
+	rep.Platforms[0].Metadata = analysis.Metadata{}
+	doc := render(t, templates.Image(templates.NewImagePage(rep, "", opts())))
+	if got := byID(doc, "reference").Text(); got != "alpine@"+digest('i') {
+		t.Errorf("reference %q", got)
+	}
+	if byID(doc, "platforms").Length() != 0 {
+		t.Error("a single-platform image shows a platform switcher")
+	}
+	if href, _ := byID(doc, "repository-link").Attr("href"); href != "/repositories/alpine" {
+		t.Errorf("repository link %q", href)
+	}
+	if got := byID(doc, "metadata").Find(".empty").Length(); got != 1 {
+		t.Error("no hint for an image without metadata")
+	}
+}
+
+func TestHomePage(t *testing.T) {
+	recent := templates.NewRecentItems([]templates.RecentTag{
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "latest", Digest: digest('b'), Previous: digest('a'), Changed: now.Add(-2 * time.Hour)},
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2.3", Digest: digest('b'), Changed: now.Add(-2 * time.Hour)},
+		{Registry: "docker.io", Repository: "library/alpine", Tag: "3.20", Digest: digest('c'), Changed: now.Add(-49 * time.Hour)},
+		{Registry: "docker.io", Repository: "library/debian", Tag: "12", Digest: digest('d'), Changed: now.Add(-50 * time.Hour)},
+	}, 2, now)
+	page := templates.HomePage{
+		Meta:   templates.Meta{NoHeaderSearch: true},
+		Query:  "Bad Ref",
+		Error:  `"Bad Ref" is not an image reference`,
+		Recent: recent,
+		Watched: []templates.WatchedItem{
+			{Repository: "alpine", Href: "/repositories/alpine", TagCount: 12, Changed: templates.NewTimeView(now.Add(-time.Hour), now)},
+		},
+	}
+	doc := render(t, templates.Home(page))
+	if got := byID(doc, "search-error").Text(); got != page.Error {
+		t.Errorf("error %q", got)
+	}
+	input := byID(doc, "search-input")
+	if v, _ := input.Attr("value"); v != "Bad Ref" {
+		t.Errorf("query not kept: %q", v)
+	}
+	if v, _ := input.Attr("aria-invalid"); v != "true" {
+		t.Error("input not marked invalid")
+	}
+	if v, _ := input.Attr("aria-describedby"); v != "q-error" {
+		t.Errorf("aria-describedby %q", v)
+	}
+	if doc.Find("header .header-search").Length() != 0 {
+		t.Error("home page shows a second search box in the header")
+	}
+	items := byID(doc, "recent-item")
+	if items.Length() != 2 {
+		t.Fatalf("%d recent items, want 2 (grouped by image, limited)", items.Length())
+	}
+	var tags []string
+	items.First().Find("[data-testid=recent-tags] a").Each(func(_ int, s *goquery.Selection) { tags = append(tags, s.Text()) })
+	if !cmp.Equal(tags, []string{"latest", "2.3"}) {
+		t.Errorf("first item tags %v", tags)
+	}
+	if href, _ := items.First().Find("a.ref").Attr("href"); href != "/images/ghcr.io/acme/app:2.3" {
+		t.Errorf("first item links to %q", href)
+	}
+	if got := items.First().Find(".digest-move").Text(); !strings.Contains(got, "sha256:aaaaaaaaaaaa") || !strings.Contains(got, "sha256:bbbbbbbbbbbb") {
+		t.Errorf("move %q", got)
+	}
+	if got := items.Eq(1).Find("a.ref").Text(); got != "alpine" {
+		t.Errorf("second item %q", got)
+	}
+	if got := items.Eq(1).Find("time").Text(); got != "2 days ago" {
+		t.Errorf("second item time %q", got)
+	}
+	if got := byID(doc, "watched-item").Text(); !strings.Contains(got, "12 tags known") || !strings.Contains(got, "1 hour ago") {
+		t.Errorf("watched %q", got)
+	}
+}
+
+func TestRepositoryPage(t *testing.T) {
+	list := &analysis.TagList{
+		Registry: "docker.io", Repository: "library/alpine", TagCount: 4, CheckedAt: now,
+		Groups: []analysis.TagGroup{
+			{Digest: digest('b'), MediaType: "application/vnd.oci.image.index.v1+json", Tags: []string{"3", "3.20", "latest"},
+				Platforms: []string{"linux/amd64", "linux/arm64/v8"}, Created: ptr(now.Add(-24 * time.Hour))},
+			{Digest: digest('a'), MediaType: "application/vnd.docker.distribution.manifest.v2+json", Tags: []string{"3.19"}, Platforms: []string{"linux/amd64"}},
+		},
+	}
+	sizes := templates.GroupSizes{digest('b'): {{Platform: "linux/amd64", DownloadSize: 3_400_000, LayerCount: 1}}}
+	doc := render(t, templates.Repository(templates.NewRepositoryPage(list, sizes, opts())))
+	if got := byID(doc, "tag-count").Text(); got != "4 tags on 2 images" {
+		t.Errorf("count %q", got)
+	}
+	groups := byID(doc, "group")
+	if groups.Length() != 2 {
+		t.Fatalf("%d groups", groups.Length())
+	}
+	if href, _ := groups.First().Find("[data-testid=group-link]").Attr("href"); href != "/images/alpine:3.20" {
+		t.Errorf("group link %q", href)
+	}
+	if got := groups.First().Find("[data-testid=group-platforms] li").First().Text(); !strings.Contains(got, "linux/amd64") || !strings.Contains(got, "3.4 MB") || !strings.Contains(got, "1 layer") {
+		t.Errorf("platform size %q", got)
+	}
+	if got := groups.First().Find("[data-testid=group-platforms] li").Eq(1).Find(".platform-size").Length(); got != 0 {
+		t.Error("a platform with no known size shows one")
+	}
+	if got := groups.Eq(1).Find("[data-testid=group-tags] a").Text(); got != "3.19" {
+		t.Errorf("second group tags %q", got)
+	}
+}
+
+func TestErrorPage(t *testing.T) {
+	doc := render(t, templates.Error(templates.ErrorPage{
+		Meta: templates.Meta{Title: "Image not found", NoHeaderSearch: true}, Status: 404,
+		Heading: "Image not found", Message: "image ghcr.io/acme/app:9 not found", Query: "ghcr.io/acme/app:9",
+	}))
+	if got := byID(doc, "error-status").Text(); got != "Error 404" {
+		t.Errorf("status %q", got)
+	}
+	if got := byID(doc, "error-message").Text(); got != "image ghcr.io/acme/app:9 not found" {
+		t.Errorf("message %q", got)
+	}
+	if v, _ := doc.Find("#q").Attr("value"); v != "ghcr.io/acme/app:9" {
+		t.Errorf("search box %q", v)
+	}
+}
+
+func TestLayoutLinksOnlyLocalAssets(t *testing.T) {
+	doc := render(t, templates.Layout(templates.Meta{Title: "x", Description: "d"}))
+	doc.Find("link[href], script[src], img[src]").Each(func(_ int, s *goquery.Selection) {
+		u, ok := s.Attr("href")
+		if !ok {
+			u, _ = s.Attr("src")
+		}
+		if !strings.HasPrefix(u, "/static/") {
+			t.Errorf("asset %q is not served by this service", u)
+		}
+	})
+	if lang, _ := doc.Find("html").Attr("lang"); lang != "en" {
+		t.Errorf("lang %q", lang)
+	}
+	if v, _ := doc.Find(`meta[name=viewport]`).Attr("content"); !strings.Contains(v, "width=device-width") {
+		t.Errorf("viewport %q", v)
+	}
+}
+
+func TestCommitURL(t *testing.T) {
+	const rev = "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a"
+	for _, tc := range []struct{ source, revision, want string }{
+		{"https://github.com/acme/app", rev, "https://github.com/acme/app/commit/" + rev},
+		{"https://github.com/acme/app.git", rev, "https://github.com/acme/app/commit/" + rev},
+		{"https://www.github.com/acme/app/", rev, "https://github.com/acme/app/commit/" + rev},
+		{"git@github.com:acme/app.git", rev, "https://github.com/acme/app/commit/" + rev},
+		{"git+https://gitlab.com/group/sub/app.git", "abc1234", "https://gitlab.com/group/sub/app/-/commit/abc1234"},
+		{"https://codeberg.org/acme/app", rev, "https://codeberg.org/acme/app/commit/" + rev},
+		{"https://bitbucket.org/acme/app", rev, "https://bitbucket.org/acme/app/commits/" + rev},
+		{"https://git.example.com/acme/app", rev, ""},
+		{"https://github.com/acme", rev, ""},
+		{"https://github.com/acme/app", "main", ""},
+		{"https://github.com/acme/app", "v1.2.3", ""},
+		{"javascript:alert(1)//github.com/a/b", rev, ""},
+		{"", rev, ""},
+	} {
+		if got := templates.CommitURL(tc.source, tc.revision); got != tc.want {
+			t.Errorf("CommitURL(%q, %q) = %q, want %q", tc.source, tc.revision, got, tc.want)
+		}
+	}
+}
+
+func TestCleanCommand(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/bin/sh -c #(nop) ADD file:0123 in / ", "ADD file:0123 in /"},
+		{`/bin/sh -c #(nop)  CMD ["sh"]`, `CMD ["sh"]`},
+		{"/bin/sh -c apt-get update && apt-get install -y curl", "RUN apt-get update && apt-get install -y curl"},
+		{"RUN /bin/sh -c apk add curl # buildkit", "RUN apk add curl"},
+		{"RUN |2 A=1 B=2 /bin/sh -c make all # buildkit", "RUN make all"},
+		{"|1 V=2 /bin/sh -c make", "RUN make"},
+		{"COPY . /app # buildkit", "COPY . /app"},
+		{"ENV PATH=/usr/bin", "ENV PATH=/usr/bin"},
+		{"", ""},
+	} {
+		if got := templates.CleanCommand(tc.in); got != tc.want {
+			t.Errorf("CleanCommand(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRelativeTimes(t *testing.T) {
+	for _, tc := range []struct {
+		ago  time.Duration
+		want string
+	}{
+		{10 * time.Second, "just now"},
+		{90 * time.Second, "2 minutes ago"},
+		{time.Hour, "1 hour ago"},
+		{47 * time.Hour, "2 days ago"},
+		{20 * 24 * time.Hour, "20 days ago"},
+		{95 * 24 * time.Hour, "3 months ago"},
+		{800 * 24 * time.Hour, "2 years ago"},
+		{-2 * time.Hour, "in 2 hours"},
+	} {
+		if got := templates.NewTimeView(now.Add(-tc.ago), now).Relative; got != tc.want {
+			t.Errorf("%s ago: %q, want %q", tc.ago, got, tc.want)
+		}
+	}
+	if !templates.NewTimeView(time.Time{}, now).IsZero() {
+		t.Error("zero time is not zero")
+	}
+}
+
+// BenchmarkRenderImagePage measures the template alone (view model and
+// HTML) for an image of 60 layers; server/pages_test.go measures the route.
+func BenchmarkRenderImagePage(b *testing.B) {
+	rep := report()
+	rep.Platforms[0].Layers = layers(60, "3")
+	rep.Platforms[0].LayerCount = 60
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		page := templates.NewImagePage(rep, "", opts())
+		if err := templates.Image(page).Render(context.Background(), &buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "html-bytes")
+}
