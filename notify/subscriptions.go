@@ -199,14 +199,32 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		return Created{}, err
 	}
 	if s.worker != nil {
-		if _, err := s.worker.DeliverNow(ctx, pingID); err != nil {
+		sent, err := s.worker.DeliverNow(ctx, pingID)
+		if err != nil {
 			return Created{}, err
+		}
+		if !sent {
+			// The background worker took the ping first: wait for its answer.
+			s.waitForAttempt(ctx, sub.ID)
 		}
 		if stored, err := s.store.Subscription(ctx, sub.ID); err == nil {
 			sub.Status = stored.Status
 		}
 	}
 	return Created{Subscription: sub, Token: token}, nil
+}
+
+// waitForAttempt waits, at most one attempt's deadline, until the ping of
+// subscription id has been attempted.
+func (s *Subscriptions) waitForAttempt(ctx context.Context, id string) {
+	deadline := time.Now().Add(s.worker.timeout + time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		ds, err := s.store.Deliveries(ctx, id, 1)
+		if err != nil || len(ds) == 0 || ds[0].Attempts > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // baseline records where the subscribed tags point now.

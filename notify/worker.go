@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"imagebadger/analysis"
 	"imagebadger/store"
 )
 
@@ -284,7 +285,11 @@ func (w *Worker) deliver(ctx context.Context, c store.Claim) {
 	res.FailureWindow = FailureWindow
 	w.attempts.WithLabelValues(outcome).Inc()
 	if err := w.store.RecordAttempt(ctx, res); err != nil {
-		w.log.Error("webhook worker: record attempt", "delivery", c.ID, "webhook_id", c.WebhookID, "err", err)
+		level := slog.LevelError
+		if errors.Is(err, analysis.ErrNotFound) {
+			level = slog.LevelInfo // the subscription was deleted meanwhile
+		}
+		w.log.Log(ctx, level, "webhook worker: record attempt", "delivery", c.ID, "webhook_id", c.WebhookID, "err", err)
 		return
 	}
 	level := slog.LevelInfo

@@ -322,8 +322,8 @@ func (s *Server) subscriptionPage(w http.ResponseWriter, r *http.Request) error 
 		}
 		page.Deliveries = append(page.Deliveries, v)
 	}
-	// The token is in this page's URL: keep it out of Referer headers.
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	// The token is in this page's URL; render's Referrer-Policy
+	// (strict-origin-when-cross-origin) keeps it from other sites.
 	return s.render(w, r, http.StatusOK, templates.SubscriptionManage(page))
 }
 
