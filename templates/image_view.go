@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"imagebadger/analysis"
@@ -26,8 +27,11 @@ type ImagePage struct {
 	// has more than one entry only for multi-platform images.
 	Platforms []Link
 	// Notice explains a fallback, e.g. an unknown ?platform= value.
-	Notice   string
-	Platform PlatformView
+	Notice string
+	// SelectedPlatform is the platform chosen with ?platform=, kept by the
+	// refresh form; empty when the default one is shown.
+	SelectedPlatform string
+	Platform         PlatformView
 	// Tags are the tags of the repository that point at Digest.
 	Tags          []Link
 	Checked       TimeView
@@ -174,6 +178,9 @@ func NewImagePage(rep *analysis.Report, want string, opt Options) ImagePage {
 	if !ok && want != "" {
 		p.Notice = fmt.Sprintf("This image has no %s platform; showing %s instead.", want, defaultPlatform(rep))
 		plat, _ = rep.Select("")
+	}
+	if want != "" && ok && len(rep.Platforms) > 1 {
+		p.SelectedPlatform = plat.Platform
 	}
 	if len(rep.Platforms) > 1 {
 		for _, q := range rep.Platforms {
@@ -450,7 +457,11 @@ func metadataItems(m analysis.Metadata) []MetaItem {
 	add("Source", m.Source, WebURL(m.Source), false)
 	add("License", m.Licenses, "", false)
 	add("Vendor", m.Vendor, "", false)
-	add("Built", m.Created, "", false)
+	built := m.Created
+	if t, err := time.Parse(time.RFC3339, built); err == nil {
+		built = t.UTC().Format("2 Jan 2006 15:04 UTC")
+	}
+	add("Built", built, "", false)
 	add("Website", m.URL, WebURL(m.URL), false)
 	add("Documentation", m.Documentation, WebURL(m.Documentation), false)
 	return out

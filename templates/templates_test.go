@@ -122,6 +122,15 @@ func TestImagePage(t *testing.T) {
 	if n := byID(doc, "layer-bar").Find("rect").Length(); n != 4 {
 		t.Errorf("%d bar segments, want 4", n)
 	}
+	if n := byID(doc, "layer-bar").Find(`a[tabindex="-1"]`).Length(); n != 4 {
+		t.Errorf("%d of 4 bar links kept out of the tab order", n)
+	}
+	if n := byID(doc, "refresh-form").Find(`input[name=platform]`).Length(); n != 0 {
+		t.Error("the refresh form names a platform though the default one is shown")
+	}
+	if got := byID(doc, "badge-license").Find(`label`).First().Text(); got != "Markdown of the license badge" {
+		t.Errorf("snippet label %q", got)
+	}
 	if n := doc.Find(`tr.inherited`).Length(); n != 2 {
 		t.Errorf("%d inherited rows, want the parent's 2", n)
 	}
@@ -220,6 +229,9 @@ func TestImagePagePlatform(t *testing.T) {
 				}
 				if src, _ := byID(doc, "badge-image").Find("img").Attr("src"); src != "/badges/image/ghcr.io/acme/app:2.3.svg?platform=linux%2Farm64%2Fv8" {
 					t.Errorf("badge of another platform: %q", src)
+				}
+				if v, _ := byID(doc, "refresh-form").Find(`input[name=platform]`).Attr("value"); v != "linux/arm64/v8" {
+					t.Errorf("the refresh form forgets the platform: %q", v)
 				}
 			}
 		})
