@@ -110,8 +110,10 @@ var ErrBusy = errors.New("images: too many background inspections in flight")
 type RefresherOptions struct {
 	// Logger receives failed inspections; nil discards them.
 	Logger *slog.Logger
-	// Timeout bounds one background inspection (default 2 minutes); every
-	// registry request in it has its own, shorter deadline as well.
+	// Timeout is the deadline of the context a background inspection is
+	// started with (default 2 minutes). Service.Image shares one inspection
+	// between its callers and lets it run to its end, so what really bounds
+	// it is the registry client's deadline on each request.
 	Timeout time.Duration
 	// RetryAfter is how long the outcome of an inspection, a failure
 	// included, answers further requests for the same reference before a new

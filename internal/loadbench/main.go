@@ -3,7 +3,9 @@
 // in the same run:
 //
 //  1. throughput: Debian's wrk against the badge and the baseline, in
-//     interleaved rounds, giving the ratio of their median requests/s;
+//     interleaved rounds, giving the ratio of their median requests/s, and
+//     the server's CPU time per request on each route (from /proc), a ratio
+//     that other work on a shared machine hardly moves;
 //  2. latency at a fixed 1,000 requests/s: an open-loop generator (wrk
 //     cannot hold a rate) that sends on schedule whatever the answers do and
 //     measures each request from the moment it was due, so a stall shows in
@@ -133,7 +135,7 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 
-	addr, stopChild, err := startChild(ctx, regHost, dir)
+	addr, childPID, stopChild, err := startChild(ctx, regHost, dir)
 	if err != nil {
 		return err
 	}
@@ -150,24 +152,34 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 
 	// 1. Throughput, interleaved so that drift in machine load hits both.
 	fmt.Fprintf(out, "throughput: wrk -t%d -c%d -d%s, %d rounds of each, interleaved\n", s.threads, s.connections, s.duration, s.rounds)
-	var badgeRPS, baseRPS, ratios []float64
+	fmt.Fprintf(out, "  (cpu/req is the server process's CPU time per request, from /proc: unlike req/s it hardly depends on what else the machine runs)\n")
+	var badgeRPS, baseRPS, ratios, badgeCPU, baseCPU []float64
 	var badgeP99, baseP99 []time.Duration
 	for i := 0; i < s.rounds; i++ {
 		for _, side := range []struct {
 			url string
 			rps *[]float64
 			p99 *[]time.Duration
-		}{{badgeURL, &badgeRPS, &badgeP99}, {baseURL, &baseRPS, &baseP99}} {
+			cpu *[]float64
+		}{{badgeURL, &badgeRPS, &badgeP99, &badgeCPU}, {baseURL, &baseRPS, &baseP99, &baseCPU}} {
+			before := processCPU(childPID)
 			r, err := runWrk(ctx, wrk, s, side.url)
 			if err != nil {
 				return err
 			}
 			*side.rps = append(*side.rps, r.rps)
 			*side.p99 = append(*side.p99, r.p99)
+			if after := processCPU(childPID); before >= 0 && after >= 0 && r.requests > 0 {
+				*side.cpu = append(*side.cpu, float64(after-before)/float64(time.Microsecond)/float64(r.requests))
+			}
 		}
 		ratios = append(ratios, badgeRPS[i]/baseRPS[i])
 		fmt.Fprintf(out, "  round %d: badge %8.0f req/s (p99 %s)   baseline %8.0f req/s (p99 %s)   ratio %.3f\n",
 			i+1, badgeRPS[i], badgeP99[i], baseRPS[i], baseP99[i], ratios[i])
+	}
+	if len(badgeCPU) == s.rounds && len(baseCPU) == s.rounds {
+		fmt.Fprintf(out, "  cpu/req: badge %.1f µs, baseline %.1f µs (medians); THROUGHPUT RATIO BY CPU %.3f (baseline cpu/req ÷ badge cpu/req)\n",
+			median(badgeCPU), median(baseCPU), median(baseCPU)/median(badgeCPU))
 	}
 	ratio := median(badgeRPS) / median(baseRPS)
 	lo, hi := slices.Min(ratios), slices.Max(ratios)
@@ -249,20 +261,20 @@ func pushImage(ctx context.Context, ref string) error {
 
 // startChild starts this program with -child and reads the address it
 // listens on. stop sends SIGTERM and waits, killing after 10 s.
-func startChild(ctx context.Context, regHost, dir string) (addr string, stop func(), err error) {
+func startChild(ctx context.Context, regHost, dir string) (addr string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command(self, "-child", "-registry", regHost,
 		"-db", filepath.Join(dir, "imagebadger.db"), "-log", filepath.Join(dir, "requests.log"))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	done := make(chan struct{})
 	stop = func() {
@@ -293,18 +305,45 @@ func startChild(ctx context.Context, regHost, dir string) (addr string, stop fun
 		a, ok := strings.CutPrefix(line, "listening ")
 		if !ok {
 			stop()
-			return "", nil, fmt.Errorf("child said %q", line)
+			return "", 0, nil, fmt.Errorf("child said %q", line)
 		}
-		return a, stop, nil
+		return a, cmd.Process.Pid, stop, nil
 	case <-done:
-		return "", nil, errors.New("the server child exited before listening")
+		return "", 0, nil, errors.New("the server child exited before listening")
 	case <-time.After(30 * time.Second):
 		stop()
-		return "", nil, errors.New("the server child did not listen within 30 s")
+		return "", 0, nil, errors.New("the server child did not listen within 30 s")
 	case <-ctx.Done():
 		stop()
-		return "", nil, ctx.Err()
+		return "", 0, nil, ctx.Err()
 	}
+}
+
+// clockTick is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// processCPU returns the user plus system CPU time pid has used, or -1 where
+// /proc cannot tell (not Linux).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(utime+stime) * clockTick
 }
 
 // serveChild is the server side: the service wired as serve wires it, with
@@ -414,8 +453,9 @@ func warm(ctx context.Context, badgeURL, baseURL string) error {
 
 // wrkResult is what one wrk run measured.
 type wrkResult struct {
-	rps float64
-	p99 time.Duration
+	rps      float64
+	requests int64
+	p99      time.Duration
 }
 
 func runWrk(ctx context.Context, wrk string, s settings, url string) (wrkResult, error) {
@@ -432,6 +472,7 @@ func runWrk(ctx context.Context, wrk string, s settings, url string) (wrkResult,
 
 var (
 	wrkRPS    = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	wrkCount  = regexp.MustCompile(`(?m)^\s*([0-9]+) requests in `)
 	wrkP99    = regexp.MustCompile(`(?m)^\s+99%\s+([0-9.]+)(us|ms|s)\s*$`)
 	wrkErrors = regexp.MustCompile(`(?m)^\s*(Non-2xx or 3xx responses|Socket errors):.*$`)
 )
@@ -451,6 +492,9 @@ func parseWrk(out string) (wrkResult, error) {
 		return wrkResult{}, err
 	}
 	r := wrkResult{rps: rps}
+	if m := wrkCount.FindStringSubmatch(out); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
 	if m := wrkP99.FindStringSubmatch(out); m != nil {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestParseWrk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.rps != 26281.97 || r.p99 != 5230*time.Microsecond {
+	if r.rps != 26281.97 || r.requests != 131412 || r.p99 != 5230*time.Microsecond {
 		t.Errorf("got %+v", r)
 	}
 	withErrors := strings.Replace(wrkOutput, "Requests/sec:", "  Non-2xx or 3xx responses: 12\nRequests/sec:", 1)
@@ -59,5 +60,17 @@ func TestQuantileAndMedian(t *testing.T) {
 	}
 	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
 		t.Errorf("median = %v", m)
+	}
+}
+
+func TestProcessCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	before := processCPU(os.Getpid())
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	if after := processCPU(os.Getpid()); before < 0 || after < before {
+		t.Errorf("processCPU went from %s to %s", before, after)
 	}
 }
