@@ -90,14 +90,15 @@ func SortTags(tags []string) {
 
 // LatestVersion is MicroBadger's "version" of an image: the longest tag
 // other than latest among those sharing its digest ("2.7.13-slim" over
-// "2-slim"), ties broken alphabetically.
+// "2-slim"), ties to the greatest ("3.20" over "3.19"). The version badge,
+// the base badge and the MicroBadger-compatible API all use it.
 func LatestVersion(tags []string) string {
 	best := ""
 	for _, t := range tags {
 		if t == "latest" {
 			continue
 		}
-		if len(t) > len(best) || (len(t) == len(best) && t < best) {
+		if len(t) > len(best) || (len(t) == len(best) && t > best) {
 			best = t
 		}
 	}

@@ -155,24 +155,18 @@ func baseBadge(parent *analysis.Parent) Badge {
 	}
 }
 
-// longestTag picks the tag a person would call the version: the longest
-// other than "latest" (ties to the greatest, so "3.20" beats "3.19"). With
-// orLatest, "latest" is the answer when it is the only tag.
+// longestTag is analysis.LatestVersion; with orLatest, "latest" is the
+// answer when it is the only tag.
 func longestTag(tags []string, orLatest bool) string {
-	best, sawLatest := "", false
+	if best := analysis.LatestVersion(tags); best != "" || !orLatest {
+		return best
+	}
 	for _, t := range tags {
 		if t == "latest" {
-			sawLatest = true
-			continue
-		}
-		if len(t) > len(best) || len(t) == len(best) && t > best {
-			best = t
+			return t
 		}
 	}
-	if best == "" && orLatest && sawLatest {
-		return "latest"
-	}
-	return best
+	return ""
 }
 
 // shortDigest gives the first 12 hex digits of a digest, as docker does.
