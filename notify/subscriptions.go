@@ -18,6 +18,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/netguard"
+	"imagebadger/ratelimit"
 	"imagebadger/store"
 )
 
@@ -84,7 +85,7 @@ type Subscriptions struct {
 	guard       *netguard.Guard
 	lookup      func(ctx context.Context, host string) ([]netip.Addr, error)
 	now         func() time.Time
-	limiter     *keyedLimiter
+	limiter     *ratelimit.Keyed
 	maxPerImage int
 }
 
@@ -118,7 +119,7 @@ func NewSubscriptions(cfg SubscriptionsConfig) *Subscriptions {
 	if period <= 0 {
 		period = time.Hour
 	}
-	s.limiter = newKeyedLimiter(perClient, period)
+	s.limiter = ratelimit.New(perClient, period)
 	return s
 }
 
@@ -160,7 +161,7 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		return Created{}, err
 	}
 	now := s.now()
-	if ok, wait := s.limiter.allow(req.Client, now); !ok {
+	if ok, wait := s.limiter.Allow(req.Client, now); !ok {
 		return Created{}, &analysis.Error{Kind: analysis.ErrRateLimited, RetryAfter: wait,
 			Message: "too many subscriptions created from this address; try again later"}
 	}

@@ -14,8 +14,13 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	refresh := r.URL.Query().Get("refresh")
-	rep, err := s.images.Image(r.Context(), ref, refresh == "1" || refresh == "true")
+	refresh := wantsRefresh(r)
+	if refresh {
+		if err := s.allowRefresh(r); err != nil {
+			return err
+		}
+	}
+	rep, err := s.images.Image(r.Context(), ref, refresh)
 	if err != nil {
 		return err
 	}
@@ -29,10 +34,19 @@ func (s *Server) apiRefresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.allowRefresh(r); err != nil {
+		return err
+	}
 	rep, err := s.images.Image(r.Context(), ref, true)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// wantsRefresh reports ?refresh=1 (or true).
+func wantsRefresh(r *http.Request) bool {
+	v := r.URL.Query().Get("refresh")
+	return v == "1" || v == "true"
 }

@@ -275,3 +275,36 @@ func decode(t *testing.T, resp *http.Response, v any) {
 		t.Fatalf("%s: %v", resp.Request.URL, err)
 	}
 }
+
+// TestRefreshesAreRateLimitedPerClient: each refresh costs registry
+// requests, so one client gets 20 per 10 minutes, then 429 with Retry-After,
+// while plain reads go on being answered from the store.
+func TestRefreshesAreRateLimitedPerClient(t *testing.T) {
+	reg := newRegistry(t)
+	s := newStack(t, 5*time.Second)
+	pushRandom(t, reg.host+"/acme/app:1")
+	url := s.url + "/api/v1/images/" + reg.host + "/acme/app:1"
+	for i := 0; i < 20; i++ {
+		resp, err := http.Post(url+"/refresh", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("refresh %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	var body errorBody
+	resp, err := http.Get(url + "?refresh=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode(t, resp, &body)
+	if resp.StatusCode != 429 || body.Error.Code != "rate_limited" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("21st refresh: %d %q Retry-After %q, want 429 rate_limited with Retry-After", resp.StatusCode, body.Error.Code, resp.Header.Get("Retry-After"))
+	}
+	var rep map[string]any
+	if code := getJSON(t, url, &rep); code != 200 {
+		t.Errorf("a plain read after the limit: %d", code)
+	}
+}

@@ -242,6 +242,9 @@ func (s *Server) refreshPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.allowRefresh(r); err != nil {
+		return err
+	}
 	if _, err := s.images.Image(r.Context(), ref, true); err != nil {
 		return err
 	}
@@ -265,8 +268,13 @@ func (s *Server) repositoryPage(w http.ResponseWriter, r *http.Request) error {
 		redirectTo(w, r, templates.RepositoryHref(canon))
 		return nil
 	}
-	refresh := r.URL.Query().Get("refresh")
-	list, err := s.images.Tags(r.Context(), repo, refresh == "1" || refresh == "true")
+	refresh := wantsRefresh(r)
+	if refresh {
+		if err := s.allowRefresh(r); err != nil {
+			return err
+		}
+	}
+	list, err := s.images.Tags(r.Context(), repo, refresh)
 	if err != nil {
 		return err
 	}

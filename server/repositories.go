@@ -15,8 +15,13 @@ func (s *Server) apiTags(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	refresh := r.URL.Query().Get("refresh")
-	list, err := s.images.Tags(r.Context(), repo, refresh == "1" || refresh == "true")
+	refresh := wantsRefresh(r)
+	if refresh {
+		if err := s.allowRefresh(r); err != nil {
+			return err
+		}
+	}
+	list, err := s.images.Tags(r.Context(), repo, refresh)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/notify"
+	"imagebadger/ratelimit"
 )
 
 // Config holds what the server needs; every field is required unless noted.
@@ -45,6 +46,11 @@ type Config struct {
 	// HookToken is the bearer token of POST /hooks/registry (--hook-token);
 	// empty disables that route.
 	HookToken string
+	// RefreshesPerClient bounds the refreshes one client may ask for (the
+	// refresh route and button, ?refresh=1) per RefreshPeriod: each costs
+	// registry requests. Zero means 20 per 10 minutes; negative, no limit.
+	RefreshesPerClient int
+	RefreshPeriod      time.Duration
 }
 
 // Server routes requests to handlers.
@@ -58,6 +64,8 @@ type Server struct {
 	badges  *badges
 	subs    *notify.Subscriptions
 	watcher *notify.Watcher
+	// refreshes limits on-demand refreshes per client.
+	refreshes *ratelimit.Keyed
 	// hookToken is --hook-token.
 	hookToken string
 }
@@ -77,8 +85,25 @@ func New(cfg Config) *Server {
 		watcher:   cfg.Watcher,
 		hookToken: cfg.HookToken,
 	}
+	perClient, period := cfg.RefreshesPerClient, cfg.RefreshPeriod
+	if perClient == 0 {
+		perClient = 20
+	}
+	if period <= 0 {
+		period = 10 * time.Minute
+	}
+	s.refreshes = ratelimit.New(perClient, period)
 	s.routes()
 	return s
+}
+
+// allowRefresh takes one of the client's refreshes, or says how long to wait.
+func (s *Server) allowRefresh(r *http.Request) error {
+	if ok, wait := s.refreshes.Allow(clientAddr(r), time.Now()); !ok {
+		return &analysis.Error{Kind: analysis.ErrRateLimited, RetryAfter: wait,
+			Message: "too many refreshes from this address; the stored answer is served without one, or try again later"}
+	}
+	return nil
 }
 
 // ServeHTTP implements http.Handler.

@@ -1,0 +1,31 @@
+package ratelimit_test
+
+import (
+	"testing"
+	"time"
+
+	"imagebadger/ratelimit"
+)
+
+func TestKeyedBuckets(t *testing.T) {
+	l := ratelimit.New(3, time.Hour)
+	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.Allow("a", t0); !ok {
+			t.Fatalf("event %d of a burst of 3 refused", i+1)
+		}
+	}
+	ok, wait := l.Allow("a", t0)
+	if ok || wait != 20*time.Minute {
+		t.Errorf("4th event: ok=%v wait=%s, want refused with 20m (an hour / 3)", ok, wait)
+	}
+	if ok, _ := l.Allow("b", t0); !ok {
+		t.Error("another client shares a's bucket")
+	}
+	if ok, _ := l.Allow("a", t0.Add(20*time.Minute)); !ok {
+		t.Error("a token did not come back after 20 minutes")
+	}
+	if ok, _ := ratelimit.New(0, time.Hour).Allow("x", t0); !ok {
+		t.Error("a zero burst should allow everything")
+	}
+}
