@@ -165,10 +165,12 @@ func (s *Server) badgeReport(ctx context.Context, ref analysis.Reference) (rep *
 }
 
 // badgeFailure answers a badge whose report could not be had. Badges are
-// images in other sites' pages, so even failures are grey badges: an
-// unknown image is 200 "not found" as API.md says (a registry that wants
-// credentials counts as one, as Docker Hub answers so for missing
-// repositories), and registry failures keep their status code. Only
+// images in other sites' pages, so even failures are grey badges answered
+// with 200: an unknown image is "not found" as API.md says (a registry that
+// wants credentials counts as one, as Docker Hub answers so for missing
+// repositories), and a registry failure says what failed, uncached. A
+// non-2xx answer would show as a broken image wherever an image proxy
+// (GitHub's camo) stands between the README and this service. Only
 // mistakes in the URL and internal errors get the JSON error.
 func (s *Server) badgeFailure(w http.ResponseWriter, r *http.Request, kind badge.Kind, err error) error {
 	var text string
@@ -190,13 +192,9 @@ func (s *Server) badgeFailure(w http.ResponseWriter, r *http.Request, kind badge
 	default:
 		return err
 	}
-	code, status := statusOf(err)
+	code, _ := statusOf(err)
 	s.log.InfoContext(r.Context(), "badge without report", "path", r.URL.Path, "code", code, "err", err)
-	var ae *analysis.Error
-	if errors.As(err, &ae) && ae.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(ae.RetryAfter.Seconds()+0.999)))
-	}
-	s.writeBadge(w, r, status, badgeNoCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, text)}))
+	s.writeBadge(w, r, http.StatusOK, badgeNoCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, text)}))
 	return nil
 }
 
