@@ -329,10 +329,11 @@ func TestBadgeErrors(t *testing.T) {
 		checkBadgeHeaders(t, a, true)
 	}
 
-	// A registry failure keeps its status code but is still a badge, never cached.
+	// A registry failure is a 200 grey badge saying so (a README's image
+	// proxy would show any other status as a broken image), never cached.
 	a := getBadge(t, url+"/badges/version/169.254.169.254/acme/app:1.svg", nil)
-	if a.status != http.StatusForbidden || a.right != "registry refused" {
-		t.Errorf("refused registry: got %d %q, want 403 \"registry refused\"", a.status, a.right)
+	if a.status != http.StatusOK || a.right != "registry refused" {
+		t.Errorf("refused registry: got %d %q, want 200 \"registry refused\"", a.status, a.right)
 	}
 	checkBadgeHeaders(t, a, false)
 
