@@ -32,16 +32,9 @@ func (s *Service) Stored(ctx context.Context, ref analysis.Reference) (rep *anal
 	if err != nil {
 		return nil, false, err
 	}
-	rep = shared.Clone()
-	rep.Reference, rep.Tag = ref.String(), ref.Tag
-	if rep.Tags, err = s.store.TagsAt(ctx, ref.Repository, rep.Digest); err != nil {
+	if rep, err = s.finish(ctx, ref, shared, checked); err != nil {
 		return nil, false, err
 	}
-	analysis.SortTags(rep.Tags)
-	if err := s.attachParents(ctx, ref.Repository, rep); err != nil {
-		return nil, false, err
-	}
-	rep.CheckedAt = checked.UTC().Truncate(time.Second)
 	return rep, stale, nil
 }
 

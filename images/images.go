@@ -135,8 +135,16 @@ func (s *Service) image(ctx context.Context, ref analysis.Reference, refresh boo
 	if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
 		return nil, err
 	}
-	rep = rep.Clone()
+	return s.finish(ctx, ref, rep, checked)
+}
+
+// finish turns the shared, digest-level report into the answer for ref: its
+// own copy with the reference, the tags now sharing the digest, the parents
+// as they stand, and when the tag was checked.
+func (s *Service) finish(ctx context.Context, ref analysis.Reference, shared *analysis.Report, checked time.Time) (*analysis.Report, error) {
+	rep := shared.Clone()
 	rep.Reference, rep.Tag = ref.String(), ref.Tag
+	var err error
 	if rep.Tags, err = s.store.TagsAt(ctx, ref.Repository, rep.Digest); err != nil {
 		return nil, err
 	}
