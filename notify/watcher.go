@@ -24,6 +24,11 @@ type WatcherConfig struct {
 	// Interval is the poll interval (--poll-interval); each wait is spread
 	// by ±10% so that many instances do not poll a registry in step.
 	Interval time.Duration
+	// Watched lists the repositories tracked as base-image candidates
+	// (--watch): their tags are listed every round, the first at start-up,
+	// so bases are known before their children are inspected and a rebuilt
+	// base is noticed. Optional.
+	Watched []analysis.Repository
 	// Concurrency is how many tags are refreshed at once (default 4); the
 	// registry client adds its own per-registry limit.
 	Concurrency int
@@ -42,6 +47,7 @@ type WatcherConfig struct {
 type Watcher struct {
 	images      Resolver
 	tags        TagLister
+	watched     []analysis.Repository
 	store       *store.Store
 	interval    time.Duration
 	concurrency int
@@ -86,6 +92,7 @@ func hookRetries() []time.Duration {
 func NewWatcher(cfg WatcherConfig) *Watcher {
 	w := &Watcher{
 		images:      cfg.Images,
+		watched:     cfg.Watched,
 		store:       cfg.Store,
 		interval:    cfg.Interval,
 		concurrency: cfg.Concurrency,
@@ -207,9 +214,10 @@ func (w *Watcher) again(ctx context.Context, r refreshRequest) {
 	}()
 }
 
-// Poll checks every subscribed tag, and every tag of repositories subscribed
-// to as a whole, once. A tag already checked since the round began (by a
-// hook, an API refresh or the repository's listing) is not asked again.
+// Poll checks every subscribed tag, and every tag of watched repositories
+// and of repositories subscribed to as a whole, once. A tag already checked
+// since the round began (by a hook, an API refresh or the repository's
+// listing) is not asked again.
 func (w *Watcher) Poll(ctx context.Context) error {
 	start := w.now()
 	subjects, err := w.store.SubscribedImages(ctx)
@@ -224,7 +232,7 @@ func (w *Watcher) Poll(ctx context.Context) error {
 			refs = append(refs, r)
 		}
 	}
-	var repos []analysis.Repository
+	repos := append([]analysis.Repository(nil), w.watched...)
 	for _, s := range subjects {
 		if s.Tag == "" {
 			repos = append(repos, s.Repository)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,12 +70,6 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 		return err
 	}
 	log.Info("parent index loaded", "images", svc.Index().Len())
-	// Background work stops before the database closes (deferred above).
-	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	var background sync.WaitGroup
-	defer background.Wait()
-	defer stopBackground()
-	background.Go(func() { svc.Watch(bg, watch, cfg.PollInterval, log) })
 	// Badges inspect images in the background; those write to the store, so
 	// they finish (or give up) before it closes.
 	refresher := images.NewRefresher(svc, images.RefresherOptions{Logger: log})
@@ -96,7 +89,7 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	// closes after both (deferred above).
 	webhookGuard := netguard.New(cfg.AllowPrivateWebhooks)
 	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg})
-	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: cfg.PollInterval, Wake: worker.Wake, Logger: log})
+	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Wake: worker.Wake, Logger: log})
 	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: events, Worker: worker, Guard: webhookGuard})
 	watchCtx, stopWatcher := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
