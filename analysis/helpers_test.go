@@ -2,18 +2,11 @@ package analysis_test
 
 import (
 	"context"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -22,39 +15,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"imagebadger/analysis"
+	"imagebadger/internal/faultreg"
 )
 
-// testRegistry is go-containerregistry's in-process registry behind a counter
-// of the requests it received, so tests can assert what the service asked.
-type testRegistry struct {
-	*httptest.Server
-	Host string
-	mu   sync.Mutex
-	reqs []string // "METHOD /path"
-}
+// testRegistry is the shared test registry, which records the requests it
+// receives, so tests can assert what the service asked.
+type testRegistry struct{ *faultreg.Registry }
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	tr := &testRegistry{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tr.mu.Lock()
-		tr.reqs = append(tr.reqs, r.Method+" "+r.URL.Path)
-		tr.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(tr.Close)
-	tr.Host = strings.TrimPrefix(tr.URL, "http://")
-	return tr
-}
-
-// requests returns and forgets the requests seen so far.
-func (tr *testRegistry) requests() []string {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	r := tr.reqs
-	tr.reqs = nil
-	return r
+	return &testRegistry{faultreg.Start(t)}
 }
 
 func (tr *testRegistry) ref(t *testing.T, s string) analysis.Reference {

@@ -140,13 +140,13 @@ func TestHugeDeclaredConfigIsNotFetched(t *testing.T) {
 		Layers:        []v1.Descriptor{},
 	}
 	putRaw(t, reg.Host+"/acme/hugecfg:1", must(json.Marshal(m)), types.OCIManifestSchema1)
-	reg.requests()
+	reg.Requests()
 	_, in := newInspector(t, analysis.ClientOptions{})
 	_, err := inspect(t, in, reg.ref(t, "acme/hugecfg:1"))
 	if !errors.Is(err, analysis.ErrUpstream) {
 		t.Fatalf("err = %v, want registry error", err)
 	}
-	for _, r := range reg.requests() {
+	for _, r := range reg.Requests() {
 		if strings.Contains(r, "/blobs/") {
 			t.Errorf("config blob was requested: %s", r)
 		}

@@ -3,13 +3,8 @@ package images_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -25,46 +19,32 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/internal/faultreg"
 	"imagebadger/store"
 )
 
-// cachedEnv is a service on a SQLite store in front of go-containerregistry's
-// registry, whose manifest requests are counted and can be held back, with a
-// clock the test moves.
+// cachedEnv is a service on a SQLite store in front of the test registry,
+// with a clock the test moves.
 type cachedEnv struct {
+	reg   *faultreg.Registry
 	host  string
 	svc   *images.Service
 	clock atomic.Int64 // Unix nanoseconds
+}
 
-	mu   sync.Mutex
-	reqs []string
-	gate chan struct{}
+// holdRegistry holds the manifest and blob requests, which the tests below
+// count, until the registry's Release.
+var holdRegistry = []faultreg.Rule{
+	{PathContains: "/manifests/", Fault: faultreg.Hold},
+	{PathContains: "/blobs/", Fault: faultreg.Hold},
 }
 
 func newCachedEnv(t *testing.T) *cachedEnv {
 	t.Helper()
 	e := &cachedEnv{}
 	e.clock.Store(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixNano())
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/manifests/") || strings.Contains(r.URL.Path, "/blobs/") {
-			e.mu.Lock()
-			e.reqs = append(e.reqs, r.Method+" "+r.URL.Path)
-			gate := e.gate
-			e.mu.Unlock()
-			if gate != nil {
-				select {
-				case <-gate:
-				case <-r.Context().Done():
-					return
-				}
-			}
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(e.open)
-	e.host = strings.TrimPrefix(srv.URL, "http://")
+	e.reg = faultreg.Start(t)
+	e.host = e.reg.Host
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -80,31 +60,6 @@ func newCachedEnv(t *testing.T) *cachedEnv {
 
 func (e *cachedEnv) now() time.Time          { return time.Unix(0, e.clock.Load()).UTC() }
 func (e *cachedEnv) advance(d time.Duration) { e.clock.Add(int64(d)) }
-
-func (e *cachedEnv) requests() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r := e.reqs
-	e.reqs = nil
-	return r
-}
-
-func (e *cachedEnv) close() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gate == nil {
-		e.gate = make(chan struct{})
-	}
-}
-
-func (e *cachedEnv) open() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gate != nil {
-		close(e.gate)
-		e.gate = nil
-	}
-}
 
 func (e *cachedEnv) ref(t *testing.T, s string) analysis.Reference {
 	t.Helper()
@@ -145,11 +100,11 @@ func TestStoredNeverAsksTheRegistry(t *testing.T) {
 	ctx := context.Background()
 
 	// Never seen: not found, and nothing asked of the registry.
-	e.requests()
+	e.reg.Requests()
 	if _, _, err := e.svc.Stored(ctx, e.ref(t, "acme/app:2")); !errors.Is(err, analysis.ErrNotFound) {
 		t.Fatalf("Stored of an image never seen: %v, want ErrNotFound", err)
 	}
-	if got := e.requests(); len(got) != 0 {
+	if got := e.reg.Requests("/manifests/", "/blobs/"); len(got) != 0 {
 		t.Errorf("Stored asked the registry %v", got)
 	}
 
@@ -163,8 +118,8 @@ func TestStoredNeverAsksTheRegistry(t *testing.T) {
 	if want.Platforms[0].Parent == nil {
 		t.Fatal("the app's parent was not found; the comparison below would be weaker")
 	}
-	e.requests()
-	e.close() // from here on, any registry request would hang the test
+	e.reg.Requests()
+	e.reg.Add(holdRegistry...) // from here on, any registry request would hang the test
 
 	got, stale, err := e.svc.Stored(ctx, e.ref(t, "acme/app:2"))
 	if err != nil || stale {
@@ -181,7 +136,7 @@ func TestStoredNeverAsksTheRegistry(t *testing.T) {
 	if _, stale, err := e.svc.Stored(ctx, e.ref(t, "acme/app:2")); err != nil || !stale {
 		t.Errorf("Stored past FreshFor: stale %v, err %v; want stale", stale, err)
 	}
-	if got := e.requests(); len(got) != 0 {
+	if got := e.reg.Requests("/manifests/", "/blobs/"); len(got) != 0 {
 		t.Errorf("Stored asked the registry %v", got)
 	}
 }
@@ -196,9 +151,9 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 	e.push(t, "acme/other:1", img)
 	e.push(t, "acme/third:1", img)
 	rf := images.NewRefresher(e.svc, images.RefresherOptions{RetryAfter: time.Minute, MaxRunning: 2})
-	e.requests()
+	e.reg.Requests()
 
-	e.close()
+	e.reg.Add(holdRegistry...)
 	app := e.ref(t, "acme/app:1")
 	first := rf.RefreshInBackground(app)
 	for range 10 {
@@ -216,7 +171,7 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("an inspection over MaxRunning was started")
 	}
-	e.open()
+	e.reg.Release()
 
 	rep, err := first.Result()
 	if err != nil {
@@ -228,7 +183,7 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 	if _, err := other.Result(); err != nil {
 		t.Fatal(err)
 	}
-	reqs := e.requests()
+	reqs := e.reg.Requests("/manifests/", "/blobs/")
 	heads := 0
 	for _, r := range reqs {
 		if strings.HasPrefix(r, "HEAD /v2/acme/app/manifests/1") || strings.HasPrefix(r, "GET /v2/acme/app/manifests/1") {
@@ -245,11 +200,11 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 	if _, err := j.Result(); !errors.Is(err, analysis.ErrNotFound) {
 		t.Fatalf("missing image: %v", err)
 	}
-	e.requests()
+	e.reg.Requests()
 	if again := rf.RefreshInBackground(missing); again != j {
 		t.Error("a failed inspection was started again within RetryAfter")
 	}
-	if got := e.requests(); len(got) != 0 {
+	if got := e.reg.Requests("/manifests/", "/blobs/"); len(got) != 0 {
 		t.Errorf("remembered failure asked the registry %v", got)
 	}
 	e.advance(2 * time.Minute)
@@ -260,7 +215,7 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 	}
 
 	// Close waits for inspections in flight and refuses new ones.
-	e.close()
+	e.reg.Add(holdRegistry...)
 	e.advance(2 * time.Minute)
 	inFlight := rf.RefreshInBackground(e.ref(t, "acme/third:1")) // never read: it needs the registry
 	closed := make(chan error, 1)
@@ -270,7 +225,7 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 		t.Fatalf("Close returned (%v) while an inspection was in flight", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	e.open()
+	e.reg.Release()
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}

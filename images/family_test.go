@@ -2,10 +2,6 @@ package images_test
 
 import (
 	"context"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -24,17 +19,17 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/internal/faultreg"
 	"imagebadger/store"
 )
 
 type env struct {
 	t      *testing.T
+	reg    *faultreg.Registry
 	host   string
 	svc    *images.Service
 	store  *store.Store
 	events *recorder
-	mu     sync.Mutex
-	reqs   []string
 }
 
 // recorder is an EventBuilder that remembers the changes it was given.
@@ -61,15 +56,8 @@ func (r *recorder) take() []images.Change {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, events: &recorder{}}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.mu.Lock()
-		e.reqs = append(e.reqs, r.Method+" "+r.URL.Path)
-		e.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	e.host = strings.TrimPrefix(srv.URL, "http://")
+	e.reg = faultreg.Start(t)
+	e.host = e.reg.Host
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -90,14 +78,6 @@ func (e *env) newService() *images.Service {
 		e.t.Fatal(err)
 	}
 	return svc
-}
-
-func (e *env) takeRequests() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r := e.reqs
-	e.reqs = nil
-	return r
 }
 
 func (e *env) push(ref string, img v1.Image) string {

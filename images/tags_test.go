@@ -39,7 +39,7 @@ func TestThousandTagsOverFewDigests(t *testing.T) {
 		want[d] = append(want[d], tag)
 	}
 	repo := must(analysis.ParseRepository(e.host + "/acme/many"))
-	e.takeRequests()
+	e.reg.Requests()
 	list, err := e.svc.Tags(context.Background(), repo, true)
 	if err != nil {
 		t.Fatal(err)
@@ -69,14 +69,14 @@ func TestThousandTagsOverFewDigests(t *testing.T) {
 		t.Errorf("groups (-want +got):\n%s", diff)
 	}
 	// Content is fetched once per digest never seen: a manifest and a config each.
-	if n := countGETs(e.takeRequests()); n != 2*len(imgs) {
+	if n := countGETs(e.reg.Requests()); n != 2*len(imgs) {
 		t.Errorf("first listing made %d content GETs, want %d", n, 2*len(imgs))
 	}
 	// Listing again when nothing changed: the tag list, one HEAD per tag, no other GET.
 	if _, err := e.svc.Tags(context.Background(), repo, true); err != nil {
 		t.Fatal(err)
 	}
-	reqs := e.takeRequests()
+	reqs := e.reg.Requests()
 	heads := 0
 	for _, r := range reqs {
 		switch {

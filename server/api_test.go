@@ -4,61 +4,28 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/internal/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/server"
 	"imagebadger/store"
 )
-
-// countingRegistry is go-containerregistry's in-process registry that records
-// every request it receives.
-type countingRegistry struct {
-	host string
-	mu   sync.Mutex
-	reqs []string
-}
-
-func newRegistry(t *testing.T) *countingRegistry {
-	t.Helper()
-	cr := &countingRegistry{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cr.mu.Lock()
-		cr.reqs = append(cr.reqs, r.Method+" "+r.URL.Path)
-		cr.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	cr.host = strings.TrimPrefix(srv.URL, "http://")
-	return cr
-}
-
-func (cr *countingRegistry) take() []string {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	r := cr.reqs
-	cr.reqs = nil
-	return r
-}
 
 type stack struct {
 	url   string
@@ -128,18 +95,18 @@ func pushRandom(t *testing.T, ref string) v1.Image {
 }
 
 func TestImageReportAndRequestCounts(t *testing.T) {
-	reg := newRegistry(t)
+	reg := faultreg.Start(t)
 	s := newStack(t, 5*time.Second)
-	img := pushRandom(t, reg.host+"/acme/app:1")
-	reg.take()
+	img := pushRandom(t, reg.Host+"/acme/app:1")
+	reg.Requests()
 
 	var rep analysis.Report
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app:1", &rep); code != 200 {
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
 		t.Fatalf("status %d", code)
 	}
 	digest, _ := img.Digest()
 	m, _ := img.Manifest()
-	if rep.Digest != digest.String() || rep.Repository != "acme/app" || rep.Registry != reg.host || rep.Tag != "1" {
+	if rep.Digest != digest.String() || rep.Repository != "acme/app" || rep.Registry != reg.Host || rep.Tag != "1" {
 		t.Errorf("report names %s %s %s %s", rep.Registry, rep.Repository, rep.Tag, rep.Digest)
 	}
 	if !cmp.Equal(rep.Tags, []string{"1"}) {
@@ -150,42 +117,42 @@ func TestImageReportAndRequestCounts(t *testing.T) {
 	}
 
 	// Immutable content is never fetched again: a refresh costs one HEAD.
-	reg.take()
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app:1?refresh=1", &rep); code != 200 {
+	reg.Requests()
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1?refresh=1", &rep); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	if got, want := reg.take(), []string{"HEAD /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
+	if got, want := reg.Requests(), []string{"HEAD /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
 		t.Errorf("refresh made requests %v, want %v", got, want)
 	}
 	// Without refresh, a freshly checked tag is answered from the store alone.
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app:1", &rep); code != 200 {
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	if got := reg.take(); len(got) != 0 {
+	if got := reg.Requests(); len(got) != 0 {
 		t.Errorf("plain read made requests %v, want none", got)
 	}
 	// POST refresh is the same path.
-	resp, err := http.Post(s.url+"/api/v1/images/"+reg.host+"/acme/app:1/refresh", "", nil)
+	resp, err := http.Post(s.url+"/api/v1/images/"+reg.Host+"/acme/app:1/refresh", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got, want := reg.take(), []string{"HEAD /v2/acme/app/manifests/1"}; resp.StatusCode != 200 || !cmp.Equal(got, want) {
+	if got, want := reg.Requests(), []string{"HEAD /v2/acme/app/manifests/1"}; resp.StatusCode != 200 || !cmp.Equal(got, want) {
 		t.Errorf("POST refresh: status %d, requests %v, want 200 and %v", resp.StatusCode, got, want)
 	}
 	// By digest, the stored manifest answers without any request.
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/app@"+digest.String(), &rep); code != 200 || rep.Digest != digest.String() {
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app@"+digest.String(), &rep); code != 200 || rep.Digest != digest.String() {
 		t.Fatalf("by digest: status %d digest %s", code, rep.Digest)
 	}
-	if got := reg.take(); len(got) != 0 {
+	if got := reg.Requests(); len(got) != 0 {
 		t.Errorf("read by digest made requests %v, want none", got)
 	}
 }
 
 func TestErrorsAnswerTheContract(t *testing.T) {
-	reg := newRegistry(t)
+	reg := faultreg.Start(t)
 	s := newStack(t, 5*time.Second)
-	pushRandom(t, reg.host+"/acme/app:1")
+	pushRandom(t, reg.Host+"/acme/app:1")
 	for _, tc := range []struct {
 		path   string
 		status int
@@ -193,8 +160,8 @@ func TestErrorsAnswerTheContract(t *testing.T) {
 	}{
 		{"/api/v1/images/UPPER/Case:1", 400, "invalid_reference"},
 		{"/api/v1/images/acme/app:bad tag", 400, "invalid_reference"},
-		{"/api/v1/images/" + reg.host + "/acme/app:nope", 404, "not_found"},
-		{"/api/v1/images/" + reg.host + "/acme/nothing:1", 404, "not_found"},
+		{"/api/v1/images/" + reg.Host + "/acme/app:nope", 404, "not_found"},
+		{"/api/v1/images/" + reg.Host + "/acme/nothing:1", 404, "not_found"},
 		{"/api/v1/images/169.254.169.254/x:1", 403, "registry_forbidden"},
 		{"/api/v1/images/[fd00:ec2::254]:80/x:1", 403, "registry_forbidden"},
 		{"/api/v1/nothing-here", 404, "not_found"},
@@ -280,10 +247,10 @@ func decode(t *testing.T, resp *http.Response, v any) {
 // requests, so one client gets 20 per 10 minutes, then 429 with Retry-After,
 // while plain reads go on being answered from the store.
 func TestRefreshesAreRateLimitedPerClient(t *testing.T) {
-	reg := newRegistry(t)
+	reg := faultreg.Start(t)
 	s := newStack(t, 5*time.Second)
-	pushRandom(t, reg.host+"/acme/app:1")
-	url := s.url + "/api/v1/images/" + reg.host + "/acme/app:1"
+	pushRandom(t, reg.Host+"/acme/app:1")
+	url := s.url + "/api/v1/images/" + reg.Host + "/acme/app:1"
 	for i := 0; i < 20; i++ {
 		resp, err := http.Post(url+"/refresh", "", nil)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -28,88 +26,11 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/badge"
 	"imagebadger/images"
+	"imagebadger/internal/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/server"
 	"imagebadger/store"
 )
-
-// gatedRegistry is go-containerregistry's in-process registry that counts
-// manifest requests and, while closed, holds them until opened: a badge that
-// answers while the gate is closed provably did not wait on the registry.
-type gatedRegistry struct {
-	host string
-	mu   sync.Mutex
-	reqs []string
-	gate chan struct{} // nil: open
-}
-
-func newGatedRegistry(t *testing.T) *gatedRegistry {
-	t.Helper()
-	g := &gatedRegistry{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/manifests/") {
-			g.mu.Lock()
-			g.reqs = append(g.reqs, r.Method+" "+r.URL.Path)
-			gate := g.gate
-			g.mu.Unlock()
-			if gate != nil {
-				select {
-				case <-gate:
-				case <-r.Context().Done():
-					return
-				}
-			}
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(g.open) // before srv.Close (cleanups run last first)
-	g.host = strings.TrimPrefix(srv.URL, "http://")
-	return g
-}
-
-func (g *gatedRegistry) close() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gate == nil {
-		g.gate = make(chan struct{})
-	}
-}
-
-func (g *gatedRegistry) open() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.gate != nil {
-		close(g.gate)
-		g.gate = nil
-	}
-}
-
-// manifestRequests returns and forgets the manifest requests seen so far.
-func (g *gatedRegistry) manifestRequests() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	r := g.reqs
-	g.reqs = nil
-	return r
-}
-
-// waitRequests waits until n manifest requests have arrived (without
-// forgetting them) and returns them; it gives up after 10 s.
-func (g *gatedRegistry) waitRequests(t *testing.T, n int) []string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g.mu.Lock()
-		got := append([]string(nil), g.reqs...)
-		g.mu.Unlock()
-		if len(got) >= n || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // newBadgeServer wires the real service like serve does, with the badge
 // knobs a test needs.
@@ -257,14 +178,14 @@ func checkBadgeHeaders(t *testing.T, a badgeAnswer, cacheable bool) {
 }
 
 func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
-	reg := newGatedRegistry(t)
+	reg := faultreg.Start(t)
 	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
 	img := labelledImage(t, 3, linuxAMD64, map[string]string{
 		"org.opencontainers.image.version":  "2.3.1",
 		"org.opencontainers.image.revision": "0f3c2a9e1b7d4c5a",
 		"org.label-schema.license":          "Apache-2.0",
 	})
-	pushTo(t, reg.host+"/acme/app:2.3", img)
+	pushTo(t, reg.Host+"/acme/app:2.3", img)
 	m, err := img.Manifest()
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +203,7 @@ func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
 		{"base", "base", "not given"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
-			u := url + "/badges/" + tc.kind + "/" + reg.host + "/acme/app:2.3.svg"
+			u := url + "/badges/" + tc.kind + "/" + reg.Host + "/acme/app:2.3.svg"
 			a := getBadge(t, u, nil)
 			if a.status != 200 || a.left != tc.left || a.right != tc.right {
 				t.Fatalf("got %d %q | %q, want 200 %q | %q", a.status, a.left, a.right, tc.left, tc.right)
@@ -306,21 +227,21 @@ func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
 	}
 	// The same image by digest has the same badges.
 	d, _ := img.Digest()
-	if a := getBadge(t, url+"/badges/commit/"+reg.host+"/acme/app@"+d.String()+".svg", nil); a.status != 200 || a.right != "0f3c2a9" {
+	if a := getBadge(t, url+"/badges/commit/"+reg.Host+"/acme/app@"+d.String()+".svg", nil); a.status != 200 || a.right != "0f3c2a9" {
 		t.Errorf("by digest: %d %q", a.status, a.right)
 	}
 }
 
 func TestBadgeErrors(t *testing.T) {
-	reg := newGatedRegistry(t)
+	reg := faultreg.Start(t)
 	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
-	pushTo(t, reg.host+"/acme/app:1", labelledImage(t, 1, linuxAMD64, nil))
+	pushTo(t, reg.Host+"/acme/app:1", labelledImage(t, 1, linuxAMD64, nil))
 
 	// Unknown images are grey "not found" badges with status 200.
 	for _, path := range []string{
-		"/badges/version/" + reg.host + "/acme/nothing:1.svg",
-		"/badges/image/" + reg.host + "/acme/app:nope.svg",
-		"/badges/image/" + reg.host + "/acme/app:1.svg?platform=linux/s390x",
+		"/badges/version/" + reg.Host + "/acme/nothing:1.svg",
+		"/badges/image/" + reg.Host + "/acme/app:nope.svg",
+		"/badges/image/" + reg.Host + "/acme/app:1.svg?platform=linux/s390x",
 	} {
 		a := getBadge(t, url+path, nil)
 		if a.status != 200 || a.right != "not found" {
@@ -343,11 +264,11 @@ func TestBadgeErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"/badges/size/" + reg.host + "/acme/app:1.svg", 404, "not_found"},
-		{"/badges/Image/" + reg.host + "/acme/app:1.svg", 404, "not_found"},
+		{"/badges/size/" + reg.Host + "/acme/app:1.svg", 404, "not_found"},
+		{"/badges/Image/" + reg.Host + "/acme/app:1.svg", 404, "not_found"},
 		{"/badges/version/UPPER/Case:1.svg", 400, "invalid_reference"},
-		{"/badges/version/" + reg.host + "/acme/app:1.svg?platform=linux", 400, "invalid_request"},
-		{"/badges/version/" + reg.host + "/acme/app:1.svg?platform=linux/amd64/v1/x", 400, "invalid_request"},
+		{"/badges/version/" + reg.Host + "/acme/app:1.svg?platform=linux", 400, "invalid_request"},
+		{"/badges/version/" + reg.Host + "/acme/app:1.svg?platform=linux/amd64/v1/x", 400, "invalid_request"},
 	} {
 		var body errorBody
 		if code := getJSON(t, url+tc.path, &body); code != tc.status || body.Error.Code != tc.code {
@@ -357,7 +278,7 @@ func TestBadgeErrors(t *testing.T) {
 }
 
 func TestBadgePlatformSelection(t *testing.T) {
-	reg := newGatedRegistry(t)
+	reg := faultreg.Start(t)
 	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
 	amd := labelledImage(t, 2, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0-amd64"})
 	arm := labelledImage(t, 4, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, map[string]string{"org.opencontainers.image.version": "1.0-arm64"})
@@ -365,11 +286,11 @@ func TestBadgePlatformSelection(t *testing.T) {
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
 		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &linuxAMD64}},
 	)
-	r, _ := name.ParseReference(reg.host + "/acme/multi:1.0")
+	r, _ := name.ParseReference(reg.Host + "/acme/multi:1.0")
 	if err := remote.WriteIndex(r, idx); err != nil {
 		t.Fatal(err)
 	}
-	base := url + "/badges/%s/" + reg.host + "/acme/multi:1.0.svg"
+	base := url + "/badges/%s/" + reg.Host + "/acme/multi:1.0.svg"
 	for _, tc := range []struct{ kind, query, want string }{
 		{"version", "", "1.0-amd64"},
 		{"version", "?platform=linux/amd64", "1.0-amd64"},
@@ -391,10 +312,10 @@ func TestBadgePlatformSelection(t *testing.T) {
 // background request however many badges ask, and the next badges show what
 // the refresh found.
 func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
-	reg := newGatedRegistry(t)
+	reg := faultreg.Start(t)
 	// Every stored tag is stale at once, so every badge would refresh if it could.
 	url := newBadgeServer(t, time.Nanosecond, server.BadgeOptions{ReportTTL: time.Millisecond}, 100*time.Millisecond)
-	ref := reg.host + "/acme/app:1"
+	ref := reg.Host + "/acme/app:1"
 	pushTo(t, ref, labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0.0"}))
 	u := url + "/badges/version/" + ref + ".svg"
 	if a := getBadge(t, u, nil); a.right != "1.0.0" {
@@ -402,11 +323,11 @@ func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 	}
 	// Let the refresh the first badge may have started finish and be forgotten.
 	time.Sleep(200 * time.Millisecond)
-	reg.manifestRequests()
+	reg.Requests()
 
 	pushTo(t, ref, labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.1.0"}))
-	reg.manifestRequests() // the push's own requests
-	reg.close()
+	reg.Requests() // the push's own requests
+	reg.Add(faultreg.Rule{PathContains: "/manifests/", Fault: faultreg.Hold})
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -416,10 +337,10 @@ func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 		})
 	}
 	wg.Wait() // every badge answered while the registry held its requests
-	if got := reg.waitRequests(t, 1); len(got) != 1 || !strings.HasPrefix(got[0], "HEAD ") {
+	if got := reg.WaitRequests(1, 10*time.Second, "/manifests/"); len(got) != 1 || !strings.HasPrefix(got[0], "HEAD ") {
 		t.Errorf("registry saw %v, want exactly one HEAD for 20 stale badges", got)
 	}
-	reg.open()
+	reg.Release()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -438,20 +359,20 @@ func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 // inspection a bounded time, answers "not found yet" if it takes longer, and
 // shows the image once the inspection, started once, has finished.
 func TestBadgeFirstInspection(t *testing.T) {
-	reg := newGatedRegistry(t)
+	reg := faultreg.Start(t)
 	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, time.Minute) // waits 3 s, as served
-	pushTo(t, reg.host+"/acme/quick:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "MIT"}))
-	pushTo(t, reg.host+"/acme/slow:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "BSD-3-Clause"}))
-	reg.manifestRequests()
+	pushTo(t, reg.Host+"/acme/quick:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "MIT"}))
+	pushTo(t, reg.Host+"/acme/slow:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "BSD-3-Clause"}))
+	reg.Requests()
 
 	// A registry that answers in time: the first badge is the real one.
-	if a := getBadge(t, url+"/badges/license/"+reg.host+"/acme/quick:1.svg", nil); a.status != 200 || a.right != "MIT" {
+	if a := getBadge(t, url+"/badges/license/"+reg.Host+"/acme/quick:1.svg", nil); a.status != 200 || a.right != "MIT" {
 		t.Errorf("first badge of a quick image: %d %q", a.status, a.right)
 	}
 
-	reg.manifestRequests()
-	reg.close()
-	u := url + "/badges/license/" + reg.host + "/acme/slow:1.svg"
+	reg.Requests()
+	reg.Add(faultreg.Rule{PathContains: "/manifests/", Fault: faultreg.Hold})
+	u := url + "/badges/license/" + reg.Host + "/acme/slow:1.svg"
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
@@ -463,10 +384,10 @@ func TestBadgeFirstInspection(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := reg.waitRequests(t, 1); len(got) != 1 {
+	if got := reg.WaitRequests(1, 10*time.Second, "/manifests/"); len(got) != 1 {
 		t.Errorf("registry saw %v, want one inspection for 10 badges", got)
 	}
-	reg.open()
+	reg.Release()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		a := getBadge(t, u, nil)
@@ -486,10 +407,8 @@ func TestBadgeFirstInspection(t *testing.T) {
 // by the benchmark-only baseline route: the in-process half of what
 // internal/loadbench measures over loopback.
 func BenchmarkBadgeCached(b *testing.B) {
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	rs := httptest.NewServer(reg)
-	defer rs.Close()
-	host := strings.TrimPrefix(rs.URL, "http://")
+	reg := faultreg.Start(b)
+	host := reg.Host
 	img, err := random.Image(1024, 2)
 	if err != nil {
 		b.Fatal(err)

@@ -18,8 +18,8 @@ import (
 // answers the documented error, stores nothing unverified, and keeps serving.
 func TestRegistryFaults(t *testing.T) {
 	s := newStack(t, time.Second)
-	healthy := newRegistry(t)
-	pushRandom(t, healthy.host+"/acme/fine:1")
+	healthy := faultreg.Start(t)
+	pushRandom(t, healthy.Host+"/acme/fine:1")
 	for _, tc := range []struct {
 		name   string
 		rules  func(manifest, config string) []faultreg.Rule
@@ -89,7 +89,7 @@ func TestRegistryFaults(t *testing.T) {
 			}
 			// The service keeps serving other registries.
 			var ok map[string]any
-			if code := getJSON(t, s.url+"/api/v1/images/"+healthy.host+"/acme/fine:1?refresh=1", &ok); code != 200 {
+			if code := getJSON(t, s.url+"/api/v1/images/"+healthy.Host+"/acme/fine:1?refresh=1", &ok); code != 200 {
 				t.Errorf("a healthy registry then answers %d", code)
 			}
 			// And the same image is read once the registry behaves again.

@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"imagebadger/internal/faultreg"
 )
 
 type raw struct {
@@ -25,7 +27,7 @@ func (r raw) MediaType() (types.MediaType, error) { return r.mt, nil }
 // TestOversizedContentIsARegistryError: a 5 MiB manifest and a config that
 // declares 10 GB answer 502 registry_error, and the service keeps serving.
 func TestOversizedContentIsARegistryError(t *testing.T) {
-	reg := newRegistry(t)
+	reg := faultreg.Start(t)
 	s := newStack(t, 5*time.Second)
 	big, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": types.OCIManifestSchema1,
@@ -36,19 +38,19 @@ func TestOversizedContentIsARegistryError(t *testing.T) {
 	huge, _ := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Layers: []v1.Descriptor{},
 		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Size: 10_000_000_000, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}}})
 	for ref, body := range map[string][]byte{"acme/big:1": big, "acme/huge:1": huge} {
-		if err := remote.Put(must(name.ParseReference(reg.host+"/"+ref)), raw{body, types.OCIManifestSchema1}); err != nil {
+		if err := remote.Put(must(name.ParseReference(reg.Host+"/"+ref)), raw{body, types.OCIManifestSchema1}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, ref := range []string{"acme/big:1", "acme/huge:1"} {
 		var body errorBody
-		if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/"+ref, &body); code != 502 || body.Error.Code != "registry_error" {
+		if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/"+ref, &body); code != 502 || body.Error.Code != "registry_error" {
 			t.Errorf("%s: got %d %q, want 502 registry_error", ref, code, body.Error.Code)
 		}
 	}
-	pushRandom(t, reg.host+"/acme/fine:1")
+	pushRandom(t, reg.Host+"/acme/fine:1")
 	var ok map[string]any
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.host+"/acme/fine:1", &ok); code != 200 {
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/fine:1", &ok); code != 200 {
 		t.Errorf("after the refusals, a normal image answers %d", code)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +16,6 @@ import (
 	"github.com/PuerkitoBio/goquery"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -27,6 +25,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/internal/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/server"
 	"imagebadger/store"
@@ -43,9 +42,7 @@ type pageStack struct {
 
 func newPageStack(tb testing.TB) *pageStack {
 	tb.Helper()
-	rs := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	tb.Cleanup(rs.Close)
-	reg := strings.TrimPrefix(rs.URL, "http://")
+	reg := faultreg.Start(tb).Host
 	st, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "ib.db"))
 	if err != nil {
 		tb.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,13 +17,13 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/internal/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/notify"
 	"imagebadger/server"
@@ -50,8 +49,7 @@ type hookOptions struct {
 
 func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	t.Helper()
-	regSrv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(regSrv.Close)
+	reg := faultreg.Start(t)
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +81,7 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &hookStack{url: hs.URL, registry: strings.TrimPrefix(regSrv.URL, "http://"), store: st, watcher: watcher}
+	return &hookStack{url: hs.URL, registry: reg.Host, store: st, watcher: watcher}
 }
 
 // push pushes a new random image to ref and returns its digest.

@@ -1,8 +1,18 @@
-// Package faultreg is a registry that misbehaves on purpose, for tests: it
-// wraps go-containerregistry's in-process registry and, for requests that
-// match a rule, answers slowly, resets the connection mid-body, rate-limits,
-// fails, truncates or pads its answers, serves content that does not match
-// its digest, or redirects to an address no client should follow.
+// Package faultreg is the registry for tests: go-containerregistry's
+// in-process registry behind an httptest server, which records every request
+// it receives and can misbehave on purpose.
+//
+// Requests, Peek and WaitRequests tell what a client asked, as "METHOD /path"
+// entries, so a test can assert how many requests the code under test made.
+//
+// For requests that match a rule it holds them until Release (to prove that
+// an answer did not wait on the registry, or to keep work in flight), answers
+// slowly, resets the connection mid-body, rate-limits, fails, truncates or
+// pads its answers, serves content that does not match its digest, or
+// redirects to an address no client should follow.
+//
+// Start ties a registry to a test's lifetime; Close releases held requests
+// before it shuts the server down.
 package faultreg
 
 import (
@@ -11,9 +21,11 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -40,6 +52,9 @@ const (
 	WrongDigest
 	// RedirectTo answers 307 to Location.
 	RedirectTo
+	// Hold makes the request wait until Release (or Reset, or Close), or
+	// until its context ends, then answers normally.
+	Hold
 )
 
 // Rule applies a Fault to requests with Method (empty: any) whose path
@@ -55,15 +70,20 @@ type Rule struct {
 	Times        int
 }
 
-// Registry is the misbehaving registry.
+// Registry is the test registry. Its Close also releases held requests.
 type Registry struct {
 	*httptest.Server
 	// Host is "127.0.0.1:PORT".
-	Host  string
-	mu    sync.Mutex
-	rules []*ruleState
-	inner http.Handler
+	Host    string
+	mu      sync.Mutex
+	rules   []*ruleState
+	inner   http.Handler
+	reqs    []request     // received since the last Requests
+	arrived chan struct{} // closed when a request is recorded; nil: nobody waits
+	release chan struct{} // closed by Release; nil: nothing held
 }
+
+type request struct{ method, path string }
 
 type ruleState struct {
 	Rule
@@ -78,6 +98,20 @@ func New() *Registry {
 	return r
 }
 
+// Start is New for a test: the registry is closed when tb ends.
+func Start(tb testing.TB) *Registry {
+	r := New()
+	tb.Cleanup(r.Close)
+	return r
+}
+
+// Close lets held requests go on, then shuts the server down as
+// httptest.Server.Close does.
+func (r *Registry) Close() {
+	r.Release()
+	r.Server.Close()
+}
+
 // Add installs rules; the first matching rule applies.
 func (r *Registry) Add(rules ...Rule) {
 	r.mu.Lock()
@@ -87,33 +121,129 @@ func (r *Registry) Add(rules ...Rule) {
 	}
 }
 
-// Reset removes every rule.
+// Reset removes every rule and lets held requests go on.
 func (r *Registry) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rules = nil
+	r.releaseLocked()
 }
 
-func (r *Registry) match(req *http.Request) *Rule {
+// Release lets every held request go on and removes the Hold rules, so that
+// no request is held until Hold rules are added again. Other rules stay.
+func (r *Registry) Release() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	rules := r.rules[:0]
+	for _, s := range r.rules {
+		if s.Fault != Hold {
+			rules = append(rules, s)
+		}
+	}
+	clear(r.rules[len(rules):])
+	r.rules = rules
+	r.releaseLocked()
+}
+
+func (r *Registry) releaseLocked() {
+	if r.release != nil {
+		close(r.release)
+		r.release = nil
+	}
+}
+
+// Requests returns and forgets the requests received so far, in the order
+// they arrived, as "METHOD /path". Given paths, it returns only the requests
+// whose path contains one of them (and forgets the others as well).
+func (r *Registry) Requests(paths ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	got := r.listLocked(paths)
+	r.reqs = nil
+	return got
+}
+
+// Peek is Requests without forgetting.
+func (r *Registry) Peek(paths ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.listLocked(paths)
+}
+
+// WaitRequests waits until at least n requests that Peek(paths...) would
+// return have arrived, or until timeout, and returns them without forgetting.
+func (r *Registry) WaitRequests(n int, timeout time.Duration, paths ...string) []string {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		got := r.listLocked(paths)
+		if r.arrived == nil {
+			r.arrived = make(chan struct{})
+		}
+		arrived := r.arrived
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-arrived:
+		case <-timer.C:
+			return got
+		}
+	}
+}
+
+func (r *Registry) listLocked(paths []string) []string {
+	var got []string
+	for _, q := range r.reqs {
+		if len(paths) == 0 || slices.ContainsFunc(paths, func(p string) bool { return strings.Contains(q.path, p) }) {
+			got = append(got, q.method+" "+q.path)
+		}
+	}
+	return got
+}
+
+// arrive records req and returns the rule that applies to it, if any, and
+// for a Hold rule the channel that Release closes.
+func (r *Registry) arrive(req *http.Request) (*Rule, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, request{req.Method, req.URL.Path})
+	if r.arrived != nil {
+		close(r.arrived)
+		r.arrived = nil
+	}
 	for _, s := range r.rules {
 		if (s.Method == "" || s.Method == req.Method) && strings.Contains(req.URL.Path, s.PathContains) && (s.Times == 0 || s.used < s.Times) {
 			s.used++
 			rule := s.Rule
-			return &rule
+			if rule.Fault != Hold {
+				return &rule, nil
+			}
+			if r.release == nil {
+				r.release = make(chan struct{})
+			}
+			return &rule, r.release
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
-	rule := r.match(req)
+	rule, release := r.arrive(req)
 	if rule == nil {
 		r.inner.ServeHTTP(w, req)
 		return
 	}
 	switch rule.Fault {
+	case Hold:
+		select {
+		case <-release:
+		case <-req.Context().Done():
+			return
+		}
+		r.inner.ServeHTTP(w, req)
 	case Slow:
 		select {
 		case <-time.After(rule.Delay):
