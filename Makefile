@@ -51,10 +51,20 @@ test: deps
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 
+# Each program runs even when one before it failed; the target fails at the end,
+# naming those that did. soak is the issue-7 load test (a minute of mixed traffic
+# during a refresh storm; SOAKFLAGS='-duration 10s' for a short run).
+SOAKFLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./internal/benchcmp
-	$(GO) run ./internal/loadbench
+	@failed=""; \
+	for cmd in "$(GO) test -run ^$$ -bench . -benchmem ./..." \
+		"$(GO) run ./internal/benchcmp" \
+		"$(GO) run ./internal/loadbench" \
+		"$(GO) run ./internal/soak $(SOAKFLAGS)"; do \
+		echo "== $$cmd"; \
+		$$cmd || failed="$$failed\n  $$cmd"; \
+	done; \
+	if [ -n "$$failed" ]; then printf "bench: these failed:$$failed\n"; exit 1; fi
 
 # Runs every Fuzz* target of every package for FUZZTIME each (go test -fuzz takes one
 # target of one package at a time).

@@ -7,10 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,7 +194,7 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	if err := pushMany(ctx, reg.Addr+"/"+e.many, e.manyTags); err != nil {
 		return nil, cleanup, fmt.Errorf("push %s: %w", e.many, err)
 	}
-	slow, stopSlow, err := latencyProxy(reg.Addr, 30*time.Millisecond)
+	slow, stopSlow, err := distreg.LatencyProxy(reg.Addr, 30*time.Millisecond)
 	if err != nil {
 		return nil, cleanup, err
 	}
@@ -357,23 +353,4 @@ func pushMany(ctx context.Context, repo string, n int) error {
 		}
 	}
 	return nil
-}
-
-// latencyProxy forwards to the registry at target, holding every request
-// for delay first: a registry across a network, on loopback.
-func latencyProxy(target string, delay time.Duration) (addr string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(delay)
-			rp.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go srv.Serve(ln)
-	return ln.Addr().String(), func() { srv.Close() }, nil
 }

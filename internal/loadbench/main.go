@@ -44,7 +44,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -59,6 +58,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/badge"
 	"imagebadger/images"
+	"imagebadger/internal/openloop"
 	"imagebadger/netguard"
 	"imagebadger/server"
 	"imagebadger/store"
@@ -566,81 +566,31 @@ func (l latency) String() string {
 		r(l.p50), r(l.p99), r(l.p999), r(l.max), r(l.serviceP99), r(l.lateP99), l.sent, l.achieved, l.errors, l.notSent)
 }
 
-// maxInFlight bounds the open-loop generator's concurrent requests; a server
-// that stalls longer than maxInFlight/rate makes requests count as not sent
-// (reported) rather than piling up goroutines.
-const maxInFlight = 1000
-
 // openLoop sends GET url at rate per second for d after a 0.5 s warm-up at
-// the same rate, each request on its own schedule whatever the answers do.
+// the same rate (internal/openloop), each request on its own schedule
+// whatever the answers do; any answer but 200 counts as an error.
 func openLoop(ctx context.Context, url string, rate int, d time.Duration) (chunkRun, error) {
-	tr := &http.Transport{MaxIdleConns: maxInFlight, MaxIdleConnsPerHost: maxInFlight, IdleConnTimeout: time.Minute, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	interval := time.Second / time.Duration(rate)
-	warmup := rate / 2
-	n := warmup + int(d/interval)
-	sched := make([]time.Duration, n)
-	service := make([]time.Duration, n)
-	failed := make([]bool, n)
-	sem := make(chan struct{}, maxInFlight)
-	var wg sync.WaitGroup
-	var r chunkRun
-	start := time.Now().Add(10 * time.Millisecond)
-	for i := 0; i < n; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		if wait := time.Until(due); wait > 0 {
-			time.Sleep(wait)
-		}
-		if ctx.Err() != nil {
-			wg.Wait()
-			return chunkRun{}, ctx.Err()
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			if i >= warmup {
-				r.notSent++
-			}
-			continue
-		}
-		wg.Add(1)
-		go func(i int, due time.Time) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			sent := time.Now()
-			resp, err := client.Get(url)
-			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err == nil && resp.StatusCode != 200 {
-					err = errors.New(resp.Status)
-				}
-			}
-			end := time.Now()
-			sched[i], service[i], failed[i] = end.Sub(due), end.Sub(sent), err != nil
-		}(i, due)
+	run, err := openloop.Send(ctx, openloop.Config{
+		Rate: rate, Duration: d, Warmup: time.Second / 2,
+		Next: func(int) openloop.Request { return openloop.Request{URL: url} },
+	})
+	if err != nil {
+		return chunkRun{}, err
 	}
-	wg.Wait()
-	r.elapsed = time.Since(start.Add(time.Duration(warmup) * interval))
-	for i := warmup; i < n; i++ {
+	r := chunkRun{elapsed: run.Elapsed}
+	for _, res := range run.Results {
 		switch {
-		case failed[i]:
+		case res.NotSent:
+			r.notSent++
+		case res.Err != nil || res.Status != http.StatusOK:
 			r.errors++
-		case sched[i] > 0:
-			r.sched = append(r.sched, sched[i])
-			r.service = append(r.service, service[i])
+		default:
+			r.sched = append(r.sched, res.Latency)
+			r.service = append(r.service, res.Service)
 		}
 	}
 	return r, nil
 }
 
 // quantile is the nearest-rank quantile of sorted durations.
-func quantile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(sorted))+0.999999) - 1
-	i = max(0, min(i, len(sorted)-1))
-	return sorted[i]
-}
+func quantile(sorted []time.Duration, q float64) time.Duration { return openloop.Quantile(sorted, q) }

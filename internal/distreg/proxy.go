@@ -1,0 +1,33 @@
+package distreg
+
+import (
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// LatencyProxy forwards plain HTTP to the registry at target ("host:port"),
+// holding every request for delay first: a registry across a network, on
+// loopback. The whole-process benchmarks (internal/benchcmp) and the load test
+// (internal/soak) put it in front of the distribution registry so that what a
+// request costs in round trips shows as it would in production. addr is
+// "127.0.0.1:PORT", usable in image references; stop closes the listener and
+// every connection.
+func LatencyProxy(target string, delay time.Duration) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(delay)
+			rp.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() { srv.Close() }, nil
+}
