@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -20,7 +22,12 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	rep, err := s.images.Image(r.Context(), ref, refresh)
+	var rep *analysis.Report
+	if refresh {
+		rep, err = s.images.Image(r.Context(), ref, true)
+	} else {
+		rep, err = s.read(r.Context(), ref)
+	}
 	if err != nil {
 		return err
 	}
@@ -49,4 +56,25 @@ func (s *Server) apiRefresh(w http.ResponseWriter, r *http.Request) error {
 func wantsRefresh(r *http.Request) bool {
 	v := r.URL.Query().Get("refresh")
 	return v == "1" || v == "true"
+}
+
+// read answers a plain read (pages, the JSON API without ?refresh=1, the
+// MicroBadger API) the way badges are answered: a stored report at once, a
+// stale one refreshed in the background for the next reader, and only an
+// image never seen inspected while the reader waits. Making readers wait on
+// a registry HEAD whenever the poll interval had passed cost every page a
+// registry round trip, and released those waits in bursts that delayed the
+// cheap requests around them (the issue 7 load test).
+func (s *Server) read(ctx context.Context, ref analysis.Reference) (*analysis.Report, error) {
+	rep, stale, err := s.images.Stored(ctx, ref)
+	if err == nil {
+		if stale {
+			s.badges.refresher.RefreshInBackground(ref)
+		}
+		return rep, nil
+	}
+	if !errors.Is(err, analysis.ErrNotFound) {
+		return nil, err
+	}
+	return s.images.Image(ctx, ref, false)
 }

@@ -36,6 +36,13 @@ type stack struct {
 // registry client) behind an httptest server.
 func newStack(t *testing.T, timeout time.Duration) *stack {
 	t.Helper()
+	return newStackFresh(t, timeout, time.Hour)
+}
+
+// newStackFresh is newStack with the poll interval (how long a tag's
+// resolution is fresh) given.
+func newStackFresh(t *testing.T, timeout, freshFor time.Duration) *stack {
+	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,7 @@ func newStack(t *testing.T, timeout time.Duration) *stack {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{
-		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour}),
+		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: freshFor}),
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: prometheus.NewRegistry(),
 	})
@@ -274,4 +281,35 @@ func TestRefreshesAreRateLimitedPerClient(t *testing.T) {
 	if code := getJSON(t, url, &rep); code != 200 {
 		t.Errorf("a plain read after the limit: %d", code)
 	}
+}
+
+// TestStaleReadsDoNotWaitOnTheRegistry: once the poll interval has passed,
+// a plain read (JSON, page, MicroBadger API) is answered from the store at
+// once while one background HEAD refreshes the tag for the next reader.
+func TestStaleReadsDoNotWaitOnTheRegistry(t *testing.T) {
+	reg := faultreg.Start(t)
+	s := newStackFresh(t, 10*time.Second, 50*time.Millisecond)
+	pushRandom(t, reg.Host+"/acme/app:1")
+	var rep analysis.Report
+	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
+		t.Fatalf("first read: %d", code)
+	}
+	time.Sleep(100 * time.Millisecond) // the resolution is now stale
+	reg.Requests()
+	reg.Add(faultreg.Rule{PathContains: "/manifests/", Fault: faultreg.Hold})
+	for _, path := range []string{"/api/v1/images/", "/images/", "/v1/images/"} {
+		resp, err := http.Get(s.url + path + reg.Host + "/acme/app:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("stale read of %s while the registry holds every request: %d", path, resp.StatusCode)
+		}
+	}
+	// One background refresh is waiting at the registry for all three reads.
+	if got := reg.WaitRequests(1, 5*time.Second, "/manifests/"); len(got) != 1 || got[0] != "HEAD /v2/acme/app/manifests/1" {
+		t.Errorf("background refresh requests = %v, want one HEAD", got)
+	}
+	reg.Release()
 }

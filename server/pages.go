@@ -219,7 +219,7 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		redirectTo(w, r, templates.ImageHref(canon))
 		return nil
 	}
-	rep, err := s.images.Image(r.Context(), ref, false)
+	rep, err := s.read(r.Context(), ref)
 	if err != nil {
 		return err
 	}

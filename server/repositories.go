@@ -61,7 +61,7 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rep, err := s.images.Image(r.Context(), ref, false)
+	rep, err := s.read(r.Context(), ref)
 	if err != nil {
 		return err
 	}
