@@ -70,72 +70,102 @@ func New(cfg Config) *Service {
 // against the registry (one HEAD) even if its stored resolution is fresh.
 // Concurrent calls for the same reference share one resolution.
 func (s *Service) Image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error) {
+	r, err := s.resolve(ctx, ref, refresh)
+	if err != nil {
+		return nil, err
+	}
+	return s.finish(ctx, ref, r.rep, r.checked)
+}
+
+// Check re-resolves ref's tag and records what it finds (a move with its
+// events), without assembling an answer: what a tag listing or a poll needs,
+// at a fraction of the cost of Image, which also finds parents and tags.
+func (s *Service) Check(ctx context.Context, ref analysis.Reference) error {
+	r, err := s.resolve(ctx, ref, true)
+	if err != nil || !r.moved {
+		return err
+	}
+	// A tag new or moved points at an image whose parents may never have been
+	// looked for: record them, so a later move of its base finds it as a child.
+	return s.attachParents(ctx, ref.Repository, r.rep.Clone())
+}
+
+// resolved is the shared, digest-level report a reference resolved to, and
+// when its tag was last checked.
+type resolved struct {
+	rep     *analysis.Report
+	checked time.Time
+	moved   bool // the tag was seen for the first time, or moved
+}
+
+// resolve shares one resolution among concurrent callers for a reference.
+func (s *Service) resolve(ctx context.Context, ref analysis.Reference, refresh bool) (resolved, error) {
 	key := ref.String()
 	if refresh {
 		key += "\x00refresh"
 	}
 	v, err, _ := s.flight.Do(key, func() (any, error) {
 		// The first caller's cancellation must not fail the others.
-		return s.image(context.WithoutCancel(ctx), ref, refresh)
+		return s.resolveOnce(context.WithoutCancel(ctx), ref, refresh)
 	})
 	if err != nil {
-		return nil, err
+		return resolved{}, err
 	}
-	// Each caller gets its own copy: the shared one may be cached.
-	return v.(*analysis.Report).Clone(), nil
+	return v.(resolved), nil
 }
 
-func (s *Service) image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error) {
+func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refresh bool) (resolved, error) {
 	var (
 		rep     *analysis.Report
 		err     error
+		moved   bool
 		checked = s.now()
 	)
 	switch {
 	case ref.Digest != "":
 		if rep, err = s.cachedReport(ctx, ref); err != nil {
-			return nil, err
+			return resolved{}, err
 		}
 		if err := s.store.RecordImage(ctx, ref.Repository, analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}, checked); err != nil {
-			return nil, err
+			return resolved{}, err
 		}
 	default:
 		st, serr := s.store.Tag(ctx, ref.Repository, ref.Tag)
 		if serr != nil && !errors.Is(serr, analysis.ErrNotFound) {
-			return nil, serr
+			return resolved{}, serr
 		}
 		if serr == nil && !refresh && checked.Sub(st.Checked) < s.freshFor {
 			checked = st.Checked
 			if rep, err = s.cachedReport(ctx, ref.Repository.WithDigest(st.Digest)); err != nil {
-				return nil, err
+				return resolved{}, err
 			}
 			break
 		}
 		desc, body, err := s.client.Resolve(ctx, ref)
 		if err != nil {
-			return nil, err
+			return resolved{}, err
 		}
 		if body != nil {
 			if err := s.store.PutManifest(ctx, desc.Digest, desc.MediaType, body); err != nil {
-				return nil, err
+				return resolved{}, err
 			}
 		}
 		if rep, err = s.cachedReport(ctx, ref.Repository.WithDigest(desc.Digest)); err != nil {
-			return nil, err
+			return resolved{}, err
 		}
 		// Content and platforms first: a tag is recorded only once its image
 		// could be reported and indexed, so a move's consequences are known.
 		if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
-			return nil, err
+			return resolved{}, err
 		}
-		if err := s.recordTag(ctx, ref, st.Digest, rep, checked); err != nil {
-			return nil, err
+		if moved, err = s.recordTag(ctx, ref, st.Digest, rep, checked); err != nil {
+			return resolved{}, err
 		}
 	}
 	if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
-		return nil, err
+		return resolved{}, err
 	}
-	return s.finish(ctx, ref, rep, checked)
+	return resolved{rep: rep, checked: checked, moved: moved}, nil
 }
 
 // finish turns the shared, digest-level report into the answer for ref: its
@@ -200,13 +230,13 @@ func (s *Service) assemble(ctx context.Context, ref analysis.Reference, key stri
 // recordTag stores a resolution of ref's tag to rep.Digest; known is the
 // digest the store held before (""), used to prepare the move's events
 // outside the transaction.
-func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, known string, rep *analysis.Report, at time.Time) error {
+func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, known string, rep *analysis.Report, at time.Time) (moved bool, err error) {
 	desc := analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}
 	var change *Change
 	if s.events != nil && known != rep.Digest {
 		c, err := s.change(ctx, ref, known, rep, at)
 		if err != nil {
-			return err
+			return false, err
 		}
 		change = &c
 	}
@@ -221,8 +251,8 @@ func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, known s
 		}
 		return s.events.Events(*change)
 	}
-	_, err := s.store.RecordTag(ctx, ref.Repository, ref.Tag, desc, at, events)
-	return err
+	check, err := s.store.RecordTag(ctx, ref.Repository, ref.Tag, desc, at, events)
+	return check.Moved, err
 }
 
 // change prepares the description of a move from previous to rep.

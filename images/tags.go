@@ -20,7 +20,7 @@ const resolveParallel = 32
 // stored listing is older than the poll interval, the registry is asked:
 // the tag list (paginated), then one HEAD per tag, concurrently; manifests
 // and configs are fetched only for digests never seen. Each tag goes through
-// the same path as Image, so its moves are recorded with their events.
+// the same path as Image (Check), so its moves are recorded with their events.
 func (s *Service) Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
 	key := "tags\x00" + repo.String()
 	if refresh {
@@ -74,11 +74,11 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time
 	var missing []string
 	for _, t := range tags {
 		g.Go(func() error {
-			_, err := s.Image(gctx, repo.WithTag(t), true)
+			err := s.Check(gctx, repo.WithTag(t))
 			if errors.Is(err, analysis.ErrRateLimited) {
 				// The client now holds every request to this registry until
 				// its pause ends; try this tag once more after it.
-				_, err = s.Image(gctx, repo.WithTag(t), true)
+				err = s.Check(gctx, repo.WithTag(t))
 			}
 			if errors.Is(err, analysis.ErrNotFound) {
 				// Deleted between the listing and the HEAD.

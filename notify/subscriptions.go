@@ -51,6 +51,12 @@ type TagLister interface {
 	Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error)
 }
 
+// Checker is implemented by an image service that can re-resolve a tag and
+// record a move without assembling a whole report, which is all a poll needs.
+type Checker interface {
+	Check(ctx context.Context, ref analysis.Reference) error
+}
+
 // SubscriptionsConfig holds the collaborators and limits of Subscriptions.
 // Store, Images, Builder and Guard are required.
 type SubscriptionsConfig struct {

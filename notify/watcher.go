@@ -308,7 +308,12 @@ func (w *Watcher) check(ctx context.Context, ref analysis.Reference) {
 	if !w.allowed(ref.Registry) {
 		return
 	}
-	_, err := w.images.Image(ctx, ref, ref.Digest == "")
+	var err error
+	if c, ok := w.images.(Checker); ok && ref.Digest == "" {
+		err = c.Check(ctx, ref)
+	} else {
+		_, err = w.images.Image(ctx, ref, ref.Digest == "")
+	}
 	if err != nil && ctx.Err() == nil {
 		w.failed(ref.String(), ref.Registry, err)
 	}
