@@ -70,7 +70,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s read-only: %w", path, err)
 	}
+	// Keep every read connection open: opening one costs a file open, the
+	// schema parse and a WAL-index map, and with Go's default of 2 idle a
+	// busy server reopened connections dozens of times a second.
 	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
 	s.read = r
 	return s, nil
 }
