@@ -28,6 +28,12 @@ func (s *Service) Stored(ctx context.Context, ref analysis.Reference) (rep *anal
 		digest, checked = st.Digest, st.Checked
 		stale = s.now().Sub(st.Checked) >= s.freshFor
 	}
+	key, gen := ref.String(), s.answers.generation()
+	if a, ok := s.answers.get(key, digest, gen); ok {
+		rep = a.Clone()
+		rep.CheckedAt = checked.UTC().Truncate(time.Second)
+		return rep, stale, nil
+	}
 	shared, err := s.storedReport(ctx, ref.Repository.WithDigest(digest))
 	if err != nil {
 		return nil, false, err
@@ -35,6 +41,7 @@ func (s *Service) Stored(ctx context.Context, ref analysis.Reference) (rep *anal
 	if rep, err = s.finish(ctx, ref, shared, checked); err != nil {
 		return nil, false, err
 	}
+	s.answers.put(key, digest, gen, rep.Clone())
 	return rep, stale, nil
 }
 

@@ -40,6 +40,7 @@ type Service struct {
 	flight    singleflight.Group
 	index     *analysis.ParentIndex
 	reports   *reportCache
+	answers   *answerMemo
 
 	mu       sync.Mutex
 	recorded map[string]bool           // top-level images whose platforms are stored
@@ -61,6 +62,7 @@ func New(cfg Config) *Service {
 		now:       cfg.Now,
 		index:     analysis.NewParentIndex(),
 		reports:   newReportCache(4096),
+		answers:   newAnswerMemo(4096),
 		recorded:  map[string]bool{},
 		links:     map[store.ParentLink]bool{},
 	}
@@ -252,6 +254,9 @@ func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, known s
 		return s.events.Events(*change)
 	}
 	check, err := s.store.RecordTag(ctx, ref.Repository, ref.Tag, desc, at, events)
+	if check.Moved {
+		s.answers.changed()
+	}
 	return check.Moved, err
 }
 

@@ -56,6 +56,7 @@ func (s *Service) indexReport(ctx context.Context, repo analysis.Repository, rep
 		if err := s.store.RecordPlatforms(ctx, add); err != nil {
 			return err
 		}
+		defer s.answers.changed()
 	}
 	for _, p := range add {
 		s.index.Add(repo, p.PlatformDigest, p.ChainID, p.LayerCount, p.FirstSeen.UnixMilli())
@@ -91,6 +92,7 @@ func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, r
 		if err := s.store.RecordParent(ctx, link, s.now()); err != nil {
 			return err
 		}
+		s.answers.changed()
 		s.rememberLink(link)
 	}
 	return nil

@@ -68,6 +68,9 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time
 	if err := s.store.ForgetTags(ctx, repo, gone); err != nil {
 		return time.Time{}, err
 	}
+	if len(gone) > 0 {
+		s.answers.changed()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
 	var mu sync.Mutex
@@ -95,6 +98,9 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time
 	}
 	if err := s.store.ForgetTags(ctx, repo, missing); err != nil {
 		return time.Time{}, err
+	}
+	if len(missing) > 0 {
+		s.answers.changed()
 	}
 	if err := s.store.RecordListing(ctx, repo, at); err != nil {
 		return time.Time{}, err

@@ -1,0 +1,45 @@
+package images_test
+
+import (
+	"context"
+	"testing"
+
+	"imagebadger/analysis"
+)
+
+// TestStoredAnswersFollowMoves: plain reads are served from memory between
+// changes, and a change anywhere (here the base's tag moving) is seen by the
+// very next read of the child.
+func TestStoredAnswersFollowMoves(t *testing.T) {
+	e := newEnv(t)
+	base := layered(t, nil, 2, "linux/amd64")
+	e.push("acme/base:1", base)
+	e.push("acme/child:1", layered(t, base, 1, "linux/amd64"))
+	e.inspect("acme/base:1")
+	e.inspect("acme/child:1")
+	child := must(analysis.ParseReference(e.host + "/acme/child:1"))
+	stored := func() *analysis.Parent {
+		t.Helper()
+		rep, _, err := e.svc.Stored(context.Background(), child)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Platforms[0].Parent
+	}
+	for i := 0; i < 3; i++ {
+		if p := stored(); p == nil || p.Outdated {
+			t.Fatalf("read %d before the move: parent %+v", i, p)
+		}
+	}
+	moved := e.push("acme/base:1", layered(t, nil, 2, "linux/amd64"))
+	e.inspect("acme/base:1")
+	if p := stored(); p == nil || !p.Outdated || p.CurrentDigest != moved {
+		t.Errorf("first read after the move: parent %+v, want outdated at %s", p, moved)
+	}
+	// Answers are copies: changing one does not change the next.
+	rep, _, _ := e.svc.Stored(context.Background(), child)
+	rep.Platforms[0].Parent.Tags[0] = "changed"
+	if p := stored(); p.Tags[0] == "changed" {
+		t.Error("a caller's change leaked into the memo")
+	}
+}
