@@ -237,7 +237,7 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusTooManyRequests {
 		resp.Body.Close()
 		release()
-		return nil, &rateLimitError{retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		return nil, &rateLimitError{retryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if resp.ContentLength > t.max {
 		resp.Body.Close()

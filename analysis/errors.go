@@ -133,8 +133,10 @@ func classify(err error, registry, what string) error {
 	return newError(ErrUpstream, err, "reading %s from %s failed", what, registry)
 }
 
-// parseRetryAfter reads a Retry-After header in either of its two forms.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// ParseRetryAfter reads a Retry-After header in either of its two forms
+// (seconds, or an HTTP date), as registries and webhook receivers send it;
+// 0 when absent, malformed or past.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}

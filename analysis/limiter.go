@@ -88,7 +88,7 @@ func (l *hostLimiter) pause(host string, d time.Duration) {
 func (l *hostLimiter) observe(host string, resp *http.Response) {
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		d := parseRetryAfter(resp.Header.Get("Retry-After"), l.now())
+		d := ParseRetryAfter(resp.Header.Get("Retry-After"), l.now())
 		if d == 0 && resp.StatusCode == http.StatusTooManyRequests {
 			d = 5 * time.Second
 		}
@@ -98,7 +98,7 @@ func (l *hostLimiter) observe(host string, resp *http.Response) {
 		// back at the reset (seconds), else after Retry-After.
 		d := time.Duration(leadingInt(resp.Header.Get("RateLimit-Reset"))) * time.Second
 		if d <= 0 {
-			d = parseRetryAfter(resp.Header.Get("Retry-After"), l.now())
+			d = ParseRetryAfter(resp.Header.Get("Retry-After"), l.now())
 		}
 		if d <= 0 {
 			d = time.Second

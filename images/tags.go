@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,19 +149,9 @@ func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed t
 		case a.Created == nil && b.Created != nil:
 			return 1
 		}
-		return compareStrings(a.Digest, b.Digest)
+		return strings.Compare(a.Digest, b.Digest)
 	})
 	return out, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // RepositoryImages returns every known image of repo with the tags that

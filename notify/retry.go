@@ -2,8 +2,9 @@ package notify
 
 import (
 	"net/http"
-	"strconv"
 	"time"
+
+	"imagebadger/analysis"
 )
 
 // retryDelays are the waits before the 2nd, 3rd, … 10th attempt of a
@@ -64,15 +65,5 @@ func retryAfter(resp *http.Response, now time.Time) time.Duration {
 	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
 		return 0
 	}
-	v := resp.Header.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return analysis.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 }

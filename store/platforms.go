@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"imagebadger/analysis"
@@ -222,7 +223,7 @@ func sortedUnique(s []string) []string {
 			out = append(out, v)
 		}
 	}
-	sortStrings(out)
+	slices.Sort(out)
 	return out
 }
 

@@ -140,5 +140,3 @@ func (s *Store) applyMigration(ctx context.Context, version int, base, path stri
 func millis(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-func sortStrings(s []string) { sort.Strings(s) }
