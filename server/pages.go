@@ -268,13 +268,7 @@ func (s *Server) repositoryPage(w http.ResponseWriter, r *http.Request) error {
 		redirectTo(w, r, templates.RepositoryHref(canon))
 		return nil
 	}
-	refresh := wantsRefresh(r)
-	if refresh {
-		if err := s.allowRefresh(r); err != nil {
-			return err
-		}
-	}
-	list, err := s.images.Tags(r.Context(), repo, refresh)
+	list, err := s.tagList(r, repo)
 	if err != nil {
 		return err
 	}

@@ -15,18 +15,24 @@ func (s *Server) apiTags(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	refresh := wantsRefresh(r)
-	if refresh {
-		if err := s.allowRefresh(r); err != nil {
-			return err
-		}
-	}
-	list, err := s.images.Tags(r.Context(), repo, refresh)
+	list, err := s.tagList(r, repo)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, list)
 	return nil
+}
+
+// tagList answers a repository's tags for the API and the page: re-listed
+// when ?refresh=1 asks and the client's refresh budget allows.
+func (s *Server) tagList(r *http.Request, repo analysis.Repository) (*analysis.TagList, error) {
+	refresh := wantsRefresh(r)
+	if refresh {
+		if err := s.allowRefresh(r); err != nil {
+			return nil, err
+		}
+	}
+	return s.images.Tags(r.Context(), repo, refresh)
 }
 
 // microBadgerImage is MicroBadger's image answer, field for field, so that

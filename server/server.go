@@ -110,3 +110,19 @@ func (s *Server) allowRefresh(r *http.Request) error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.router.ServeHTTP(w, r)
 }
+
+// HTTPServer wraps h in the http.Server every imagebadger process serves
+// with: bounded header, read, write and idle times, so a slow or idle client
+// cannot hold a connection (and its goroutine) open indefinitely, and
+// net/http's own complaints go to log at warning level.
+func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

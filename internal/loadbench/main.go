@@ -381,14 +381,7 @@ func serveChild(ctx context.Context, regHost, db, logPath string, out io.Writer)
 		Images: svc, Logger: logger, Metrics: prometheus.NewRegistry(), Refresher: rf,
 		Badges: server.BadgeOptions{Baseline: &badge.Badge{Left: "version", Right: benchVersion, Color: badge.ColorValue}},
 	})
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	hs := server.HTTPServer(srv, logger)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
