@@ -28,8 +28,8 @@ func (s *Service) Stored(ctx context.Context, ref analysis.Reference) (rep *anal
 		digest, checked = st.Digest, st.Checked
 		stale = s.now().Sub(st.Checked) >= s.freshFor
 	}
-	key, gen := ref.String(), s.answers.generation()
-	if a, ok := s.answers.get(key, digest, gen); ok {
+	key, since := ref.String(), s.answers.start()
+	if a, ok := s.answers.get(key, digest); ok {
 		rep = a.Clone()
 		rep.CheckedAt = checked.UTC().Truncate(time.Second)
 		return rep, stale, nil
@@ -38,10 +38,11 @@ func (s *Service) Stored(ctx context.Context, ref analysis.Reference) (rep *anal
 	if err != nil {
 		return nil, false, err
 	}
-	if rep, err = s.finish(ctx, ref, shared, checked); err != nil {
+	rep, read, err := s.finish(ctx, ref, shared, checked)
+	if err != nil {
 		return nil, false, err
 	}
-	s.answers.put(key, digest, gen, rep.Clone())
+	s.answers.put(key, digest, since, read, rep.Clone())
 	return rep, stale, nil
 }
 

@@ -76,7 +76,8 @@ func (s *Service) Image(ctx context.Context, ref analysis.Reference, refresh boo
 	if err != nil {
 		return nil, err
 	}
-	return s.finish(ctx, ref, r.rep, r.checked)
+	rep, _, err := s.finish(ctx, ref, r.rep, r.checked)
+	return rep, err
 }
 
 // Check re-resolves ref's tag and records what it finds (a move with its
@@ -89,7 +90,8 @@ func (s *Service) Check(ctx context.Context, ref analysis.Reference) error {
 	}
 	// A tag new or moved points at an image whose parents may never have been
 	// looked for: record them, so a later move of its base finds it as a child.
-	return s.attachParents(ctx, ref.Repository, r.rep.Clone())
+	_, err = s.attachParents(ctx, ref.Repository, r.rep.Clone())
+	return err
 }
 
 // resolved is the shared, digest-level report a reference resolved to, and
@@ -172,20 +174,20 @@ func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refre
 
 // finish turns the shared, digest-level report into the answer for ref: its
 // own copy with the reference, the tags now sharing the digest, the parents
-// as they stand, and when the tag was checked.
-func (s *Service) finish(ctx context.Context, ref analysis.Reference, shared *analysis.Report, checked time.Time) (*analysis.Report, error) {
-	rep := shared.Clone()
+// as they stand, and when the tag was checked. read lists the repositories
+// whose tags the answer was made from (ref's own and its parents').
+func (s *Service) finish(ctx context.Context, ref analysis.Reference, shared *analysis.Report, checked time.Time) (rep *analysis.Report, read []analysis.Repository, err error) {
+	rep = shared.Clone()
 	rep.Reference, rep.Tag = ref.String(), ref.Tag
-	var err error
 	if rep.Tags, err = s.store.TagsAt(ctx, ref.Repository, rep.Digest); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	analysis.SortTags(rep.Tags)
-	if err := s.attachParents(ctx, ref.Repository, rep); err != nil {
-		return nil, err
+	if read, err = s.attachParents(ctx, ref.Repository, rep); err != nil {
+		return nil, nil, err
 	}
 	rep.CheckedAt = checked.UTC().Truncate(time.Second)
-	return rep, nil
+	return rep, append(read, ref.Repository), nil
 }
 
 // cachedReport returns the report of the image ref.Digest, assembled from
@@ -255,7 +257,7 @@ func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, known s
 	}
 	check, err := s.store.RecordTag(ctx, ref.Repository, ref.Tag, desc, at, events)
 	if check.Moved {
-		s.answers.changed()
+		s.answers.changedRepo(ref.Repository)
 	}
 	return check.Moved, err
 }

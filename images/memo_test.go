@@ -43,3 +43,41 @@ func TestStoredAnswersFollowMoves(t *testing.T) {
 		t.Error("a caller's change leaked into the memo")
 	}
 }
+
+// TestStoredAnswersFollowCandidateRepositories: a child's parent is chosen
+// among identical images by their tag counts, so a tag added in a candidate
+// repository that is not (yet) the parent's changes the answer, and the
+// memoised answer must not hide it.
+func TestStoredAnswersFollowCandidateRepositories(t *testing.T) {
+	e := newEnv(t)
+	base := layered(t, nil, 2, "linux/amd64")
+	e.push("acme/one:a", base)
+	e.push("acme/two:a", base)
+	e.push("acme/child:1", layered(t, base, 1, "linux/amd64"))
+	e.inspect("acme/one:a")
+	e.inspect("acme/two:a")
+	e.inspect("acme/child:1")
+	child := must(analysis.ParseReference(e.host + "/acme/child:1"))
+	parentRepo := func() string {
+		t.Helper()
+		rep, _, err := e.svc.Stored(context.Background(), child)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := rep.Platforms[0].Parent; p != nil {
+			return p.Repository
+		}
+		return ""
+	}
+	// One tag each: the one seen first wins.
+	for i := 0; i < 2; i++ {
+		if got := parentRepo(); got != "acme/one" {
+			t.Fatalf("read %d: parent in %q, want acme/one (equal tags, seen first)", i, got)
+		}
+	}
+	e.push("acme/two:b", base)
+	e.inspect("acme/two:b")
+	if got := parentRepo(); got != "acme/two" {
+		t.Errorf("after acme/two gained a tag: parent in %q, want acme/two (two tags beat one)", got)
+	}
+}

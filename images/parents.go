@@ -70,32 +70,34 @@ func (s *Service) indexReport(ctx context.Context, repo analysis.Repository, rep
 	return nil
 }
 
-// attachParents fills the parent of each platform image of rep.
-func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, rep *analysis.Report) error {
+// attachParents fills the parent of each platform image of rep and returns
+// the repositories whose tags it read to do so.
+func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, rep *analysis.Report) (read []analysis.Repository, err error) {
 	for i := range rep.Platforms {
 		p := &rep.Platforms[i]
-		parent, parentRepo, err := s.parentOf(ctx, repo, p)
+		found, err := s.parentOf(ctx, repo, p)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		p.Parent = parent
-		if parent == nil {
+		read = append(read, found.read...)
+		p.Parent = found.parent
+		if found.parent == nil {
 			continue
 		}
 		link := store.ParentLink{
 			Child: repo, ChildDigest: rep.Digest, PlatformDigest: p.Digest, Platform: p.Platform,
-			Parent: parentRepo, ParentPlatform: parent.Digest, Method: parent.Method,
+			Parent: found.repo, ParentPlatform: found.parent.Digest, Method: found.parent.Method,
 		}
 		if s.linkKnown(link) {
 			continue
 		}
 		if err := s.store.RecordParent(ctx, link, s.now()); err != nil {
-			return err
+			return nil, err
 		}
 		s.answers.changed()
 		s.rememberLink(link)
 	}
-	return nil
+	return read, nil
 }
 
 func (s *Service) linkKnown(l store.ParentLink) bool {
@@ -113,40 +115,56 @@ func (s *Service) rememberLink(l store.ParentLink) {
 	s.links[l] = true
 }
 
+// parentFound is what parentOf found: the parent (nil for none), its
+// repository, and the repositories whose tags were read to choose it and
+// tell whether it is outdated.
+type parentFound struct {
+	parent *analysis.Parent
+	repo   analysis.Repository
+	read   []analysis.Repository
+}
+
 // parentOf finds the parent of one platform image: named by annotations when
 // the image says, else by the longest layer prefix among known images of
 // other repositories.
-func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *analysis.Platform) (*analysis.Parent, analysis.Repository, error) {
+func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *analysis.Platform) (parentFound, error) {
 	chain := analysis.ChainIDs(p.DiffIDs)
 	if name := p.Annotations[annotationBaseName]; name != "" {
 		if ref, err := analysis.ParseReference(name); err == nil && ref.Repository != repo {
 			parent, err := s.annotatedParent(ctx, ref, p.Annotations[annotationBaseDigest], p.Platform, chain)
-			return parent, ref.Repository, err
+			return parentFound{parent, ref.Repository, []analysis.Repository{ref.Repository}}, err
 		}
 	}
 	if len(chain) == 0 {
-		return nil, analysis.Repository{}, nil
+		return parentFound{}, nil
 	}
 	cands := s.index.Lookup(repo, chain)
 	if len(cands) == 0 {
-		return nil, analysis.Repository{}, nil
+		return parentFound{}, nil
+	}
+	// The choice among candidates counts their tags, so every candidate's
+	// repository is read.
+	found := parentFound{read: make([]analysis.Repository, 0, len(cands))}
+	for _, c := range cands {
+		found.read = append(found.read, c.Repository)
 	}
 	best, err := s.pick(ctx, cands)
 	if err != nil {
-		return nil, analysis.Repository{}, err
+		return parentFound{}, err
 	}
 	tops, err := s.store.ImagesContaining(ctx, best.Repository, best.Digest)
 	if err != nil {
-		return nil, analysis.Repository{}, err
+		return parentFound{}, err
 	}
-	parent := &analysis.Parent{
+	found.repo = best.Repository
+	found.parent = &analysis.Parent{
 		Registry: best.Repository.Registry, Repository: best.Repository.Name,
 		Digest: best.Digest, LayerCount: best.Layers, Method: "layers",
 	}
-	if err := s.outdated(ctx, best.Repository, tops, p.Platform, chain, parent); err != nil {
-		return nil, analysis.Repository{}, err
+	if err := s.outdated(ctx, best.Repository, tops, p.Platform, chain, found.parent); err != nil {
+		return parentFound{}, err
 	}
-	return parent, best.Repository, nil
+	return found, nil
 }
 
 // annotatedParent builds the parent an image names in its annotations. The

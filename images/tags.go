@@ -70,7 +70,7 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time
 		return time.Time{}, err
 	}
 	if len(gone) > 0 {
-		s.answers.changed()
+		s.answers.changedRepo(repo)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
@@ -101,7 +101,7 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time
 		return time.Time{}, err
 	}
 	if len(missing) > 0 {
-		s.answers.changed()
+		s.answers.changedRepo(repo)
 	}
 	if err := s.store.RecordListing(ctx, repo, at); err != nil {
 		return time.Time{}, err
