@@ -43,6 +43,18 @@ func (s *Store) RepositoryTags(ctx context.Context, repo analysis.Repository) ([
 // ForgetTags removes tags that the registry no longer lists. Their history
 // stays; a deleted tag emits no event.
 func (s *Store) ForgetTags(ctx context.Context, repo analysis.Repository, tags []string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	s.tags.writeMu.Lock()
+	defer s.tags.writeMu.Unlock()
+	keys := make([]tagKey, len(tags))
+	for i, t := range tags {
+		keys[i] = keyOf(repo, t)
+	}
+	// Forgotten from memory even when a delete fails part-way: the next read
+	// asks the database.
+	defer s.tags.forget(keys)
 	for _, t := range tags {
 		if _, err := s.write.ExecContext(ctx, `DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
 			repo.Registry, repo.Name, t); err != nil {

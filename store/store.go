@@ -30,6 +30,7 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 	now   func() time.Time
+	tags  *tagCache
 }
 
 // Open opens (creating if needed) the database at path and applies any
@@ -60,7 +61,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{write: w, now: time.Now}
+	s := &Store{write: w, now: time.Now, tags: newTagCache(100_000)}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err

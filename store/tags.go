@@ -22,9 +22,14 @@ type TagState struct {
 }
 
 // Tag returns the stored state of repo:tag, or an error wrapping
-// analysis.ErrNotFound when the tag was never resolved.
+// analysis.ErrNotFound when the tag was never resolved. Tags once read are
+// answered from memory (see tagCache).
 func (s *Store) Tag(ctx context.Context, repo analysis.Repository, tag string) (TagState, error) {
-	var st TagState
+	k := keyOf(repo, tag)
+	st, ok, seq := s.tags.get(k)
+	if ok {
+		return st, nil
+	}
 	var first, changed, checked int64
 	err := s.read.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at, checked_at
 		FROM tags WHERE registry = ? AND repository = ? AND tag = ?`, repo.Registry, repo.Name, tag).
@@ -36,6 +41,7 @@ func (s *Store) Tag(ctx context.Context, repo analysis.Repository, tag string) (
 		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, err)
 	}
 	st.FirstSeen, st.Changed, st.Checked = fromMillis(first), fromMillis(changed), fromMillis(checked)
+	s.tags.fill(k, st, seq)
 	return st, nil
 }
 
@@ -71,23 +77,30 @@ type EventsFunc func(previous string) ([]Event, error)
 // tag history and events(previous) is stored with it, in one transaction.
 // events may be nil. It reports whether the tag moved.
 func (s *Store) RecordTag(ctx context.Context, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time, events EventsFunc) (TagCheck, error) {
+	s.tags.writeMu.Lock()
+	defer s.tags.writeMu.Unlock()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
 	}
 	defer tx.Rollback()
-	var prev string
-	err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
-		repo.Registry, repo.Name, tag).Scan(&prev)
+	var prev, prevType string
+	var first, changed int64
+	err = tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
+		repo.Registry, repo.Name, tag).Scan(&prev, &prevType, &first, &changed)
+	// What the row holds once this commits.
+	now := TagState{Digest: d.Digest, MediaType: d.MediaType, FirstSeen: fromMillis(millis(at)), Changed: fromMillis(millis(at)), Checked: fromMillis(millis(at))}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		_, err = tx.ExecContext(ctx, `INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, repo.Registry, repo.Name, tag, d.Digest, d.MediaType, millis(at), millis(at), millis(at))
 	case err != nil:
 	case prev == d.Digest:
+		now.MediaType, now.FirstSeen, now.Changed = prevType, fromMillis(first), fromMillis(changed)
 		_, err = tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?`,
 			millis(at), repo.Registry, repo.Name, tag)
 	default:
+		now.FirstSeen = fromMillis(first)
 		_, err = tx.ExecContext(ctx, `UPDATE tags SET digest = ?, media_type = ?, changed_at = ?, checked_at = ?
 			WHERE registry = ? AND repository = ? AND tag = ?`, d.Digest, d.MediaType, millis(at), millis(at), repo.Registry, repo.Name, tag)
 	}
@@ -119,6 +132,7 @@ func (s *Store) RecordTag(ctx context.Context, repo analysis.Repository, tag str
 	if err := tx.Commit(); err != nil {
 		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
 	}
+	s.tags.set(keyOf(repo, tag), now)
 	return TagCheck{Previous: prev, Moved: prev != d.Digest}, nil
 }
 
