@@ -49,6 +49,7 @@ func newClient(cfg *Config) (*analysis.Client, error) {
 // seconds, and closes the database last.
 func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(logw, nil))
+	tuneGC(ctx)
 	st, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
