@@ -254,7 +254,7 @@ func (s *Subscriptions) Get(ctx context.Context, id, token string) (store.Subscr
 	if err != nil {
 		return store.Subscription{}, nil, err
 	}
-	ds, err := s.store.Deliveries(ctx, id, 50)
+	ds, err := s.store.Deliveries(ctx, id, DeliveryLogSize)
 	if err != nil {
 		return store.Subscription{}, nil, err
 	}

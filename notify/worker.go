@@ -59,7 +59,19 @@ type WorkerConfig struct {
 	// outlast an attempt and its recording (default Timeout + 15 s). A row
 	// whose holder died is claimable again once its lease has expired.
 	Lease time.Duration
+	// Retention is how long finished deliveries (beyond the latest
+	// DeliveryLogSize of each subscription) and their events are kept
+	// (default 30 days); Run prunes older ones every hour. Negative keeps
+	// everything.
+	Retention time.Duration
 }
+
+// DeliveryLogSize is how many of a subscription's latest deliveries its
+// delivery log shows; pruning always keeps at least these.
+const DeliveryLogSize = 50
+
+// pruneEvery is how often Run prunes the outbox.
+const pruneEvery = time.Hour
 
 // Worker sends the outbox's deliveries. Several workers, in one process or
 // in several sharing a database, may run at once: each row is leased to one
@@ -75,6 +87,8 @@ type Worker struct {
 	timeout      time.Duration
 	lease        time.Duration
 	owner        string
+	retention    time.Duration
+	lastPrune    time.Time
 	wake         chan struct{}
 	attempts     *prometheus.CounterVec
 	duration     prometheus.Histogram
@@ -91,6 +105,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		pollInterval: cfg.PollInterval,
 		timeout:      cfg.Timeout,
 		lease:        cfg.Lease,
+		retention:    cfg.Retention,
 		owner:        newID("wrk_"),
 		wake:         make(chan struct{}, 1),
 	}
@@ -114,6 +129,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	if w.lease <= w.timeout {
 		w.lease = w.timeout + 15*time.Second
+	}
+	if w.retention == 0 {
+		w.retention = 30 * 24 * time.Hour
 	}
 	w.client = &http.Client{
 		Transport: cfg.Transport,
@@ -189,6 +207,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err == nil && len(claims) == free {
 			continue // more may be due: take them as slots free up
 		}
+		w.pruneIfDue(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -368,4 +387,24 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// pruneIfDue deletes what Retention no longer keeps, at most once per
+// pruneEvery (and once at start).
+func (w *Worker) pruneIfDue(ctx context.Context) {
+	now := w.now()
+	if w.retention < 0 || (!w.lastPrune.IsZero() && now.Sub(w.lastPrune) < pruneEvery) {
+		return
+	}
+	w.lastPrune = now
+	p, err := w.store.PruneDeliveries(ctx, now.Add(-w.retention), DeliveryLogSize)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Error("webhook worker: prune", "err", err)
+		}
+		return
+	}
+	if p.Deliveries > 0 || p.Events > 0 {
+		w.log.Info("webhook worker: pruned", "deliveries", p.Deliveries, "events", p.Events, "older_than", now.Add(-w.retention))
+	}
 }

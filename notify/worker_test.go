@@ -458,3 +458,47 @@ func TestRunFinishesItsAttemptOnShutdown(t *testing.T) {
 		t.Errorf("delivery = %+v, want delivered and recorded", d)
 	}
 }
+
+// TestRunPrunesOldDeliveries: a running worker deletes finished deliveries
+// older than its Retention, keeping each subscription's latest
+// DeliveryLogSize, which the delivery log shows.
+func TestRunPrunesOldDeliveries(t *testing.T) {
+	e := newWorkerEnv(t, always(http.StatusNoContent))
+	extra := 5
+	var ids []string
+	for i := 0; i < notify.DeliveryLogSize+extra; i++ {
+		ids = append(ids, moveTag(t, e.st, "1.0", fmt.Sprintf("sha256:%064x", i), t0.Add(time.Duration(i)*time.Minute)))
+	}
+	w := e.worker(notify.WorkerConfig{PollInterval: 10 * time.Millisecond, Retention: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	for runOnce(t, w) > 0 {
+	}
+	if n := len(e.deliveries(t)); n != notify.DeliveryLogSize+extra {
+		t.Fatalf("%d deliveries before pruning", n)
+	}
+	e.clock.Set(t0.Add(48 * time.Hour))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	var left []store.Delivery
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if left = e.deliveries(t); len(left) == notify.DeliveryLogSize {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != notify.DeliveryLogSize {
+		t.Fatalf("%d deliveries after pruning, want the latest %d", len(left), notify.DeliveryLogSize)
+	}
+	kept := map[string]bool{}
+	for _, d := range left {
+		kept[d.WebhookID] = true
+	}
+	for i, id := range ids {
+		if want := i >= extra; kept[id] != want {
+			t.Errorf("move %d (%s): kept %v, want %v", i, id, kept[id], want)
+		}
+	}
+}
