@@ -112,19 +112,21 @@ func (m *answerMemo) changedRepo(repo analysis.Repository) {
 	m.repos[repo.String()] = m.clock.Add(1)
 }
 
-func (m *answerMemo) get(key, digest string) (*analysis.Report, bool) {
+// get returns the answer for key while it is current, and the counter it
+// was assembled after.
+func (m *answerMemo) get(key, digest string) (rep *analysis.Report, since uint64, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.items[key]
 	if !ok || e.digest != digest || m.all > e.since {
-		return nil, false
+		return nil, 0, false
 	}
 	for _, d := range e.deps {
 		if m.repos[d] > e.since {
-			return nil, false
+			return nil, 0, false
 		}
 	}
-	return e.rep, true
+	return e.rep, e.since, true
 }
 
 func (m *answerMemo) put(key, digest string, since uint64, deps []analysis.Repository, rep *analysis.Report) {

@@ -21,7 +21,7 @@ func TestAnswerMemoRetirement(t *testing.T) {
 		m.put("app", "sha256:a", since, []analysis.Repository{app, base}, rep)
 		m.put("other", "sha256:o", since, []analysis.Repository{other}, rep)
 	}
-	has := func(key, digest string) bool { _, ok := m.get(key, digest); return ok }
+	has := func(key, digest string) bool { _, _, ok := m.get(key, digest); return ok }
 
 	fill()
 	if !has("app", "sha256:a") || !has("other", "sha256:o") {
@@ -62,7 +62,7 @@ func TestAnswerMemoForgetsStampsSafely(t *testing.T) {
 	m.changedRepo(r("a"))
 	m.changedRepo(r("b"))
 	m.changedRepo(r("x")) // the table is full: dropped, and everything retired
-	if _, ok := m.get("x", "d"); ok {
+	if _, _, ok := m.get("x", "d"); ok {
 		t.Error("answer of x survived its repository's change when the stamps were dropped")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,31 +20,59 @@ import (
 // never resolved (or whose content was never read) gives an error wrapping
 // analysis.ErrNotFound.
 func (s *Service) Stored(ctx context.Context, ref analysis.Reference) (rep *analysis.Report, stale bool, err error) {
+	a, err := s.Answer(ctx, ref)
+	return a.Report, a.Stale, err
+}
+
+// Answer is a plain read's answer: the report, whether it is stale (see
+// Stored), and its version.
+type Answer struct {
+	Report *analysis.Report
+	Stale  bool
+	// Version names the answer's content: two answers for the same
+	// reference with the same Version are equal, so what was made from one
+	// (an encoded response, a rendered page) serves for the other.
+	Version string
+}
+
+// Answer is Stored with the answer's version.
+func (s *Service) Answer(ctx context.Context, ref analysis.Reference) (Answer, error) {
+	var out Answer
 	digest, checked := ref.Digest, s.now()
 	if digest == "" {
 		st, err := s.store.Tag(ctx, ref.Repository, ref.Tag)
 		if err != nil {
-			return nil, false, err
+			return Answer{}, err
 		}
 		digest, checked = st.Digest, st.Checked
-		stale = s.now().Sub(st.Checked) >= s.freshFor
+		out.Stale = s.now().Sub(st.Checked) >= s.freshFor
 	}
+	checked = checked.UTC().Truncate(time.Second)
 	key, since := ref.String(), s.answers.start()
-	if a, ok := s.answers.get(key, digest); ok {
-		rep = a.Clone()
-		rep.CheckedAt = checked.UTC().Truncate(time.Second)
-		return rep, stale, nil
+	if a, at, ok := s.answers.get(key, digest); ok {
+		out.Report = a.Clone()
+		out.Report.CheckedAt = checked
+		out.Version = answerVersion(at, digest, checked)
+		return out, nil
 	}
 	shared, err := s.storedReport(ctx, ref.Repository.WithDigest(digest))
 	if err != nil {
-		return nil, false, err
+		return Answer{}, err
 	}
 	rep, read, err := s.finish(ctx, ref, shared, checked)
 	if err != nil {
-		return nil, false, err
+		return Answer{}, err
 	}
 	s.answers.put(key, digest, since, read, rep.Clone())
-	return rep, stale, nil
+	out.Report, out.Version = rep, answerVersion(since, digest, checked)
+	return out, nil
+}
+
+// answerVersion names an answer by what it was made from: the memo's
+// counter before it was assembled (no change that could alter it came
+// after, or it would not be current), the digest and the check time shown.
+func answerVersion(since uint64, digest string, checked time.Time) string {
+	return strconv.FormatUint(since, 10) + "/" + digest + "/" + strconv.FormatInt(checked.Unix(), 10)
 }
 
 // storedReport is cachedReport without the registry: the digest-level report

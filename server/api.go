@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 )
 
 // apiImage answers GET /api/v1/images/{reference}.
@@ -22,16 +23,25 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	var rep *analysis.Report
 	if refresh {
-		rep, err = s.images.Image(r.Context(), ref, true)
-	} else {
-		rep, err = s.read(r.Context(), ref)
+		rep, err := s.images.Image(r.Context(), ref, true)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, rep)
+		return nil
 	}
+	a, err := s.read(r.Context(), ref)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rep)
+	key := "json\x00" + ref.String()
+	body, ok := s.responses.get(key, a.Version)
+	if !ok {
+		body = encodeJSON(a.Report)
+		s.responses.put(key, a.Version, body)
+	}
+	writeJSONBytes(w, http.StatusOK, body)
 	return nil
 }
 
@@ -61,20 +71,22 @@ func wantsRefresh(r *http.Request) bool {
 // read answers a plain read (pages, the JSON API without ?refresh=1, the
 // MicroBadger API) the way badges are answered: a stored report at once, a
 // stale one refreshed in the background for the next reader, and only an
-// image never seen inspected while the reader waits. Making readers wait on
-// a registry HEAD whenever the poll interval had passed cost every page a
-// registry round trip, and released those waits in bursts that delayed the
-// cheap requests around them (the issue 7 load test).
-func (s *Server) read(ctx context.Context, ref analysis.Reference) (*analysis.Report, error) {
-	rep, stale, err := s.images.Stored(ctx, ref)
+// image never seen inspected while the reader waits (that answer has no
+// Version). Making readers wait on a registry HEAD whenever the poll
+// interval had passed cost every page a registry round trip, and released
+// those waits in bursts that delayed the cheap requests around them (the
+// issue 7 load test).
+func (s *Server) read(ctx context.Context, ref analysis.Reference) (images.Answer, error) {
+	a, err := s.images.Answer(ctx, ref)
 	if err == nil {
-		if stale {
+		if a.Stale {
 			s.badges.refresher.RefreshInBackground(ref)
 		}
-		return rep, nil
+		return a, nil
 	}
 	if !errors.Is(err, analysis.ErrNotFound) {
-		return nil, err
+		return images.Answer{}, err
 	}
-	return s.images.Image(ctx, ref, false)
+	rep, err := s.images.Image(ctx, ref, false)
+	return images.Answer{Report: rep}, err
 }

@@ -34,6 +34,9 @@ const (
 	// groupsWithSizes bounds how many tag groups of a repository page get
 	// their sizes looked up; later groups list their platforms only.
 	groupsWithSizes = 200
+	// pageClockStep is the step of the clock image pages are rendered
+	// against ("checked 5 minutes ago"), so a rendered page can be kept.
+	pageClockStep = 10 * time.Second
 )
 
 // pageCSP is the Content-Security-Policy of every HTML page: only this
@@ -102,6 +105,13 @@ func (s *Server) pageRoutes() {
 // render writes a page. It renders into a buffer first, so a failure while
 // rendering still becomes a proper error page rather than half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) error {
+	return s.renderKept(w, r, status, c, "", "")
+}
+
+// renderKept is render that also keeps a copy of the page in the response
+// memo under key at version (see responseMemo); an empty version keeps
+// nothing.
+func (s *Server) renderKept(w http.ResponseWriter, r *http.Request, status int, c templ.Component, key, version string) error {
 	buf, _ := s.pages.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
@@ -115,15 +125,23 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c te
 	if err := c.Render(r.Context(), buf); err != nil {
 		return fmt.Errorf("server: render %s: %w", r.URL.Path, err)
 	}
+	if version != "" {
+		s.responses.put(key, version, bytes.Clone(buf.Bytes()))
+	}
+	return s.writePage(w, status, buf.Bytes())
+}
+
+// writePage writes a rendered page with the headers of every page.
+func (s *Server) writePage(w http.ResponseWriter, status int, body []byte) error {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
 	w.WriteHeader(status)
-	_, err := w.Write(buf.Bytes())
+	_, err := w.Write(body)
 	return err
 }
 
@@ -219,20 +237,37 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		redirectTo(w, r, templates.ImageHref(canon))
 		return nil
 	}
-	rep, err := s.read(r.Context(), ref)
+	a, err := s.read(r.Context(), ref)
 	if err != nil {
 		return err
 	}
-	page := templates.NewImagePage(rep, r.URL.Query().Get("platform"), s.pages.options())
+	// The page shows times relative to now; it is rendered against now in
+	// steps of pageClockStep, so a rendered page is the same for everyone
+	// reading the same answer within one step and can be served again.
+	opt := s.pages.options()
+	opt.Now = opt.Now.Truncate(pageClockStep)
+	platform := r.URL.Query().Get("platform")
+	key := "page\x00" + ref.String() + "\x00" + platform
+	version := ""
+	if a.Version != "" {
+		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10)
+	}
+	if body, ok := s.responses.get(key, version); ok {
+		return s.writePage(w, http.StatusOK, body)
+	}
+	page := templates.NewImagePage(a.Report, platform, opt)
 	if pv := page.Platform.Parent; pv != nil && pv.Outdated && pv.CurrentDigest != "" {
+		// The parent's repository is among those the answer read, so its
+		// version covers these tags too.
 		repo := analysis.Repository{Registry: pv.Registry, Name: pv.RepositoryName}
 		if tags, err := s.images.TagsAt(r.Context(), repo, pv.CurrentDigest); err == nil {
 			pv.SetMoved(tags)
 		} else {
 			s.log.WarnContext(r.Context(), "tags of the current parent", "repository", repo.String(), "err", err)
+			version = "" // not the whole answer: not kept
 		}
 	}
-	return s.render(w, r, http.StatusOK, templates.Image(page))
+	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
 
 // refreshPage answers the refresh button: re-resolve the tag now, then go

@@ -67,10 +67,11 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rep, err := s.read(r.Context(), ref)
+	a, err := s.read(r.Context(), ref)
 	if err != nil {
 		return err
 	}
+	rep := a.Report
 	out := microBadgerImage{
 		ImageName:     ref.Name,
 		LatestSHA:     rep.Digest,

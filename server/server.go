@@ -68,18 +68,21 @@ type Server struct {
 	refreshes *ratelimit.Keyed
 	// hookToken is --hook-token.
 	hookToken string
+	// responses keeps encoded JSON reports and rendered image pages.
+	responses *responseMemo
 }
 
 // New returns a Server with every route registered.
 func New(cfg Config) *Server {
 	s := &Server{
-		images:  cfg.Images,
-		log:     cfg.Logger,
-		metrics: cfg.Metrics,
-		http:    newHTTPMetrics(cfg.Metrics),
-		router:  mux.NewRouter(),
-		pages:   newPages(cfg),
-		badges:  newBadges(cfg),
+		images:    cfg.Images,
+		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
+		http:      newHTTPMetrics(cfg.Metrics),
+		router:    mux.NewRouter(),
+		pages:     newPages(cfg),
+		badges:    newBadges(cfg),
+		responses: newResponseMemo(4096),
 
 		subs:      cfg.Subscriptions,
 		watcher:   cfg.Watcher,

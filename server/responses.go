@@ -1,0 +1,80 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// responseMemo keeps the bytes of the busiest answers, the JSON image
+// report and the image page, by request and by the version of the answer
+// they were made from (images.Answer.Version): encoding a report or
+// rendering a page is most of what such a request costs, and the same
+// answer is read over and over between changes. A new version (a move, a
+// new check, an index change) simply misses; nothing is ever invalidated.
+type responseMemo struct {
+	mu    sync.Mutex
+	max   int
+	items map[string]memoResponse
+}
+
+type memoResponse struct {
+	version string
+	body    []byte
+}
+
+func newResponseMemo(max int) *responseMemo {
+	return &responseMemo{max: max, items: map[string]memoResponse{}}
+}
+
+func (m *responseMemo) get(key, version string) ([]byte, bool) {
+	if version == "" {
+		return nil, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.items[key]
+	if !ok || e.version != version {
+		return nil, false
+	}
+	return e.body, true
+}
+
+// put keeps body (which the caller must not change afterwards) for key at
+// version; an answer without a version is not kept.
+func (m *responseMemo) put(key, version string, body []byte) {
+	if version == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.items) >= m.max {
+		clear(m.items)
+	}
+	m.items[key] = memoResponse{version: version, body: body}
+}
+
+// encodeJSON is the JSON of every API answer: indented for people reading
+// it with curl, with a final newline.
+func encodeJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+	return b.Bytes()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONBytes(w, status, encodeJSON(v))
+}
+
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
