@@ -14,10 +14,13 @@ import (
 // rendering a page is most of what such a request costs, and the same
 // answer is read over and over between changes. A new version (a move, a
 // new check, an index change) simply misses; nothing is ever invalidated.
+// It is bounded in bytes, not entries: a page is tens of kilobytes and the
+// keys come from URLs anyone can vary.
 type responseMemo struct {
-	mu    sync.Mutex
-	max   int
-	items map[string]memoResponse
+	mu       sync.Mutex
+	maxBytes int
+	bytes    int
+	items    map[string]memoResponse
 }
 
 type memoResponse struct {
@@ -25,8 +28,8 @@ type memoResponse struct {
 	body    []byte
 }
 
-func newResponseMemo(max int) *responseMemo {
-	return &responseMemo{max: max, items: map[string]memoResponse{}}
+func newResponseMemo(maxBytes int) *responseMemo {
+	return &responseMemo{maxBytes: maxBytes, items: map[string]memoResponse{}}
 }
 
 func (m *responseMemo) get(key, version string) ([]byte, bool) {
@@ -45,15 +48,21 @@ func (m *responseMemo) get(key, version string) ([]byte, bool) {
 // put keeps body (which the caller must not change afterwards) for key at
 // version; an answer without a version is not kept.
 func (m *responseMemo) put(key, version string, body []byte) {
-	if version == "" {
+	size := len(key) + len(version) + len(body)
+	if version == "" || size > m.maxBytes {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.items) >= m.max {
+	if old, ok := m.items[key]; ok {
+		m.bytes -= len(key) + len(old.version) + len(old.body)
+	}
+	if m.bytes+size > m.maxBytes {
 		clear(m.items)
+		m.bytes = 0
 	}
 	m.items[key] = memoResponse{version: version, body: body}
+	m.bytes += size
 }
 
 // encodeJSON is the JSON of every API answer: indented for people reading

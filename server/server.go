@@ -68,7 +68,7 @@ type Server struct {
 	refreshes *ratelimit.Keyed
 	// hookToken is --hook-token.
 	hookToken string
-	// responses keeps encoded JSON reports and rendered image pages.
+	// responses keeps encoded JSON reports and rendered image pages (32 MiB).
 	responses *responseMemo
 }
 
@@ -82,7 +82,7 @@ func New(cfg Config) *Server {
 		router:    mux.NewRouter(),
 		pages:     newPages(cfg),
 		badges:    newBadges(cfg),
-		responses: newResponseMemo(4096),
+		responses: newResponseMemo(32 << 20),
 
 		subs:      cfg.Subscriptions,
 		watcher:   cfg.Watcher,
