@@ -79,7 +79,11 @@ func ParseReference(s string) (Reference, error) {
 	if err != nil {
 		return Reference{}, newError(ErrInvalidReference, err, "%q is not an image reference: %s", truncate(s, 80), explainName(err))
 	}
-	out := Reference{Repository: fromName(ref.Context())}
+	repo, err := canonical(ref.Context(), s)
+	if err != nil {
+		return Reference{}, err
+	}
+	out := Reference{Repository: repo}
 	switch r := ref.(type) {
 	case name.Tag:
 		out.Tag = r.TagStr()
@@ -104,7 +108,24 @@ func ParseRepository(s string) (Repository, error) {
 	if err != nil {
 		return Repository{}, newError(ErrInvalidReference, err, "%q is not a repository name: %s", truncate(s, 80), explainName(err))
 	}
-	return fromName(repo), nil
+	return canonical(repo, s)
+}
+
+// maxRepositoryLength is go-containerregistry's limit on a repository path.
+const maxRepositoryLength = 255
+
+// canonical returns r as this service names it, refusing a name that is
+// valid only while Docker Hub's "library/" stays implied: go-containerregistry
+// checks the length before adding it, so a 250-character official name would
+// parse but its canonical form (what links, stored rows and badges use)
+// would not (found by FuzzParseReference).
+func canonical(r name.Repository, s string) (Repository, error) {
+	out := fromName(r)
+	if len(out.Name) > maxRepositoryLength {
+		return Repository{}, newError(ErrInvalidReference, nil, "%q is not an image reference: the repository path %s is longer than %d characters",
+			truncate(s, 80), truncate(out.Name, 40), maxRepositoryLength)
+	}
+	return out, nil
 }
 
 func fromName(r name.Repository) Repository {
