@@ -54,7 +54,8 @@ func BenchmarkFanOut10000(b *testing.B) {
 	}
 	tr := loopbackTransport()
 	tr.MaxIdleConnsPerHost = 64
-	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: tr, Concurrency: 32})
+	// The worker as serve configures it: 32 attempts in flight, 16 per receiver.
+	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: tr})
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = w.Run(wctx) })

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -48,8 +49,13 @@ type WorkerConfig struct {
 	// Rand returns numbers in [0, 1) for retry jitter; nil means
 	// math/rand/v2.Float64.
 	Rand func() float64
-	// Concurrency is how many attempts may be in flight at once (default 16).
+	// Concurrency is how many attempts may be in flight at once (default 32).
 	Concurrency int
+	// PerReceiver bounds the attempts in flight to one receiver (scheme,
+	// host and port; default half of Concurrency), so a receiver that is
+	// slow to answer, or never does until the timeout, cannot hold every
+	// slot while deliveries to everyone else wait.
+	PerReceiver int
 	// PollInterval is how often the outbox is checked for due rows when
 	// nobody calls Wake (default 1 s).
 	PollInterval time.Duration
@@ -83,6 +89,7 @@ type Worker struct {
 	now          func() time.Time
 	rand         func() float64
 	concurrency  int
+	perReceiver  int
 	pollInterval time.Duration
 	timeout      time.Duration
 	lease        time.Duration
@@ -102,6 +109,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		now:          cfg.Now,
 		rand:         cfg.Rand,
 		concurrency:  cfg.Concurrency,
+		perReceiver:  cfg.PerReceiver,
 		pollInterval: cfg.PollInterval,
 		timeout:      cfg.Timeout,
 		lease:        cfg.Lease,
@@ -119,7 +127,10 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		w.rand = rand.Float64
 	}
 	if w.concurrency <= 0 {
-		w.concurrency = 16
+		w.concurrency = 32
+	}
+	if w.perReceiver <= 0 || w.perReceiver > w.concurrency {
+		w.perReceiver = max(1, w.concurrency/2)
 	}
 	if w.pollInterval <= 0 {
 		w.pollInterval = time.Second
@@ -164,14 +175,17 @@ func (w *Worker) Wake() {
 }
 
 // Run sends due deliveries until ctx is cancelled, keeping up to
-// Concurrency attempts in flight. On cancellation it claims nothing more and
-// returns once the attempts in flight have finished and been recorded (each
-// within its own deadline), so the database may be closed after it.
+// Concurrency attempts in flight, at most PerReceiver of them to one
+// receiver. On cancellation it claims nothing more and returns once the
+// attempts in flight have finished and been recorded (each within its own
+// deadline), so the database may be closed after it.
 func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, w.concurrency)
 	freed := make(chan struct{}, w.concurrency)
+	var mu sync.Mutex
+	inFlight := map[string]int{} // attempts in flight by receiver
 	tick := time.NewTicker(w.pollInterval)
 	defer tick.Stop()
 	for {
@@ -184,7 +198,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, free)
+		mu.Lock()
+		busy := maps.Clone(inFlight)
+		mu.Unlock()
+		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, free, w.perReceiver, busy)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -193,10 +210,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		for _, c := range claims {
 			slots <- struct{}{}
+			mu.Lock()
+			inFlight[c.Receiver]++
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				w.deliver(ctx, c)
+				mu.Lock()
+				if inFlight[c.Receiver]--; inFlight[c.Receiver] == 0 {
+					delete(inFlight, c.Receiver)
+				}
+				mu.Unlock()
 				<-slots
 				select {
 				case freed <- struct{}{}:
@@ -213,6 +238,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case <-w.wake:
 		case <-tick.C:
+		case <-freed:
+			// A receiver at its bound may have room again.
 		}
 	}
 }
@@ -224,7 +251,9 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		limit := 4 * w.concurrency
-		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, limit)
+		// Each batch is finished before the next is claimed; the bound per
+		// receiver is Run's business.
+		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, limit, 0, nil)
 		if err != nil {
 			return total, err
 		}

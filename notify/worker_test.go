@@ -470,10 +470,17 @@ func TestRunPrunesOldDeliveries(t *testing.T) {
 		ids = append(ids, moveTag(t, e.st, "1.0", fmt.Sprintf("sha256:%064x", i), t0.Add(time.Duration(i)*time.Minute)))
 	}
 	w := e.worker(notify.WorkerConfig{PollInterval: 10 * time.Millisecond, Retention: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	e.clock.Set(t0.Add(time.Hour)) // every move due: all delivered before pruning
 	for runOnce(t, w) > 0 {
 	}
-	if n := len(e.deliveries(t)); n != notify.DeliveryLogSize+extra {
-		t.Fatalf("%d deliveries before pruning", n)
+	ds := e.deliveries(t)
+	if len(ds) != notify.DeliveryLogSize+extra {
+		t.Fatalf("%d deliveries before pruning", len(ds))
+	}
+	for _, d := range ds {
+		if d.Status != store.DeliveryDelivered {
+			t.Fatalf("delivery %s is %s before pruning, want every one delivered", d.WebhookID, d.Status)
+		}
 	}
 	e.clock.Set(t0.Add(48 * time.Hour))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -500,5 +507,63 @@ func TestRunPrunesOldDeliveries(t *testing.T) {
 		if want := i >= extra; kept[id] != want {
 			t.Errorf("move %d (%s): kept %v, want %v", i, id, kept[id], want)
 		}
+	}
+}
+
+// TestHungReceiverLeavesSlotsForOthers: a receiver that never answers (until
+// the test lets it) holds at most PerReceiver of the worker's slots, so a
+// delivery to another receiver, due after all of the hung one's, arrives at
+// once instead of after the attempt timeout.
+func TestHungReceiverLeavesSlotsForOthers(t *testing.T) {
+	st := openStore(t)
+	release := make(chan struct{})
+	var hungCalls atomic.Int32
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hungCalls.Add(1)
+		<-release
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	arrived := make(chan struct{}, 1)
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(ok.Close)
+	addSubscription(t, st, "sub_hung", "1.0", hung.URL+"/hook")
+	addSubscription(t, st, "sub_ok", "2.0", ok.URL+"/hook")
+	for i := 0; i < 6; i++ {
+		moveTag(t, st, "1.0", fmt.Sprintf("sha256:%064x", i), t0.Add(time.Duration(i)*time.Second))
+	}
+	moveTag(t, st, "2.0", dNew, t0.Add(time.Minute)) // due after every hung delivery
+
+	clk := &clock{t: t0.Add(time.Hour)}
+	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: clk.Now,
+		Concurrency: 4, PerReceiver: 2, Timeout: time.Minute, PollInterval: 10 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Error("the other receiver's delivery waited behind the hung receiver")
+	}
+	if n := hungCalls.Load(); n > 2 {
+		t.Errorf("%d attempts in flight to the hung receiver, want at most PerReceiver (2)", n)
+	}
+	close(release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -45,8 +46,10 @@ type Delivery struct {
 // Claim is a delivery leased to one worker, with what it needs to send it.
 type Claim struct {
 	Delivery
-	URL    string
-	Secret string
+	URL string
+	// Receiver is ReceiverOf(URL), as stored with the subscription.
+	Receiver string
+	Secret   string
 	// SubscriptionStatus is the subscription's status at claim time.
 	SubscriptionStatus string
 	Payload            []byte
@@ -55,14 +58,14 @@ type Claim struct {
 
 const claimColumns = `d.id, d.subscription_id, d.webhook_id, d.type, d.status, d.attempts, d.next_attempt_at,
 	COALESCE(d.last_status_code, 0), d.last_error, COALESCE(d.last_attempt_at, 0), d.created_at,
-	s.url, s.secret, s.status, COALESCE(d.payload, e.payload), d.lease_until`
+	s.url, s.receiver, s.secret, s.status, COALESCE(d.payload, e.payload), d.lease_until`
 
 func scanClaim(row scanner) (Claim, error) {
 	var c Claim
 	var next, last, created, lease int64
 	if err := row.Scan(&c.ID, &c.SubscriptionID, &c.WebhookID, &c.Type, &c.Status, &c.Attempts, &next,
 		&c.LastStatusCode, &c.LastError, &last, &created,
-		&c.URL, &c.Secret, &c.SubscriptionStatus, &c.Payload, &lease); err != nil {
+		&c.URL, &c.Receiver, &c.Secret, &c.SubscriptionStatus, &c.Payload, &lease); err != nil {
 		return Claim{}, err
 	}
 	c.NextAttemptAt, c.CreatedAt, c.LeaseUntil = fromMillis(next), fromMillis(created), fromMillis(lease)
@@ -77,10 +80,35 @@ func scanClaim(row scanner) (Claim, error) {
 // hung), to owner until now+lease, oldest due first. Deliveries of disabled
 // subscriptions are never claimed. The claim is one write transaction, so
 // two workers, in one process or two, never claim the same row at once.
-func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
-	return s.claim(ctx, owner, now, lease, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-		WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
-		ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now), SubscriptionDisabled, limit)
+//
+// With perReceiver > 0, no receiver (see ReceiverOf) is given more than
+// perReceiver attempts in flight, counting inFlight, the caller's attempts
+// in flight by receiver: the oldest due rows of the other receivers are
+// claimed instead. Rows are picked among the oldest due of receivers below
+// their bound, a few times limit of them, so a claim stays cheap however
+// long the queue.
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit, perReceiver int, inFlight map[string]int) ([]Claim, error) {
+	if perReceiver <= 0 {
+		return s.claim(ctx, owner, now, lease, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+			WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
+			ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now), SubscriptionDisabled, limit)
+	}
+	busy, err := json.Marshal(inFlight)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	return s.claim(ctx, owner, now, lease, `SELECT id FROM (
+			SELECT id, next_attempt_at, receiver,
+				ROW_NUMBER() OVER (PARTITION BY receiver ORDER BY next_attempt_at, id) AS nth
+			FROM (
+				SELECT d.id, d.next_attempt_at, s.receiver FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+				WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
+					AND s.receiver NOT IN (SELECT key FROM json_each(?) WHERE value >= ?)
+				ORDER BY d.next_attempt_at, d.id LIMIT ?))
+		WHERE nth <= ? - COALESCE((SELECT value FROM json_each(?) WHERE key = receiver), 0)
+		ORDER BY next_attempt_at, id LIMIT ?`,
+		DeliveryPending, millis(now), millis(now), SubscriptionDisabled, string(busy), perReceiver, max(64, 8*limit),
+		perReceiver, string(busy), limit)
 }
 
 // ClaimDelivery leases the delivery id to owner as ClaimDeliveries would,

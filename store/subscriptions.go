@@ -70,9 +70,9 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions
-		(id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, sub.Secret, sub.TokenHash,
+		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, created_at, failing_since)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, ReceiverOf(sub.URL), sub.Secret, sub.TokenHash,
 		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt)); err != nil {
 		return 0, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 	}

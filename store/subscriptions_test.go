@@ -140,10 +140,10 @@ func TestClaimLeasesAndAttempts(t *testing.T) {
 	now := t0.Add(10 * time.Second)
 
 	// Not due yet: nothing to claim.
-	if cs, err := s.ClaimDeliveries(ctx, "w1", t0.Add(-time.Second), lease, 10); err != nil || len(cs) != 0 {
+	if cs, err := s.ClaimDeliveries(ctx, "w1", t0.Add(-time.Second), lease, 10, 0, nil); err != nil || len(cs) != 0 {
 		t.Fatalf("claim before due = %d, %v", len(cs), err)
 	}
-	cs, err := s.ClaimDeliveries(ctx, "w1", now, lease, 2)
+	cs, err := s.ClaimDeliveries(ctx, "w1", now, lease, 2, 0, nil)
 	if err != nil || len(cs) != 2 {
 		t.Fatalf("claim = %d, %v", len(cs), err)
 	}
@@ -152,7 +152,7 @@ func TestClaimLeasesAndAttempts(t *testing.T) {
 		t.Errorf("claim[0] = %+v", cs[0])
 	}
 	// A second worker gets only what is left.
-	cs2, err := s.ClaimDeliveries(ctx, "w2", now, lease, 10)
+	cs2, err := s.ClaimDeliveries(ctx, "w2", now, lease, 10, 0, nil)
 	if err != nil || len(cs2) != 1 || cs2[0].WebhookID != "msg_3" {
 		t.Fatalf("second claim = %+v, %v", cs2, err)
 	}
@@ -170,10 +170,10 @@ func TestClaimLeasesAndAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// msg_3's holder dies: after its lease expires, another worker takes it.
-	if cs, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease-time.Millisecond), lease, 10); len(cs) != 1 || cs[0].WebhookID != "msg_1" {
+	if cs, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease-time.Millisecond), lease, 10, 0, nil); len(cs) != 1 || cs[0].WebhookID != "msg_1" {
 		t.Fatalf("claim before lease expiry = %+v, want only msg_1 (due again)", cs)
 	}
-	cs3, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease), lease, 10)
+	cs3, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease), lease, 10, 0, nil)
 	if len(cs3) != 1 || cs3[0].WebhookID != "msg_3" {
 		t.Fatalf("claim after lease expiry = %+v, want msg_3", cs3)
 	}
@@ -211,7 +211,7 @@ func TestConcurrentClaimsNeverOverlap(t *testing.T) {
 		owner := "w" + string(rune('0'+w))
 		wg.Go(func() {
 			for {
-				cs, err := s.ClaimDeliveries(ctx, owner, t0, time.Minute, 3)
+				cs, err := s.ClaimDeliveries(ctx, owner, t0, time.Minute, 3, 0, nil)
 				if err != nil {
 					t.Error(err)
 					return
@@ -292,7 +292,7 @@ func TestDisablingFailsPendingDeliveries(t *testing.T) {
 	addSub(t, s, "sub_a", "1.0", store.SubscriptionActive)
 	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
 	move(t, s, "1.0", "sha256:bb", "msg_2", "image.updated", t0)
-	cs, _ := s.ClaimDeliveries(ctx, "w", t0, time.Minute, 1)
+	cs, _ := s.ClaimDeliveries(ctx, "w", t0, time.Minute, 1, 0, nil)
 	window := 5 * 24 * time.Hour
 	// A first failure starts the run; not yet disabled.
 	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: "w", StartedAt: t0, StatusCode: 500,
@@ -304,7 +304,7 @@ func TestDisablingFailsPendingDeliveries(t *testing.T) {
 	}
 	// Five days of failures later, the next failure disables it.
 	later := t0.Add(window)
-	cs, _ = s.ClaimDeliveries(ctx, "w", later, time.Minute, 10)
+	cs, _ = s.ClaimDeliveries(ctx, "w", later, time.Minute, 10, 0, nil)
 	if len(cs) != 2 {
 		t.Fatalf("claimed %d", len(cs))
 	}
@@ -320,7 +320,7 @@ func TestDisablingFailsPendingDeliveries(t *testing.T) {
 		t.Errorf("delivery counts = %v, want all failed", c)
 	}
 	// A disabled subscription's deliveries are never claimed again.
-	if cs, _ := s.ClaimDeliveries(ctx, "w", later.Add(48*time.Hour), time.Minute, 10); len(cs) != 0 {
+	if cs, _ := s.ClaimDeliveries(ctx, "w", later.Add(48*time.Hour), time.Minute, 10, 0, nil); len(cs) != 0 {
 		t.Errorf("claimed %d deliveries of a disabled subscription", len(cs))
 	}
 }
