@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,33 +143,14 @@ func start(ctx context.Context, bin string, opts Options) (*Registry, error) {
 }
 
 func (r *Registry) waitReady(ctx context.Context) error {
-	client := &http.Client{Timeout: time.Second}
-	url := "http://" + r.Addr + "/v2/"
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET /v2/ answered %s", resp.Status)
-		}
-		last = err
-		select {
-		case <-r.done:
-			return fmt.Errorf("exited before it was ready: %v", r.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("not ready in time: %v (last: %v)", ctx.Err(), last)
-		case <-tick.C:
-		}
+	err := WaitOK(ctx, "http://"+r.Addr+"/v2/", r.done)
+	if errors.Is(err, ErrExited) {
+		return fmt.Errorf("exited before it was ready: %v", r.waitErr)
 	}
+	if err != nil {
+		return fmt.Errorf("not ready in time: %w", err)
+	}
+	return nil
 }
 
 // Stop kills the registry and waits for it to exit. It is safe to call more than once.

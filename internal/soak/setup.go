@@ -327,24 +327,15 @@ func startServerOnce(ctx context.Context, bin, db, logPath string, args []string
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	ready, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := client.Get(p.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("imagebadger serve exited before it was ready:\n%s", p.tail())
-		case <-ready.Done():
-			p.stop()
-			return nil, fmt.Errorf("imagebadger serve not ready in 20 s:\n%s", p.tail())
-		case <-time.After(50 * time.Millisecond):
-		}
+	err = distreg.WaitOK(ready, p.url+"/healthz", p.done)
+	if errors.Is(err, distreg.ErrExited) {
+		return nil, fmt.Errorf("imagebadger serve exited before it was ready:\n%s", p.tail())
 	}
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("imagebadger serve not ready in 20 s (%v):\n%s", err, p.tail())
+	}
+	return p, nil
 }
 
 // stop sends SIGTERM and waits for the graceful shutdown (at most 30 s,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,32 +138,14 @@ func startServer(bin string, opts ServeOptions) (*Server, error) {
 func (s *Server) waitHealthy() error {
 	ctx, cancel := context.WithTimeout(context.Background(), serveReadyTimeout)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/healthz", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET /healthz answered %s", resp.Status)
-		}
-		last = err
-		select {
-		case <-s.done:
-			return fmt.Errorf("exited before it was healthy: %v", s.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("not healthy within %s (last: %v)", serveReadyTimeout, last)
-		case <-tick.C:
-		}
+	err := distreg.WaitOK(ctx, s.URL+"/healthz", s.done)
+	if errors.Is(err, distreg.ErrExited) {
+		return fmt.Errorf("exited before it was healthy: %v", s.waitErr)
 	}
+	if err != nil {
+		return fmt.Errorf("not healthy within %s: %w", serveReadyTimeout, err)
+	}
+	return nil
 }
 
 // Kill sends SIGKILL, as a crash would, and waits for the process to exit. The
