@@ -58,9 +58,9 @@ SOAKFLAGS ?=
 bench:
 	@failed=""; \
 	for cmd in "$(GO) test -run ^$$ -bench . -benchmem ./..." \
-		"$(GO) run ./internal/benchcmp" \
-		"$(GO) run ./internal/loadbench" \
-		"$(GO) run ./internal/soak $(SOAKFLAGS)"; do \
+		"$(GO) run ./bench/benchcmp" \
+		"$(GO) run ./bench/loadbench" \
+		"$(GO) run ./bench/soak $(SOAKFLAGS)"; do \
 		echo "== $$cmd"; \
 		$$cmd || failed="$$failed\n  $$cmd"; \
 	done; \

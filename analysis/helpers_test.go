@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"imagebadger/analysis"
-	"imagebadger/internal/faultreg"
+	"imagebadger/internal/testing/faultreg"
 )
 
 // testRegistry is the shared test registry, which records the requests it

@@ -6,7 +6,7 @@ package e2e_test
 import (
 	"testing"
 
-	"imagebadger/internal/testenv"
+	"imagebadger/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

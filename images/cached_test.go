@@ -19,7 +19,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
-	"imagebadger/internal/faultreg"
+	"imagebadger/internal/testing/faultreg"
 	"imagebadger/store"
 )
 

@@ -33,7 +33,7 @@ type BadgeOptions struct {
 	Wait time.Duration
 	// Baseline, when set, is rendered once and served at GET
 	// /_bench/baseline.svg with the badge headers: the from-memory baseline
-	// that internal/loadbench compares cached badges with. The service never
+	// that bench/loadbench compares cached badges with. The service never
 	// sets it.
 	Baseline *badge.Badge
 }
@@ -219,7 +219,7 @@ func (s *Server) writeBadge(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // benchBaseline serves BadgeOptions.Baseline exactly as a cached badge is
-// served, minus finding the badge: the yardstick of internal/loadbench.
+// served, minus finding the badge: the yardstick of bench/loadbench.
 func (s *Server) benchBaseline(w http.ResponseWriter, r *http.Request) error {
 	s.writeBadge(w, r, http.StatusOK, badgeCacheControl, s.badges.baseline)
 	return nil
@@ -313,7 +313,7 @@ func (m *answerMemo) put(k answerKey, a answer) {
 }
 
 // benchRoutes registers GET /_bench/baseline.svg when BadgeOptions.Baseline
-// is set (internal/loadbench only), right after the badge route so that both
+// is set (bench/loadbench only), right after the badge route so that both
 // cost the router the same.
 func (s *Server) benchRoutes() {
 	if s.badges.baseline.SVG != nil {

@@ -26,7 +26,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/badge"
 	"imagebadger/images"
-	"imagebadger/internal/faultreg"
+	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/server"
 	"imagebadger/store"
@@ -405,7 +405,7 @@ func TestBadgeFirstInspection(t *testing.T) {
 // BenchmarkBadgeCached measures one cached badge through the whole handler
 // chain (router, logging, metrics), beside the same bytes served from memory
 // by the benchmark-only baseline route: the in-process half of what
-// internal/loadbench measures over loopback.
+// bench/loadbench measures over loopback.
 func BenchmarkBadgeCached(b *testing.B) {
 	reg := faultreg.Start(b)
 	host := reg.Host

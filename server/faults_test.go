@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"imagebadger/analysis"
-	"imagebadger/internal/faultreg"
+	"imagebadger/internal/testing/faultreg"
 )
 
 // TestRegistryFaults: for each way a registry can misbehave, the service

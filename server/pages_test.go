@@ -26,7 +26,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
-	"imagebadger/internal/faultreg"
+	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/server"
 	"imagebadger/store"

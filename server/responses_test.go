@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"imagebadger/analysis"
-	"imagebadger/internal/faultreg"
+	"imagebadger/internal/testing/faultreg"
 )
 
 func getBody(t *testing.T, url string) string {

@@ -23,7 +23,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
-	"imagebadger/internal/faultreg"
+	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/notify"
 	"imagebadger/server"

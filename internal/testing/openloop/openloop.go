@@ -4,7 +4,7 @@
 // measures each request from the moment it was due. A server that stalls
 // then shows the stall in every request scheduled during it, instead of
 // hiding it by sending fewer (coordinated omission). The badge benchmark
-// (internal/loadbench) and the load test (internal/soak) share it.
+// (bench/loadbench) and the load test (bench/soak) share it.
 package openloop
 
 import (

@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/internal/distreg"
+	"imagebadger/internal/testing/distreg"
 )
 
 // env is what the comparisons run against.

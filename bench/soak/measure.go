@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"imagebadger/internal/openloop"
+	"imagebadger/internal/testing/openloop"
 )
 
 // badgeKinds are the badge kinds of API.md.

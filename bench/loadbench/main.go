@@ -21,7 +21,7 @@
 //
 // Usage:
 //
-//	go run ./internal/loadbench [-rounds 5] [-duration 3s] [-rate 1000] [-rate-duration 10s] [-strict]
+//	go run ./bench/loadbench [-rounds 5] [-duration 3s] [-rate 1000] [-rate-duration 10s] [-strict]
 package main
 
 import (
@@ -58,7 +58,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/badge"
 	"imagebadger/images"
-	"imagebadger/internal/openloop"
+	"imagebadger/internal/testing/openloop"
 	"imagebadger/netguard"
 	"imagebadger/server"
 	"imagebadger/store"
@@ -560,7 +560,7 @@ func (l latency) String() string {
 }
 
 // openLoop sends GET url at rate per second for d after a 0.5 s warm-up at
-// the same rate (internal/openloop), each request on its own schedule
+// the same rate (internal/testing/openloop), each request on its own schedule
 // whatever the answers do; any answer but 200 counts as an error.
 func openLoop(ctx context.Context, url string, rate int, d time.Duration) (chunkRun, error) {
 	run, err := openloop.Send(ctx, openloop.Config{

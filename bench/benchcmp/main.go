@@ -6,8 +6,8 @@
 //
 // Usage:
 //
-//	go run ./internal/benchcmp [flags]                 # the project's comparisons (table below)
-//	go run ./internal/benchcmp [flags] 'CMD A' 'CMD B' # two shell command lines
+//	go run ./bench/benchcmp [flags]                 # the project's comparisons (table below)
+//	go run ./bench/benchcmp [flags] 'CMD A' 'CMD B' # two shell command lines
 //
 // The default mode starts Debian's distribution registry on loopback, pushes a
 // realistic image, builds ./cmd/imagebadger and runs every comparison in the

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/distreg"
+	"imagebadger/internal/testing/distreg"
 )
 
 const (

@@ -10,8 +10,8 @@ import (
 
 // LatencyProxy forwards plain HTTP to the registry at target ("host:port"),
 // holding every request for delay first: a registry across a network, on
-// loopback. The whole-process benchmarks (internal/benchcmp) and the load test
-// (internal/soak) put it in front of the distribution registry so that what a
+// loopback. The whole-process benchmarks (bench/benchcmp) and the load test
+// (bench/soak) put it in front of the distribution registry so that what a
 // request costs in round trips shows as it would in production. addr is
 // "127.0.0.1:PORT", usable in image references; stop closes the listener and
 // every connection.

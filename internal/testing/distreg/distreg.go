@@ -1,7 +1,7 @@
 // Package distreg starts the CNCF distribution registry (Debian's docker-registry) as a
 // child process on loopback, and a proxy that makes it as slow as a remote one. The
-// end-to-end tests (through internal/testenv), the whole-process benchmarks
-// (internal/benchcmp) and the load test (internal/soak) share it so that all talk to
+// end-to-end tests (through internal/testing/testenv), the whole-process benchmarks
+// (bench/benchcmp) and the load test (bench/soak) share it so that all talk to
 // the same real registry, configured the same way, rather than to
 // go-containerregistry's in-process one.
 package distreg

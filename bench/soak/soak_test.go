@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/openloop"
+	"imagebadger/internal/testing/openloop"
 	"imagebadger/notify"
 )
 

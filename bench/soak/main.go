@@ -4,7 +4,7 @@
 // whether it holds up.
 //
 // Setup, all on loopback:
-//   - Debian's distribution registry (internal/distreg) behind a proxy adding
+//   - Debian's distribution registry (internal/testing/distreg) behind a proxy adding
 //     30 ms to every request (distreg.LatencyProxy); imagebadger only ever
 //     sees the proxy's address;
 //   - a family (soak/base, soak/app built on it, with OCI labels) and
@@ -15,7 +15,7 @@
 //     hook token; warmed (every report, page and badge of the traffic read
 //     once) and given -subscriptions webhook subscriptions to storm tags.
 //
-// Load: -duration of open-loop traffic (internal/openloop) at -rate requests/s,
+// Load: -duration of open-loop traffic (internal/testing/openloop) at -rate requests/s,
 // 60% cached badges of every kind, 20% image pages, 20% JSON image reports
 // (-mix),
 // while a refresh storm runs: the watcher re-lists the watched repositories
@@ -32,8 +32,8 @@
 //
 // Usage:
 //
-//	go run ./internal/soak [-duration 60s] [-rate 1000] [-strict]
-//	go run ./internal/soak -duration 20s -mix 100,0,0 -push=false   # one factor at a time
+//	go run ./bench/soak [-duration 60s] [-rate 1000] [-strict]
+//	go run ./bench/soak -duration 20s -mix 100,0,0 -push=false   # one factor at a time
 package main
 
 import (

@@ -26,7 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/internal/distreg"
+	"imagebadger/internal/testing/distreg"
 )
 
 // hookToken is imagebadger's --hook-token in the run.
