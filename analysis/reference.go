@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -73,11 +72,11 @@ func (r Repository) WithTag(t string) Reference { return Reference{Repository: r
 // "latest", as Docker does.
 func ParseReference(s string) (Reference, error) {
 	if s == "" || len(s) > maxReferenceLength {
-		return Reference{}, newError(ErrInvalidReference, nil, "%q is not an image reference", truncate(s, 80))
+		return Reference{}, Errorf(ErrInvalidReference, nil, "%q is not an image reference", truncate(s, 80))
 	}
 	ref, err := name.ParseReference(s)
 	if err != nil {
-		return Reference{}, newError(ErrInvalidReference, err, "%q is not an image reference: %s", truncate(s, 80), explainName(err))
+		return Reference{}, Errorf(ErrInvalidReference, err, "%q is not an image reference: %s", truncate(s, 80), explainName(err))
 	}
 	repo, err := canonical(ref.Context(), s)
 	if err != nil {
@@ -102,11 +101,11 @@ func ParseReference(s string) (Reference, error) {
 // ParseRepository parses [registry/]repository, refusing a tag or digest.
 func ParseRepository(s string) (Repository, error) {
 	if s == "" || len(s) > maxReferenceLength {
-		return Repository{}, newError(ErrInvalidReference, nil, "%q is not a repository name", truncate(s, 80))
+		return Repository{}, Errorf(ErrInvalidReference, nil, "%q is not a repository name", truncate(s, 80))
 	}
 	repo, err := name.NewRepository(s)
 	if err != nil {
-		return Repository{}, newError(ErrInvalidReference, err, "%q is not a repository name: %s", truncate(s, 80), explainName(err))
+		return Repository{}, Errorf(ErrInvalidReference, err, "%q is not a repository name: %s", truncate(s, 80), explainName(err))
 	}
 	return canonical(repo, s)
 }
@@ -122,7 +121,7 @@ const maxRepositoryLength = 255
 func canonical(r name.Repository, s string) (Repository, error) {
 	out := fromName(r)
 	if len(out.Name) > maxRepositoryLength {
-		return Repository{}, newError(ErrInvalidReference, nil, "%q is not an image reference: the repository path %s is longer than %d characters",
+		return Repository{}, Errorf(ErrInvalidReference, nil, "%q is not an image reference: the repository path %s is longer than %d characters",
 			truncate(s, 80), truncate(out.Name, 40), maxRepositoryLength)
 	}
 	return out, nil
@@ -152,26 +151,18 @@ func explainName(err error) string {
 	return msg
 }
 
+// ShortDigest is how a digest is shown to people: the algorithm and the
+// first 12 hex digits ("sha256:1a2b3c4d5e6f"), as docker shows image IDs.
+func ShortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return d[:len(d)-len(hex)+12]
+	}
+	return d
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// nameFor converts back to go-containerregistry's names; insecure selects
-// plain HTTP for this registry.
-func nameFor(r Reference, insecure bool) (name.Reference, error) {
-	var opts []name.Option
-	if insecure {
-		opts = append(opts, name.Insecure)
-	}
-	repo, err := name.NewRepository(r.Repository.String(), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("analysis: repository %s: %w", r.Repository, err)
-	}
-	if r.Digest != "" {
-		return repo.Digest(r.Digest), nil
-	}
-	return repo.Tag(r.Tag), nil
 }

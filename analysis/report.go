@@ -70,13 +70,25 @@ type Parent struct {
 	Method        string   `json:"method"`
 	Outdated      bool     `json:"outdated"`
 	CurrentDigest string   `json:"currentDigest,omitempty"`
+	// MovedTags are the parent's tags that now point at CurrentDigest, so a
+	// page can say which one moved on. Not part of the JSON.
+	MovedTags []string `json:"-"`
 }
 
-// Limits on what one report may make the service read.
+// Descriptor is what a tag or digest resolves to.
+type Descriptor struct {
+	Digest    string
+	MediaType string
+	Size      int64
+}
+
+// Limits on what one report may make the service read. The registry client
+// enforces the byte limits as it reads; ParseManifest checks a config's
+// declared size before anything is fetched for it.
 const (
-	maxManifestBytes = 4 << 20
-	maxConfigBytes   = 4 << 20
-	maxPlatforms     = 64
+	MaxManifestBytes = 4 << 20
+	MaxConfigBytes   = 4 << 20
+	MaxPlatforms     = 64
 )
 
 // IsIndex reports whether a media type is a multi-platform index.
@@ -89,26 +101,27 @@ func IsImageManifest(mt string) bool {
 	return mt == string(types.OCIManifestSchema1) || mt == string(types.DockerManifestSchema2)
 }
 
-// checkMediaType refuses what this service cannot read, with a message that says why.
-func checkMediaType(mt string, what string) error {
+// CheckMediaType refuses what this service cannot read, with a message that
+// says why; what names the image for that message.
+func CheckMediaType(mt string, what string) error {
 	switch {
 	case IsIndex(mt), IsImageManifest(mt):
 		return nil
 	case mt == string(types.DockerManifestSchema1), mt == string(types.DockerManifestSchema1Signed):
-		return newError(ErrUpstream, errUnsupportedContent, "%s is a Docker schema 1 manifest, which is not supported (push it again with a current client)", what)
+		return Errorf(ErrUpstream, ErrUnsupportedContent, "%s is a Docker schema 1 manifest, which is not supported (push it again with a current client)", what)
 	default:
-		return newError(ErrUpstream, errUnsupportedContent, "%s has media type %q, which is not an image manifest or index", what, truncate(mt, 100))
+		return Errorf(ErrUpstream, ErrUnsupportedContent, "%s has media type %q, which is not an image manifest or index", what, truncate(mt, 100))
 	}
 }
 
-// indexEntries parses an index and keeps the platform images people pull:
-// attestations and unknown/unknown entries are left out.
-func indexEntries(body []byte, what string) (*v1.IndexManifest, []v1.Descriptor, error) {
+// ParseIndex parses an index and keeps the platform images people pull:
+// attestations and unknown/unknown entries are left out. It returns the
+// index's own annotations, which its platform images inherit.
+func ParseIndex(body []byte, what string) (annotations map[string]string, entries []v1.Descriptor, err error) {
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(body, &idx); err != nil {
-		return nil, nil, newError(ErrUpstream, err, "%s is not a valid index", what)
+		return nil, nil, Errorf(ErrUpstream, err, "%s is not a valid index", what)
 	}
-	var out []v1.Descriptor
 	for _, d := range idx.Manifests {
 		if !IsImageManifest(string(d.MediaType)) {
 			continue
@@ -119,36 +132,28 @@ func indexEntries(body []byte, what string) (*v1.IndexManifest, []v1.Descriptor,
 		if d.Platform == nil || d.Platform.OS == "" || d.Platform.OS == "unknown" || d.Platform.Architecture == "unknown" {
 			continue
 		}
-		out = append(out, d)
+		entries = append(entries, d)
 	}
-	if len(out) > maxPlatforms {
-		return nil, nil, newError(ErrUpstream, nil, "%s lists %d platform images, more than the %d this service reads", what, len(out), maxPlatforms)
+	if len(entries) > MaxPlatforms {
+		return nil, nil, Errorf(ErrUpstream, nil, "%s lists %d platform images, more than the %d this service reads", what, len(entries), MaxPlatforms)
 	}
-	return &idx, out, nil
+	return idx.Annotations, entries, nil
 }
 
-// parseManifest parses an image manifest and checks the declared config size
+// ParseManifest parses an image manifest and checks the declared config size
 // before anything is fetched for it.
-func parseManifest(body []byte, what string) (*v1.Manifest, error) {
+func ParseManifest(body []byte, what string) (*v1.Manifest, error) {
 	var m v1.Manifest
 	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, newError(ErrUpstream, err, "%s is not a valid image manifest", what)
+		return nil, Errorf(ErrUpstream, err, "%s is not a valid image manifest", what)
 	}
 	if m.Config.Digest.Hex == "" {
-		return nil, newError(ErrUpstream, nil, "%s has no config", what)
+		return nil, Errorf(ErrUpstream, nil, "%s has no config", what)
 	}
-	if m.Config.Size < 0 || m.Config.Size > maxConfigBytes {
-		return nil, newError(ErrUpstream, nil, "%s declares a config of %d bytes, more than the %d MiB limit", what, m.Config.Size, maxConfigBytes>>20)
+	if m.Config.Size < 0 || m.Config.Size > MaxConfigBytes {
+		return nil, Errorf(ErrUpstream, nil, "%s declares a config of %d bytes, more than the %d MiB limit", what, m.Config.Size, MaxConfigBytes>>20)
 	}
 	return &m, nil
-}
-
-func parseConfig(body []byte, what string) (*v1.ConfigFile, error) {
-	var c v1.ConfigFile
-	if err := json.Unmarshal(body, &c); err != nil {
-		return nil, newError(ErrUpstream, err, "the config of %s is not valid JSON", what)
-	}
-	return &c, nil
 }
 
 // platformString formats os/arch[/variant], the form used in URLs and badges.
@@ -164,6 +169,39 @@ func platformString(p v1.Platform) string {
 		s += "/" + p.Variant
 	}
 	return s
+}
+
+// NewReport assembles the digest-level report of an image from its platform
+// images, ordered the way people read them (linux/amd64 first). The fields
+// that depend on how the image was reached (Reference, Tag, Tags,
+// CheckedAt) are the caller's.
+func NewReport(repo Repository, digest, mediaType string, platforms []Platform) *Report {
+	sortPlatforms(platforms)
+	return &Report{
+		Reference:  repo.WithDigest(digest).String(),
+		Registry:   repo.Registry,
+		Repository: repo.Name,
+		Digest:     digest,
+		MediaType:  mediaType,
+		Tags:       []string{},
+		Platforms:  platforms,
+	}
+}
+
+// BuildPlatform assembles the report of one platform image from its
+// manifest and config as the registry sent them; what names the image in
+// error messages. plat is the index entry's platform when there is one (the
+// config's own fields are used otherwise), and indexAnnotations the index's
+// annotations, which the manifest's own override.
+func BuildPlatform(digest, mediaType string, m *v1.Manifest, config []byte, plat *v1.Platform, indexAnnotations map[string]string, what string) (Platform, error) {
+	if !IsImageManifest(mediaType) {
+		return Platform{}, Errorf(ErrUpstream, nil, "%s is listed as a platform image but has media type %q", what, truncate(mediaType, 100))
+	}
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(config, &cfg); err != nil {
+		return Platform{}, Errorf(ErrUpstream, err, "the config of %s is not valid JSON", what)
+	}
+	return buildPlatform(digest, mediaType, m, &cfg, plat, indexAnnotations), nil
 }
 
 // buildPlatform assembles the report of one platform image from its manifest
@@ -305,6 +343,7 @@ func (r *Report) Clone() *Report {
 		if p := c.Platforms[i].Parent; p != nil {
 			cp := *p
 			cp.Tags = append([]string(nil), p.Tags...)
+			cp.MovedTags = append([]string(nil), p.MovedTags...)
 			c.Platforms[i].Parent = &cp
 		}
 	}

@@ -1,12 +1,9 @@
 package analysis
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // TagList is a repository's tags grouped by the digest they point at, the
@@ -29,48 +26,6 @@ type TagGroup struct {
 	// to order groups newest first. Not in the JSON contract, but useful.
 	Created *time.Time `json:"created,omitempty"`
 }
-
-// maxTags bounds how many tags of one repository are listed.
-const maxTags = 10000
-
-// ListTags lists every tag of repo, following the registry's pagination.
-func (c *Client) ListTags(ctx context.Context, repo Repository) ([]string, error) {
-	what := "tags of " + repo.Name
-	var opts []name.Option
-	if c.insecure[repo.Registry] {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.NewRepository(repo.String(), opts...)
-	if err != nil {
-		return nil, newError(ErrInvalidReference, err, "%s is not a valid repository", repo)
-	}
-	// Each page gets the request deadline; the whole listing gets one per
-	// page it could plausibly need.
-	ctx, cancel := context.WithTimeout(ctx, c.timeout*time.Duration(1+maxTags/listPageSize))
-	defer cancel()
-	lister, err := c.puller.Lister(ctx, r)
-	if err != nil {
-		return nil, classify(err, repo.Registry, what)
-	}
-	var tags []string
-	for lister.HasNext() && len(tags) < maxTags {
-		pctx, pcancel := context.WithTimeout(ctx, c.timeout)
-		page, err := lister.Next(pctx)
-		pcancel()
-		if err != nil {
-			return nil, classify(err, repo.Registry, what)
-		}
-		tags = append(tags, page.Tags...)
-	}
-	if len(tags) > maxTags {
-		tags = tags[:maxTags]
-	}
-	slices.Sort(tags)
-	return slices.Compact(tags), nil
-}
-
-// listPageSize is the page size asked of registries (n=1000).
-const listPageSize = 1000
 
 // SortTags orders tags the way people scan them: "latest" first, then
 // longer (more specific) versions before shorter ones, then alphabetically.

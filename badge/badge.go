@@ -6,6 +6,7 @@ package badge
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -30,11 +31,21 @@ func Kinds() []Kind { return []Kind{Image, Version, Commit, License, Base} }
 // ParseKind accepts exactly the names of Kinds; anything else is an unknown
 // kind, which the server answers with 404.
 func ParseKind(s string) (Kind, bool) {
-	switch k := Kind(s); k {
-	case Image, Version, Commit, License, Base:
+	if k := Kind(s); slices.Contains(Kinds(), k) {
 		return k, true
 	}
 	return "", false
+}
+
+// KindNames lists the kinds for a person: "image, version, commit, license
+// and base".
+func KindNames() string {
+	ks := Kinds()
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = string(k)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // Color is a badge colour as an SVG fill ("#007ec6").
@@ -143,7 +154,7 @@ func baseBadge(parent *analysis.Parent) Badge {
 	if tag := longestTag(parent.Tags, true); tag != "" {
 		name += ":" + tag
 	} else if parent.Digest != "" {
-		name += "@" + shortDigest(parent.Digest)
+		name += "@" + analysis.ShortDigest(parent.Digest)
 	}
 	if !parent.Outdated {
 		return Badge{Left: label(Base), Right: Clean(name, MaxRight), Color: ColorCurrent}
@@ -167,15 +178,4 @@ func longestTag(tags []string, orLatest bool) string {
 		}
 	}
 	return ""
-}
-
-// shortDigest gives the first 12 hex digits of a digest, as docker does.
-func shortDigest(d string) string {
-	if _, hex, ok := strings.Cut(d, ":"); ok {
-		d = hex
-	}
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return d
 }

@@ -136,7 +136,7 @@ func TestTextRules(t *testing.T) {
 		}), Badge{"base", "bitnami/redis:latest", ColorCurrent}, ""},
 		{"base by digest", Base, platform(func(p *analysis.Platform) {
 			p.Parent = &analysis.Parent{Registry: "ghcr.io", Repository: "acme/runtime", Digest: "sha256:0123456789abcdef0123"}
-		}), Badge{"base", "acme/runtime@0123456789ab", ColorCurrent}, ""},
+		}), Badge{"base", "acme/runtime@sha256:0123456789ab", ColorCurrent}, ""},
 		{"outdated base", Base, platform(func(p *analysis.Platform) {
 			p.Parent = &analysis.Parent{Registry: "127.0.0.1:5000", Repository: "acme/runtime", Tags: []string{"3", "3.0"}, Outdated: true, CurrentDigest: "sha256:9"}
 		}), Badge{"base", "acme/runtime:3.0 (outdated)", ColorWarning}, ""},

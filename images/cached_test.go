@@ -20,6 +20,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/internal/testing/faultreg"
+	"imagebadger/registry"
 	"imagebadger/store"
 )
 
@@ -50,12 +51,21 @@ func newCachedEnv(t *testing.T) *cachedEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	client, err := analysis.NewClient(analysis.ClientOptions{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second})
+	client, err := registry.New(registry.Options{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc = images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour, Now: e.now})
+	e.svc = images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Now: e.now,
+		RetryFailedAfter: time.Minute, MaxInspections: 2})
+	t.Cleanup(func() { e.svc.Close(context.Background()) })
 	return e
+}
+
+// read is a plain read, as the pages and the API make it.
+func (e *cachedEnv) read(t *testing.T, ref string) (*analysis.Report, bool, error) {
+	t.Helper()
+	a, err := e.svc.Read(context.Background(), e.ref(t, ref), images.ReadOptions{})
+	return a.Report, a.Stale, err
 }
 
 func (e *cachedEnv) now() time.Time          { return time.Unix(0, e.clock.Load()).UTC() }
@@ -81,7 +91,7 @@ func (e *cachedEnv) push(t *testing.T, ref string, img v1.Image) {
 	}
 }
 
-func TestStoredNeverAsksTheRegistry(t *testing.T) {
+func TestPlainReadsNeverAskTheRegistryOnceKnown(t *testing.T) {
 	e := newCachedEnv(t)
 	base, err := random.Image(512, 2)
 	if err != nil {
@@ -99,49 +109,54 @@ func TestStoredNeverAsksTheRegistry(t *testing.T) {
 	e.push(t, "acme/app:2", app)
 	ctx := context.Background()
 
-	// Never seen: not found, and nothing asked of the registry.
-	e.reg.Requests()
-	if _, _, err := e.svc.Stored(ctx, e.ref(t, "acme/app:2")); !errors.Is(err, analysis.ErrNotFound) {
-		t.Fatalf("Stored of an image never seen: %v, want ErrNotFound", err)
+	// Never seen: the read does not wait past its limit for the first
+	// inspection, which goes on in the background.
+	e.reg.Add(holdRegistry...)
+	if _, err := e.svc.Read(ctx, e.ref(t, "acme/app:2"), images.ReadOptions{Wait: 10 * time.Millisecond}); !errors.Is(err, images.ErrNotYet) {
+		t.Fatalf("read of an image never seen, registry held: %v, want ErrNotYet", err)
 	}
-	if got := e.reg.Requests("/manifests/", "/blobs/"); len(got) != 0 {
-		t.Errorf("Stored asked the registry %v", got)
-	}
+	e.reg.Reset()
+	e.reg.Release()
 
-	if _, err := e.svc.Image(ctx, e.ref(t, "acme/base:1"), false); err != nil {
+	if _, err := e.svc.Read(ctx, e.ref(t, "acme/base:1"), images.ReadOptions{Refresh: true}); err != nil {
 		t.Fatal(err)
 	}
-	want, err := e.svc.Image(ctx, e.ref(t, "acme/app:2"), false)
+	wantA, err := e.svc.Read(ctx, e.ref(t, "acme/app:2"), images.ReadOptions{Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := wantA.Report
 	if want.Platforms[0].Parent == nil {
 		t.Fatal("the app's parent was not found; the comparison below would be weaker")
 	}
 	e.reg.Requests()
 	e.reg.Add(holdRegistry...) // from here on, any registry request would hang the test
 
-	got, stale, err := e.svc.Stored(ctx, e.ref(t, "acme/app:2"))
+	got, stale, err := e.read(t, "acme/app:2")
 	if err != nil || stale {
-		t.Fatalf("Stored: stale %v, err %v", stale, err)
+		t.Fatalf("plain read: stale %v, err %v", stale, err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("Stored differs from Image (-Image +Stored):\n%s", diff)
+		t.Errorf("plain read differs from the refreshed one (-refreshed +plain):\n%s", diff)
 	}
-	byDigest, _, err := e.svc.Stored(ctx, e.ref(t, "acme/app@"+want.Digest))
+	byDigest, _, err := e.read(t, "acme/app@"+want.Digest)
 	if err != nil || byDigest.Digest != want.Digest || byDigest.Platforms[0].Parent == nil {
-		t.Errorf("Stored by digest: %+v, %v", byDigest, err)
+		t.Errorf("plain read by digest: %+v, %v", byDigest, err)
 	}
 	e.advance(2 * time.Hour)
-	if _, stale, err := e.svc.Stored(ctx, e.ref(t, "acme/app:2")); err != nil || !stale {
-		t.Errorf("Stored past FreshFor: stale %v, err %v; want stale", stale, err)
+	if _, stale, err := e.read(t, "acme/app:2"); err != nil || !stale {
+		t.Errorf("plain read past FreshFor: stale %v, err %v; want stale", stale, err)
 	}
-	if got := e.reg.Requests("/manifests/", "/blobs/"); len(got) != 0 {
-		t.Errorf("Stored asked the registry %v", got)
+	// The stale read started a refresh in the background, which waits on
+	// the held registry; the read itself answered without it.
+	if got := e.reg.WaitRequests(1, 5*time.Second, "/manifests/"); len(got) != 1 || !strings.HasPrefix(got[0], "HEAD /v2/acme/app/manifests/2") {
+		t.Errorf("the stale read's background refresh asked %v, want one HEAD of the tag", got)
 	}
+	e.reg.Reset()
+	e.reg.Release()
 }
 
-func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
+func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 	e := newCachedEnv(t)
 	img, err := random.Image(512, 1)
 	if err != nil {
@@ -150,76 +165,73 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 	e.push(t, "acme/app:1", img)
 	e.push(t, "acme/other:1", img)
 	e.push(t, "acme/third:1", img)
-	rf := images.NewRefresher(e.svc, images.RefresherOptions{RetryAfter: time.Minute, MaxRunning: 2})
 	e.reg.Requests()
+	ctx := context.Background()
+	quick := images.ReadOptions{Wait: time.Millisecond}
 
 	e.reg.Add(holdRegistry...)
 	app := e.ref(t, "acme/app:1")
-	first := rf.RefreshInBackground(app)
 	for range 10 {
-		if j := rf.RefreshInBackground(app); j != first {
-			t.Fatal("a second inspection of the same reference started")
+		if _, err := e.svc.Read(ctx, app, quick); !errors.Is(err, images.ErrNotYet) {
+			t.Fatalf("read while the registry is held: %v, want ErrNotYet", err)
 		}
 	}
-	other := rf.RefreshInBackground(e.ref(t, "acme/other:1"))
-	busy := rf.RefreshInBackground(e.ref(t, "acme/third:1"))
-	select {
-	case <-busy.Done():
-		if _, err := busy.Result(); !errors.Is(err, images.ErrBusy) {
-			t.Errorf("third inspection over MaxRunning 2: %v, want ErrBusy", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("an inspection over MaxRunning was started")
+	if _, err := e.svc.Read(ctx, e.ref(t, "acme/other:1"), quick); !errors.Is(err, images.ErrNotYet) {
+		t.Fatalf("second reference: %v, want ErrNotYet", err)
+	}
+	if _, err := e.svc.Read(ctx, e.ref(t, "acme/third:1"), quick); !errors.Is(err, images.ErrBusy) {
+		t.Errorf("third inspection over MaxInspections 2: %v, want ErrBusy", err)
 	}
 	e.reg.Release()
 
-	rep, err := first.Result()
+	a, err := e.svc.Read(ctx, app, images.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := img.Digest(); rep.Digest != d.String() {
-		t.Errorf("digest %s, want %s", rep.Digest, d)
+	if d, _ := img.Digest(); a.Report.Digest != d.String() {
+		t.Errorf("digest %s, want %s", a.Report.Digest, d)
 	}
-	if _, err := other.Result(); err != nil {
+	if _, err := e.svc.Read(ctx, e.ref(t, "acme/other:1"), images.ReadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	reqs := e.reg.Requests("/manifests/", "/blobs/")
 	heads := 0
-	for _, r := range reqs {
+	for _, r := range e.reg.Requests("/manifests/", "/blobs/") {
 		if strings.HasPrefix(r, "HEAD /v2/acme/app/manifests/1") || strings.HasPrefix(r, "GET /v2/acme/app/manifests/1") {
 			heads++
 		}
 	}
 	if heads != 1 {
-		t.Errorf("the tag was resolved %d times for 11 calls: %v", heads, reqs)
+		t.Errorf("the tag was resolved %d times for 11 reads", heads)
 	}
 
-	// A failure is remembered for RetryAfter, then tried again.
+	// A failure is remembered for RetryFailedAfter, then tried again.
 	missing := e.ref(t, "acme/missing:1")
-	j := rf.RefreshInBackground(missing)
-	if _, err := j.Result(); !errors.Is(err, analysis.ErrNotFound) {
+	if _, err := e.svc.Read(ctx, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
 		t.Fatalf("missing image: %v", err)
 	}
 	e.reg.Requests()
-	if again := rf.RefreshInBackground(missing); again != j {
-		t.Error("a failed inspection was started again within RetryAfter")
+	if _, err := e.svc.Read(ctx, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
+		t.Errorf("missing image again: %v", err)
 	}
 	if got := e.reg.Requests("/manifests/", "/blobs/"); len(got) != 0 {
-		t.Errorf("remembered failure asked the registry %v", got)
+		t.Errorf("a remembered failure asked the registry %v", got)
 	}
 	e.advance(2 * time.Minute)
-	if again := rf.RefreshInBackground(missing); again == j {
-		t.Error("a failure was remembered past RetryAfter")
-	} else if _, err := again.Result(); !errors.Is(err, analysis.ErrNotFound) {
+	if _, err := e.svc.Read(ctx, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
 		t.Errorf("second try: %v", err)
+	}
+	if got := e.reg.Requests("/manifests/"); len(got) == 0 {
+		t.Error("a failure was remembered past RetryFailedAfter")
 	}
 
 	// Close waits for inspections in flight and refuses new ones.
 	e.reg.Add(holdRegistry...)
-	e.advance(2 * time.Minute)
-	inFlight := rf.RefreshInBackground(e.ref(t, "acme/third:1")) // never read: it needs the registry
+	third := e.ref(t, "acme/third:1")
+	if _, err := e.svc.Read(ctx, third, quick); !errors.Is(err, images.ErrNotYet) {
+		t.Fatalf("third: %v, want ErrNotYet", err)
+	}
 	closed := make(chan error, 1)
-	go func() { closed <- rf.Close(context.Background()) }()
+	go func() { closed <- e.svc.Close(context.Background()) }()
 	select {
 	case err := <-closed:
 		t.Fatalf("Close returned (%v) while an inspection was in flight", err)
@@ -229,12 +241,10 @@ func TestRefresherRunsOneInspectionPerReference(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-inFlight.Done():
-	default:
-		t.Error("Close returned before the inspection finished")
+	if _, err := e.svc.Read(ctx, third, images.ReadOptions{}); err != nil {
+		t.Errorf("the inspection in flight at Close did not finish: %v", err)
 	}
-	if _, err := rf.RefreshInBackground(e.ref(t, "acme/fourth:1")).Result(); !errors.Is(err, images.ErrBusy) {
+	if _, err := e.svc.Read(ctx, e.ref(t, "acme/fourth:1"), images.ReadOptions{}); !errors.Is(err, images.ErrBusy) {
 		t.Errorf("after Close: %v, want ErrBusy", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/internal/testing/faultreg"
+	"imagebadger/registry"
 	"imagebadger/store"
 )
 
@@ -69,14 +70,15 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) newService() *images.Service {
-	client, err := analysis.NewClient(analysis.ClientOptions{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second})
+	client, err := registry.New(registry.Options{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	svc := images.New(images.Config{Client: client, Store: e.store, FreshFor: time.Hour, Events: e.events})
-	if err := svc.LoadIndex(context.Background()); err != nil {
+	svc := images.New(images.Options{Client: client, Store: e.store, FreshFor: time.Hour, Events: e.events})
+	if _, err := svc.LoadIndex(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Cleanup(func() { svc.Close(context.Background()) })
 	return svc
 }
 
@@ -104,11 +106,11 @@ func (e *env) inspect(ref string) *analysis.Report {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	rep, err := e.svc.Image(context.Background(), r, true)
+	a, err := e.svc.Read(context.Background(), r, images.ReadOptions{Refresh: true})
 	if err != nil {
 		e.t.Fatalf("inspect %s: %v", ref, err)
 	}
-	return rep
+	return a.Report
 }
 
 // layered returns an image made of base's layers plus n new random ones, for
@@ -221,7 +223,7 @@ func TestRebuiltBaseMakesChildOutdated(t *testing.T) {
 	}
 	p := e.inspect("acme/child:1").Platforms[0].Parent
 	want := &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1"}, Digest: oldBase, LayerCount: 2,
-		Method: "layers", Outdated: true, CurrentDigest: newBase}
+		Method: "layers", Outdated: true, CurrentDigest: newBase, MovedTags: []string{"1"}}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("child's parent after the rebuild (-want +got):\n%s", diff)
 	}

@@ -1,88 +1,238 @@
-// Package images is the read flow of DESIGN.md shared by the pages, the JSON
-// API, the badges and the command line: resolve a reference (a HEAD at most),
-// fetch only content never seen, record what was learnt, find parents, and
-// assemble the report from the store.
+// Package images is the one read path of DESIGN.md, shared by the pages, the
+// JSON API, the MicroBadger API, the badges and the command line: answer
+// from the store; refresh a stale tag in the background; inspect an unknown
+// one within a deadline. It also records what registries said: content by
+// digest, where tags point, the platform images parents are chosen from.
+//
+// Everything it keeps in memory follows the one cache rule (see
+// store.Stamp): reports by digest, which never change, and finished answers,
+// kept with the change stamps of every scope they were made from and served
+// while those are unchanged. Nothing is retired by a timer.
 package images
 
 import (
 	"context"
 	"errors"
-	"sync"
+	"log/slog"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
 	"imagebadger/analysis"
+	"imagebadger/registry"
 	"imagebadger/store"
 )
 
-// Config holds a Service's collaborators.
-type Config struct {
-	Client *analysis.Client
+// Options configures a Service. Client and Store are required; every other
+// zero field means the default named on it.
+type Options struct {
+	Client *registry.Client
 	Store  *store.Store
 	// FreshFor is how long a stored tag resolution is trusted without asking
-	// the registry again (the poll interval).
+	// the registry again (the poll interval; default DefaultFreshFor).
 	FreshFor time.Duration
 	// Events, when set, turns each tag move into events stored with it.
 	Events EventBuilder
+	// Logger receives failed background inspections; nil discards them.
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// InspectTimeout bounds one background inspection (default 2 minutes);
+	// the registry client's deadline bounds each of its requests.
+	InspectTimeout time.Duration
+	// RetryFailedAfter is how long a failed background inspection answers
+	// for its reference before another may start (default 30 s), so a badge
+	// of a missing or unreachable image does not cost a registry request
+	// per view. Successes are never remembered: they are in the store.
+	RetryFailedAfter time.Duration
+	// MaxInspections bounds the background inspections in flight at once
+	// (default 32), so a flood of reads of unknown images cannot start
+	// unbounded work.
+	MaxInspections int
+	// CacheSize bounds the reports and the answers kept in memory (default
+	// 4096 each).
+	CacheSize int
+}
+
+// Defaults of Options.
+const (
+	DefaultFreshFor         = 15 * time.Minute
+	DefaultInspectTimeout   = 2 * time.Minute
+	DefaultRetryFailedAfter = 30 * time.Second
+	DefaultMaxInspections   = 32
+	DefaultCacheSize        = 4096
+)
+
+func (o Options) withDefaults() Options {
+	if o.FreshFor <= 0 {
+		o.FreshFor = DefaultFreshFor
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.InspectTimeout <= 0 {
+		o.InspectTimeout = DefaultInspectTimeout
+	}
+	if o.RetryFailedAfter <= 0 {
+		o.RetryFailedAfter = DefaultRetryFailedAfter
+	}
+	if o.MaxInspections <= 0 {
+		o.MaxInspections = DefaultMaxInspections
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	return o
 }
 
 // Service answers image reports.
 type Service struct {
-	inspector *analysis.Inspector
-	client    *analysis.Client
+	opts      Options
+	client    *registry.Client
 	store     *store.Store
-	freshFor  time.Duration
-	events    EventBuilder
-	now       func() time.Time
+	inspector *registry.Inspector
 	flight    singleflight.Group
 	index     *analysis.ParentIndex
-	reports   *reportCache
-	answers   *answerMemo
-
-	mu       sync.Mutex
-	recorded map[string]bool           // top-level images whose platforms are stored
-	links    map[store.ParentLink]bool // parent links already stored
+	// reports are digest-level reports by repository@digest: content by
+	// digest never changes, so an entry is never out of date.
+	reports *lru.Cache[string, *analysis.Report]
+	// answers are finished answers by reference (see answer).
+	answers *lru.Cache[string, answerEntry]
+	// indexed and linked remember what is already in the store (platform
+	// images by top-level image, parent links), so that reads do not write
+	// it again; both are facts about digests that never change.
+	indexed *lru.Cache[string, struct{}]
+	linked  *lru.Cache[store.ParentLink, struct{}]
+	bg      background
 }
+
+// knownSetSize bounds the indexed and linked sets.
+const knownSetSize = 100_000
 
 // New returns a Service. Call LoadIndex before serving so parents found in
-// earlier runs are known.
-func New(cfg Config) *Service {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	return &Service{
-		inspector: analysis.NewInspector(cfg.Client, cfg.Store),
-		client:    cfg.Client,
-		store:     cfg.Store,
-		freshFor:  cfg.FreshFor,
-		events:    cfg.Events,
-		now:       cfg.Now,
+// earlier runs are known, and Close before closing the store.
+func New(o Options) *Service {
+	o = o.withDefaults()
+	s := &Service{
+		opts:      o,
+		client:    o.Client,
+		store:     o.Store,
+		inspector: registry.NewInspector(o.Client, o.Store),
 		index:     analysis.NewParentIndex(),
-		reports:   newReportCache(4096),
-		answers:   newAnswerMemo(4096),
-		recorded:  map[string]bool{},
-		links:     map[store.ParentLink]bool{},
+		reports:   mustLRU[string, *analysis.Report](o.CacheSize),
+		answers:   mustLRU[string, answerEntry](o.CacheSize),
+		indexed:   mustLRU[string, struct{}](knownSetSize),
+		linked:    mustLRU[store.ParentLink, struct{}](knownSetSize),
 	}
+	s.bg.init(o.CacheSize)
+	return s
 }
 
-// Image returns the report for ref. With refresh, a tag is re-resolved
-// against the registry (one HEAD) even if its stored resolution is fresh.
-// Concurrent calls for the same reference share one resolution.
-func (s *Service) Image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error) {
-	r, err := s.resolve(ctx, ref, refresh)
+func mustLRU[K comparable, V any](size int) *lru.Cache[K, V] {
+	c, err := lru.New[K, V](size)
 	if err != nil {
-		return nil, err
+		panic(err) // only for a size below 1, which withDefaults rules out
 	}
-	rep, _, err := s.finish(ctx, ref, r.rep, r.checked)
-	return rep, err
+	return c
+}
+
+// ReadOptions says how a read may use the registry.
+type ReadOptions struct {
+	// Refresh re-resolves a tag against the registry (one HEAD) before
+	// answering, even when the stored resolution is fresh.
+	Refresh bool
+	// Wait bounds how long a read of an image never seen waits for its
+	// first inspection, which goes on in the background past it (ErrNotYet);
+	// zero waits until it ends or ctx is done.
+	Wait time.Duration
+}
+
+// Errors of Read besides the kinds of analysis.
+var (
+	// ErrNotYet: the first inspection of an image did not finish within
+	// ReadOptions.Wait; it goes on, and a later read will find its result.
+	ErrNotYet = errors.New("images: first inspection still running")
+	// ErrBusy: too many background inspections are in flight to start
+	// another; a later read may try again.
+	ErrBusy = errors.New("images: too many background inspections in flight")
+)
+
+// Answer is a read's answer.
+type Answer struct {
+	// Report is the caller's own copy.
+	Report *analysis.Report
+	// Stale is true when the tag's stored resolution is older than
+	// FreshFor; the read has started a refresh in the background.
+	Stale bool
+	// Version names the answer's content: two answers for the same
+	// reference with the same Version are equal, so what was made from one
+	// (an encoded response, a rendered page) serves for the other.
+	Version string
+}
+
+// Read answers the report of ref. A plain read answers from the store
+// without asking the registry, starting a background refresh when the tag
+// was last checked more than FreshFor ago; an image never seen is inspected
+// (in the background, shared with every concurrent reader) and waited for
+// up to how.Wait. With how.Refresh the tag is re-resolved first.
+func (s *Service) Read(ctx context.Context, ref analysis.Reference, how ReadOptions) (Answer, error) {
+	if how.Refresh {
+		r, err := s.resolve(ctx, ref, true)
+		if err != nil {
+			return Answer{}, err
+		}
+		deps := newReads(s.store)
+		deps.add(store.RepositoryScope(ref.Repository))
+		return s.answer(ctx, ref, r.rep.Digest, r.checked, deps)
+	}
+	a, err := s.stored(ctx, ref)
+	if err == nil {
+		if a.Stale {
+			s.bg.start(s, ref)
+		}
+		return a, nil
+	}
+	if !errors.Is(err, analysis.ErrNotFound) {
+		return Answer{}, err
+	}
+	if err := s.bg.start(s, ref).wait(ctx, how.Wait); err != nil {
+		return Answer{}, err
+	}
+	return s.stored(ctx, ref)
+}
+
+// stored answers from what the store holds, never asking the registry for a
+// tag; an unknown tag or image is an error wrapping analysis.ErrNotFound.
+func (s *Service) stored(ctx context.Context, ref analysis.Reference) (Answer, error) {
+	deps := newReads(s.store)
+	deps.add(store.RepositoryScope(ref.Repository))
+	digest, checked, stale := ref.Digest, s.opts.Now(), false
+	if digest == "" {
+		st, err := s.store.Tag(ctx, ref.Repository, ref.Tag)
+		if err != nil {
+			return Answer{}, err
+		}
+		digest, checked = st.Digest, st.Checked
+		stale = s.opts.Now().Sub(st.Checked) >= s.opts.FreshFor
+	} else if !s.reports.Contains(reportKey(ref.Repository, digest)) {
+		// An image reached by digest is known once its manifest is stored.
+		if _, _, err := s.store.Manifest(ctx, digest); err != nil {
+			return Answer{}, err
+		}
+	}
+	a, err := s.answer(ctx, ref, digest, checked, deps)
+	a.Stale = stale
+	return a, err
 }
 
 // Check re-resolves ref's tag and records what it finds (a move with its
-// events), without assembling an answer: what a tag listing or a poll needs,
-// at a fraction of the cost of Image, which also finds parents and tags.
+// events), without assembling an answer: what a tag listing, a poll or a
+// hook needs, at a fraction of the cost of Read, which also finds parents and
+// tags. A digest is only looked up and recorded: it cannot move.
 func (s *Service) Check(ctx context.Context, ref analysis.Reference) error {
 	r, err := s.resolve(ctx, ref, true)
 	if err != nil || !r.moved {
@@ -90,200 +240,21 @@ func (s *Service) Check(ctx context.Context, ref analysis.Reference) error {
 	}
 	// A tag new or moved points at an image whose parents may never have been
 	// looked for: record them, so a later move of its base finds it as a child.
-	_, err = s.attachParents(ctx, ref.Repository, r.rep.Clone())
+	_, err = s.attachParents(ctx, ref.Repository, r.rep.Clone(), newReads(s.store))
 	return err
 }
 
-// resolved is the shared, digest-level report a reference resolved to, and
-// when its tag was last checked.
-type resolved struct {
-	rep     *analysis.Report
-	checked time.Time
-	moved   bool // the tag was seen for the first time, or moved
-}
-
-// resolve shares one resolution among concurrent callers for a reference.
-func (s *Service) resolve(ctx context.Context, ref analysis.Reference, refresh bool) (resolved, error) {
-	key := ref.String()
-	if refresh {
-		key += "\x00refresh"
-	}
-	v, err, _ := s.flight.Do(key, func() (any, error) {
-		// The first caller's cancellation must not fail the others.
-		return s.resolveOnce(context.WithoutCancel(ctx), ref, refresh)
+// LoadIndex rebuilds the in-memory parent index from the store and returns
+// how many platform images it holds; serve calls it once at start-up,
+// before taking requests.
+func (s *Service) LoadIndex(ctx context.Context) (int, error) {
+	err := s.store.EachPlatform(ctx, func(p store.PlatformImage) {
+		s.index.Add(p.Repo, p.PlatformDigest, p.ChainID, p.LayerCount, p.FirstSeen.UnixMilli())
 	})
-	if err != nil {
-		return resolved{}, err
-	}
-	return v.(resolved), nil
+	return s.index.Len(), err
 }
 
-func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refresh bool) (resolved, error) {
-	var (
-		rep     *analysis.Report
-		err     error
-		moved   bool
-		checked = s.now()
-	)
-	switch {
-	case ref.Digest != "":
-		if rep, err = s.cachedReport(ctx, ref); err != nil {
-			return resolved{}, err
-		}
-		if err := s.store.RecordImage(ctx, ref.Repository, analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}, checked); err != nil {
-			return resolved{}, err
-		}
-	default:
-		st, serr := s.store.Tag(ctx, ref.Repository, ref.Tag)
-		if serr != nil && !errors.Is(serr, analysis.ErrNotFound) {
-			return resolved{}, serr
-		}
-		if serr == nil && !refresh && checked.Sub(st.Checked) < s.freshFor {
-			checked = st.Checked
-			if rep, err = s.cachedReport(ctx, ref.Repository.WithDigest(st.Digest)); err != nil {
-				return resolved{}, err
-			}
-			break
-		}
-		desc, body, err := s.client.Resolve(ctx, ref)
-		if err != nil {
-			return resolved{}, err
-		}
-		if body != nil {
-			if err := s.store.PutManifest(ctx, desc.Digest, desc.MediaType, body); err != nil {
-				return resolved{}, err
-			}
-		}
-		if rep, err = s.cachedReport(ctx, ref.Repository.WithDigest(desc.Digest)); err != nil {
-			return resolved{}, err
-		}
-		// Content and platforms first: a tag is recorded only once its image
-		// could be reported and indexed, so a move's consequences are known.
-		if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
-			return resolved{}, err
-		}
-		if moved, err = s.recordTag(ctx, ref, st.Digest, rep, checked); err != nil {
-			return resolved{}, err
-		}
-	}
-	if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
-		return resolved{}, err
-	}
-	return resolved{rep: rep, checked: checked, moved: moved}, nil
-}
-
-// finish turns the shared, digest-level report into the answer for ref: its
-// own copy with the reference, the tags now sharing the digest, the parents
-// as they stand, and when the tag was checked. read lists the repositories
-// whose tags the answer was made from (ref's own and its parents').
-func (s *Service) finish(ctx context.Context, ref analysis.Reference, shared *analysis.Report, checked time.Time) (rep *analysis.Report, read []analysis.Repository, err error) {
-	rep = shared.Clone()
-	rep.Reference, rep.Tag = ref.String(), ref.Tag
-	if rep.Tags, err = s.store.TagsAt(ctx, ref.Repository, rep.Digest); err != nil {
-		return nil, nil, err
-	}
-	analysis.SortTags(rep.Tags)
-	if read, err = s.attachParents(ctx, ref.Repository, rep); err != nil {
-		return nil, nil, err
-	}
-	rep.CheckedAt = checked.UTC().Truncate(time.Second)
-	return rep, append(read, ref.Repository), nil
-}
-
-// cachedReport returns the report of the image ref.Digest, assembled from
-// the store (fetching only missing content) and kept in memory: content by
-// digest never changes, so neither does this part of the report. The result
-// is shared; callers clone before changing it.
-func (s *Service) cachedReport(ctx context.Context, ref analysis.Reference) (*analysis.Report, error) {
-	key := ref.Repository.WithDigest(ref.Digest).String()
-	if rep, ok := s.reports.get(key); ok {
-		return rep, nil
-	}
-	// Tags that share a digest are resolved concurrently; fetch it once.
-	v, err, _ := s.flight.Do("report\x00"+key, func() (any, error) {
-		return s.assemble(context.WithoutCancel(ctx), ref, key)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*analysis.Report), nil
-}
-
-func (s *Service) assemble(ctx context.Context, ref analysis.Reference, key string) (*analysis.Report, error) {
-	if rep, ok := s.reports.get(key); ok {
-		return rep, nil
-	}
-	mt, _, err := s.store.Manifest(ctx, ref.Digest)
-	if errors.Is(err, analysis.ErrNotFound) {
-		var body []byte
-		if mt, body, err = s.client.Manifest(ctx, ref.Repository, ref.Digest); err == nil {
-			err = s.store.PutManifest(ctx, ref.Digest, mt, body)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	rep, err := s.inspector.Report(ctx, ref.Repository.WithDigest(ref.Digest), analysis.Descriptor{Digest: ref.Digest, MediaType: mt}, nil)
-	if err != nil {
-		return nil, err
-	}
-	s.reports.put(key, rep)
-	return rep, nil
-}
-
-// recordTag stores a resolution of ref's tag to rep.Digest; known is the
-// digest the store held before (""), used to prepare the move's events
-// outside the transaction.
-func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, known string, rep *analysis.Report, at time.Time) (moved bool, err error) {
-	desc := analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}
-	var change *Change
-	if s.events != nil && known != rep.Digest {
-		c, err := s.change(ctx, ref, known, rep, at)
-		if err != nil {
-			return false, err
-		}
-		change = &c
-	}
-	events := func(previous string) ([]store.Event, error) {
-		if change == nil {
-			return nil, nil
-		}
-		if previous != change.Previous {
-			// Another writer moved the tag in between; report the move as seen
-			// from the store, conservatively as a change of platforms.
-			change.Previous, change.PlatformsChanged, change.Outdated = previous, true, nil
-		}
-		return s.events.Events(*change)
-	}
-	check, err := s.store.RecordTag(ctx, ref.Repository, ref.Tag, desc, at, events)
-	if check.Moved {
-		s.answers.changedRepo(ref.Repository)
-	}
-	return check.Moved, err
-}
-
-// change prepares the description of a move from previous to rep.
-func (s *Service) change(ctx context.Context, ref analysis.Reference, previous string, rep *analysis.Report, at time.Time) (Change, error) {
-	c := Change{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, Current: rep.Digest, At: at, Report: rep, PlatformsChanged: true}
-	if previous == "" {
-		return c, nil
-	}
-	if prev, err := s.cachedReport(ctx, ref.Repository.WithDigest(previous)); err == nil {
-		old := make(map[string]bool, len(prev.Platforms))
-		for _, p := range prev.Platforms {
-			old[p.Digest] = true
-		}
-		c.PlatformsChanged = false
-		for _, p := range rep.Platforms {
-			if !old[p.Digest] {
-				c.PlatformsChanged = true
-			}
-		}
-	}
-	outdated, err := s.outdatedChildren(ctx, ref.Repository, previous, rep)
-	if err != nil {
-		return Change{}, err
-	}
-	c.Outdated = outdated
-	return c, nil
-}
+// Close stops new background inspections from starting and waits for those
+// in flight, so the store they write to can be closed after it returns. It
+// gives up when ctx is done.
+func (s *Service) Close(ctx context.Context) error { return s.bg.close(ctx) }

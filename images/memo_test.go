@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 )
 
 // TestStoredAnswersFollowMoves: plain reads are served from memory between
@@ -20,7 +21,8 @@ func TestStoredAnswersFollowMoves(t *testing.T) {
 	child := must(analysis.ParseReference(e.host + "/acme/child:1"))
 	stored := func() *analysis.Parent {
 		t.Helper()
-		rep, _, err := e.svc.Stored(context.Background(), child)
+		a, err := e.svc.Read(context.Background(), child, images.ReadOptions{})
+		rep := a.Report
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +39,8 @@ func TestStoredAnswersFollowMoves(t *testing.T) {
 		t.Errorf("first read after the move: parent %+v, want outdated at %s", p, moved)
 	}
 	// Answers are copies: changing one does not change the next.
-	rep, _, _ := e.svc.Stored(context.Background(), child)
+	a, _ := e.svc.Read(context.Background(), child, images.ReadOptions{})
+	rep := a.Report
 	rep.Platforms[0].Parent.Tags[0] = "changed"
 	if p := stored(); p.Tags[0] == "changed" {
 		t.Error("a caller's change leaked into the memo")
@@ -60,7 +63,8 @@ func TestStoredAnswersFollowCandidateRepositories(t *testing.T) {
 	child := must(analysis.ParseReference(e.host + "/acme/child:1"))
 	parentRepo := func() string {
 		t.Helper()
-		rep, _, err := e.svc.Stored(context.Background(), child)
+		a, err := e.svc.Read(context.Background(), child, images.ReadOptions{})
+		rep := a.Report
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,17 +16,6 @@ const (
 	annotationBaseDigest = "org.opencontainers.image.base.digest"
 )
 
-// LoadIndex rebuilds the in-memory parent index from the store; serve calls
-// it once at start-up, before taking requests.
-func (s *Service) LoadIndex(ctx context.Context) error {
-	return s.store.EachPlatform(ctx, func(p store.PlatformImage) {
-		s.index.Add(p.Repo, p.PlatformDigest, p.ChainID, p.LayerCount, p.FirstSeen.UnixMilli())
-	})
-}
-
-// Index returns the parent index, for benchmarks and diagnostics.
-func (s *Service) Index() *analysis.ParentIndex { return s.index }
-
 // indexReport makes the platform images of rep known as parent candidates,
 // in the store and in the in-memory index, once per top-level image. Every
 // top-level image is recorded, even when its platform images are already
@@ -34,11 +23,8 @@ func (s *Service) Index() *analysis.ParentIndex { return s.index }
 // amd64 manifest), because "which images contain this platform image"
 // decides whether a parent's tag has really moved away.
 func (s *Service) indexReport(ctx context.Context, repo analysis.Repository, rep *analysis.Report) error {
-	key := repo.WithDigest(rep.Digest).String()
-	s.mu.Lock()
-	done := s.recorded[key]
-	s.mu.Unlock()
-	if done {
+	key := reportKey(repo, rep.Digest)
+	if s.indexed.Contains(key) {
 		return nil
 	}
 	var add []store.PlatformImage
@@ -49,37 +35,32 @@ func (s *Service) indexReport(ctx context.Context, repo analysis.Repository, rep
 		chain := analysis.ChainIDs(p.DiffIDs)
 		add = append(add, store.PlatformImage{
 			Repo: repo, Digest: rep.Digest, PlatformDigest: p.Digest, Platform: p.Platform,
-			ChainID: chain[len(chain)-1], LayerCount: len(chain), FirstSeen: s.now(),
+			ChainID: chain[len(chain)-1], LayerCount: len(chain), FirstSeen: s.opts.Now(),
 		})
 	}
 	if len(add) > 0 {
+		// The in-memory index first: once the store's index stamp moves,
+		// an answer made again must find the new candidates.
+		for _, p := range add {
+			s.index.Add(repo, p.PlatformDigest, p.ChainID, p.LayerCount, p.FirstSeen.UnixMilli())
+		}
 		if err := s.store.RecordPlatforms(ctx, add); err != nil {
 			return err
 		}
-		defer s.answers.changed()
 	}
-	for _, p := range add {
-		s.index.Add(repo, p.PlatformDigest, p.ChainID, p.LayerCount, p.FirstSeen.UnixMilli())
-	}
-	s.mu.Lock()
-	if len(s.recorded) > 100_000 {
-		clear(s.recorded)
-	}
-	s.recorded[key] = true
-	s.mu.Unlock()
+	s.indexed.Add(key, struct{}{})
 	return nil
 }
 
-// attachParents fills the parent of each platform image of rep and returns
-// the repositories whose tags it read to do so.
-func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, rep *analysis.Report) (read []analysis.Repository, err error) {
+// attachParents fills the parent of each platform image of rep, recording in
+// deps every scope it read to do so, and stores each parent link found.
+func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, rep *analysis.Report, deps *reads) (*analysis.Report, error) {
 	for i := range rep.Platforms {
 		p := &rep.Platforms[i]
-		found, err := s.parentOf(ctx, repo, p)
+		found, err := s.parentOf(ctx, repo, p, deps)
 		if err != nil {
 			return nil, err
 		}
-		read = append(read, found.read...)
 		p.Parent = found.parent
 		if found.parent == nil {
 			continue
@@ -88,66 +69,52 @@ func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, r
 			Child: repo, ChildDigest: rep.Digest, PlatformDigest: p.Digest, Platform: p.Platform,
 			Parent: found.repo, ParentPlatform: found.parent.Digest, Method: found.parent.Method,
 		}
-		if s.linkKnown(link) {
+		if s.linked.Contains(link) {
 			continue
 		}
-		if err := s.store.RecordParent(ctx, link, s.now()); err != nil {
+		if err := s.store.RecordParent(ctx, link, s.opts.Now()); err != nil {
 			return nil, err
 		}
-		s.answers.changed()
-		s.rememberLink(link)
+		s.linked.Add(link, struct{}{})
 	}
-	return read, nil
+	return rep, nil
 }
 
-func (s *Service) linkKnown(l store.ParentLink) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.links[l]
-}
-
-func (s *Service) rememberLink(l store.ParentLink) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.links) > 100_000 {
-		clear(s.links)
-	}
-	s.links[l] = true
-}
-
-// parentFound is what parentOf found: the parent (nil for none), its
-// repository, and the repositories whose tags were read to choose it and
-// tell whether it is outdated.
+// parentFound is what parentOf found: the parent (nil for none) and its
+// repository.
 type parentFound struct {
 	parent *analysis.Parent
 	repo   analysis.Repository
-	read   []analysis.Repository
 }
 
 // parentOf finds the parent of one platform image: named by annotations when
 // the image says, else by the longest layer prefix among known images of
 // other repositories.
-func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *analysis.Platform) (parentFound, error) {
+func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *analysis.Platform, deps *reads) (parentFound, error) {
 	chain := analysis.ChainIDs(p.DiffIDs)
 	if name := p.Annotations[annotationBaseName]; name != "" {
 		if ref, err := analysis.ParseReference(name); err == nil && ref.Repository != repo {
+			deps.addRepository(ref.Repository)
 			parent, err := s.annotatedParent(ctx, ref, p.Annotations[annotationBaseDigest], p.Platform, chain)
-			return parentFound{parent, ref.Repository, []analysis.Repository{ref.Repository}}, err
+			return parentFound{parent, ref.Repository}, err
 		}
 	}
 	if len(chain) == 0 {
 		return parentFound{}, nil
 	}
+	// Any image indexed later may be a longer prefix: the answer depends on
+	// the index as it stands.
+	deps.add(store.IndexScope)
 	cands := s.index.Lookup(repo, chain)
 	if len(cands) == 0 {
 		return parentFound{}, nil
 	}
 	// The choice among candidates counts their tags, so every candidate's
 	// repository is read.
-	found := parentFound{read: make([]analysis.Repository, 0, len(cands))}
 	for _, c := range cands {
-		found.read = append(found.read, c.Repository)
+		deps.addRepository(c.Repository)
 	}
+	var found parentFound
 	best, err := s.pick(ctx, cands)
 	if err != nil {
 		return parentFound{}, err
@@ -195,6 +162,9 @@ func (s *Service) annotatedParent(ctx context.Context, ref analysis.Reference, d
 			if err := s.checkTag(ctx, ref.Repository, ref.Tag, tops, platform, chain, parent); err != nil {
 				return nil, err
 			}
+			if err := s.movedTags(ctx, ref.Repository, parent); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return parent, nil
@@ -203,7 +173,8 @@ func (s *Service) annotatedParent(ctx context.Context, ref analysis.Reference, d
 // outdated fills parent.Tags with the tags that pointed at one of tops (the
 // top-level images containing the parent), and marks the parent outdated
 // when one of them now points at an image whose layers for platform are no
-// longer a prefix of the child's (chain).
+// longer a prefix of the child's (chain); MovedTags then lists the parent's
+// tags that point where that one does.
 func (s *Service) outdated(ctx context.Context, repo analysis.Repository, tops []string, platform string, chain []string, parent *analysis.Parent) error {
 	tags, err := s.store.TagsEverAt(ctx, repo, tops)
 	if err != nil {
@@ -212,8 +183,29 @@ func (s *Service) outdated(ctx context.Context, repo analysis.Repository, tops [
 	analysis.SortTags(tags)
 	parent.Tags = tags
 	for _, t := range tags {
-		if err := s.checkTag(ctx, repo, t, tops, platform, chain, parent); err != nil || parent.Outdated {
+		if err := s.checkTag(ctx, repo, t, tops, platform, chain, parent); err != nil {
 			return err
+		}
+		if parent.Outdated {
+			break
+		}
+	}
+	return s.movedTags(ctx, repo, parent)
+}
+
+// movedTags fills parent.MovedTags once the parent is outdated.
+func (s *Service) movedTags(ctx context.Context, repo analysis.Repository, parent *analysis.Parent) error {
+	if !parent.Outdated || parent.CurrentDigest == "" {
+		return nil
+	}
+	now, err := s.store.TagDigests(ctx, repo, parent.Tags)
+	if err != nil {
+		return err
+	}
+	parent.MovedTags = nil
+	for _, t := range parent.Tags {
+		if now[t] == parent.CurrentDigest {
+			parent.MovedTags = append(parent.MovedTags, t)
 		}
 	}
 	return nil
@@ -326,7 +318,7 @@ func (s *Service) outdatedChildren(ctx context.Context, repo analysis.Repository
 				continue
 			}
 			seen[key] = true
-			child, err := s.cachedReport(ctx, l.Child.WithDigest(l.ChildDigest))
+			child, err := s.report(ctx, l.Child, l.ChildDigest)
 			if err != nil {
 				continue // content gone or unreadable: nothing to say about it
 			}

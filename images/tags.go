@@ -41,7 +41,7 @@ func (s *Service) tags(ctx context.Context, repo analysis.Repository, refresh bo
 	if err != nil && !errors.Is(err, analysis.ErrNotFound) {
 		return nil, err
 	}
-	if err != nil || refresh || s.now().Sub(listed) >= s.freshFor {
+	if err != nil || refresh || s.opts.Now().Sub(listed) >= s.opts.FreshFor {
 		if listed, err = s.list(ctx, repo); err != nil {
 			return nil, err
 		}
@@ -51,7 +51,7 @@ func (s *Service) tags(ctx context.Context, repo analysis.Repository, refresh bo
 
 // list reads the tag list from the registry and resolves every tag.
 func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time, error) {
-	at := s.now()
+	at := s.opts.Now()
 	tags, err := s.client.ListTags(ctx, repo)
 	if err != nil {
 		return time.Time{}, err
@@ -68,9 +68,6 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time
 	}
 	if err := s.store.ForgetTags(ctx, repo, gone); err != nil {
 		return time.Time{}, err
-	}
-	if len(gone) > 0 {
-		s.answers.changedRepo(repo)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
@@ -100,9 +97,6 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time
 	if err := s.store.ForgetTags(ctx, repo, missing); err != nil {
 		return time.Time{}, err
 	}
-	if len(missing) > 0 {
-		s.answers.changedRepo(repo)
-	}
 	if err := s.store.RecordListing(ctx, repo, at); err != nil {
 		return time.Time{}, err
 	}
@@ -124,7 +118,7 @@ func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed t
 			i = len(out.Groups)
 			byDigest[r.Digest] = i
 			g := analysis.TagGroup{Digest: r.Digest, MediaType: r.MediaType, Platforms: []string{}}
-			if rep, err := s.cachedReport(ctx, repo.WithDigest(r.Digest)); err == nil {
+			if rep, err := s.report(ctx, repo, r.Digest); err == nil {
 				for _, p := range rep.Platforms {
 					g.Platforms = append(g.Platforms, p.Platform)
 					if p.Created != nil && (g.Created == nil || p.Created.After(*g.Created)) {
@@ -154,16 +148,16 @@ func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed t
 	return out, nil
 }
 
-// RepositoryImages returns every known image of repo with the tags that
-// point at it now, newest first, for MicroBadger's Versions list.
-func (s *Service) RepositoryImages(ctx context.Context, repo analysis.Repository) ([]*analysis.Report, error) {
-	list, err := s.groups(ctx, repo, s.now())
+// Versions returns every known image of repo with the tags that point at it
+// now, newest first, for MicroBadger's Versions list.
+func (s *Service) Versions(ctx context.Context, repo analysis.Repository) ([]*analysis.Report, error) {
+	list, err := s.groups(ctx, repo, s.opts.Now())
 	if err != nil {
 		return nil, err
 	}
 	var out []*analysis.Report
 	for _, g := range list.Groups {
-		rep, err := s.cachedReport(ctx, repo.WithDigest(g.Digest))
+		rep, err := s.report(ctx, repo, g.Digest)
 		if err != nil {
 			continue
 		}

@@ -72,17 +72,43 @@ func moveTag(t testing.TB, st *store.Store, tag, digest string, at time.Time) st
 	t.Helper()
 	var id string
 	b := notify.NewBuilder("http://localhost:8080")
-	events := func(previous string) ([]store.Event, error) {
+	err := recordTag(st, repo, tag, digest, at, func(previous string) ([]store.Event, error) {
 		evs, err := b.Events(change(tag, previous, digest, at))
 		if len(evs) > 0 {
 			id = evs[0].ID
 		}
 		return evs, err
-	}
-	if _, err := st.RecordTag(context.Background(), repo, tag, analysis.Descriptor{Digest: digest, MediaType: "m"}, at, events); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// recordTag records repo:tag at digest from wherever the store says it
+// points, with the events events(previous) describes (nil for none), as
+// images.Service does.
+func recordTag(st *store.Store, repo analysis.Repository, tag, digest string, at time.Time, events func(previous string) ([]store.Event, error)) error {
+	prev := ""
+	if s, err := st.Tag(context.Background(), repo, tag); err == nil {
+		prev = s.Digest
+	}
+	for {
+		var evs []store.Event
+		if events != nil {
+			var err error
+			if evs, err = events(prev); err != nil {
+				return err
+			}
+		}
+		c, err := st.RecordTag(context.Background(), store.TagRecord{Repo: repo, Tag: tag, Previous: prev,
+			To: analysis.Descriptor{Digest: digest, MediaType: "m"}, At: at, Events: evs})
+		if errors.Is(err, store.ErrTagMoved) {
+			prev = c.Previous
+			continue
+		}
+		return err
+	}
 }
 
 // received is one request a receiver got, already verified.

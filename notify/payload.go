@@ -76,9 +76,9 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 	img := b.imageData(ref, c.Current, c.Previous)
 	var text string
 	if c.Previous == "" {
-		text = fmt.Sprintf("%s appeared: %s %s", display(ref), shortDigest(c.Current), img.URL)
+		text = fmt.Sprintf("%s appeared: %s %s", display(ref), analysis.ShortDigest(c.Current), img.URL)
 	} else {
-		text = fmt.Sprintf("%s changed: %s → %s %s", display(ref), shortDigest(c.Previous), shortDigest(c.Current), img.URL)
+		text = fmt.Sprintf("%s changed: %s → %s %s", display(ref), analysis.ShortDigest(c.Previous), analysis.ShortDigest(c.Current), img.URL)
 	}
 	ev, err := b.event(TypeImageUpdated, ref, c.At, text, imageUpdated{Image: img})
 	if err != nil {
@@ -118,7 +118,7 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		childImg.Platforms = ch.platforms
 		base := b.imageData(ref, c.Current, ch.o.BuiltOn)
 		text := fmt.Sprintf("%s is outdated: its base %s moved from %s to %s %s",
-			display(cref), display(ref), shortDigest(ch.o.BuiltOn), shortDigest(c.Current), childImg.URL)
+			display(cref), display(ref), analysis.ShortDigest(ch.o.BuiltOn), analysis.ShortDigest(c.Current), childImg.URL)
 		ev, err := b.event(TypeBaseUpdated, cref, c.At, text, baseUpdated{Image: childImg, Base: base})
 		if err != nil {
 			return nil, err
@@ -182,16 +182,6 @@ func (b *Builder) ImageURL(ref analysis.Reference) string {
 // display names ref as people write it (docker.io and library/ left out).
 func display(ref analysis.Reference) string {
 	return ref.Repository.Short() + ":" + ref.Tag
-}
-
-// shortDigest keeps the algorithm and 8 hex digits, enough for a person to
-// tell two images apart in a chat message.
-func shortDigest(d string) string {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) <= 8 {
-		return d
-	}
-	return alg + ":" + hex[:8]
 }
 
 // timestamp formats t as API.md's payloads do (RFC 3339, UTC, seconds).

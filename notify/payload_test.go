@@ -45,7 +45,7 @@ func TestImageUpdatedPayload(t *testing.T) {
 	want := map[string]any{
 		"type":      "image.updated",
 		"timestamp": "2026-11-26T22:00:00Z",
-		"text":      "127.0.0.1:5000/acme/base:1.0 changed: sha256:1a2b3c4d → sha256:5e6f7a8b http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0",
+		"text":      "127.0.0.1:5000/acme/base:1.0 changed: sha256:1a2b3c4d0000 → sha256:5e6f7a8b0000 http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0",
 		"data": map[string]any{"image": map[string]any{
 			"registry": "127.0.0.1:5000", "repository": "acme/base", "tag": "1.0",
 			"reference": "127.0.0.1:5000/acme/base:1.0", "digest": dNew, "previousDigest": dOld,
@@ -114,7 +114,7 @@ func TestBaseUpdatedPayload(t *testing.T) {
 	want := map[string]any{
 		"type":      "base.updated",
 		"timestamp": "2026-11-26T22:00:00Z",
-		"text":      "127.0.0.1:5000/acme/app:2.3 is outdated: its base 127.0.0.1:5000/acme/base:1.0 moved from sha256:1a2b3c4d to sha256:5e6f7a8b http://localhost:8080/images/127.0.0.1:5000/acme/app:2.3",
+		"text":      "127.0.0.1:5000/acme/app:2.3 is outdated: its base 127.0.0.1:5000/acme/base:1.0 moved from sha256:1a2b3c4d0000 to sha256:5e6f7a8b0000 http://localhost:8080/images/127.0.0.1:5000/acme/app:2.3",
 		"data": map[string]any{
 			"image": map[string]any{
 				"registry": "127.0.0.1:5000", "repository": "acme/app", "tag": "2.3",
@@ -137,7 +137,7 @@ func TestDockerHubNamesAreShort(t *testing.T) {
 	c := change("3.12", dOld, dNew, t0)
 	c.Repo = analysis.Repository{Registry: "docker.io", Name: "library/python"}
 	evs, _ := notify.NewBuilder("https://badges.example").Events(c)
-	if got := decode(t, evs[0])["text"]; got != "python:3.12 changed: sha256:1a2b3c4d → sha256:5e6f7a8b https://badges.example/images/docker.io/library/python:3.12" {
+	if got := decode(t, evs[0])["text"]; got != "python:3.12 changed: sha256:1a2b3c4d0000 → sha256:5e6f7a8b0000 https://badges.example/images/docker.io/library/python:3.12" {
 		t.Errorf("text = %v", got)
 	}
 }

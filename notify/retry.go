@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"imagebadger/analysis"
+	"imagebadger/registry"
 )
 
 // retryDelays are the waits before the 2nd, 3rd, … 10th attempt of a
@@ -65,5 +65,5 @@ func retryAfter(resp *http.Response, now time.Time) time.Duration {
 	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
 		return 0
 	}
-	return analysis.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
+	return registry.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 	"imagebadger/netguard"
 	"imagebadger/ratelimit"
 	"imagebadger/store"
@@ -37,34 +38,27 @@ func invalid(format string, args ...any) error {
 	return &analysis.Error{Kind: ErrInvalid, Message: fmt.Sprintf(format, args...)}
 }
 
-// Resolver is what Subscriptions needs of images.Service: resolving the
-// subscribed tag records where it points now, so that the subscriber is
-// told of the next move and not of the tag's existence.
-type Resolver interface {
-	Image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error)
-}
-
-// TagLister is implemented by images.Service once it lists a repository's
-// tags. Subscriptions and the Watcher use it, when present, for
-// repository-wide subscriptions and --watch.
-type TagLister interface {
-	Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error)
-}
-
-// Checker is implemented by an image service that can re-resolve a tag and
-// record a move without assembling a whole report, which is all a poll needs.
-type Checker interface {
+// Images is what notify needs of images.Service: re-resolving a tag (or
+// looking up a digest) and recording what it finds, a move with its events
+// included; listing a repository's tags the same way; and a plain read,
+// which makes an image known without asking the registry when it already
+// is. Every check and listing goes through it, so one move gives one event
+// however it was noticed.
+type Images interface {
 	Check(ctx context.Context, ref analysis.Reference) error
+	Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error)
+	Read(ctx context.Context, ref analysis.Reference, how images.ReadOptions) (images.Answer, error)
 }
 
 // SubscriptionsConfig holds the collaborators and limits of Subscriptions.
-// Store, Images, Builder and Guard are required.
+// Store, Images, Builder and Guard are required; zero limits mean the
+// defaults named on them.
 type SubscriptionsConfig struct {
 	Store   *store.Store
-	Images  Resolver
+	Images  Images
 	Builder *Builder
 	// Worker, when set, sends a new subscription's ping before Create
-	// returns; otherwise the ping waits for the worker's next poll.
+	// returns; otherwise the ping waits for a worker's next poll.
 	Worker *Worker
 	// Guard is the webhook network policy, applied to the URL's addresses
 	// at creation for a clear error (the worker's dialer applies it again
@@ -73,19 +67,44 @@ type SubscriptionsConfig struct {
 	// LookupHost resolves a URL's host name; nil means net.DefaultResolver.
 	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
 	Now        func() time.Time
-	// PerClient subscriptions may be created by one client address per
-	// PerClientPeriod (defaults 10 per hour).
-	PerClient       int
-	PerClientPeriod time.Duration
+	// PerClient bounds the subscriptions one client address may create
+	// (default DefaultCreationLimit).
+	PerClient ratelimit.Limit
 	// MaxPerImage caps the subscriptions (not disabled) of one tag or
-	// repository (default 100).
+	// repository (default DefaultMaxPerImage).
 	MaxPerImage int
+}
+
+// Defaults of SubscriptionsConfig.
+var (
+	DefaultCreationLimit = ratelimit.Limit{Burst: 10, Period: time.Hour}
+)
+
+// DefaultMaxPerImage is the default cap of subscriptions per tag or repository.
+const DefaultMaxPerImage = 100
+
+func (c SubscriptionsConfig) withDefaults() SubscriptionsConfig {
+	if c.LookupHost == nil {
+		c.LookupHost = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.PerClient.IsZero() {
+		c.PerClient = DefaultCreationLimit
+	}
+	if c.MaxPerImage <= 0 {
+		c.MaxPerImage = DefaultMaxPerImage
+	}
+	return c
 }
 
 // Subscriptions creates, shows and deletes webhook subscriptions.
 type Subscriptions struct {
 	store       *store.Store
-	images      Resolver
+	images      Images
 	builder     *Builder
 	worker      *Worker
 	guard       *netguard.Guard
@@ -97,7 +116,8 @@ type Subscriptions struct {
 
 // NewSubscriptions returns a Subscriptions.
 func NewSubscriptions(cfg SubscriptionsConfig) *Subscriptions {
-	s := &Subscriptions{
+	cfg = cfg.withDefaults()
+	return &Subscriptions{
 		store:       cfg.Store,
 		images:      cfg.Images,
 		builder:     cfg.Builder,
@@ -106,27 +126,8 @@ func NewSubscriptions(cfg SubscriptionsConfig) *Subscriptions {
 		lookup:      cfg.LookupHost,
 		now:         cfg.Now,
 		maxPerImage: cfg.MaxPerImage,
+		limiter:     ratelimit.New(cfg.PerClient),
 	}
-	if s.lookup == nil {
-		s.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.maxPerImage <= 0 {
-		s.maxPerImage = 100
-	}
-	perClient, period := cfg.PerClient, cfg.PerClientPeriod
-	if perClient == 0 {
-		perClient = 10
-	}
-	if period <= 0 {
-		period = time.Hour
-	}
-	s.limiter = ratelimit.New(perClient, period)
-	return s
 }
 
 // CreateRequest is a subscription as a person or script asks for it.
@@ -201,50 +202,32 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 	if err != nil {
 		return Created{}, fmt.Errorf("notify: ping of %s: %w", sub.ID, err)
 	}
-	pingID, err := s.store.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: newID("msg_"), Type: TypePing, Payload: body})
+	ping := store.NewDelivery{WebhookID: newID("msg_"), Type: TypePing, Payload: body}
+	if s.worker != nil {
+		// Stored leased to this process's worker, which sends it before the
+		// answer: the answer says whether the receiver accepted it.
+		ping.LeaseOwner, ping.LeaseUntil = s.worker.owner, now.Add(s.worker.lease)
+	}
+	claim, err := s.store.CreateSubscription(ctx, sub, ping)
 	if err != nil {
 		return Created{}, err
 	}
-	if s.worker != nil {
-		sent, err := s.worker.DeliverNow(ctx, pingID)
-		if err != nil {
-			return Created{}, err
-		}
-		if !sent {
-			// The background worker took the ping first: wait for its answer.
-			s.waitForAttempt(ctx, sub.ID)
-		}
-		if stored, err := s.store.Subscription(ctx, sub.ID); err == nil {
-			sub.Status = stored.Status
-		}
+	if s.worker != nil && s.worker.Send(ctx, claim) {
+		sub.Status = store.SubscriptionActive
 	}
 	return Created{Subscription: sub, Token: token}, nil
 }
 
-// waitForAttempt waits, at most one attempt's deadline, until the ping of
-// subscription id has been attempted.
-func (s *Subscriptions) waitForAttempt(ctx context.Context, id string) {
-	deadline := time.Now().Add(s.worker.timeout + time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		ds, err := s.store.Deliveries(ctx, id, 1)
-		if err != nil || len(ds) == 0 || ds[0].Attempts > 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// baseline records where the subscribed tags point now.
+// baseline makes the subscribed tags known, so that the subscriber is told
+// of the next move and not of the tags' existence. A known tag costs the
+// registry nothing: a hundred subscriptions to one tag are one HEAD at most.
 func (s *Subscriptions) baseline(ctx context.Context, subject analysis.Reference) error {
 	if subject.Tag != "" {
-		_, err := s.images.Image(ctx, subject, false)
+		_, err := s.images.Read(ctx, subject, images.ReadOptions{})
 		return err
 	}
-	if tl, ok := s.images.(TagLister); ok {
-		_, err := tl.Tags(ctx, subject.Repository, true)
-		return err
-	}
-	return nil
+	_, err := s.images.Tags(ctx, subject.Repository, true)
+	return err
 }
 
 // Get returns the subscription id with its latest deliveries, if token is

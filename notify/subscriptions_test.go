@@ -15,6 +15,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/netguard"
 	"imagebadger/notify"
+	"imagebadger/ratelimit"
 	"imagebadger/store"
 )
 
@@ -78,7 +79,7 @@ func TestCreatePingsAndActivates(t *testing.T) {
 		t.Errorf("ping: %v", err)
 	}
 	// The subscribed tag was resolved first, so its current state is no news.
-	if calls := e.images.taken(); len(calls) != 1 || calls[0] != "127.0.0.1:5000/acme/base:1.0 refresh=false" {
+	if calls := e.images.taken(); len(calls) != 1 || calls[0] != "127.0.0.1:5000/acme/base:1.0 read" {
 		t.Errorf("baseline calls = %v", calls)
 	}
 	// The token opens it; nothing else does.
@@ -166,7 +167,7 @@ func TestCreateRefusals(t *testing.T) {
 }
 
 func TestCreateIsRateLimitedPerClient(t *testing.T) {
-	e := newSubsEnv(t, true, notify.SubscriptionsConfig{PerClient: 3, PerClientPeriod: time.Hour, MaxPerImage: 100})
+	e := newSubsEnv(t, true, notify.SubscriptionsConfig{PerClient: ratelimit.Limit{Burst: 3, Period: time.Hour}, MaxPerImage: 100})
 	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
 	create := func(client string) error {
 		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: rc.URL, Client: client})

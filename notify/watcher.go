@@ -13,13 +13,11 @@ import (
 )
 
 // WatcherConfig holds a Watcher's collaborators; Images, Store and Interval
-// are required.
+// are required, and other zero fields mean the defaults named on them.
 type WatcherConfig struct {
-	// Images refreshes tags through the same path as the API's refresh
+	// Images checks tags through the same path as the API's refresh
 	// (images.Service), so one move gives one event however it was noticed.
-	// When it also implements TagLister, repository-wide subscriptions are
-	// polled too. (--watch is images.Service.Watch's.)
-	Images Resolver
+	Images Images
 	Store  *store.Store
 	// Interval is the poll interval (--poll-interval); each wait is spread
 	// by ±10% so that many instances do not poll a registry in step.
@@ -29,8 +27,9 @@ type WatcherConfig struct {
 	// so bases are known before their children are inspected and a rebuilt
 	// base is noticed. Optional.
 	Watched []analysis.Repository
-	// Concurrency is how many tags are refreshed at once (default 4); the
-	// registry client adds its own per-registry limit.
+	// Concurrency is how many tags are refreshed at once (default
+	// DefaultWatchConcurrency); the registry client adds its own
+	// per-registry limit.
 	Concurrency int
 	// Wake is called after refreshes, to let the delivery worker send what
 	// they produced without waiting for its own poll.
@@ -40,13 +39,34 @@ type WatcherConfig struct {
 	Rand   func() float64
 }
 
+// DefaultWatchConcurrency is WatcherConfig.Concurrency's default.
+const DefaultWatchConcurrency = 4
+
+func (c WatcherConfig) withDefaults() WatcherConfig {
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultWatchConcurrency
+	}
+	if c.Wake == nil {
+		c.Wake = func() {}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	return c
+}
+
 // Watcher notices tag moves: by polling every subscribed tag, and
 // on request (inbound hooks). It never records anything itself; each check
-// is images.Service.Image(ctx, ref, true), which records a move with its
-// events and deliveries.
+// is images.Service.Check, which records a move with its events and
+// deliveries.
 type Watcher struct {
-	images      Resolver
-	tags        TagLister
+	images      Images
 	watched     []analysis.Repository
 	store       *store.Store
 	interval    time.Duration
@@ -64,9 +84,9 @@ type Watcher struct {
 	// backoff holds, per registry, when it may be asked again after
 	// answering 429.
 	backoff map[string]time.Time
-	// warned remembers that repository-wide polling was reported as
-	// unavailable, so the log says it once.
-	warned bool
+	// retries tracks the goroutines waiting to look at a hook's tag again,
+	// so Run returns only once they have stopped.
+	retries sync.WaitGroup
 }
 
 // queueSize bounds the refreshes waiting from hooks; past it a hook's
@@ -90,7 +110,8 @@ func hookRetries() []time.Duration {
 
 // NewWatcher returns a Watcher; call Run to start it.
 func NewWatcher(cfg WatcherConfig) *Watcher {
-	w := &Watcher{
+	cfg = cfg.withDefaults()
+	return &Watcher{
 		images:      cfg.Images,
 		watched:     cfg.Watched,
 		store:       cfg.Store,
@@ -104,23 +125,6 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 		queued:      map[string]bool{},
 		backoff:     map[string]time.Time{},
 	}
-	w.tags, _ = cfg.Images.(TagLister)
-	if w.concurrency <= 0 {
-		w.concurrency = 4
-	}
-	if w.wake == nil {
-		w.wake = func() {}
-	}
-	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
-	}
-	if w.now == nil {
-		w.now = time.Now
-	}
-	if w.rand == nil {
-		w.rand = rand.Float64
-	}
-	return w
 }
 
 // Refresh asks for ref to be re-resolved soon, as an inbound hook does;
@@ -153,6 +157,7 @@ func (w *Watcher) enqueue(r refreshRequest) bool {
 // progress has stopped.
 func (w *Watcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	defer w.retries.Wait()
 	defer wg.Wait()
 	for range 2 {
 		wg.Go(func() { w.serveQueue(ctx) })
@@ -204,14 +209,14 @@ func (w *Watcher) again(ctx context.Context, r refreshRequest) {
 	}
 	r.tries++
 	t := time.NewTimer(waits[r.tries-1])
-	go func() {
+	w.retries.Go(func() {
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
 		case <-t.C:
 			w.enqueue(r)
 		}
-	}()
+	})
 }
 
 // Poll checks every subscribed tag, and every tag of watched repositories
@@ -267,20 +272,6 @@ func (w *Watcher) Poll(ctx context.Context) error {
 // listTags returns the tags of repos, through images.Service so that the
 // listing records what it learns.
 func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []analysis.Reference {
-	if len(repos) == 0 {
-		return nil
-	}
-	if w.tags == nil {
-		w.mu.Lock()
-		warn := !w.warned
-		w.warned = true
-		w.mu.Unlock()
-		if warn {
-			w.log.Warn("watcher: repository-wide subscriptions cannot be polled: the image service cannot list tags",
-				"repositories", len(repos))
-		}
-		return nil
-	}
 	var out []analysis.Reference
 	done := map[analysis.Repository]bool{}
 	for _, repo := range repos {
@@ -288,7 +279,7 @@ func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []a
 			continue
 		}
 		done[repo] = true
-		list, err := w.tags.Tags(ctx, repo, true)
+		list, err := w.images.Tags(ctx, repo, true)
 		if err != nil {
 			w.failed(repo.String(), repo.Registry, err)
 			continue
@@ -308,13 +299,7 @@ func (w *Watcher) check(ctx context.Context, ref analysis.Reference) {
 	if !w.allowed(ref.Registry) {
 		return
 	}
-	var err error
-	if c, ok := w.images.(Checker); ok && ref.Digest == "" {
-		err = c.Check(ctx, ref)
-	} else {
-		_, err = w.images.Image(ctx, ref, ref.Digest == "")
-	}
-	if err != nil && ctx.Err() == nil {
+	if err := w.images.Check(ctx, ref); err != nil && ctx.Err() == nil {
 		w.failed(ref.String(), ref.Registry, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 	"imagebadger/notify"
 	"imagebadger/store"
 )
@@ -28,9 +29,9 @@ type fakeImages struct {
 	digest func(n int) string
 }
 
-func (f *fakeImages) Image(ctx context.Context, ref analysis.Reference, refresh bool) (*analysis.Report, error) {
+func (f *fakeImages) Check(ctx context.Context, ref analysis.Reference) error {
 	f.mu.Lock()
-	f.calls = append(f.calls, fmt.Sprintf("%s refresh=%v", ref, refresh))
+	f.calls = append(f.calls, fmt.Sprintf("%s check", ref))
 	d := dNew
 	if f.digest != nil {
 		d = f.digest(len(f.calls))
@@ -38,15 +39,33 @@ func (f *fakeImages) Image(ctx context.Context, ref analysis.Reference, refresh 
 	f.mu.Unlock()
 	if f.err != nil {
 		if err := f.err(ref); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if ref.Tag != "" && ref.Digest == "" {
-		if _, err := f.st.RecordTag(ctx, ref.Repository, ref.Tag, analysis.Descriptor{Digest: d, MediaType: "m"}, f.now(), nil); err != nil {
-			return nil, err
-		}
+		return recordTag(f.st, ref.Repository, ref.Tag, d, f.now(), nil)
 	}
-	return &analysis.Report{Digest: dNew}, nil
+	return nil
+}
+
+// Read is a plain read: it records the tag as Check does when the store
+// does not know it yet.
+func (f *fakeImages) Read(ctx context.Context, ref analysis.Reference, _ images.ReadOptions) (images.Answer, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, fmt.Sprintf("%s read", ref))
+	f.mu.Unlock()
+	if _, err := f.st.Tag(ctx, ref.Repository, ref.Tag); err == nil || ref.Tag == "" {
+		return images.Answer{Report: &analysis.Report{Digest: dNew}}, nil
+	}
+	if err := recordTag(f.st, ref.Repository, ref.Tag, dNew, f.now(), nil); err != nil {
+		return images.Answer{}, err
+	}
+	return images.Answer{Report: &analysis.Report{Digest: dNew}}, nil
+}
+
+// Tags lists no tags: only fakeLister has some.
+func (f *fakeImages) Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
+	return &analysis.TagList{Registry: repo.Registry, Repository: repo.Name}, nil
 }
 
 func (f *fakeImages) taken() []string {
@@ -58,7 +77,7 @@ func (f *fakeImages) taken() []string {
 	return out
 }
 
-// fakeLister adds Tags: it resolves every tag of the listing through Image,
+// fakeLister lists tags: it checks every tag of the listing through Check,
 // as images.Service.Tags does, when resolve is set.
 type fakeLister struct {
 	*fakeImages
@@ -71,7 +90,7 @@ func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, refresh
 	f.lists.Add(1)
 	if f.resolve {
 		for _, t := range f.tags {
-			if _, err := f.Image(ctx, repo.WithTag(t), true); err != nil {
+			if err := f.Check(ctx, repo.WithTag(t)); err != nil {
 				return nil, err
 			}
 		}
@@ -79,7 +98,7 @@ func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, refresh
 	return &analysis.TagList{Registry: repo.Registry, Repository: repo.Name, Groups: []analysis.TagGroup{{Digest: dNew, Tags: f.tags}}}, nil
 }
 
-func newWatcher(t *testing.T, images notify.Resolver, st *store.Store, clk *clock, wakes *atomic.Int32) *notify.Watcher {
+func newWatcher(t *testing.T, images notify.Images, st *store.Store, clk *clock, wakes *atomic.Int32) *notify.Watcher {
 	t.Helper()
 	return notify.NewWatcher(notify.WatcherConfig{Images: images, Store: st, Interval: time.Minute, Now: clk.Now,
 		Wake: func() { wakes.Add(1) }})
@@ -98,7 +117,7 @@ func TestPollRefreshesSubscribedTags(t *testing.T) {
 	if err := w.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"127.0.0.1:5000/acme/base:1.0 refresh=true", "127.0.0.1:5000/acme/base:2.0 refresh=true"}
+	want := []string{"127.0.0.1:5000/acme/base:1.0 check", "127.0.0.1:5000/acme/base:2.0 check"}
 	if diff := cmp.Diff(want, f.taken()); diff != "" {
 		t.Errorf("checks (-want +got):\n%s", diff)
 	}
@@ -121,14 +140,12 @@ func addDisabledSubscription(t *testing.T, st *store.Store, id, tag string) {
 	ctx := context.Background()
 	sub := store.Subscription{ID: id, Repo: repo, Tag: tag, URL: "http://x", Events: []string{notify.TypeImageUpdated},
 		Secret: notify.NewSecret(), TokenHash: "h", Status: store.SubscriptionPending, CreatedAt: t0}
-	pingID, err := st.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_" + id, Type: notify.TypePing, Payload: []byte(`{}`)})
+	ping, err := st.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_" + id, Type: notify.TypePing, Payload: []byte(`{}`),
+		LeaseOwner: "w", LeaseUntil: t0.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := st.ClaimDelivery(ctx, pingID, "w", t0, time.Minute); !ok || err != nil {
-		t.Fatalf("claim ping: %v %v", ok, err)
-	}
-	if err := st.RecordAttempt(ctx, store.AttemptResult{DeliveryID: pingID, Owner: "w", StartedAt: t0, StatusCode: 410, Disable: "gone"}); err != nil {
+	if err := st.RecordAttempt(ctx, store.AttemptResult{DeliveryID: ping.ID, Owner: "w", StartedAt: t0, StatusCode: 410, Disable: "gone"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,26 +167,11 @@ func TestPollListsRepositoryWideSubscriptions(t *testing.T) {
 				t.Errorf("listed %d times", f.lists.Load())
 			}
 			// Each tag is asked once per round, whoever asks.
-			want := []string{"127.0.0.1:5000/acme/base:a refresh=true", "127.0.0.1:5000/acme/base:b refresh=true"}
+			want := []string{"127.0.0.1:5000/acme/base:a check", "127.0.0.1:5000/acme/base:b check"}
 			if diff := cmp.Diff(want, f.taken()); diff != "" {
 				t.Errorf("checks (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestPollWithoutTagListingSkipsRepositoryWide(t *testing.T) {
-	st := openStore(t)
-	clk := &clock{t: t0}
-	addSubscription(t, st, "sub_repo", "", "http://x")
-	addSubscription(t, st, "sub_tag", "1.0", "http://x")
-	f := &fakeImages{st: st, now: clk.Now}
-	var wakes atomic.Int32
-	if err := newWatcher(t, f, st, clk, &wakes).Poll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"127.0.0.1:5000/acme/base:1.0 refresh=true"}, f.taken()); diff != "" {
-		t.Errorf("checks (-want +got):\n%s", diff)
 	}
 }
 
@@ -232,7 +234,7 @@ func TestRefreshRequestsAreServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(got)
-	want := []string{"127.0.0.1:5000/acme/base:1.0 refresh=true", "127.0.0.1:5000/acme/base@" + dOld + " refresh=false"}
+	want := []string{"127.0.0.1:5000/acme/base:1.0 check", "127.0.0.1:5000/acme/base@" + dOld + " check"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("refreshes (-want +got):\n%s", diff)
 	}

@@ -101,8 +101,47 @@ type Worker struct {
 	duration     prometheus.Histogram
 }
 
+// Defaults of WorkerConfig.
+const (
+	DefaultConcurrency  = 32
+	DefaultPollInterval = time.Second
+	DefaultRetention    = 30 * 24 * time.Hour
+)
+
+func (c WorkerConfig) withDefaults() WorkerConfig {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.PerReceiver <= 0 || c.PerReceiver > c.Concurrency {
+		c.PerReceiver = max(1, c.Concurrency/2)
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Lease <= c.Timeout {
+		c.Lease = c.Timeout + 15*time.Second
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	return c
+}
+
 // NewWorker returns a Worker; call Run to start it.
 func NewWorker(cfg WorkerConfig) *Worker {
+	cfg = cfg.withDefaults()
 	w := &Worker{
 		store:        cfg.Store,
 		log:          cfg.Logger,
@@ -116,33 +155,6 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		retention:    cfg.Retention,
 		owner:        newID("wrk_"),
 		wake:         make(chan struct{}, 1),
-	}
-	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
-	}
-	if w.now == nil {
-		w.now = time.Now
-	}
-	if w.rand == nil {
-		w.rand = rand.Float64
-	}
-	if w.concurrency <= 0 {
-		w.concurrency = 32
-	}
-	if w.perReceiver <= 0 || w.perReceiver > w.concurrency {
-		w.perReceiver = max(1, w.concurrency/2)
-	}
-	if w.pollInterval <= 0 {
-		w.pollInterval = time.Second
-	}
-	if w.timeout <= 0 {
-		w.timeout = DefaultTimeout
-	}
-	if w.lease <= w.timeout {
-		w.lease = w.timeout + 15*time.Second
-	}
-	if w.retention == 0 {
-		w.retention = 30 * 24 * time.Hour
 	}
 	w.client = &http.Client{
 		Transport: cfg.Transport,
@@ -244,56 +256,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce sends every delivery due at the worker's clock and returns once
-// all of them have been attempted, with how many attempts it made. It is Run
-// without the waiting, for tests that drive the clock themselves.
-func (w *Worker) RunOnce(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		limit := 4 * w.concurrency
-		// Each batch is finished before the next is claimed; the bound per
-		// receiver is Run's business.
-		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, limit, 0, nil)
-		if err != nil {
-			return total, err
-		}
-		var wg sync.WaitGroup
-		slots := make(chan struct{}, w.concurrency)
-		for _, c := range claims {
-			slots <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				w.deliver(ctx, c)
-			}()
-		}
-		wg.Wait()
-		total += len(claims)
-		if len(claims) < limit {
-			return total, nil
-		}
-	}
+// Send makes one attempt of a delivery leased to this worker (a
+// subscription's ping, stored leased to it) and records it; it reports
+// whether the receiver accepted it.
+func (w *Worker) Send(ctx context.Context, c store.Claim) bool {
+	return w.deliver(ctx, c).Delivered
 }
 
-// DeliverNow sends the delivery id at once if it is due and nobody holds
-// it, and reports whether it did. A subscription's creation uses it to send
-// the ping before answering, so the answer can say whether the receiver
-// accepted it.
-func (w *Worker) DeliverNow(ctx context.Context, id int64) (bool, error) {
-	c, ok, err := w.store.ClaimDelivery(ctx, id, w.owner, w.now(), w.lease)
-	if err != nil || !ok {
-		return false, err
-	}
-	w.deliver(ctx, c)
-	return true, nil
-}
-
-// deliver makes one attempt of a claimed delivery and records it. The
-// attempt and its record are not cut short by ctx's cancellation (a
-// shutdown): an attempt once started is finished and recorded, within its
-// own deadline.
-func (w *Worker) deliver(ctx context.Context, c store.Claim) {
+// deliver makes one attempt of a claimed delivery, records it and returns
+// its outcome. The attempt and its record are not cut short by ctx's
+// cancellation (a shutdown): an attempt once started is finished and
+// recorded, within its own deadline.
+func (w *Worker) deliver(ctx context.Context, c store.Claim) store.AttemptResult {
 	ctx = context.WithoutCancel(ctx)
 	start := w.now()
 	res := store.AttemptResult{DeliveryID: c.ID, Owner: w.owner, StartedAt: start}
@@ -338,7 +312,7 @@ func (w *Worker) deliver(ctx context.Context, c store.Claim) {
 			level = slog.LevelInfo // the subscription was deleted meanwhile
 		}
 		w.log.Log(ctx, level, "webhook worker: record attempt", "delivery", c.ID, "webhook_id", c.WebhookID, "err", err)
-		return
+		return store.AttemptResult{}
 	}
 	level := slog.LevelInfo
 	if !res.Delivered {
@@ -347,6 +321,7 @@ func (w *Worker) deliver(ctx context.Context, c store.Claim) {
 	w.log.Log(ctx, level, "webhook attempt", "delivery", c.ID, "webhook_id", c.WebhookID, "type", c.Type,
 		"subscription", c.SubscriptionID, "attempt", attempt, "status", res.StatusCode, "outcome", outcome,
 		"error", res.Error, "detail", errString(err), "duration_ms", res.Duration.Milliseconds())
+	return res
 }
 
 // send POSTs the signed payload and reads at most maxAnswer bytes of the

@@ -15,6 +15,17 @@ import (
 // buckets have refilled are forgotten (they would start full anyway).
 const maxKeys = 10000
 
+// Limit is how many events one key may have: Burst at once, refilled at
+// Burst per Period. The zero Limit is "not set", for options structs whose
+// zero values mean their defaults; a negative Burst allows everything.
+type Limit struct {
+	Burst  int
+	Period time.Duration
+}
+
+// IsZero reports whether l is unset.
+func (l Limit) IsZero() bool { return l == Limit{} }
+
 // Keyed is a token bucket per key: burst tokens, refilled at burst per period.
 type Keyed struct {
 	mu      sync.Mutex
@@ -23,13 +34,13 @@ type Keyed struct {
 	buckets map[string]*rate.Limiter
 }
 
-// New returns a limiter allowing each key burst events per period. A burst
-// of zero or less allows everything.
-func New(burst int, period time.Duration) *Keyed {
-	if period <= 0 {
-		period = time.Hour
+// New returns a limiter allowing each key l.Burst events per l.Period. A
+// burst of zero or less allows everything.
+func New(l Limit) *Keyed {
+	if l.Period <= 0 {
+		l.Period = time.Hour
 	}
-	return &Keyed{burst: burst, every: rate.Limit(float64(burst) / period.Seconds()), buckets: map[string]*rate.Limiter{}}
+	return &Keyed{burst: l.Burst, every: rate.Limit(float64(l.Burst) / l.Period.Seconds()), buckets: map[string]*rate.Limiter{}}
 }
 
 // Allow takes one token of key's bucket at now. When none is left it

@@ -8,7 +8,7 @@ import (
 )
 
 func TestKeyedBuckets(t *testing.T) {
-	l := ratelimit.New(3, time.Hour)
+	l := ratelimit.New(ratelimit.Limit{Burst: 3, Period: time.Hour})
 	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 3; i++ {
 		if ok, _ := l.Allow("a", t0); !ok {
@@ -25,7 +25,7 @@ func TestKeyedBuckets(t *testing.T) {
 	if ok, _ := l.Allow("a", t0.Add(20*time.Minute)); !ok {
 		t.Error("a token did not come back after 20 minutes")
 	}
-	if ok, _ := ratelimit.New(0, time.Hour).Allow("x", t0); !ok {
+	if ok, _ := ratelimit.New(ratelimit.Limit{Burst: 0, Period: time.Hour}).Allow("x", t0); !ok {
 		t.Error("a zero burst should allow everything")
 	}
 }

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -17,24 +15,23 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	refresh := wantsRefresh(r)
-	if refresh {
+	how := images.ReadOptions{Refresh: wantsRefresh(r)}
+	if how.Refresh {
 		if err := s.allowRefresh(r); err != nil {
 			return err
 		}
 	}
-	if refresh {
-		rep, err := s.images.Image(r.Context(), ref, true)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, rep)
-		return nil
-	}
-	a, err := s.read(r.Context(), ref)
+	a, err := s.images.Read(r.Context(), ref, how)
 	if err != nil {
 		return err
 	}
+	s.writeReport(w, ref, a)
+	return nil
+}
+
+// writeReport writes the JSON report of an answer, encoded once per answer
+// version.
+func (s *Server) writeReport(w http.ResponseWriter, ref analysis.Reference, a images.Answer) {
 	key := "json\x00" + ref.String()
 	body, ok := s.responses.get(key, a.Version)
 	if !ok {
@@ -42,7 +39,6 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 		s.responses.put(key, a.Version, body)
 	}
 	writeJSONBytes(w, http.StatusOK, body)
-	return nil
 }
 
 // apiRefresh answers POST /api/v1/images/{reference}/refresh: re-resolve now.
@@ -54,11 +50,11 @@ func (s *Server) apiRefresh(w http.ResponseWriter, r *http.Request) error {
 	if err := s.allowRefresh(r); err != nil {
 		return err
 	}
-	rep, err := s.images.Image(r.Context(), ref, true)
+	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rep)
+	s.writeReport(w, ref, a)
 	return nil
 }
 
@@ -66,27 +62,4 @@ func (s *Server) apiRefresh(w http.ResponseWriter, r *http.Request) error {
 func wantsRefresh(r *http.Request) bool {
 	v := r.URL.Query().Get("refresh")
 	return v == "1" || v == "true"
-}
-
-// read answers a plain read (pages, the JSON API without ?refresh=1, the
-// MicroBadger API) the way badges are answered: a stored report at once, a
-// stale one refreshed in the background for the next reader, and only an
-// image never seen inspected while the reader waits (that answer has no
-// Version). Making readers wait on a registry HEAD whenever the poll
-// interval had passed cost every page a registry round trip, and released
-// those waits in bursts that delayed the cheap requests around them (the
-// issue 7 load test).
-func (s *Server) read(ctx context.Context, ref analysis.Reference) (images.Answer, error) {
-	a, err := s.images.Answer(ctx, ref)
-	if err == nil {
-		if a.Stale {
-			s.badges.refresher.RefreshInBackground(ref)
-		}
-		return a, nil
-	}
-	if !errors.Is(err, analysis.ErrNotFound) {
-		return images.Answer{}, err
-	}
-	rep, err := s.images.Image(ctx, ref, false)
-	return images.Answer{Report: rep}, err
 }

@@ -23,6 +23,7 @@ import (
 	"imagebadger/images"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
+	"imagebadger/registry"
 	"imagebadger/server"
 	"imagebadger/store"
 )
@@ -48,7 +49,7 @@ func newStackFresh(t *testing.T, timeout, freshFor time.Duration) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	client, err := analysis.NewClient(analysis.ClientOptions{
+	client, err := registry.New(registry.Options{
 		Transport: netguard.New(true).Transport(),
 		Timeout:   timeout,
 		Keychain:  authn.NewMultiKeychain(),
@@ -57,7 +58,8 @@ func newStackFresh(t *testing.T, timeout, freshFor time.Duration) *stack {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Config{
-		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: freshFor}),
+		Images:  images.New(images.Options{Client: client, Store: st, FreshFor: freshFor}),
+		Store:   st,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: prometheus.NewRegistry(),
 	})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,7 @@ import (
 	"imagebadger/images"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
+	"imagebadger/registry"
 	"imagebadger/server"
 	"imagebadger/store"
 )
@@ -40,7 +42,7 @@ func newBadgeServer(t *testing.T, freshFor time.Duration, opts server.BadgeOptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := analysis.NewClient(analysis.ClientOptions{
+	client, err := registry.New(registry.Options{
 		Transport: netguard.New(true).Transport(),
 		Timeout:   5 * time.Second,
 		Keychain:  authn.NewMultiKeychain(),
@@ -49,18 +51,16 @@ func newBadgeServer(t *testing.T, freshFor time.Duration, opts server.BadgeOptio
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := images.New(images.Config{Client: client, Store: st, FreshFor: freshFor})
-	rf := images.NewRefresher(svc, images.RefresherOptions{Logger: logger, RetryAfter: retryAfter})
+	svc := images.New(images.Options{Client: client, Store: st, FreshFor: freshFor, Logger: logger, RetryFailedAfter: retryAfter})
 	srv := server.New(server.Config{
-		Images: svc, Logger: logger, Metrics: prometheus.NewRegistry(),
-		Refresher: rf, Badges: opts,
+		Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry(), Badges: opts,
 	})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := rf.Close(ctx); err != nil {
+		if err := svc.Close(ctx); err != nil {
 			t.Error(err)
 		}
 		st.Close()
@@ -314,7 +314,7 @@ func TestBadgePlatformSelection(t *testing.T) {
 func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 	reg := faultreg.Start(t)
 	// Every stored tag is stale at once, so every badge would refresh if it could.
-	url := newBadgeServer(t, time.Nanosecond, server.BadgeOptions{ReportTTL: time.Millisecond}, 100*time.Millisecond)
+	url := newBadgeServer(t, time.Nanosecond, server.BadgeOptions{}, 100*time.Millisecond)
 	ref := reg.Host + "/acme/app:1"
 	pushTo(t, ref, labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0.0"}))
 	u := url + "/badges/version/" + ref + ".svg"
@@ -403,9 +403,9 @@ func TestBadgeFirstInspection(t *testing.T) {
 }
 
 // BenchmarkBadgeCached measures one cached badge through the whole handler
-// chain (router, logging, metrics), beside the same bytes served from memory
-// by the benchmark-only baseline route: the in-process half of what
-// bench/loadbench measures over loopback.
+// chain (router, logging, metrics), beside the same bytes written from
+// memory with the same headers: the in-process half of what bench/loadbench
+// measures over loopback.
 func BenchmarkBadgeCached(b *testing.B) {
 	reg := faultreg.Start(b)
 	host := reg.Host
@@ -429,28 +429,43 @@ func BenchmarkBadgeCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	client, _ := analysis.NewClient(analysis.ClientOptions{Transport: netguard.New(true).Transport(), Keychain: authn.NewMultiKeychain()})
-	svc := images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour})
+	client, _ := registry.New(registry.Options{Transport: netguard.New(true).Transport(), Keychain: authn.NewMultiKeychain()})
+	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour})
+	defer svc.Close(context.Background())
 	srv := server.New(server.Config{
-		Images: svc, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
-		Badges: server.BadgeOptions{Baseline: &badge.Badge{Left: "version", Right: "1.0.3", Color: badge.ColorValue}},
+		Images: svc, Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
 	})
-	for _, bc := range []struct{ name, path string }{
-		{"badge", "/badges/version/" + host + "/bench/app:1.svg"},
-		{"baseline", "/_bench/baseline.svg"},
+	baseline := badge.Render(badge.Badge{Left: "version", Right: "1.0.3", Color: badge.ColorValue})
+	fromMemory := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "image/svg+xml")
+		h.Set("ETag", baseline.ETag)
+		h.Set("Cache-Control", "public, max-age=60")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		h.Set("Content-Length", strconv.Itoa(len(baseline.SVG)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(baseline.SVG)
+	})
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{
+		{"badge", srv},
+		{"baseline", fromMemory},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
+			req := httptest.NewRequest(http.MethodGet, "/badges/version/"+host+"/bench/app:1.svg", nil)
 			w := httptest.NewRecorder()
-			srv.ServeHTTP(w, req)
+			bc.h.ServeHTTP(w, req)
 			if w.Code != 200 || !strings.Contains(w.Body.String(), ">1.0.3<") {
-				b.Fatalf("%s: %d %s", bc.path, w.Code, w.Body)
+				b.Fatalf("%s: %d %s", bc.name, w.Code, w.Body)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
 				w := httptest.NewRecorder()
-				srv.ServeHTTP(w, req)
+				bc.h.ServeHTTP(w, req)
 			}
 		})
 	}

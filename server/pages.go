@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 	"imagebadger/static"
 	"imagebadger/templates"
 )
@@ -178,7 +179,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-	recent, err := s.images.RecentTags(r.Context(), recentTagRows)
+	recent, err := s.store.RecentTags(r.Context(), recentTagRows)
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 	}
 	page.Recent = templates.NewRecentItems(rt, recentOnHome, opt.Now)
 	for _, repo := range s.pages.watched {
-		a, err := s.images.Activity(r.Context(), repo)
+		a, err := s.store.RepositoryActivity(r.Context(), repo)
 		if err != nil {
 			return err
 		}
@@ -237,7 +238,7 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		redirectTo(w, r, templates.ImageHref(canon))
 		return nil
 	}
-	a, err := s.read(r.Context(), ref)
+	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{})
 	if err != nil {
 		return err
 	}
@@ -256,17 +257,6 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		return s.writePage(w, http.StatusOK, body)
 	}
 	page := templates.NewImagePage(a.Report, platform, opt)
-	if pv := page.Platform.Parent; pv != nil && pv.Outdated && pv.CurrentDigest != "" {
-		// The parent's repository is among those the answer read, so its
-		// version covers these tags too.
-		repo := analysis.Repository{Registry: pv.Registry, Name: pv.RepositoryName}
-		if tags, err := s.images.TagsAt(r.Context(), repo, pv.CurrentDigest); err == nil {
-			pv.SetMoved(tags)
-		} else {
-			s.log.WarnContext(r.Context(), "tags of the current parent", "repository", repo.String(), "err", err)
-			version = "" // not the whole answer: not kept
-		}
-	}
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
 
@@ -280,7 +270,7 @@ func (s *Server) refreshPage(w http.ResponseWriter, r *http.Request) error {
 	if err := s.allowRefresh(r); err != nil {
 		return err
 	}
-	if _, err := s.images.Image(r.Context(), ref, true); err != nil {
+	if _, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true}); err != nil {
 		return err
 	}
 	target := templates.ImageHref(canonicalRef(ref))
@@ -313,7 +303,7 @@ func (s *Server) repositoryPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	sizes := s.images.PlatformsOf(ctx, repo, digests)
+	sizes := s.images.Platforms(ctx, repo, digests)
 	page := templates.NewRepositoryPage(list, sizes, s.pages.options())
 	return s.render(w, r, http.StatusOK, templates.Repository(page))
 }

@@ -28,6 +28,7 @@ import (
 	"imagebadger/images"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
+	"imagebadger/registry"
 	"imagebadger/server"
 	"imagebadger/store"
 )
@@ -49,7 +50,7 @@ func newPageStack(tb testing.TB) *pageStack {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	client, err := analysis.NewClient(analysis.ClientOptions{
+	client, err := registry.New(registry.Options{
 		Transport: netguard.New(true).Transport(),
 		Timeout:   5 * time.Second,
 		Keychain:  authn.NewMultiKeychain(),
@@ -62,7 +63,8 @@ func newPageStack(tb testing.TB) *pageStack {
 		tb.Fatal(err)
 	}
 	srv := server.New(server.Config{
-		Images:  images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour}),
+		Images:  images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour}),
+		Store:   st,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: prometheus.NewRegistry(),
 		BaseURL: "https://badger.example",

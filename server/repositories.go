@@ -7,6 +7,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 )
 
 // apiTags answers GET /api/v1/repositories/{repository}/tags.
@@ -67,7 +68,7 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.read(r.Context(), ref)
+	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{})
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 	if p, ok := rep.Select(""); ok {
 		out.LayerCount, out.DownloadSize, out.Labels = p.LayerCount, p.DownloadSize, p.Labels
 	}
-	versions, err := s.images.RepositoryImages(r.Context(), ref.Repository)
+	versions, err := s.images.Versions(r.Context(), ref.Repository)
 	if err != nil {
 		return err
 	}

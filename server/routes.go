@@ -19,7 +19,6 @@ func (s *Server) routes() {
 	r.Handle("/healthz", s.handle("healthz", s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
-	s.benchRoutes()
 
 	api := r.PathPrefix("/api/v1").Subrouter()
 	api.Handle("/images/{reference:.+}/refresh", s.handle("api_refresh", s.apiRefresh)).Methods(http.MethodPost)

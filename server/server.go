@@ -15,11 +15,16 @@ import (
 	"imagebadger/images"
 	"imagebadger/notify"
 	"imagebadger/ratelimit"
+	"imagebadger/store"
 )
 
-// Config holds what the server needs; every field is required unless noted.
+// Config holds what the server needs; every field is required unless noted,
+// and zero optional fields mean the defaults named on them.
 type Config struct {
 	Images *images.Service
+	// Store answers the pages' listings that are not image reads: recent
+	// changes and the watched bases' activity.
+	Store  *store.Store
 	Logger *slog.Logger
 	// Metrics is the registry /metrics exposes; the server adds its own
 	// collectors to it.
@@ -32,9 +37,6 @@ type Config struct {
 	Watched []analysis.Repository
 	// Now is the pages' clock for "3 days ago"; nil means time.Now.
 	Now func() time.Time
-	// Refresher runs the badges' background inspections; nil means one of
-	// the server's own (serve passes its own to wait for it at shutdown).
-	Refresher *images.Refresher
 	// Badges tunes the badge route; the zero value gives the defaults.
 	Badges BadgeOptions
 	// Subscriptions serves the webhook subscription API and pages; nil
@@ -46,16 +48,19 @@ type Config struct {
 	// HookToken is the bearer token of POST /hooks/registry (--hook-token);
 	// empty disables that route.
 	HookToken string
-	// RefreshesPerClient bounds the refreshes one client may ask for (the
-	// refresh route and button, ?refresh=1) per RefreshPeriod: each costs
-	// registry requests. Zero means 20 per 10 minutes; negative, no limit.
-	RefreshesPerClient int
-	RefreshPeriod      time.Duration
+	// Refreshes bounds the refreshes one client may ask for (the refresh
+	// route and button, ?refresh=1): each costs registry requests. The
+	// default is DefaultRefreshLimit; a negative Burst means no limit.
+	Refreshes ratelimit.Limit
 }
+
+// DefaultRefreshLimit is Config.Refreshes' default.
+var DefaultRefreshLimit = ratelimit.Limit{Burst: 20, Period: 10 * time.Minute}
 
 // Server routes requests to handlers.
 type Server struct {
 	images  *images.Service
+	store   *store.Store
 	log     *slog.Logger
 	metrics *prometheus.Registry
 	http    *httpMetrics
@@ -74,8 +79,12 @@ type Server struct {
 
 // New returns a Server with every route registered.
 func New(cfg Config) *Server {
+	if cfg.Refreshes.IsZero() {
+		cfg.Refreshes = DefaultRefreshLimit
+	}
 	s := &Server{
 		images:    cfg.Images,
+		store:     cfg.Store,
 		log:       cfg.Logger,
 		metrics:   cfg.Metrics,
 		http:      newHTTPMetrics(cfg.Metrics),
@@ -87,15 +96,8 @@ func New(cfg Config) *Server {
 		subs:      cfg.Subscriptions,
 		watcher:   cfg.Watcher,
 		hookToken: cfg.HookToken,
+		refreshes: ratelimit.New(cfg.Refreshes),
 	}
-	perClient, period := cfg.RefreshesPerClient, cfg.RefreshPeriod
-	if perClient == 0 {
-		perClient = 20
-	}
-	if period <= 0 {
-		period = 10 * time.Minute
-	}
-	s.refreshes = ratelimit.New(perClient, period)
 	s.routes()
 	return s
 }

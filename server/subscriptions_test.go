@@ -21,11 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/notify"
+	"imagebadger/ratelimit"
+	"imagebadger/registry"
 	"imagebadger/server"
 	"imagebadger/store"
 )
@@ -42,7 +43,7 @@ type hookStack struct {
 
 type hookOptions struct {
 	hookToken    string
-	perClient    int
+	perClient    ratelimit.Limit
 	runWatcher   bool
 	allowPrivate bool
 }
@@ -55,14 +56,14 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	client, err := analysis.NewClient(analysis.ClientOptions{Transport: netguard.New(true).Transport(), Timeout: 5 * time.Second,
+	client, err := registry.New(registry.Options{Transport: netguard.New(true).Transport(), Timeout: 5 * time.Second,
 		Keychain: authn.NewMultiKeychain()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	builder := notify.NewBuilder("http://imagebadger.test")
-	svc := images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
+	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
 	guard := netguard.New(o.allowPrivate)
 	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond, Logger: logger})
 	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger})
@@ -76,7 +77,7 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	srv := server.New(server.Config{
-		Images: svc, Logger: logger, Metrics: prometheus.NewRegistry(), BaseURL: "http://imagebadger.test",
+		Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry(), BaseURL: "http://imagebadger.test",
 		Subscriptions: subs, Watcher: watcher, HookToken: o.hookToken,
 	})
 	hs := httptest.NewServer(srv)
@@ -281,7 +282,7 @@ func TestSubscriptionAPI(t *testing.T) {
 }
 
 func TestSubscriptionAPIErrors(t *testing.T) {
-	s := newHookStack(t, hookOptions{perClient: 2})
+	s := newHookStack(t, hookOptions{perClient: ratelimit.Limit{Burst: 2, Period: time.Hour}})
 	ref := s.registry + "/acme/base:1.0"
 	push(t, ref)
 	for _, tc := range []struct {

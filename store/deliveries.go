@@ -111,19 +111,6 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time
 		perReceiver, string(busy), limit)
 }
 
-// ClaimDelivery leases the delivery id to owner as ClaimDeliveries would,
-// if it is due and free; ok is false otherwise. It lets a request handler
-// send a subscription's ping at once without racing the worker.
-func (s *Store) ClaimDelivery(ctx context.Context, id int64, owner string, now time.Time, lease time.Duration) (c Claim, ok bool, err error) {
-	cs, err := s.claim(ctx, owner, now, lease, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-		WHERE d.id = ? AND d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?`,
-		id, DeliveryPending, millis(now), millis(now), SubscriptionDisabled)
-	if err != nil || len(cs) == 0 {
-		return Claim{}, false, err
-	}
-	return cs[0], true, nil
-}
-
 func (s *Store) claim(ctx context.Context, owner string, now time.Time, lease time.Duration, pick string, args ...any) ([]Claim, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {

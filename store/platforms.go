@@ -22,24 +22,38 @@ type PlatformImage struct {
 	FirstSeen      time.Time
 }
 
-// RecordPlatforms stores the platform images of one image; known rows are kept.
+// RecordPlatforms stores the platform images of one image; known rows are
+// kept. When any row is new, the parent candidates have changed: the index
+// scope's change stamp is bumped with them.
 func (s *Store) RecordPlatforms(ctx context.Context, ps []PlatformImage) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: record platforms: %w", err)
 	}
 	defer tx.Rollback()
+	added := false
 	for _, p := range ps {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO platform_images
+		res, err := tx.ExecContext(ctx, `INSERT INTO platform_images
 			(registry, repository, digest, platform_digest, platform, chain_id, layer_count, first_seen_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (registry, repository, digest, platform_digest) DO NOTHING`,
-			p.Repo.Registry, p.Repo.Name, p.Digest, p.PlatformDigest, p.Platform, p.ChainID, p.LayerCount, millis(p.FirstSeen)); err != nil {
+			p.Repo.Registry, p.Repo.Name, p.Digest, p.PlatformDigest, p.Platform, p.ChainID, p.LayerCount, millis(p.FirstSeen))
+		if err != nil {
 			return fmt.Errorf("store: record platform %s@%s: %w", p.Repo, p.PlatformDigest, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			added = true
+		}
+	}
+	var given map[Scope]Stamp
+	if added {
+		if given, err = s.bump(ctx, tx, IndexScope); err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: record platforms: %w", err)
 	}
+	s.publish(given)
 	return nil
 }
 

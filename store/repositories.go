@@ -40,27 +40,32 @@ func (s *Store) RepositoryTags(ctx context.Context, repo analysis.Repository) ([
 	return out, rows.Err()
 }
 
-// ForgetTags removes tags that the registry no longer lists. Their history
-// stays; a deleted tag emits no event.
+// ForgetTags removes tags that the registry no longer lists, and bumps the
+// repository's change stamp. Their history stays; a deleted tag emits no
+// event.
 func (s *Store) ForgetTags(ctx context.Context, repo analysis.Repository, tags []string) error {
 	if len(tags) == 0 {
 		return nil
 	}
-	s.tags.writeMu.Lock()
-	defer s.tags.writeMu.Unlock()
-	keys := make([]tagKey, len(tags))
-	for i, t := range tags {
-		keys[i] = keyOf(repo, t)
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: forget tags of %s: %w", repo, err)
 	}
-	// Forgotten from memory even when a delete fails part-way: the next read
-	// asks the database.
-	defer s.tags.forget(keys)
+	defer tx.Rollback()
 	for _, t := range tags {
-		if _, err := s.write.ExecContext(ctx, `DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
 			repo.Registry, repo.Name, t); err != nil {
 			return fmt.Errorf("store: forget tag %s:%s: %w", repo, t, err)
 		}
 	}
+	given, err := s.bump(ctx, tx, RepositoryScope(repo))
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: forget tags of %s: %w", repo, err)
+	}
+	s.publish(given)
 	return nil
 }
 

@@ -27,10 +27,11 @@ var migrationFiles embed.FS
 // SQLite allows one writer at a time; reads use a pool of their own so they
 // never queue behind a write.
 type Store struct {
-	write *sql.DB
-	read  *sql.DB
-	now   func() time.Time
-	tags  *tagCache
+	write  *sql.DB
+	read   *sql.DB
+	now    func() time.Time
+	tags   *tagCache
+	stamps stamps
 }
 
 // Open opens (creating if needed) the database at path and applies any
@@ -61,8 +62,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{write: w, now: time.Now, tags: newTagCache(100_000)}
+	s := &Store{write: w, now: time.Now, tags: newTagCache(tagCacheSize), stamps: stamps{by: map[Scope]Stamp{}}}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := s.loadStamps(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}

@@ -77,7 +77,7 @@ func TestRecordTag(t *testing.T) {
 		{"1", d2, t0.Add(2 * time.Minute), store.TagCheck{Previous: "sha256:11", Moved: true}},
 	}
 	for _, st := range steps {
-		got, err := s.RecordTag(ctx, repo, st.tag, st.d, st.at, nil)
+		got, err := s.RecordTag(ctx, store.TagRecord{Repo: repo, Tag: st.tag, Previous: st.want.Previous, To: st.d, At: st.at})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +102,36 @@ func TestRecordTag(t *testing.T) {
 	if _, err := s.Tag(ctx, repo, "nope"); !errors.Is(err, analysis.ErrNotFound) {
 		t.Errorf("unknown tag: err = %v", err)
 	}
+	// A record from where the tag no longer points is refused, and says
+	// where it points now, so the caller can describe the move again.
+	got, err := s.RecordTag(ctx, store.TagRecord{Repo: repo, Tag: "1", Previous: d1.Digest, To: d1, At: t0.Add(3 * time.Minute)})
+	if !errors.Is(err, store.ErrTagMoved) || got.Previous != d2.Digest {
+		t.Errorf("record from a stale previous digest = %+v, %v; want ErrTagMoved and %s", got, err, d2.Digest)
+	}
+	if st, _ := s.Tag(ctx, repo, "1"); st.Digest != d2.Digest {
+		t.Errorf("after the refused record the tag points at %s", st.Digest)
+	}
+}
+
+// record records repo:tag at d from wherever the store says it points,
+// retrying when another writer moved it in between, as images.Service does.
+func record(t testing.TB, s *store.Store, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time, events []store.Event) store.TagCheck {
+	t.Helper()
+	prev := ""
+	if st, err := s.Tag(context.Background(), repo, tag); err == nil {
+		prev = st.Digest
+	}
+	for {
+		c, err := s.RecordTag(context.Background(), store.TagRecord{Repo: repo, Tag: tag, Previous: prev, To: d, At: at, Events: events})
+		if errors.Is(err, store.ErrTagMoved) {
+			prev = c.Previous
+			continue
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		return c
+	}
 }
 
 // TestConcurrentWriters checks that many goroutines writing at once through
@@ -118,9 +148,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d := analysis.Descriptor{Digest: "sha256:" + string(rune('a'+i%26)), MediaType: "m"}
-			if _, err := s.RecordTag(ctx, repo, "t"+string(rune('A'+i%50)), d, time.Now(), nil); err != nil {
-				errs <- err
-			}
+			record(t, s, repo, "t"+string(rune('A'+i%50)), d, time.Now(), nil)
 			if _, err := s.Tag(ctx, repo, "t"+string(rune('A'+i%50))); err != nil {
 				errs <- err
 			}

@@ -58,46 +58,66 @@ type NewDelivery struct {
 	WebhookID string
 	Type      string
 	Payload   []byte
+	// LeaseOwner, when set, stores the delivery already leased to that
+	// worker until LeaseUntil: the creator then sends it itself and learns
+	// its outcome, and no other worker may take it meanwhile. Should the
+	// creator die first, the lease expires and any worker retries it.
+	LeaseOwner string
+	LeaseUntil time.Time
 }
 
 // CreateSubscription stores sub and, in the same transaction, the ping
 // delivery that confirms it, due at sub.CreatedAt. The ping is stored before
-// it is sent, like every delivery, so it survives a crash.
-func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping NewDelivery) (int64, error) {
+// it is sent, like every delivery, so it survives a crash. It returns the
+// ping as a Claim, for the worker holding its lease (ping.LeaseOwner).
+func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping NewDelivery) (Claim, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("store: create subscription: %w", err)
+		return Claim{}, fmt.Errorf("store: create subscription: %w", err)
 	}
 	defer tx.Rollback()
+	receiver := ReceiverOf(sub.URL)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions
 		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, created_at, failing_since)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, ReceiverOf(sub.URL), sub.Secret, sub.TokenHash,
+		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, receiver, sub.Secret, sub.TokenHash,
 		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt)); err != nil {
-		return 0, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
+		return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 	}
 	for _, e := range sub.Events {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO subscription_events (subscription_id, type) VALUES (?, ?)`, sub.ID, e); err != nil {
-			return 0, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
+			return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 		}
 	}
-	var id int64
+	var c Claim
 	if ping.WebhookID != "" {
-		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries
-			(subscription_id, event_id, webhook_id, type, payload, status, attempts, next_attempt_at, last_error, created_at)
-			VALUES (?, NULL, ?, ?, ?, ?, 0, ?, '', ?)`,
-			sub.ID, ping.WebhookID, ping.Type, ping.Payload, DeliveryPending, millis(sub.CreatedAt), millis(sub.CreatedAt))
-		if err != nil {
-			return 0, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
+		var owner, until any
+		if ping.LeaseOwner != "" {
+			owner, until = ping.LeaseOwner, millis(ping.LeaseUntil)
 		}
-		if id, err = res.LastInsertId(); err != nil {
-			return 0, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
+		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries
+			(subscription_id, event_id, webhook_id, type, payload, status, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at)
+			VALUES (?, NULL, ?, ?, ?, ?, 0, ?, ?, ?, '', ?)`,
+			sub.ID, ping.WebhookID, ping.Type, ping.Payload, DeliveryPending, millis(sub.CreatedAt), owner, until, millis(sub.CreatedAt))
+		if err != nil {
+			return Claim{}, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return Claim{}, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
+		}
+		at := fromMillis(millis(sub.CreatedAt))
+		c = Claim{
+			Delivery: Delivery{ID: id, SubscriptionID: sub.ID, WebhookID: ping.WebhookID, Type: ping.Type,
+				Status: DeliveryPending, NextAttemptAt: at, CreatedAt: at},
+			URL: sub.URL, Receiver: receiver, Secret: sub.Secret, SubscriptionStatus: sub.Status,
+			Payload: ping.Payload, LeaseUntil: fromMillis(millis(ping.LeaseUntil)),
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
+		return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 	}
-	return id, nil
+	return c, nil
 }
 
 const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since`

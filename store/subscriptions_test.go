@@ -36,13 +36,9 @@ func addSub(t *testing.T, s *store.Store, id, tag, status string, events ...stri
 // images.Service does.
 func move(t *testing.T, s *store.Store, tag, digest, eventID, typ string, at time.Time) {
 	t.Helper()
-	events := func(previous string) ([]store.Event, error) {
-		return []store.Event{{ID: eventID, Type: typ, Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
-			Payload: []byte(`{"type":"` + typ + `"}`)}}, nil
-	}
-	if _, err := s.RecordTag(context.Background(), subRepo, tag, analysis.Descriptor{Digest: digest, MediaType: "m"}, at, events); err != nil {
-		t.Fatal(err)
-	}
+	events := []store.Event{{ID: eventID, Type: typ, Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
+		Payload: []byte(`{"type":"` + typ + `"}`)}}
+	record(t, s, subRepo, tag, analysis.Descriptor{Digest: digest, MediaType: "m"}, at, events)
 }
 
 func deliveredTo(t *testing.T, s *store.Store, subs ...string) map[string][]string {
@@ -76,7 +72,7 @@ func TestEnqueueMatchesSubscriptions(t *testing.T) {
 	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
 	move(t, s, "2.0", "sha256:bb", "msg_2", "image.updated", t0)
 	move(t, s, "1.0", "sha256:cc", "msg_3", "base.updated", t0)
-	// No move, no event: the events function is not even called.
+	// No move, no event: the events given are not stored.
 	move(t, s, "1.0", "sha256:cc", "msg_never", "image.updated", t0)
 
 	got := deliveredTo(t, s, "sub_tag", "sub_repo", "sub_other_tag", "sub_pending", "sub_disabled", "sub_base_only")
@@ -91,12 +87,8 @@ func TestEnqueueMatchesSubscriptions(t *testing.T) {
 	}
 	// Events of other repositories reach nobody here.
 	other := analysis.Repository{Registry: subRepo.Registry, Name: "acme/other"}
-	if _, err := s.RecordTag(context.Background(), other, "1.0", analysis.Descriptor{Digest: "sha256:dd", MediaType: "m"}, t0,
-		func(string) ([]store.Event, error) {
-			return []store.Event{{ID: "msg_4", Type: "image.updated", Registry: other.Registry, Repository: other.Name, Tag: "1.0", Payload: []byte(`{}`)}}, nil
-		}); err != nil {
-		t.Fatal(err)
-	}
+	record(t, s, other, "1.0", analysis.Descriptor{Digest: "sha256:dd", MediaType: "m"}, t0,
+		[]store.Event{{ID: "msg_4", Type: "image.updated", Registry: other.Registry, Repository: other.Name, Tag: "1.0", Payload: []byte(`{}`)}})
 	if c, _ := s.DeliveryCounts(context.Background()); c[store.DeliveryPending] != 7 {
 		t.Errorf("pending deliveries = %v, want 7", c)
 	}
@@ -111,13 +103,12 @@ func TestEventsRollBackWithTheMove(t *testing.T) {
 	move(t, s, "1.0", "sha256:aa", "msg_dup", "image.updated", t0)
 	// The same event id again violates the primary key after the
 	// deliveries of the first statement... the whole move must vanish.
-	_, err := s.RecordTag(ctx, subRepo, "1.0", analysis.Descriptor{Digest: "sha256:bb", MediaType: "m"}, t0.Add(time.Minute),
-		func(string) ([]store.Event, error) {
-			return []store.Event{
-				{ID: "msg_new", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
-				{ID: "msg_dup", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
-			}, nil
-		})
+	_, err := s.RecordTag(ctx, store.TagRecord{Repo: subRepo, Tag: "1.0", Previous: "sha256:aa",
+		To: analysis.Descriptor{Digest: "sha256:bb", MediaType: "m"}, At: t0.Add(time.Minute),
+		Events: []store.Event{
+			{ID: "msg_new", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
+			{ID: "msg_dup", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
+		}})
 	if err == nil {
 		t.Fatal("want an error for a duplicate event id")
 	}
@@ -241,10 +232,12 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	sub := store.Subscription{ID: "sub_x", Repo: subRepo, Tag: "", URL: "https://example.com/h", Events: []string{"image.updated"},
 		Secret: "whsec_c2VjcmV0", TokenHash: "abc", Status: store.SubscriptionPending, Client: "192.0.2.1", CreatedAt: t0}
-	pingID, err := s.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_ping", Type: "webhook.ping", Payload: []byte(`{"p":1}`)})
+	c, err := s.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_ping", Type: "webhook.ping", Payload: []byte(`{"p":1}`),
+		LeaseOwner: "w", LeaseUntil: t0.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	pingID := c.ID
 	got, err := s.Subscription(ctx, "sub_x")
 	if err != nil {
 		t.Fatal(err)
@@ -258,15 +251,21 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	if n, _ := s.CountSubscriptions(ctx, subRepo, ""); n != 1 {
 		t.Errorf("count = %d", n)
 	}
-	// The ping is due at once and carries its own payload; a 2xx activates.
-	c, ok, err := s.ClaimDelivery(ctx, pingID, "w", t0, time.Minute)
-	if err != nil || !ok || string(c.Payload) != `{"p":1}` || c.SubscriptionStatus != store.SubscriptionPending {
-		t.Fatalf("claim ping = %+v %v %v", c, ok, err)
+	// The ping is due at once, carries its own payload and is leased to its
+	// creator's worker, so no other claims it; a 2xx activates.
+	if string(c.Payload) != `{"p":1}` || c.SubscriptionStatus != store.SubscriptionPending || c.URL != sub.URL || c.Secret != sub.Secret {
+		t.Fatalf("ping claim = %+v", c)
 	}
-	if _, ok, _ := s.ClaimDelivery(ctx, pingID, "w2", t0, time.Minute); ok {
-		t.Error("a leased ping was claimed twice")
+	if cs, _ := s.ClaimDeliveries(ctx, "w2", t0, time.Minute, 10, 0, nil); len(cs) != 0 {
+		t.Errorf("a ping leased to its creator was claimed by another worker: %+v", cs)
 	}
-	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: pingID, Owner: "w", StartedAt: t0, StatusCode: 200, Delivered: true}); err != nil {
+	if cs, _ := s.ClaimDeliveries(ctx, "w2", t0.Add(2*time.Minute), time.Minute, 10, 0, nil); len(cs) != 1 || cs[0].ID != pingID {
+		t.Errorf("once the creator's lease expired, the ping was not claimable: %+v", cs)
+	}
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: pingID, Owner: "w", StartedAt: t0, StatusCode: 200, Delivered: true}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Errorf("the creator recorded an attempt after losing its lease: %v", err)
+	}
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: pingID, Owner: "w2", StartedAt: t0, StatusCode: 200, Delivered: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Subscription(ctx, "sub_x"); got.Status != store.SubscriptionActive {

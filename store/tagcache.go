@@ -1,85 +1,59 @@
 package store
 
 import (
-	"sync"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"imagebadger/analysis"
 )
 
 // tagCache keeps rows of the tags table in memory for Tag, the read every
-// plain image read and badge makes. Every write of the table goes through
-// this Store (RecordTag, ForgetTags), which updates the cache after it
-// commits, so between start-up and the first read of a tag the database is
-// asked once and never again: a busy page then costs no query at all.
+// plain image read and badge makes, so that a busy page costs no query at
+// all between changes.
 //
-// Two rules keep it equal to the table. Writers hold writeMu from their
-// transaction until the cache is updated, so writes to one tag land in the
-// cache in the order they were committed. A reader that missed fills the
-// cache only if no write happened since before its query (seq unchanged),
-// so a row read before a commit never replaces what the commit wrote.
+// It follows the one cache rule (see stamps.go): an entry is kept with the
+// stamp its repository had before the row was read, and answers only while
+// that stamp is unchanged. A move, a new tag or a deleted tag bumps the
+// stamp, so whatever was read before it misses and reads the database
+// again. Writers of this store also put what they committed (write
+// through), with the stamp their transaction gave or, for a check that
+// moved nothing, the stamp read before it; a reader racing a writer can
+// only ever leave an entry whose stamp is already out of date.
 type tagCache struct {
-	writeMu sync.Mutex // held by writers across commit and update
-
-	mu    sync.Mutex
-	seq   uint64 // counts updates by writers
-	max   int
-	items map[tagKey]TagState
+	items *lru.Cache[tagKey, tagEntry]
 }
 
 type tagKey struct{ registry, repository, tag string }
 
-func newTagCache(max int) *tagCache {
-	return &tagCache{max: max, items: map[tagKey]TagState{}}
+type tagEntry struct {
+	stamp Stamp
+	state TagState
+}
+
+// tagCacheSize bounds the rows kept (about 200 bytes each).
+const tagCacheSize = 100_000
+
+func newTagCache(size int) *tagCache {
+	c, err := lru.New[tagKey, tagEntry](size)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &tagCache{items: c}
 }
 
 func keyOf(repo analysis.Repository, tag string) tagKey {
 	return tagKey{repo.Registry, repo.Name, tag}
 }
 
-// get returns the cached state, or the sequence number to give fill after
-// reading the row from the database.
-func (c *tagCache) get(k tagKey) (st TagState, ok bool, seq uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st, ok = c.items[k]
-	return st, ok, c.seq
-}
-
-// fill caches a row read from the database, unless a writer has updated
-// the cache since seq was read.
-func (c *tagCache) fill(k tagKey, st TagState, seq uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.seq != seq {
-		return
+// get returns the cached row while it is current at stamp.
+func (c *tagCache) get(k tagKey, current Stamp) (TagState, bool) {
+	e, ok := c.items.Get(k)
+	if !ok || e.stamp != current {
+		return TagState{}, false
 	}
-	c.bound()
-	c.items[k] = st
+	return e.state, true
 }
 
-// set records what a writer committed.
-func (c *tagCache) set(k tagKey, st TagState) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	c.bound()
-	c.items[k] = st
-}
-
-// forget records that a writer deleted the rows.
-func (c *tagCache) forget(ks []tagKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	for _, k := range ks {
-		delete(c.items, k)
-	}
-}
-
-// bound keeps the cache within max rows; forgetting rows is always safe, as
-// a miss reads the database.
-func (c *tagCache) bound() {
-	if len(c.items) >= c.max {
-		clear(c.items)
-	}
+// put keeps a row as of stamp.
+func (c *tagCache) put(k tagKey, st TagState, stamp Stamp) {
+	c.items.Add(k, tagEntry{stamp: stamp, state: st})
 }

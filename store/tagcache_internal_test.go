@@ -2,33 +2,26 @@ package store
 
 import "testing"
 
-// TestTagCacheFillNeverUndoesAWrite: a reader that missed, read the row,
-// and fills after a writer updated the tag must not put the older row back;
-// without an intervening write its fill is kept.
-func TestTagCacheFillNeverUndoesAWrite(t *testing.T) {
+// TestTagCacheAnswersOnlyAtItsStamp: a row kept at a stamp answers while the
+// repository's stamp is that one and never after it moved on, so a reader
+// that read a row before a writer's commit (and so kept it at the older
+// stamp) can never put an out-of-date row in front of later readers.
+func TestTagCacheAnswersOnlyAtItsStamp(t *testing.T) {
 	c := newTagCache(10)
 	k := tagKey{"r.example", "acme/app", "1"}
-	_, ok, seq := c.get(k)
-	if ok {
+	if _, ok := c.get(k, 0); ok {
 		t.Fatal("empty cache answered")
 	}
-	c.set(k, TagState{Digest: "sha256:new"}) // committed after the reader's query
-	c.fill(k, TagState{Digest: "sha256:old"}, seq)
-	if st, _, _ := c.get(k); st.Digest != "sha256:new" {
-		t.Errorf("after a late fill the cache holds %q, want the written sha256:new", st.Digest)
+	c.put(k, TagState{Digest: "sha256:old"}, 3) // a reader that read before the commit of stamp 4
+	c.put(k, TagState{Digest: "sha256:new"}, 4) // the writer's own row
+	if st, ok := c.get(k, 4); !ok || st.Digest != "sha256:new" {
+		t.Errorf("at stamp 4: %+v %v, want the written sha256:new", st, ok)
 	}
-
-	other := tagKey{"r.example", "acme/app", "2"}
-	_, _, seq = c.get(other)
-	c.fill(other, TagState{Digest: "sha256:read"}, seq)
-	if st, ok, _ := c.get(other); !ok || st.Digest != "sha256:read" {
-		t.Errorf("fill without a write in between was dropped: %+v %v", st, ok)
+	c.put(k, TagState{Digest: "sha256:old"}, 3) // the late reader, after the writer
+	if st, ok := c.get(k, 4); ok {
+		t.Errorf("a row kept at stamp 3 answered at stamp 4: %+v", st)
 	}
-
-	_, _, seq = c.get(other)
-	c.forget([]tagKey{other})
-	c.fill(other, TagState{Digest: "sha256:read"}, seq)
-	if _, ok, _ := c.get(other); ok {
-		t.Error("a fill after the tag was forgotten brought it back")
+	if _, ok := c.get(k, 5); ok {
+		t.Error("a row answered after its repository's stamp moved on")
 	}
 }

@@ -43,9 +43,7 @@ func TestTagReadsMatchTheDatabase(t *testing.T) {
 	}
 	mustRecord := func(tag, d string, at time.Time) {
 		t.Helper()
-		if _, err := s.RecordTag(ctx, repo, tag, desc(d), at, nil); err != nil {
-			t.Fatal(err)
-		}
+		record(t, s, repo, tag, desc(d), at, nil)
 	}
 	same("nothing yet", "1", "2")
 	mustRecord("1", "sha256:a", t0)
@@ -93,10 +91,7 @@ func TestTagReadsRaceWrites(t *testing.T) {
 			for i := 0; i < moves; i++ {
 				tag := fmt.Sprint(i % tags)
 				d := analysis.Descriptor{Digest: fmt.Sprintf("sha256:%d-%d", w, i), MediaType: "m"}
-				if _, err := s.RecordTag(ctx, repo, tag, d, at.Add(time.Duration(i)*time.Second), nil); err != nil {
-					t.Error(err)
-					return
-				}
+				record(t, s, repo, tag, d, at.Add(time.Duration(i)*time.Second), nil)
 			}
 		})
 	}

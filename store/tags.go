@@ -22,14 +22,27 @@ type TagState struct {
 }
 
 // Tag returns the stored state of repo:tag, or an error wrapping
-// analysis.ErrNotFound when the tag was never resolved. Tags once read are
-// answered from memory (see tagCache).
+// analysis.ErrNotFound when the tag was never resolved (or was deleted).
+// Rows once read are answered from memory while the repository's change
+// stamp is unchanged (see tagCache).
 func (s *Store) Tag(ctx context.Context, repo analysis.Repository, tag string) (TagState, error) {
 	k := keyOf(repo, tag)
-	st, ok, seq := s.tags.get(k)
-	if ok {
+	stamp := s.Stamp(RepositoryScope(repo))
+	if st, ok := s.tags.get(k, stamp); ok {
 		return st, nil
 	}
+	return s.loadTag(ctx, repo, tag, stamp)
+}
+
+// ReloadTag is Tag read from the database whatever memory holds, for a
+// caller about to ask the registry because the remembered check is old:
+// another process may have checked the tag since.
+func (s *Store) ReloadTag(ctx context.Context, repo analysis.Repository, tag string) (TagState, error) {
+	return s.loadTag(ctx, repo, tag, s.Stamp(RepositoryScope(repo)))
+}
+
+func (s *Store) loadTag(ctx context.Context, repo analysis.Repository, tag string, stamp Stamp) (TagState, error) {
+	var st TagState
 	var first, changed, checked int64
 	err := s.read.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at, checked_at
 		FROM tags WHERE registry = ? AND repository = ? AND tag = ?`, repo.Registry, repo.Name, tag).
@@ -41,7 +54,7 @@ func (s *Store) Tag(ctx context.Context, repo analysis.Repository, tag string) (
 		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, err)
 	}
 	st.FirstSeen, st.Changed, st.Checked = fromMillis(first), fromMillis(changed), fromMillis(checked)
-	s.tags.fill(k, st, seq)
+	s.tags.put(keyOf(repo, tag), st, stamp)
 	return st, nil
 }
 
@@ -52,6 +65,12 @@ type TagCheck struct {
 	// Moved is true when the tag is new or points somewhere new.
 	Moved bool
 }
+
+// ErrTagMoved is RecordTag's answer when the tag no longer points where
+// the caller saw it: another writer recorded a move in between. The
+// TagCheck returned with it holds where the tag points now, so the caller
+// can describe the move again from there and retry.
+var ErrTagMoved = errors.New("store: the tag moved since it was read")
 
 // Event is something subscribers may be told about, emitted in the same
 // transaction as the tag move that caused it (the outbox pattern), so a move
@@ -67,73 +86,93 @@ type Event struct {
 	Payload []byte
 }
 
-// EventsFunc computes the events of a move of a tag from previous ("" for a
-// tag seen the first time) to the new digest. It runs inside the recording
-// transaction and must not do I/O.
-type EventsFunc func(previous string) ([]Event, error)
+// TagRecord is one resolution of a tag to record.
+type TagRecord struct {
+	Repo analysis.Repository
+	Tag  string
+	// Previous is where the caller saw the tag point ("" when it believed
+	// the tag new). The record is a compare-and-set: it is made only if
+	// the store still holds Previous, else RecordTag answers ErrTagMoved.
+	Previous string
+	// To is where the registry says the tag points now.
+	To analysis.Descriptor
+	At time.Time
+	// Events are stored with the move, each with one pending delivery per
+	// subscription that wants it; they are ignored when the tag did not
+	// move (To.Digest == Previous).
+	Events []Event
+}
 
-// RecordTag records that repo:tag resolved to d at time at, and that the image
-// d is known in repo. When the tag is new or moved, the move goes into the
-// tag history and events(previous) is stored with it, in one transaction.
-// events may be nil. It reports whether the tag moved.
-func (s *Store) RecordTag(ctx context.Context, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time, events EventsFunc) (TagCheck, error) {
-	s.tags.writeMu.Lock()
-	defer s.tags.writeMu.Unlock()
+// RecordTag records that r.Repo:r.Tag resolved to r.To at r.At, and that the
+// image is known in the repository. When the tag is new or moved, the move
+// goes into the tag history with r.Events and their deliveries, and the
+// repository's change stamp is bumped, all in one transaction. It reports
+// whether the tag moved.
+func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
+	scope := RepositoryScope(r.Repo)
+	before := s.Stamp(scope)
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
+		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
 	}
 	defer tx.Rollback()
 	var prev, prevType string
 	var first, changed int64
 	err = tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
-		repo.Registry, repo.Name, tag).Scan(&prev, &prevType, &first, &changed)
+		r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&prev, &prevType, &first, &changed)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
+	}
+	if prev != r.Previous {
+		return TagCheck{Previous: prev}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, ErrTagMoved)
+	}
+	at := millis(r.At)
 	// What the row holds once this commits.
-	now := TagState{Digest: d.Digest, MediaType: d.MediaType, FirstSeen: fromMillis(millis(at)), Changed: fromMillis(millis(at)), Checked: fromMillis(millis(at))}
+	now := TagState{Digest: r.To.Digest, MediaType: r.To.MediaType, FirstSeen: fromMillis(at), Changed: fromMillis(at), Checked: fromMillis(at)}
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case prev == "":
 		_, err = tx.ExecContext(ctx, `INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, repo.Registry, repo.Name, tag, d.Digest, d.MediaType, millis(at), millis(at), millis(at))
-	case err != nil:
-	case prev == d.Digest:
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Repo.Registry, r.Repo.Name, r.Tag, r.To.Digest, r.To.MediaType, at, at, at)
+	case prev == r.To.Digest:
 		now.MediaType, now.FirstSeen, now.Changed = prevType, fromMillis(first), fromMillis(changed)
 		_, err = tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?`,
-			millis(at), repo.Registry, repo.Name, tag)
+			at, r.Repo.Registry, r.Repo.Name, r.Tag)
 	default:
 		now.FirstSeen = fromMillis(first)
 		_, err = tx.ExecContext(ctx, `UPDATE tags SET digest = ?, media_type = ?, changed_at = ?, checked_at = ?
-			WHERE registry = ? AND repository = ? AND tag = ?`, d.Digest, d.MediaType, millis(at), millis(at), repo.Registry, repo.Name, tag)
+			WHERE registry = ? AND repository = ? AND tag = ?`, r.To.Digest, r.To.MediaType, at, at, r.Repo.Registry, r.Repo.Name, r.Tag)
 	}
 	if err != nil {
-		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
+		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
 	}
-	if err := recordImage(ctx, tx, repo, d, at); err != nil {
+	if err := recordImage(ctx, tx, r.Repo, r.To, r.At); err != nil {
 		return TagCheck{}, err
 	}
-	if prev != d.Digest {
+	moved := prev != r.To.Digest
+	stamp, given := before, map[Scope]Stamp(nil)
+	if moved {
 		var old any
 		if prev != "" {
 			old = prev
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO tag_history (registry, repository, tag, old_digest, new_digest, moved_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, repo.Registry, repo.Name, tag, old, d.Digest, millis(at)); err != nil {
-			return TagCheck{}, fmt.Errorf("store: record move of %s:%s: %w", repo, tag, err)
+			VALUES (?, ?, ?, ?, ?, ?)`, r.Repo.Registry, r.Repo.Name, r.Tag, old, r.To.Digest, at); err != nil {
+			return TagCheck{}, fmt.Errorf("store: record move of %s:%s: %w", r.Repo, r.Tag, err)
 		}
-		if events != nil {
-			evs, err := events(prev)
-			if err != nil {
-				return TagCheck{}, fmt.Errorf("store: events of %s:%s: %w", repo, tag, err)
-			}
-			if err := s.enqueue(ctx, tx, evs, at); err != nil {
-				return TagCheck{}, err
-			}
+		if err := s.enqueue(ctx, tx, r.Events, r.At); err != nil {
+			return TagCheck{}, err
 		}
+		if given, err = s.bump(ctx, tx, scope); err != nil {
+			return TagCheck{}, err
+		}
+		stamp = given[scope]
 	}
 	if err := tx.Commit(); err != nil {
-		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", repo, tag, err)
+		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
 	}
-	s.tags.set(keyOf(repo, tag), now)
-	return TagCheck{Previous: prev, Moved: prev != d.Digest}, nil
+	s.publish(given)
+	s.tags.put(keyOf(r.Repo, r.Tag), now, stamp)
+	return TagCheck{Previous: prev, Moved: moved}, nil
 }
 
 // RecordImage records that the image d is known in repo (for images reached

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"imagebadger/analysis"
+	"imagebadger/badge"
 )
 
 // ImagePage is the view model of /images/{reference}.
@@ -22,6 +23,7 @@ type ImagePage struct {
 	Registry       string
 	Tag            string
 	Digest         string
+	ShortDigest    string
 	MediaType      string
 	// Platforms lists every platform image with a link that selects it; it
 	// has more than one entry only for multi-platform images.
@@ -128,7 +130,7 @@ type ParentView struct {
 	Method         string
 	Outdated       bool
 	// MovedTag is the parent's tag that has moved since, as repository:tag;
-	// empty when it is not known which one (see SetMoved).
+	// empty when it is not known which one (analysis.Parent.MovedTags).
 	MovedTag      string
 	CurrentDigest string
 	CurrentShort  string
@@ -144,9 +146,6 @@ type BadgeView struct {
 	Markdown string
 	HTML     string
 }
-
-// BadgeKinds are the badge kinds of API.md, in the order the page shows them.
-func BadgeKinds() []string { return []string{"image", "version", "commit", "license", "base"} }
 
 // NewImagePage builds the image page of rep. want is the ?platform= value;
 // an unknown value falls back to the default platform with a notice.
@@ -164,6 +163,7 @@ func NewImagePage(rep *analysis.Report, want string, opt Options) ImagePage {
 		Registry:       rep.Registry,
 		Tag:            rep.Tag,
 		Digest:         rep.Digest,
+		ShortDigest:    analysis.ShortDigest(rep.Digest),
 		MediaType:      MediaTypeName(rep.MediaType),
 		Checked:        NewTimeView(rep.CheckedAt, opt.Now),
 		RefreshAction:  ImageHref(ref) + "/refresh",
@@ -202,7 +202,8 @@ func NewImagePage(rep *analysis.Report, want string, opt Options) ImagePage {
 		platQuery = "?platform=" + url.QueryEscape(plat.Platform)
 	}
 	base := opt.base()
-	for _, kind := range BadgeKinds() {
+	for _, k := range badge.Kinds() {
+		kind := string(k)
 		src := "/badges/" + kind + "/" + ref + ".svg" + platQuery
 		alt := kind + " badge of " + ref
 		page := base + p.Href
@@ -276,7 +277,7 @@ func newPlatformView(rep *analysis.Report, pl *analysis.Platform, opt Options) P
 			Number:      i + 1,
 			Anchor:      "layer-" + strconv.Itoa(i+1),
 			Digest:      l.Digest,
-			ShortDigest: ShortDigest(l.Digest),
+			ShortDigest: analysis.ShortDigest(l.Digest),
 			Size:        analysis.HumanSize(l.Size),
 			Percent:     percent(l.Size, total),
 			BarWidth:    width,
@@ -384,32 +385,33 @@ func newParentView(pa *analysis.Parent) *ParentView {
 		Href:           ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.Digest)),
 		Repository:     DisplayRepository(pa.Registry, pa.Repository),
 		Digest:         pa.Digest,
-		ShortDigest:    ShortDigest(pa.Digest),
+		ShortDigest:    analysis.ShortDigest(pa.Digest),
 		LayerCount:     pa.LayerCount,
 		LayersText:     plural(pa.LayerCount, "layer"),
 		Method:         pa.Method,
 		Outdated:       pa.Outdated,
 	}
 	if tag == "" {
-		pv.Ref = DisplayReference(pa.Registry, pa.Repository, "", ShortDigest(pa.Digest))
+		pv.Ref = DisplayReference(pa.Registry, pa.Repository, "", analysis.ShortDigest(pa.Digest))
 	}
 	for _, t := range tags {
 		pv.Tags = append(pv.Tags, Link{Text: t, Href: ImageHref(DisplayReference(pa.Registry, pa.Repository, t, ""))})
 	}
 	if pa.Outdated {
 		pv.CurrentDigest = pa.CurrentDigest
-		pv.CurrentShort = ShortDigest(pa.CurrentDigest)
+		pv.CurrentShort = analysis.ShortDigest(pa.CurrentDigest)
 		if pa.CurrentDigest != "" {
 			pv.CurrentHref = ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.CurrentDigest))
 		}
+		pv.setMoved(pa.MovedTags)
 	}
 	return pv
 }
 
-// SetMoved names the moved tag in the outdated warning: of the tags that
+// setMoved names the moved tag in the outdated warning: of the tags that
 // pointed at the parent, the most specific one that now points at
 // CurrentDigest (nowAtCurrent lists the tags at CurrentDigest).
-func (pv *ParentView) SetMoved(nowAtCurrent []string) {
+func (pv *ParentView) setMoved(nowAtCurrent []string) {
 	at := make(map[string]bool, len(nowAtCurrent))
 	for _, t := range nowAtCurrent {
 		at[t] = true

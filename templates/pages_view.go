@@ -58,14 +58,14 @@ func NewRecentItems(tags []RecentTag, limit int, now time.Time) []RecentItem {
 			out = append(out, RecentItem{
 				Repository:     repo,
 				RepositoryHref: RepositoryHref(repo),
-				ShortDigest:    ShortDigest(t.Digest),
+				ShortDigest:    analysis.ShortDigest(t.Digest),
 				Changed:        NewTimeView(t.Changed, now),
 			})
 		}
 		it := &out[i]
 		it.Tags = append(it.Tags, Link{Text: t.Tag, Href: ImageHref(DisplayReference(t.Registry, t.Repository, t.Tag, ""))})
 		if it.Previous == "" && t.Previous != "" {
-			it.Previous = ShortDigest(t.Previous)
+			it.Previous = analysis.ShortDigest(t.Previous)
 		}
 	}
 	for i := range out {
@@ -170,7 +170,7 @@ func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, opt Options) Re
 		tags := sortTags(g.Tags)
 		gv := GroupView{
 			Digest:      g.Digest,
-			ShortDigest: ShortDigest(g.Digest),
+			ShortDigest: analysis.ShortDigest(g.Digest),
 			MediaType:   MediaTypeName(g.MediaType),
 			Created:     timeViewPtr(g.Created, opt.Now),
 		}

@@ -76,6 +76,7 @@ func report() *analysis.Report {
 		Parent: &analysis.Parent{
 			Registry: "ghcr.io", Repository: "acme/runtime", Tags: []string{"1.4", "1.4.2", "latest"},
 			Digest: digest('p'), LayerCount: 2, Method: "layers", Outdated: true, CurrentDigest: digest('n'),
+			MovedTags: []string{"1.4", "latest"},
 		},
 	}
 	arm := amd
@@ -91,7 +92,6 @@ func report() *analysis.Report {
 
 func TestImagePage(t *testing.T) {
 	page := templates.NewImagePage(report(), "", opts())
-	page.Platform.Parent.SetMoved([]string{"1.4", "latest"})
 	doc := render(t, templates.Image(page))
 
 	if got := byID(doc, "reference").Text(); got != "ghcr.io/acme/app:2.3" {

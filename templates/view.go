@@ -132,16 +132,6 @@ func ImageHref(ref string) string { return "/images/" + ref }
 // RepositoryHref is the path of a repository page.
 func RepositoryHref(repo string) string { return "/repositories/" + repo }
 
-// ShortDigest keeps the algorithm and 12 hex characters, enough to tell
-// digests apart on a page.
-func ShortDigest(d string) string {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) <= 12 {
-		return d
-	}
-	return alg + ":" + hex[:12]
-}
-
 // CleanCommand turns a history entry's created_by into the Dockerfile line
 // people wrote: the shell wrapper, "#(nop)", build-arg prefixes and BuildKit's
 // trailing marker are removed.

@@ -7,34 +7,29 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 )
 
-// inspect reads one image straight from its registry, with no database, and
-// prints its report.
-func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w io.Writer) error {
+// inspect reads one image from its registry and prints its report. It goes
+// through the service's one read path (images.Service.Read, refreshing) over
+// a throw-away database in tmp, so the report is exactly the API's.
+func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w io.Writer, tmp string) error {
 	ref, err := analysis.ParseReference(refText)
 	if err != nil {
 		return err
 	}
-	client, err := newClient(cfg)
+	svc, closeAll, err := oneOff(ctx, cfg, tmp)
 	if err != nil {
 		return err
 	}
-	desc, body, err := client.Fetch(ctx, ref)
+	defer closeAll()
+	a, err := svc.Read(ctx, ref, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}
-	rep, err := analysis.NewInspector(client, analysis.NewMemoryContent()).Report(ctx, ref, desc, body)
-	if err != nil {
-		return err
-	}
-	rep.CheckedAt = time.Now().UTC().Truncate(time.Second)
-	if ref.Tag != "" {
-		rep.Tags = []string{ref.Tag}
-	}
+	rep := a.Report
 	if jsonOut {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -80,20 +80,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return usageError{"serve takes no arguments"}
 		}
 		return serve(ctx, cfg, stderr)
-	case "inspect":
+	case "inspect", "tags":
 		if fs.NArg() != 1 {
-			return usageError{"usage: imagebadger inspect [--json] REFERENCE"}
+			arg := map[string]string{"inspect": "REFERENCE", "tags": "REPOSITORY"}[cmd]
+			return usageError{fmt.Sprintf("usage: imagebadger %s [--json] %s", cmd, arg)}
 		}
-		return inspect(ctx, cfg, fs.Arg(0), jsonOut, stdout)
-	case "tags":
-		if fs.NArg() != 1 {
-			return usageError{"usage: imagebadger tags [--json] REPOSITORY"}
-		}
-		tmp, err := os.MkdirTemp("", "imagebadger-tags-")
+		tmp, err := os.MkdirTemp("", "imagebadger-"+cmd+"-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
+		if cmd == "inspect" {
+			return inspect(ctx, cfg, fs.Arg(0), jsonOut, stdout, tmp)
+		}
 		return tags(ctx, cfg, fs.Arg(0), jsonOut, stdout, tmp)
 	case "demo":
 		if fs.NArg() != 0 {

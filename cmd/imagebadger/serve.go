@@ -17,6 +17,7 @@ import (
 	"imagebadger/images"
 	"imagebadger/netguard"
 	"imagebadger/notify"
+	"imagebadger/registry"
 	"imagebadger/server"
 	"imagebadger/store"
 )
@@ -35,8 +36,8 @@ func repositories(s string) ([]analysis.Repository, error) {
 }
 
 // newClient builds the registry client with the network policy of cfg.
-func newClient(cfg *Config) (*analysis.Client, error) {
-	return analysis.NewClient(analysis.ClientOptions{
+func newClient(cfg *Config) (*registry.Client, error) {
+	return registry.New(registry.Options{
 		Transport:   netguard.New(cfg.AllowPrivateRegistries).Transport(),
 		Timeout:     cfg.RegistryTimeout,
 		Insecure:    list(cfg.InsecureRegistries),
@@ -46,7 +47,8 @@ func newClient(cfg *Config) (*analysis.Client, error) {
 
 // serve runs the web service until ctx is cancelled (SIGINT or SIGTERM),
 // then stops accepting requests, lets those in flight finish for up to 20
-// seconds, and closes the database last.
+// seconds, stops what writes to the database (the watcher, the background
+// inspections, the delivery worker, in that order) and closes it last.
 func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(logw, nil))
 	tuneGC(ctx)
@@ -66,28 +68,15 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	// Tag moves become events (and outbox rows) in the transaction that
 	// records them.
 	events := notify.NewBuilder(cfg.BaseURL)
-	svc := images.New(images.Config{Client: client, Store: st, FreshFor: cfg.PollInterval, Events: events})
-	if err := svc.LoadIndex(ctx); err != nil {
+	svc := images.New(images.Options{Client: client, Store: st, FreshFor: cfg.PollInterval, Events: events, Logger: log})
+	n, err := svc.LoadIndex(ctx)
+	if err != nil {
 		return err
 	}
-	log.Info("parent index loaded", "images", svc.Index().Len())
-	// Badges inspect images in the background; those write to the store, so
-	// they finish (or give up) before it closes.
-	refresher := images.NewRefresher(svc, images.RefresherOptions{Logger: log})
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-		defer cancel()
-		if err := refresher.Close(cctx); err != nil {
-			log.Warn("shutdown", "err", err)
-		}
-	}()
+	log.Info("parent index loaded", "images", n)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// Change detection and webhook delivery. Once HTTP has stopped, the
-	// watcher stops first, so nothing new is recorded, then the worker,
-	// which finishes and records its attempts in flight; the database
-	// closes after both (deferred above).
 	webhookGuard := netguard.New(cfg.AllowPrivateWebhooks)
 	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg})
 	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Wake: worker.Wake, Logger: log})
@@ -95,11 +84,26 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	watchCtx, stopWatcher := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	watcherDone, workerDone := make(chan struct{}), make(chan struct{})
-	go func() { defer close(watcherDone); _ = watcher.Run(watchCtx) }()
-	go func() { defer close(workerDone); _ = worker.Run(workCtx) }()
+	go func() {
+		defer close(watcherDone)
+		if err := watcher.Run(watchCtx); err != nil {
+			log.Error("watcher stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer close(workerDone)
+		if err := worker.Run(workCtx); err != nil {
+			log.Error("webhook worker stopped", "err", err)
+		}
+	}()
 	defer func() {
 		stopWatcher()
 		<-watcherDone
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		if err := svc.Close(cctx); err != nil {
+			log.Warn("shutdown", "err", err)
+		}
 		stopWorker()
 		<-workerDone
 	}()
@@ -109,9 +113,9 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 		Watcher:       watcher,
 		HookToken:     cfg.HookToken,
 		Images:        svc,
+		Store:         st,
 		Logger:        log,
 		Metrics:       reg,
-		Refresher:     refresher,
 		BaseURL:       cfg.BaseURL,
 		Watched:       watch,
 	})

@@ -15,22 +15,18 @@ import (
 )
 
 // tags lists a repository's tags grouped by digest. It keeps what it learns
-// in a throw-away database, so tags sharing a digest cost one fetch.
+// in a throw-away database in tmp, so tags sharing a digest cost one fetch.
 func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.Writer, tmp string) error {
 	repo, err := analysis.ParseRepository(repoText)
 	if err != nil {
 		return err
 	}
-	client, err := newClient(cfg)
+	svc, closeAll, err := oneOff(ctx, cfg, tmp)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, filepath.Join(tmp, "tags.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	list, err := images.New(images.Config{Client: client, Store: st, FreshFor: cfg.PollInterval}).Tags(ctx, repo, true)
+	defer closeAll()
+	list, err := svc.Tags(ctx, repo, true)
 	if err != nil {
 		return err
 	}
@@ -43,14 +39,26 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DIGEST\tPLATFORMS\tTAGS")
 	for _, g := range list.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", shortDigest(g.Digest), strings.Join(g.Platforms, ", "), strings.Join(g.Tags, ", "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", analysis.ShortDigest(g.Digest), strings.Join(g.Platforms, ", "), strings.Join(g.Tags, ", "))
 	}
 	return tw.Flush()
 }
 
-func shortDigest(d string) string {
-	if len(d) > 19 {
-		return d[:19]
+// oneOff is the image service of a one-off command: the registry client of
+// cfg over a throw-away database in tmp. closeAll waits for what the service
+// started and closes the database.
+func oneOff(ctx context.Context, cfg *Config, tmp string) (svc *images.Service, closeAll func(), err error) {
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, nil, err
 	}
-	return d
+	st, err := store.Open(ctx, filepath.Join(tmp, "imagebadger.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	svc = images.New(images.Options{Client: client, Store: st, FreshFor: cfg.PollInterval})
+	return svc, func() {
+		_ = svc.Close(context.WithoutCancel(ctx))
+		_ = st.Close()
+	}, nil
 }

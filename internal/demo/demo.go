@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -32,6 +32,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/registry"
 	"imagebadger/store"
 )
 
@@ -61,7 +62,7 @@ func StartRegistry() (*Registry, error) {
 	r := &Registry{
 		Host: ln.Addr().String(),
 		srv: &http.Server{
-			Handler:           registry.New(registry.Logger(log.New(io.Discard, "", 0))),
+			Handler:           ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))),
 			ReadHeaderTimeout: 10 * time.Second,
 		},
 		done: make(chan error, 1),
@@ -93,11 +94,12 @@ func (r *Registry) Watched() []string {
 // with several tags, rebuilt two days ago; a runtime on it; an app on the
 // runtime with OCI labels; multi-platform images; and a worker still built on
 // the base as it was before the rebuild (its base is outdated).
-func (r *Registry) Seed(ctx context.Context, st *store.Store, client *analysis.Client) error {
+func (r *Registry) Seed(ctx context.Context, st *store.Store, client *registry.Client) error {
 	now := time.Now().UTC().Truncate(time.Minute)
 	clock := &stagedClock{at: now}
-	svc := images.New(images.Config{Client: client, Store: st, FreshFor: time.Minute, Now: clock.Now})
-	if err := svc.LoadIndex(ctx); err != nil {
+	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Minute, Now: clock.Now})
+	defer svc.Close(context.WithoutCancel(ctx))
+	if _, err := svc.LoadIndex(ctx); err != nil {
 		return err
 	}
 	b := &builder{host: r.Host, layers: map[string]v1.Layer{}}

@@ -13,6 +13,7 @@ import (
 	"imagebadger/images"
 	"imagebadger/internal/demo"
 	"imagebadger/netguard"
+	"imagebadger/registry"
 	"imagebadger/store"
 )
 
@@ -36,7 +37,7 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	client, err := analysis.NewClient(analysis.ClientOptions{
+	client, err := registry.New(registry.Options{
 		Transport: netguard.New(true).Transport(),
 		Timeout:   10 * time.Second,
 		Keychain:  authn.NewMultiKeychain(),
@@ -50,8 +51,8 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 	}
 	t.Logf("seeded in %s", time.Since(start).Round(time.Millisecond))
 
-	svc := images.New(images.Config{Client: client, Store: st, FreshFor: time.Hour})
-	if err := svc.LoadIndex(ctx); err != nil {
+	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour})
+	if _, err := svc.LoadIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
 	image := func(ref string) *analysis.Report {
@@ -60,11 +61,11 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := svc.Image(ctx, r, false)
+		a, err := svc.Read(ctx, r, images.ReadOptions{})
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
-		return rep
+		return a.Report
 	}
 
 	app := image(demo.App + ":2.3")
@@ -109,7 +110,7 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 		t.Errorf("base: %d tags in %d groups, want 7 in 3", list.TagCount, len(list.Groups))
 	}
 
-	recent, err := svc.RecentTags(ctx, 100)
+	recent, err := st.RecentTags(ctx, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

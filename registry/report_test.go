@@ -1,10 +1,8 @@
-package analysis_test
+package registry_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"imagebadger/analysis"
+	"imagebadger/registry"
 )
 
 // expectedPlatform computes, from the image the test pushed, what the report
@@ -90,7 +89,7 @@ func TestSinglePlatformImages(t *testing.T) {
 			img := tc.spec.build(t)
 			tag := strings.ReplaceAll(tc.name, " ", "-")
 			push(t, reg.Host+"/acme/single:"+tag, img)
-			_, in := newInspector(t, analysis.ClientOptions{})
+			_, in := newInspector(t, registry.Options{})
 			rep, err := inspect(t, in, reg.ref(t, "acme/single:"+tag))
 			if err != nil {
 				t.Fatal(err)
@@ -137,7 +136,7 @@ func TestHistoryWithEmptyLayers(t *testing.T) {
 	}
 	img := imageSpec{layers: 3, history: history}.build(t)
 	push(t, reg.Host+"/acme/hist:1", img)
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	rep := must(inspect(t, in, reg.ref(t, "acme/hist:1")))
 	want := expectedPlatform(t, img, "linux/amd64", []string{
 		"/bin/sh -c #(nop) ADD file:abc in /",
@@ -165,7 +164,7 @@ func TestHistoryThatDoesNotLineUp(t *testing.T) {
 			img := imageSpec{layers: 3, history: tc.history}.build(t)
 			tag := strings.ReplaceAll(tc.name, " ", "-")
 			push(t, reg.Host+"/acme/odd:"+tag, img)
-			_, in := newInspector(t, analysis.ClientOptions{})
+			_, in := newInspector(t, registry.Options{})
 			rep := must(inspect(t, in, reg.ref(t, "acme/odd:"+tag)))
 			var got []string
 			for _, l := range rep.Platforms[0].Layers {
@@ -203,7 +202,7 @@ func TestMultiPlatformIndex(t *testing.T) {
 				}},
 			)
 			pushIndex(t, reg.Host+"/acme/multi:1", idx)
-			_, in := newInspector(t, analysis.ClientOptions{})
+			_, in := newInspector(t, registry.Options{})
 			rep := must(inspect(t, in, reg.ref(t, "acme/multi:1")))
 			if want := must(idx.Digest()).String(); rep.Digest != want {
 				t.Errorf("digest = %s, want %s", rep.Digest, want)
@@ -247,7 +246,7 @@ func TestMetadataPrecedence(t *testing.T) {
 		},
 	}.build(t)
 	push(t, reg.Host+"/acme/meta:1", img)
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	rep := must(inspect(t, in, reg.ref(t, "acme/meta:1")))
 	want := analysis.Metadata{
 		Version: "from-oci-label", Revision: "abc1234", Source: "https://github.com/acme/app",
@@ -269,7 +268,7 @@ func TestRepeatedLayerCountedOnceInDownloadSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	push(t, reg.Host+"/acme/dup:1", img)
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	rep := must(inspect(t, in, reg.ref(t, "acme/dup:1")))
 	p := rep.Platforms[0]
 	size := must(layers[0].Size())
@@ -281,7 +280,7 @@ func TestRepeatedLayerCountedOnceInDownloadSize(t *testing.T) {
 func TestErrors(t *testing.T) {
 	reg := newTestRegistry(t)
 	push(t, reg.Host+"/acme/app:1", imageSpec{layers: 1}.build(t))
-	_, in := newInspector(t, analysis.ClientOptions{Timeout: 5 * time.Second})
+	_, in := newInspector(t, registry.Options{Timeout: 5 * time.Second})
 	for _, tc := range []struct {
 		ref  string
 		kind error
@@ -298,46 +297,4 @@ func TestErrors(t *testing.T) {
 		})
 	}
 	_ = context.Background()
-}
-
-// TestChainIDs checks the OCI image spec's definition, computed here by hand.
-func TestChainIDs(t *testing.T) {
-	a := "sha256:" + strings.Repeat("a", 64)
-	b := "sha256:" + strings.Repeat("b", 64)
-	c := "sha256:" + strings.Repeat("c", 64)
-	ab := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(a+" "+b)))
-	abc := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(ab+" "+c)))
-	if diff := cmp.Diff([]string{a, ab, abc}, analysis.ChainIDs([]string{a, b, c})); diff != "" {
-		t.Errorf("ChainIDs (-want +got):\n%s", diff)
-	}
-}
-
-func TestParentIndexLongestPrefixOtherRepository(t *testing.T) {
-	x := analysis.NewParentIndex()
-	l := func(i int) string { return fmt.Sprintf("sha256:%064x", i) }
-	chain := analysis.ChainIDs([]string{l(1), l(2), l(3), l(4)})
-	base := analysis.Repository{Registry: "r", Name: "base"}
-	runtime := analysis.Repository{Registry: "r", Name: "runtime"}
-	app := analysis.Repository{Registry: "r", Name: "app"}
-	x.Add(base, l(100), chain[1], 2, 1)
-	x.Add(runtime, l(101), chain[2], 3, 2)
-	x.Add(runtime, l(101), chain[2], 3, 2) // known: ignored
-	x.Add(app, l(102), chain[3], 4, 3)
-	if x.Len() != 3 {
-		t.Errorf("Len = %d, want 3", x.Len())
-	}
-	if got := x.Lookup(app, chain); len(got) != 1 || got[0].Repository != runtime || got[0].Layers != 3 {
-		t.Errorf("app's candidates = %+v, want runtime", got)
-	}
-	// Equal length counts, but never from the image's own repository.
-	if got := x.Lookup(runtime, chain[:3]); len(got) != 1 || got[0].Repository != base {
-		t.Errorf("runtime's candidates = %+v, want base", got)
-	}
-	if got := x.Lookup(base, chain[:2]); len(got) != 0 {
-		t.Errorf("base's candidates = %+v, want none", got)
-	}
-	other := analysis.ChainIDs([]string{l(9), l(2)})
-	if got := x.Lookup(app, other); len(got) != 0 {
-		t.Errorf("unrelated image's candidates = %+v, want none", got)
-	}
 }

@@ -1,4 +1,4 @@
-package analysis_test
+package registry_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/internal/testing/faultreg"
+	"imagebadger/registry"
 )
 
 // testRegistry is the shared test registry, which records the requests it
@@ -121,27 +122,43 @@ func (s imageSpec) build(t *testing.T) v1.Image {
 	return img
 }
 
-func newInspector(t *testing.T, opts analysis.ClientOptions) (*analysis.Client, *analysis.Inspector) {
+// inspector is a client and an inspector over memory, as a one-off
+// inspection uses them.
+type inspector struct {
+	client  *registry.Client
+	content *registry.MemoryContent
+	*registry.Inspector
+}
+
+func newInspector(t *testing.T, opts registry.Options) (*registry.Client, *inspector) {
 	t.Helper()
 	if opts.Keychain == nil {
 		opts.Keychain = authn.NewMultiKeychain() // anonymous: never read the host's docker config in tests
 	}
-	c, err := analysis.NewClient(opts)
+	c, err := registry.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, analysis.NewInspector(c, analysis.NewMemoryContent())
+	content := registry.NewMemoryContent()
+	return c, &inspector{client: c, content: content, Inspector: registry.NewInspector(c, content)}
 }
 
-// inspect resolves and reports ref the way the service does.
-func inspect(t *testing.T, in *analysis.Inspector, ref analysis.Reference) (*analysis.Report, error) {
+// inspect resolves and reports ref the way the service does: a HEAD, a
+// manifest read by GET kept when the registry refused the HEAD, then the
+// report.
+func inspect(t *testing.T, in *inspector, ref analysis.Reference) (*analysis.Report, error) {
 	t.Helper()
 	ctx := context.Background()
-	d, body, err := in.Client().Resolve(ctx, ref)
+	d, body, err := in.client.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	return in.Report(ctx, ref, d, body)
+	if body != nil {
+		if err := in.content.PutManifest(ctx, d.Digest, d.MediaType, body); err != nil {
+			return nil, err
+		}
+	}
+	return in.Report(ctx, ref.Repository, d.Digest)
 }
 
 // must returns v, failing the test (by panic, which the test runner reports

@@ -1,4 +1,4 @@
-package analysis
+package registry
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,11 +14,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"imagebadger/analysis"
 )
 
-// ClientOptions configures a Client. The zero value is usable but dials
-// anything; the service always passes netguard's transport.
-type ClientOptions struct {
+// Options configures a Client; zero fields take the defaults named on them.
+// The zero value is usable but dials anything: the service always passes
+// netguard's transport.
+type Options struct {
 	// Transport carries every registry request, redirects included. It is
 	// where the network policy is enforced.
 	Transport http.RoundTripper
@@ -36,7 +40,7 @@ type ClientOptions struct {
 	Concurrency int
 }
 
-// Client reads manifests and configs from registries. It keeps one
+// Client reads manifests, configs and tag lists from registries. It keeps one
 // go-containerregistry Puller, so the authentication handshake with a
 // repository happens once and later requests cost exactly one round trip.
 type Client struct {
@@ -45,10 +49,16 @@ type Client struct {
 	insecure map[string]bool
 }
 
-// NewClient returns a Client.
-func NewClient(o ClientOptions) (*Client, error) {
+// Defaults of Options.
+const (
+	DefaultTimeout     = 20 * time.Second
+	DefaultConcurrency = 8
+	DefaultUserAgent   = "imagebadger"
+)
+
+func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
-		o.Timeout = 20 * time.Second
+		o.Timeout = DefaultTimeout
 	}
 	if o.Transport == nil {
 		o.Transport = http.DefaultTransport
@@ -57,13 +67,19 @@ func NewClient(o ClientOptions) (*Client, error) {
 		o.Keychain = authn.DefaultKeychain
 	}
 	if o.UserAgent == "" {
-		o.UserAgent = "imagebadger"
+		o.UserAgent = DefaultUserAgent
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 8
+		o.Concurrency = DefaultConcurrency
 	}
+	return o
+}
+
+// New returns a Client.
+func New(o Options) (*Client, error) {
+	o = o.withDefaults()
 	opts := []remote.Option{
-		remote.WithTransport(&limitTransport{next: o.Transport, max: maxManifestBytes, hosts: newHostLimiter(o.Concurrency)}),
+		remote.WithTransport(&limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency)}),
 		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithUserAgent(o.UserAgent),
 		remote.WithPageSize(listPageSize),
@@ -74,7 +90,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	p, err := remote.NewPuller(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("analysis: new puller: %w", err)
+		return nil, fmt.Errorf("registry: new puller: %w", err)
 	}
 	c := &Client{puller: p, timeout: o.Timeout, insecure: map[string]bool{}}
 	for _, h := range o.Insecure {
@@ -85,37 +101,43 @@ func NewClient(o ClientOptions) (*Client, error) {
 	return c, nil
 }
 
-// Descriptor is what a tag or digest resolves to.
-type Descriptor struct {
-	Digest    string
-	MediaType string
-	Size      int64
-}
-
-func (c *Client) name(r Reference) (name.Reference, error) {
-	return nameFor(r, c.insecure[r.Registry])
+// name converts back to go-containerregistry's names, with plain HTTP for
+// the registries that speak it.
+func (c *Client) name(r analysis.Reference) (name.Reference, error) {
+	var opts []name.Option
+	if c.insecure[r.Registry] {
+		opts = append(opts, name.Insecure)
+	}
+	repo, err := name.NewRepository(r.Repository.String(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: repository %s: %w", r.Repository, err)
+	}
+	if r.Digest != "" {
+		return repo.Digest(r.Digest), nil
+	}
+	return repo.Tag(r.Tag), nil
 }
 
 // Resolve asks the registry what ref points at now, with one HEAD request.
 // Registries that refuse HEAD on manifests are asked with GET instead; the
 // manifest then read is returned as body so it need not be fetched again.
-func (c *Client) Resolve(ctx context.Context, ref Reference) (d Descriptor, body []byte, err error) {
+func (c *Client) Resolve(ctx context.Context, ref analysis.Reference) (d analysis.Descriptor, body []byte, err error) {
 	n, err := c.name(ref)
 	if err != nil {
-		return Descriptor{}, nil, newError(ErrInvalidReference, err, "%s is not a valid reference", ref)
+		return analysis.Descriptor{}, nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", ref)
 	}
 	what := "image " + ref.String()
 	hctx, cancel := context.WithTimeout(ctx, c.timeout)
 	desc, err := c.puller.Head(hctx, n)
 	cancel()
 	if err == nil {
-		if err := checkMediaType(string(desc.MediaType), what); err != nil {
-			return Descriptor{}, nil, err
+		if err := analysis.CheckMediaType(string(desc.MediaType), what); err != nil {
+			return analysis.Descriptor{}, nil, err
 		}
-		return Descriptor{Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Size: desc.Size}, nil, nil
+		return analysis.Descriptor{Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Size: desc.Size}, nil, nil
 	}
-	if cerr := classify(err, ref.Registry, what); !errors.Is(cerr, ErrUpstream) {
-		return Descriptor{}, nil, cerr
+	if cerr := classify(err, ref.Registry, what); !errors.Is(cerr, analysis.ErrUpstream) {
+		return analysis.Descriptor{}, nil, cerr
 	}
 	return c.Fetch(ctx, ref)
 }
@@ -123,31 +145,31 @@ func (c *Client) Resolve(ctx context.Context, ref Reference) (d Descriptor, body
 // Fetch reads what ref points at with one GET, for callers that need the
 // manifest anyway and keep nothing between runs (the inspect command): it
 // saves the HEAD that Resolve would spend.
-func (c *Client) Fetch(ctx context.Context, ref Reference) (Descriptor, []byte, error) {
+func (c *Client) Fetch(ctx context.Context, ref analysis.Reference) (analysis.Descriptor, []byte, error) {
 	n, err := c.name(ref)
 	if err != nil {
-		return Descriptor{}, nil, newError(ErrInvalidReference, err, "%s is not a valid reference", ref)
+		return analysis.Descriptor{}, nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", ref)
 	}
 	what := "image " + ref.String()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	got, err := c.puller.Get(ctx, n)
 	if err != nil {
-		return Descriptor{}, nil, classify(err, ref.Registry, what)
+		return analysis.Descriptor{}, nil, classify(err, ref.Registry, what)
 	}
-	if err := checkMediaType(string(got.MediaType), what); err != nil {
-		return Descriptor{}, nil, err
+	if err := analysis.CheckMediaType(string(got.MediaType), what); err != nil {
+		return analysis.Descriptor{}, nil, err
 	}
-	return Descriptor{Digest: got.Digest.String(), MediaType: string(got.MediaType), Size: got.Size}, got.Manifest, nil
+	return analysis.Descriptor{Digest: got.Digest.String(), MediaType: string(got.MediaType), Size: got.Size}, got.Manifest, nil
 }
 
 // Manifest fetches the manifest or index with the given digest. The registry's
 // answer is verified against the digest before it is returned.
-func (c *Client) Manifest(ctx context.Context, repo Repository, digest string) (mediaType string, body []byte, err error) {
-	what := "manifest " + repo.Name + "@" + shortDigest(digest)
+func (c *Client) Manifest(ctx context.Context, repo analysis.Repository, digest string) (mediaType string, body []byte, err error) {
+	what := "manifest " + repo.Name + "@" + analysis.ShortDigest(digest)
 	n, err := c.name(repo.WithDigest(digest))
 	if err != nil {
-		return "", nil, newError(ErrInvalidReference, err, "%s is not a valid reference", repo.WithDigest(digest))
+		return "", nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo.WithDigest(digest))
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -155,7 +177,7 @@ func (c *Client) Manifest(ctx context.Context, repo Repository, digest string) (
 	if err != nil {
 		return "", nil, classify(err, repo.Registry, what)
 	}
-	if err := checkMediaType(string(got.MediaType), what); err != nil {
+	if err := analysis.CheckMediaType(string(got.MediaType), what); err != nil {
 		return "", nil, err
 	}
 	return string(got.MediaType), got.Manifest, nil
@@ -164,18 +186,18 @@ func (c *Client) Manifest(ctx context.Context, repo Repository, digest string) (
 // Config fetches an image config blob of the declared size. The size is
 // checked against the limit before any request, and the body is verified
 // against the digest as it is read.
-func (c *Client) Config(ctx context.Context, repo Repository, digest string, size int64) ([]byte, error) {
-	what := "config " + repo.Name + "@" + shortDigest(digest)
-	if size < 0 || size > maxConfigBytes {
-		return nil, newError(ErrUpstream, nil, "%s declares %d bytes, more than the %d MiB limit", what, size, maxConfigBytes>>20)
+func (c *Client) Config(ctx context.Context, repo analysis.Repository, digest string, size int64) ([]byte, error) {
+	what := "config " + repo.Name + "@" + analysis.ShortDigest(digest)
+	if size < 0 || size > analysis.MaxConfigBytes {
+		return nil, analysis.Errorf(analysis.ErrUpstream, nil, "%s declares %d bytes, more than the %d MiB limit", what, size, analysis.MaxConfigBytes>>20)
 	}
 	h, err := v1.NewHash(digest)
 	if err != nil {
-		return nil, newError(ErrUpstream, err, "%s has an invalid digest", what)
+		return nil, analysis.Errorf(analysis.ErrUpstream, err, "%s has an invalid digest", what)
 	}
 	repoName, err := c.name(repo.WithDigest(h.String()))
 	if err != nil {
-		return nil, newError(ErrInvalidReference, err, "%s is not a valid reference", repo)
+		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -194,16 +216,9 @@ func (c *Client) Config(ctx context.Context, repo Repository, digest string, siz
 		return nil, classify(err, repo.Registry, what)
 	}
 	if int64(len(body)) != size {
-		return nil, newError(ErrUpstream, nil, "%s is %d bytes but its manifest declares %d", what, len(body), size)
+		return nil, analysis.Errorf(analysis.ErrUpstream, nil, "%s is %d bytes but its manifest declares %d", what, len(body), size)
 	}
 	return body, nil
-}
-
-func shortDigest(d string) string {
-	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-		return d[:len(d)-len(hex)+12]
-	}
-	return d
 }
 
 // limitTransport bounds every response body the registry sends (manifests,
@@ -261,7 +276,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
-			return 0, fmt.Errorf("%w: more than %d bytes", errManifestTooLarge, maxManifestBytes)
+			return 0, fmt.Errorf("%w: more than %d bytes", errManifestTooLarge, analysis.MaxManifestBytes)
 		}
 		return 0, err
 	}
@@ -274,3 +289,46 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// maxTags bounds how many tags of one repository are listed.
+const maxTags = 10000
+
+// listPageSize is the page size asked of registries (n=1000).
+const listPageSize = 1000
+
+// ListTags lists every tag of repo, following the registry's pagination,
+// sorted and without repeats.
+func (c *Client) ListTags(ctx context.Context, repo analysis.Repository) ([]string, error) {
+	what := "tags of " + repo.Name
+	var opts []name.Option
+	if c.insecure[repo.Registry] {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.NewRepository(repo.String(), opts...)
+	if err != nil {
+		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid repository", repo)
+	}
+	// Each page gets the request deadline; the whole listing gets one per
+	// page it could plausibly need.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout*time.Duration(1+maxTags/listPageSize))
+	defer cancel()
+	lister, err := c.puller.Lister(ctx, r)
+	if err != nil {
+		return nil, classify(err, repo.Registry, what)
+	}
+	var tags []string
+	for lister.HasNext() && len(tags) < maxTags {
+		pctx, pcancel := context.WithTimeout(ctx, c.timeout)
+		page, err := lister.Next(pctx)
+		pcancel()
+		if err != nil {
+			return nil, classify(err, repo.Registry, what)
+		}
+		tags = append(tags, page.Tags...)
+	}
+	if len(tags) > maxTags {
+		tags = tags[:maxTags]
+	}
+	slices.Sort(tags)
+	return slices.Compact(tags), nil
+}

@@ -1,4 +1,4 @@
-package analysis_test
+package registry_test
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/build"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"imagebadger/analysis"
+	"imagebadger/registry"
 )
 
 // rawManifest lets a test push bytes of its choosing with a media type of its choosing.
@@ -45,7 +45,7 @@ func TestUnsupportedManifests(t *testing.T) {
 	putRaw(t, reg.Host+"/acme/old:1", schema1, types.DockerManifestSchema1Signed)
 	putRaw(t, reg.Host+"/acme/old:v1", schema1, types.DockerManifestSchema1)
 	putRaw(t, reg.Host+"/acme/helm:1", []byte(`{"schemaVersion":2}`), "application/vnd.cncf.helm.chart.content.v1.tar+gzip")
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	for _, tc := range []struct{ ref, says string }{
 		{"acme/old:1", "schema 1"},
 		{"acme/old:v1", "schema 1"},
@@ -75,7 +75,7 @@ func TestOversizedManifestIsRefused(t *testing.T) {
 	}
 	body := must(json.Marshal(m))
 	putRaw(t, reg.Host+"/acme/big:1", body, types.OCIManifestSchema1)
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	_, err := inspect(t, in, reg.ref(t, "acme/big:1"))
 	if !errors.Is(err, analysis.ErrUpstream) {
 		t.Fatalf("err = %v, want registry error", err)
@@ -115,7 +115,7 @@ func TestEndlessManifestReadIsBounded(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	ref := must(analysis.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/acme/endless:1"))
 	_, err := inspect(t, in, ref)
 	if !errors.Is(err, analysis.ErrUpstream) {
@@ -141,7 +141,7 @@ func TestHugeDeclaredConfigIsNotFetched(t *testing.T) {
 	}
 	putRaw(t, reg.Host+"/acme/hugecfg:1", must(json.Marshal(m)), types.OCIManifestSchema1)
 	reg.Requests()
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	_, err := inspect(t, in, reg.ref(t, "acme/hugecfg:1"))
 	if !errors.Is(err, analysis.ErrUpstream) {
 		t.Fatalf("err = %v, want registry error", err)
@@ -169,7 +169,7 @@ func TestConfigDigestMismatchIsRefused(t *testing.T) {
 		reg.Config.Handler.ServeHTTP(w, r)
 	}))
 	defer liar.Close()
-	_, in := newInspector(t, analysis.ClientOptions{})
+	_, in := newInspector(t, registry.Options{})
 	ref := must(analysis.ParseReference(strings.TrimPrefix(liar.URL, "http://") + "/acme/liar:1"))
 	_, err := inspect(t, in, ref)
 	if !errors.Is(err, analysis.ErrUpstream) || served.Load() == 0 {
@@ -183,7 +183,7 @@ func TestTimeout(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer srv.Close()
 	defer close(block)
-	_, in := newInspector(t, analysis.ClientOptions{Timeout: 300 * time.Millisecond})
+	_, in := newInspector(t, registry.Options{Timeout: 300 * time.Millisecond})
 	ref := must(analysis.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/acme/slow:1"))
 	start := time.Now()
 	_, err := inspect(t, in, ref)
@@ -194,19 +194,4 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("took %s, far past the 300ms deadline", d)
 	}
 	_ = context.Background()
-}
-
-// TestImports enforces DESIGN.md: analysis depends only on the standard
-// library and go-containerregistry.
-func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		first, _, _ := strings.Cut(imp, "/")
-		if strings.Contains(first, ".") && !strings.HasPrefix(imp, "github.com/google/go-containerregistry/") {
-			t.Errorf("analysis imports %s", imp)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package analysis_test
+package registry_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"imagebadger/analysis"
+	"imagebadger/registry"
 )
 
 // politeRegistry answers /v2/ and HEAD manifest requests, records when each
@@ -75,7 +76,7 @@ func TestRetryAfterHoldsEveryRequest(t *testing.T) {
 		}
 		return false
 	}
-	c, _ := newInspector(t, analysis.ClientOptions{})
+	c, _ := newInspector(t, registry.Options{})
 	_, _, err := c.Resolve(context.Background(), p.ref("1"))
 	var ae *analysis.Error
 	if !errors.Is(err, analysis.ErrRateLimited) || !errors.As(err, &ae) || ae.RetryAfter != time.Second {
@@ -105,7 +106,7 @@ func TestRateLimitRemainingZeroPauses(t *testing.T) {
 		}
 		return false
 	}
-	c, _ := newInspector(t, analysis.ClientOptions{})
+	c, _ := newInspector(t, registry.Options{})
 	for _, tag := range []string{"1", "2"} {
 		if _, _, err := c.Resolve(context.Background(), p.ref(tag)); err != nil {
 			t.Fatal(err)
@@ -123,7 +124,7 @@ func TestRateLimitRemainingZeroPauses(t *testing.T) {
 func TestConcurrencyPerRegistry(t *testing.T) {
 	p := newPoliteRegistry(t)
 	p.hold = 20 * time.Millisecond
-	c, _ := newInspector(t, analysis.ClientOptions{Concurrency: 3})
+	c, _ := newInspector(t, registry.Options{Concurrency: 3})
 	var wg sync.WaitGroup
 	for i := range 30 {
 		wg.Go(func() {

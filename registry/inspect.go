@@ -1,4 +1,4 @@
-package analysis
+package registry
 
 import (
 	"context"
@@ -7,22 +7,26 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"imagebadger/analysis"
 )
 
 // Content keeps manifests and configs by digest. Content addressed by digest
 // never changes, so whatever is stored here is never fetched again. The store
-// package implements it on SQLite; MemoryContent serves one-off commands.
+// package implements it on the database.
 type Content interface {
-	// Manifest returns a stored manifest or index, or an error wrapping ErrNotFound.
+	// Manifest returns a stored manifest or index, or an error wrapping
+	// analysis.ErrNotFound.
 	Manifest(ctx context.Context, digest string) (mediaType string, body []byte, err error)
 	PutManifest(ctx context.Context, digest, mediaType string, body []byte) error
-	// Config returns a stored config, or an error wrapping ErrNotFound.
+	// Config returns a stored config, or an error wrapping analysis.ErrNotFound.
 	Config(ctx context.Context, digest string) ([]byte, error)
 	PutConfig(ctx context.Context, digest string, body []byte) error
 }
 
 // Inspector builds image reports, asking the registry only for what Content
-// does not hold yet.
+// does not hold yet. The report itself is analysis's pure work; the
+// Inspector only gathers the bytes it is made from.
 type Inspector struct {
 	client  *Client
 	content Content
@@ -33,114 +37,82 @@ func NewInspector(client *Client, content Content) *Inspector {
 	return &Inspector{client: client, content: content}
 }
 
-// Client returns the registry client, for resolving tags.
-func (in *Inspector) Client() *Client { return in.client }
-
 // fetchParallel bounds how many manifests or configs of one index are fetched at once.
 const fetchParallel = 4
 
-// Report returns the report of the image d in ref's repository. body, when
-// not nil, is the manifest already read while resolving (a GET fallback).
-// Reference-level fields that depend on tag state (Tags, CheckedAt) are left
-// for the caller.
-func (in *Inspector) Report(ctx context.Context, ref Reference, d Descriptor, body []byte) (*Report, error) {
-	if body != nil {
-		if err := in.content.PutManifest(ctx, d.Digest, d.MediaType, body); err != nil {
-			return nil, err
-		}
-	}
-	mt, top, err := in.manifest(ctx, ref.Repository, d.Digest)
+// Report returns the digest-level report of the image digest in repo (see
+// analysis.NewReport): its manifest or index, and for each platform image
+// its manifest and config, each read from Content or else fetched and kept.
+func (in *Inspector) Report(ctx context.Context, repo analysis.Repository, digest string) (*analysis.Report, error) {
+	mt, top, err := in.manifest(ctx, repo, digest)
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{
-		Reference:  ref.String(),
-		Registry:   ref.Registry,
-		Repository: ref.Name,
-		Tag:        ref.Tag,
-		Digest:     d.Digest,
-		MediaType:  mt,
-		Tags:       []string{},
-	}
-	what := "image " + ref.String()
-	if !IsIndex(mt) {
-		p, err := in.platform(ctx, ref.Repository, d.Digest, mt, top, nil, nil)
+	what := "image " + repo.WithDigest(digest).String()
+	if !analysis.IsIndex(mt) {
+		p, err := in.platform(ctx, repo, digest, mt, top, nil, nil)
 		if err != nil {
 			return nil, err
 		}
-		r.Platforms = []Platform{p}
-		return r, nil
+		return analysis.NewReport(repo, digest, mt, []analysis.Platform{p}), nil
 	}
-	idx, entries, err := indexEntries(top, what)
+	annotations, entries, err := analysis.ParseIndex(top, what)
 	if err != nil {
 		return nil, err
 	}
-	r.Platforms = make([]Platform, len(entries))
+	platforms := make([]analysis.Platform, len(entries))
 	errs := make([]error, len(entries))
 	sem := make(chan struct{}, fetchParallel)
 	var wg sync.WaitGroup
 	for i, e := range entries {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r.Platforms[i], errs[i] = in.platform(ctx, ref.Repository, e.Digest.String(), "", nil, e.Platform, idx.Annotations)
-		}()
+			platforms[i], errs[i] = in.platform(ctx, repo, e.Digest.String(), "", nil, e.Platform, annotations)
+		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, firstError(errs)
-	}
-	sortPlatforms(r.Platforms)
-	return r, nil
-}
-
-// firstError keeps the kind of the first failure, which errors.Join would hide
-// behind a combined message.
-func firstError(errs []error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
+	// The first failure keeps its kind, which errors.Join would hide behind
+	// a combined message.
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return analysis.NewReport(repo, digest, mt, platforms), nil
 }
 
 // platform builds one platform image's report. mt and body are given when the
 // caller already holds the manifest.
-func (in *Inspector) platform(ctx context.Context, repo Repository, digest, mt string, body []byte, plat *v1.Platform, indexAnnotations map[string]string) (Platform, error) {
+func (in *Inspector) platform(ctx context.Context, repo analysis.Repository, digest, mt string, body []byte, plat *v1.Platform, indexAnnotations map[string]string) (analysis.Platform, error) {
 	if body == nil {
 		var err error
 		if mt, body, err = in.manifest(ctx, repo, digest); err != nil {
-			return Platform{}, err
+			return analysis.Platform{}, err
 		}
 	}
-	what := "manifest " + repo.Name + "@" + shortDigest(digest)
-	if !IsImageManifest(mt) {
-		return Platform{}, newError(ErrUpstream, nil, "%s is listed as a platform image but has media type %q", what, truncate(mt, 100))
+	what := "manifest " + repo.Name + "@" + analysis.ShortDigest(digest)
+	if !analysis.IsImageManifest(mt) {
+		// BuildPlatform says so too; refusing here saves fetching a config.
+		return analysis.BuildPlatform(digest, mt, nil, nil, plat, indexAnnotations, what)
 	}
-	m, err := parseManifest(body, what)
+	m, err := analysis.ParseManifest(body, what)
 	if err != nil {
-		return Platform{}, err
+		return analysis.Platform{}, err
 	}
-	cfgBody, err := in.config(ctx, repo, m.Config.Digest.String(), m.Config.Size)
+	cfg, err := in.config(ctx, repo, m.Config.Digest.String(), m.Config.Size)
 	if err != nil {
-		return Platform{}, err
+		return analysis.Platform{}, err
 	}
-	cfg, err := parseConfig(cfgBody, what)
-	if err != nil {
-		return Platform{}, err
-	}
-	return buildPlatform(digest, mt, m, cfg, plat, indexAnnotations), nil
+	return analysis.BuildPlatform(digest, mt, m, cfg, plat, indexAnnotations, what)
 }
 
-func (in *Inspector) manifest(ctx context.Context, repo Repository, digest string) (string, []byte, error) {
+func (in *Inspector) manifest(ctx context.Context, repo analysis.Repository, digest string) (string, []byte, error) {
 	mt, body, err := in.content.Manifest(ctx, digest)
 	if err == nil {
 		return mt, body, nil
 	}
-	if !errors.Is(err, ErrNotFound) {
+	if !errors.Is(err, analysis.ErrNotFound) {
 		return "", nil, err
 	}
 	mt, body, err = in.client.Manifest(ctx, repo, digest)
@@ -153,12 +125,12 @@ func (in *Inspector) manifest(ctx context.Context, repo Repository, digest strin
 	return mt, body, nil
 }
 
-func (in *Inspector) config(ctx context.Context, repo Repository, digest string, size int64) ([]byte, error) {
+func (in *Inspector) config(ctx context.Context, repo analysis.Repository, digest string, size int64) ([]byte, error) {
 	body, err := in.content.Config(ctx, digest)
 	if err == nil {
 		return body, nil
 	}
-	if !errors.Is(err, ErrNotFound) {
+	if !errors.Is(err, analysis.ErrNotFound) {
 		return nil, err
 	}
 	body, err = in.client.Config(ctx, repo, digest, size)
@@ -171,8 +143,8 @@ func (in *Inspector) config(ctx context.Context, repo Repository, digest string,
 	return body, nil
 }
 
-// MemoryContent is a Content held in memory, for one-off commands that need
-// no database.
+// MemoryContent is a Content held in memory, for tests and fuzzing that
+// need no database.
 type MemoryContent struct {
 	mu        sync.Mutex
 	manifests map[string]memManifest
@@ -195,7 +167,7 @@ func (c *MemoryContent) Manifest(_ context.Context, digest string) (string, []by
 	defer c.mu.Unlock()
 	m, ok := c.manifests[digest]
 	if !ok {
-		return "", nil, fmt.Errorf("manifest %s: %w", digest, ErrNotFound)
+		return "", nil, fmt.Errorf("manifest %s: %w", digest, analysis.ErrNotFound)
 	}
 	return m.mediaType, m.body, nil
 }
@@ -214,7 +186,7 @@ func (c *MemoryContent) Config(_ context.Context, digest string) ([]byte, error)
 	defer c.mu.Unlock()
 	b, ok := c.configs[digest]
 	if !ok {
-		return nil, fmt.Errorf("config %s: %w", digest, ErrNotFound)
+		return nil, fmt.Errorf("config %s: %w", digest, analysis.ErrNotFound)
 	}
 	return b, nil
 }

@@ -1,0 +1,155 @@
+package images
+
+import (
+	"context"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"imagebadger/analysis"
+	"imagebadger/store"
+)
+
+// answerEntry is a finished answer, current while the tag still points at
+// digest, was last checked at checked, and every scope it read still has the
+// stamp it had before it was read.
+type answerEntry struct {
+	digest  string
+	checked time.Time
+	deps    []scopeStamp
+	version string
+	rep     *analysis.Report
+}
+
+type scopeStamp struct {
+	scope store.Scope
+	stamp store.Stamp
+}
+
+// reads collects the scopes an answer is made from, each with the stamp it
+// had when first read (before anything of it was read).
+type reads struct {
+	st   *store.Store
+	list []scopeStamp
+}
+
+func newReads(st *store.Store) *reads { return &reads{st: st} }
+
+// add records scope at its current stamp, once.
+func (r *reads) add(scope store.Scope) {
+	for _, d := range r.list {
+		if d.scope == scope {
+			return
+		}
+	}
+	r.list = append(r.list, scopeStamp{scope, r.st.Stamp(scope)})
+}
+
+func (r *reads) addRepository(repo analysis.Repository) { r.add(store.RepositoryScope(repo)) }
+
+// current reports whether every scope still has the recorded stamp.
+func current(st *store.Store, deps []scopeStamp) bool {
+	for _, d := range deps {
+		if st.Stamp(d.scope) != d.stamp {
+			return false
+		}
+	}
+	return true
+}
+
+// answer turns the digest-level report of digest into the answer for ref: its
+// own copy with the reference, the tags now sharing the digest, the parents
+// as they stand, and when the tag was checked. deps holds the scopes already
+// read by the caller (ref's repository, before its tag).
+func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest string, checked time.Time, deps *reads) (Answer, error) {
+	checked = checked.UTC().Truncate(time.Second)
+	key, kept := ref.String(), checked
+	if ref.Digest != "" {
+		// A digest is not checked: the time shown is the read's own.
+		kept = time.Time{}
+	}
+	if e, ok := s.answers.Get(key); ok && e.digest == digest && e.checked.Equal(kept) && current(s.store, e.deps) {
+		rep := e.rep.Clone()
+		rep.CheckedAt = checked
+		return Answer{Report: rep, Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
+	}
+	shared, err := s.report(ctx, ref.Repository, digest)
+	if err != nil {
+		return Answer{}, err
+	}
+	rep := shared.Clone()
+	rep.Reference, rep.Tag = ref.String(), ref.Tag
+	if rep.Tags, err = s.store.TagsAt(ctx, ref.Repository, rep.Digest); err != nil {
+		return Answer{}, err
+	}
+	analysis.SortTags(rep.Tags)
+	if _, err := s.attachParents(ctx, ref.Repository, rep, deps); err != nil {
+		return Answer{}, err
+	}
+	rep.CheckedAt = checked
+	e := answerEntry{digest: digest, checked: kept, deps: deps.list, version: versionOf(digest, kept, deps.list), rep: rep}
+	s.answers.Add(key, e)
+	return Answer{Report: rep.Clone(), Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
+}
+
+// versionOf names an answer by what it was made from.
+func versionOf(digest string, checked time.Time, deps []scopeStamp) string {
+	h := fnv.New64a()
+	for _, d := range deps {
+		h.Write([]byte(d.scope))
+		h.Write([]byte{0})
+		h.Write(strconv.AppendUint(nil, uint64(d.stamp), 10))
+		h.Write([]byte{0})
+	}
+	return digest + "/" + strconv.FormatInt(checked.Unix(), 10) + "/" + strconv.FormatUint(h.Sum64(), 36)
+}
+
+func reportKey(repo analysis.Repository, digest string) string {
+	return repo.WithDigest(digest).String()
+}
+
+// report returns the digest-level report of the image digest in repo (see
+// analysis.NewReport), built from the store and kept in memory; content that
+// the store lacks is fetched and stored. The result is shared: callers clone
+// it before changing it.
+func (s *Service) report(ctx context.Context, repo analysis.Repository, digest string) (*analysis.Report, error) {
+	key := reportKey(repo, digest)
+	if rep, ok := s.reports.Get(key); ok {
+		return rep, nil
+	}
+	// Tags that share a digest are resolved concurrently; build it once.
+	v, err, _ := s.flight.Do("report\x00"+key, func() (any, error) {
+		if rep, ok := s.reports.Get(key); ok {
+			return rep, nil
+		}
+		rep, err := s.inspector.Report(context.WithoutCancel(ctx), repo, digest)
+		if err != nil {
+			return nil, err
+		}
+		s.reports.Add(key, rep)
+		return rep, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*analysis.Report), nil
+}
+
+// Platforms returns the platform images of each of repo's images named by
+// digests, for showing sizes next to a tag listing. An image whose report
+// cannot be built is left out rather than failing the whole page. The
+// platforms are shared with the cache: callers must not change them.
+func (s *Service) Platforms(ctx context.Context, repo analysis.Repository, digests []string) map[string][]analysis.Platform {
+	out := make(map[string][]analysis.Platform, len(digests))
+	for _, d := range digests {
+		if ctx.Err() != nil {
+			break
+		}
+		rep, err := s.report(ctx, repo, d)
+		if err != nil {
+			continue
+		}
+		out[d] = rep.Platforms
+	}
+	return out
+}

@@ -1,0 +1,105 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"imagebadger/analysis"
+)
+
+// errManifestTooLarge marks a registry answer over analysis.MaxManifestBytes.
+var errManifestTooLarge = errors.New("manifest too large")
+
+// forbidder is implemented by netguard's refusal error; declared here so that
+// the client does not depend on the dialer that enforces the policy.
+type forbidder interface{ Forbidden() bool }
+
+// classify turns an error from go-containerregistry or the network into one of
+// analysis's kinds. what names the operation for the user ("manifest
+// acme/app:1.0").
+func classify(err error, registry, what string) error {
+	if err == nil {
+		return nil
+	}
+	var done *analysis.Error
+	if errors.As(err, &done) {
+		return err
+	}
+	var f forbidder
+	if errors.As(err, &f) && f.Forbidden() {
+		return analysis.Errorf(analysis.ErrForbidden, err, "the address of registry %s is refused by this service's network policy", registry)
+	}
+	// go-containerregistry refuses, before any dial, a redirect from a
+	// registry to a private or link-local IP literal; it says so only in
+	// text. The network policy refuses the rest at dial time (above).
+	if strings.Contains(err.Error(), "SSRF protection") {
+		return analysis.Errorf(analysis.ErrForbidden, err, "registry %s redirected to an address refused by this service's network policy", registry)
+	}
+	if errors.Is(err, errManifestTooLarge) {
+		return analysis.Errorf(analysis.ErrUpstream, err, "registry %s sent a %s larger than the %d MiB limit", registry, what, analysis.MaxManifestBytes>>20)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return analysis.Errorf(analysis.ErrTimeout, err, "registry %s did not answer in time for %s", registry, what)
+	}
+	var rl *rateLimitError
+	if errors.As(err, &rl) {
+		e := analysis.Errorf(analysis.ErrRateLimited, err, "registry %s is rate limiting this service; try again later", registry)
+		e.RetryAfter = rl.retryAfter
+		return e
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		for _, d := range te.Errors {
+			switch d.Code {
+			case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode:
+				return analysis.Errorf(analysis.ErrNotFound, err, "%s not found on %s", what, registry)
+			case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
+				return analysis.Errorf(analysis.ErrUnauthorized, err, "registry %s requires credentials for %s", registry, what)
+			case transport.TooManyRequestsErrorCode:
+				return analysis.Errorf(analysis.ErrRateLimited, err, "registry %s is rate limiting this service; try again later", registry)
+			}
+		}
+		switch te.StatusCode {
+		case http.StatusNotFound:
+			return analysis.Errorf(analysis.ErrNotFound, err, "%s not found on %s", what, registry)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return analysis.Errorf(analysis.ErrUnauthorized, err, "registry %s requires credentials for %s", registry, what)
+		case http.StatusTooManyRequests:
+			return analysis.Errorf(analysis.ErrRateLimited, err, "registry %s is rate limiting this service; try again later", registry)
+		}
+		return analysis.Errorf(analysis.ErrUpstream, err, "registry %s answered %d for %s", registry, te.StatusCode, what)
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return analysis.Errorf(analysis.ErrUpstream, err, "registry %s cannot be reached", registry)
+	}
+	return analysis.Errorf(analysis.ErrUpstream, err, "reading %s from %s failed", what, registry)
+}
+
+// ParseRetryAfter reads a Retry-After header in either of its two forms
+// (seconds, or an HTTP date), as registries and webhook receivers send it;
+// 0 when absent, malformed or past.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

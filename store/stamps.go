@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"imagebadger/analysis"
+)
+
+// Change stamps are the one rule by which every in-memory cache of the
+// service is kept true (DESIGN.md, "Caches"). A scope is what a change can
+// affect: one repository's tags (RepositoryScope), or the set of known
+// platform images that parents are chosen from (IndexScope). Every write
+// that changes a scope takes the next number of one global sequence, in the
+// transaction that makes the change, and records it as the scope's stamp in
+// the change_stamps table; once the transaction has committed, the store's
+// in-memory copy follows.
+//
+// What is made from a scope remembers the stamp the scope had before it was
+// read; it is current exactly while the stamp is unchanged. Content
+// addressed by digest needs no stamp at all. Because the sequence is global
+// and only grows, "what changed since N" is one query, which is how another
+// process sharing the database catches up (the PostgreSQL store publishes
+// each new stamp with NOTIFY as well).
+
+// Scope names what a change stamp versions.
+type Scope string
+
+// IndexScope is the set of known platform images: a new one may become the
+// parent of any image, so every answer that chose a parent depends on it.
+const IndexScope Scope = "index"
+
+// RepositoryScope is the scope of repo's tags: where they point, which exist.
+func RepositoryScope(repo analysis.Repository) Scope { return Scope("repo:" + repo.String()) }
+
+// Stamp is a scope's version as of the read: 0 for a scope never changed.
+type Stamp uint64
+
+// stamps is the in-memory copy of the change_stamps table. It holds every
+// scope that changed since the database was created (one entry per
+// repository ever changed), read once at Open.
+type stamps struct {
+	// next gives out stamps. It is advanced when a stamp is taken, before
+	// the transaction commits, so two transactions never share one (a
+	// rolled-back transaction leaves a gap, which is harmless).
+	next atomic.Uint64
+	mu   sync.RWMutex
+	by   map[Scope]Stamp
+}
+
+func (s *stamps) get(scope Scope) Stamp {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.by[scope]
+}
+
+// learn records stamps committed by this or another process; an older
+// stamp than the one known never replaces it.
+func (s *stamps) learn(scope Scope, st Stamp) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st > s.by[scope] {
+		s.by[scope] = st
+	}
+	for {
+		n := s.next.Load()
+		if n >= uint64(st) || s.next.CompareAndSwap(n, uint64(st)) {
+			return
+		}
+	}
+}
+
+// Stamp returns scope's current change stamp. Caches read it before they
+// read what they keep, and keep it with what they made.
+func (s *Store) Stamp(scope Scope) Stamp { return s.stamps.get(scope) }
+
+// loadStamps reads the change_stamps table into memory at Open.
+func (s *Store) loadStamps(ctx context.Context) error {
+	rows, err := s.write.QueryContext(ctx, `SELECT scope, stamp FROM change_stamps`)
+	if err != nil {
+		return fmt.Errorf("store: load change stamps: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var scope string
+		var st int64
+		if err := rows.Scan(&scope, &st); err != nil {
+			return fmt.Errorf("store: load change stamps: %w", err)
+		}
+		s.stamps.learn(Scope(scope), Stamp(st))
+	}
+	return rows.Err()
+}
+
+// bump gives each scope the next stamp of the sequence inside tx. Once tx
+// has committed, pass what it returns to publish.
+func (s *Store) bump(ctx context.Context, tx *sql.Tx, scopes ...Scope) (map[Scope]Stamp, error) {
+	given := make(map[Scope]Stamp, len(scopes))
+	for _, sc := range scopes {
+		if _, ok := given[sc]; ok {
+			continue
+		}
+		st := Stamp(s.stamps.next.Add(1))
+		given[sc] = st
+		if _, err := tx.ExecContext(ctx, `INSERT INTO change_stamps (scope, stamp) VALUES (?, ?)
+			ON CONFLICT (scope) DO UPDATE SET stamp = excluded.stamp`, string(sc), int64(st)); err != nil {
+			return nil, fmt.Errorf("store: stamp %s: %w", sc, err)
+		}
+	}
+	return given, nil
+}
+
+// publish makes committed stamps current in memory.
+func (s *Store) publish(given map[Scope]Stamp) {
+	for sc, st := range given {
+		s.stamps.learn(sc, st)
+	}
+}
