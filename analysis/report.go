@@ -44,6 +44,10 @@ type Platform struct {
 	Metadata     Metadata          `json:"metadata"`
 	Parent       *Parent           `json:"parent"`
 
+	// Author is the config's author field, which MicroBadger's API shows.
+	// Not part of the report's JSON.
+	Author string `json:"-"`
+
 	// DiffIDs is the uncompressed layer list of the config, the identity of the
 	// image's filesystem used for parent matching. Not part of the JSON.
 	DiffIDs []string `json:"-"`
@@ -229,6 +233,7 @@ func buildPlatform(digest, mediaType string, m *v1.Manifest, cfg *v1.ConfigFile,
 	if cfg.Config.Labels != nil {
 		p.Labels = cfg.Config.Labels
 	}
+	p.Author = cfg.Author
 
 	seen := make(map[string]bool, len(m.Layers))
 	for _, l := range m.Layers {

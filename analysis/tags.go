@@ -59,3 +59,16 @@ func LatestVersion(tags []string) string {
 	}
 	return best
 }
+
+// LongestTag is LatestVersion, or "latest" when that is the only tag: the
+// name MicroBadger gave an image (its LatestVersion) and the base badge
+// shows.
+func LongestTag(tags []string) string {
+	if best := LatestVersion(tags); best != "" {
+		return best
+	}
+	if slices.Contains(tags, "latest") {
+		return "latest"
+	}
+	return ""
+}

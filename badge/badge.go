@@ -113,13 +113,13 @@ func For(kind Kind, rep *analysis.Report, p *analysis.Platform) Badge {
 	case Image:
 		return Badge{
 			Left:  analysis.HumanSize(p.DownloadSize),
-			Right: fmt.Sprintf("%d layers", p.LayerCount),
+			Right: layers(p.LayerCount),
 			Color: ColorValue,
 		}
 	case Version:
 		right = Clean(p.Metadata.Version, MaxRight)
 		if right == "" {
-			right = Clean(longestTag(rep.Tags, false), MaxRight)
+			right = Clean(analysis.LatestVersion(rep.Tags), MaxRight)
 		}
 	case Commit:
 		right = Clean(p.Metadata.Revision, MaxRight)
@@ -139,6 +139,14 @@ func For(kind Kind, rep *analysis.Report, p *analysis.Platform) Badge {
 	return Badge{Left: label(kind), Right: right, Color: ColorValue}
 }
 
+// layers is the image badge's right text: "1 layer", "3 layers".
+func layers(n int) string {
+	if n == 1 {
+		return "1 layer"
+	}
+	return fmt.Sprintf("%d layers", n)
+}
+
 // outdatedSuffix marks a base whose tag has moved on; it survives the
 // length cap, which shortens the name instead.
 const outdatedSuffix = " (outdated)"
@@ -151,7 +159,7 @@ func baseBadge(parent *analysis.Parent) Badge {
 	if parent.Registry == analysis.DockerHub {
 		name = strings.TrimPrefix(name, "library/")
 	}
-	if tag := longestTag(parent.Tags, true); tag != "" {
+	if tag := analysis.LongestTag(parent.Tags); tag != "" {
 		name += ":" + tag
 	} else if parent.Digest != "" {
 		name += "@" + analysis.ShortDigest(parent.Digest)
@@ -164,18 +172,4 @@ func baseBadge(parent *analysis.Parent) Badge {
 		Right: Clean(name, MaxRight-utf8.RuneCountInString(outdatedSuffix)) + outdatedSuffix,
 		Color: ColorWarning,
 	}
-}
-
-// longestTag is analysis.LatestVersion; with orLatest, "latest" is the
-// answer when it is the only tag.
-func longestTag(tags []string, orLatest bool) string {
-	if best := analysis.LatestVersion(tags); best != "" || !orLatest {
-		return best
-	}
-	for _, t := range tags {
-		if t == "latest" {
-			return t
-		}
-	}
-	return ""
 }

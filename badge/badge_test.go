@@ -119,7 +119,7 @@ func TestTextRules(t *testing.T) {
 		color Color
 	}{
 		{"image", Image, platform(nil), Badge{"18.6 MB", "8 layers", ColorValue}, ""},
-		{"image one small layer", Image, platform(func(p *analysis.Platform) { p.LayerCount, p.DownloadSize = 1, 512 }), Badge{"512 B", "1 layers", ColorValue}, ""},
+		{"image one small layer", Image, platform(func(p *analysis.Platform) { p.LayerCount, p.DownloadSize = 1, 512 }), Badge{"512 B", "1 layer", ColorValue}, ""},
 		{"version from metadata", Version, platform(func(p *analysis.Platform) { p.Metadata.Version = "2.3.1-rc1" }), Badge{"version", "2.3.1-rc1", ColorValue}, ""},
 		{"version from the longest tag", Version, platform(nil), Badge{"version", "2.3.1", ColorValue}, ""},
 		{"commit", Commit, platform(func(p *analysis.Platform) { p.Metadata.Revision = "0f3c2a9e1b7d4c5a" }), Badge{"commit", "0f3c2a9", ColorValue}, ""},

@@ -48,7 +48,22 @@ func failed(err error) *job {
 // RetryFailedAfter old, or a new one. Past MaxInspections, or after Close,
 // it returns a finished job failing with ErrBusy.
 func (b *background) start(s *Service, ref analysis.Reference) *job {
-	key := ref.String()
+	return b.do(s, ref.String(), func(ctx context.Context) error {
+		_, err := s.resolve(ctx, ref, false)
+		return err
+	})
+}
+
+// startListing is start for a repository's tag listing.
+func (b *background) startListing(s *Service, repo analysis.Repository) *job {
+	return b.do(s, "tags\x00"+repo.String(), func(ctx context.Context) error {
+		_, err := s.listed(ctx, repo, false)
+		return err
+	})
+}
+
+// do runs work under key as start describes.
+func (b *background) do(s *Service, key string, work func(ctx context.Context) error) *job {
 	now := s.opts.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -68,20 +83,20 @@ func (b *background) start(s *Service, ref analysis.Reference) *job {
 	j := &job{done: make(chan struct{})}
 	b.jobs.Add(key, j)
 	b.running++
-	b.wg.Go(func() { b.run(s, ref, key, j) })
+	b.wg.Go(func() { b.run(s, key, j, work) })
 	return j
 }
 
-func (b *background) run(s *Service, ref analysis.Reference, key string, j *job) {
+func (b *background) run(s *Service, key string, j *job, work func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.InspectTimeout)
 	defer cancel()
-	_, err := s.resolve(ctx, ref, false)
+	err := work(ctx)
 	switch {
 	case err == nil:
 	case errors.Is(err, analysis.ErrNotFound), errors.Is(err, analysis.ErrUnauthorized):
-		s.opts.Logger.Info("background inspection: image not found", "ref", key, "err", err)
+		s.opts.Logger.Info("background inspection: not found", "what", key, "err", err)
 	default:
-		s.opts.Logger.Warn("background inspection failed", "ref", key, "err", err)
+		s.opts.Logger.Warn("background inspection failed", "what", key, "err", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -54,9 +54,14 @@ func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refre
 	if err != nil && !errors.Is(err, analysis.ErrNotFound) {
 		return resolved{}, err
 	}
-	if err == nil && !refresh && checked.Sub(st.Checked) < s.opts.FreshFor {
-		rep, err := s.report(ctx, ref.Repository, st.Digest)
-		return resolved{rep: rep, checked: st.Checked}, err
+	if !refresh {
+		if err == nil && checked.Sub(st.Checked) < s.opts.FreshFor {
+			rep, err := s.report(ctx, ref.Repository, st.Digest)
+			return resolved{rep: rep, checked: st.Checked}, err
+		}
+		// The registry must be asked: share the refreshing resolution in
+		// flight (a listing's check of the same tag), if any.
+		return s.resolve(ctx, ref, true)
 	}
 	desc, body, err := s.client.Resolve(ctx, ref)
 	if err != nil {

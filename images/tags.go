@@ -17,36 +17,62 @@ import (
 // registry client further limits requests per registry host.
 const resolveParallel = 32
 
-// Tags returns repo's tags grouped by digest. With refresh, or when the
-// stored listing is older than the poll interval, the registry is asked:
-// the tag list (paginated), then one HEAD per tag, concurrently; manifests
-// and configs are fetched only for digests never seen. Each tag goes through
-// the same path as Image (Check), so its moves are recorded with their events.
-func (s *Service) Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
+// Tags returns repo's tags grouped by digest, by the read policy of Read:
+// a repository listed before is answered from the store (and listed again
+// in the background once the listing is older than FreshFor); one never
+// listed is listed while the caller waits up to how.Wait; how.Refresh lists
+// it now. A listing asks the registry for the tag list (paginated), then one
+// HEAD per tag, concurrently; manifests and configs are fetched only for
+// digests never seen. Each tag goes through Check, so its moves are recorded
+// with their events.
+func (s *Service) Tags(ctx context.Context, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
+	if how.Refresh {
+		listed, err := s.listed(ctx, repo, true)
+		if err != nil {
+			return nil, err
+		}
+		return s.groups(ctx, repo, listed)
+	}
+	listed, err := s.store.Listed(ctx, repo)
+	if err == nil {
+		if s.opts.Now().Sub(listed) >= s.opts.FreshFor {
+			s.bg.startListing(s, repo)
+		}
+		return s.groups(ctx, repo, listed)
+	}
+	if !errors.Is(err, analysis.ErrNotFound) {
+		return nil, err
+	}
+	if err := s.bg.startListing(s, repo).wait(ctx, how.Wait); err != nil {
+		return nil, err
+	}
+	if listed, err = s.store.Listed(ctx, repo); err != nil {
+		return nil, err
+	}
+	return s.groups(ctx, repo, listed)
+}
+
+// listed lists repo's tags from the registry, shared among concurrent
+// callers, and returns when; without refresh, a listing younger than
+// FreshFor (made meanwhile, by another caller or process) is kept instead.
+func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh bool) (time.Time, error) {
 	key := "tags\x00" + repo.String()
 	if refresh {
 		key += "\x00refresh"
 	}
 	v, err, _ := s.flight.Do(key, func() (any, error) {
-		return s.tags(context.WithoutCancel(ctx), repo, refresh)
+		ctx := context.WithoutCancel(ctx)
+		if !refresh {
+			if at, err := s.store.Listed(ctx, repo); err == nil && s.opts.Now().Sub(at) < s.opts.FreshFor {
+				return at, nil
+			}
+		}
+		return s.list(ctx, repo)
 	})
 	if err != nil {
-		return nil, err
+		return time.Time{}, err
 	}
-	return v.(*analysis.TagList), nil
-}
-
-func (s *Service) tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
-	listed, err := s.store.Listed(ctx, repo)
-	if err != nil && !errors.Is(err, analysis.ErrNotFound) {
-		return nil, err
-	}
-	if err != nil || refresh || s.opts.Now().Sub(listed) >= s.opts.FreshFor {
-		if listed, err = s.list(ctx, repo); err != nil {
-			return nil, err
-		}
-	}
-	return s.groups(ctx, repo, listed)
+	return v.(time.Time), nil
 }
 
 // list reads the tag list from the registry and resolves every tag.
@@ -149,9 +175,10 @@ func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed t
 }
 
 // Versions returns every known image of repo with the tags that point at it
-// now, newest first, for MicroBadger's Versions list.
-func (s *Service) Versions(ctx context.Context, repo analysis.Repository) ([]*analysis.Report, error) {
-	list, err := s.groups(ctx, repo, s.opts.Now())
+// now, newest first, for MicroBadger's Versions list; the tags are listed
+// first if they never were, as Tags does.
+func (s *Service) Versions(ctx context.Context, repo analysis.Repository, how ReadOptions) ([]*analysis.Report, error) {
+	list, err := s.Tags(ctx, repo, how)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func invalid(format string, args ...any) error {
 // however it was noticed.
 type Images interface {
 	Check(ctx context.Context, ref analysis.Reference) error
-	Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error)
+	Tags(ctx context.Context, repo analysis.Repository, how images.ReadOptions) (*analysis.TagList, error)
 	Read(ctx context.Context, ref analysis.Reference, how images.ReadOptions) (images.Answer, error)
 }
 
@@ -226,7 +226,7 @@ func (s *Subscriptions) baseline(ctx context.Context, subject analysis.Reference
 		_, err := s.images.Read(ctx, subject, images.ReadOptions{})
 		return err
 	}
-	_, err := s.images.Tags(ctx, subject.Repository, true)
+	_, err := s.images.Tags(ctx, subject.Repository, images.ReadOptions{Refresh: true})
 	return err
 }
 
@@ -269,15 +269,17 @@ func (s *Subscriptions) authorize(ctx context.Context, id, token string) (store.
 	return sub, nil
 }
 
-// DockerHubToken returns the token of repo's Docker Hub push webhook
-// (POST /hooks/dockerhub/{token}), made on first use.
-func (s *Subscriptions) DockerHubToken(ctx context.Context, repo analysis.Repository) (string, error) {
+// HookToken returns repo's hook token, made on first use: the token of its
+// Docker Hub push webhook (POST /hooks/dockerhub/{token}) and of its
+// MicroBadger-style refresh hook (POST /images/{repository}/{token}). It is
+// public by design: it only ever starts a refresh.
+func (s *Subscriptions) HookToken(ctx context.Context, repo analysis.Repository) (string, error) {
 	return s.store.HookToken(ctx, repo, newToken, s.now())
 }
 
-// DockerHubRepository returns the repository whose Docker Hub hook token is
-// tok, or an error of kind ErrUnauthorized.
-func (s *Subscriptions) DockerHubRepository(ctx context.Context, tok string) (analysis.Repository, error) {
+// HookRepository returns the repository whose hook token is tok, or an
+// error of kind ErrUnauthorized.
+func (s *Subscriptions) HookRepository(ctx context.Context, tok string) (analysis.Repository, error) {
 	repo, err := s.store.HookRepository(ctx, tok)
 	if errors.Is(err, analysis.ErrNotFound) {
 		return analysis.Repository{}, &analysis.Error{Kind: ErrUnauthorized, Message: "unknown hook token"}

@@ -223,17 +223,17 @@ func TestRepositoryWideBaselineListsTags(t *testing.T) {
 	}
 }
 
-func TestDockerHubTokens(t *testing.T) {
+func TestHookTokens(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsConfig{})
 	r := analysis.Repository{Registry: "docker.io", Name: "acme/app"}
-	tok, err := e.subs.DockerHubToken(context.Background(), r)
+	tok, err := e.subs.HookToken(context.Background(), r)
 	if err != nil || len(tok) < 40 {
 		t.Fatalf("token %q, %v", tok, err)
 	}
-	if got, err := e.subs.DockerHubRepository(context.Background(), tok); err != nil || got != r {
+	if got, err := e.subs.HookRepository(context.Background(), tok); err != nil || got != r {
 		t.Errorf("repository = %v, %v", got, err)
 	}
-	if _, err := e.subs.DockerHubRepository(context.Background(), "nope"); !errors.Is(err, notify.ErrUnauthorized) {
+	if _, err := e.subs.HookRepository(context.Background(), "nope"); !errors.Is(err, notify.ErrUnauthorized) {
 		t.Errorf("unknown token: %v", err)
 	}
 }

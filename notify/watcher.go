@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"imagebadger/analysis"
+	"imagebadger/images"
 	"imagebadger/store"
 )
 
@@ -279,7 +280,7 @@ func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []a
 			continue
 		}
 		done[repo] = true
-		list, err := w.images.Tags(ctx, repo, true)
+		list, err := w.images.Tags(ctx, repo, images.ReadOptions{Refresh: true})
 		if err != nil {
 			w.failed(repo.String(), repo.Registry, err)
 			continue

@@ -64,7 +64,7 @@ func (f *fakeImages) Read(ctx context.Context, ref analysis.Reference, _ images.
 }
 
 // Tags lists no tags: only fakeLister has some.
-func (f *fakeImages) Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
+func (f *fakeImages) Tags(ctx context.Context, repo analysis.Repository, how images.ReadOptions) (*analysis.TagList, error) {
 	return &analysis.TagList{Registry: repo.Registry, Repository: repo.Name}, nil
 }
 
@@ -86,7 +86,7 @@ type fakeLister struct {
 	lists   atomic.Int32
 }
 
-func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, refresh bool) (*analysis.TagList, error) {
+func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, how images.ReadOptions) (*analysis.TagList, error) {
 	f.lists.Add(1)
 	if f.resolve {
 		for _, t := range f.tags {

@@ -21,6 +21,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/internal/testing/apispec"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/registry"
@@ -63,7 +64,7 @@ func newStackFresh(t *testing.T, timeout, freshFor time.Duration) *stack {
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: prometheus.NewRegistry(),
 	})
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(apispec.Handler(t, srv))
 	t.Cleanup(hs.Close)
 	return &stack{url: hs.URL, store: st}
 }
@@ -296,7 +297,12 @@ func TestStaleReadsDoNotWaitOnTheRegistry(t *testing.T) {
 	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
 		t.Fatalf("first read: %d", code)
 	}
-	time.Sleep(100 * time.Millisecond) // the resolution is now stale
+	// The MicroBadger API lists the repository's tags on its first read.
+	var mb map[string]any
+	if code := getJSON(t, s.url+"/v1/images/"+reg.Host+"/acme/app:1", &mb); code != 200 {
+		t.Fatalf("first MicroBadger read: %d", code)
+	}
+	time.Sleep(100 * time.Millisecond) // the resolution and the listing are now stale
 	reg.Requests()
 	reg.Add(faultreg.Rule{PathContains: "/manifests/", Fault: faultreg.Hold})
 	for _, path := range []string{"/api/v1/images/", "/images/", "/v1/images/"} {
@@ -309,7 +315,8 @@ func TestStaleReadsDoNotWaitOnTheRegistry(t *testing.T) {
 			t.Errorf("stale read of %s while the registry holds every request: %d", path, resp.StatusCode)
 		}
 	}
-	// One background refresh is waiting at the registry for all three reads.
+	// One background refresh is waiting at the registry for all three reads
+	// (the MicroBadger read's background listing checks the tag through it).
 	if got := reg.WaitRequests(1, 5*time.Second, "/manifests/"); len(got) != 1 || got[0] != "HEAD /v2/acme/app/manifests/1" {
 		t.Errorf("background refresh requests = %v, want one HEAD", got)
 	}

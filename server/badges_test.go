@@ -27,6 +27,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/badge"
 	"imagebadger/images"
+	"imagebadger/internal/testing/apispec"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/registry"
@@ -55,7 +56,7 @@ func newBadgeServer(t *testing.T, freshFor time.Duration, opts server.BadgeOptio
 	srv := server.New(server.Config{
 		Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry(), Badges: opts,
 	})
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(apispec.Handler(t, srv))
 	t.Cleanup(func() {
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -15,7 +15,25 @@ var (
 	errNoRoute        = fmt.Errorf("no such page: %w", analysis.ErrNotFound)
 	errInvalidRequest = errors.New("invalid request")
 	errUnauthorized   = errors.New("unauthorized")
+	errTooLarge       = errors.New("request too large")
+	errMethod         = errors.New("method not allowed")
 )
+
+// tooLargeError makes an error that answers 413 request_too_large.
+func tooLargeError(limit int64) error {
+	return &analysis.Error{Kind: errTooLarge, Message: fmt.Sprintf("the body is larger than the %s this route accepts", byteSize(limit))}
+}
+
+// byteSize writes a power-of-two limit the way the contract does (64 KiB, 1 MiB).
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // invalidRequest makes an error that answers 400 invalid_request with msg.
 func invalidRequest(msg string) error {
@@ -40,6 +58,10 @@ func statusOf(err error) (code string, status int) {
 		return "invalid_request", http.StatusBadRequest
 	case errors.Is(err, errUnauthorized):
 		return "unauthorized", http.StatusUnauthorized
+	case errors.Is(err, errTooLarge):
+		return "request_too_large", http.StatusRequestEntityTooLarge
+	case errors.Is(err, errMethod):
+		return "method_not_allowed", http.StatusMethodNotAllowed
 	case errors.Is(err, analysis.ErrNotFound):
 		return "not_found", http.StatusNotFound
 	case errors.Is(err, analysis.ErrForbidden):
@@ -85,7 +107,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == 499 {
 		return // the client is gone
 	}
-	if !isMachinePath(r.URL.Path) {
+	if !isMachineRequest(r) {
 		s.writeErrorPage(w, r, err, status, msg)
 		return
 	}

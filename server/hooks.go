@@ -15,8 +15,14 @@ import (
 // events into envelopes of a few KiB; Docker Hub's are smaller.
 const maxHookBody = 1 << 20
 
-// hookRoutes registers the inbound hooks that trigger refreshes.
+// hookRoutes registers the inbound hooks that trigger refreshes. The
+// MicroBadger-style refresh hook shares its path with the image pages
+// (POST /images/{reference}/refresh, registered before it, keeps its
+// meaning: a hook token is never the word "refresh").
 func (s *Server) hookRoutes() {
+	if s.subs != nil {
+		s.router.Handle("/images/{repository:.+}/{token}", s.handle("hook_refresh", s.refreshHook)).Methods(http.MethodPost)
+	}
 	if s.watcher == nil {
 		return
 	}
@@ -38,7 +44,8 @@ type hookAnswer struct {
 // registry read.
 func (s *Server) registryHook(w http.ResponseWriter, r *http.Request) error {
 	if s.hookToken == "" {
-		return errNoRoute // disabled without --hook-token
+		return &analysis.Error{Kind: analysis.ErrNotFound,
+			Message: "the registry hook is disabled; start the service with --hook-token (IMAGEBADGER_HOOK_TOKEN) to enable it"}
 	}
 	if subtle.ConstantTimeCompare([]byte(bearer(r)), []byte(s.hookToken)) != 1 {
 		return &analysis.Error{Kind: errUnauthorized, Message: "missing or wrong bearer token"}
@@ -49,7 +56,7 @@ func (s *Server) registryHook(w http.ResponseWriter, r *http.Request) error {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
 	if err != nil {
-		return invalidRequest("the body could not be read or is larger than 1 MiB")
+		return bodyError(err, maxHookBody)
 	}
 	pushes, err := notify.ParseRegistryNotification(body)
 	if err != nil {
@@ -61,13 +68,13 @@ func (s *Server) registryHook(w http.ResponseWriter, r *http.Request) error {
 // dockerHubHookHandler answers POST /hooks/dockerhub/{token}: a Docker Hub
 // push webhook for the repository the token was made for.
 func (s *Server) dockerHubHookHandler(w http.ResponseWriter, r *http.Request) error {
-	repo, err := s.subs.DockerHubRepository(r.Context(), mux.Vars(r)["token"])
+	repo, err := s.subs.HookRepository(r.Context(), mux.Vars(r)["token"])
 	if err != nil {
 		return subscriptionError(err)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
 	if err != nil {
-		return invalidRequest("the body could not be read or is larger than 1 MiB")
+		return bodyError(err, maxHookBody)
 	}
 	ref, err := notify.ParseDockerHubPush(body)
 	if err != nil {

@@ -335,16 +335,21 @@ func (s *Server) staticFiles() http.Handler {
 	}))
 }
 
-// isMachinePath reports whether path belongs to the JSON API, the
-// MicroBadger API, the badges or the hooks, whose errors are JSON; every
-// other path is a page and gets an HTML error page.
-func isMachinePath(path string) bool {
+// isMachineRequest reports whether r is for the JSON API, the MicroBadger
+// API, the badges or the hooks (the refresh hook among them: a POST under
+// /images/ that is not a page's refresh button), whose errors are JSON;
+// every other request is for a page and gets an HTML error page.
+func isMachineRequest(r *http.Request) bool {
+	path := r.URL.Path
 	for _, p := range []string{"/api/", "/v1/", "/hooks/", "/badges/"} {
 		if strings.HasPrefix(path, p) || path+"/" == p {
 			return true
 		}
 	}
-	return path == "/healthz" || path == "/metrics"
+	if r.Method == http.MethodPost && strings.HasPrefix(path, "/images/") && !strings.HasSuffix(strings.TrimRight(path, "/"), "/refresh") {
+		return true
+	}
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
 }
 
 // writeErrorPage answers a failed page request with a friendly page and the

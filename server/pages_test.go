@@ -26,6 +26,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/internal/testing/apispec"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/registry"
@@ -70,7 +71,7 @@ func newPageStack(tb testing.TB) *pageStack {
 		BaseURL: "https://badger.example",
 		Watched: []analysis.Repository{base},
 	})
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(apispec.Handler(tb, srv))
 	tb.Cleanup(hs.Close)
 	return &pageStack{
 		url: hs.URL, reg: reg, srv: srv,

@@ -2,8 +2,15 @@ package server
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"imagebadger/analysis"
+	"imagebadger/docs"
 )
 
 // routes registers every route of API.md in one place. A reference in a path
@@ -15,19 +22,51 @@ func (s *Server) routes() {
 	r.NotFoundHandler = s.handle("not_found", func(w http.ResponseWriter, r *http.Request) error {
 		return errNoRoute
 	})
+	r.MethodNotAllowedHandler = s.handle("method_not_allowed", s.methodNotAllowed)
 
 	r.Handle("/healthz", s.handle("healthz", s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
 
 	api := r.PathPrefix("/api/v1").Subrouter()
+	api.Handle("/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
 	api.Handle("/images/{reference:.+}/refresh", s.handle("api_refresh", s.apiRefresh)).Methods(http.MethodPost)
 	api.Handle("/images/{reference:.+}", s.handle("api_image", s.apiImage)).Methods(http.MethodGet)
 	api.Handle("/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
+	r.Handle("/v1/images/{repository:.+}/version/{digest}", s.handle("microbadger_version", s.microBadgerVersionRoute)).Methods(http.MethodGet)
 	r.Handle("/v1/images/{reference:.+}", s.handle("microbadger_image", s.microBadgerV1)).Methods(http.MethodGet)
 	s.pageRoutes()
 	s.subscriptionRoutes()
 	s.hookRoutes()
+}
+
+// methodNotAllowed answers a route asked with a method it does not take:
+// 405 with the methods it does take in Allow.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
+			allow = append(allow, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	return &analysis.Error{Kind: errMethod, Message: r.Method + " is not allowed here; this route takes " + strings.Join(allow, ", ")}
+}
+
+// openAPI serves docs/openapi.yaml, the JSON API as a document.
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/yaml")
+	h.Set("Content-Length", strconv.Itoa(len(docs.OpenAPI)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, err := w.Write(docs.OpenAPI)
+	return err
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

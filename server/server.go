@@ -6,6 +6,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -52,10 +53,17 @@ type Config struct {
 	// route and button, ?refresh=1): each costs registry requests. The
 	// default is DefaultRefreshLimit; a negative Burst means no limit.
 	Refreshes ratelimit.Limit
+	// HookRefreshes bounds the refresh hook (POST /images/{repository}/{token})
+	// per repository: each call re-reads every tag of the repository from
+	// its registry. The default is DefaultHookRefreshLimit.
+	HookRefreshes ratelimit.Limit
 }
 
-// DefaultRefreshLimit is Config.Refreshes' default.
-var DefaultRefreshLimit = ratelimit.Limit{Burst: 20, Period: 10 * time.Minute}
+// Defaults of Config.
+var (
+	DefaultRefreshLimit     = ratelimit.Limit{Burst: 20, Period: 10 * time.Minute}
+	DefaultHookRefreshLimit = ratelimit.Limit{Burst: 3, Period: time.Minute}
+)
 
 // Server routes requests to handlers.
 type Server struct {
@@ -69,8 +77,9 @@ type Server struct {
 	badges  *badges
 	subs    *notify.Subscriptions
 	watcher *notify.Watcher
-	// refreshes limits on-demand refreshes per client.
-	refreshes *ratelimit.Keyed
+	// refreshes limits on-demand refreshes per client, hookRefreshes the
+	// refresh hook per repository.
+	refreshes, hookRefreshes *ratelimit.Keyed
 	// hookToken is --hook-token.
 	hookToken string
 	// responses keeps encoded JSON reports and rendered image pages (32 MiB).
@@ -81,6 +90,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.Refreshes.IsZero() {
 		cfg.Refreshes = DefaultRefreshLimit
+	}
+	if cfg.HookRefreshes.IsZero() {
+		cfg.HookRefreshes = DefaultHookRefreshLimit
 	}
 	s := &Server{
 		images:    cfg.Images,
@@ -97,6 +109,8 @@ func New(cfg Config) *Server {
 		watcher:   cfg.Watcher,
 		hookToken: cfg.HookToken,
 		refreshes: ratelimit.New(cfg.Refreshes),
+
+		hookRefreshes: ratelimit.New(cfg.HookRefreshes),
 	}
 	s.routes()
 	return s
@@ -111,8 +125,16 @@ func (s *Server) allowRefresh(r *http.Request) error {
 	return nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. A trailing slash is accepted on every
+// /v1 and /images route (MicroBadger's clients wrote them so), by routing
+// the path without it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; len(p) > len("/images/") && strings.HasSuffix(p, "/") &&
+		(strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/images/")) {
+		r = r.Clone(r.Context())
+		r.URL.Path = strings.TrimRight(p, "/")
+		r.URL.RawPath = strings.TrimRight(r.URL.RawPath, "/")
+	}
 	s.router.ServeHTTP(w, r)
 }
 

@@ -127,9 +127,16 @@ type subscriptionRequest struct {
 // new subscription, secret and token included.
 func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) error {
 	var req subscriptionRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxSubscriptionBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSubscriptionBody))
 	if err := dec.Decode(&req); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return tooLargeError(maxSubscriptionBody)
+		}
 		return invalidRequest("the body must be a JSON object with image, url and events")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalidRequest("the body must be one JSON object, with nothing after it")
 	}
 	c, err := s.subs.Create(r.Context(), notify.CreateRequest{Image: req.Image, URL: req.URL, Events: req.Events, Client: clientAddr(r)})
 	if err != nil {
@@ -240,7 +247,7 @@ func (s *Server) dockerHubHook(r *http.Request, image string) string {
 	if err != nil || subject.Registry != analysis.DockerHub {
 		return ""
 	}
-	tok, err := s.subs.DockerHubToken(r.Context(), subject.Repository)
+	tok, err := s.subs.HookToken(r.Context(), subject.Repository)
 	if err != nil {
 		s.log.WarnContext(r.Context(), "docker hub hook token", "repository", subject.Repository.String(), "err", err)
 		return ""

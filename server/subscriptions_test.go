@@ -22,6 +22,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"imagebadger/images"
+	"imagebadger/internal/testing/apispec"
 	"imagebadger/internal/testing/faultreg"
 	"imagebadger/netguard"
 	"imagebadger/notify"
@@ -80,7 +81,7 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 		Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry(), BaseURL: "http://imagebadger.test",
 		Subscriptions: subs, Watcher: watcher, HookToken: o.hookToken,
 	})
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(apispec.Handler(t, srv))
 	t.Cleanup(hs.Close)
 	return &hookStack{url: hs.URL, registry: reg.Host, store: st, watcher: watcher}
 }

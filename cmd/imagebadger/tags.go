@@ -26,7 +26,7 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 		return err
 	}
 	defer closeAll()
-	list, err := svc.Tags(ctx, repo, true)
+	list, err := svc.Tags(ctx, repo, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}

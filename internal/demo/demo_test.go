@@ -102,7 +102,7 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := svc.Tags(ctx, baseRepo, false)
+	list, err := svc.Tags(ctx, baseRepo, images.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
