@@ -16,7 +16,7 @@ export GOTOOLCHAIN := auto
 # crane is installed by `go install`, so put GOPATH/bin on PATH for the tests.
 export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run deps generate lint test bench fuzz clean
+.PHONY: all build run deps generate lint check test bench fuzz clean
 
 all: build
 
@@ -39,6 +39,7 @@ lint:
 	@out="$$(gofmt -l .)"; \
 	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	@db="$$(./scripts/vulndb.sh)" && govulncheck -db "file://$$db" ./...
 	@before="$$(git status --porcelain -- '*_templ.go'; git ls-files --cached --others --exclude-standard '*_templ.go' | xargs -r sha256sum)"; \
 	$(GO) tool templ generate -log-level error || exit 1; \
@@ -50,6 +51,15 @@ lint:
 test: deps
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
+
+# The edit-test loop: lint, then the unit tests, which need no registry
+# process, browser, database server or root (the end-to-end tests in e2e/
+# and the harness's own tests in internal/testing/testenv are what `make
+# test` adds). Under a minute once the build cache is warm.
+UNITPKGS = $(shell $(GO) list ./... | grep -v -e '/e2e$$' -e '/internal/testing/testenv$$')
+check:
+	$(MAKE) --no-print-directory lint
+	$(GO) test -count=1 -timeout 5m $(TESTFLAGS) $(UNITPKGS)
 
 # Each program runs even when one before it failed; the target fails at the end,
 # naming those that did. soak is the issue-7 load test (a minute of mixed traffic

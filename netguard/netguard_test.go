@@ -508,6 +508,7 @@ func TestDialerAndTransportSettings(t *testing.T) {
 	if tr.DialContext == nil {
 		t.Error("Transport().DialContext is nil")
 	}
+	//lint:ignore SA1019 the deprecated hooks are checked because setting one would bypass DialContext
 	if tr.DialTLSContext != nil || tr.Dial != nil || tr.DialTLS != nil {
 		t.Error("Transport() sets another dial hook that would bypass DialContext")
 	}

@@ -25,20 +25,23 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeReport(w, ref, a)
-	return nil
+	return s.writeReport(w, ref, a)
 }
 
 // writeReport writes the JSON report of an answer, encoded once per answer
 // version.
-func (s *Server) writeReport(w http.ResponseWriter, ref analysis.Reference, a images.Answer) {
+func (s *Server) writeReport(w http.ResponseWriter, ref analysis.Reference, a images.Answer) error {
 	key := "json\x00" + ref.String()
 	body, ok := s.responses.get(key, a.Version)
 	if !ok {
-		body = encodeJSON(a.Report)
+		var err error
+		if body, err = encodeJSON(a.Report); err != nil {
+			return err
+		}
 		s.responses.put(key, a.Version, body)
 	}
 	writeJSONBytes(w, http.StatusOK, body)
+	return nil
 }
 
 // apiRefresh answers POST /api/v1/images/{reference}/refresh: re-resolve now.
@@ -54,8 +57,7 @@ func (s *Server) apiRefresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeReport(w, ref, a)
-	return nil
+	return s.writeReport(w, ref, a)
 }
 
 // wantsRefresh reports ?refresh=1 (or true).

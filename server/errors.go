@@ -111,5 +111,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.writeErrorPage(w, r, err, status, msg)
 		return
 	}
-	writeJSON(w, status, body)
+	if err := writeJSON(w, status, body); err != nil {
+		s.log.ErrorContext(r.Context(), "write error answer", "err", err)
+	}
 }

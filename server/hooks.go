@@ -95,6 +95,5 @@ func (s *Server) queueRefreshes(w http.ResponseWriter, r *http.Request, pushes [
 			s.log.WarnContext(r.Context(), "hook: refresh queue full; the next poll will catch up", "image", p.Ref.String())
 		}
 	}
-	writeJSON(w, http.StatusAccepted, out)
-	return nil
+	return writeJSON(w, http.StatusAccepted, out)
 }

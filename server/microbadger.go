@@ -134,8 +134,7 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 	for _, v := range versions {
 		out.Versions = append(out.Versions, s.microBadgerVersion(ref.Repository, v))
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // microBadgerVersionRoute answers GET /v1/images/{repository}/version/{digest}:
@@ -156,8 +155,7 @@ func (s *Server) microBadgerVersionRoute(w http.ResponseWriter, r *http.Request)
 	}
 	for _, v := range versions {
 		if v.Digest == digest {
-			writeJSON(w, http.StatusOK, s.microBadgerVersion(repo, v))
-			return nil
+			return writeJSON(w, http.StatusOK, s.microBadgerVersion(repo, v))
 		}
 	}
 	return &analysis.Error{Kind: analysis.ErrNotFound, Message: "no tag of " + repo.Short() + " points at " + analysis.ShortDigest(digest)}
@@ -293,8 +291,7 @@ func (s *Server) refreshHook(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.images.Tags(r.Context(), repo, images.ReadOptions{Refresh: true}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // bodyError is the error of a failed body read: 413 when it was over limit.

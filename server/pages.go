@@ -67,7 +67,7 @@ func newPages(cfg Config) *pages {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	_ = fs.WalkDir(static.FS, ".", func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(static.FS, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -79,6 +79,11 @@ func newPages(cfg Config) *pages {
 		p.etags[path] = `"` + hex.EncodeToString(sum[:8]) + `"`
 		return nil
 	})
+	if err != nil {
+		// The files are compiled into the binary: failing to read them is
+		// a broken build, not a condition to serve pages without styles in.
+		panic(fmt.Sprintf("server: read the embedded static files: %v", err))
+	}
 	return p
 }
 

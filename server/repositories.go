@@ -19,8 +19,7 @@ func (s *Server) apiTags(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list)
-	return nil
+	return writeJSON(w, http.StatusOK, list)
 }
 
 // tagList answers a repository's tags for the API and the page: re-listed

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -66,17 +67,27 @@ func (m *responseMemo) put(key, version string, body []byte) {
 }
 
 // encodeJSON is the JSON of every API answer: indented for people reading
-// it with curl, with a final newline.
-func encodeJSON(v any) []byte {
+// it with curl, with a final newline. Only values JSON cannot hold (a NaN,
+// a channel) fail, which would be a bug in the answer's type.
+func encodeJSON(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-	return b.Bytes()
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("server: encode %T: %w", v, err)
+	}
+	return b.Bytes(), nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	writeJSONBytes(w, status, encodeJSON(v))
+// writeJSON answers with v as JSON, or returns the error that stopped it
+// before anything was written.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := encodeJSON(v)
+	if err != nil {
+		return err
+	}
+	writeJSONBytes(w, status, body)
+	return nil
 }
 
 func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {

@@ -146,8 +146,7 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) e
 	out.Secret, out.Token = c.Secret, c.Token
 	out.Manage = s.pages.baseURL + manageHref(c.ID, c.Token)
 	w.Header().Set("Location", "/api/v1/subscriptions/"+c.ID)
-	writeJSON(w, http.StatusCreated, out)
-	return nil
+	return writeJSON(w, http.StatusCreated, out)
 }
 
 // apiSubscription answers GET /api/v1/subscriptions/{id}: the subscription
@@ -163,8 +162,7 @@ func (s *Server) apiSubscription(w http.ResponseWriter, r *http.Request) error {
 		list[i] = deliveryOut(d)
 	}
 	out.Deliveries = &list
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // apiDeleteSubscription answers DELETE /api/v1/subscriptions/{id} with 204.

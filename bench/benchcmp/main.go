@@ -121,14 +121,14 @@ func measure(ctx context.Context, s settings, c comparison) result {
 		start := time.Now()
 		outA, err := output(ctx, s.timeout, c.a)
 		if err != nil {
-			r.err = fmt.Errorf("A side failed: %w", err)
+			r.err = fmt.Errorf("side A failed: %w", err)
 			return r
 		}
 		da := time.Since(start)
 		start = time.Now()
 		outB, err := output(ctx, s.timeout, c.b)
 		if err != nil {
-			r.err = fmt.Errorf("B side failed: %w", err)
+			r.err = fmt.Errorf("side B failed: %w", err)
 			return r
 		}
 		db := time.Since(start)
@@ -147,7 +147,7 @@ func measure(ctx context.Context, s settings, c comparison) result {
 			argv  []string
 		}{{"A", c.a}, {"B", c.b}} {
 			if _, err := timeOnce(ctx, s.timeout, side.argv); err != nil {
-				r.err = fmt.Errorf("%s side failed: %w", side.label, err)
+				r.err = fmt.Errorf("side %s failed: %w", side.label, err)
 				return r
 			}
 		}
@@ -155,13 +155,13 @@ func measure(ctx context.Context, s settings, c comparison) result {
 	for i := 0; i < s.rounds; i++ {
 		d, err := timeOnce(ctx, s.timeout, c.a)
 		if err != nil {
-			r.err = fmt.Errorf("A side failed in round %d: %w", i+1, err)
+			r.err = fmt.Errorf("side A failed in round %d: %w", i+1, err)
 			return r
 		}
 		r.a = append(r.a, d)
 		d, err = timeOnce(ctx, s.timeout, c.b)
 		if err != nil {
-			r.err = fmt.Errorf("B side failed in round %d: %w", i+1, err)
+			r.err = fmt.Errorf("side B failed in round %d: %w", i+1, err)
 			return r
 		}
 		r.b = append(r.b, d)

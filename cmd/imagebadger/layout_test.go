@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// allowedImports is the import direction of docs/DESIGN.md, package by
+// package: what each of the service's packages may import of this module.
+// cmd wires everything; nothing imports server or cmd; analysis imports
+// nothing of the module; registry I/O stays out of analysis.
+var allowedImports = map[string][]string{
+	"analysis":         {},
+	"netguard":         {},
+	"ratelimit":        {},
+	"docs":             {},
+	"static":           {},
+	"registry":         {"analysis"},
+	"store":            {"analysis"},
+	"badge":            {"analysis"},
+	"images":           {"analysis", "registry", "store"},
+	"notify":           {"analysis", "images", "netguard", "ratelimit", "registry", "store"},
+	"templates":        {"analysis", "badge"},
+	"server":           {"analysis", "badge", "docs", "images", "notify", "ratelimit", "static", "store", "templates"},
+	"internal/demo":    {"analysis", "images", "registry", "store"},
+	"cmd/imagebadger":  {"*"},
+	"bench/benchcmp":   {"*"},
+	"bench/loadbench":  {"*"},
+	"bench/soak":       {"*"},
+	"internal/testing": {"*"},
+	"e2e":              {"*"},
+}
+
+// TestLayout checks the shape of the module with go list: every package's
+// imports of this module follow allowedImports, and analysis depends on
+// neither net/http nor registry, directly or through anything it imports.
+func TestLayout(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "imagebadger/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		name := strings.TrimPrefix(p.ImportPath, "imagebadger/")
+		allowed, ok := allowedImports[name]
+		if !ok && strings.HasPrefix(name, "internal/testing/") {
+			allowed, ok = allowedImports["internal/testing"]
+		}
+		if !ok {
+			t.Errorf("package %s is not in the layout of docs/DESIGN.md; add it to allowedImports", name)
+			continue
+		}
+		if slices.Contains(allowed, "*") {
+			continue
+		}
+		for _, imp := range p.Imports {
+			dep, ours := strings.CutPrefix(imp, "imagebadger/")
+			if ours && !slices.Contains(allowed, dep) {
+				t.Errorf("%s imports %s, against the direction of docs/DESIGN.md", name, dep)
+			}
+		}
+	}
+	if seen < 15 {
+		t.Fatalf("go list listed only %d packages", seen)
+	}
+	deps, err := exec.Command("go", "list", "-deps", "imagebadger/analysis").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range strings.Fields(string(deps)) {
+		if d == "net/http" || d == "imagebadger/registry" {
+			t.Errorf("analysis depends on %s", d)
+		}
+	}
+}
