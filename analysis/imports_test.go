@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestImports enforces DESIGN.md: analysis is the domain and the pure work
+// TestImports enforces docs/DESIGN.md: analysis is the domain and the pure work
 // on it. It depends only on the standard library and go-containerregistry's
 // types, never on net/http (talking to registries is registry's job) nor on
 // any other package of this module, directly or through a dependency.

@@ -33,7 +33,7 @@ var metadataKeys = []struct {
 	{"documentation", "usage", func(m *Metadata) *string { return &m.Documentation }},
 }
 
-// mergeMetadata applies the precedence of API.md: manifest annotations, then
+// mergeMetadata applies the precedence of docs/API.md: manifest annotations, then
 // org.opencontainers.image.* labels, then org.label-schema.* labels.
 func mergeMetadata(annotations, labels map[string]string) Metadata {
 	var m Metadata

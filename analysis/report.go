@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Report is the image report of API.md: what a reference resolves to, broken
+// Report is the image report of docs/API.md: what a reference resolves to, broken
 // down per platform image. It is derived entirely from stored manifests and
 // configs, so it can be rebuilt at any time without the registry.
 type Report struct {
@@ -64,7 +64,7 @@ type Layer struct {
 	Created   *time.Time `json:"created,omitempty"`
 }
 
-// Parent is the image this platform image was built on, as API.md defines it.
+// Parent is the image this platform image was built on, as docs/API.md defines it.
 type Parent struct {
 	Registry      string   `json:"registry"`
 	Repository    string   `json:"repository"`

@@ -6,7 +6,7 @@ import (
 	"imagebadger/analysis"
 )
 
-// TestHumanSize: decimal units with one decimal, as API.md's "18.6 MB".
+// TestHumanSize: decimal units with one decimal, as docs/API.md's "18.6 MB".
 func TestHumanSize(t *testing.T) {
 	for _, tc := range []struct {
 		n    int64

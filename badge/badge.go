@@ -1,5 +1,5 @@
 // Package badge turns image reports into the SVG badges that README files
-// embed: the text rules of API.md's badge table, rendering in the flat style
+// embed: the text rules of docs/API.md's badge table, rendering in the flat style
 // of github.com/narqo/go-badge, and a bounded cache of rendered SVGs. It does
 // no I/O; the server decides which report a badge describes.
 package badge
@@ -16,7 +16,7 @@ import (
 // Kind names what a badge shows; it is the {kind} of /badges/{kind}/{reference}.svg.
 type Kind string
 
-// The kinds of API.md, with MicroBadger's names so that old README links work.
+// The kinds of docs/API.md, with MicroBadger's names so that old README links work.
 const (
 	Image   Kind = "image"
 	Version Kind = "version"
@@ -25,7 +25,7 @@ const (
 	Base    Kind = "base"
 )
 
-// Kinds returns every kind, in the order of API.md.
+// Kinds returns every kind, in the order of docs/API.md.
 func Kinds() []Kind { return []Kind{Image, Version, Commit, License, Base} }
 
 // ParseKind accepts exactly the names of Kinds; anything else is an unknown
@@ -63,7 +63,7 @@ const (
 	ColorMissing Color = "#9f9f9f"
 )
 
-// The right-hand texts of the grey badges of API.md.
+// The right-hand texts of the grey badges of docs/API.md.
 const (
 	// TextNotFound: the registry does not have the image (or platform).
 	TextNotFound = "not found"
@@ -104,7 +104,7 @@ func Missing(kind Kind, text string) Badge {
 	return Badge{Left: label(kind), Right: Clean(text, MaxRight), Color: ColorMissing}
 }
 
-// For returns the badge of kind for the platform image p of rep, as API.md's
+// For returns the badge of kind for the platform image p of rep, as docs/API.md's
 // badge table says. rep gives what is not per platform (the tags sharing the
 // digest); p is normally rep.Select(platform).
 func For(kind Kind, rep *analysis.Report, p *analysis.Platform) Badge {

@@ -1,4 +1,4 @@
-// Package images is the one read path of DESIGN.md, shared by the pages, the
+// Package images is the one read path of docs/DESIGN.md, shared by the pages, the
 // JSON API, the MicroBadger API, the badges and the command line: answer
 // from the store; refresh a stale tag in the background; inspect an unknown
 // one within a deadline. It also records what registries said: content by

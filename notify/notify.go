@@ -5,7 +5,7 @@
 // Standard Webhooks specification says, with leases, retries and a record of
 // every attempt.
 //
-// The flow (DESIGN.md, "Change"): watcher tick or hook → images.Service
+// The flow (docs/DESIGN.md, "Change"): watcher tick or hook → images.Service
 // re-resolves the tag → the move, its events and one delivery row per
 // matching subscription are stored in one transaction → the worker claims
 // due rows, signs, POSTs and records the attempt.
@@ -17,7 +17,7 @@ import (
 	"strings"
 )
 
-// Event types of API.md.
+// Event types of docs/API.md.
 const (
 	TypeImageUpdated = "image.updated"
 	TypeBaseUpdated  = "base.updated"

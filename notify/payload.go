@@ -11,7 +11,7 @@ import (
 	"imagebadger/store"
 )
 
-// Builder turns tag moves into the events of API.md. It implements
+// Builder turns tag moves into the events of docs/API.md. It implements
 // images.EventBuilder, so events are computed inside the transaction that
 // records the move and stored with it. It does no I/O.
 type Builder struct {
@@ -184,7 +184,7 @@ func display(ref analysis.Reference) string {
 	return ref.Repository.Short() + ":" + ref.Tag
 }
 
-// timestamp formats t as API.md's payloads do (RFC 3339, UTC, seconds).
+// timestamp formats t as docs/API.md's payloads do (RFC 3339, UTC, seconds).
 func timestamp(t time.Time) string {
 	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
 }

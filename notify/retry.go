@@ -8,7 +8,7 @@ import (
 )
 
 // retryDelays are the waits before the 2nd, 3rd, … 10th attempt of a
-// delivery (the 1st is immediate), as API.md lists them: about 3 days in all,
+// delivery (the 1st is immediate), as docs/API.md lists them: about 3 days in all,
 // long enough for a receiver to come back from a weekend outage.
 func retryDelays() []time.Duration {
 	return []time.Duration{

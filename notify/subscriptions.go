@@ -25,7 +25,7 @@ import (
 
 // Kinds of error raised by Subscriptions, besides analysis.ErrNotFound for
 // a subscription that does not exist and analysis.ErrRateLimited for a
-// client over its limit. The server maps them to API.md's codes.
+// client over its limit. The server maps them to docs/API.md's codes.
 var (
 	// ErrInvalid: a field of the request is malformed or refused by policy
 	// (400 invalid_request).

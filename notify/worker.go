@@ -22,7 +22,7 @@ import (
 	"imagebadger/store"
 )
 
-// Limits of one delivery attempt (API.md, "Webhook deliveries").
+// Limits of one delivery attempt (docs/API.md, "Webhook deliveries").
 const (
 	// DefaultTimeout bounds one attempt from dial to the end of the answer.
 	DefaultTimeout = 15 * time.Second

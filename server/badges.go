@@ -97,7 +97,7 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
 
 // badgeFailure answers a badge whose report could not be had. Badges are
 // images in other sites' pages, so even failures are grey badges answered
-// with 200: an unknown image is "not found" as API.md says (a registry that
+// with 200: an unknown image is "not found" as docs/API.md says (a registry that
 // wants credentials counts as one, as Docker Hub answers so for missing
 // repositories), and a registry failure says what failed, uncached. A
 // non-2xx answer would show as a broken image wherever an image proxy
@@ -129,7 +129,7 @@ func (s *Server) badgeFailure(w http.ResponseWriter, r *http.Request, kind badge
 	return nil
 }
 
-// writeBadge sends a rendered badge with the headers of API.md, or 304 when
+// writeBadge sends a rendered badge with the headers of docs/API.md, or 304 when
 // the client already holds these bytes.
 func (s *Server) writeBadge(w http.ResponseWriter, r *http.Request, status int, cacheControl string, out badge.Rendered) {
 	h := w.Header()

@@ -40,7 +40,7 @@ func invalidRequest(msg string) error {
 	return &analysis.Error{Kind: errInvalidRequest, Message: msg}
 }
 
-// apiError is the JSON error body of API.md.
+// apiError is the JSON error body of docs/API.md.
 type apiError struct {
 	Error struct {
 		Code    string `json:"code"`

@@ -30,7 +30,7 @@ type mbField struct {
 // microBadgerImage is database.Image as MicroBadger's /v1/images answered
 // it: the fields without json:"-", with LatestSHA and LatestVersion renamed
 // as its tags did. The counts are always present: PullCount and StarCount
-// had no omitempty, and API.md keeps LayerCount and DownloadSize too.
+// had no omitempty, and docs/API.md keeps LayerCount and DownloadSize too.
 var microBadgerImage = []mbField{
 	{"LatestSHA", "string", false},
 	{"WebhookURL", "string", true},
@@ -53,7 +53,7 @@ var microBadgerImage = []mbField{
 // microBadgerVersion is database.ImageVersion: ImageName and Author had
 // no omitempty, Labels (LabelMap), Layers (LayersArray), License,
 // VersionControl and MicrobadgerURL did. Parents and Identical are not part
-// of API.md's answer and are not emitted.
+// of docs/API.md's answer and are not emitted.
 var microBadgerVersion = []mbField{
 	{"SHA", "string", false},
 	{"Tags", "array", false},
@@ -205,7 +205,7 @@ func getMap(t *testing.T, url string) (int, map[string]any) {
 // TestMicroBadgerAPIFirstRequest: on a repository never seen, the first
 // request answers as MicroBadger would have: every field by MicroBadger's
 // definitions, every tag in Versions, LatestVersion the longest tag of the
-// requested image, and the fields API.md derives from labels.
+// requested image, and the fields docs/API.md derives from labels.
 func TestMicroBadgerAPIFirstRequest(t *testing.T) {
 	s := newHookStack(t, hookOptions{})
 	repo := s.registry + "/acme/app"

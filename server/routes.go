@@ -13,7 +13,7 @@ import (
 	"imagebadger/docs"
 )
 
-// routes registers every route of API.md in one place. A reference in a path
+// routes registers every route of docs/API.md in one place. A reference in a path
 // may contain slashes, a colon and an @, so it is matched with .+ and routes
 // with a suffix after it are registered first.
 func (s *Server) routes() {

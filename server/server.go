@@ -1,6 +1,6 @@
 // Package server is imagebadger's HTTP face: pages, the JSON API, badges and
 // hooks. Handlers return errors; one function (writeError) turns them into
-// status codes and the JSON error shape of API.md.
+// status codes and the JSON error shape of docs/API.md.
 package server
 
 import (

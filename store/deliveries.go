@@ -11,7 +11,7 @@ import (
 	"imagebadger/analysis"
 )
 
-// Delivery statuses of API.md.
+// Delivery statuses of docs/API.md.
 const (
 	DeliveryPending   = "pending"
 	DeliveryDelivered = "delivered"

@@ -11,7 +11,7 @@ import (
 )
 
 // Change stamps are the one rule by which every in-memory cache of the
-// service is kept true (DESIGN.md, "Caches"). A scope is what a change can
+// service is kept true (docs/DESIGN.md, "Caches"). A scope is what a change can
 // affect: one repository's tags (RepositoryScope), or the set of known
 // platform images that parents are chosen from (IndexScope). Every write
 // that changes a scope takes the next number of one global sequence, in the

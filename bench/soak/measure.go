@@ -22,7 +22,7 @@ import (
 	"imagebadger/internal/testing/openloop"
 )
 
-// badgeKinds are the badge kinds of API.md.
+// badgeKinds are the badge kinds of docs/API.md.
 var badgeKinds = []string{"image", "version", "commit", "license", "base"}
 
 // The traffic classes.
@@ -410,7 +410,7 @@ func classify(class string, r openloop.Result) outcome {
 	return failed5xx
 }
 
-// documentedRegistryError reports whether a 5xx answer is API.md's answer
+// documentedRegistryError reports whether a 5xx answer is docs/API.md's answer
 // to a failing registry: the JSON error body with code registry_error (502)
 // or registry_timeout (504); image pages answer the same statuses with an
 // HTML error page.

@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// Config is every setting of API.md's configuration table.
+// Config is every setting of docs/API.md's configuration table.
 type Config struct {
 	Addr                   string
 	DB                     string

@@ -17,7 +17,7 @@
 // Rules beyond kin-openapi's own checks:
 //   - a request that matches no path of the document fails, unless it was
 //     answered 404 with the NotFound response of the document (JSON error
-//     not_found), as API.md has every unknown route under /api, /v1 and
+//     not_found), as docs/API.md has every unknown route under /api, /v1 and
 //     /hooks answer;
 //   - a method a path does not list fails, unless it was answered 405 with
 //     the MethodNotAllowed response of the document (JSON error
@@ -151,7 +151,7 @@ var templateParam = regexp.MustCompile(`\{([^{}/]+)\}`)
 func compileTemplate(template string) (route, error) {
 	r := route{template: template}
 	// MicroBadger's routes (/v1 and the /images refresh hook) accept a
-	// trailing slash, as API.md says.
+	// trailing slash, as docs/API.md says.
 	trailingSlash := strings.HasPrefix(template, "/v1/") || strings.HasPrefix(template, "/images/")
 	var b strings.Builder
 	b.WriteString("^")

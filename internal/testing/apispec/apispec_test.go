@@ -84,7 +84,7 @@ func TestDocumentLoadsAndValidates(t *testing.T) {
 	if got := s.doc.OpenAPI; got != "3.1.0" {
 		t.Errorf("openapi = %q, want 3.1.0", got)
 	}
-	// The routes of API.md's JSON API, and the methods each answers.
+	// The routes of docs/API.md's JSON API, and the methods each answers.
 	want := map[string][]string{
 		"/api/v1/images/{reference}":                {"GET"},
 		"/api/v1/images/{reference}/refresh":        {"POST"},
@@ -157,7 +157,7 @@ func TestErrorAnswer(t *testing.T) {
 	})
 }
 
-// report is a minimal image report written from API.md's example.
+// report is a minimal image report written from docs/API.md's example.
 func report(layerCount string) string {
 	return `{
   "reference": "127.0.0.1:5000/acme/app:2.3",
