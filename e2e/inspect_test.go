@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -280,7 +279,7 @@ var cmpEmptyMap = cmp.FilterValues(func(a, b map[string]string) bool { return le
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client(t).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
