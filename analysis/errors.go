@@ -17,6 +17,9 @@ var (
 	ErrRateLimited      = errors.New("registry rate limit reached")
 	ErrUpstream         = errors.New("registry error")
 	ErrTimeout          = errors.New("registry timeout")
+	// ErrUnreachable marks a registry that could not be connected to at
+	// all; it comes with ErrUpstream.
+	ErrUnreachable = errors.New("registry unreachable")
 	// ErrUnsupportedContent marks a manifest this service cannot read (a
 	// Docker schema 1 manifest, a Helm chart); it comes with ErrUpstream.
 	ErrUnsupportedContent = errors.New("unsupported content")

@@ -346,12 +346,25 @@ func (s *Subscriptions) checkTarget(ctx context.Context, u *url.URL) error {
 		}
 	}
 	for _, a := range addrs {
-		if err := s.guard.Check(a); err != nil {
-			return invalid("url: the address of %s is refused by this service's network policy", host)
+		err := s.guard.Check(a)
+		var refused *netguard.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &refused) && refused.Private():
+			return invalid("url: %s (%s) is on a loopback or private network; this service sends webhooks there only when started with %s",
+				host, a, AllowPrivateWebhooksFlag)
+		case errors.As(err, &refused):
+			return invalid("url: %s (%s) is refused: %s", host, a, refused.Reason)
+		default:
+			return invalid("url: the address of %s is refused", host)
 		}
 	}
 	return nil
 }
+
+// AllowPrivateWebhooksFlag is the setting that lets the service deliver to
+// loopback and private networks, named in the messages that refuse one.
+const AllowPrivateWebhooksFlag = "--allow-private-webhooks"
 
 // parseEvents checks the event types asked for; none means all.
 func parseEvents(in []string) ([]string, error) {

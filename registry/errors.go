@@ -3,8 +3,10 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,9 +19,45 @@ import (
 // errManifestTooLarge marks a registry answer over analysis.MaxManifestBytes.
 var errManifestTooLarge = errors.New("manifest too large")
 
-// forbidder is implemented by netguard's refusal error; declared here so that
+// refusal is implemented by netguard's refusal error; declared here so that
 // the client does not depend on the dialer that enforces the policy.
-type forbidder interface{ Forbidden() bool }
+type refusal interface {
+	Forbidden() bool
+	// Private is true when only the configuration refuses the address
+	// (loopback and private networks), false when it is never dialled.
+	Private() bool
+	error
+}
+
+// AllowPrivateFlag is the setting that lets the service reach registries
+// on loopback and private networks, named in the messages that refuse one.
+const AllowPrivateFlag = "--allow-private-registries"
+
+// refused says what the network policy refused on the way to registry, and
+// how to allow it when configuration can.
+func refused(registry string, f refusal, err error) error {
+	what := "the address of registry " + registry
+	var ne interface{ Address() netip.Addr }
+	if errors.As(f, &ne) && ne.Address().IsValid() && !isAddressOf(registry, ne.Address()) {
+		// Not the registry's own address: a DNS answer, a redirect or a
+		// token realm led there.
+		what = "address " + ne.Address().String() + ", which registry " + registry + " led to (by its DNS answer, a redirect or its token realm),"
+	}
+	if f.Private() {
+		return analysis.Errorf(analysis.ErrForbidden, err, "%s is refused: it is on a loopback or private network, which this service reaches only when started with %s", what, AllowPrivateFlag)
+	}
+	return analysis.Errorf(analysis.ErrForbidden, err, "%s is refused: link-local, cloud metadata and other special addresses are never dialled", what)
+}
+
+// isAddressOf reports whether registry ("host[:port]") is written as addr.
+func isAddressOf(registry string, addr netip.Addr) bool {
+	host, _, err := net.SplitHostPort(registry)
+	if err != nil {
+		host = registry
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.Unmap() == addr.Unmap()
+}
 
 // classify turns an error from go-containerregistry or the network into one of
 // analysis's kinds. what names the operation for the user ("manifest
@@ -32,9 +70,9 @@ func classify(err error, registry, what string) error {
 	if errors.As(err, &done) {
 		return err
 	}
-	var f forbidder
+	var f refusal
 	if errors.As(err, &f) && f.Forbidden() {
-		return analysis.Errorf(analysis.ErrForbidden, err, "the address of registry %s is refused by this service's network policy", registry)
+		return refused(registry, f, err)
 	}
 	// go-containerregistry refuses, before any dial, a redirect from a
 	// registry to a private or link-local IP literal; it says so only in
@@ -78,7 +116,7 @@ func classify(err error, registry, what string) error {
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return analysis.Errorf(analysis.ErrUpstream, err, "registry %s cannot be reached", registry)
+		return analysis.Errorf(analysis.ErrUpstream, fmt.Errorf("%w: %w", analysis.ErrUnreachable, err), "registry %s cannot be reached", registry)
 	}
 	return analysis.Errorf(analysis.ErrUpstream, err, "reading %s from %s failed", what, registry)
 }
