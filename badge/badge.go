@@ -73,6 +73,10 @@ const (
 	// TextNotGiven: the image is known but lacks the value (no revision
 	// label, no parent).
 	TextNotGiven = "not given"
+	// TextInvalid: the badge URL's reference or platform does not parse.
+	TextInvalid = "invalid"
+	// TextUnknown: the badge URL names no kind of badge.
+	TextUnknown = "unknown badge"
 )
 
 // Length caps, in characters, so that a hostile label cannot make a badge
@@ -102,6 +106,11 @@ func label(kind Kind) string {
 // TextNotFoundYet, TextNotGiven, or a short reason).
 func Missing(kind Kind, text string) Badge {
 	return Badge{Left: label(kind), Right: Clean(text, MaxRight), Color: ColorMissing}
+}
+
+// Unknown is the grey badge answering a URL that names no kind of badge.
+func Unknown() Badge {
+	return Badge{Left: "badge", Right: TextUnknown, Color: ColorMissing}
 }
 
 // For returns the badge of kind for the platform image p of rep, as docs/API.md's

@@ -253,7 +253,8 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	opt := s.pages.options()
 	opt.Now = opt.Now.Truncate(pageClockStep)
 	platform := r.URL.Query().Get("platform")
-	key := "page\x00" + ref.String() + "\x00" + platform
+	limited := r.URL.Query().Get("notice") == noticeRefreshLimited
+	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited)
 	version := ""
 	if a.Version != "" {
 		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10)
@@ -262,8 +263,15 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		return s.writePage(w, http.StatusOK, body)
 	}
 	page := templates.NewImagePage(a.Report, platform, opt)
+	if limited {
+		page.Notice = "This address has asked for many refreshes lately, so this one was not made: the page shows the stored report. Try again in a few minutes."
+	}
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
+
+// noticeRefreshLimited is the ?notice= of an image page whose refresh
+// button was refused by the rate limit.
+const noticeRefreshLimited = "refresh-limited"
 
 // refreshPage answers the refresh button: re-resolve the tag now, then go
 // back to the page (303, so reloading does not post again).
@@ -272,15 +280,19 @@ func (s *Server) refreshPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.allowRefresh(r); err != nil {
-		return err
+	q := url.Values{}
+	if p := r.PostFormValue("platform"); p != "" {
+		q.Set("platform", p)
 	}
-	if _, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true}); err != nil {
+	if err := s.allowRefresh(r); err != nil {
+		// Back to the page, which says so, rather than an error page.
+		q.Set("notice", noticeRefreshLimited)
+	} else if _, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true}); err != nil {
 		return err
 	}
 	target := templates.ImageHref(canonicalRef(ref))
-	if p := r.PostFormValue("platform"); p != "" {
-		target += "?platform=" + url.QueryEscape(p)
+	if len(q) > 0 {
+		target += "?" + q.Encode()
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 	return nil
@@ -397,6 +409,8 @@ func errorText(err error, status int, msg string) (heading, text string) {
 		return "Too many requests", msg + " Try again in a minute."
 	case errors.Is(err, analysis.ErrTimeout):
 		return "The registry did not answer in time", msg
+	case errors.Is(err, analysis.ErrUnreachable):
+		return "The registry cannot be reached", msg
 	case errors.Is(err, analysis.ErrUpstream):
 		return "The registry answered with an error", msg
 	case status == http.StatusBadRequest:

@@ -6,16 +6,18 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
-
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"imagebadger/analysis"
 	"imagebadger/docs"
 )
 
-// routes registers every route of docs/API.md in one place. A reference in a path
-// may contain slashes, a colon and an @, so it is matched with .+ and routes
-// with a suffix after it are registered first.
+// routes registers every route of docs/API.md in one place. A reference in
+// a path may contain slashes, a colon and an @, so it is matched with .+ and
+// routes with a suffix after it are registered first. Every route is
+// registered with its full path on the one router: gorilla/mux subrouters
+// lose a method mismatch to the next subrouter's "not found", which would
+// answer 404 where docs/API.md wants 405.
 func (s *Server) routes() {
 	r := s.router
 	r.Use(s.logRequests)
@@ -28,11 +30,11 @@ func (s *Server) routes() {
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
 
-	api := r.PathPrefix("/api/v1").Subrouter()
-	api.Handle("/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
-	api.Handle("/images/{reference:.+}/refresh", s.handle("api_refresh", s.apiRefresh)).Methods(http.MethodPost)
-	api.Handle("/images/{reference:.+}", s.handle("api_image", s.apiImage)).Methods(http.MethodGet)
-	api.Handle("/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
+	r.Handle("/api/v1/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/api/v1/images/{reference:.+}/refresh", s.handle("api_refresh", s.apiRefresh)).Methods(http.MethodPost)
+	r.Handle("/api/v1/images/{reference:.+}", s.handle("api_image", s.apiImage)).Methods(http.MethodGet)
+	r.Handle("/api/v1/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
+	r.Handle("/api/v1/shields/{kind}/{reference:.+}", s.handle("api_shields", s.apiShields)).Methods(http.MethodGet)
 	r.Handle("/v1/images/{repository:.+}/version/{digest}", s.handle("microbadger_version", s.microBadgerVersionRoute)).Methods(http.MethodGet)
 	r.Handle("/v1/images/{reference:.+}", s.handle("microbadger_image", s.microBadgerV1)).Methods(http.MethodGet)
 	s.pageRoutes()

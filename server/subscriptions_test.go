@@ -47,6 +47,8 @@ type hookOptions struct {
 	perClient    ratelimit.Limit
 	runWatcher   bool
 	allowPrivate bool
+	// log receives the server's log; nil discards it.
+	log io.Writer
 }
 
 func newHookStack(t *testing.T, o hookOptions) *hookStack {
@@ -62,7 +64,10 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.log == nil {
+		o.log = io.Discard
+	}
+	logger := slog.New(slog.NewJSONHandler(o.log, nil))
 	builder := notify.NewBuilder("http://imagebadger.test")
 	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
 	guard := netguard.New(o.allowPrivate)
@@ -378,6 +383,8 @@ func TestSubscriptionForms(t *testing.T) {
 	manage = strings.ReplaceAll(manage[:strings.IndexByte(manage, '"')], "&amp;", "&")
 	if code, page := get(t, s.url+manage); code != 200 || !strings.Contains(page, `data-testid="delivery"`) || !strings.Contains(page, "webhook.ping") {
 		t.Errorf("manage page: %d", code)
+	} else if want := `href="/images/` + ref + `" data-testid="subscription-image"`; !strings.Contains(page, want) {
+		t.Errorf("the manage page does not link back to its image (%s)", want)
 	}
 	id := strings.TrimPrefix(manage[:strings.IndexByte(manage, '?')], "/subscriptions/")
 	if code, _ := get(t, s.url+"/subscriptions/"+id); code != 401 {

@@ -253,7 +253,7 @@ func newPlatformView(rep *analysis.Report, pl *analysis.Platform, opt Options) P
 	}
 	inherited := 0
 	if pl.Parent != nil {
-		v.Parent = newParentView(pl.Parent)
+		v.Parent = newParentView(pl.Parent, pl.Platform)
 		inherited = min(pl.Parent.LayerCount, len(pl.Layers))
 	}
 
@@ -374,15 +374,24 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func newParentView(pa *analysis.Parent) *ParentView {
+// newParentView describes the parent of a platform image. Its link goes to
+// the parent as people name it, its most specific tag (the platform
+// manifest's digest when it has none), showing the child's platform.
+func newParentView(pa *analysis.Parent, platform string) *ParentView {
 	tags := sortTags(pa.Tags)
 	tag := longest(tags)
 	ref := DisplayReference(pa.Registry, pa.Repository, tag, "")
+	href := ImageHref(ref)
+	if tag == "" {
+		href = ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.Digest))
+	} else if platform != "" && platform != "linux/amd64" {
+		href += "?platform=" + url.QueryEscape(platform)
+	}
 	pv := &ParentView{
 		Registry:       pa.Registry,
 		RepositoryName: pa.Repository,
 		Ref:            ref,
-		Href:           ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.Digest)),
+		Href:           href,
 		Repository:     DisplayRepository(pa.Registry, pa.Repository),
 		Digest:         pa.Digest,
 		ShortDigest:    analysis.ShortDigest(pa.Digest),

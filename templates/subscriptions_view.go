@@ -36,8 +36,11 @@ type SubscriptionCreated struct {
 
 // SubscriptionView describes a subscription for its pages.
 type SubscriptionView struct {
-	ID      string
-	Image   string
+	ID    string
+	Image string
+	// ImageHref is the subscribed image's page: the tag's, or the
+	// repository's for a subscription to every tag.
+	ImageHref string
 	URL     string
 	Events  []string
 	Status  string
