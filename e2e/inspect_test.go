@@ -268,9 +268,10 @@ func TestInspectCommand(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil || rep.Digest != digest {
 		t.Errorf("inspect --json: digest %q err %v, crane says %s", rep.Digest, err, digest)
 	}
-	// Without --allow-private-registries, loopback is refused by policy.
+	// Without --allow-private-registries, loopback is refused by policy,
+	// and the message says which flag would allow it.
 	out, err = exec.Command(bin, "inspect", ref).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "refused") {
+	if err == nil || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), "--allow-private-registries") {
 		t.Errorf("inspect of a loopback registry without permission: err %v, output %s", err, out)
 	}
 }
