@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -108,6 +110,12 @@ type Service struct {
 	indexed *lru.Cache[string, struct{}]
 	linked  *lru.Cache[store.ParentLink, struct{}]
 	bg      background
+	// indexBehind is set when another process sharing the database has
+	// recorded new platform images; the next parent lookup reads them
+	// first (from indexFrom on).
+	indexBehind atomic.Bool
+	indexMu     sync.Mutex
+	indexFrom   time.Time
 }
 
 // knownSetSize bounds the indexed and linked sets.
@@ -129,6 +137,11 @@ func New(o Options) *Service {
 		linked:    mustLRU[store.ParentLink, struct{}](knownSetSize),
 	}
 	s.bg.init(o.CacheSize)
+	o.Store.OnExternalChange(func(scope store.Scope, _ store.Stamp) {
+		if scope == store.IndexScope {
+			s.indexBehind.Store(true)
+		}
+	})
 	return s
 }
 
@@ -248,10 +261,43 @@ func (s *Service) Check(ctx context.Context, ref analysis.Reference) error {
 // how many platform images it holds; serve calls it once at start-up,
 // before taking requests.
 func (s *Service) LoadIndex(ctx context.Context) (int, error) {
-	err := s.store.EachPlatform(ctx, func(p store.PlatformImage) {
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	err := s.loadIndexLocked(ctx, time.Time{})
+	return s.index.Len(), err
+}
+
+// indexClockSkew is how far back a catch-up of the index reads: first_seen
+// times come from the clocks of the processes that recorded them.
+const indexClockSkew = 5 * time.Minute
+
+func (s *Service) loadIndexLocked(ctx context.Context, since time.Time) error {
+	started := s.opts.Now()
+	err := s.store.EachPlatform(ctx, since, func(p store.PlatformImage) {
 		s.index.Add(p.Repo, p.PlatformDigest, p.ChainID, p.LayerCount, p.FirstSeen.UnixMilli())
 	})
-	return s.index.Len(), err
+	if err == nil {
+		s.indexFrom = started.Add(-indexClockSkew)
+	}
+	return err
+}
+
+// catchUpIndex reads the platform images other processes recorded since
+// the index last learnt, when one has said so.
+func (s *Service) catchUpIndex(ctx context.Context) error {
+	if !s.indexBehind.Load() {
+		return nil
+	}
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	if !s.indexBehind.Swap(false) {
+		return nil
+	}
+	if err := s.loadIndexLocked(ctx, s.indexFrom); err != nil {
+		s.indexBehind.Store(true)
+		return err
+	}
+	return nil
 }
 
 // Close stops new background inspections from starting and waits for those

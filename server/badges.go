@@ -12,6 +12,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/badge"
 	"imagebadger/images"
+	"imagebadger/store"
 )
 
 // BadgeOptions tunes the badge route; zero fields mean the defaults named
@@ -178,6 +179,8 @@ func badgeFailureText(err error) (text, cache string, ok bool) {
 		return "registry timeout", badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrUpstream):
 		return "registry error", badgeNoCacheControl, true
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable", badgeNoCacheControl, true
 	}
 	return "", "", false
 }

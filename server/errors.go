@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"imagebadger/analysis"
+	"imagebadger/store"
 )
 
 // Client errors raised by the server itself.
@@ -77,6 +78,8 @@ func statusOf(err error) (code string, status int) {
 		return "registry_timeout", http.StatusGatewayTimeout
 	case errors.Is(err, analysis.ErrUpstream):
 		return "registry_error", http.StatusBadGateway
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable", http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):
 		return "canceled", 499
 	}

@@ -21,6 +21,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/static"
+	"imagebadger/store"
 	"imagebadger/templates"
 )
 
@@ -413,6 +414,8 @@ func errorText(err error, status int, msg string) (heading, text string) {
 		return "The registry cannot be reached", msg
 	case errors.Is(err, analysis.ErrUpstream):
 		return "The registry answered with an error", msg
+	case errors.Is(err, store.ErrUnavailable):
+		return "The database does not answer", "This page needs the service's database, which does not answer just now. Try again in a moment."
 	case status == http.StatusBadRequest:
 		return "Bad request", msg
 	}

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,6 +29,7 @@ func (s *Server) routes() {
 	r.MethodNotAllowedHandler = s.handle("method_not_allowed", s.methodNotAllowed)
 
 	r.Handle("/healthz", s.handle("healthz", s.healthz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", s.handle("readyz", s.readyz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
 
@@ -68,6 +71,22 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	_, err := w.Write(docs.OpenAPI)
+	return err
+}
+
+// readyz answers 200 while the database answers, else 503: what a load
+// balancer should send traffic by. /healthz, the liveness check, stays 200
+// whatever the database does, so a database outage restarts nothing.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.store.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, werr := w.Write([]byte("the database does not answer\n"))
+		return werr
+	}
+	_, err := w.Write([]byte("ok\n"))
 	return err
 }
 

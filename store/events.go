@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -13,7 +12,7 @@ import (
 // either its tag or no tag at all, and lists the event's type. A move is thus
 // never recorded without its deliveries, and a delivery exists before any
 // attempt to send it.
-func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, events []Event, at time.Time) error {
+func (s *Store) enqueue(ctx context.Context, tx *tx, events []Event, at time.Time) error {
 	for _, e := range events {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, type, registry, repository, tag, payload, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.Type, e.Registry, e.Repository, e.Tag, e.Payload, millis(at)); err != nil {

@@ -96,15 +96,11 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 		if ping.LeaseOwner != "" {
 			owner, until = ping.LeaseOwner, millis(ping.LeaseUntil)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries
+		var id int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO deliveries
 			(subscription_id, event_id, webhook_id, type, payload, status, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at)
-			VALUES (?, NULL, ?, ?, ?, ?, 0, ?, ?, ?, '', ?)`,
-			sub.ID, ping.WebhookID, ping.Type, ping.Payload, DeliveryPending, millis(sub.CreatedAt), owner, until, millis(sub.CreatedAt))
-		if err != nil {
-			return Claim{}, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
+			VALUES (?, NULL, ?, ?, ?, ?, 0, ?, ?, ?, '', ?) RETURNING id`,
+			sub.ID, ping.WebhookID, ping.Type, ping.Payload, DeliveryPending, millis(sub.CreatedAt), owner, until, millis(sub.CreatedAt)).Scan(&id); err != nil {
 			return Claim{}, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
 		}
 		at := fromMillis(millis(sub.CreatedAt))

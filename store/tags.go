@@ -118,8 +118,8 @@ func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
 	defer tx.Rollback()
 	var prev, prevType string
 	var first, changed int64
-	err = tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
-		r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&prev, &prevType, &first, &changed)
+	err = tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`+
+		s.engine.forUpdate(false), r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&prev, &prevType, &first, &changed)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
 	}
@@ -131,8 +131,18 @@ func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
 	now := TagState{Digest: r.To.Digest, MediaType: r.To.MediaType, FirstSeen: fromMillis(at), Changed: fromMillis(at), Checked: fromMillis(at)}
 	switch {
 	case prev == "":
-		_, err = tx.ExecContext(ctx, `INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Repo.Registry, r.Repo.Name, r.Tag, r.To.Digest, r.To.MediaType, at, at, at)
+		// Another process may create the tag at the same moment: the
+		// loser of the race finds the tag moved, as a compare-and-set must.
+		var res sql.Result
+		res, err = tx.ExecContext(ctx, `INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (registry, repository, tag) DO NOTHING`,
+			r.Repo.Registry, r.Repo.Name, r.Tag, r.To.Digest, r.To.MediaType, at, at, at)
+		if n, rerr := rowsAffected(res, err); rerr == nil && n == 0 {
+			var now string
+			_ = s.read.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
+				r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&now)
+			return TagCheck{Previous: now}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, ErrTagMoved)
+		}
 	case prev == r.To.Digest:
 		now.MediaType, now.FirstSeen, now.Changed = prevType, fromMillis(first), fromMillis(changed)
 		_, err = tx.ExecContext(ctx, `UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?`,
@@ -175,14 +185,18 @@ func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
 	return TagCheck{Previous: prev, Moved: moved}, nil
 }
 
+// rowsAffected is res.RowsAffected after err.
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // RecordImage records that the image d is known in repo (for images reached
 // by digest, without a tag).
 func (s *Store) RecordImage(ctx context.Context, repo analysis.Repository, d analysis.Descriptor, at time.Time) error {
 	return recordImage(ctx, s.write, repo, d, at)
-}
-
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 func recordImage(ctx context.Context, db execer, repo analysis.Repository, d analysis.Descriptor, at time.Time) error {

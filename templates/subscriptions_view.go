@@ -41,11 +41,11 @@ type SubscriptionView struct {
 	// ImageHref is the subscribed image's page: the tag's, or the
 	// repository's for a subscription to every tag.
 	ImageHref string
-	URL     string
-	Events  []string
-	Status  string
-	Reason  string
-	Created TimeView
+	URL       string
+	Events    []string
+	Status    string
+	Reason    string
+	Created   TimeView
 }
 
 // SubscriptionPage is /subscriptions/{id}?token=…: the subscription, its
