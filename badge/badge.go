@@ -73,6 +73,9 @@ const (
 	// TextNotGiven: the image is known but lacks the value (no revision
 	// label, no parent).
 	TextNotGiven = "not given"
+	// TextUnauthorized: the registry wants credentials this service does
+	// not have (or refused those it has).
+	TextUnauthorized = "unauthorized"
 )
 
 // Length caps, in characters, so that a hostile label cannot make a badge

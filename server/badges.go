@@ -97,9 +97,9 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
 
 // badgeFailure answers a badge whose report could not be had. Badges are
 // images in other sites' pages, so even failures are grey badges answered
-// with 200: an unknown image is "not found" as docs/API.md says (a registry that
-// wants credentials counts as one, as Docker Hub answers so for missing
-// repositories), and a registry failure says what failed, uncached. A
+// with 200: an unknown image is "not found" as docs/API.md says, a registry
+// that wants credentials this service lacks gives "unauthorized", and a
+// registry failure says what failed, uncached. A
 // non-2xx answer would show as a broken image wherever an image proxy
 // (GitHub's camo) stands between the README and this service. Only
 // mistakes in the URL and internal errors get the JSON error.
@@ -109,9 +109,12 @@ func (s *Server) badgeFailure(w http.ResponseWriter, r *http.Request, kind badge
 	case errors.Is(err, images.ErrNotYet), errors.Is(err, images.ErrBusy):
 		s.writeBadge(w, r, http.StatusOK, badgeNoCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextNotFoundYet)}))
 		return nil
-	case errors.Is(err, analysis.ErrNotFound), errors.Is(err, analysis.ErrUnauthorized):
+	case errors.Is(err, analysis.ErrNotFound):
 		s.writeBadge(w, r, http.StatusOK, badgeCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextNotFound)}))
 		return nil
+	case errors.Is(err, analysis.ErrUnauthorized):
+		// Uncached: it turns into the image's badge once credentials are given.
+		text = badge.TextUnauthorized
 	case errors.Is(err, analysis.ErrForbidden):
 		text = "registry refused"
 	case errors.Is(err, analysis.ErrRateLimited):

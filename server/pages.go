@@ -254,14 +254,17 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	opt.Now = opt.Now.Truncate(pageClockStep)
 	platform := r.URL.Query().Get("platform")
 	key := "page\x00" + ref.String() + "\x00" + platform
+	notice := s.budgetNotice(ref.Registry)
 	version := ""
 	if a.Version != "" {
-		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10)
+		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10) + "/" + strconv.FormatUint(uint64(len(notice)), 10)
 	}
 	if body, ok := s.responses.get(key, version); ok {
 		return s.writePage(w, http.StatusOK, body)
 	}
 	page := templates.NewImagePage(a.Report, platform, opt)
+	page.Hub = templates.NewHubView(a.Report.RepositoryInfo, a.Report.Repository, opt.Now)
+	page.BudgetNotice = notice
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
 
@@ -354,17 +357,34 @@ func isMachineRequest(r *http.Request) bool {
 	if r.Method == http.MethodPost && strings.HasPrefix(path, "/images/") && !strings.HasSuffix(strings.TrimRight(path, "/"), "/refresh") {
 		return true
 	}
-	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+	return path == "/healthz" || path == "/healthz/registries" || path == "/readyz" || path == "/metrics"
 }
 
 // writeErrorPage answers a failed page request with a friendly page and the
 // status code the error maps to; msg is the public message.
 func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err error, status int, msg string) {
 	heading, text := errorText(err, status, msg)
-	s.renderError(w, r, status, heading, text)
+	page := s.errorPage(r, status, heading, text)
+	if errors.Is(err, analysis.ErrUnauthorized) {
+		page.CredentialsFor = registryOf(r)
+	}
+	s.renderErrorPage(w, r, page)
 }
 
-func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+// registryOf names the registry of the page's reference or repository,
+// "" when the path names none.
+func registryOf(r *http.Request) string {
+	vars := mux.Vars(r)
+	if ref, err := analysis.ParseReference(vars["reference"]); vars["reference"] != "" && err == nil {
+		return ref.Registry
+	}
+	if repo, err := analysis.ParseRepository(vars["repository"]); vars["repository"] != "" && err == nil {
+		return repo.Registry
+	}
+	return ""
+}
+
+func (s *Server) errorPage(r *http.Request, status int, heading, text string) templates.ErrorPage {
 	page := templates.ErrorPage{
 		Meta:    templates.Meta{Title: heading, BaseURL: s.pages.baseURL, NoHeaderSearch: true},
 		Status:  status,
@@ -374,6 +394,15 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int,
 	if ref, ok := mux.Vars(r)["reference"]; ok {
 		page.Query = ref
 	}
+	return page
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+	s.renderErrorPage(w, r, s.errorPage(r, status, heading, text))
+}
+
+func (s *Server) renderErrorPage(w http.ResponseWriter, r *http.Request, page templates.ErrorPage) {
+	status, text := page.Status, page.Message
 	if err := s.render(w, r, status, templates.Error(page)); err != nil {
 		s.log.ErrorContext(r.Context(), "render error page", "err", err)
 		http.Error(w, text, status)
