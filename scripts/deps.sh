@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, if missing; does nothing when all is there.
-#   Debian packages: docker-registry (the CNCF distribution registry), skopeo, chromium, wrk
+#   Debian packages: docker-registry (the CNCF distribution registry), skopeo, chromium, wrk,
+#                    apache2-utils (htpasswd, for the registry with auth: htpasswd)
 #   Go tools:        crane (go-containerregistry's CLI), into $(go env GOPATH)/bin
 # Debian packages are installed only as root; otherwise the script says what to install
 # and fails.
@@ -9,7 +10,7 @@
 #   scripts/deps.sh --print-apt-packages  print the Debian package names (for .ci/run)
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry skopeo chromium wrk)
+APT_PACKAGES=(docker-registry skopeo chromium wrk apache2-utils)
 CRANE_VERSION=v0.22.1
 
 if [[ "${1:-}" == "--print-apt-packages" ]]; then
