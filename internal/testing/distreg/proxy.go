@@ -62,3 +62,37 @@ func CountingProxy(target string) (addr string, count func() int, stop func(), e
 	}
 	return ln.Addr().String(), count, func() { srv.Close() }, nil
 }
+
+// MeteredProxy is LatencyProxy that also counts the requests it forwards by
+// method, so a benchmark can check what a run cost the registry (no HEAD at
+// all, say) besides how long it took.
+func MeteredProxy(target string, delay time.Duration) (addr string, counts func() map[string]int, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	var mu sync.Mutex
+	by := map[string]int{}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			by[r.Method]++
+			mu.Unlock()
+			time.Sleep(delay)
+			rp.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	counts = func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make(map[string]int, len(by))
+		for k, v := range by {
+			out[k] = v
+		}
+		return out
+	}
+	return ln.Addr().String(), counts, func() { srv.Close() }, nil
+}
