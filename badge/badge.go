@@ -77,6 +77,9 @@ const (
 	TextInvalid = "invalid"
 	// TextUnknown: the badge URL names no kind of badge.
 	TextUnknown = "unknown badge"
+	// TextUnauthorized: the registry wants credentials this service does
+	// not have (or refused those it has).
+	TextUnauthorized = "unauthorized"
 )
 
 // Length caps, in characters, so that a hostile label cannot make a badge

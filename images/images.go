@@ -31,6 +31,10 @@ import (
 type Options struct {
 	Client *registry.Client
 	Store  *store.Store
+	// Hub, when set, is Docker Hub's web API: docker.io listings come from
+	// it (100 tags with digests a request) and so do repository facts.
+	// Optional.
+	Hub *registry.Hub
 	// FreshFor is how long a stored tag resolution is trusted without asking
 	// the registry again (the poll interval; default DefaultFreshFor).
 	FreshFor time.Duration
@@ -90,6 +94,21 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// Budget is what a registry last announced of its rate limit (see
+// registry.Budget); the server shows it without depending on the registry
+// client.
+type Budget = registry.Budget
+
+// PollReserve is the share of a known budget that polling leaves to reads.
+const PollReserve = registry.PollReserve
+
+// Budgets returns the rate-limit budgets the registries have announced,
+// for /metrics and the pages.
+func (s *Service) Budgets() []Budget { return s.client.Budgets() }
+
+// Budget returns registry's last announced rate-limit budget.
+func (s *Service) Budget(registryName string) (Budget, bool) { return s.client.Budget(registryName) }
 
 // Service answers image reports.
 type Service struct {
@@ -162,6 +181,11 @@ type ReadOptions struct {
 	// first inspection, which goes on in the background past it (ErrNotYet);
 	// zero waits until it ends or ctx is done.
 	Wait time.Duration
+	// RegistryOnly makes a refreshed listing ask the registry itself, one
+	// HEAD a tag, never Docker Hub's web API: the registry is the truth for
+	// what a tag points at, and the web API may lag a push by moments, so a
+	// refresh hook sent right after one uses this.
+	RegistryOnly bool
 }
 
 // Errors of Read besides the kinds of analysis.

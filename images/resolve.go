@@ -67,6 +67,7 @@ func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refre
 	if err != nil {
 		return resolved{}, err
 	}
+	s.refreshFacts(ctx, ref.Repository)
 	if body != nil {
 		if err := s.store.PutManifest(ctx, desc.Digest, desc.MediaType, body); err != nil {
 			return resolved{}, err

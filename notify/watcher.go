@@ -10,6 +10,7 @@ import (
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/registry"
 	"imagebadger/store"
 )
 
@@ -280,7 +281,9 @@ func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []a
 			continue
 		}
 		done[repo] = true
-		list, err := w.images.Tags(ctx, repo, images.ReadOptions{Refresh: true})
+		// A poll: the registry client keeps the last part of a known
+		// rate-limit budget for the reads people ask for.
+		list, err := w.images.Tags(registry.Polling(ctx), repo, images.ReadOptions{Refresh: true})
 		if err != nil {
 			w.failed(repo.String(), repo.Registry, err)
 			continue
@@ -300,7 +303,7 @@ func (w *Watcher) check(ctx context.Context, ref analysis.Reference) {
 	if !w.allowed(ref.Registry) {
 		return
 	}
-	if err := w.images.Check(ctx, ref); err != nil && ctx.Err() == nil {
+	if err := w.images.Check(registry.Polling(ctx), ref); err != nil && ctx.Err() == nil {
 		w.failed(ref.String(), ref.Registry, err)
 	}
 }

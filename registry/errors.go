@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -35,10 +37,15 @@ const AllowPrivateFlag = "--allow-private-registries"
 
 // refused says what the network policy refused on the way to registry, and
 // how to allow it when configuration can.
-func refused(registry string, f refusal, err error) error {
+func refused(registry string, f refusal, err error, realm bool) error {
 	what := "the address of registry " + registry
 	var ne interface{ Address() netip.Addr }
-	if errors.As(f, &ne) && ne.Address().IsValid() && !isAddressOf(registry, ne.Address()) {
+	switch {
+	case realm && errors.As(f, &ne) && ne.Address().IsValid():
+		what = "address " + ne.Address().String() + " of the token service that registry " + registry + " names"
+	case realm:
+		what = "the token service that registry " + registry + " names"
+	case errors.As(f, &ne) && ne.Address().IsValid() && !isAddressOf(registry, ne.Address()):
 		// Not the registry's own address: a DNS answer, a redirect or a
 		// token realm led there.
 		what = "address " + ne.Address().String() + ", which registry " + registry + " led to (by its DNS answer, a redirect or its token realm),"
@@ -70,9 +77,30 @@ func classify(err error, registry, what string) error {
 	if errors.As(err, &done) {
 		return err
 	}
+	// What is kept for logs never holds a credential or a token.
+	err = scrubbed(err)
 	var f refusal
 	if errors.As(err, &f) && f.Forbidden() {
-		return refused(registry, f, err)
+		var ue *url.Error
+		return refused(registry, f, err, errors.As(err, &ue) && isRealmRequest(ue.URL))
+	}
+	// go-containerregistry refuses, before any dial, a token realm that is
+	// a private or link-local IP literal on another host than the registry.
+	if msg := err.Error(); strings.Contains(msg, "invalid realm in www-authenticate") {
+		if strings.Contains(msg, "private or link-local") {
+			return analysis.Errorf(analysis.ErrForbidden, err, "registry %s names a token service at an address refused by this service's network policy", registry)
+		}
+		return analysis.Errorf(analysis.ErrUpstream, err, "registry %s names a token service this service will not use (it must be https for a registry spoken to over https)", registry)
+	}
+	var fr *foreignRealmError
+	if errors.As(err, &fr) {
+		return analysis.Errorf(analysis.ErrUnauthorized, err, "registry %s sends its token requests to another site, %s; credentials go there only when the Docker config names that host", registry, fr.realm)
+	}
+	var be *budgetError
+	if errors.As(err, &be) {
+		e := analysis.Errorf(analysis.ErrRateLimited, err, "registry %s's rate-limit budget is low (%d of %d left); polling waits and leaves the rest to reads", registry, be.budget.Remaining, be.budget.Limit)
+		e.RetryAfter = pollProbeEvery
+		return e
 	}
 	// go-containerregistry refuses, before any dial, a redirect from a
 	// registry to a private or link-local IP literal; it says so only in
@@ -140,4 +168,49 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isRealmRequest reports whether a request URL is a token request: the
+// token realm's, named by a registry's challenge, rather than the
+// registry's own /v2/ API.
+func isRealmRequest(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && !strings.HasPrefix(u.Path, "/v2/") && u.Path != "/v2"
+}
+
+// secretPatterns match what may carry a secret in an error's text: an
+// Authorization value, a URL's user information or query (token requests
+// carry account names and scopes; some realms take secrets there), and the
+// JSON fields of token answers.
+var secretPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]+`),
+	regexp.MustCompile(`(?i)(https?://)[^/\s:@]+:[^/\s@]+@`),
+	regexp.MustCompile(`\?[^\s"]*`),
+	regexp.MustCompile(`(?i)"(token|access_token|refresh_token|id_token|password|identitytoken|auth)"\s*:\s*"[^"]*"`),
+}
+
+// scrub removes from s whatever secretPatterns match.
+func scrub(s string) string {
+	s = secretPatterns[0].ReplaceAllString(s, "$1 [redacted]")
+	s = secretPatterns[1].ReplaceAllString(s, "${1}[redacted]@")
+	s = secretPatterns[2].ReplaceAllString(s, "?[redacted]")
+	s = secretPatterns[3].ReplaceAllString(s, `"$1":"[redacted]"`)
+	return s
+}
+
+// scrubbedError keeps an error's chain for errors.Is and errors.As while
+// its text, the part that reaches logs, has secrets removed.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+func scrubbed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &scrubbedError{msg: scrub(err.Error()), err: err}
 }

@@ -161,16 +161,19 @@ func (s *Server) apiShields(w http.ResponseWriter, r *http.Request) error {
 }
 
 // badgeFailureText is the grey badge's text for a failed read, and whether
-// it may be cached: an unknown image is "not found" (a registry that wants
-// credentials counts as one, as Docker Hub answers so for missing
-// repositories); a registry failure says what failed and is not cached.
+// it may be cached: an unknown image is "not found", a registry that wants
+// credentials this service lacks "unauthorized"; a registry failure says
+// what failed and is not cached.
 // ok is false for failures that are not the image's or the registry's.
 func badgeFailureText(err error) (text, cache string, ok bool) {
 	switch {
 	case errors.Is(err, images.ErrNotYet), errors.Is(err, images.ErrBusy):
 		return badge.TextNotFoundYet, badgeNoCacheControl, true
-	case errors.Is(err, analysis.ErrNotFound), errors.Is(err, analysis.ErrUnauthorized):
+	case errors.Is(err, analysis.ErrNotFound):
 		return badge.TextNotFound, badgeCacheControl, true
+	case errors.Is(err, analysis.ErrUnauthorized):
+		// Uncached: it turns into the image's badge once credentials are given.
+		return badge.TextUnauthorized, badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrForbidden):
 		return "registry refused", badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrRateLimited):

@@ -255,7 +255,10 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	opt.Now = opt.Now.Truncate(pageClockStep)
 	platform := r.URL.Query().Get("platform")
 	limited := r.URL.Query().Get("notice") == noticeRefreshLimited
-	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited)
+	// The registry's rate-limit budget is said on the page when low; it is
+	// part of what the kept page was made from.
+	notice := s.budgetNotice(ref.Registry)
+	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited) + "\x00" + notice
 	version := ""
 	if a.Version != "" {
 		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10)
@@ -267,6 +270,8 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	if limited {
 		page.Notice = "This address has asked for many refreshes lately, so this one was not made: the page shows the stored report. Try again in a few minutes."
 	}
+	page.Hub = templates.NewHubView(a.Report.RepositoryInfo, a.Report.Repository, opt.Now)
+	page.BudgetNotice = notice
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
 
@@ -367,17 +372,34 @@ func isMachineRequest(r *http.Request) bool {
 	if r.Method == http.MethodPost && strings.HasPrefix(path, "/images/") && !strings.HasSuffix(strings.TrimRight(path, "/"), "/refresh") {
 		return true
 	}
-	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+	return path == "/healthz" || path == "/healthz/registries" || path == "/readyz" || path == "/metrics"
 }
 
 // writeErrorPage answers a failed page request with a friendly page and the
 // status code the error maps to; msg is the public message.
 func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err error, status int, msg string) {
 	heading, text := errorText(err, status, msg)
-	s.renderError(w, r, status, heading, text)
+	page := s.errorPage(r, status, heading, text)
+	if errors.Is(err, analysis.ErrUnauthorized) {
+		page.CredentialsFor = registryOf(r)
+	}
+	s.renderErrorPage(w, r, page)
 }
 
-func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+// registryOf names the registry of the page's reference or repository,
+// "" when the path names none.
+func registryOf(r *http.Request) string {
+	vars := mux.Vars(r)
+	if ref, err := analysis.ParseReference(vars["reference"]); vars["reference"] != "" && err == nil {
+		return ref.Registry
+	}
+	if repo, err := analysis.ParseRepository(vars["repository"]); vars["repository"] != "" && err == nil {
+		return repo.Registry
+	}
+	return ""
+}
+
+func (s *Server) errorPage(r *http.Request, status int, heading, text string) templates.ErrorPage {
 	page := templates.ErrorPage{
 		Meta:    templates.Meta{Title: heading, BaseURL: s.pages.baseURL, NoHeaderSearch: true},
 		Status:  status,
@@ -387,6 +409,15 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int,
 	if ref, ok := mux.Vars(r)["reference"]; ok {
 		page.Query = ref
 	}
+	return page
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+	s.renderErrorPage(w, r, s.errorPage(r, status, heading, text))
+}
+
+func (s *Server) renderErrorPage(w http.ResponseWriter, r *http.Request, page templates.ErrorPage) {
+	status, text := page.Status, page.Message
 	if err := s.render(w, r, status, templates.Error(page)); err != nil {
 		s.log.ErrorContext(r.Context(), "render error page", "err", err)
 		http.Error(w, text, status)

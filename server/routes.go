@@ -30,6 +30,7 @@ func (s *Server) routes() {
 
 	r.Handle("/healthz", s.handle("healthz", s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", s.handle("readyz", s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/healthz/registries", s.handle("healthz_registries", s.registriesStatus)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
 

@@ -220,6 +220,9 @@ type ErrorPage struct {
 	Message string
 	// Query, when set, pre-fills a search box so the person can try again.
 	Query string
+	// CredentialsFor, when set, names the registry that wants credentials
+	// this service lacks: the page then says how to give them.
+	CredentialsFor string
 }
 
 // StatusText is the status line shown small above the heading.

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -24,7 +25,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		msg, ok := analysis.PublicMessage(err)
 		if !ok {
 			msg = err.Error()
@@ -107,8 +108,8 @@ func usage(w io.Writer) {
 }
 
 // run is main without the process: it parses args (with environment
-// variables as defaults) and runs one subcommand.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// variables, read through lookupEnv, as defaults) and runs one subcommand.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		usage(stdout)
 		return nil
@@ -136,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if c.output {
 		fs.BoolVar(&inv.json, "json", false, "print the JSON answer of the API instead of a table")
 	}
-	if err := cfg.fromEnv(fs, getenv); err != nil {
+	if err := cfg.fromEnv(fs, lookupEnv); err != nil {
 		return usageError{err.Error()}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -170,6 +171,11 @@ type Config struct {
 	InsecureRegistries     string
 	RegistryTimeout        time.Duration
 	RegistryConcurrency    int
+	// DockerHubAPI is Docker Hub's web API root; empty turns it off.
+	DockerHubAPI string
+	// RegistryEndpoints maps registries to the hosts their requests go to
+	// ("docker.io=mirror.internal:5000"), parsed by endpoints.
+	RegistryEndpoints string
 }
 
 func defaultConfig() *Config {
@@ -179,6 +185,7 @@ func defaultConfig() *Config {
 		PollInterval:        15 * time.Minute,
 		RegistryTimeout:     20 * time.Second,
 		RegistryConcurrency: 8,
+		DockerHubAPI:        "https://hub.docker.com",
 	}
 }
 
@@ -198,18 +205,22 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 	fs.StringVar(&c.InsecureRegistries, "insecure-registries", c.InsecureRegistries, "comma-separated registry hosts spoken to over plain HTTP")
 	fs.DurationVar(&c.RegistryTimeout, "registry-timeout", c.RegistryTimeout, "deadline for one registry request")
 	fs.IntVar(&c.RegistryConcurrency, "registry-concurrency", c.RegistryConcurrency, "registry requests in flight at once, per registry")
+	fs.StringVar(&c.DockerHubAPI, "dockerhub-api", c.DockerHubAPI, "Docker Hub's web API, for repository facts and bulk tag listing of docker.io images; empty turns it off")
+	fs.StringVar(&c.RegistryEndpoints, "registry-endpoints", c.RegistryEndpoints, "comma-separated REGISTRY=HOST[:PORT] pairs: requests for REGISTRY go to HOST instead (a pull-through mirror of docker.io, say); credentials are those of HOST")
 }
 
 // fromEnv sets each flag from its environment variable (IMAGEBADGER_ and the
 // flag name in upper snake case); flags on the command line then override.
-func (c *Config) fromEnv(fs *flag.FlagSet, getenv func(string) string) error {
+// An empty variable counts as unset, except for the flags whose empty value
+// means something (IMAGEBADGER_DOCKERHUB_API= turns the web API off).
+func (c *Config) fromEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name == "json" {
 			return
 		}
 		env := "IMAGEBADGER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" {
+		if v, ok := lookupEnv(env); ok && (v != "" || f.Name == "dockerhub-api") {
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
 			}
@@ -233,7 +244,33 @@ func (c *Config) validate() error {
 	if c.RegistryConcurrency < 1 {
 		return fmt.Errorf("--registry-concurrency must be at least 1")
 	}
+	if c.DockerHubAPI != "" {
+		u, err := url.Parse(c.DockerHubAPI)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--dockerhub-api %q is not an http or https URL (empty turns it off)", c.DockerHubAPI)
+		}
+	}
+	if _, err := endpoints(c.RegistryEndpoints); err != nil {
+		return err
+	}
 	return nil
+}
+
+// endpoints parses --registry-endpoints.
+func endpoints(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range list(s) {
+		reg, host, ok := strings.Cut(pair, "=")
+		reg, host = strings.TrimSpace(reg), strings.TrimSpace(host)
+		if !ok || reg == "" || host == "" || strings.ContainsAny(host, "/ ") {
+			return nil, fmt.Errorf("--registry-endpoints: %q is not REGISTRY=HOST[:PORT]", pair)
+		}
+		if reg == "index.docker.io" || reg == "registry-1.docker.io" {
+			reg = analysis.DockerHub
+		}
+		out[reg] = host
+	}
+	return out, nil
 }
 
 // list splits a comma-separated flag value.

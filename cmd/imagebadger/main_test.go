@@ -12,7 +12,7 @@ import (
 // --help lists its flags, and both succeed (exit status 0).
 func TestHelp(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"--help"}, func(string) (string, bool) { return "", false }, &out, &errOut); err != nil {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, c := range []string{"serve", "inspect REFERENCE", "tags REPOSITORY", "demo"} {
@@ -31,7 +31,7 @@ func TestHelp(t *testing.T) {
 		{"demo", []string{"-addr"}, []string{"-json"}},
 	} {
 		out.Reset()
-		if err := run(context.Background(), []string{tc.cmd, "--help"}, func(string) string { return "" }, &out, &errOut); err != nil {
+		if err := run(context.Background(), []string{tc.cmd, "--help"}, func(string) (string, bool) { return "", false }, &out, &errOut); err != nil {
 			t.Errorf("%s --help: %v", tc.cmd, err)
 		}
 		for _, f := range tc.flags {
@@ -45,7 +45,7 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
-	err := run(context.Background(), []string{"nope"}, func(string) string { return "" }, &out, &errOut)
+	err := run(context.Background(), []string{"nope"}, func(string) (string, bool) { return "", false }, &out, &errOut)
 	if exitCode(err) != 2 || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown subcommand: %v (exit %d)", err, exitCode(err))
 	}
@@ -67,7 +67,7 @@ func TestBaseURLDefaultsFromAddr(t *testing.T) {
 	} {
 		cfg := defaultConfig()
 		fs := newFlagSet(cfg)
-		if err := cfg.fromEnv(fs, func(k string) string { return tc.env[k] }); err != nil {
+		if err := cfg.fromEnv(fs, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }); err != nil {
 			t.Fatal(err)
 		}
 		if err := fs.Parse(tc.args); err != nil {
