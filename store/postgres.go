@@ -160,6 +160,21 @@ func (*postgres) forUpdate(skipLocked bool) string {
 	return " FOR UPDATE"
 }
 
+// renumber sets the identity's sequence past the largest id copied.
+func (*postgres) renumber(ctx context.Context, t *tx, table, column string) error {
+	_, err := t.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+table+`', '`+column+`'),
+		COALESCE((SELECT MAX(`+column+`) FROM `+table+`), 0) + 1, false)`)
+	return err
+}
+
+// afterCopy sets the change stamp sequence past the stamps copied.
+func (*postgres) afterCopy(ctx context.Context, s *Store) error {
+	if _, err := s.write.ExecContext(ctx, `SELECT setval('change_stamp_seq', COALESCE((SELECT MAX(stamp) FROM change_stamps), 0) + 1, false)`); err != nil {
+		return fmt.Errorf("store: copy: change stamps: %w", err)
+	}
+	return s.loadStamps(ctx)
+}
+
 // start runs the listener of change stamps: every stamp another process
 // commits is learnt (LISTEN/NOTIFY, within milliseconds), and every
 // catchUp the stamps newer than those seen are read, so a notification lost

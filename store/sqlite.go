@@ -80,6 +80,13 @@ func (*sqlite) bump(ctx context.Context, s *Store, t *tx, scopes []Scope) (map[S
 func (*sqlite) lockClaims(context.Context, *tx) error { return nil }
 func (*sqlite) forUpdate(bool) string                 { return "" }
 
+// renumber needs nothing: SQLite's AUTOINCREMENT follows the largest id
+// inserted.
+func (*sqlite) renumber(context.Context, *tx, string, string) error { return nil }
+
+// afterCopy reads the copied stamps, so the next one taken is past them.
+func (*sqlite) afterCopy(ctx context.Context, s *Store) error { return s.loadStamps(ctx) }
+
 func (*sqlite) start(*Store) error { return nil }
 func (*sqlite) stop()              {}
 

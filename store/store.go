@@ -57,6 +57,11 @@ type engine interface {
 	// transaction lock the rows it reads (skipping, with skipLocked, those
 	// another transaction holds); SQLite's transactions lock the database.
 	forUpdate(skipLocked bool) string
+	// renumber moves the numbering of table's identity column past the
+	// ids a copy inserted; afterCopy brings the change stamp sequence past
+	// the stamps it copied.
+	renumber(ctx context.Context, tx *tx, table, column string) error
+	afterCopy(ctx context.Context, s *Store) error
 	// start begins what the engine runs alongside the store (PostgreSQL's
 	// listener for other processes' change stamps); stop ends it.
 	start(s *Store) error
