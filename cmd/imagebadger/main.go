@@ -1,6 +1,7 @@
 // Command imagebadger is the whole service in one binary: the web service
 // (serve, the default), one-off inspection of an image (inspect), tag listing
-// (tags) and a self-contained demonstration (demo). All wiring happens here;
+// (tags), a self-contained demonstration (demo) and moving a deployment's
+// database between SQLite and PostgreSQL (copy-db). All wiring happens here;
 // the packages take explicit values and hold no global configuration.
 package main
 
@@ -52,9 +53,11 @@ func exitCode(err error) int {
 // flags it takes, and how it runs once they are parsed.
 type command struct {
 	name, args, summary string
-	// server: it takes the flags of a serving process (--addr, --db, …);
-	// every command takes the registry flags.
+	// server: it takes the flags of a serving process (--addr, --db, …).
 	server bool
+	// flags, when set, registers the command's own flags instead of the
+	// registry flags every other command takes.
+	flags func(fs *flag.FlagSet)
 	// output: it takes --json.
 	output bool
 	// nargs is the number of arguments it takes.
@@ -81,6 +84,7 @@ func commands() []command {
 			run: func(ctx context.Context, inv invocation) error { return withTemp(ctx, inv, tags) }},
 		{name: "demo", summary: "serve an in-process registry seeded with a small family of images, for a look without network access",
 			server: true, run: func(ctx context.Context, inv invocation) error { return runDemo(ctx, inv.cfg, inv.stdout, inv.stderr) }},
+		copyDBCommand(),
 	}
 }
 
@@ -132,7 +136,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			c.name, c.args, strings.ToUpper(c.summary[:1])+c.summary[1:])
 		fs.PrintDefaults()
 	}
-	cfg.register(fs, c.server)
+	if c.flags != nil {
+		c.flags(fs)
+	} else {
+		cfg.register(fs, c.server)
+	}
 	inv := invocation{cfg: cfg, stdout: stdout, stderr: stderr}
 	if c.output {
 		fs.BoolVar(&inv.json, "json", false, "print the JSON answer of the API instead of a table")
@@ -194,7 +202,7 @@ func defaultConfig() *Config {
 func (c *Config) register(fs *flag.FlagSet, server bool) {
 	if server {
 		fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
-		fs.StringVar(&c.DB, "db", c.DB, "SQLite file path")
+		fs.StringVar(&c.DB, "db", c.DB, "SQLite file path, or a postgres:// URL that selects PostgreSQL")
 		fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public URL used in links, badge snippets and webhook payloads (default http:// and the --addr host and port)")
 		fs.StringVar(&c.Watch, "watch", c.Watch, "comma-separated repositories tracked continuously as base-image candidates")
 		fs.StringVar(&c.HookToken, "hook-token", c.HookToken, "bearer token for POST /hooks/registry; empty disables it")

@@ -149,7 +149,7 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", cfg.DB, "base_url", cfg.BaseURL)
+	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", store.Redacted(cfg.DB), "base_url", cfg.BaseURL)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
