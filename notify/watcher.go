@@ -107,7 +107,18 @@ type refreshRequest struct {
 	ref    analysis.Reference
 	digest string
 	tries  int
+	// since is when the hook asked; a refresh the database could not
+	// record is tried again until it is storeOutageLimit old.
+	since time.Time
 }
+
+// storeOutageLimit is how long a hook's refresh waits for a database that
+// does not answer, tried every storeOutageRetry: an accepted hook is not
+// lost to an outage shorter than this (the poller catches longer ones).
+const (
+	storeOutageLimit = 10 * time.Minute
+	storeOutageRetry = time.Second
+)
 
 // hookRetries are the waits before looking again at a tag that does not yet
 // point where its hook said: a distribution registry sends the push
@@ -142,7 +153,7 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 // never blocks; it reports false when the queue is full and the request was
 // dropped.
 func (w *Watcher) Refresh(ref analysis.Reference, digest string) bool {
-	return w.enqueue(refreshRequest{ref: ref, digest: digest})
+	return w.enqueue(refreshRequest{ref: ref, digest: digest, since: w.now()})
 }
 
 func (w *Watcher) enqueue(r refreshRequest) bool {
@@ -215,11 +226,27 @@ func (w *Watcher) serveQueue(ctx context.Context) {
 			w.mu.Lock()
 			delete(w.queued, r.ref.String()+"@"+r.digest)
 			w.mu.Unlock()
-			w.check(ctx, r.ref)
+			if errors.Is(w.check(ctx, r.ref), store.ErrUnavailable) && w.now().Sub(r.since) < storeOutageLimit {
+				w.later(ctx, r, storeOutageRetry)
+				continue
+			}
 			w.wake()
 			w.again(ctx, r)
 		}
 	}
+}
+
+// later queues r again after wait.
+func (w *Watcher) later(ctx context.Context, r refreshRequest, wait time.Duration) {
+	t := time.NewTimer(wait)
+	w.retries.Go(func() {
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			w.enqueue(r)
+		}
+	})
 }
 
 // again queues another look at a hook's tag that does not point at the
@@ -233,15 +260,7 @@ func (w *Watcher) again(ctx context.Context, r refreshRequest) {
 		return
 	}
 	r.tries++
-	t := time.NewTimer(waits[r.tries-1])
-	w.retries.Go(func() {
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-			w.enqueue(r)
-		}
-	})
+	w.later(ctx, r, waits[r.tries-1])
 }
 
 // Poll checks what is due once: every subscribed tag, and every tag of
@@ -254,7 +273,12 @@ func (w *Watcher) Poll(ctx context.Context) error {
 	if err := w.sync(ctx); err != nil {
 		return err
 	}
-	batch := 8 * w.concurrency
+	// Claim only what can start now: an item claimed and left waiting
+	// behind a long listing would sit on its lease while another process
+	// could have checked it. What is being worked on is renewed, so a
+	// listing longer than a lease is not taken up a second time.
+	batch := w.concurrency
+	defer w.renewing(ctx)()
 	for ctx.Err() == nil {
 		now := w.now()
 		items, err := w.store.ClaimTracked(ctx, w.owner, now, w.lease(), batch)
@@ -292,6 +316,29 @@ func (w *Watcher) Poll(ctx context.Context) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// renewing renews the leases this process holds every third of a lease
+// until the returned function is called.
+func (w *Watcher) renewing(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.lease() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := w.store.RenewTracked(ctx, w.owner, w.now().Add(w.lease())); err != nil && ctx.Err() == nil {
+					w.log.Warn("watcher: renew leases", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // sync records what is wanted, once an interval: the subscribed tags and
@@ -387,13 +434,15 @@ func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []a
 
 // check re-resolves one reference (a digest is only looked up: it cannot
 // move).
-func (w *Watcher) check(ctx context.Context, ref analysis.Reference) {
+func (w *Watcher) check(ctx context.Context, ref analysis.Reference) error {
 	if !w.allowed(ref.Registry) {
-		return
+		return nil
 	}
-	if err := w.images.Check(registry.Polling(ctx), ref); err != nil && ctx.Err() == nil {
+	err := w.images.Check(registry.Polling(ctx), ref)
+	if err != nil && ctx.Err() == nil {
 		w.failed(ref.String(), ref.Registry, err)
 	}
+	return err
 }
 
 // allowed reports whether registry may be asked now (it has not asked us to

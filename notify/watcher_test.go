@@ -124,8 +124,8 @@ func TestPollRefreshesSubscribedTags(t *testing.T) {
 	if wakes.Load() == 0 {
 		t.Error("the worker was not woken after the poll")
 	}
-	// Checked again by the next round (a later time).
-	clk.Set(t0.Add(time.Minute))
+	// Checked again by the next round, an interval (and its jitter) later.
+	clk.Set(t0.Add(time.Minute * 11 / 10))
 	if err := w.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}

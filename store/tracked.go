@@ -90,6 +90,18 @@ func (s *Store) ClaimTracked(ctx context.Context, owner string, now time.Time, l
 	return out, nil
 }
 
+// RenewTracked extends to until every lease owner holds, so that an item
+// that takes longer than its lease (a listing of a large repository, a
+// slow registry) is not claimed by another process while it is worked on.
+// A lease another process has taken since is left to it.
+func (s *Store) RenewTracked(ctx context.Context, owner string, until time.Time) error {
+	if _, err := s.write.ExecContext(ctx, `UPDATE tracked SET lease_until = ? WHERE lease_owner = ?`,
+		millis(until), owner); err != nil {
+		return fmt.Errorf("store: renew tracked leases: %w", err)
+	}
+	return nil
+}
+
 // RescheduleTracked makes an item owner holds due again at next and frees
 // it; an item whose lease another has taken since is left to them.
 func (s *Store) RescheduleTracked(ctx context.Context, owner string, it Tracked, next time.Time) error {

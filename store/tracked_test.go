@@ -82,3 +82,36 @@ func TestTrackedItemsAreShared(t *testing.T) {
 		t.Errorf("forgot %d (%v), want 1", n, err)
 	}
 }
+
+// TestTrackedLeasesRenew: a holder that renews keeps its items past the
+// first lease; others get them once the renewed lease has run out, and a
+// renewal does not take back what another has claimed since.
+func TestTrackedLeasesRenew(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	repo := analysis.Repository{Registry: "r.example", Name: "acme/app"}
+	if err := s.WantTracked(ctx, []store.Tracked{{Repo: repo}, {Repo: repo, Tag: "1"}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.ClaimTracked(ctx, "a", t0, time.Minute, 1); err != nil || len(a) != 1 {
+		t.Fatalf("a claimed %v (%v), want 1", a, err)
+	}
+	if err := s.RenewTracked(ctx, "a", t0.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// The unclaimed item is not a's: the renewal leaves it free.
+	b, err := s.ClaimTracked(ctx, "b", t0.Add(2*time.Minute), time.Hour, 10)
+	if err != nil || len(b) != 1 {
+		t.Fatalf("b claimed %v (%v) within a's renewed lease, want only the free item", b, err)
+	}
+	c, err := s.ClaimTracked(ctx, "c", t0.Add(3*time.Minute), time.Minute, 10)
+	if err != nil || len(c) != 1 {
+		t.Fatalf("c claimed %v (%v) once a's renewed lease ran out, want a's item", c, err)
+	}
+	if err := s.RenewTracked(ctx, "a", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.ClaimTracked(ctx, "d", t0.Add(5*time.Minute), time.Minute, 10); len(d) != 1 || d[0] != c[0] {
+		t.Errorf("d claimed %v after c's lease ran out, want c's item (a's late renewal does not take it back)", d)
+	}
+}
