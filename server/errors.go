@@ -93,8 +93,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	msg, ok := analysis.PublicMessage(err)
 	if !ok {
 		msg = http.StatusText(status)
-		if status == http.StatusNotFound {
+		switch code {
+		case "not_found":
 			msg = "not found"
+		case "unavailable":
+			msg = "the service's database does not answer; nothing was changed, try again shortly"
 		}
 	}
 	if status >= 500 {

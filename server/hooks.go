@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -86,7 +88,16 @@ func (s *Server) dockerHubHookHandler(w http.ResponseWriter, r *http.Request) er
 	return s.queueRefreshes(w, r, []notify.Push{{Ref: ref}})
 }
 
+// queueRefreshes accepts a hook's refreshes, answering 202, unless the
+// database does not answer: then a 503 makes the sender (a distribution
+// registry retries until it is accepted) try again, instead of the service
+// accepting a change it cannot record.
 func (s *Server) queueRefreshes(w http.ResponseWriter, r *http.Request, pushes []notify.Push) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
 	out := hookAnswer{Refreshing: []string{}}
 	for _, p := range pushes {
 		if s.watcher.Refresh(p.Ref, p.Digest) {
