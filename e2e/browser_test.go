@@ -40,16 +40,20 @@ var viewports = []struct{ w, h int64 }{{1280, 900}, {390, 844}}
 type demoServer struct {
 	url      string // http://127.0.0.1:PORT
 	registry string // the demo registry's host:port
+	// stop ends the demo (SIGTERM) and waits for it; it is also called
+	// when the test ends.
+	stop func()
 }
 
-// startDemo runs the built binary's demo subcommand on a free loopback port
-// and waits until it serves. The process is stopped when the test ends.
-func startDemo(t *testing.T) demoServer {
+// startDemo runs the built binary's demo subcommand on a free loopback port,
+// with args, and waits until it serves. The process is stopped when the
+// test ends.
+func startDemo(t *testing.T, args ...string) demoServer {
 	t.Helper()
 	bin := testenv.Binary(t)
 	port := testenv.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "demo", "--addr", addr)
+	cmd := exec.Command(bin, append([]string{"demo", "--addr", addr}, args...)...)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "IMAGEBADGER_") {
@@ -86,14 +90,20 @@ func startDemo(t *testing.T) demoServer {
 		}
 		exited <- cmd.Wait()
 	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		stop()
 		if t.Failed() {
 			logMu.Lock()
 			t.Logf("demo output:\n%s", logs.String())
@@ -123,7 +133,7 @@ func startDemo(t *testing.T) demoServer {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return demoServer{url: base, registry: host}
+	return demoServer{url: base, registry: host, stop: stop}
 }
 
 type writerFunc func([]byte) (int, error)
