@@ -66,14 +66,18 @@ type Layer struct {
 
 // Parent is the image this platform image was built on, as docs/API.md defines it.
 type Parent struct {
-	Registry      string   `json:"registry"`
-	Repository    string   `json:"repository"`
-	Tags          []string `json:"tags"`
-	Digest        string   `json:"digest"`
-	LayerCount    int      `json:"layerCount"`
-	Method        string   `json:"method"`
-	Outdated      bool     `json:"outdated"`
-	CurrentDigest string   `json:"currentDigest,omitempty"`
+	Registry   string   `json:"registry"`
+	Repository string   `json:"repository"`
+	Tags       []string `json:"tags"`
+	Digest     string   `json:"digest"`
+	LayerCount int      `json:"layerCount"`
+	// MatchedLayers is how many leading layers the image shares with the
+	// parent: for method "layers" the parent's whole layer count; for
+	// "annotation" as many as agree (0 when the parent's layers are unknown).
+	MatchedLayers int    `json:"matchedLayers"`
+	Method        string `json:"method"`
+	Outdated      bool   `json:"outdated"`
+	CurrentDigest string `json:"currentDigest,omitempty"`
 	// MovedTags are the parent's tags that now point at CurrentDigest, so a
 	// page can say which one moved on. Not part of the JSON.
 	MovedTags []string `json:"-"`

@@ -196,6 +196,15 @@ func (s *Service) Read(ctx context.Context, ref analysis.Reference, how ReadOpti
 		}
 		return a, nil
 	}
+	if d, ok := analysis.DeletedTag(err); ok {
+		// Known to be gone: answered from the store, and the registry asked
+		// again once per FreshFor at most (a push may bring it back), so a
+		// badge of a deleted tag costs no registry request per view.
+		if s.opts.Now().Sub(d.Checked) >= s.opts.FreshFor {
+			s.bg.start(s, ref)
+		}
+		return Answer{}, err
+	}
 	if !errors.Is(err, analysis.ErrNotFound) {
 		return Answer{}, err
 	}

@@ -21,15 +21,18 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/static"
+	"imagebadger/store"
 	"imagebadger/templates"
 )
 
 // Limits of what one page shows.
 const (
 	recentOnHome = 8
-	// recentTagRows is how many tag rows are read to fill recentOnHome
-	// entries: tags that moved together are grouped into one.
-	recentTagRows = 80
+	// recentChangeRows is how many recorded changes are read to fill
+	// recentOnHome entries: tags that changed together are one entry.
+	recentChangeRows = 200
+	// searchOnPage is how many search results a page shows.
+	searchOnPage = 20
 	// maxPooledPage is the largest render buffer kept for reuse.
 	maxPooledPage = 1 << 20
 	// groupsWithSizes bounds how many tag groups of a repository page get
@@ -151,9 +154,11 @@ func (s *Server) writePage(w http.ResponseWriter, status int, body []byte) error
 	return err
 }
 
-// homePage answers / : the search box, recent tag moves and watched bases.
-// A search (?q=) that parses redirects to the image page; one that does not
-// is shown again with the reason next to the box.
+// homePage answers / : the search box, recent changes and watched bases.
+// A search (?q=) for an image this service knows, or for a reference that
+// matches no known repository, goes to the image page; a part of a name
+// shows the known repositories containing it; anything else is shown again
+// with the reason next to the box.
 func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Path != "/" {
 		return errNoRoute
@@ -168,32 +173,54 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusOK
 	if q, ok := r.URL.Query()["q"]; ok {
 		page.Query = cleanQuery(strings.Join(q, ""))
-		ref, err := analysis.ParseReference(page.Query)
-		switch {
-		case page.Query == "":
-			page.Error = "Type an image reference, for example alpine:3.20."
+		ref, refErr := analysis.ParseReference(page.Query)
+		if page.Query == "" {
+			page.Error = "Type an image reference, for example alpine:3.20, or a part of a name."
 			status = http.StatusBadRequest
-		case err != nil:
-			page.Error, _ = analysis.PublicMessage(err)
-			if page.Error == "" {
-				page.Error = "That is not an image reference."
+		} else {
+			if refErr == nil {
+				known, err := s.store.KnownRepository(r.Context(), ref.Repository)
+				if err != nil {
+					return err
+				}
+				if known {
+					http.Redirect(w, r, templates.ImageHref(canonicalRef(ref)), http.StatusSeeOther)
+					return nil
+				}
 			}
-			status = http.StatusBadRequest
-		default:
-			http.Redirect(w, r, templates.ImageHref(canonicalRef(ref)), http.StatusSeeOther)
-			return nil
+			results, err := s.search(r, page.Query, searchOnPage)
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(results) > 0:
+				page.Results = templates.NewSearchItems(results, opt.Now)
+				if refErr == nil {
+					page.InspectHref = templates.ImageHref(canonicalRef(ref))
+				}
+			case refErr == nil:
+				http.Redirect(w, r, templates.ImageHref(canonicalRef(ref)), http.StatusSeeOther)
+				return nil
+			default:
+				page.Error, _ = analysis.PublicMessage(refErr)
+				if page.Error == "" {
+					page.Error = "That is not an image reference."
+				}
+				page.Error += " No known repository's name contains it either."
+				status = http.StatusBadRequest
+			}
 		}
 	}
-	recent, err := s.store.RecentTags(r.Context(), recentTagRows)
+	recent, err := s.store.RecentChanges(r.Context(), recentChangeRows)
 	if err != nil {
 		return err
 	}
-	rt := make([]templates.RecentTag, len(recent))
-	for i, t := range recent {
-		rt[i] = templates.RecentTag{Registry: t.Registry, Repository: t.Repository, Tag: t.Tag,
-			Digest: t.Digest, Previous: t.Previous, Changed: t.Changed}
+	rc := make([]templates.RecentChange, len(recent))
+	for i, c := range recent {
+		rc[i] = templates.RecentChange{Registry: c.Registry, Repository: c.Repository, Tag: c.Tag, Kind: c.Kind,
+			Digest: c.Digest, Previous: c.Previous, At: c.At}
 	}
-	page.Recent = templates.NewRecentItems(rt, recentOnHome, opt.Now)
+	page.Recent = templates.NewRecentItems(rc, recentOnHome, opt.Now)
 	for _, repo := range s.pages.watched {
 		a, err := s.store.RepositoryActivity(r.Context(), repo)
 		if err != nil {
@@ -208,6 +235,23 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	return s.render(w, r, status, templates.Home(page))
+}
+
+// search runs a search of the known repositories for a page or the API; a
+// term too short finds nothing.
+func (s *Server) search(r *http.Request, term string, limit int) ([]templates.SearchResult, error) {
+	if len(term) < store.MinSearchTerm {
+		return nil, nil
+	}
+	found, err := s.store.Search(r.Context(), term, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]templates.SearchResult, len(found))
+	for i, f := range found {
+		out[i] = templates.SearchResult{Registry: f.Repo.Registry, Repository: f.Repo.Name, Tag: f.Tag, TagCount: f.TagCount, Changed: f.Changed}
+	}
+	return out, nil
 }
 
 // cleanQuery removes what people paste around a reference: spaces, a

@@ -108,6 +108,7 @@ type hookReceiver struct {
 }
 
 type hookMsg struct {
+	path   string
 	header http.Header
 	body   []byte
 }
@@ -118,7 +119,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
-		rc.msgs = append(rc.msgs, hookMsg{r.Header.Clone(), b})
+		rc.msgs = append(rc.msgs, hookMsg{r.URL.Path, r.Header.Clone(), b})
 		rc.mu.Unlock()
 	}))
 	t.Cleanup(rc.Close)

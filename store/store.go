@@ -75,6 +75,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	if err := s.fillGrams(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite3", dsn("ro"))
 	if err != nil {
 		w.Close()

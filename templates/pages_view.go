@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,76 +14,144 @@ type HomePage struct {
 	// Query is what was searched, kept in the box when it was refused.
 	Query string
 	// Error says why Query was refused; empty when nothing was searched.
-	Error   string
-	Recent  []RecentItem
-	Watched []WatchedItem
+	Error string
+	// Results are the known repositories whose name contains Query, when
+	// it named no image this service knows.
+	Results []SearchItem
+	// InspectHref, with Results, is the image page of Query read as a
+	// reference, for a person who meant exactly that.
+	InspectHref string
+	Recent      []RecentItem
+	Watched     []WatchedItem
 }
 
-// RecentItem is one image whose tags moved (or appeared) recently: the tags
-// that moved to it together are shown as one entry.
-type RecentItem struct {
-	Repository     string
-	RepositoryHref string
-	// Href is the image page, by its most specific tag.
-	Href        string
-	Tags        []Link
-	ShortDigest string
-	// Previous is the short digest the tags pointed at before; empty for tags
-	// seen the first time.
-	Previous string
+// SearchResult is one repository a search found, decoupled from the store.
+type SearchResult struct {
+	Registry, Repository string
+	// Tag is its most recently changed tag ("" when it has none left).
+	Tag      string
+	TagCount int
+	Changed  time.Time
+}
+
+// SearchItem is one search result as a page shows it.
+type SearchItem struct {
+	Repository string
+	Href       string
+	// Latest links the most recently changed tag's image page.
+	Latest   Link
+	TagCount string
 	Changed  TimeView
 }
 
-// RecentTag is a tag move as the home page needs it, decoupled from the store.
-type RecentTag struct {
-	Registry, Repository, Tag string
-	Digest, Previous          string
-	Changed                   time.Time
-}
-
-// NewRecentItems groups recent tag moves (newest first) by repository and
-// digest, keeping at most limit entries.
-func NewRecentItems(tags []RecentTag, limit int, now time.Time) []RecentItem {
-	var out []RecentItem
-	index := map[string]int{}
-	for _, t := range tags {
-		key := t.Registry + "/" + t.Repository + "@" + t.Digest
-		i, ok := index[key]
-		if !ok {
-			if len(out) == limit {
-				continue
-			}
-			repo := DisplayRepository(t.Registry, t.Repository)
-			i = len(out)
-			index[key] = i
-			out = append(out, RecentItem{
-				Repository:     repo,
-				RepositoryHref: RepositoryHref(repo),
-				ShortDigest:    analysis.ShortDigest(t.Digest),
-				Changed:        NewTimeView(t.Changed, now),
-			})
-		}
-		it := &out[i]
-		it.Tags = append(it.Tags, Link{Text: t.Tag, Href: ImageHref(DisplayReference(t.Registry, t.Repository, t.Tag, ""))})
-		if it.Previous == "" && t.Previous != "" {
-			it.Previous = analysis.ShortDigest(t.Previous)
-		}
-	}
-	for i := range out {
-		it := &out[i]
-		names := make([]string, len(it.Tags))
-		for j, l := range it.Tags {
-			names[j] = l.Text
-		}
-		analysisSortLinks(it.Tags)
-		best := longest(names)
-		for _, l := range it.Tags {
-			if l.Text == best {
-				it.Href = l.Href
-			}
+// NewSearchItems builds the result list of a search.
+func NewSearchItems(rs []SearchResult, now time.Time) []SearchItem {
+	out := make([]SearchItem, len(rs))
+	for i, r := range rs {
+		repo := DisplayRepository(r.Registry, r.Repository)
+		out[i] = SearchItem{Repository: repo, Href: RepositoryHref(repo), TagCount: plural(r.TagCount, "tag"), Changed: NewTimeView(r.Changed, now)}
+		if r.Tag != "" {
+			out[i].Latest = Link{Text: ":" + r.Tag, Href: ImageHref(DisplayReference(r.Registry, r.Repository, r.Tag, ""))}
 		}
 	}
 	return out
+}
+
+// RecentItem is one change event of "Recently changed": the tags of one
+// repository that changed together (the same kind, from the same image to
+// the same image, within RecentWindow of each other), as they were recorded.
+type RecentItem struct {
+	Repository     string
+	RepositoryHref string
+	// Kind is "created", "moved" or "deleted".
+	Kind string
+	// Href is the image page of the change's image (by digest, so it shows
+	// what the tags pointed at then), or the history for a deletion.
+	Href string
+	Tags []Link
+	// ShortDigest is where the tags point after the change (empty for a
+	// deletion), Previous where they pointed before (empty for a creation).
+	ShortDigest string
+	Previous    string
+	// DiffHref compares the two images of a move; empty otherwise.
+	DiffHref string
+	Changed  TimeView
+}
+
+// RecentChange is one recorded tag change as the home page needs it,
+// decoupled from the store.
+type RecentChange struct {
+	Registry, Repository, Tag string
+	Kind                      string
+	Digest, Previous          string
+	At                        time.Time
+}
+
+// RecentWindow is how close in time changes of one event are: the tags a
+// push or a rebuild moves are noticed by one listing, poll or hook burst.
+const RecentWindow = 10 * time.Minute
+
+// NewRecentItems groups recorded changes (newest first) into change events,
+// keeping at most limit of them. Nothing is regrouped by where tags point
+// now: an entry says what happened when it happened.
+func NewRecentItems(changes []RecentChange, limit int, now time.Time) []RecentItem {
+	var out []RecentItem
+	type open struct {
+		item   int
+		oldest time.Time
+	}
+	groups := map[string]open{}
+	for _, c := range changes {
+		key := c.Registry + "/" + c.Repository + "\x00" + c.Kind + "\x00" + c.Previous + "\x00" + c.Digest
+		if g, ok := groups[key]; ok && g.oldest.Sub(c.At) <= RecentWindow {
+			it := &out[g.item]
+			if !slices.ContainsFunc(it.Tags, func(l Link) bool { return l.Text == c.Tag }) {
+				it.Tags = append(it.Tags, Link{Text: c.Tag, Href: ImageHref(DisplayReference(c.Registry, c.Repository, c.Tag, ""))})
+			}
+			g.oldest = c.At
+			groups[key] = g
+			continue
+		}
+		if len(out) == limit {
+			continue
+		}
+		repo := DisplayRepository(c.Registry, c.Repository)
+		it := RecentItem{
+			Repository:     repo,
+			RepositoryHref: RepositoryHref(repo),
+			Kind:           c.Kind,
+			Tags:           []Link{{Text: c.Tag, Href: ImageHref(DisplayReference(c.Registry, c.Repository, c.Tag, ""))}},
+			ShortDigest:    analysis.ShortDigest(c.Digest),
+			Previous:       analysis.ShortDigest(c.Previous),
+			Changed:        NewTimeView(c.At, now),
+		}
+		switch {
+		case c.Digest == "":
+			it.Href = HistoryHref(repo, "")
+		default:
+			it.Href = ImageHref(DisplayReference(c.Registry, c.Repository, "", c.Digest))
+		}
+		if c.Kind == "moved" && c.Previous != "" && c.Digest != "" {
+			it.DiffHref = DiffHref(DisplayReference(c.Registry, c.Repository, "", c.Previous), DisplayReference(c.Registry, c.Repository, "", c.Digest))
+		}
+		groups[key] = open{item: len(out), oldest: c.At}
+		out = append(out, it)
+	}
+	for i := range out {
+		analysisSortLinks(out[i].Tags)
+	}
+	return out
+}
+
+// Summary says what happened, in words.
+func (r RecentItem) Summary() string {
+	switch r.Kind {
+	case "created":
+		return "new at"
+	case "deleted":
+		return "removed; it pointed at"
+	}
+	return "moved"
 }
 
 // analysisSortLinks orders tag links as analysis.SortTags orders tags.

@@ -3,6 +3,7 @@ package templates_test
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -261,12 +262,17 @@ func TestImagePageByDigestAndSinglePlatform(t *testing.T) {
 }
 
 func TestHomePage(t *testing.T) {
-	recent := templates.NewRecentItems([]templates.RecentTag{
-		{Registry: "ghcr.io", Repository: "acme/app", Tag: "latest", Digest: digest('b'), Previous: digest('a'), Changed: now.Add(-2 * time.Hour)},
-		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2.3", Digest: digest('b'), Changed: now.Add(-2 * time.Hour)},
-		{Registry: "docker.io", Repository: "library/alpine", Tag: "3.20", Digest: digest('c'), Changed: now.Add(-49 * time.Hour)},
-		{Registry: "docker.io", Repository: "library/debian", Tag: "12", Digest: digest('d'), Changed: now.Add(-50 * time.Hour)},
-	}, 2, now)
+	recent := templates.NewRecentItems([]templates.RecentChange{
+		// One push moved two tags (noticed a few seconds apart): one entry.
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "latest", Kind: "moved", Digest: digest('b'), Previous: digest('a'), At: now.Add(-2 * time.Hour)},
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2.3", Kind: "moved", Digest: digest('b'), Previous: digest('a'), At: now.Add(-2*time.Hour - 3*time.Second)},
+		// A tag that moved to the same image from elsewhere is another change.
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2", Kind: "moved", Digest: digest('b'), Previous: digest('e'), At: now.Add(-2*time.Hour - 4*time.Second)},
+		{Registry: "docker.io", Repository: "library/alpine", Tag: "3.19", Kind: "deleted", Previous: digest('c'), At: now.Add(-49 * time.Hour)},
+		{Registry: "docker.io", Repository: "library/debian", Tag: "12", Kind: "created", Digest: digest('d'), At: now.Add(-50 * time.Hour)},
+		// The same move as the first entry's, but a day earlier: its own entry.
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2.2", Kind: "moved", Digest: digest('b'), Previous: digest('a'), At: now.Add(-26 * time.Hour)},
+	}, 4, now)
 	page := templates.HomePage{
 		Meta:   templates.Meta{NoHeaderSearch: true},
 		Query:  "Bad Ref",
@@ -294,25 +300,40 @@ func TestHomePage(t *testing.T) {
 		t.Error("home page shows a second search box in the header")
 	}
 	items := byID(doc, "recent-item")
-	if items.Length() != 2 {
-		t.Fatalf("%d recent items, want 2 (grouped by image, limited)", items.Length())
+	if items.Length() != 4 {
+		t.Fatalf("%d recent items, want 4 (one per change event, limited)", items.Length())
 	}
 	var tags []string
 	items.First().Find("[data-testid=recent-tags] a").Each(func(_ int, s *goquery.Selection) { tags = append(tags, s.Text()) })
 	if !cmp.Equal(tags, []string{"latest", "2.3"}) {
 		t.Errorf("first item tags %v", tags)
 	}
-	if href, _ := items.First().Find("a.ref").Attr("href"); href != "/images/ghcr.io/acme/app:2.3" {
+	if href, _ := items.First().Find("a.ref").Attr("href"); href != "/repositories/ghcr.io/acme/app" {
 		t.Errorf("first item links to %q", href)
 	}
 	if got := items.First().Find(".digest-move").Text(); !strings.Contains(got, "sha256:aaaaaaaaaaaa") || !strings.Contains(got, "sha256:bbbbbbbbbbbb") {
 		t.Errorf("move %q", got)
 	}
-	if got := items.Eq(1).Find("a.ref").Text(); got != "alpine" {
-		t.Errorf("second item %q", got)
+	if href, _ := items.First().Find("[data-testid=recent-diff]").Attr("href"); href != "/diff?from=ghcr.io%2Facme%2Fapp%40"+url.QueryEscape(digest('a'))+"&to=ghcr.io%2Facme%2Fapp%40"+url.QueryEscape(digest('b')) {
+		t.Errorf("first item's diff link %q", href)
 	}
-	if got := items.Eq(1).Find("time").Text(); got != "2 days ago" {
-		t.Errorf("second item time %q", got)
+	if got := items.Eq(1).Find("[data-testid=recent-from]").Text(); got != "sha256:eeeeeeeeeeee" {
+		t.Errorf("second item moved from %q", got)
+	}
+	if got := items.Eq(2).Find("a.ref").Text(); got != "alpine" || items.Eq(2).AttrOr("data-kind", "") != "deleted" {
+		t.Errorf("third item %q (%s)", got, items.Eq(2).AttrOr("data-kind", ""))
+	}
+	if got := items.Eq(2).Find(".digest-move").Text(); !strings.Contains(got, "removed") || !strings.Contains(got, "sha256:cccccccccccc") {
+		t.Errorf("deletion %q", got)
+	}
+	if items.Eq(2).Find("[data-testid=recent-diff]").Length() != 0 {
+		t.Error("a deletion links a diff")
+	}
+	if got := items.Eq(2).Find("time").Text(); got != "2 days ago" {
+		t.Errorf("third item time %q", got)
+	}
+	if got := items.Eq(3).Find(".digest-move").Text(); !strings.Contains(got, "new at") {
+		t.Errorf("fourth item %q", got)
 	}
 	if got := byID(doc, "watched-item").Text(); !strings.Contains(got, "12 tags known") || !strings.Contains(got, "1 hour ago") {
 		t.Errorf("watched %q", got)

@@ -110,22 +110,22 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 		t.Errorf("base: %d tags in %d groups, want 7 in 3", list.TagCount, len(list.Groups))
 	}
 
-	recent, err := st.RecentTags(ctx, 100)
+	recent, err := st.RecentChanges(ctx, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	moved := 0
 	for _, r := range recent {
-		if r.Previous != "" {
+		if r.Kind == store.ChangeMoved {
 			moved++
 		}
-		if age := time.Since(r.Changed); age < time.Hour || age > 100*24*time.Hour {
+		if age := time.Since(r.At); age < time.Hour || age > 100*24*time.Hour {
 			t.Errorf("%s:%s changed %s ago, want the staged history of weeks", r.Repository, r.Tag, age.Round(time.Minute))
 		}
 	}
 	// base 3.20, 3 and latest moved at the rebuild; app 2 and latest at 2.3.
 	if moved != 5 {
-		t.Errorf("%d moved tags, want 5", moved)
+		t.Errorf("%d moves, want 5", moved)
 	}
 }
 

@@ -1,0 +1,328 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"imagebadger/analysis"
+	"imagebadger/store"
+)
+
+func desc(d string) analysis.Descriptor { return analysis.Descriptor{Digest: d, MediaType: "m"} }
+
+// summary writes a change as kind tag previous→digest, for comparisons.
+func summary(cs []store.TagChange) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, fmt.Sprintf("%s %s %s→%s", c.Kind, c.Tag, c.Previous, c.Digest))
+	}
+	return out
+}
+
+// TestHistoryRecordsEachChangeOnce: created, moved and deleted are each
+// recorded once, newest first; checks that change nothing add nothing; a
+// tag pushed again after its deletion is a new tag; pages follow each other
+// through the cursor without gaps or repeats.
+func TestHistoryRecordsEachChangeOnce(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	repo := analysis.Repository{Registry: "r.example", Name: "acme/app"}
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+
+	record(t, s, repo, "1", desc("sha256:a"), at(0), nil)
+	record(t, s, repo, "1", desc("sha256:a"), at(1), nil) // checked again
+	record(t, s, repo, "2", desc("sha256:a"), at(2), nil)
+	record(t, s, repo, "1", desc("sha256:b"), at(3), nil)
+	if c, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1", Previous: "sha256:a", At: at(4)}); !errors.Is(err, store.ErrTagMoved) || c.Previous != "sha256:b" {
+		t.Errorf("deletion from a stale digest = %+v, %v; want ErrTagMoved from sha256:b", c, err)
+	}
+	if c, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1", Previous: "sha256:b", At: at(5)}); err != nil || !c.Moved {
+		t.Fatalf("deletion = %+v, %v", c, err)
+	}
+	// Noticed again (a poll, a listing): nothing more is recorded.
+	if c, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1", At: at(6)}); err != nil || c.Moved {
+		t.Errorf("second deletion = %+v, %v; want nothing recorded", c, err)
+	}
+	// A tag never known is not "deleted".
+	if c, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "never", At: at(6)}); err != nil || c.Moved {
+		t.Errorf("deletion of an unknown tag = %+v, %v", c, err)
+	}
+	if _, err := s.Tag(ctx, repo, "never"); err == nil || !errors.Is(err, analysis.ErrNotFound) {
+		t.Errorf("unknown tag: %v", err)
+	} else if _, ok := analysis.DeletedTag(err); ok {
+		t.Errorf("an unknown tag reads as deleted: %v", err)
+	}
+
+	_, err := s.Tag(ctx, repo, "1")
+	d, ok := analysis.DeletedTag(err)
+	if !errors.Is(err, analysis.ErrNotFound) || !ok {
+		t.Fatalf("deleted tag reads %v, want not found with the deletion", err)
+	}
+	want := analysis.TagDeleted{Ref: repo.WithTag("1"), Digest: "sha256:b", At: at(5), Checked: at(6)}
+	if diff := cmp.Diff(want, *d); diff != "" {
+		t.Errorf("deletion (-want +got):\n%s", diff)
+	}
+	if msg, _ := analysis.PublicMessage(err); msg != "r.example/acme/app:1 was removed from its registry (noticed 26 Nov 2026 10:05 UTC); it last pointed at sha256:b" {
+		t.Errorf("message %q", msg)
+	}
+	if tags, _ := s.TagsAt(ctx, repo, "sha256:b"); len(tags) != 0 {
+		t.Errorf("a deleted tag is still listed at its digest: %v", tags)
+	}
+	rows, _ := s.RepositoryTags(ctx, repo)
+	if len(rows) != 1 || rows[0].Tag != "2" {
+		t.Errorf("repository tags after the deletion = %+v, want 2 alone", rows)
+	}
+
+	// Pushed again: a new tag.
+	if c := record(t, s, repo, "1", desc("sha256:c"), at(7), nil); c.Previous != "" || !c.Moved {
+		t.Errorf("tag pushed again = %+v, want new", c)
+	}
+	if st, err := s.Tag(ctx, repo, "1"); err != nil || st.Digest != "sha256:c" {
+		t.Errorf("tag pushed again reads %+v, %v", st, err)
+	}
+
+	all, more, err := s.History(ctx, store.HistoryQuery{Repo: repo, Limit: 50})
+	if err != nil || more {
+		t.Fatalf("history: more %v, %v", more, err)
+	}
+	wantAll := []string{"created 1 →sha256:c", "deleted 1 sha256:b→", "moved 1 sha256:a→sha256:b", "created 2 →sha256:a", "created 1 →sha256:a"}
+	if diff := cmp.Diff(wantAll, summary(all)); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+	if !all[0].At.Equal(at(7)) || !all[1].At.Equal(at(5)) || !all[4].At.Equal(at(0)) {
+		t.Errorf("times %v %v %v", all[0].At, all[1].At, all[4].At)
+	}
+	// Pages of 2 through the cursor give the same changes in the same order.
+	var paged []store.TagChange
+	var before int64
+	for range 10 {
+		page, more, err := s.History(ctx, store.HistoryQuery{Repo: repo, Limit: 2, Before: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, page...)
+		if !more {
+			break
+		}
+		before = page[len(page)-1].ID
+	}
+	if diff := cmp.Diff(summary(all), summary(paged)); diff != "" {
+		t.Errorf("paged history (-all +paged):\n%s", diff)
+	}
+	one, _, _ := s.History(ctx, store.HistoryQuery{Repo: repo, Tag: "2", Limit: 50})
+	if diff := cmp.Diff([]string{"created 2 →sha256:a"}, summary(one)); diff != "" {
+		t.Errorf("history of tag 2 (-want +got):\n%s", diff)
+	}
+	if known, _ := s.KnownRepository(ctx, repo); !known {
+		t.Error("repository with history is not known")
+	}
+	if known, _ := s.KnownRepository(ctx, analysis.Repository{Registry: "r.example", Name: "acme/other"}); known {
+		t.Error("a repository never seen is known")
+	}
+}
+
+// TestRecordTagsIsOneCompareAndSet: a batch is recorded whole or not at all.
+func TestRecordTagsIsOneCompareAndSet(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	repo := analysis.Repository{Registry: "r.example", Name: "acme/base"}
+	record(t, s, repo, "1", desc("sha256:a"), t0, nil)
+	record(t, s, repo, "1.0", desc("sha256:a"), t0, nil)
+	record(t, s, repo, "1.0", desc("sha256:z"), t0, nil) // moved behind the caller's back
+	checks, err := s.RecordTags(ctx, []store.TagRecord{
+		{Repo: repo, Tag: "1", Previous: "sha256:a", To: desc("sha256:b"), At: t0.Add(time.Minute)},
+		{Repo: repo, Tag: "1.0", Previous: "sha256:a", To: desc("sha256:b"), At: t0.Add(time.Minute)},
+	})
+	if !errors.Is(err, store.ErrTagMoved) || len(checks) != 2 || checks[1].Previous != "sha256:z" {
+		t.Fatalf("batch with a stale tag = %+v, %v; want ErrTagMoved naming sha256:z", checks, err)
+	}
+	if st, _ := s.Tag(ctx, repo, "1"); st.Digest != "sha256:a" {
+		t.Errorf("a refused batch moved tag 1 to %s", st.Digest)
+	}
+	checks, err = s.RecordTags(ctx, []store.TagRecord{
+		{Repo: repo, Tag: "1", Previous: "sha256:a", To: desc("sha256:b"), At: t0.Add(time.Minute)},
+		{Repo: repo, Tag: "1.0", Previous: "sha256:z", To: desc("sha256:b"), At: t0.Add(time.Minute)},
+	})
+	if err != nil || !checks[0].Moved || !checks[1].Moved {
+		t.Fatalf("batch = %+v, %v", checks, err)
+	}
+	hist, _, _ := s.History(ctx, store.HistoryQuery{Repo: repo, Limit: 2})
+	if diff := cmp.Diff([]string{"moved 1.0 sha256:z→sha256:b", "moved 1 sha256:a→sha256:b"}, summary(hist)); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
+// TestMigrationCarriesMovesOver: a database made by the migrations before
+// this one, with moves in tag_history, opens with every move in the new
+// history (same order, kinds from the old digest), and its repositories
+// searchable.
+func TestMigrationCarriesMovesOver(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("migrations/000[1-7]_*.sql")
+	sort.Strings(files)
+	if len(files) != 7 {
+		t.Fatalf("found %d migrations before 0008", len(files))
+	}
+	for i, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, filepath.Base(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, row := range []struct {
+		tag      string
+		old, new any
+		at       int64
+	}{{"1", nil, "sha256:a", 1000}, {"1", "sha256:a", "sha256:b", 2000}, {"2", nil, "sha256:b", 3000}} {
+		if _, err := db.Exec(`INSERT INTO tag_history (registry, repository, tag, old_digest, new_digest, moved_at) VALUES ('r.example', 'Acme/App', ?, ?, ?, ?)`,
+			row.tag, row.old, row.new, row.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := open(t, path)
+	repo := analysis.Repository{Registry: "r.example", Name: "Acme/App"}
+	hist, _, err := s.History(ctx, store.HistoryQuery{Repo: repo, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"created 2 →sha256:b", "moved 1 sha256:a→sha256:b", "created 1 →sha256:a"}, summary(hist)); diff != "" {
+		t.Errorf("carried-over history (-want +got):\n%s", diff)
+	}
+	if got, _ := s.TagsEverAt(ctx, repo, []string{"sha256:a"}); !cmp.Equal(got, []string{"1"}) {
+		t.Errorf("tags ever at sha256:a = %v", got)
+	}
+	found, err := s.Search(ctx, "acme/ap", 10)
+	if err != nil || len(found) != 1 || found[0].Repo != repo || !found[0].Changed.Equal(time.UnixMilli(3000).UTC()) {
+		t.Errorf("search after the migration = %+v, %v", found, err)
+	}
+}
+
+// TestDedupKeyAndAudience: an event with a key already stored is not
+// stored or delivered again, and takes the newer payload while unsent;
+// audiences pick tag or repository-wide subscriptions.
+func TestDedupKeyAndAudience(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addSub(t, s, "sub_tag", "1.0", store.SubscriptionActive)
+	addSub(t, s, "sub_repo", "", store.SubscriptionActive)
+	ev := func(id, tag string, aud store.Audience, key, payload string) store.Event {
+		return store.Event{ID: id, Type: "base.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
+			Payload: []byte(payload), Audience: aud, DedupKey: key}
+	}
+	record(t, s, subRepo, "x", desc("sha256:1"), t0, []store.Event{
+		ev("msg_tag", "1.0", store.AudienceTag, "k-tag", `{"n":1}`),
+		ev("msg_repo", "", store.AudienceRepository, "k-repo", `{"n":1}`),
+	})
+	record(t, s, subRepo, "y", desc("sha256:1"), t0, []store.Event{
+		ev("msg_tag_again", "1.0", store.AudienceTag, "k-tag", `{"n":2}`),
+		ev("msg_repo_again", "", store.AudienceRepository, "k-repo", `{"n":2}`),
+	})
+	got := deliveredTo(t, s, "sub_tag", "sub_repo")
+	want := map[string][]string{"sub_tag": {"msg_tag"}, "sub_repo": {"msg_repo"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	claims, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Second), time.Minute, 10, 0, nil)
+	if err != nil || len(claims) != 2 {
+		t.Fatalf("claims = %d, %v", len(claims), err)
+	}
+	for _, c := range claims {
+		if string(c.Payload) != `{"n":2}` {
+			t.Errorf("%s carries %s, want the newer payload", c.WebhookID, c.Payload)
+		}
+	}
+	// Once claimed, what is being sent is left alone: a later duplicate
+	// changes nothing, and the retry sends what the first attempt sent.
+	record(t, s, subRepo, "z", desc("sha256:1"), t0, []store.Event{ev("msg_tag_3", "1.0", store.AudienceTag, "k-tag", `{"n":3}`)})
+	for _, c := range claims {
+		if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: c.ID, Owner: "w", StartedAt: t0.Add(time.Second),
+			StatusCode: 500, Error: "500", NextAttemptAt: t0.Add(2 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Minute), time.Minute, 10, 0, nil)
+	if err != nil || len(again) != 2 {
+		t.Fatalf("second claims = %d, %v", len(again), err)
+	}
+	for _, c := range again {
+		if string(c.Payload) != `{"n":2}` {
+			t.Errorf("retry of %s carries %s, want what the first attempt sent", c.WebhookID, c.Payload)
+		}
+	}
+}
+
+// TestSearchFindsPartsOfNames: any part of at least two characters,
+// case-insensitive, best matches first; LIKE's wildcards are plain
+// characters.
+func TestSearchFindsPartsOfNames(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	names := []string{"acme/app", "acme/app-worker", "acme/webapp", "other/application", "acme/base", "x/a_b", "x/axb"}
+	for i, n := range names {
+		record(t, s, analysis.Repository{Registry: "r.example", Name: n}, "1", desc("sha256:a"), t0.Add(time.Duration(i)*time.Minute), nil)
+	}
+	record(t, s, analysis.Repository{Registry: "r.example", Name: "acme/app"}, "2", desc("sha256:b"), t0.Add(time.Hour), nil)
+	search := func(term string) []string {
+		t.Helper()
+		rs, err := s.Search(ctx, term, 10)
+		if err != nil {
+			t.Fatalf("search %q: %v", term, err)
+		}
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Repo.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		term string
+		want []string
+	}{
+		// The name whose last part is the term, then parts starting with
+		// it, then the rest; each by latest change.
+		{"app", []string{"acme/app", "other/application", "acme/app-worker", "acme/webapp"}},
+		{"APP", []string{"acme/app", "other/application", "acme/app-worker", "acme/webapp"}},
+		{"pp", []string{"acme/app", "other/application", "acme/webapp", "acme/app-worker"}},
+		{"se", []string{"acme/base"}},
+		{"a_b", []string{"x/a_b"}},
+		{"r.example/acme/b", []string{"acme/base"}},
+		{"nothing", nil},
+		{"ü!", nil},
+	} {
+		if got := search(tc.term); !cmp.Equal(got, tc.want) {
+			t.Errorf("search %q = %v, want %v", tc.term, got, tc.want)
+		}
+	}
+	rs, _ := s.Search(ctx, "acme/app", 1)
+	if len(rs) != 1 || rs[0].Tag != "2" || rs[0].TagCount != 2 || !rs[0].Changed.Equal(t0.Add(time.Hour)) {
+		t.Errorf("acme/app = %+v, want tag 2 (changed last) of 2, changed %s", rs, t0.Add(time.Hour))
+	}
+	if _, err := s.Search(ctx, "a", 10); !errors.Is(err, analysis.ErrInvalidRequest) {
+		t.Errorf("one-character term: %v", err)
+	}
+}
