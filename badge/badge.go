@@ -73,6 +73,10 @@ const (
 	// TextNotGiven: the image is known but lacks the value (no revision
 	// label, no parent).
 	TextNotGiven = "not given"
+	// TextTagRemoved: the tag was deleted from its registry, as this
+	// service recorded it; a README badge of a removed tag says so rather
+	// than "not found", which would suggest a typo.
+	TextTagRemoved = "tag removed"
 )
 
 // Length caps, in characters, so that a hostile label cannot make a badge
@@ -99,7 +103,7 @@ func label(kind Kind) string {
 }
 
 // Missing returns the grey badge of kind saying text (TextNotFound,
-// TextNotFoundYet, TextNotGiven, or a short reason).
+// TextNotFoundYet, TextNotGiven, TextTagRemoved, or a short reason).
 func Missing(kind Kind, text string) Badge {
 	return Badge{Left: label(kind), Right: Clean(text, MaxRight), Color: ColorMissing}
 }

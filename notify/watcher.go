@@ -99,7 +99,10 @@ const queueSize = 256
 type refreshRequest struct {
 	ref    analysis.Reference
 	digest string
-	tries  int
+	// deleted marks a hook's deletion of ref: the tag (or every tag at the
+	// digest) is checked, and looked at again while it still resolves.
+	deleted bool
+	tries   int
 }
 
 // hookRetries are the waits before looking again at a tag that does not yet
@@ -137,8 +140,16 @@ func (w *Watcher) Refresh(ref analysis.Reference, digest string) bool {
 	return w.enqueue(refreshRequest{ref: ref, digest: digest})
 }
 
+// Deleted asks for the tags a hook says were deleted to be checked soon:
+// ref's tag, or for a reference by digest every known tag pointing at that
+// digest, so their deletion is recorded without waiting for a poll. Like
+// Refresh, it never blocks and reports false when the request was dropped.
+func (w *Watcher) Deleted(ref analysis.Reference) bool {
+	return w.enqueue(refreshRequest{ref: ref, deleted: true})
+}
+
 func (w *Watcher) enqueue(r refreshRequest) bool {
-	key := r.ref.String() + "@" + r.digest
+	key := r.key()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.queued[key] {
@@ -189,23 +200,53 @@ func (w *Watcher) serveQueue(ctx context.Context) {
 			return
 		case r := <-w.queue:
 			w.mu.Lock()
-			delete(w.queued, r.ref.String()+"@"+r.digest)
+			delete(w.queued, r.key())
 			w.mu.Unlock()
-			w.check(ctx, r.ref)
+			if r.deleted && r.ref.Digest != "" {
+				w.checkDeletedDigest(ctx, r.ref)
+			} else {
+				w.check(ctx, r.ref)
+			}
 			w.wake()
 			w.again(ctx, r)
 		}
 	}
 }
 
-// again queues another look at a hook's tag that does not point at the
-// digest the hook named yet, after a growing wait, until the tries run out.
-func (w *Watcher) again(ctx context.Context, r refreshRequest) {
-	waits := hookRetries()
-	if r.digest == "" || r.ref.Tag == "" || r.ref.Digest != "" || r.tries >= len(waits) {
+func (r refreshRequest) key() string {
+	k := r.ref.String() + "@" + r.digest
+	if r.deleted {
+		k += "\x00deleted"
+	}
+	return k
+}
+
+// checkDeletedDigest checks every known tag of ref's repository that points
+// at ref's digest: a manifest deleted by digest takes its tags with it.
+func (w *Watcher) checkDeletedDigest(ctx context.Context, ref analysis.Reference) {
+	tags, err := w.store.TagsAt(ctx, ref.Repository, ref.Digest)
+	if err != nil {
+		w.log.Warn("watcher: tags of a deleted digest", "image", ref.String(), "err", err)
 		return
 	}
-	if st, err := w.store.Tag(ctx, r.ref.Repository, r.ref.Tag); err == nil && st.Digest == r.digest {
+	for _, t := range tags {
+		w.check(ctx, ref.Repository.WithTag(t))
+	}
+}
+
+// again queues another look at a hook's tag that does not point at the
+// digest the hook named yet (or, for a deletion, still resolves), after a
+// growing wait, until the tries run out.
+func (w *Watcher) again(ctx context.Context, r refreshRequest) {
+	waits := hookRetries()
+	if r.ref.Tag == "" || r.ref.Digest != "" || r.tries >= len(waits) || (r.digest == "" && !r.deleted) {
+		return
+	}
+	st, err := w.store.Tag(ctx, r.ref.Repository, r.ref.Tag)
+	if r.deleted && err != nil {
+		return // recorded as deleted (or unknown): done
+	}
+	if !r.deleted && err == nil && st.Digest == r.digest {
 		return
 	}
 	r.tries++

@@ -97,7 +97,8 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
 
 // badgeFailure answers a badge whose report could not be had. Badges are
 // images in other sites' pages, so even failures are grey badges answered
-// with 200: an unknown image is "not found" as docs/API.md says (a registry that
+// with 200: a deleted tag is "tag removed" (answered from the store, without
+// asking the registry), an unknown image is "not found" as docs/API.md says (a registry that
 // wants credentials counts as one, as Docker Hub answers so for missing
 // repositories), and a registry failure says what failed, uncached. A
 // non-2xx answer would show as a broken image wherever an image proxy
@@ -105,6 +106,10 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
 // mistakes in the URL and internal errors get the JSON error.
 func (s *Server) badgeFailure(w http.ResponseWriter, r *http.Request, kind badge.Kind, err error) error {
 	var text string
+	if _, deleted := analysis.DeletedTag(err); deleted {
+		s.writeBadge(w, r, http.StatusOK, badgeCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextTagRemoved)}))
+		return nil
+	}
 	switch {
 	case errors.Is(err, images.ErrNotYet), errors.Is(err, images.ErrBusy):
 		s.writeBadge(w, r, http.StatusOK, badgeNoCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextNotFoundYet)}))

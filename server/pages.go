@@ -33,6 +33,11 @@ const (
 	recentChangeRows = 200
 	// searchOnPage is how many search results a page shows.
 	searchOnPage = 20
+	// historyOnImagePage is how many of a tag's latest changes its image
+	// page lists; removedOnRepositoryPage how many removed tags a
+	// repository page names.
+	historyOnImagePage      = 5
+	removedOnRepositoryPage = 20
 	// maxPooledPage is the largest render buffer kept for reuse.
 	maxPooledPage = 1 << 20
 	// groupsWithSizes bounds how many tag groups of a repository page get
@@ -106,7 +111,10 @@ func (s *Server) pageRoutes() {
 	r.Handle("/", s.handle("page_home", s.homePage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/images/{reference:.+}/refresh", cop.Handler(s.handle("page_refresh", s.refreshPage))).Methods(http.MethodPost)
 	r.Handle("/images/{reference:.+}", s.handle("page_image", s.imagePage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/repositories/{repository:.+}/history", s.handle("page_history", s.historyPage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/repositories/{repository:.+}", s.handle("page_repository", s.repositoryPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/diff", s.handle("page_diff", s.diffPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/search", s.handle("page_search", s.searchPage)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").Handler(s.staticFiles()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/favicon.ico", http.RedirectHandler("/static/favicon.svg", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 }
@@ -305,7 +313,17 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	if body, ok := s.responses.get(key, version); ok {
 		return s.writePage(w, http.StatusOK, body)
 	}
-	page := templates.NewImagePage(a.Report, platform, opt)
+	// The tag's latest changes: they change only with the repository's
+	// stamp, which the answer's version holds, so the kept page stays true.
+	var history []templates.TagChange
+	if ref.Tag != "" {
+		changes, _, err := s.store.History(r.Context(), store.HistoryQuery{Repo: ref.Repository, Tag: ref.Tag, Limit: historyOnImagePage})
+		if err != nil {
+			return err
+		}
+		history = tagChanges(changes)
+	}
+	page := templates.NewImagePage(a.Report, platform, history, opt)
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
 
@@ -353,7 +371,11 @@ func (s *Server) repositoryPage(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	sizes := s.images.Platforms(ctx, repo, digests)
-	page := templates.NewRepositoryPage(list, sizes, s.pages.options())
+	removed, err := s.store.Deleted(r.Context(), repo, removedOnRepositoryPage)
+	if err != nil {
+		return err
+	}
+	page := templates.NewRepositoryPage(list, sizes, removed, s.pages.options())
 	return s.render(w, r, http.StatusOK, templates.Repository(page))
 }
 
@@ -404,18 +426,28 @@ func isMachineRequest(r *http.Request) bool {
 // writeErrorPage answers a failed page request with a friendly page and the
 // status code the error maps to; msg is the public message.
 func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err error, status int, msg string) {
+	if d, ok := analysis.DeletedTag(err); ok {
+		page := templates.NewTagRemovedPage(d, s.pages.options())
+		page.Status = status
+		s.renderErrorPage(w, r, page)
+		return
+	}
 	heading, text := errorText(err, status, msg)
 	s.renderError(w, r, status, heading, text)
 }
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
-	page := templates.ErrorPage{
+	s.renderErrorPage(w, r, templates.ErrorPage{
 		Meta:    templates.Meta{Title: heading, BaseURL: s.pages.baseURL, NoHeaderSearch: true},
 		Status:  status,
 		Heading: heading,
 		Message: text,
-	}
-	if ref, ok := mux.Vars(r)["reference"]; ok {
+	})
+}
+
+func (s *Server) renderErrorPage(w http.ResponseWriter, r *http.Request, page templates.ErrorPage) {
+	status, text := page.Status, page.Message
+	if ref, ok := mux.Vars(r)["reference"]; ok && page.Query == "" {
 		page.Query = ref
 	}
 	if err := s.render(w, r, status, templates.Error(page)); err != nil {
@@ -447,4 +479,80 @@ func errorText(err error, status int, msg string) (heading, text string) {
 		return "Bad request", msg
 	}
 	return "Something went wrong", "The page could not be shown. The error has been logged; please try again later."
+}
+
+// tagChanges turns stored changes into the pages' view of them.
+func tagChanges(cs []store.TagChange) []templates.TagChange {
+	out := make([]templates.TagChange, len(cs))
+	for i, c := range cs {
+		out[i] = templates.TagChange{Tag: c.Tag, Kind: c.Kind, Digest: c.Digest, Previous: c.Previous, At: c.At}
+	}
+	return out
+}
+
+// historyPage answers /repositories/{repository}/history[?tag=&before=]:
+// one page of the recorded changes, newest first.
+func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) error {
+	raw := mux.Vars(r)["repository"]
+	repo, err := analysis.ParseRepository(raw)
+	if err != nil {
+		return err
+	}
+	if canon := repo.Short(); canon != raw {
+		redirectTo(w, r, templates.HistoryHref(canon, ""))
+		return nil
+	}
+	q, err := s.historyQuery(r)
+	if err != nil {
+		return err
+	}
+	changes, more, err := s.store.History(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if more {
+		next = strconv.FormatInt(changes[len(changes)-1].ID, 10)
+	}
+	page := templates.NewHistoryPage(repo.Registry, repo.Name, q.Tag, tagChanges(changes), next, q.Before > 0, s.pages.options())
+	return s.render(w, r, http.StatusOK, templates.History(page))
+}
+
+// diffPage answers /diff?from=&to=[&platform=]: the diff API's answer as a
+// page.
+func (s *Server) diffPage(w http.ResponseWriter, r *http.Request) error {
+	from, to, platform, err := diffQuery(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.images.Diff(r.Context(), from, to, platform, images.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	page := templates.NewDiffPage(c.Diff, c.From, c.To, s.pages.options())
+	return s.render(w, r, http.StatusOK, templates.Diff(page))
+}
+
+// searchPage answers /search?q=: the known repositories whose name holds
+// the term.
+func (s *Server) searchPage(w http.ResponseWriter, r *http.Request) error {
+	opt := s.pages.options()
+	page := templates.HomePage{Meta: templates.Meta{Title: "Search", BaseURL: opt.BaseURL}, Query: cleanQuery(r.URL.Query().Get("q"))}
+	status := http.StatusOK
+	switch {
+	case page.Query == "":
+	case len(page.Query) < store.MinSearchTerm:
+		page.Error = fmt.Sprintf("Type at least %d characters of a repository's name.", store.MinSearchTerm)
+		status = http.StatusBadRequest
+	default:
+		results, err := s.search(r, page.Query, searchOnPage)
+		if err != nil {
+			return err
+		}
+		page.Results = templates.NewSearchItems(results, opt.Now)
+		if ref, err := analysis.ParseReference(page.Query); err == nil {
+			page.InspectHref = templates.ImageHref(canonicalRef(ref))
+		}
+	}
+	return s.render(w, r, status, templates.SearchPage(page))
 }

@@ -38,6 +38,7 @@ import (
 type hookStack struct {
 	url      string
 	registry string
+	reg      *faultreg.Registry
 	store    *store.Store
 	watcher  *notify.Watcher
 }
@@ -83,7 +84,7 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	})
 	hs := httptest.NewServer(apispec.Handler(t, srv))
 	t.Cleanup(hs.Close)
-	return &hookStack{url: hs.URL, registry: reg.Host, store: st, watcher: watcher}
+	return &hookStack{url: hs.URL, registry: reg.Host, reg: reg, store: st, watcher: watcher}
 }
 
 // push pushes a new random image to ref and returns its digest.

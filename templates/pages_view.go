@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -193,19 +194,33 @@ type RepositoryPage struct {
 	TagCount   int
 	Checked    TimeView
 	Groups     []GroupView
+	// HistoryHref is the repository's tag history; Removed its tags that
+	// the registry no longer has, newest removal first.
+	HistoryHref string
+	Removed     []RemovedTag
+}
+
+// RemovedTag is a deleted tag as the repository page mentions it.
+type RemovedTag struct {
+	Tag     Link
+	Removed TimeView
 }
 
 // GroupView is a set of tags sharing one digest.
 type GroupView struct {
 	// Title names the group by its most specific tag (or short digest).
-	Title       string
-	Href        string
-	Digest      string
-	ShortDigest string
-	MediaType   string
-	Tags        []Link
-	Platforms   []PlatformSize
-	Created     TimeView
+	Title string
+	// CompareHref is the diff against the next older group; empty for
+	// the oldest.
+	CompareHref  string
+	CompareTitle string
+	Href         string
+	Digest       string
+	ShortDigest  string
+	MediaType    string
+	Tags         []Link
+	Platforms    []PlatformSize
+	Created      TimeView
 }
 
 // PlatformSize is one platform of a group with its download size, when known.
@@ -219,9 +234,9 @@ type PlatformSize struct {
 // caller; missing entries show the platform without a size.
 type GroupSizes map[string][]analysis.Platform
 
-// NewRepositoryPage builds the repository page from a tag listing and the
-// platform reports found for its digests.
-func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, opt Options) RepositoryPage {
+// NewRepositoryPage builds the repository page from a tag listing, the
+// platform reports found for its digests, and its removed tags.
+func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, removed []analysis.TagDeleted, opt Options) RepositoryPage {
 	repo := DisplayRepository(list.Registry, list.Repository)
 	p := RepositoryPage{
 		Meta: Meta{
@@ -229,11 +244,15 @@ func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, opt Options) Re
 			Description: "Tags of " + repo + " grouped by the image they point at.",
 			BaseURL:     opt.BaseURL,
 		},
-		Repository: repo,
-		Href:       RepositoryHref(repo),
-		Registry:   list.Registry,
-		TagCount:   list.TagCount,
-		Checked:    NewTimeView(list.CheckedAt, opt.Now),
+		Repository:  repo,
+		Href:        RepositoryHref(repo),
+		Registry:    list.Registry,
+		TagCount:    list.TagCount,
+		Checked:     NewTimeView(list.CheckedAt, opt.Now),
+		HistoryHref: HistoryHref(repo, ""),
+	}
+	for _, d := range removed {
+		p.Removed = append(p.Removed, RemovedTag{Tag: Link{Text: d.Ref.Tag, Href: HistoryHref(repo, d.Ref.Tag)}, Removed: NewTimeView(d.At, opt.Now)})
 	}
 	for _, g := range list.Groups {
 		tags := sortTags(g.Tags)
@@ -273,6 +292,13 @@ func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, opt Options) Re
 		}
 		p.Groups = append(p.Groups, gv)
 	}
+	// Groups are newest first: each links the diff from the next older one.
+	for i := 0; i+1 < len(p.Groups); i++ {
+		older := p.Groups[i+1]
+		p.Groups[i].CompareTitle = older.Title
+		p.Groups[i].CompareHref = DiffHref(DisplayReference(list.Registry, list.Repository, "", older.Digest),
+			DisplayReference(list.Registry, list.Repository, "", p.Groups[i].Digest))
+	}
 	return p
 }
 
@@ -289,9 +315,32 @@ type ErrorPage struct {
 	Message string
 	// Query, when set, pre-fills a search box so the person can try again.
 	Query string
+	// Links are ways on from here (for a removed tag: the image it pointed
+	// at, its history).
+	Links []Link
 }
 
 // StatusText is the status line shown small above the heading.
 func (e ErrorPage) StatusText() string {
 	return "Error " + strconv.Itoa(e.Status)
+}
+
+// NewTagRemovedPage is the page of a tag its registry no longer has: when
+// the removal was noticed, where the tag last pointed (whose image is still
+// readable by digest), and its history.
+func NewTagRemovedPage(d *analysis.TagDeleted, opt Options) ErrorPage {
+	ref := DisplayReference(d.Ref.Registry, d.Ref.Name, d.Ref.Tag, "")
+	repo := DisplayRepository(d.Ref.Registry, d.Ref.Name)
+	at := NewTimeView(d.At, opt.Now)
+	return ErrorPage{
+		Meta:    Meta{Title: ref + " removed", BaseURL: opt.BaseURL, NoHeaderSearch: true},
+		Heading: "Tag removed",
+		Message: fmt.Sprintf("%s was removed from its registry %s (%s). It last pointed at %s.", ref, at.Relative, at.Absolute, d.Digest),
+		Query:   ref,
+		Links: []Link{
+			{Text: "The image it pointed at, " + analysis.ShortDigest(d.Digest), Href: ImageHref(DisplayReference(d.Ref.Registry, d.Ref.Name, "", d.Digest))},
+			{Text: "History of " + d.Ref.Tag, Href: HistoryHref(repo, d.Ref.Tag)},
+			{Text: "All tags of " + repo, Href: RepositoryHref(repo)},
+		},
+	}
 }

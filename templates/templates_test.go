@@ -92,7 +92,7 @@ func report() *analysis.Report {
 }
 
 func TestImagePage(t *testing.T) {
-	page := templates.NewImagePage(report(), "", opts())
+	page := templates.NewImagePage(report(), "", nil, opts())
 	doc := render(t, templates.Image(page))
 
 	if got := byID(doc, "reference").Text(); got != "ghcr.io/acme/app:2.3" {
@@ -216,7 +216,7 @@ func TestImagePagePlatform(t *testing.T) {
 		{"windows/amd64", "linux/amd64", "This image has no windows/amd64 platform; showing linux/amd64 instead."},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
-			page := templates.NewImagePage(report(), tc.want, opts())
+			page := templates.NewImagePage(report(), tc.want, nil, opts())
 			doc := render(t, templates.Image(page))
 			if got := byID(doc, "platform-current").Text(); got != tc.shown {
 				t.Errorf("shown %q, want %q", got, tc.shown)
@@ -246,7 +246,7 @@ func TestImagePageByDigestAndSinglePlatform(t *testing.T) {
 	rep.Platforms = rep.Platforms[:1]
 	rep.Platforms[0].Parent = nil
 	rep.Platforms[0].Metadata = analysis.Metadata{}
-	doc := render(t, templates.Image(templates.NewImagePage(rep, "", opts())))
+	doc := render(t, templates.Image(templates.NewImagePage(rep, "", nil, opts())))
 	if got := byID(doc, "reference").Text(); got != "alpine@"+digest('i') {
 		t.Errorf("reference %q", got)
 	}
@@ -350,7 +350,7 @@ func TestRepositoryPage(t *testing.T) {
 		},
 	}
 	sizes := templates.GroupSizes{digest('b'): {{Platform: "linux/amd64", DownloadSize: 3_400_000, LayerCount: 1}}}
-	doc := render(t, templates.Repository(templates.NewRepositoryPage(list, sizes, opts())))
+	doc := render(t, templates.Repository(templates.NewRepositoryPage(list, sizes, nil, opts())))
 	if got := byID(doc, "tag-count").Text(); got != "4 tags on 2 images" {
 		t.Errorf("count %q", got)
 	}
@@ -481,7 +481,7 @@ func BenchmarkRenderImagePage(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf.Reset()
-		page := templates.NewImagePage(rep, "", opts())
+		page := templates.NewImagePage(rep, "", nil, opts())
 		if err := templates.Image(page).Render(context.Background(), &buf); err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 // Command imagebadger is the whole service in one binary: the web service
 // (serve, the default), one-off inspection of an image (inspect), tag listing
-// (tags) and a self-contained demonstration (demo). All wiring happens here;
+// (tags), what changed between two images (diff) and a self-contained
+// demonstration (demo). All wiring happens here;
 // the packages take explicit values and hold no global configuration.
 package main
 
@@ -59,8 +60,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	cfg.register(fs)
 	var jsonOut bool
-	if cmd == "inspect" || cmd == "tags" {
+	var platform string
+	if cmd == "inspect" || cmd == "tags" || cmd == "diff" {
 		fs.BoolVar(&jsonOut, "json", false, "print the JSON report instead of a table")
+	}
+	if cmd == "diff" {
+		fs.StringVar(&platform, "platform", "", "the platform to compare, os/arch[/variant] (default linux/amd64)")
 	}
 	if err := cfg.fromEnv(fs, getenv); err != nil {
 		return usageError{err.Error()}
@@ -94,13 +99,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return inspect(ctx, cfg, fs.Arg(0), jsonOut, stdout, tmp)
 		}
 		return tags(ctx, cfg, fs.Arg(0), jsonOut, stdout, tmp)
+	case "diff":
+		if fs.NArg() != 2 {
+			return usageError{"usage: imagebadger diff [--json] [--platform P] FROM TO"}
+		}
+		tmp, err := os.MkdirTemp("", "imagebadger-diff-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		return diff(ctx, cfg, fs.Arg(0), fs.Arg(1), platform, jsonOut, stdout, tmp)
 	case "demo":
 		if fs.NArg() != 0 {
 			return usageError{"demo takes no arguments"}
 		}
 		return runDemo(ctx, cfg, stdout, stderr)
 	default:
-		return usageError{fmt.Sprintf("unknown command %q (want serve, inspect, tags or demo)", cmd)}
+		return usageError{fmt.Sprintf("unknown command %q (want serve, inspect, tags, diff or demo)", cmd)}
 	}
 }
 
@@ -149,7 +164,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 func (c *Config) fromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "json" {
+		if f.Name == "json" || f.Name == "platform" {
 			return
 		}
 		env := "IMAGEBADGER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
