@@ -303,11 +303,13 @@ func TestSearchFindsPartsOfNames(t *testing.T) {
 		term string
 		want []string
 	}{
-		// The name whose last part is the term, then parts starting with
-		// it, then the rest; each by latest change.
-		{"app", []string{"acme/app", "other/application", "acme/app-worker", "acme/webapp"}},
-		{"APP", []string{"acme/app", "other/application", "acme/app-worker", "acme/webapp"}},
-		{"pp", []string{"acme/app", "other/application", "acme/webapp", "acme/app-worker"}},
+		// Names whose last part starts with the term, in name order (the
+		// exact one first), then the others, most recently known first.
+		{"app", []string{"acme/app", "acme/app-worker", "other/application", "acme/webapp"}},
+		{"APP", []string{"acme/app", "acme/app-worker", "other/application", "acme/webapp"}},
+		{"pp", []string{"other/application", "acme/webapp", "acme/app-worker", "acme/app"}},
+		{"acme/app", []string{"acme/app", "acme/app-worker"}},
+		{"acme/", []string{"acme/base", "acme/webapp", "acme/app-worker", "acme/app"}},
 		{"se", []string{"acme/base"}},
 		{"a_b", []string{"x/a_b"}},
 		{"r.example/acme/b", []string{"acme/base"}},
