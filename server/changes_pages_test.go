@@ -5,9 +5,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"imagebadger/templates"
 )
@@ -23,8 +25,10 @@ func pushChangeFamily(t *testing.T, s *pageStack) (base, v22, v23 v1.Image) {
 	}
 	base = familyImage(t, nil, 3, nil)
 	pagePush(t, base, s.reg+"/acme/base:1")
-	v22 = familyImage(t, base, 1, labels("2.2.7", "3f9a1c5e7b2d"))
-	v23 = familyImage(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b"))
+	// Built a few weeks apart: the repository page orders its groups by
+	// creation, newest first.
+	v22 = must(mutate.CreatedAt(familyImage(t, base, 1, labels("2.2.7", "3f9a1c5e7b2d")), v1.Time{Time: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}))
+	v23 = must(mutate.CreatedAt(familyImage(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b")), v1.Time{Time: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}))
 	pagePush(t, v22, s.reg+"/acme/app:2.2", s.reg+"/acme/app:latest")
 	pagePush(t, v23, s.reg+"/acme/app:2.3")
 	for _, ref := range []string{"acme/base:1", "acme/app:2.2", "acme/app:latest", "acme/app:2.3"} {
