@@ -444,3 +444,33 @@ func TestSearchAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestPollNoticesADeletedTag: the watcher's poll of a subscribed tag that
+// the registry no longer has records its deletion, once.
+func TestPollNoticesADeletedTag(t *testing.T) {
+	s := newHookStack(t, hookOptions{allowPrivate: true})
+	ref := s.registry + "/acme/app:1.0"
+	img := familyImage(t, nil, 1, nil)
+	pagePush(t, img, ref)
+	rc := newHookReceiver(t)
+	sub := s.subscribe(t, rc, ref, "/app", "image.updated")
+	if err := crane.Delete(ref); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		time.Sleep(2 * time.Millisecond) // a new round begins after the last check
+		if err := s.watcher.Poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDeleted(t, s, ref)
+	var h history
+	getJSON(t, s.url+"/api/v1/repositories/"+s.registry+"/acme/app/history", &h)
+	if diff := cmp.Diff([]string{"deleted 1.0 " + short(img) + "→null", "created 1.0 null→" + short(img)}, h.summary()); diff != "" {
+		t.Errorf("history after two polls (-want +got):\n%s", diff)
+	}
+	// A deleted tag gives no event.
+	if got := rc.payloads(t, sub.Secret, "/app", "image.updated"); len(got) != 0 {
+		t.Errorf("%d image.updated for a deletion", len(got))
+	}
+}

@@ -488,3 +488,48 @@ func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
 		t.Errorf("older entries changed (-before +after):\n%s", diff)
 	}
 }
+
+// TestImageUpdatedCarriesTheDiffOfTheMove: a subscriber of a tag gets, with
+// its image.updated, the diff of the move (data.changes) and which
+// platforms changed (data.image.platforms); the expectations are crane's
+// reading of the two images pushed.
+func TestImageUpdatedCarriesTheDiffOfTheMove(t *testing.T) {
+	s := newHookStack(t, hookOptions{allowPrivate: true})
+	ref := s.registry + "/acme/app:2"
+	base := familyImage(t, nil, 2, nil)
+	old := familyImage(t, base, 1, map[string]string{"org.opencontainers.image.version": "2.2.7"})
+	pagePush(t, old, ref)
+	rc := newHookReceiver(t)
+	sub := s.subscribe(t, rc, ref, "/app", "image.updated")
+	_, oldDiffIDs, _ := craneLayers(t, ref)
+
+	moved := familyImage(t, base, 2, map[string]string{"org.opencontainers.image.version": "2.3.1"})
+	pagePush(t, moved, ref)
+	if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+		t.Fatalf("refresh: %d", code)
+	}
+	digests, diffIDs, sizes := craneLayers(t, ref)
+	p := rc.waitPayloads(t, sub.Secret, "/app", "image.updated", 1)[0]
+	data := p["data"].(map[string]any)
+	changes, ok := data["changes"].(map[string]any)
+	if !ok {
+		t.Fatalf("image.updated without data.changes: %v", data)
+	}
+	if sh := changes["shared"].(map[string]any); sh["layerCount"] != 2.0 || sh["size"] != float64(sizes[0]+sizes[1]) {
+		t.Errorf("shared %v, want the base's 2 layers of %d bytes", sh, sizes[0]+sizes[1])
+	}
+	added := changes["added"].([]any)
+	if len(added) != 2 || added[0].(map[string]any)["diffId"] != diffIDs[2] || added[1].(map[string]any)["digest"] != digests[3] {
+		t.Errorf("added %v, want crane's layers 3 and 4", added)
+	}
+	if removed := changes["removed"].([]any); len(removed) != 1 || removed[0].(map[string]any)["diffId"] != oldDiffIDs[2] {
+		t.Errorf("removed %v, want the old image's layer 3 (%s)", removed, oldDiffIDs[2])
+	}
+	if v := changes["metadata"].(map[string]any)["version"].(map[string]any); v["from"] != "2.2.7" || v["to"] != "2.3.1" {
+		t.Errorf("metadata %v", changes["metadata"])
+	}
+	want := []any{map[string]any{"platform": "linux/amd64", "digest": must(moved.Digest()).String(), "previousDigest": must(old.Digest()).String(), "changed": true}}
+	if diff := cmp.Diff(want, data["image"].(map[string]any)["platforms"]); diff != "" {
+		t.Errorf("data.image.platforms (-want +got):\n%s", diff)
+	}
+}

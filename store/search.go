@@ -18,7 +18,9 @@ import (
 // index, newest first, and only they are compared with the term, until the
 // page is full. Names whose last part starts with the term come first,
 // through an index of their own. The SQL is portable (no FTS, no
-// extension), so the PostgreSQL store can keep the same tables.
+// extension), so the PostgreSQL store can keep the same tables; there the
+// last_part index must compare bytes (COLLATE "C"), as SQLite's does, for
+// its range to be the names starting with a term.
 
 // searchName is the form of a repository's name that search matches:
 // lower-case registry/repository.
