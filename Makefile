@@ -51,6 +51,8 @@ lint:
 test: deps
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
+	@echo "== the store's suite again, on PostgreSQL"
+	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./store/ -args -store.engine=postgres
 
 # The edit-test loop: lint, then the unit tests, which need no registry
 # process, browser, database server or root (the end-to-end tests in e2e/

@@ -20,6 +20,9 @@ var (
 	// ErrInvalidRequest is a request that cannot be answered as asked (a
 	// platform one of two compared images lacks, a search term too short).
 	ErrInvalidRequest = errors.New("invalid request")
+	// ErrUnreachable marks a registry that could not be connected to at
+	// all; it comes with ErrUpstream.
+	ErrUnreachable = errors.New("registry unreachable")
 	// ErrUnsupportedContent marks a manifest this service cannot read (a
 	// Docker schema 1 manifest, a Helm chart); it comes with ErrUpstream.
 	ErrUnsupportedContent = errors.New("unsupported content")

@@ -74,6 +74,9 @@ func ParseReference(s string) (Reference, error) {
 	if s == "" || len(s) > maxReferenceLength {
 		return Reference{}, Errorf(ErrInvalidReference, nil, "%q is not an image reference", truncate(s, 80))
 	}
+	if p := problem(s, true); p != "" {
+		return Reference{}, Errorf(ErrInvalidReference, nil, "%q is not an image reference: %s", truncate(s, 80), p)
+	}
 	ref, err := name.ParseReference(s)
 	if err != nil {
 		return Reference{}, Errorf(ErrInvalidReference, err, "%q is not an image reference: %s", truncate(s, 80), explainName(err))
@@ -102,6 +105,9 @@ func ParseReference(s string) (Reference, error) {
 func ParseRepository(s string) (Repository, error) {
 	if s == "" || len(s) > maxReferenceLength {
 		return Repository{}, Errorf(ErrInvalidReference, nil, "%q is not a repository name", truncate(s, 80))
+	}
+	if p := problem(s, false); p != "" {
+		return Repository{}, Errorf(ErrInvalidReference, nil, "%q is not a repository name: %s", truncate(s, 80), p)
 	}
 	repo, err := name.NewRepository(s)
 	if err != nil {

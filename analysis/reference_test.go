@@ -37,3 +37,36 @@ func TestOfficialNameLengthLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidReferencesSayWhatIsWrong: an invalid reference's message names
+// the part that is wrong and why, as docker's grammar has it.
+func TestInvalidReferencesSayWhatIsWrong(t *testing.T) {
+	for _, tc := range []struct{ in, says string }{
+		{"Acme/app:1", `the repository "Acme/app" has upper-case letters`},
+		{"ghcr.io/acme/App", `the repository "acme/App" has upper-case letters`},
+		{"acme/app:bad*tag", `the tag "bad*tag" has '*'`},
+		{"acme/app:.hidden", `the tag ".hidden" starts with`},
+		{"acme/app:" + strings.Repeat("a", 129), "longer than 128 characters"},
+		{"127.0.0.1:99999/x", `the port "99999" of registry "127.0.0.1:99999" is not a port number`},
+		{"127.0.0.1:0/x", `the port "0"`},
+		{"acme//app", "has an empty part"},
+		{"-acme/app", "starts and ends with a letter or digit"},
+		{"acme/app@sha256:abc", "has 3 hexadecimal digits, not the 64 of sha256"},
+		{"acme/app@sha256:" + strings.Repeat("G", 64), "'G', which is not a lower-case hexadecimal digit"},
+		{"acme/a pp", `has ' '`},
+	} {
+		_, err := analysis.ParseReference(tc.in)
+		msg, _ := analysis.PublicMessage(err)
+		if !errors.Is(err, analysis.ErrInvalidReference) || !strings.Contains(msg, tc.says) {
+			t.Errorf("ParseReference(%q): %v, want a message saying %q", tc.in, err, tc.says)
+		}
+	}
+	if _, err := analysis.ParseRepository("acme/app:1"); err == nil || !strings.Contains(err.Error(), "a repository name has no tag") {
+		t.Errorf("ParseRepository with a tag: %v", err)
+	}
+	for _, ok := range []string{"python", "127.0.0.1:5000/acme/app:2.3", "[::1]:5000/acme/app", "localhost/a__b/c-d.e:v1_2.3-rc", "a/b@sha256:" + strings.Repeat("0", 64)} {
+		if _, err := analysis.ParseReference(ok); err != nil {
+			t.Errorf("ParseReference(%q): %v", ok, err)
+		}
+	}
+}

@@ -23,7 +23,25 @@ type Report struct {
 	Tags       []string   `json:"tags"`
 	CheckedAt  time.Time  `json:"checkedAt"`
 	Platforms  []Platform `json:"platforms"`
+	// RepositoryInfo holds what the registry's own web API says of the
+	// repository (Docker Hub's, for docker.io); nil when it says nothing.
+	RepositoryInfo *RepositoryInfo `json:"repositoryInfo"`
 }
+
+// RepositoryInfo is what a registry's web API says of a repository beyond
+// the registry protocol: Docker Hub's description, counts and last push,
+// which MicroBadger's users relied on.
+type RepositoryInfo struct {
+	// Source names the API ("dockerhub").
+	Source      string     `json:"source"`
+	Description string     `json:"description"`
+	PullCount   int64      `json:"pullCount"`
+	StarCount   int64      `json:"starCount"`
+	LastUpdated *time.Time `json:"lastUpdated"`
+}
+
+// SourceDockerHub is RepositoryInfo.Source for Docker Hub's web API.
+const SourceDockerHub = "dockerhub"
 
 // Platform describes one platform image: the manifest an `docker pull` on that
 // platform would use.
@@ -346,6 +364,10 @@ func (r *Report) Select(want string) (p *Platform, ok bool) {
 // without touching r; layers, labels and other read-only parts are shared.
 func (r *Report) Clone() *Report {
 	c := *r
+	if r.RepositoryInfo != nil {
+		ri := *r.RepositoryInfo
+		c.RepositoryInfo = &ri
+	}
 	c.Tags = append([]string(nil), r.Tags...)
 	c.Platforms = append([]Platform(nil), r.Platforms...)
 	for i := range c.Platforms {

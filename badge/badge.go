@@ -77,6 +77,13 @@ const (
 	// service recorded it; a README badge of a removed tag says so rather
 	// than "not found", which would suggest a typo.
 	TextTagRemoved = "tag removed"
+	// TextInvalid: the badge URL's reference or platform does not parse.
+	TextInvalid = "invalid"
+	// TextUnknown: the badge URL names no kind of badge.
+	TextUnknown = "unknown badge"
+	// TextUnauthorized: the registry wants credentials this service does
+	// not have (or refused those it has).
+	TextUnauthorized = "unauthorized"
 )
 
 // Length caps, in characters, so that a hostile label cannot make a badge
@@ -106,6 +113,11 @@ func label(kind Kind) string {
 // TextNotFoundYet, TextNotGiven, TextTagRemoved, or a short reason).
 func Missing(kind Kind, text string) Badge {
 	return Badge{Left: label(kind), Right: Clean(text, MaxRight), Color: ColorMissing}
+}
+
+// Unknown is the grey badge answering a URL that names no kind of badge.
+func Unknown() Badge {
+	return Badge{Left: "badge", Right: TextUnknown, Color: ColorMissing}
 }
 
 // For returns the badge of kind for the platform image p of rep, as docs/API.md's

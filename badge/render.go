@@ -60,10 +60,16 @@ type Rendered struct {
 	ETag string
 }
 
+// Cleaned is b with both texts as Render prints them: cleaned and capped.
+func (b Badge) Cleaned() Badge {
+	return Badge{Left: Clean(b.Left, MaxLeft), Right: Clean(b.Right, MaxRight), Color: Color(colorOrDefault(b.Color))}
+}
+
 // Render draws b in go-badge's flat style, with both texts cleaned and
 // capped (MaxLeft, MaxRight) and XML-escaped.
 func Render(b Badge) Rendered {
-	svg := renderSVG(Clean(b.Left, MaxLeft), Clean(b.Right, MaxRight), colorOrDefault(b.Color))
+	c := b.Cleaned()
+	svg := renderSVG(c.Left, c.Right, string(c.Color))
 	sum := sha256.Sum256(svg)
 	return Rendered{SVG: svg, ETag: `"` + hex.EncodeToString(sum[:12]) + `"`}
 }

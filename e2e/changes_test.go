@@ -23,14 +23,15 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// fetch GETs url and decodes its JSON body into v, returning the status.
-func fetch(t *testing.T, method, url string, v any) int {
+// fetchJSON asks url with method and decodes its JSON body into v, returning
+// the status; the answer is checked against docs/openapi.yaml on the way.
+func fetchJSON(t *testing.T, method, url string, v any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func craneTags(t *testing.T, repo string) []string {
 func checkRemoved(t *testing.T, srv, repo, tag, digest string, left []string, noticedAfter time.Time) {
 	t.Helper()
 	var e apiError
-	if code := fetch(t, "GET", srv+"/api/v1/images/"+repo+":"+tag, &e); code != 404 || e.Error.Code != "not_found" {
+	if code := fetchJSON(t, "GET", srv+"/api/v1/images/"+repo+":"+tag, &e); code != 404 || e.Error.Code != "not_found" {
 		t.Fatalf("report of the deleted tag: %d %+v", code, e.Error)
 	}
 	if !strings.Contains(e.Error.Message, repo+":"+tag+" was removed from its registry") || !strings.Contains(e.Error.Message, digest) {
@@ -84,7 +85,7 @@ func checkRemoved(t *testing.T, srv, repo, tag, digest string, left []string, no
 		t.Errorf("badge %d %q, want \"tag removed\"", b.status, b.right)
 	}
 	var list tagList
-	fetch(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags", &list)
+	fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags", &list)
 	var ours []string
 	for _, g := range list.Groups {
 		ours = append(ours, g.Tags...)
@@ -95,7 +96,7 @@ func checkRemoved(t *testing.T, srv, repo, tag, digest string, left []string, no
 		t.Errorf("tag groups hold %v; crane lists %v", ours, left)
 	}
 	var h historyAnswer
-	fetch(t, "GET", srv+"/api/v1/repositories/"+repo+"/history?tag="+url.QueryEscape(tag), &h)
+	fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/history?tag="+url.QueryEscape(tag), &h)
 	if len(h.Changes) == 0 || h.Changes[0].Kind != "deleted" || h.Changes[0].Digest != nil || h.Changes[0].PreviousDigest == nil || *h.Changes[0].PreviousDigest != digest {
 		t.Errorf("history of %s: %+v, want its deletion from %s first", tag, h.Changes, digest)
 	}
@@ -122,7 +123,7 @@ func TestDeletedTagOnDistribution(t *testing.T) {
 	other := must(random.Image(300, 2))
 	writeImage(t, repo+":3.20", other)
 	var list tagList
-	fetch(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
+	fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
 	if list.TagCount != 3 {
 		t.Fatalf("test setup: %d tags listed, want 3", list.TagCount)
 	}
@@ -135,14 +136,14 @@ func TestDeletedTagOnDistribution(t *testing.T) {
 		t.Fatalf("crane still lists 3.19.4 after deleting it: %v", left)
 	}
 	var e apiError
-	if code := fetch(t, "POST", srv+"/api/v1/images/"+repo+":3.19.4/refresh", &e); code != 404 {
+	if code := fetchJSON(t, "POST", srv+"/api/v1/images/"+repo+":3.19.4/refresh", &e); code != 404 {
 		t.Fatalf("refresh of the deleted tag: %d %+v", code, e.Error)
 	}
 	// A manifest deleted by digest takes every tag at it (distribution does
 	// so): those crane no longer lists are refreshed too.
 	for _, tg := range []string{"3.19", "3.20"} {
 		if !slices.Contains(left, tg) {
-			fetch(t, "POST", srv+"/api/v1/images/"+repo+":"+tg+"/refresh", &e)
+			fetchJSON(t, "POST", srv+"/api/v1/images/"+repo+":"+tg+"/refresh", &e)
 		}
 	}
 	checkRemoved(t, srv, repo, "3.19.4", digest, left, start)
@@ -157,7 +158,7 @@ func TestDeletedTagByNotification(t *testing.T) {
 	writeImage(t, repo+":3.19.4", img)
 	writeImage(t, repo+":3.20", must(random.Image(300, 2)))
 	var list tagList
-	fetch(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
+	fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
 	digest := strings.TrimSpace(string(testenv.Crane(t, "digest", repo+":3.19.4")))
 
 	start := time.Now()
@@ -166,7 +167,7 @@ func TestDeletedTagByNotification(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var e apiError
-		if code := fetch(t, "GET", srv+"/api/v1/images/"+repo+":3.19.4", &e); code == 404 && strings.Contains(e.Error.Message, "removed") {
+		if code := fetchJSON(t, "GET", srv+"/api/v1/images/"+repo+":3.19.4", &e); code == 404 && strings.Contains(e.Error.Message, "removed") {
 			break
 		}
 		if time.Now().After(deadline) {

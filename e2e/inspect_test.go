@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -269,9 +268,10 @@ func TestInspectCommand(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil || rep.Digest != digest {
 		t.Errorf("inspect --json: digest %q err %v, crane says %s", rep.Digest, err, digest)
 	}
-	// Without --allow-private-registries, loopback is refused by policy.
+	// Without --allow-private-registries, loopback is refused by policy,
+	// and the message says which flag would allow it.
 	out, err = exec.Command(bin, "inspect", ref).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "refused") {
+	if err == nil || !strings.Contains(string(out), "refused") || !strings.Contains(string(out), "--allow-private-registries") {
 		t.Errorf("inspect of a loopback registry without permission: err %v, output %s", err, out)
 	}
 }
@@ -280,7 +280,7 @@ var cmpEmptyMap = cmp.FilterValues(func(a, b map[string]string) bool { return le
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := client(t).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

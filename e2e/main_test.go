@@ -4,9 +4,17 @@
 package e2e_test
 
 import (
+	"net/http"
 	"testing"
 
+	"imagebadger/internal/testing/apispec"
 	"imagebadger/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// client is the HTTP client of the end-to-end tests: every answer of the
+// JSON API that passes through it is checked against docs/openapi.yaml.
+func client(t testing.TB) *http.Client {
+	return &http.Client{Transport: apispec.Transport(t, http.DefaultTransport)}
+}

@@ -161,7 +161,7 @@ type whSubscription struct {
 func (rc *whReceiver) subscribe(t *testing.T, srv, image, path string, events ...string) whSubscription {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"image": image, "url": rc.URL + path, "events": events})
-	resp, err := http.Post(srv+"/api/v1/subscriptions", "application/json", bytes.NewReader(body))
+	resp, err := client(t).Post(srv+"/api/v1/subscriptions", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func imageData(t *testing.T, m whMessage, key string) map[string]any {
 
 func refresh(t *testing.T, srv, ref string) {
 	t.Helper()
-	resp, err := http.Post(srv+"/api/v1/images/"+ref+"/refresh", "", nil)
+	resp, err := client(t).Post(srv+"/api/v1/images/"+ref+"/refresh", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

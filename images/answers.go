@@ -83,6 +83,9 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 		return Answer{}, err
 	}
 	analysis.SortTags(rep.Tags)
+	if rep.RepositoryInfo, err = s.repositoryInfo(ctx, ref.Repository); err != nil {
+		return Answer{}, err
+	}
 	if _, err := s.attachParents(ctx, ref.Repository, rep, deps); err != nil {
 		return Answer{}, err
 	}

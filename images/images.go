@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -29,6 +31,10 @@ import (
 type Options struct {
 	Client *registry.Client
 	Store  *store.Store
+	// Hub, when set, is Docker Hub's web API: docker.io listings come from
+	// it (100 tags with digests a request) and so do repository facts.
+	// Optional.
+	Hub *registry.Hub
 	// FreshFor is how long a stored tag resolution is trusted without asking
 	// the registry again (the poll interval; default DefaultFreshFor).
 	FreshFor time.Duration
@@ -89,6 +95,21 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// Budget is what a registry last announced of its rate limit (see
+// registry.Budget); the server shows it without depending on the registry
+// client.
+type Budget = registry.Budget
+
+// PollReserve is the share of a known budget that polling leaves to reads.
+const PollReserve = registry.PollReserve
+
+// Budgets returns the rate-limit budgets the registries have announced,
+// for /metrics and the pages.
+func (s *Service) Budgets() []Budget { return s.client.Budgets() }
+
+// Budget returns registry's last announced rate-limit budget.
+func (s *Service) Budget(registryName string) (Budget, bool) { return s.client.Budget(registryName) }
+
 // Service answers image reports.
 type Service struct {
 	opts      Options
@@ -108,6 +129,12 @@ type Service struct {
 	indexed *lru.Cache[string, struct{}]
 	linked  *lru.Cache[store.ParentLink, struct{}]
 	bg      background
+	// indexBehind is set when another process sharing the database has
+	// recorded new platform images; the next parent lookup reads them
+	// first (from indexFrom on).
+	indexBehind atomic.Bool
+	indexMu     sync.Mutex
+	indexFrom   time.Time
 }
 
 // knownSetSize bounds the indexed and linked sets.
@@ -129,6 +156,11 @@ func New(o Options) *Service {
 		linked:    mustLRU[store.ParentLink, struct{}](knownSetSize),
 	}
 	s.bg.init(o.CacheSize)
+	o.Store.OnExternalChange(func(scope store.Scope, _ store.Stamp) {
+		if scope == store.IndexScope {
+			s.indexBehind.Store(true)
+		}
+	})
 	return s
 }
 
@@ -149,6 +181,11 @@ type ReadOptions struct {
 	// first inspection, which goes on in the background past it (ErrNotYet);
 	// zero waits until it ends or ctx is done.
 	Wait time.Duration
+	// RegistryOnly makes a refreshed listing ask the registry itself, one
+	// HEAD a tag, never Docker Hub's web API: the registry is the truth for
+	// what a tag points at, and the web API may lag a push by moments, so a
+	// refresh hook sent right after one uses this.
+	RegistryOnly bool
 }
 
 // Errors of Read besides the kinds of analysis.
@@ -257,10 +294,43 @@ func (s *Service) Check(ctx context.Context, ref analysis.Reference) error {
 // how many platform images it holds; serve calls it once at start-up,
 // before taking requests.
 func (s *Service) LoadIndex(ctx context.Context) (int, error) {
-	err := s.store.EachPlatform(ctx, func(p store.PlatformImage) {
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	err := s.loadIndexLocked(ctx, time.Time{})
+	return s.index.Len(), err
+}
+
+// indexClockSkew is how far back a catch-up of the index reads: first_seen
+// times come from the clocks of the processes that recorded them.
+const indexClockSkew = 5 * time.Minute
+
+func (s *Service) loadIndexLocked(ctx context.Context, since time.Time) error {
+	started := s.opts.Now()
+	err := s.store.EachPlatform(ctx, since, func(p store.PlatformImage) {
 		s.index.Add(p.Repo, p.PlatformDigest, p.ChainID, p.LayerCount, p.FirstSeen.UnixMilli())
 	})
-	return s.index.Len(), err
+	if err == nil {
+		s.indexFrom = started.Add(-indexClockSkew)
+	}
+	return err
+}
+
+// catchUpIndex reads the platform images other processes recorded since
+// the index last learnt, when one has said so.
+func (s *Service) catchUpIndex(ctx context.Context) error {
+	if !s.indexBehind.Load() {
+		return nil
+	}
+	s.indexMu.Lock()
+	defer s.indexMu.Unlock()
+	if !s.indexBehind.Swap(false) {
+		return nil
+	}
+	if err := s.loadIndexLocked(ctx, s.indexFrom); err != nil {
+		s.indexBehind.Store(true)
+		return err
+	}
+	return nil
 }
 
 // Close stops new background inspections from starting and waits for those

@@ -178,8 +178,11 @@ func (s *Service) parentOf(ctx context.Context, view *tagView, repo analysis.Rep
 		return parentFound{}, nil
 	}
 	// Any image indexed later may be a longer prefix: the answer depends on
-	// the index as it stands.
+	// the index as it stands, other processes' images included.
 	deps.add(store.IndexScope)
+	if err := s.catchUpIndex(ctx); err != nil {
+		return parentFound{}, err
+	}
 	cands := s.index.Lookup(repo, chain)
 	if len(cands) == 0 {
 		return parentFound{}, nil

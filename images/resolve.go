@@ -130,6 +130,7 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference) (looke
 	if err != nil {
 		return lookedUp{}, err
 	}
+	s.refreshFacts(ctx, ref.Repository)
 	if body != nil {
 		if err := s.store.PutManifest(ctx, desc.Digest, desc.MediaType, body); err != nil {
 			return lookedUp{}, err

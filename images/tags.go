@@ -28,7 +28,7 @@ const resolveParallel = 32
 // with their events.
 func (s *Service) Tags(ctx context.Context, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
 	if how.Refresh {
-		listed, err := s.listed(ctx, repo, true)
+		listed, err := s.listed(ctx, repo, true, how.RegistryOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -56,10 +56,13 @@ func (s *Service) Tags(ctx context.Context, repo analysis.Repository, how ReadOp
 // listed lists repo's tags from the registry, shared among concurrent
 // callers, and returns when; without refresh, a listing younger than
 // FreshFor (made meanwhile, by another caller or process) is kept instead.
-func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh bool) (time.Time, error) {
+func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh, registryOnly bool) (time.Time, error) {
 	key := "tags\x00" + repo.String()
 	if refresh {
 		key += "\x00refresh"
+	}
+	if registryOnly {
+		key += "\x00registry"
 	}
 	v, err, _ := s.flight.Do(key, func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
@@ -68,7 +71,7 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh 
 				return at, nil
 			}
 		}
-		return s.list(ctx, repo)
+		return s.list(ctx, repo, registryOnly)
 	})
 	if err != nil {
 		return time.Time{}, err
@@ -76,15 +79,29 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh 
 	return v.(time.Time), nil
 }
 
-// list reads the tag list from the registry and resolves every tag, in two
-// steps: every tag is looked up at once (one HEAD each, content fetched only
-// for digests never seen), then what was found is recorded, tags that moved
-// to the same image together in one transaction, so a base rebuild that
-// moves several tags is one change with one set of base.updated events,
-// whose data.base.tags lists them all. Tags the registry no longer lists,
-// or answers "not found" for, are recorded as deleted.
-func (s *Service) list(ctx context.Context, repo analysis.Repository) (time.Time, error) {
+// list reads the tag list and resolves every tag: from Docker Hub's web
+// API for docker.io when it is on and registryOnly is not asked (falling
+// back to the registry when the web API fails), else from the registry, in
+// two steps: every tag is looked up at once (one HEAD each, or Hub's
+// listing, content fetched only for digests never seen), then what was
+// found is recorded, tags that moved to the same image together in one
+// transaction, so a base rebuild that moves several tags is one change with
+// one set of base.updated events, whose data.base.tags lists them all. Tags
+// the registry no longer lists, or answers "not found" for, are recorded as
+// deleted.
+func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOnly bool) (time.Time, error) {
 	at := s.opts.Now()
+	s.refreshFacts(ctx, repo)
+	if s.usesHub(repo) && !registryOnly {
+		err := s.listFromHub(ctx, repo)
+		if err == nil {
+			if err := s.store.RecordListing(ctx, repo, at); err != nil {
+				return time.Time{}, err
+			}
+			return at, nil
+		}
+		s.hubFallback(repo, err)
+	}
 	tags, err := s.client.ListTags(ctx, repo)
 	if err != nil {
 		return time.Time{}, err

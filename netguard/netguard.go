@@ -223,6 +223,14 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("netguard: address %s is refused: %s", e.Addr, e.Reason)
 }
 
+// Address is the refused address (the zero Addr when none could be read).
+func (e *Error) Address() netip.Addr { return e.Addr }
+
+// Private reports whether the address was refused only because loopback
+// and private addresses are not allowed by configuration, so that a
+// message can name the setting that would allow it.
+func (e *Error) Private() bool { return e.Reason == reasonPrivate }
+
 // Forbidden always reports true. It lets callers in other packages detect a
 // refusal with errors.As(err, &interface{ Forbidden() bool }) and map it to
 // their "forbidden" error kind without importing this package.

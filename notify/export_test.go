@@ -17,7 +17,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		limit := 4 * w.concurrency
 		// Each batch is finished before the next is claimed; the bound per
 		// receiver is Run's business.
-		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, limit, 0, nil)
+		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, limit, 0)
 		if err != nil {
 			return total, err
 		}

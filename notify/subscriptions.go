@@ -32,7 +32,18 @@ var (
 	ErrInvalid = errors.New("invalid subscription request")
 	// ErrUnauthorized: the manage token is missing or wrong (401).
 	ErrUnauthorized = errors.New("wrong or missing subscription token")
+	// ErrExists: an identical subscription exists (409); the error is an
+	// *ExistsError naming it.
+	ErrExists = errors.New("identical subscription exists")
 )
+
+// ExistsError names the identical subscription a request would duplicate.
+type ExistsError struct{ ID string }
+
+func (e *ExistsError) Error() string { return "subscription " + e.ID + " exists" }
+
+// Unwrap makes an ExistsError match ErrExists.
+func (e *ExistsError) Unwrap() error { return ErrExists }
 
 func invalid(format string, args ...any) error {
 	return &analysis.Error{Kind: ErrInvalid, Message: fmt.Sprintf(format, args...)}
@@ -173,6 +184,12 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 			Message: "too many subscriptions created from this address; try again later"}
 	}
 	if err := s.checkTarget(ctx, target); err != nil {
+		return Created{}, err
+	}
+	if id, err := s.store.SameSubscription(ctx, subject.Repository, subject.Tag, target.String(), events); err == nil {
+		return Created{}, &analysis.Error{Kind: ErrExists, Err: &ExistsError{ID: id},
+			Message: "an identical subscription exists: " + id + " (same image, URL and events); its secret and manage link were shown when it was created"}
+	} else if !errors.Is(err, analysis.ErrNotFound) {
 		return Created{}, err
 	}
 	n, err := s.store.CountSubscriptions(ctx, subject.Repository, subject.Tag)
@@ -346,12 +363,25 @@ func (s *Subscriptions) checkTarget(ctx context.Context, u *url.URL) error {
 		}
 	}
 	for _, a := range addrs {
-		if err := s.guard.Check(a); err != nil {
-			return invalid("url: the address of %s is refused by this service's network policy", host)
+		err := s.guard.Check(a)
+		var refused *netguard.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &refused) && refused.Private():
+			return invalid("url: %s (%s) is on a loopback or private network; this service sends webhooks there only when started with %s",
+				host, a, AllowPrivateWebhooksFlag)
+		case errors.As(err, &refused):
+			return invalid("url: %s (%s) is refused: %s", host, a, refused.Reason)
+		default:
+			return invalid("url: the address of %s is refused", host)
 		}
 	}
 	return nil
 }
+
+// AllowPrivateWebhooksFlag is the setting that lets the service deliver to
+// loopback and private networks, named in the messages that refuse one.
+const AllowPrivateWebhooksFlag = "--allow-private-webhooks"
 
 // parseEvents checks the event types asked for; none means all.
 func parseEvents(in []string) ([]string, error) {

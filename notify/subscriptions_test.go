@@ -169,8 +169,10 @@ func TestCreateRefusals(t *testing.T) {
 func TestCreateIsRateLimitedPerClient(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsConfig{PerClient: ratelimit.Limit{Burst: 3, Period: time.Hour}, MaxPerImage: 100})
 	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
+	n := 0
 	create := func(client string) error {
-		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: rc.URL, Client: client})
+		n++ // a receiver path each, so that no two are identical subscriptions
+		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: fmt.Sprintf("%s/%d", rc.URL, n), Client: client})
 		return err
 	}
 	for i := range 3 {
@@ -196,7 +198,7 @@ func TestCreateIsCappedPerImage(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsConfig{MaxPerImage: 2})
 	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
 	for i := range 3 {
-		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: rc.URL, Client: fmt.Sprint(i)})
+		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: fmt.Sprintf("%s/%d", rc.URL, i), Client: fmt.Sprint(i)})
 		if i < 2 && err != nil {
 			t.Fatal(err)
 		}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"imagebadger/analysis"
 	"imagebadger/images"
+	"imagebadger/registry"
 	"imagebadger/store"
 )
 
@@ -88,6 +91,10 @@ type Watcher struct {
 	// retries tracks the goroutines waiting to look at a hook's tag again,
 	// so Run returns only once they have stopped.
 	retries sync.WaitGroup
+	// owner names this watcher's leases of tracked items.
+	owner string
+	// synced is when the wanted items were last recorded.
+	synced time.Time
 }
 
 // queueSize bounds the refreshes waiting from hooks; past it a hook's
@@ -128,6 +135,7 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 		queue:       make(chan refreshRequest, queueSize),
 		queued:      map[string]bool{},
 		backoff:     map[string]time.Time{},
+		owner:       newID("wch_"),
 	}
 }
 
@@ -164,9 +172,11 @@ func (w *Watcher) enqueue(r refreshRequest) bool {
 	}
 }
 
-// Run polls at once and then every interval (with jitter), and serves
-// Refresh requests, until ctx is cancelled; it returns when the work in
-// progress has stopped.
+// Run polls what is due, at once and then every tick, and serves Refresh
+// requests, until ctx is cancelled; it returns when the work in progress
+// has stopped. Several processes sharing a database each run one: the
+// tracked items are claimed, so each is checked once per interval by one
+// of them.
 func (w *Watcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer w.retries.Wait()
@@ -185,8 +195,22 @@ func (w *Watcher) Run(ctx context.Context) error {
 		if err := w.Poll(ctx); err != nil && ctx.Err() == nil {
 			w.log.Error("watcher: poll", "err", err)
 		}
-		timer.Reset(w.jittered())
+		timer.Reset(w.tick())
 	}
+}
+
+// tick is how often Run looks for due items: a tenth of the interval
+// (between 100 ms and 5 s), so an item is checked soon after it is due,
+// whichever process frees it.
+func (w *Watcher) tick() time.Duration {
+	return min(max(w.interval/10, 100*time.Millisecond), 5*time.Second)
+}
+
+// lease is how long a claimed item is reserved to this process: half the
+// interval (between 5 s and 10 min), so the items of a process that died are
+// checked by the others within one interval.
+func (w *Watcher) lease() time.Duration {
+	return min(max(w.interval/2, 5*time.Second), 10*time.Minute)
 }
 
 func (w *Watcher) jittered() time.Duration {
@@ -261,54 +285,119 @@ func (w *Watcher) again(ctx context.Context, r refreshRequest) {
 	})
 }
 
-// Poll checks every subscribed tag, and every tag of watched repositories
-// and of repositories subscribed to as a whole, once. A tag already checked
-// since the round began (by a hook, an API refresh or the repository's
-// listing) is not asked again.
+// Poll checks what is due once: every subscribed tag, and every tag of
+// watched repositories and of repositories subscribed to as a whole (by
+// listing them), that is due, claimed in batches from the items shared by
+// every process of the deployment. A tag checked meanwhile by anything else
+// (a hook, an API refresh, a listing) is not asked again until an interval
+// after that check.
 func (w *Watcher) Poll(ctx context.Context) error {
-	start := w.now()
+	if err := w.sync(ctx); err != nil {
+		return err
+	}
+	batch := 8 * w.concurrency
+	for ctx.Err() == nil {
+		now := w.now()
+		items, err := w.store.ClaimTracked(ctx, w.owner, now, w.lease(), batch)
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			break
+		}
+		// Listings first: they check their tags, which then need no check
+		// of their own.
+		slices.SortStableFunc(items, func(a, b store.Tracked) int { return strings.Compare(a.Tag, b.Tag) })
+		first := 0
+		for first < len(items) && items[first].Tag == "" {
+			first++
+		}
+		for _, part := range [][]store.Tracked{items[:first], items[first:]} {
+			sem := make(chan struct{}, w.concurrency)
+			var wg sync.WaitGroup
+			for _, it := range part {
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					next := w.poll(ctx, it, now)
+					if err := w.store.RescheduleTracked(context.WithoutCancel(ctx), w.owner, it, next); err != nil {
+						w.log.Warn("watcher: reschedule", "item", it.Repo.String()+":"+it.Tag, "err", err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		w.wake()
+		if len(items) < batch {
+			break
+		}
+	}
+	return ctx.Err()
+}
+
+// sync records what is wanted, once an interval: the subscribed tags and
+// repositories, and the watched repositories; and drops what nobody has
+// wanted for three intervals.
+func (w *Watcher) sync(ctx context.Context) error {
+	now := w.now()
+	w.mu.Lock()
+	due := w.synced.IsZero() || now.Sub(w.synced) >= w.interval || now.Before(w.synced)
+	w.mu.Unlock()
+	if !due {
+		return nil
+	}
 	subjects, err := w.store.SubscribedImages(ctx)
 	if err != nil {
 		return err
 	}
-	var refs []analysis.Reference
-	seen := map[string]bool{}
-	add := func(r analysis.Reference) {
-		if k := r.String(); !seen[k] {
-			seen[k] = true
-			refs = append(refs, r)
-		}
+	items := make([]store.Tracked, 0, len(subjects)+len(w.watched))
+	for _, r := range w.watched {
+		items = append(items, store.Tracked{Repo: r})
 	}
-	repos := append([]analysis.Repository(nil), w.watched...)
 	for _, s := range subjects {
-		if s.Tag == "" {
-			repos = append(repos, s.Repository)
-		} else {
-			add(s)
-		}
+		items = append(items, store.Tracked{Repo: s.Repository, Tag: s.Tag})
 	}
-	for _, r := range w.listTags(ctx, repos) {
-		add(r)
+	if err := w.store.WantTracked(ctx, items, now); err != nil {
+		return err
 	}
+	if _, err := w.store.ForgetUnwanted(ctx, now.Add(-3*w.interval)); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.synced = now
+	w.mu.Unlock()
+	return nil
+}
 
-	sem := make(chan struct{}, w.concurrency)
-	var wg sync.WaitGroup
-	for _, ref := range refs {
-		if ctx.Err() != nil {
-			break
+// poll checks one item and returns when it is due again: a repository is
+// listed, its tags checked by the listing; a tag checked since the last
+// interval began (by anything) waits for an interval after that check.
+func (w *Watcher) poll(ctx context.Context, it store.Tracked, now time.Time) time.Time {
+	if it.Tag == "" {
+		// The listing's own checks (one HEAD a tag) count; a tag it only
+		// listed (Docker Hub's listing, say, which names digests) is
+		// checked here, unless something checked it since now.
+		sem := make(chan struct{}, w.concurrency)
+		var wg sync.WaitGroup
+		for _, ref := range w.listTags(ctx, []analysis.Repository{it.Repo}) {
+			if st, err := w.store.Tag(ctx, ref.Repository, ref.Tag); err == nil && !st.Checked.Before(now.Truncate(time.Millisecond)) {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				w.check(ctx, ref)
+			})
 		}
-		if st, err := w.store.Tag(ctx, ref.Repository, ref.Tag); err == nil && !st.Checked.Before(start.Truncate(time.Millisecond)) {
-			continue
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			w.check(ctx, ref)
-		})
+		wg.Wait()
+		return now.Add(w.jittered())
 	}
-	wg.Wait()
-	w.wake()
-	return ctx.Err()
+	ref := it.Repo.WithTag(it.Tag)
+	if st, err := w.store.ReloadTag(ctx, ref.Repository, ref.Tag); err == nil && now.Sub(st.Checked) < w.interval-w.interval/10 {
+		return st.Checked.Add(w.jittered())
+	}
+	w.check(ctx, ref)
+	return now.Add(w.jittered())
 }
 
 // listTags returns the tags of repos, through images.Service so that the
@@ -321,7 +410,9 @@ func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []a
 			continue
 		}
 		done[repo] = true
-		list, err := w.images.Tags(ctx, repo, images.ReadOptions{Refresh: true})
+		// A poll: the registry client keeps the last part of a known
+		// rate-limit budget for the reads people ask for.
+		list, err := w.images.Tags(registry.Polling(ctx), repo, images.ReadOptions{Refresh: true})
 		if err != nil {
 			w.failed(repo.String(), repo.Registry, err)
 			continue
@@ -341,7 +432,7 @@ func (w *Watcher) check(ctx context.Context, ref analysis.Reference) {
 	if !w.allowed(ref.Registry) {
 		return
 	}
-	if err := w.images.Check(ctx, ref); err != nil && ctx.Err() == nil {
+	if err := w.images.Check(registry.Polling(ctx), ref); err != nil && ctx.Err() == nil {
 		w.failed(ref.String(), ref.Registry, err)
 	}
 }

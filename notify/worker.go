@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -196,8 +195,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer wg.Wait()
 	slots := make(chan struct{}, w.concurrency)
 	freed := make(chan struct{}, w.concurrency)
-	var mu sync.Mutex
-	inFlight := map[string]int{} // attempts in flight by receiver
 	tick := time.NewTicker(w.pollInterval)
 	defer tick.Stop()
 	for {
@@ -210,10 +207,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		mu.Lock()
-		busy := maps.Clone(inFlight)
-		mu.Unlock()
-		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, free, w.perReceiver, busy)
+		// The store counts the attempts in flight to each receiver from the
+		// leases every worker (of every process) holds.
+		claims, err := w.store.ClaimDeliveries(ctx, w.owner, w.now(), w.lease, free, w.perReceiver)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -222,18 +218,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		for _, c := range claims {
 			slots <- struct{}{}
-			mu.Lock()
-			inFlight[c.Receiver]++
-			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				w.deliver(ctx, c)
-				mu.Lock()
-				if inFlight[c.Receiver]--; inFlight[c.Receiver] == 0 {
-					delete(inFlight, c.Receiver)
-				}
-				mu.Unlock()
 				<-slots
 				select {
 				case freed <- struct{}{}:

@@ -38,15 +38,26 @@ type Options struct {
 	// Concurrency is the number of requests in flight at once per registry
 	// host (default 8).
 	Concurrency int
+	// Endpoints sends the requests for a registry (by its name in
+	// references, such as docker.io) to another host:port: a pull-through
+	// mirror, or the loopback registry that stands in for Docker Hub in the
+	// tests. Credentials are those the Docker config holds for the host
+	// dialled, since that host is the one that sees them.
+	Endpoints map[string]string
+	// Now is the clock of the rate-limit budgets; nil means time.Now.
+	Now func() time.Time
 }
 
 // Client reads manifests, configs and tag lists from registries. It keeps one
 // go-containerregistry Puller, so the authentication handshake with a
 // repository happens once and later requests cost exactly one round trip.
 type Client struct {
-	puller   *remote.Puller
-	timeout  time.Duration
-	insecure map[string]bool
+	puller    *remote.Puller
+	timeout   time.Duration
+	insecure  map[string]bool
+	endpoints map[string]string
+	keychain  authn.Keychain
+	budgets   *budgets
 }
 
 // Defaults of Options.
@@ -72,14 +83,19 @@ func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return o
 }
 
 // New returns a Client.
 func New(o Options) (*Client, error) {
 	o = o.withDefaults()
+	bud := newBudgets()
+	limited := &limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency), budgets: bud, now: o.Now}
 	opts := []remote.Option{
-		remote.WithTransport(&limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency)}),
+		remote.WithTransport(&realmGuard{next: limited, keychain: o.Keychain}),
 		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithUserAgent(o.UserAgent),
 		remote.WithPageSize(listPageSize),
@@ -92,30 +108,81 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: new puller: %w", err)
 	}
-	c := &Client{puller: p, timeout: o.Timeout, insecure: map[string]bool{}}
+	c := &Client{puller: p, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
 	for _, h := range o.Insecure {
 		if h = strings.TrimSpace(h); h != "" {
 			c.insecure[h] = true
 		}
 	}
+	for reg, host := range o.Endpoints {
+		c.endpoints[reg] = host
+	}
 	return c, nil
 }
 
-// name converts back to go-containerregistry's names, with plain HTTP for
-// the registries that speak it.
-func (c *Client) name(r analysis.Reference) (name.Reference, error) {
+// repository converts to go-containerregistry's name of repo, sent to its
+// endpoint, with plain HTTP for the registries that speak it.
+func (c *Client) repository(repo analysis.Repository) (name.Repository, error) {
+	host := repo.Registry
+	if h, ok := c.endpoints[repo.Registry]; ok {
+		host = h
+	}
 	var opts []name.Option
-	if c.insecure[r.Registry] {
+	if c.insecure[repo.Registry] || c.insecure[host] {
 		opts = append(opts, name.Insecure)
 	}
-	repo, err := name.NewRepository(r.Repository.String(), opts...)
+	n, err := name.NewRepository(host+"/"+repo.Name, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("registry: repository %s: %w", r.Repository, err)
+		return name.Repository{}, fmt.Errorf("registry: repository %s: %w", repo, err)
+	}
+	return n, nil
+}
+
+// name converts back to go-containerregistry's names (see repository).
+func (c *Client) name(r analysis.Reference) (name.Reference, error) {
+	repo, err := c.repository(r.Repository)
+	if err != nil {
+		return nil, err
 	}
 	if r.Digest != "" {
 		return repo.Digest(r.Digest), nil
 	}
 	return repo.Tag(r.Tag), nil
+}
+
+// tagged marks ctx with the registry its requests are for (see requestInfo).
+func tagged(ctx context.Context, registry string, n name.Reference) context.Context {
+	return withRequest(ctx, registry, n.Context().RegistryStr())
+}
+
+// Budgets returns the rate-limit budget of every registry that has sent
+// one, sorted by registry, for /metrics and the status page.
+func (c *Client) Budgets() []Budget { return c.budgets.list() }
+
+// Budget returns registry's last known rate-limit budget.
+func (c *Client) Budget(registry string) (Budget, bool) { return c.budgets.get(registry) }
+
+// classify is the package's classify, with the unauthorized message saying
+// whether the service had credentials for the registry and how to give it
+// some.
+func (c *Client) classify(ctx context.Context, err error, n name.Reference, registry, what string) error {
+	e := classify(err, registry, what)
+	var ae *analysis.Error
+	if !errors.Is(e, analysis.ErrUnauthorized) || !errors.As(e, &ae) || ae.Kind != analysis.ErrUnauthorized {
+		return e
+	}
+	if fr := (*foreignRealmError)(nil); errors.As(err, &fr) {
+		return e
+	}
+	host := n.Context().RegistryStr()
+	msg := fmt.Sprintf("registry %s refused access to %s: it requires credentials this service does not have. "+
+		"Give them with `docker login %s` as the user the service runs as, or in the Docker config it reads ($DOCKER_CONFIG/config.json: auths, credHelpers or credsStore)",
+		registry, what, host)
+	if a, rerr := authn.Resolve(ctx, c.keychain, n.Context()); rerr == nil && a != authn.Anonymous {
+		msg = fmt.Sprintf("registry %s refused the credentials this service has for it (from the Docker config) for %s. "+
+			"Check them with `docker login %s` as the user the service runs as", registry, what, host)
+	}
+	return &analysis.Error{Kind: analysis.ErrUnauthorized, Message: msg, Err: ae.Err}
 }
 
 // Resolve asks the registry what ref points at now, with one HEAD request.
@@ -127,7 +194,7 @@ func (c *Client) Resolve(ctx context.Context, ref analysis.Reference) (d analysi
 		return analysis.Descriptor{}, nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", ref)
 	}
 	what := "image " + ref.String()
-	hctx, cancel := context.WithTimeout(ctx, c.timeout)
+	hctx, cancel := context.WithTimeout(tagged(ctx, ref.Registry, n), c.timeout)
 	desc, err := c.puller.Head(hctx, n)
 	cancel()
 	if err == nil {
@@ -136,7 +203,7 @@ func (c *Client) Resolve(ctx context.Context, ref analysis.Reference) (d analysi
 		}
 		return analysis.Descriptor{Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Size: desc.Size}, nil, nil
 	}
-	if cerr := classify(err, ref.Registry, what); !errors.Is(cerr, analysis.ErrUpstream) {
+	if cerr := c.classify(ctx, err, n, ref.Registry, what); !errors.Is(cerr, analysis.ErrUpstream) {
 		return analysis.Descriptor{}, nil, cerr
 	}
 	return c.Fetch(ctx, ref)
@@ -151,11 +218,11 @@ func (c *Client) Fetch(ctx context.Context, ref analysis.Reference) (analysis.De
 		return analysis.Descriptor{}, nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", ref)
 	}
 	what := "image " + ref.String()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(tagged(ctx, ref.Registry, n), c.timeout)
 	defer cancel()
 	got, err := c.puller.Get(ctx, n)
 	if err != nil {
-		return analysis.Descriptor{}, nil, classify(err, ref.Registry, what)
+		return analysis.Descriptor{}, nil, c.classify(ctx, err, n, ref.Registry, what)
 	}
 	if err := analysis.CheckMediaType(string(got.MediaType), what); err != nil {
 		return analysis.Descriptor{}, nil, err
@@ -171,11 +238,11 @@ func (c *Client) Manifest(ctx context.Context, repo analysis.Repository, digest 
 	if err != nil {
 		return "", nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo.WithDigest(digest))
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(tagged(ctx, repo.Registry, n), c.timeout)
 	defer cancel()
 	got, err := c.puller.Get(ctx, n)
 	if err != nil {
-		return "", nil, classify(err, repo.Registry, what)
+		return "", nil, c.classify(ctx, err, n, repo.Registry, what)
 	}
 	if err := analysis.CheckMediaType(string(got.MediaType), what); err != nil {
 		return "", nil, err
@@ -199,21 +266,21 @@ func (c *Client) Config(ctx context.Context, repo analysis.Repository, digest st
 	if err != nil {
 		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(tagged(ctx, repo.Registry, repoName), c.timeout)
 	defer cancel()
 	layer, err := c.puller.Layer(ctx, repoName.(name.Digest))
 	if err != nil {
-		return nil, classify(err, repo.Registry, what)
+		return nil, c.classify(ctx, err, repoName, repo.Registry, what)
 	}
 	rc, err := layer.Compressed()
 	if err != nil {
-		return nil, classify(err, repo.Registry, what)
+		return nil, c.classify(ctx, err, repoName, repo.Registry, what)
 	}
 	defer rc.Close()
 	// Reading to EOF makes go-containerregistry verify the digest.
 	body, err := io.ReadAll(io.LimitReader(rc, size+1))
 	if err != nil {
-		return nil, classify(err, repo.Registry, what)
+		return nil, c.classify(ctx, err, repoName, repo.Registry, what)
 	}
 	if int64(len(body)) != size {
 		return nil, analysis.Errorf(analysis.ErrUpstream, nil, "%s is %d bytes but its manifest declares %d", what, len(body), size)
@@ -225,9 +292,11 @@ func (c *Client) Config(ctx context.Context, repo analysis.Repository, digest st
 // indexes, configs, token answers) and turns 429 into an error that carries
 // Retry-After, so no layer above ever retries a registry that asked us to wait.
 type limitTransport struct {
-	next  http.RoundTripper
-	max   int64
-	hosts *hostLimiter
+	next    http.RoundTripper
+	max     int64
+	hosts   *hostLimiter
+	budgets *budgets
+	now     func() time.Time
 }
 
 // rateLimitError reports a 429 with the wait the registry asked for.
@@ -239,6 +308,13 @@ func (e *rateLimitError) Error() string {
 
 func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
+	info, tagged := requestOf(req.Context())
+	own := tagged && sameHost(host, info.host)
+	if own && info.poll {
+		if b, ok := t.budgets.allowPoll(info.registry, req.Method, t.now()); !ok {
+			return nil, &budgetError{budget: b}
+		}
+	}
 	release, err := t.hosts.acquire(req.Context(), host)
 	if err != nil {
 		return nil, err
@@ -249,6 +325,9 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	t.hosts.observe(host, resp)
+	if own {
+		t.budgets.observe(info.registry, resp.Header, t.now())
+	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		resp.Body.Close()
 		release()
@@ -261,6 +340,22 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = &releasingBody{limitedBody: &limitedBody{rc: resp.Body, left: t.max}, release: release}
 	return resp, nil
+}
+
+// sameHost compares host[:port] forms, the default ports aside.
+func sameHost(a, b string) bool {
+	trim := func(h string) string {
+		return strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(h), ":443"), ":80")
+	}
+	return trim(a) == trim(b)
+}
+
+// budgetError is a background poll refused because the registry's known
+// budget is down to its reserve.
+type budgetError struct{ budget Budget }
+
+func (e *budgetError) Error() string {
+	return fmt.Sprintf("%s has %d of %d requests left; polling leaves the last %d%% to reads", e.budget.Registry, e.budget.Remaining, e.budget.Limit, int(PollReserve*100))
 }
 
 // limitedBody fails once more than its budget has been read, rather than
@@ -300,21 +395,17 @@ const listPageSize = 1000
 // sorted and without repeats.
 func (c *Client) ListTags(ctx context.Context, repo analysis.Repository) ([]string, error) {
 	what := "tags of " + repo.Name
-	var opts []name.Option
-	if c.insecure[repo.Registry] {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.NewRepository(repo.String(), opts...)
+	r, err := c.repository(repo)
 	if err != nil {
 		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid repository", repo)
 	}
 	// Each page gets the request deadline; the whole listing gets one per
 	// page it could plausibly need.
-	ctx, cancel := context.WithTimeout(ctx, c.timeout*time.Duration(1+maxTags/listPageSize))
+	ctx, cancel := context.WithTimeout(tagged(ctx, repo.Registry, r.Tag("latest")), c.timeout*time.Duration(1+maxTags/listPageSize))
 	defer cancel()
 	lister, err := c.puller.Lister(ctx, r)
 	if err != nil {
-		return nil, classify(err, repo.Registry, what)
+		return nil, c.classify(ctx, err, r.Tag("latest"), repo.Registry, what)
 	}
 	var tags []string
 	for lister.HasNext() && len(tags) < maxTags {
@@ -322,7 +413,7 @@ func (c *Client) ListTags(ctx context.Context, repo analysis.Repository) ([]stri
 		page, err := lister.Next(pctx)
 		pcancel()
 		if err != nil {
-			return nil, classify(err, repo.Registry, what)
+			return nil, c.classify(ctx, err, r.Tag("latest"), repo.Registry, what)
 		}
 		tags = append(tags, page.Tags...)
 	}

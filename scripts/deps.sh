@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need, if missing; does nothing when all is there.
-#   Debian packages: docker-registry (the CNCF distribution registry), skopeo, chromium, wrk
+#   Debian packages: docker-registry (the CNCF distribution registry), skopeo, chromium, wrk,
+#                    curl and jq (the shell consumers of the MicroBadger API test),
+#                    postgresql (throwaway clusters for the store suite and the replicas tests),
+#                    apache2-utils (htpasswd, for the registry with auth: htpasswd)
 #   Go tools:        crane (go-containerregistry's CLI), into $(go env GOPATH)/bin
 # Debian packages are installed only as root; otherwise the script says what to install
 # and fails.
@@ -9,7 +12,7 @@
 #   scripts/deps.sh --print-apt-packages  print the Debian package names (for .ci/run)
 set -euo pipefail
 
-APT_PACKAGES=(docker-registry skopeo chromium wrk)
+APT_PACKAGES=(docker-registry skopeo chromium wrk curl jq postgresql apache2-utils)
 CRANE_VERSION=v0.22.1
 
 if [[ "${1:-}" == "--print-apt-packages" ]]; then

@@ -45,13 +45,25 @@ func newStack(t *testing.T, timeout time.Duration) *stack {
 // resolution is fresh) given.
 func newStackFresh(t *testing.T, timeout, freshFor time.Duration) *stack {
 	t.Helper()
+	return newStackPolicy(t, timeout, freshFor, true)
+}
+
+// newStrictStack is newStack with the default network policy: loopback and
+// private registries refused.
+func newStrictStack(t *testing.T) *stack {
+	t.Helper()
+	return newStackPolicy(t, 0, time.Hour, false)
+}
+
+func newStackPolicy(t *testing.T, timeout, freshFor time.Duration, allowPrivate bool) *stack {
+	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	client, err := registry.New(registry.Options{
-		Transport: netguard.New(true).Transport(),
+		Transport: netguard.New(allowPrivate).Transport(),
 		Timeout:   timeout,
 		Keychain:  authn.NewMultiKeychain(),
 	})

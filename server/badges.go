@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/badge"
 	"imagebadger/images"
+	"imagebadger/store"
 )
 
 // BadgeOptions tunes the badge route; zero fields mean the defaults named
@@ -64,74 +64,132 @@ func newBadges(cfg Config) *badges {
 	return &badges{opts: o, svgs: badge.NewCache(o.CacheSize)}
 }
 
-// badge answers GET /badges/{kind}/{reference}.svg. It never waits on a
-// registry for an image the store holds: the read path answers from memory
-// or the store (refreshing a stale tag in the background), so a badge says
-// what the API says the moment the report changes.
-func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
-	vars := mux.Vars(r)
-	kind, ok := badge.ParseKind(vars["kind"])
+// shown is what a badge request answers: the badge, and how its answer is
+// sent.
+type shown struct {
+	key    badge.Key
+	status int
+	// cache is the Cache-Control: badges about to change (a first
+	// inspection, a registry failure) are not cached.
+	cache string
+	// failed marks a badge that shows no value of the image (not found, a
+	// registry failure, a mistake in the URL), for shields.io's isError.
+	failed bool
+}
+
+// decideBadge says what the badge of kind for ref shows, from the one read
+// path: it never waits on a registry for an image the store holds (a stale
+// tag is refreshed in the background), so a badge says what the API says
+// the moment the report changes. err is set only for internal failures.
+func (s *Server) decideBadge(r *http.Request, kindText, refText, want string) (shown, error) {
+	kind, ok := badge.ParseKind(kindText)
 	if !ok {
-		return &analysis.Error{Kind: analysis.ErrNotFound, Message: fmt.Sprintf(
-			"there is no %q badge; the kinds are %s", badge.Clean(vars["kind"], 40), badge.KindNames())}
+		return shown{key: badge.Key{Badge: badge.Unknown()}, status: http.StatusNotFound, cache: badgeCacheControl, failed: true}, nil
 	}
-	ref, err := analysis.ParseReference(vars["reference"])
-	if err != nil {
-		return err
+	grey := func(text, cache string) shown {
+		return shown{key: badge.Key{Kind: kind, Badge: badge.Missing(kind, text)}, status: http.StatusOK, cache: cache, failed: true}
 	}
-	want := r.URL.Query().Get("platform")
-	if want != "" && !validPlatform(want) {
-		return invalidRequest(fmt.Sprintf("platform %q is not os/arch[/variant]", badge.Clean(want, 80)))
+	ref, err := analysis.ParseReference(refText)
+	if err != nil || want != "" && !validPlatform(want) {
+		return grey(badge.TextInvalid, badgeCacheControl), nil
 	}
 	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{Wait: s.badges.opts.Wait})
 	if err != nil {
-		return s.badgeFailure(w, r, kind, err)
+		text, cache, ok := badgeFailureText(err)
+		if !ok {
+			return shown{}, err
+		}
+		code, _ := statusOf(err)
+		s.log.InfoContext(r.Context(), "badge without report", "path", r.URL.Path, "code", code, "err", err)
+		return grey(text, cache), nil
 	}
-	bk := badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextNotFound)}
-	if p, ok := a.Report.Select(want); ok {
-		bk = badge.Key{Kind: kind, Digest: p.Digest, Platform: p.Platform, Badge: badge.For(kind, a.Report, p)}
+	p, ok := a.Report.Select(want)
+	if !ok {
+		return grey(badge.TextNotFound, badgeCacheControl), nil
 	}
-	s.writeBadge(w, r, http.StatusOK, badgeCacheControl, s.badges.svgs.Get(bk))
+	return shown{key: badge.Key{Kind: kind, Digest: p.Digest, Platform: p.Platform, Badge: badge.For(kind, a.Report, p)},
+		status: http.StatusOK, cache: badgeCacheControl}, nil
+}
+
+// badge answers GET /badges/{kind}/{reference}.svg. Every answer is an
+// SVG, mistakes in the URL and failures included, because image proxies
+// (GitHub's camo) show anything else as a broken image: an unknown kind is
+// a 404 grey "unknown badge", a reference or ?platform= that does not parse
+// a grey "invalid", an unknown image a grey "not found".
+func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
+	vars := mux.Vars(r)
+	b, err := s.decideBadge(r, vars["kind"], vars["reference"], r.URL.Query().Get("platform"))
+	if err != nil {
+		return err
+	}
+	s.writeBadge(w, r, b.status, b.cache, s.badges.svgs.Get(b.key))
 	return nil
 }
 
-// badgeFailure answers a badge whose report could not be had. Badges are
-// images in other sites' pages, so even failures are grey badges answered
-// with 200: a deleted tag is "tag removed" (answered from the store, without
-// asking the registry), an unknown image is "not found" as docs/API.md says (a registry that
-// wants credentials counts as one, as Docker Hub answers so for missing
-// repositories), and a registry failure says what failed, uncached. A
-// non-2xx answer would show as a broken image wherever an image proxy
-// (GitHub's camo) stands between the README and this service. Only
-// mistakes in the URL and internal errors get the JSON error.
-func (s *Server) badgeFailure(w http.ResponseWriter, r *http.Request, kind badge.Kind, err error) error {
-	var text string
+// shieldsEndpoint is shields.io's endpoint schema
+// (https://shields.io/badges/endpoint-badge).
+type shieldsEndpoint struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	Label         string `json:"label"`
+	Message       string `json:"message"`
+	Color         string `json:"color"`
+	IsError       bool   `json:"isError"`
+}
+
+// apiShields answers GET /api/v1/shields/{kind}/{reference}: the badge of
+// kind in shields.io's endpoint schema, so a README can restyle it with
+// shields. A mistake in the URL is a JSON error, as on every /api route.
+func (s *Server) apiShields(w http.ResponseWriter, r *http.Request) error {
+	vars := mux.Vars(r)
+	if _, ok := badge.ParseKind(vars["kind"]); !ok {
+		return &analysis.Error{Kind: analysis.ErrNotFound, Message: "there is no " + strconv.Quote(badge.Clean(vars["kind"], 40)) + " badge; the kinds are " + badge.KindNames()}
+	}
+	if _, err := analysis.ParseReference(vars["reference"]); err != nil {
+		return err
+	}
+	if p := r.URL.Query().Get("platform"); p != "" && !validPlatform(p) {
+		return invalidRequest("platform " + strconv.Quote(badge.Clean(p, 80)) + " is not os/arch[/variant]")
+	}
+	b, err := s.decideBadge(r, vars["kind"], vars["reference"], r.URL.Query().Get("platform"))
+	if err != nil {
+		return err
+	}
+	clean := b.key.Badge.Cleaned()
+	w.Header().Set("Cache-Control", b.cache)
+	return writeJSON(w, http.StatusOK, shieldsEndpoint{SchemaVersion: 1, Label: clean.Left, Message: clean.Right,
+		Color: strings.TrimPrefix(string(clean.Color), "#"), IsError: b.failed})
+}
+
+// badgeFailureText is the grey badge's text for a failed read, and whether
+// it may be cached: a deleted tag is "tag removed" (answered from the
+// store, without asking the registry), an unknown image is "not found", a
+// registry that wants credentials this service lacks "unauthorized"; a
+// registry failure says what failed and is not cached.
+// ok is false for failures that are not the image's or the registry's.
+func badgeFailureText(err error) (text, cache string, ok bool) {
 	if _, deleted := analysis.DeletedTag(err); deleted {
-		s.writeBadge(w, r, http.StatusOK, badgeCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextTagRemoved)}))
-		return nil
+		return badge.TextTagRemoved, badgeCacheControl, true
 	}
 	switch {
 	case errors.Is(err, images.ErrNotYet), errors.Is(err, images.ErrBusy):
-		s.writeBadge(w, r, http.StatusOK, badgeNoCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextNotFoundYet)}))
-		return nil
-	case errors.Is(err, analysis.ErrNotFound), errors.Is(err, analysis.ErrUnauthorized):
-		s.writeBadge(w, r, http.StatusOK, badgeCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, badge.TextNotFound)}))
-		return nil
+		return badge.TextNotFoundYet, badgeNoCacheControl, true
+	case errors.Is(err, analysis.ErrNotFound):
+		return badge.TextNotFound, badgeCacheControl, true
+	case errors.Is(err, analysis.ErrUnauthorized):
+		// Uncached: it turns into the image's badge once credentials are given.
+		return badge.TextUnauthorized, badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrForbidden):
-		text = "registry refused"
+		return "registry refused", badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrRateLimited):
-		text = "rate limited"
+		return "rate limited", badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrTimeout):
-		text = "registry timeout"
+		return "registry timeout", badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrUpstream):
-		text = "registry error"
-	default:
-		return err
+		return "registry error", badgeNoCacheControl, true
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable", badgeNoCacheControl, true
 	}
-	code, _ := statusOf(err)
-	s.log.InfoContext(r.Context(), "badge without report", "path", r.URL.Path, "code", code, "err", err)
-	s.writeBadge(w, r, http.StatusOK, badgeNoCacheControl, s.badges.svgs.Get(badge.Key{Kind: kind, Badge: badge.Missing(kind, text)}))
-	return nil
+	return "", "", false
 }
 
 // writeBadge sends a rendered badge with the headers of docs/API.md, or 304 when

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"imagebadger/analysis"
+	"imagebadger/store"
 )
 
 // Client errors raised by the server itself.
@@ -16,6 +17,7 @@ var (
 	errInvalidRequest = errors.New("invalid request")
 	errUnauthorized   = errors.New("unauthorized")
 	errTooLarge       = errors.New("request too large")
+	errExists         = errors.New("already exists")
 	errMethod         = errors.New("method not allowed")
 )
 
@@ -58,6 +60,8 @@ func statusOf(err error) (code string, status int) {
 		return "invalid_request", http.StatusBadRequest
 	case errors.Is(err, errUnauthorized):
 		return "unauthorized", http.StatusUnauthorized
+	case errors.Is(err, errExists):
+		return "subscription_exists", http.StatusConflict
 	case errors.Is(err, errTooLarge):
 		return "request_too_large", http.StatusRequestEntityTooLarge
 	case errors.Is(err, errMethod):
@@ -74,6 +78,8 @@ func statusOf(err error) (code string, status int) {
 		return "registry_timeout", http.StatusGatewayTimeout
 	case errors.Is(err, analysis.ErrUpstream):
 		return "registry_error", http.StatusBadGateway
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable", http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled):
 		return "canceled", 499
 	}
@@ -92,9 +98,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", loggedPath(r), "code", code, "err", err)
 	} else {
-		s.log.InfoContext(r.Context(), "request refused", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+		s.log.InfoContext(r.Context(), "request refused", "method", r.Method, "path", loggedPath(r), "code", code, "err", err)
 	}
 	var ae *analysis.Error
 	if errors.As(err, &ae) && ae.RetryAfter > 0 {

@@ -90,6 +90,10 @@ func TestRegistryHookIsOffWithoutToken(t *testing.T) {
 	if code != 404 || errCode(out) != "not_found" {
 		t.Errorf("hook without --hook-token: %d %v", code, out)
 	}
+	// The answer says the route is off and which setting turns it on.
+	if msg, _ := out["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "disabled") || !strings.Contains(msg, "--hook-token") {
+		t.Errorf("disabled hook's message %q does not say how to enable it", msg)
+	}
 }
 
 // TestDockerHubHook checks the per-repository token. The watcher is not run:

@@ -33,8 +33,8 @@ type microBadgerImage struct {
 	WebhookURL    string               `json:"WebhookURL,omitempty"`
 	LastUpdated   time.Time            `json:"LastUpdated"`
 	UpdatedAt     time.Time            `json:"UpdatedAt"`
-	PullCount     int                  `json:"PullCount"`
-	StarCount     int                  `json:"StarCount"`
+	PullCount     int64                `json:"PullCount"`
+	StarCount     int64                `json:"StarCount"`
 	LayerCount    int                  `json:"LayerCount"`
 	DownloadSize  int64                `json:"DownloadSize"`
 	Labels        map[string]string    `json:"Labels,omitempty"`
@@ -130,6 +130,13 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 		out.Author = author(p)
 		out.Description = p.Metadata.Description
 	}
+	// Docker Hub's facts for docker.io, where known (docs/API.md).
+	if info := rep.RepositoryInfo; info != nil {
+		if info.Description != "" {
+			out.Description = info.Description
+		}
+		out.PullCount, out.StarCount = info.PullCount, info.StarCount
+	}
 	out.WebhookURL = s.refreshHookURL(r, ref.Repository)
 	for _, v := range versions {
 		out.Versions = append(out.Versions, s.microBadgerVersion(ref.Repository, v))
@@ -189,10 +196,13 @@ func (s *Server) microBadgerVersion(repo analysis.Repository, v *analysis.Report
 	return mv
 }
 
-// lastUpdated is when the requested tag last moved, else when its image was
-// created (docs/API.md; Docker Hub's last push where the registries issue
-// has landed).
+// lastUpdated is Docker Hub's last push for docker.io where known, else
+// when the requested tag last moved, else when its image was created
+// (docs/API.md).
 func (s *Server) lastUpdated(r *http.Request, ref analysis.Reference, rep *analysis.Report) time.Time {
+	if info := rep.RepositoryInfo; info != nil && info.LastUpdated != nil && !info.LastUpdated.IsZero() {
+		return info.LastUpdated.UTC()
+	}
 	if ref.Digest == "" {
 		if st, err := s.store.Tag(r.Context(), ref.Repository, ref.Tag); err == nil && !st.Changed.IsZero() {
 			return st.Changed.UTC().Truncate(time.Second)
@@ -288,7 +298,9 @@ func (s *Server) refreshHook(w http.ResponseWriter, r *http.Request) error {
 		return &analysis.Error{Kind: analysis.ErrRateLimited, RetryAfter: wait,
 			Message: "this repository was refreshed a moment ago; try again later"}
 	}
-	if _, err := s.images.Tags(r.Context(), repo, images.ReadOptions{Refresh: true}); err != nil {
+	// Sent right after a push: the registry, not a web API that may lag
+	// it, says where the tags point.
+	if _, err := s.images.Tags(r.Context(), repo, images.ReadOptions{Refresh: true, RegistryOnly: true}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -84,7 +85,18 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if cr := mux.CurrentRoute(r); cr != nil {
 			route, _ = cr.GetPathTemplate()
 		}
-		s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "route", route,
+		s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", loggedPath(r), "route", route,
 			"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
+}
+
+// loggedPath is the request's path as logs may show it: a token in the
+// path (the hooks' {token}) is replaced, since whoever reads the log could
+// otherwise use it.
+func loggedPath(r *http.Request) string {
+	tok := mux.Vars(r)["token"]
+	if tok == "" {
+		return r.URL.Path
+	}
+	return strings.Replace(r.URL.Path, tok, "{token}", 1)
 }

@@ -305,7 +305,11 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	opt := s.pages.options()
 	opt.Now = opt.Now.Truncate(pageClockStep)
 	platform := r.URL.Query().Get("platform")
-	key := "page\x00" + ref.String() + "\x00" + platform
+	limited := r.URL.Query().Get("notice") == noticeRefreshLimited
+	// The registry's rate-limit budget is said on the page when low; it is
+	// part of what the kept page was made from.
+	notice := s.budgetNotice(ref.Registry)
+	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited) + "\x00" + notice
 	version := ""
 	if a.Version != "" {
 		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10)
@@ -324,8 +328,17 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		history = tagChanges(changes)
 	}
 	page := templates.NewImagePage(a.Report, platform, history, opt)
+	if limited {
+		page.Notice = "This address has asked for many refreshes lately, so this one was not made: the page shows the stored report. Try again in a few minutes."
+	}
+	page.Hub = templates.NewHubView(a.Report.RepositoryInfo, a.Report.Repository, opt.Now)
+	page.BudgetNotice = notice
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
+
+// noticeRefreshLimited is the ?notice= of an image page whose refresh
+// button was refused by the rate limit.
+const noticeRefreshLimited = "refresh-limited"
 
 // refreshPage answers the refresh button: re-resolve the tag now, then go
 // back to the page (303, so reloading does not post again).
@@ -334,15 +347,19 @@ func (s *Server) refreshPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.allowRefresh(r); err != nil {
-		return err
+	q := url.Values{}
+	if p := r.PostFormValue("platform"); p != "" {
+		q.Set("platform", p)
 	}
-	if _, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true}); err != nil {
+	if err := s.allowRefresh(r); err != nil {
+		// Back to the page, which says so, rather than an error page.
+		q.Set("notice", noticeRefreshLimited)
+	} else if _, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true}); err != nil {
 		return err
 	}
 	target := templates.ImageHref(canonicalRef(ref))
-	if p := r.PostFormValue("platform"); p != "" {
-		target += "?platform=" + url.QueryEscape(p)
+	if len(q) > 0 {
+		target += "?" + q.Encode()
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 	return nil
@@ -420,7 +437,7 @@ func isMachineRequest(r *http.Request) bool {
 	if r.Method == http.MethodPost && strings.HasPrefix(path, "/images/") && !strings.HasSuffix(strings.TrimRight(path, "/"), "/refresh") {
 		return true
 	}
-	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+	return path == "/healthz" || path == "/healthz/registries" || path == "/readyz" || path == "/metrics"
 }
 
 // writeErrorPage answers a failed page request with a friendly page and the
@@ -429,27 +446,52 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err erro
 	if d, ok := analysis.DeletedTag(err); ok {
 		page := templates.NewTagRemovedPage(d, s.pages.options())
 		page.Status = status
+		if page.Query == "" {
+			page.Query = mux.Vars(r)["reference"]
+		}
 		s.renderErrorPage(w, r, page)
 		return
 	}
 	heading, text := errorText(err, status, msg)
-	s.renderError(w, r, status, heading, text)
+	page := s.errorPage(r, status, heading, text)
+	if errors.Is(err, analysis.ErrUnauthorized) {
+		page.CredentialsFor = registryOf(r)
+	}
+	s.renderErrorPage(w, r, page)
 }
 
-func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
-	s.renderErrorPage(w, r, templates.ErrorPage{
+// registryOf names the registry of the page's reference or repository,
+// "" when the path names none.
+func registryOf(r *http.Request) string {
+	vars := mux.Vars(r)
+	if ref, err := analysis.ParseReference(vars["reference"]); vars["reference"] != "" && err == nil {
+		return ref.Registry
+	}
+	if repo, err := analysis.ParseRepository(vars["repository"]); vars["repository"] != "" && err == nil {
+		return repo.Registry
+	}
+	return ""
+}
+
+func (s *Server) errorPage(r *http.Request, status int, heading, text string) templates.ErrorPage {
+	page := templates.ErrorPage{
 		Meta:    templates.Meta{Title: heading, BaseURL: s.pages.baseURL, NoHeaderSearch: true},
 		Status:  status,
 		Heading: heading,
 		Message: text,
-	})
+	}
+	if ref, ok := mux.Vars(r)["reference"]; ok {
+		page.Query = ref
+	}
+	return page
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+	s.renderErrorPage(w, r, s.errorPage(r, status, heading, text))
 }
 
 func (s *Server) renderErrorPage(w http.ResponseWriter, r *http.Request, page templates.ErrorPage) {
 	status, text := page.Status, page.Message
-	if ref, ok := mux.Vars(r)["reference"]; ok && page.Query == "" {
-		page.Query = ref
-	}
 	if err := s.render(w, r, status, templates.Error(page)); err != nil {
 		s.log.ErrorContext(r.Context(), "render error page", "err", err)
 		http.Error(w, text, status)
@@ -473,8 +515,12 @@ func errorText(err error, status int, msg string) (heading, text string) {
 		return "Too many requests", msg + " Try again in a minute."
 	case errors.Is(err, analysis.ErrTimeout):
 		return "The registry did not answer in time", msg
+	case errors.Is(err, analysis.ErrUnreachable):
+		return "The registry cannot be reached", msg
 	case errors.Is(err, analysis.ErrUpstream):
 		return "The registry answered with an error", msg
+	case errors.Is(err, store.ErrUnavailable):
+		return "The database does not answer", "This page needs the service's database, which does not answer just now. Try again in a moment."
 	case status == http.StatusBadRequest:
 		return "Bad request", msg
 	}

@@ -313,6 +313,20 @@ func TestRefreshForm(t *testing.T) {
 	if a := s.do(t, req); a.status != http.StatusNotFound || a.testid("error").Length() != 1 {
 		t.Errorf("refresh of a missing image: %d", a.status)
 	}
+	// Past the client's refresh limit (20 in 10 minutes), the button goes
+	// back to the page, which says the refresh was not made.
+	var last pageAnswer
+	for range 20 {
+		last = post("same-origin")
+	}
+	want := path + "?notice=refresh-limited&platform=linux%2Famd64"
+	if last.status != http.StatusSeeOther || last.header.Get("Location") != want {
+		t.Fatalf("refresh past the limit: %d → %q, want 303 → %q", last.status, last.header.Get("Location"), want)
+	}
+	page := s.get(t, want)
+	if page.status != 200 || !strings.Contains(page.testid("notice").Text(), "this one was not made") {
+		t.Errorf("the page after a refused refresh: %d, notice %q", page.status, page.testid("notice").Text())
+	}
 }
 
 func TestPageErrorsAreFriendlyHTML(t *testing.T) {

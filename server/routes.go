@@ -1,21 +1,25 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
-
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"imagebadger/analysis"
 	"imagebadger/docs"
 )
 
-// routes registers every route of docs/API.md in one place. A reference in a path
-// may contain slashes, a colon and an @, so it is matched with .+ and routes
-// with a suffix after it are registered first.
+// routes registers every route of docs/API.md in one place. A reference in
+// a path may contain slashes, a colon and an @, so it is matched with .+ and
+// routes with a suffix after it are registered first. Every route is
+// registered with its full path on the one router: gorilla/mux subrouters
+// lose a method mismatch to the next subrouter's "not found", which would
+// answer 404 where docs/API.md wants 405.
 func (s *Server) routes() {
 	r := s.router
 	r.Use(s.logRequests)
@@ -25,17 +29,19 @@ func (s *Server) routes() {
 	r.MethodNotAllowedHandler = s.handle("method_not_allowed", s.methodNotAllowed)
 
 	r.Handle("/healthz", s.handle("healthz", s.healthz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", s.handle("readyz", s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/healthz/registries", s.handle("healthz_registries", s.registriesStatus)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
 
-	api := r.PathPrefix("/api/v1").Subrouter()
-	api.Handle("/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
-	api.Handle("/images/{reference:.+}/refresh", s.handle("api_refresh", s.apiRefresh)).Methods(http.MethodPost)
-	api.Handle("/images/{reference:.+}", s.handle("api_image", s.apiImage)).Methods(http.MethodGet)
-	api.Handle("/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
-	api.Handle("/repositories/{repository:.+}/history", s.handle("api_history", s.apiHistory)).Methods(http.MethodGet)
-	api.Handle("/diff", s.handle("api_diff", s.apiDiff)).Methods(http.MethodGet)
-	api.Handle("/search", s.handle("api_search", s.apiSearch)).Methods(http.MethodGet)
+	r.Handle("/api/v1/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/api/v1/images/{reference:.+}/refresh", s.handle("api_refresh", s.apiRefresh)).Methods(http.MethodPost)
+	r.Handle("/api/v1/images/{reference:.+}", s.handle("api_image", s.apiImage)).Methods(http.MethodGet)
+	r.Handle("/api/v1/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
+	r.Handle("/api/v1/repositories/{repository:.+}/history", s.handle("api_history", s.apiHistory)).Methods(http.MethodGet)
+	r.Handle("/api/v1/diff", s.handle("api_diff", s.apiDiff)).Methods(http.MethodGet)
+	r.Handle("/api/v1/search", s.handle("api_search", s.apiSearch)).Methods(http.MethodGet)
+	r.Handle("/api/v1/shields/{kind}/{reference:.+}", s.handle("api_shields", s.apiShields)).Methods(http.MethodGet)
 	r.Handle("/v1/images/{repository:.+}/version/{digest}", s.handle("microbadger_version", s.microBadgerVersionRoute)).Methods(http.MethodGet)
 	r.Handle("/v1/images/{reference:.+}", s.handle("microbadger_image", s.microBadgerV1)).Methods(http.MethodGet)
 	s.pageRoutes()
@@ -69,6 +75,22 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	_, err := w.Write(docs.OpenAPI)
+	return err
+}
+
+// readyz answers 200 while the database answers, else 503: what a load
+// balancer should send traffic by. /healthz, the liveness check, stays 200
+// whatever the database does, so a database outage restarts nothing.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.store.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, werr := w.Write([]byte("the database does not answer\n"))
+		return werr
+	}
+	_, err := w.Write([]byte("ok\n"))
 	return err
 }
 

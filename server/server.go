@@ -112,6 +112,9 @@ func New(cfg Config) *Server {
 
 		hookRefreshes: ratelimit.New(cfg.HookRefreshes),
 	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(newBudgetCollector(cfg.Images.Budgets))
+	}
 	s.routes()
 	return s
 }

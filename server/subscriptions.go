@@ -38,10 +38,9 @@ func (s *Server) subscriptionRoutes() {
 		s.renderError(w, r, http.StatusForbidden, "Request refused",
 			"This form was sent from another site, so it was refused. Use the form on this site instead.")
 	}))
-	api := r.PathPrefix("/api/v1").Subrouter()
-	api.Handle("/subscriptions", s.handle("api_subscription_create", s.apiCreateSubscription)).Methods(http.MethodPost)
-	api.Handle("/subscriptions/{id}", s.handle("api_subscription", s.apiSubscription)).Methods(http.MethodGet)
-	api.Handle("/subscriptions/{id}", s.handle("api_subscription_delete", s.apiDeleteSubscription)).Methods(http.MethodDelete)
+	r.Handle("/api/v1/subscriptions", s.handle("api_subscription_create", s.apiCreateSubscription)).Methods(http.MethodPost)
+	r.Handle("/api/v1/subscriptions/{id}", s.handle("api_subscription", s.apiSubscription)).Methods(http.MethodGet)
+	r.Handle("/api/v1/subscriptions/{id}", s.handle("api_subscription_delete", s.apiDeleteSubscription)).Methods(http.MethodDelete)
 
 	r.Handle("/subscriptions/new", s.handle("page_subscription_new", s.subscriptionNewPage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/subscriptions", cop.Handler(s.handle("page_subscription_create", s.subscriptionCreatePage))).Methods(http.MethodPost)
@@ -139,6 +138,10 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) e
 		return invalidRequest("the body must be one JSON object, with nothing after it")
 	}
 	c, err := s.subs.Create(r.Context(), notify.CreateRequest{Image: req.Image, URL: req.URL, Events: req.Events, Client: clientAddr(r)})
+	var exists *notify.ExistsError
+	if errors.As(err, &exists) {
+		w.Header().Set("Location", "/api/v1/subscriptions/"+exists.ID)
+	}
 	if err != nil {
 		return subscriptionError(err)
 	}
@@ -183,6 +186,8 @@ func subscriptionError(err error) error {
 		return invalidRequest(msg)
 	case errors.Is(err, notify.ErrUnauthorized):
 		return &analysis.Error{Kind: errUnauthorized, Message: msg}
+	case errors.Is(err, notify.ErrExists):
+		return &analysis.Error{Kind: errExists, Message: msg, Err: err}
 	}
 	return err
 }
@@ -361,13 +366,18 @@ func (s *Server) subscriptionPageError(w http.ResponseWriter, r *http.Request, e
 }
 
 func subscriptionView(sub store.Subscription, now time.Time) templates.SubscriptionView {
+	href := templates.RepositoryHref(sub.Repo.Short())
+	if sub.Tag != "" {
+		href = templates.ImageHref(templates.DisplayReference(sub.Repo.Registry, sub.Repo.Name, sub.Tag, ""))
+	}
 	return templates.SubscriptionView{
-		ID:      sub.ID,
-		Image:   notify.SubjectName(sub),
-		URL:     sub.URL,
-		Events:  sub.Events,
-		Status:  sub.Status,
-		Reason:  sub.StatusReason,
-		Created: templates.NewTimeView(sub.CreatedAt, now),
+		ID:        sub.ID,
+		ImageHref: href,
+		Image:     notify.SubjectName(sub),
+		URL:       sub.URL,
+		Events:    sub.Events,
+		Status:    sub.Status,
+		Reason:    sub.StatusReason,
+		Created:   templates.NewTimeView(sub.CreatedAt, now),
 	}
 }

@@ -48,6 +48,11 @@ type hookOptions struct {
 	perClient    ratelimit.Limit
 	runWatcher   bool
 	allowPrivate bool
+	// log receives the server's log; nil discards it.
+	log io.Writer
+	// watcherNow is the watcher's clock; nil is time.Now. Polls see as
+	// due only what is due by it, so a test of a poll moves it on.
+	watcherNow func() time.Time
 }
 
 func newHookStack(t *testing.T, o hookOptions) *hookStack {
@@ -63,12 +68,16 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.log == nil {
+		o.log = io.Discard
+	}
+	logger := slog.New(slog.NewJSONHandler(o.log, nil))
 	builder := notify.NewBuilder("http://imagebadger.test")
 	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
 	guard := netguard.New(o.allowPrivate)
 	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond, Logger: logger})
-	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger})
+	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger,
+		Now: o.watcherNow})
 	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: builder, Worker: worker, Guard: guard,
 		PerClient: o.perClient})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -380,6 +389,8 @@ func TestSubscriptionForms(t *testing.T) {
 	manage = strings.ReplaceAll(manage[:strings.IndexByte(manage, '"')], "&amp;", "&")
 	if code, page := get(t, s.url+manage); code != 200 || !strings.Contains(page, `data-testid="delivery"`) || !strings.Contains(page, "webhook.ping") {
 		t.Errorf("manage page: %d", code)
+	} else if want := `href="/images/` + ref + `" data-testid="subscription-image"`; !strings.Contains(page, want) {
+		t.Errorf("the manage page does not link back to its image (%s)", want)
 	}
 	id := strings.TrimPrefix(manage[:strings.IndexByte(manage, '?')], "/subscriptions/")
 	if code, _ := get(t, s.url+"/subscriptions/"+id); code != 401 {

@@ -31,7 +31,7 @@ type TagChange struct {
 
 // insertChange appends one change to the history inside tx. digest and
 // previous are nil or a string, for the NULLs of the table.
-func insertChange(ctx context.Context, tx *sql.Tx, repo analysis.Repository, tag, kind string, digest, previous any, at time.Time) error {
+func insertChange(ctx context.Context, tx *tx, repo analysis.Repository, tag, kind string, digest, previous any, at time.Time) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tag_changes (registry, repository, tag, kind, digest, previous_digest, at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, repo.Registry, repo.Name, tag, kind, digest, previous, millis(at)); err != nil {
 		return fmt.Errorf("store: record %s change of %s:%s: %w", kind, repo, tag, err)

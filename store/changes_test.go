@@ -2,12 +2,13 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,25 +163,40 @@ func TestRecordTagsIsOneCompareAndSet(t *testing.T) {
 }
 
 // TestMigrationCarriesMovesOver: a database made by the migrations before
-// this one, with moves in tag_history, opens with every move in the new
-// history (same order, kinds from the old digest), and its repositories
-// searchable.
+// this branch's (0001–0007 and the later 0020 and 0031, as main's store
+// left it), with moves in tag_history, opens with 0008 and 0009 applied:
+// every move is in the new history (same order, kinds from the old
+// digest), and its repositories are searchable. The migration runner
+// applies every version it has not recorded, not only those above the
+// highest, so numbers below an applied one still run.
 func TestMigrationCarriesMovesOver(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
-	if err != nil {
-		t.Fatal(err)
+	db := rawDB(t, path)
+	bind := func(q string) string { return q }
+	if *engine == "postgres" {
+		bind = func(q string) string {
+			for i := 1; strings.Contains(q, "?"); i++ {
+				q = strings.Replace(q, "?", fmt.Sprintf("$%d", i), 1)
+			}
+			return q
+		}
 	}
 	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob("migrations/000[1-7]_*.sql")
+	files, _ := filepath.Glob(filepath.Join("migrations", *engine, "*.sql"))
 	sort.Strings(files)
-	if len(files) != 7 {
-		t.Fatalf("found %d migrations before 0008", len(files))
+	var before []string
+	for _, f := range files {
+		if n := filepath.Base(f)[:4]; n != "0008" && n != "0009" {
+			before = append(before, f)
+		}
 	}
-	for i, f := range files {
+	if len(before) != 9 {
+		t.Fatalf("found %d migrations besides 0008 and 0009, want main's 9: %v", len(before), before)
+	}
+	for _, f := range before {
 		body, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -188,7 +204,8 @@ func TestMigrationCarriesMovesOver(t *testing.T) {
 		if _, err := db.Exec(string(body)); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, filepath.Base(f)); err != nil {
+		version, _ := strconv.Atoi(filepath.Base(f)[:4])
+		if _, err := db.Exec(bind(`INSERT INTO schema_migrations VALUES (?, ?, 0)`), version, filepath.Base(f)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -197,7 +214,7 @@ func TestMigrationCarriesMovesOver(t *testing.T) {
 		old, new any
 		at       int64
 	}{{"1", nil, "sha256:a", 1000}, {"1", "sha256:a", "sha256:b", 2000}, {"2", nil, "sha256:b", 3000}} {
-		if _, err := db.Exec(`INSERT INTO tag_history (registry, repository, tag, old_digest, new_digest, moved_at) VALUES ('r.example', 'Acme/App', ?, ?, ?, ?)`,
+		if _, err := db.Exec(bind(`INSERT INTO tag_history (registry, repository, tag, old_digest, new_digest, moved_at) VALUES ('r.example', 'Acme/App', ?, ?, ?, ?)`),
 			row.tag, row.old, row.new, row.at); err != nil {
 			t.Fatal(err)
 		}
@@ -219,6 +236,13 @@ func TestMigrationCarriesMovesOver(t *testing.T) {
 	found, err := s.Search(ctx, "acme/ap", 10)
 	if err != nil || len(found) != 1 || found[0].Repo != repo || !found[0].Changed.Equal(time.UnixMilli(3000).UTC()) {
 		t.Errorf("search after the migration = %+v, %v", found, err)
+	}
+	// A change recorded now is numbered after the carried-over ones
+	// (PostgreSQL's identity was moved past them), so it is the newest.
+	record(t, s, repo, "2", desc("sha256:c"), time.UnixMilli(4000), nil)
+	hist, _, err = s.History(ctx, store.HistoryQuery{Repo: repo, Limit: 1})
+	if err != nil || len(hist) != 1 || hist[0].Digest != "sha256:c" || hist[0].ID <= 3 {
+		t.Errorf("newest change after the migration = %+v, %v", hist, err)
 	}
 }
 
@@ -247,7 +271,7 @@ func TestDedupKeyAndAudience(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("deliveries (-want +got):\n%s", diff)
 	}
-	claims, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Second), time.Minute, 10, 0, nil)
+	claims, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Second), time.Minute, 10, 0)
 	if err != nil || len(claims) != 2 {
 		t.Fatalf("claims = %d, %v", len(claims), err)
 	}
@@ -265,7 +289,7 @@ func TestDedupKeyAndAudience(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	again, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Minute), time.Minute, 10, 0, nil)
+	again, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Minute), time.Minute, 10, 0)
 	if err != nil || len(again) != 2 {
 		t.Fatalf("second claims = %d, %v", len(again), err)
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -78,37 +77,42 @@ func scanClaim(row scanner) (Claim, error) {
 // ClaimDeliveries leases up to limit pending deliveries that are due at now
 // and not leased by anyone (or whose lease expired: its holder crashed or
 // hung), to owner until now+lease, oldest due first. Deliveries of disabled
-// subscriptions are never claimed. The claim is one write transaction, so
-// two workers, in one process or two, never claim the same row at once.
+// subscriptions are never claimed. Claims are serialised across every
+// process sharing the database and the rows are locked as they are taken
+// (FOR UPDATE SKIP LOCKED on PostgreSQL), so two workers never hold the same
+// row at once.
 //
 // With perReceiver > 0, no receiver (see ReceiverOf) is given more than
-// perReceiver attempts in flight, counting inFlight, the caller's attempts
-// in flight by receiver: the oldest due rows of the other receivers are
+// perReceiver attempts in flight, counting every lease held now by any
+// worker of any process: the oldest due rows of the other receivers are
 // claimed instead. Rows are picked among the oldest due of receivers below
 // their bound, a few times limit of them, so a claim stays cheap however
 // long the queue.
-func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit, perReceiver int, inFlight map[string]int) ([]Claim, error) {
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit, perReceiver int) ([]Claim, error) {
 	if perReceiver <= 0 {
 		return s.claim(ctx, owner, now, lease, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
 			WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
 			ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now), SubscriptionDisabled, limit)
 	}
-	busy, err := json.Marshal(inFlight)
-	if err != nil {
-		return nil, fmt.Errorf("store: claim deliveries: %w", err)
-	}
+	const inFlight = `SELECT COUNT(*) FROM deliveries d3 JOIN subscriptions s3 ON s3.id = d3.subscription_id
+		WHERE d3.status = ? AND d3.lease_until > ? AND s3.receiver = ranked.receiver`
 	return s.claim(ctx, owner, now, lease, `SELECT id FROM (
 			SELECT id, next_attempt_at, receiver,
 				ROW_NUMBER() OVER (PARTITION BY receiver ORDER BY next_attempt_at, id) AS nth
 			FROM (
 				SELECT d.id, d.next_attempt_at, s.receiver FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
 				WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
-					AND s.receiver NOT IN (SELECT key FROM json_each(?) WHERE value >= ?)
-				ORDER BY d.next_attempt_at, d.id LIMIT ?))
-		WHERE nth <= ? - COALESCE((SELECT value FROM json_each(?) WHERE key = receiver), 0)
+					AND s.receiver NOT IN (
+						SELECT s2.receiver FROM deliveries d2 JOIN subscriptions s2 ON s2.id = d2.subscription_id
+						WHERE d2.status = ? AND d2.lease_until > ? GROUP BY s2.receiver HAVING COUNT(*) >= ?)
+				ORDER BY d.next_attempt_at, d.id LIMIT ?) due) ranked
+		WHERE nth <= ? - (`+inFlight+`)
 		ORDER BY next_attempt_at, id LIMIT ?`,
-		DeliveryPending, millis(now), millis(now), SubscriptionDisabled, string(busy), perReceiver, max(64, 8*limit),
-		perReceiver, string(busy), limit)
+		DeliveryPending, millis(now), millis(now), SubscriptionDisabled,
+		DeliveryPending, millis(now), perReceiver,
+		max(64, 8*limit),
+		perReceiver, DeliveryPending, millis(now),
+		limit)
 }
 
 func (s *Store) claim(ctx context.Context, owner string, now time.Time, lease time.Duration, pick string, args ...any) ([]Claim, error) {
@@ -117,32 +121,53 @@ func (s *Store) claim(ctx context.Context, owner string, now time.Time, lease ti
 		return nil, fmt.Errorf("store: claim deliveries: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, pick, args...)
+	if err := s.engine.lockClaims(ctx, tx); err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	ids, err := s.ids(ctx, tx, pick, args...)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	// Lock the picked rows that are still free: a row another transaction
+	// holds (an attempt being recorded) is skipped, not waited for.
+	in := placeholders(len(ids))
+	if ids, err = s.ids(ctx, tx, `SELECT id FROM deliveries WHERE id IN (`+in+`) AND status = ?
+		AND (lease_until IS NULL OR lease_until <= ?)`+s.engine.forUpdate(true),
+		append(ids, DeliveryPending, millis(now))...); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.lease(ctx, tx, owner, now, lease, ids)
+}
+
+// ids reads a column of ids.
+func (s *Store) ids(ctx context.Context, tx *tx, q string, args ...any) ([]any, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim deliveries: %w", err)
 	}
+	defer rows.Close()
 	var ids []any
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("store: claim deliveries: %w", err)
 		}
 		ids = append(ids, id)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: claim deliveries: %w", err)
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
+	return ids, nil
+}
+
+// lease leases the locked rows ids to owner and returns them as claims.
+func (s *Store) lease(ctx context.Context, tx *tx, owner string, now time.Time, lease time.Duration, ids []any) ([]Claim, error) {
 	in := placeholders(len(ids))
 	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN (`+in+`)`,
 		append([]any{owner, millis(now.Add(lease))}, ids...)...); err != nil {
 		return nil, fmt.Errorf("store: claim deliveries: %w", err)
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT `+claimColumns+` FROM deliveries d
+	rows, err := tx.QueryContext(ctx, `SELECT `+claimColumns+` FROM deliveries d
 		JOIN subscriptions s ON s.id = d.subscription_id
 		LEFT JOIN events e ON e.id = d.event_id
 		WHERE d.id IN (`+in+`) ORDER BY d.next_attempt_at, d.id`, ids...)
@@ -268,7 +293,7 @@ func (s *Store) RecordAttempt(ctx context.Context, r AttemptResult) error {
 	return s.commit(tx, r.DeliveryID)
 }
 
-func (s *Store) commit(tx *sql.Tx, id int64) error {
+func (s *Store) commit(tx *tx, id int64) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: record attempt of delivery %d: %w", id, err)
 	}
@@ -277,7 +302,7 @@ func (s *Store) commit(tx *sql.Tx, id int64) error {
 
 // disable disables a subscription and fails its pending deliveries, which
 // would otherwise wait forever.
-func disable(ctx context.Context, tx *sql.Tx, subID, reason string) error {
+func disable(ctx context.Context, tx *tx, subID, reason string) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET status = ?, status_reason = ? WHERE id = ?`,
 		SubscriptionDisabled, reason, subID); err != nil {
 		return fmt.Errorf("store: disable subscription %s: %w", subID, err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -18,7 +17,7 @@ import (
 // the stored one's deliveries has been claimed or attempted, it takes the
 // newer payload (which knows more, a base tag moved meanwhile), and either
 // way no delivery is added.
-func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, events []Event, at time.Time) error {
+func (s *Store) enqueue(ctx context.Context, tx *tx, events []Event, at time.Time) error {
 	for _, e := range events {
 		var key any
 		if e.DedupKey != "" {

@@ -58,10 +58,17 @@ func (s *Store) RecordPlatforms(ctx context.Context, ps []PlatformImage) error {
 }
 
 // EachPlatform calls fn for every distinct platform image of every
-// repository, earliest first, to rebuild the parent index at start-up.
-func (s *Store) EachPlatform(ctx context.Context, fn func(PlatformImage)) error {
+// repository first seen at or after since (the zero time: all of them),
+// earliest first, to build the parent index at start-up and to learn the
+// images other processes sharing the database have recorded.
+func (s *Store) EachPlatform(ctx context.Context, since time.Time, fn func(PlatformImage)) error {
+	var from int64
+	if !since.IsZero() {
+		from = millis(since)
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT registry, repository, platform_digest, chain_id, layer_count, MIN(first_seen_at)
-		FROM platform_images GROUP BY registry, repository, platform_digest, chain_id, layer_count ORDER BY MIN(first_seen_at)`)
+		FROM platform_images WHERE first_seen_at >= ?
+		GROUP BY registry, repository, platform_digest, chain_id, layer_count ORDER BY MIN(first_seen_at)`, from)
 	if err != nil {
 		return fmt.Errorf("store: list platform images: %w", err)
 	}

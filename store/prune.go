@@ -30,7 +30,7 @@ func (s *Store) PruneDeliveries(ctx context.Context, olderThan time.Time, keep i
 			SELECT id FROM (
 				SELECT id, status, created_at,
 					ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY id DESC) AS newest
-				FROM deliveries)
+				FROM deliveries) numbered
 			WHERE status != ? AND created_at < ? AND newest > ?
 			LIMIT ?)`, DeliveryPending, millis(olderThan), keep, pruneBatch)
 		p.Deliveries += n

@@ -35,7 +35,7 @@ func TestPruneDeliveries(t *testing.T) {
 
 	// Deliver everything but msg_a1, which stays pending (failing, retried).
 	now := t0.Add(100 * day)
-	cs, err := s.ClaimDeliveries(ctx, "w", now, time.Minute, 100, 0, nil)
+	cs, err := s.ClaimDeliveries(ctx, "w", now, time.Minute, 100, 0)
 	if err != nil || len(cs) != 9 {
 		t.Fatalf("claimed %d, %v; want 9", len(cs), err)
 	}

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -58,8 +57,12 @@ func TestClaimBoundsEachReceiver(t *testing.T) {
 		}
 		return out
 	}
-	// One attempt already in flight to the slow receiver, bound 3: two more.
-	cs, err := s.ClaimDeliveries(ctx, "w", now, time.Minute, 10, 3, map[string]int{slow: 1})
+	// One attempt already in flight to the slow receiver (the oldest due,
+	// leased by another worker), bound 3: two more.
+	if cs, err := s.ClaimDeliveries(ctx, "w0", now, time.Minute, 1, 3); err != nil || len(cs) != 1 || cs[0].Receiver != slow {
+		t.Fatalf("first claim %+v (%v), want one of %s", cs, err, slow)
+	}
+	cs, err := s.ClaimDeliveries(ctx, "w", now, time.Minute, 10, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,13 +72,19 @@ func TestClaimBoundsEachReceiver(t *testing.T) {
 	if cs[0].WebhookID != "msg_a0" && cs[0].WebhookID != "msg_b0" {
 		t.Errorf("first claim %s, want the oldest due", cs[0].WebhookID)
 	}
-	// The slow receiver at its bound: nothing of it is claimed.
-	if cs, err := s.ClaimDeliveries(ctx, "w2", now, time.Minute, 10, 3, map[string]int{slow: 3}); err != nil || len(cs) != 0 {
+	// The slow receiver at its bound (three leases, whoever holds them):
+	// nothing of it is claimed.
+	if cs, err := s.ClaimDeliveries(ctx, "w2", now, time.Minute, 10, 3); err != nil || len(cs) != 0 {
 		t.Errorf("at its bound the slow receiver still got %d claims (%v)", len(cs), err)
 	}
+	// Once the leases have expired (their holders died), the bound counts
+	// them no more.
+	if cs, err := s.ClaimDeliveries(ctx, "w4", now.Add(2*time.Minute), time.Minute, 10, 3); err != nil || byReceiver(cs)[slow] != 3 {
+		t.Errorf("after the leases expired: %v (%v), want 3 of %s", byReceiver(cs), err, slow)
+	}
 	// Without a bound, everything due and free is claimed.
-	if cs, err := s.ClaimDeliveries(ctx, "w3", now, time.Minute, 20, 0, nil); err != nil || len(cs) != 8 {
-		t.Errorf("unbounded claim: %d claims (%v), want the 8 left", len(cs), err)
+	if cs, err := s.ClaimDeliveries(ctx, "w3", now.Add(4*time.Minute), time.Minute, 20, 0); err != nil || len(cs) != 11 {
+		t.Errorf("unbounded claim: %d claims (%v), want all 11", len(cs), err)
 	}
 }
 
@@ -87,18 +96,13 @@ func TestReceiversOfOlderSubscriptionsAreFilled(t *testing.T) {
 	s := open(t, path)
 	addSub(t, s, "sub_old", "1.0", store.SubscriptionActive)
 	s.Close()
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
+	if _, err := rawDB(t, path).Exec(`UPDATE subscriptions SET receiver = ''`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE subscriptions SET receiver = ''`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
 
 	s = open(t, path)
 	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
-	cs, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Hour), time.Minute, 10, 1, nil)
+	cs, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Hour), time.Minute, 10, 1)
 	if err != nil || len(cs) != 1 {
 		t.Fatalf("claimed %d (%v), want 1", len(cs), err)
 	}

@@ -71,7 +71,7 @@ func termGrams(term string) []string {
 
 // knowRepository makes repo known to search inside tx (indexed, the first
 // time) and records at as its latest change.
-func (s *Store) knowRepository(ctx context.Context, tx *sql.Tx, repo analysis.Repository, at time.Time) error {
+func (s *Store) knowRepository(ctx context.Context, tx *tx, repo analysis.Repository, at time.Time) error {
 	var id int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO known_repositories (registry, repository, name, last_part, changed_at, grams_done)
 		VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (registry, repository) DO NOTHING RETURNING id`,
@@ -90,23 +90,13 @@ func (s *Store) knowRepository(ctx context.Context, tx *sql.Tx, repo analysis.Re
 	return insertGrams(ctx, tx, id, searchName(repo))
 }
 
-func insertGrams(ctx context.Context, tx *sql.Tx, id int64, name string) error {
-	add, err := tx.PrepareContext(ctx, `INSERT INTO repository_grams (gram, repository_id) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("store: index repository name %q: %w", name, err)
-	}
-	defer add.Close()
-	count, err := tx.PrepareContext(ctx, `INSERT INTO gram_counts (gram, n) VALUES (?, 1)
-		ON CONFLICT (gram) DO UPDATE SET n = gram_counts.n + 1`)
-	if err != nil {
-		return fmt.Errorf("store: index repository name %q: %w", name, err)
-	}
-	defer count.Close()
+func insertGrams(ctx context.Context, tx *tx, id int64, name string) error {
 	for _, g := range grams(name) {
-		if _, err := add.ExecContext(ctx, g, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO repository_grams (gram, repository_id) VALUES (?, ?)`, g, id); err != nil {
 			return fmt.Errorf("store: index repository name %q: %w", name, err)
 		}
-		if _, err := count.ExecContext(ctx, g); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gram_counts (gram, n) VALUES (?, 1)
+			ON CONFLICT (gram) DO UPDATE SET n = gram_counts.n + 1`, g); err != nil {
 			return fmt.Errorf("store: index repository name %q: %w", name, err)
 		}
 	}

@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -49,6 +49,8 @@ type stamps struct {
 	next atomic.Uint64
 	mu   sync.RWMutex
 	by   map[Scope]Stamp
+	// watchers are told of stamps learnt from other processes.
+	watchers []func(Scope, Stamp)
 }
 
 func (s *stamps) get(scope Scope) Stamp {
@@ -73,6 +75,52 @@ func (s *stamps) learn(scope Scope, st Stamp) {
 	}
 }
 
+// catchUp learns the stamps newer than since, committed by any process,
+// and returns the highest it read.
+func (s *Store) catchUp(ctx context.Context, since Stamp) (Stamp, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT scope, stamp FROM change_stamps WHERE stamp > ?`, int64(since))
+	if err != nil {
+		return 0, fmt.Errorf("store: catch up change stamps: %w", err)
+	}
+	defer rows.Close()
+	high := since
+	for rows.Next() {
+		var scope string
+		var st int64
+		if err := rows.Scan(&scope, &st); err != nil {
+			return 0, fmt.Errorf("store: catch up change stamps: %w", err)
+		}
+		s.learnExternal(Scope(scope), Stamp(st))
+		high = max(high, Stamp(st))
+	}
+	return high, rows.Err()
+}
+
+// learnExternal learns a stamp committed by another process (or read back
+// from the database) and tells the store's watchers when it is news.
+func (s *Store) learnExternal(scope Scope, st Stamp) {
+	if s.stamps.get(scope) >= st {
+		return
+	}
+	s.stamps.learn(scope, st)
+	s.stamps.mu.RLock()
+	watchers := s.stamps.watchers
+	s.stamps.mu.RUnlock()
+	for _, w := range watchers {
+		w(scope, st)
+	}
+}
+
+// OnExternalChange registers fn to be told of every change another process
+// sharing the database commits, after the store's own caches have followed
+// it: the parent index of images learns other processes' new platform
+// images this way. fn must not block.
+func (s *Store) OnExternalChange(fn func(Scope, Stamp)) {
+	s.stamps.mu.Lock()
+	defer s.stamps.mu.Unlock()
+	s.stamps.watchers = append(s.stamps.watchers, fn)
+}
+
 // Stamp returns scope's current change stamp. Caches read it before they
 // read what they keep, and keep it with what they made.
 func (s *Store) Stamp(scope Scope) Stamp { return s.stamps.get(scope) }
@@ -95,22 +143,14 @@ func (s *Store) loadStamps(ctx context.Context) error {
 	return rows.Err()
 }
 
-// bump gives each scope the next stamp of the sequence inside tx. Once tx
-// has committed, pass what it returns to publish.
-func (s *Store) bump(ctx context.Context, tx *sql.Tx, scopes ...Scope) (map[Scope]Stamp, error) {
-	given := make(map[Scope]Stamp, len(scopes))
-	for _, sc := range scopes {
-		if _, ok := given[sc]; ok {
-			continue
-		}
-		st := Stamp(s.stamps.next.Add(1))
-		given[sc] = st
-		if _, err := tx.ExecContext(ctx, `INSERT INTO change_stamps (scope, stamp) VALUES (?, ?)
-			ON CONFLICT (scope) DO UPDATE SET stamp = excluded.stamp`, string(sc), int64(st)); err != nil {
-			return nil, fmt.Errorf("store: stamp %s: %w", sc, err)
-		}
-	}
-	return given, nil
+// bump gives each scope the next stamp of the sequence inside tx, scopes in
+// a fixed order (PostgreSQL locks each scope's row until the commit, so
+// every transaction takes them in the same order). Once tx has committed,
+// pass what it returns to publish.
+func (s *Store) bump(ctx context.Context, t *tx, scopes ...Scope) (map[Scope]Stamp, error) {
+	sorted := slices.Clone(scopes)
+	slices.Sort(sorted)
+	return s.engine.bump(ctx, s, t, slices.Compact(sorted))
 }
 
 // publish makes committed stamps current in memory.

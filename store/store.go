@@ -1,117 +1,171 @@
-// Package store persists what imagebadger learns from registries: manifests
-// and configs by digest, tags and the images they point at. All SQL of the
-// service lives here. The SQL is kept portable (no SQLite-only syntax outside
-// the connection set-up) so that a PostgreSQL implementation can follow.
+// Package store persists what imagebadger learns from registries and what
+// its users ask of it: manifests and configs by digest, tags and the images
+// they point at, the history of their moves, subscriptions and their
+// deliveries (the outbox), and the change stamps every in-memory cache is
+// kept true by. All SQL of the service lives here.
+//
+// Two engines stand behind the one Store: SQLite (mattn/go-sqlite3), the
+// embedded default, and PostgreSQL (pgx), for several processes sharing one
+// database. The queries are shared (db.go rewrites placeholders); each
+// engine has its own numbered migrations (migrations/sqlite,
+// migrations/postgres) and its own file for the little that differs
+// (sqlite.go, postgres.go).
 package store
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	_ "github.com/mattn/go-sqlite3" // the SQLite driver, registered as "sqlite3"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS
 
-// Store is the SQLite-backed store. Writes go through a single connection, as
-// SQLite allows one writer at a time; reads use a pool of their own so they
-// never queue behind a write.
+// Store is the database of the service. Writes and reads may use pools of
+// their own (SQLite: one writer connection, as it allows one writer at a
+// time, and a read pool that never queues behind it).
 type Store struct {
-	write  *sql.DB
-	read   *sql.DB
+	write  conn
+	read   conn
+	engine engine
 	now    func() time.Time
 	tags   *tagCache
 	stamps stamps
 }
 
-// Open opens (creating if needed) the database at path and applies any
-// migrations it has not seen.
-func Open(ctx context.Context, path string) (*Store, error) {
-	if strings.HasPrefix(path, "postgres://") || strings.HasPrefix(path, "postgresql://") {
-		return nil, errors.New("store: PostgreSQL is not supported yet; use a SQLite file path")
+// engine is what differs between SQLite and PostgreSQL.
+type engine interface {
+	// name is "sqlite" or "postgres", which is also the folder of its
+	// migrations.
+	name() string
+	// migrating runs fn while no other process migrates the same database.
+	migrating(ctx context.Context, s *Store, fn func() error) error
+	// bump gives each scope the next stamp of the sequence inside tx.
+	bump(ctx context.Context, s *Store, tx *tx, scopes []Scope) (map[Scope]Stamp, error)
+	// lockClaims serialises claims of deliveries inside tx across every
+	// process sharing the database, so that counts of attempts in flight
+	// are exact.
+	lockClaims(ctx context.Context, tx *tx) error
+	// forUpdate is the locking clause that makes a select inside a
+	// transaction lock the rows it reads (skipping, with skipLocked, those
+	// another transaction holds); SQLite's transactions lock the database.
+	forUpdate(skipLocked bool) string
+	// renumber moves the numbering of table's identity column past the
+	// ids a copy inserted; afterCopy brings the change stamp sequence past
+	// the stamps it copied.
+	renumber(ctx context.Context, tx *tx, table, column string) error
+	afterCopy(ctx context.Context, s *Store) error
+	// start begins what the engine runs alongside the store (PostgreSQL's
+	// listener for other processes' change stamps); stop ends it.
+	start(s *Store) error
+	stop()
+	close() error
+}
+
+// Open opens the database named by dsn, creating it if needed, and applies
+// the migrations it has not seen: a postgres:// or postgresql:// URL (libpq
+// syntax) selects PostgreSQL, anything else is a SQLite file path.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{now: time.Now, tags: newTagCache(tagCacheSize), stamps: stamps{by: map[Scope]Stamp{}}}
+	var err error
+	if IsPostgres(dsn) {
+		err = openPostgres(ctx, s, dsn)
+	} else {
+		err = openSQLite(ctx, s, dsn)
 	}
-	dsn := func(mode string) string {
-		q := url.Values{}
-		q.Set("_journal_mode", "WAL")
-		q.Set("_busy_timeout", "10000")
-		q.Set("_txlock", "immediate")
-		q.Set("_foreign_keys", "on")
-		q.Set("_synchronous", "NORMAL")
-		if mode != "" {
-			q.Set("mode", mode)
+	if err != nil {
+		return nil, err
+	}
+	for _, step := range []func(context.Context) error{
+		func(ctx context.Context) error {
+			return s.engine.migrating(ctx, s, func() error {
+				if err := s.migrate(ctx); err != nil {
+					return err
+				}
+				// Under the same lock, so that processes starting together
+				// index the names migration 0009 left to Go once.
+				return s.fillGrams(ctx)
+			})
+		},
+		s.fillReceivers,
+		s.loadStamps,
+		func(context.Context) error { return s.engine.start(s) },
+	} {
+		if err := step(ctx); err != nil {
+			s.engine.stop()
+			s.engine.close()
+			return nil, err
 		}
-		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite3", dsn("rwc"))
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	s := &Store{write: w, now: time.Now, tags: newTagCache(tagCacheSize), stamps: stamps{by: map[Scope]Stamp{}}}
-	if err := s.migrate(ctx); err != nil {
-		w.Close()
-		return nil, err
-	}
-	if err := s.loadStamps(ctx); err != nil {
-		w.Close()
-		return nil, err
-	}
-	if err := s.fillReceivers(ctx); err != nil {
-		w.Close()
-		return nil, err
-	}
-	if err := s.fillGrams(ctx); err != nil {
-		w.Close()
-		return nil, err
-	}
-	r, err := sql.Open("sqlite3", dsn("ro"))
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: open %s read-only: %w", path, err)
-	}
-	// Keep every read connection open: opening one costs a file open, the
-	// schema parse and a WAL-index map, and with Go's default of 2 idle a
-	// busy server reopened connections dozens of times a second.
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
-	s.read = r
 	return s, nil
 }
 
-// Close closes both connection pools.
-func (s *Store) Close() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+// IsPostgres reports whether dsn names a PostgreSQL database.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
-// migrate applies the embedded migrations in order, each in its own
-// transaction together with its row in schema_migrations.
+// Redacted is dsn fit for a log line or a message: a PostgreSQL URL with
+// its password (in the user part or as ?password=) replaced by xxxxx.
+func Redacted(dsn string) string {
+	if !IsPostgres(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://(a URL that does not parse)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// Engine names the store's engine, "sqlite" or "postgres".
+func (s *Store) Engine() string { return s.engine.name() }
+
+// Close stops what the store runs and closes its pools.
+func (s *Store) Close() error {
+	s.engine.stop()
+	return s.engine.close()
+}
+
+// Ping reports whether the database answers, for /readyz.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.read.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// ErrUnavailable marks a database that does not answer (PostgreSQL gone
+// away): the server answers 503 for what needs it.
+var ErrUnavailable = errors.New("the database does not answer")
+
+// migrate applies the engine's embedded migrations in order, each in its
+// own transaction together with its row in schema_migrations.
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	dir := path.Join("migrations", s.engine.name())
+	names, err := fs.Glob(migrationFiles, dir+"/*.sql")
 	if err != nil {
 		return fmt.Errorf("store: list migrations: %w", err)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		base := strings.TrimPrefix(n, "migrations/")
+		base := path.Base(n)
 		num, _, ok := strings.Cut(base, "_")
 		version, err := strconv.Atoi(num)
 		if !ok || err != nil {
@@ -124,7 +178,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) applyMigration(ctx context.Context, version int, base, path string) error {
+func (s *Store) applyMigration(ctx context.Context, version int, base, file string) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migration %s: %w", base, err)
@@ -137,11 +191,12 @@ func (s *Store) applyMigration(ctx context.Context, version int, base, path stri
 	if n > 0 {
 		return nil
 	}
-	body, err := migrationFiles.ReadFile(path)
+	body, err := migrationFiles.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("store: migration %s: %w", base, err)
 	}
-	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+	// The migration's own SQL goes as it is written: no placeholders.
+	if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
 		return fmt.Errorf("store: migration %s: %w", base, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 func open(t *testing.T, path string) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), path)
+	s, err := store.Open(context.Background(), dsnOf(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,9 +162,14 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
-func TestPostgresIsRefusedClearly(t *testing.T) {
-	_, err := store.Open(context.Background(), "postgres://localhost/imagebadger")
-	if err == nil {
-		t.Fatal("want an error for a postgres:// URL")
+// TestUnreachablePostgresIsAClearError: a PostgreSQL URL whose server does
+// not answer fails Open with ErrUnavailable and a message that keeps the
+// password out.
+func TestUnreachablePostgresIsAClearError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := store.Open(ctx, "postgres://ib:s3cret-pw@127.0.0.1:1/imagebadger?sslmode=disable&connect_timeout=5")
+	if !errors.Is(err, store.ErrUnavailable) || strings.Contains(err.Error(), "s3cret-pw") {
+		t.Fatalf("Open of a server that does not answer: %v, want ErrUnavailable without the password", err)
 	}
 }

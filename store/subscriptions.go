@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,15 +96,11 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 		if ping.LeaseOwner != "" {
 			owner, until = ping.LeaseOwner, millis(ping.LeaseUntil)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO deliveries
+		var id int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO deliveries
 			(subscription_id, event_id, webhook_id, type, payload, status, attempts, next_attempt_at, lease_owner, lease_until, last_error, created_at)
-			VALUES (?, NULL, ?, ?, ?, ?, 0, ?, ?, ?, '', ?)`,
-			sub.ID, ping.WebhookID, ping.Type, ping.Payload, DeliveryPending, millis(sub.CreatedAt), owner, until, millis(sub.CreatedAt))
-		if err != nil {
-			return Claim{}, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
+			VALUES (?, NULL, ?, ?, ?, ?, 0, ?, ?, ?, '', ?) RETURNING id`,
+			sub.ID, ping.WebhookID, ping.Type, ping.Payload, DeliveryPending, millis(sub.CreatedAt), owner, until, millis(sub.CreatedAt)).Scan(&id); err != nil {
 			return Claim{}, fmt.Errorf("store: create ping of %s: %w", sub.ID, err)
 		}
 		at := fromMillis(millis(sub.CreatedAt))
@@ -183,6 +180,29 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 		return fmt.Errorf("store: delete subscription %s: %w", id, analysis.ErrNotFound)
 	}
 	return nil
+}
+
+// SameSubscription returns the id of a subscription that is not disabled
+// and names repo:tag, url and exactly the event types events (in any
+// order), or an error wrapping analysis.ErrNotFound when there is none: a
+// second identical subscription would only send everything twice.
+func (s *Store) SameSubscription(ctx context.Context, repo analysis.Repository, tag, url string, events []string) (string, error) {
+	ids, err := s.strings(ctx, `SELECT id FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ? AND status <> ? ORDER BY created_at, id`,
+		repo.Registry, repo.Name, tag, url, SubscriptionDisabled)
+	if err != nil {
+		return "", err
+	}
+	want := sortedUnique(events)
+	for _, id := range ids {
+		types, err := s.strings(ctx, `SELECT type FROM subscription_events WHERE subscription_id = ? ORDER BY type`, id)
+		if err != nil {
+			return "", err
+		}
+		if slices.Equal(types, want) {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("store: same subscription as %s:%s → %s: %w", repo, tag, url, analysis.ErrNotFound)
 }
 
 // CountSubscriptions returns how many subscriptions that are not disabled

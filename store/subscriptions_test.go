@@ -131,10 +131,10 @@ func TestClaimLeasesAndAttempts(t *testing.T) {
 	now := t0.Add(10 * time.Second)
 
 	// Not due yet: nothing to claim.
-	if cs, err := s.ClaimDeliveries(ctx, "w1", t0.Add(-time.Second), lease, 10, 0, nil); err != nil || len(cs) != 0 {
+	if cs, err := s.ClaimDeliveries(ctx, "w1", t0.Add(-time.Second), lease, 10, 0); err != nil || len(cs) != 0 {
 		t.Fatalf("claim before due = %d, %v", len(cs), err)
 	}
-	cs, err := s.ClaimDeliveries(ctx, "w1", now, lease, 2, 0, nil)
+	cs, err := s.ClaimDeliveries(ctx, "w1", now, lease, 2, 0)
 	if err != nil || len(cs) != 2 {
 		t.Fatalf("claim = %d, %v", len(cs), err)
 	}
@@ -143,7 +143,7 @@ func TestClaimLeasesAndAttempts(t *testing.T) {
 		t.Errorf("claim[0] = %+v", cs[0])
 	}
 	// A second worker gets only what is left.
-	cs2, err := s.ClaimDeliveries(ctx, "w2", now, lease, 10, 0, nil)
+	cs2, err := s.ClaimDeliveries(ctx, "w2", now, lease, 10, 0)
 	if err != nil || len(cs2) != 1 || cs2[0].WebhookID != "msg_3" {
 		t.Fatalf("second claim = %+v, %v", cs2, err)
 	}
@@ -161,10 +161,10 @@ func TestClaimLeasesAndAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// msg_3's holder dies: after its lease expires, another worker takes it.
-	if cs, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease-time.Millisecond), lease, 10, 0, nil); len(cs) != 1 || cs[0].WebhookID != "msg_1" {
+	if cs, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease-time.Millisecond), lease, 10, 0); len(cs) != 1 || cs[0].WebhookID != "msg_1" {
 		t.Fatalf("claim before lease expiry = %+v, want only msg_1 (due again)", cs)
 	}
-	cs3, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease), lease, 10, 0, nil)
+	cs3, _ := s.ClaimDeliveries(ctx, "w3", now.Add(lease), lease, 10, 0)
 	if len(cs3) != 1 || cs3[0].WebhookID != "msg_3" {
 		t.Fatalf("claim after lease expiry = %+v, want msg_3", cs3)
 	}
@@ -202,7 +202,7 @@ func TestConcurrentClaimsNeverOverlap(t *testing.T) {
 		owner := "w" + string(rune('0'+w))
 		wg.Go(func() {
 			for {
-				cs, err := s.ClaimDeliveries(ctx, owner, t0, time.Minute, 3, 0, nil)
+				cs, err := s.ClaimDeliveries(ctx, owner, t0, time.Minute, 3, 0)
 				if err != nil {
 					t.Error(err)
 					return
@@ -256,10 +256,10 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	if string(c.Payload) != `{"p":1}` || c.SubscriptionStatus != store.SubscriptionPending || c.URL != sub.URL || c.Secret != sub.Secret {
 		t.Fatalf("ping claim = %+v", c)
 	}
-	if cs, _ := s.ClaimDeliveries(ctx, "w2", t0, time.Minute, 10, 0, nil); len(cs) != 0 {
+	if cs, _ := s.ClaimDeliveries(ctx, "w2", t0, time.Minute, 10, 0); len(cs) != 0 {
 		t.Errorf("a ping leased to its creator was claimed by another worker: %+v", cs)
 	}
-	if cs, _ := s.ClaimDeliveries(ctx, "w2", t0.Add(2*time.Minute), time.Minute, 10, 0, nil); len(cs) != 1 || cs[0].ID != pingID {
+	if cs, _ := s.ClaimDeliveries(ctx, "w2", t0.Add(2*time.Minute), time.Minute, 10, 0); len(cs) != 1 || cs[0].ID != pingID {
 		t.Errorf("once the creator's lease expired, the ping was not claimable: %+v", cs)
 	}
 	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: pingID, Owner: "w", StartedAt: t0, StatusCode: 200, Delivered: true}); !errors.Is(err, store.ErrLeaseLost) {
@@ -291,7 +291,7 @@ func TestDisablingFailsPendingDeliveries(t *testing.T) {
 	addSub(t, s, "sub_a", "1.0", store.SubscriptionActive)
 	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
 	move(t, s, "1.0", "sha256:bb", "msg_2", "image.updated", t0)
-	cs, _ := s.ClaimDeliveries(ctx, "w", t0, time.Minute, 1, 0, nil)
+	cs, _ := s.ClaimDeliveries(ctx, "w", t0, time.Minute, 1, 0)
 	window := 5 * 24 * time.Hour
 	// A first failure starts the run; not yet disabled.
 	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: "w", StartedAt: t0, StatusCode: 500,
@@ -303,7 +303,7 @@ func TestDisablingFailsPendingDeliveries(t *testing.T) {
 	}
 	// Five days of failures later, the next failure disables it.
 	later := t0.Add(window)
-	cs, _ = s.ClaimDeliveries(ctx, "w", later, time.Minute, 10, 0, nil)
+	cs, _ = s.ClaimDeliveries(ctx, "w", later, time.Minute, 10, 0)
 	if len(cs) != 2 {
 		t.Fatalf("claimed %d", len(cs))
 	}
@@ -319,7 +319,7 @@ func TestDisablingFailsPendingDeliveries(t *testing.T) {
 		t.Errorf("delivery counts = %v, want all failed", c)
 	}
 	// A disabled subscription's deliveries are never claimed again.
-	if cs, _ := s.ClaimDeliveries(ctx, "w", later.Add(48*time.Hour), time.Minute, 10, 0, nil); len(cs) != 0 {
+	if cs, _ := s.ClaimDeliveries(ctx, "w", later.Add(48*time.Hour), time.Minute, 10, 0); len(cs) != 0 {
 		t.Errorf("claimed %d deliveries of a disabled subscription", len(cs))
 	}
 }

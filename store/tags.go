@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"time"
 
 	"imagebadger/analysis"
@@ -180,11 +182,20 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 	states := make([]TagState, len(rs))
 	var moved []int
 	var refused error
-	for i, r := range rs {
+	// The rows are locked (PostgreSQL: FOR UPDATE) in the order of their
+	// tags, so that two batches of one repository never wait on each other
+	// in a circle.
+	order := make([]int, len(rs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return rs[order[a]].Tag < rs[order[b]].Tag })
+	for _, i := range order {
+		r := rs[i]
 		if r.Repo != repo {
 			return nil, fmt.Errorf("store: record tags of %s: %s is another repository", repo, r.Repo)
 		}
-		check, st, err := recordTagTx(ctx, tx, r)
+		check, st, err := s.recordTagTx(ctx, tx, r)
 		if errors.Is(err, ErrTagMoved) {
 			refused = err
 		} else if err != nil {
@@ -198,6 +209,7 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 	if refused != nil {
 		return checks, refused
 	}
+	slices.Sort(moved)
 	var given map[Scope]Stamp
 	stamp := before
 	if len(moved) > 0 {
@@ -238,11 +250,11 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 
 // recordTagTx writes one TagRecord's row inside tx and returns what it found
 // and what the row holds now; the history and events are the caller's.
-func recordTagTx(ctx context.Context, tx *sql.Tx, r TagRecord) (TagCheck, TagState, error) {
+func (s *Store) recordTagTx(ctx context.Context, tx *tx, r TagRecord) (TagCheck, TagState, error) {
 	var prev, prevType string
 	var first, changed int64
-	err := tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
-		r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&prev, &prevType, &first, &changed)
+	err := tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`+
+		s.engine.forUpdate(false), r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&prev, &prevType, &first, &changed)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return TagCheck{}, TagState{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
 	}
@@ -254,10 +266,22 @@ func recordTagTx(ctx context.Context, tx *sql.Tx, r TagRecord) (TagCheck, TagSta
 	now := TagState{Digest: r.To.Digest, MediaType: r.To.MediaType, FirstSeen: fromMillis(at), Changed: fromMillis(at), Checked: fromMillis(at)}
 	switch {
 	case prev == "":
+		// A tag pushed again after its deletion is a new tag.
 		if _, err = tx.ExecContext(ctx, `DELETE FROM deleted_tags WHERE registry = ? AND repository = ? AND tag = ?`,
-			r.Repo.Registry, r.Repo.Name, r.Tag); err == nil {
-			_, err = tx.ExecContext(ctx, `INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Repo.Registry, r.Repo.Name, r.Tag, r.To.Digest, r.To.MediaType, at, at, at)
+			r.Repo.Registry, r.Repo.Name, r.Tag); err != nil {
+			break
+		}
+		// Another process may create the tag at the same moment: the
+		// loser of the race finds the tag moved, as a compare-and-set must.
+		var res sql.Result
+		res, err = tx.ExecContext(ctx, `INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (registry, repository, tag) DO NOTHING`,
+			r.Repo.Registry, r.Repo.Name, r.Tag, r.To.Digest, r.To.MediaType, at, at, at)
+		if n, rerr := rowsAffected(res, err); rerr == nil && n == 0 {
+			var now string
+			_ = s.read.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
+				r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&now)
+			return TagCheck{Previous: now}, TagState{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, ErrTagMoved)
 		}
 	case prev == r.To.Digest:
 		now.MediaType, now.FirstSeen, now.Changed = prevType, fromMillis(first), fromMillis(changed)
@@ -303,8 +327,8 @@ func (s *Store) RecordDeletion(ctx context.Context, d TagDeletion) (TagCheck, er
 	}
 	defer tx.Rollback()
 	var prev string
-	err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
-		d.Repo.Registry, d.Repo.Name, d.Tag).Scan(&prev)
+	err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`+
+		s.engine.forUpdate(false), d.Repo.Registry, d.Repo.Name, d.Tag).Scan(&prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
 	}
@@ -364,14 +388,18 @@ func (s *Store) RecordDeletion(ctx context.Context, d TagDeletion) (TagCheck, er
 	return TagCheck{Previous: prev, Moved: true}, nil
 }
 
+// rowsAffected is res.RowsAffected after err.
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // RecordImage records that the image d is known in repo (for images reached
 // by digest, without a tag).
 func (s *Store) RecordImage(ctx context.Context, repo analysis.Repository, d analysis.Descriptor, at time.Time) error {
 	return recordImage(ctx, s.write, repo, d, at)
-}
-
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 func recordImage(ctx context.Context, db execer, repo analysis.Repository, d analysis.Descriptor, at time.Time) error {

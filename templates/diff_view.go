@@ -167,7 +167,7 @@ func diffSide(label string, s analysis.DiffSide, rep *analysis.Report, pl *analy
 		Layers:         plural(pl.LayerCount, "layer"),
 	}
 	if pl.Parent != nil {
-		v.Parent = newParentView(pl.Parent)
+		v.Parent = newParentView(pl.Parent, pl.Platform)
 	}
 	return v
 }

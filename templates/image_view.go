@@ -44,6 +44,55 @@ type ImagePage struct {
 	// image read by digest); HistoryHref is all of them.
 	History     []HistoryEntry
 	HistoryHref string
+	// Hub holds Docker Hub's facts about the repository; nil when none.
+	Hub *HubView
+	// BudgetNotice, when set, says the registry's rate-limit budget is low.
+	BudgetNotice string
+}
+
+// HubView is what Docker Hub's web API says of the repository.
+type HubView struct {
+	Description string
+	Pulls       string
+	Stars       string
+	Updated     TimeView
+	Href        string
+}
+
+// NewHubView formats Docker Hub's facts for the image page; nil when there
+// are none.
+func NewHubView(info *analysis.RepositoryInfo, repository string, now time.Time) *HubView {
+	if info == nil || info.Source != analysis.SourceDockerHub {
+		return nil
+	}
+	name := strings.TrimPrefix(repository, "library/")
+	href := "https://hub.docker.com/r/" + repository
+	if name != repository {
+		href = "https://hub.docker.com/_/" + name
+	}
+	v := &HubView{
+		Description: info.Description,
+		Pulls:       countText(info.PullCount),
+		Stars:       countText(info.StarCount),
+		Href:        href,
+	}
+	if info.LastUpdated != nil {
+		v.Updated = NewTimeView(*info.LastUpdated, now)
+	}
+	return v
+}
+
+// countText writes a count the way Docker Hub shows it: 1.2K, 3.4M, 1B+.
+func countText(n int64) string {
+	switch {
+	case n >= 1_000_000_000:
+		return strconv.FormatFloat(float64(n)/1e9, 'f', 1, 64) + "B"
+	case n >= 1_000_000:
+		return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + "M"
+	case n >= 10_000:
+		return strconv.FormatFloat(float64(n)/1e3, 'f', 1, 64) + "K"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // MultiPlatform reports whether the image is an index with several platforms.
@@ -265,7 +314,7 @@ func newPlatformView(rep *analysis.Report, pl *analysis.Platform, opt Options) P
 	}
 	inherited := 0
 	if pl.Parent != nil {
-		v.Parent = newParentView(pl.Parent)
+		v.Parent = newParentView(pl.Parent, pl.Platform)
 		inherited = min(pl.Parent.LayerCount, len(pl.Layers))
 	}
 
@@ -386,15 +435,24 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func newParentView(pa *analysis.Parent) *ParentView {
+// newParentView describes the parent of a platform image. Its link goes to
+// the parent as people name it, its most specific tag (the platform
+// manifest's digest when it has none), showing the child's platform.
+func newParentView(pa *analysis.Parent, platform string) *ParentView {
 	tags := sortTags(pa.Tags)
 	tag := longest(tags)
 	ref := DisplayReference(pa.Registry, pa.Repository, tag, "")
+	href := ImageHref(ref)
+	if tag == "" {
+		href = ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.Digest))
+	} else if platform != "" && platform != "linux/amd64" {
+		href += "?platform=" + url.QueryEscape(platform)
+	}
 	pv := &ParentView{
 		Registry:       pa.Registry,
 		RepositoryName: pa.Repository,
 		Ref:            ref,
-		Href:           ImageHref(DisplayReference(pa.Registry, pa.Repository, "", pa.Digest)),
+		Href:           href,
 		Repository:     DisplayRepository(pa.Registry, pa.Repository),
 		Digest:         pa.Digest,
 		ShortDigest:    analysis.ShortDigest(pa.Digest),

@@ -318,6 +318,9 @@ type ErrorPage struct {
 	// Links are ways on from here (for a removed tag: the image it pointed
 	// at, its history).
 	Links []Link
+	// CredentialsFor, when set, names the registry that wants credentials
+	// this service lacks: the page then says how to give them.
+	CredentialsFor string
 }
 
 // StatusText is the status line shown small above the heading.

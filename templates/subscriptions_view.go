@@ -36,13 +36,16 @@ type SubscriptionCreated struct {
 
 // SubscriptionView describes a subscription for its pages.
 type SubscriptionView struct {
-	ID      string
-	Image   string
-	URL     string
-	Events  []string
-	Status  string
-	Reason  string
-	Created TimeView
+	ID    string
+	Image string
+	// ImageHref is the subscribed image's page: the tag's, or the
+	// repository's for a subscription to every tag.
+	ImageHref string
+	URL       string
+	Events    []string
+	Status    string
+	Reason    string
+	Created   TimeView
 }
 
 // SubscriptionPage is /subscriptions/{id}?token=…: the subscription, its

@@ -156,6 +156,17 @@ func TestImagePage(t *testing.T) {
 	if got := byID(doc, "parent-link").Text(); got != "ghcr.io/acme/runtime:1.4.2" {
 		t.Errorf("parent %q", got)
 	}
+	// The link names the parent by its most specific tag, not by the
+	// platform manifest's digest.
+	if href, _ := byID(doc, "parent-link").Attr("href"); href != "/images/ghcr.io/acme/runtime:1.4.2" {
+		t.Errorf("parent link %q", href)
+	}
+	rep := report()
+	rep.Platforms[1].Parent = rep.Platforms[0].Parent
+	armPage := templates.NewImagePage(rep, "linux/arm64/v8", nil, opts())
+	if href, _ := byID(render(t, templates.Image(armPage)), "parent-link").Attr("href"); href != "/images/ghcr.io/acme/runtime:1.4.2?platform=linux%2Farm64%2Fv8" {
+		t.Errorf("arm64's parent link %q, want the parent's tag at the same platform", href)
+	}
 	warning := byID(doc, "outdated").Text()
 	if !strings.Contains(warning, "ghcr.io/acme/runtime:1.4 has moved") || !strings.Contains(warning, "sha256:nnnnnnnnnnnn") {
 		t.Errorf("outdated warning %q", warning)
@@ -487,4 +498,28 @@ func BenchmarkRenderImagePage(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(buf.Len()), "html-bytes")
+}
+
+// TestRefPartsBreakAtSeparatorsOnly: a reference in a page title may wrap
+// after a slash or before its tag or digest, never inside a registry's
+// port, a repository name or a tag.
+func TestRefPartsBreakAtSeparatorsOnly(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"ghcr.io/acme/app:2.3.1-slim", []string{"ghcr.io/", "acme/", "app", ":2.3.1-slim"}},
+		{"127.0.0.1:5000/acme/app:1.0", []string{"127.0.0.1:5000/", "acme/", "app", ":1.0"}},
+		{"alpine@sha256:abc", []string{"alpine", "@sha256:abc"}},
+		{"127.0.0.1:5000/app", []string{"127.0.0.1:5000/", "app"}},
+	} {
+		if diff := cmp.Diff(tc.want, templates.RefParts(tc.in)); diff != "" {
+			t.Errorf("RefParts(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+	doc := render(t, templates.Image(templates.NewImagePage(report(), "", nil, opts())))
+	h1, _ := byID(doc, "reference").Html()
+	if got := strings.Count(h1, "<wbr/>"); got != 4 || !strings.Contains(h1, "app<wbr/>:2.3") {
+		t.Errorf("title %q, want a break opportunity before each part (4) and none inside the tag", h1)
+	}
 }

@@ -147,6 +147,35 @@ func DiffHref(from, to string) string {
 	return "/diff?from=" + url.QueryEscape(from) + "&to=" + url.QueryEscape(to)
 }
 
+// RefParts cuts a reference into the pieces a line may break between: after
+// each '/', and before the ':' of a tag and the '@' of a digest, so that a
+// long reference on a narrow screen wraps at its separators and never in
+// the middle of a tag.
+func RefParts(ref string) []string {
+	name, digest, hasDigest := strings.Cut(ref, "@")
+	tagAt := -1
+	if c := strings.LastIndexByte(name, ':'); c > strings.LastIndexByte(name, '/') {
+		tagAt = c
+	}
+	var parts []string
+	start := 0
+	for i := 0; i < len(name); i++ {
+		switch {
+		case name[i] == '/':
+			parts = append(parts, name[start:i+1])
+			start = i + 1
+		case i == tagAt && i > start:
+			parts = append(parts, name[start:i])
+			start = i
+		}
+	}
+	parts = append(parts, name[start:])
+	if hasDigest {
+		parts = append(parts, "@"+digest)
+	}
+	return parts
+}
+
 // CleanCommand turns a history entry's created_by into the Dockerfile line
 // people wrote: the shell wrapper, "#(nop)", build-arg prefixes and BuildKit's
 // trailing marker are removed.

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"imagebadger/internal/testing/distreg"
+	"imagebadger/internal/testing/hubapi"
 )
 
 // env is what the comparisons run against.
@@ -35,6 +38,14 @@ type env struct {
 	slow        string // "127.0.0.1:PORT" of a proxy adding 30 ms to every registry request
 	many        string // "bench/many": 1,000 tags over a few digests
 	manyTags    int
+	// hub is the Docker Hub API double, behind a 30 ms proxy (hubSlow),
+	// serving library/many, whose 1,000 tags the registry holds too;
+	// hubRegistry is another 30 ms proxy to the registry that stands in
+	// for docker.io, counting requests by method.
+	hub         *hubapi.Server
+	hubSlow     string
+	hubRegistry string
+	hubCounts   func() map[string]int
 }
 
 // comparisons is the table of the project's whole-process comparisons. Add a row to
@@ -92,6 +103,43 @@ var comparisons = []struct {
 			}
 			if n := len(strings.Fields(string(b))); n != e.manyTags {
 				return fmt.Errorf("crane: want %d digests, got %d", e.manyTags, n)
+			}
+			return nil
+		},
+	},
+	{
+		// Docker Hub's web API lists 100 tags with their digests a request:
+		// grouping docker.io/library/many asks it about 10 times and the
+		// registry for no HEAD at all, only a GET for each image never seen.
+		name:   "Docker Hub listing (1,000 tags, web API + registry at 30 ms) vs crane ls + crane digest per tag",
+		target: 1.0 / 60,
+		rounds: 1, warmup: -1, timeout: 10 * time.Minute,
+		commands: func(e *env) ([]string, []string, error) {
+			if e.crane == "" {
+				return nil, nil, errors.New("crane not found: run `make deps`")
+			}
+			repo := e.slow + "/library/many"
+			return []string{e.imagebadger, "tags", "--json", "--allow-private-registries",
+					"--dockerhub-api", "http://" + e.hubSlow, "--registry-endpoints", "docker.io=" + e.hubRegistry, "library/many"},
+				[]string{"sh", "-c", fmt.Sprintf(`for t in $(%[1]s ls %[2]s); do %[1]s digest %[2]s:$t; done`, e.crane, repo)}, nil
+		},
+		check: func(e *env, a, b []byte) error {
+			var list struct {
+				TagCount int
+				Groups   []struct{ Tags []string }
+			}
+			if err := json.Unmarshal(a, &list); err != nil || list.TagCount != e.manyTags || len(list.Groups) != 4 {
+				return fmt.Errorf("imagebadger tags --json: want %d tags in 4 groups, got %.200q", e.manyTags, a)
+			}
+			if n := len(strings.Fields(string(b))); n != e.manyTags {
+				return fmt.Errorf("crane: want %d digests, got %d", e.manyTags, n)
+			}
+			repoAsks, pages := e.hub.Requests()
+			heads := e.hubCounts()["HEAD"]
+			fmt.Printf("  one listing cost %d Docker Hub API requests (%d tag pages, %d repository) and %d registry HEADs (%v by method)\n",
+				repoAsks+pages, pages, repoAsks, heads, e.hubCounts())
+			if repoAsks+pages > 12 || heads != 0 {
+				return fmt.Errorf("want at most 12 web API requests and 0 registry HEADs, got %d and %d", repoAsks+pages, heads)
 			}
 			return nil
 		},
@@ -191,7 +239,7 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 
 	fmt.Fprintln(out, "pushing 1,000 tags and starting a 30 ms latency proxy…")
 	e.many, e.manyTags = "bench/many", 1000
-	if err := pushMany(ctx, reg.Addr+"/"+e.many, e.manyTags); err != nil {
+	if _, err := pushMany(ctx, reg.Addr+"/"+e.many, e.manyTags); err != nil {
 		return nil, cleanup, fmt.Errorf("push %s: %w", e.many, err)
 	}
 	slow, stopSlow, err := distreg.LatencyProxy(reg.Addr, 30*time.Millisecond)
@@ -201,6 +249,32 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	stopReg := cleanup
 	cleanup = func() { stopSlow(); stopReg() }
 	e.slow = slow
+
+	fmt.Fprintln(out, "pushing library/many and starting the Docker Hub API double…")
+	digests, err := pushMany(ctx, reg.Addr+"/library/many", e.manyTags)
+	if err != nil {
+		return nil, cleanup, fmt.Errorf("push library/many: %w", err)
+	}
+	e.hub = hubapi.Start()
+	hubRepo := hubapi.Repository{Description: "1,000 tags over four images", Stars: 7, Pulls: 123456, LastUpdated: time.Now().UTC()}
+	for _, tag := range slices.Sorted(maps.Keys(digests)) {
+		d := digests[tag]
+		hubRepo.Tags = append(hubRepo.Tags, hubapi.Tag{Name: tag, Digest: d, LastUpdated: hubRepo.LastUpdated, LastPushed: hubRepo.LastUpdated,
+			Images: []hubapi.Image{{Digest: d, OS: "linux", Architecture: "amd64"}}})
+	}
+	e.hub.Put("library/many", hubRepo)
+	hubSlow, stopHub, err := distreg.LatencyProxy(strings.TrimPrefix(e.hub.URL, "http://"), 30*time.Millisecond)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	hubReg, counts, stopHubReg, err := distreg.MeteredProxy(reg.Addr, 30*time.Millisecond)
+	if err != nil {
+		stopHub()
+		return nil, cleanup, err
+	}
+	stopRest := cleanup
+	cleanup = func() { stopHubReg(); stopHub(); e.hub.Close(); stopRest() }
+	e.hubSlow, e.hubRegistry, e.hubCounts = hubSlow, hubReg, counts
 
 	if s.bin != "" {
 		e.imagebadger = s.bin
@@ -330,27 +404,36 @@ func findCrane() string {
 	return ""
 }
 
-// pushMany pushes n tags of repo spread over four images.
-func pushMany(ctx context.Context, repo string, n int) error {
+// pushMany pushes n tags of repo spread over four images and returns the
+// digest of each tag.
+func pushMany(ctx context.Context, repo string, n int) (map[string]string, error) {
 	var imgs []v1.Image
+	var digests []string
+	tags := map[string]string{}
 	for i := 0; i < 4; i++ {
 		img, err := random.Image(1024, int64(1+i))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := push(ctx, img, fmt.Sprintf("%s:seed%d", repo, i)); err != nil {
-			return err
+			return nil, err
 		}
-		imgs = append(imgs, img)
+		d, err := img.Digest()
+		if err != nil {
+			return nil, err
+		}
+		imgs, digests = append(imgs, img), append(digests, d.String())
+		tags[fmt.Sprintf("seed%d", i)] = d.String()
 	}
 	r, err := name.NewRepository(repo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := 4; i < n; i++ {
 		if err := remote.Tag(r.Tag(fmt.Sprintf("v%d", i)), imgs[i%4], remote.WithContext(ctx)); err != nil {
-			return err
+			return nil, err
 		}
+		tags[fmt.Sprintf("v%d", i)] = digests[i%4]
 	}
-	return nil
+	return tags, nil
 }

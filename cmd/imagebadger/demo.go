@@ -37,9 +37,6 @@ func runDemo(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	if cfg.Watch == "" {
 		cfg.Watch = strings.Join(reg.Watched(), ",")
 	}
-	if cfg.BaseURL == defaultConfig().BaseURL {
-		cfg.BaseURL = baseURLFor(cfg.Addr)
-	}
 
 	fmt.Fprintf(stderr, "imagebadger demo: registry on %s, seeding %s\n", reg.Host, cfg.DB)
 	st, err := store.Open(ctx, cfg.DB)
@@ -62,11 +59,12 @@ func runDemo(ctx context.Context, cfg *Config, stdout, stderr io.Writer) error {
 	return serve(ctx, cfg, stderr)
 }
 
-// baseURLFor is the URL a browser on this machine reaches addr at.
+// baseURLFor is the URL a browser on this machine reaches addr at: the
+// default of --base-url.
 func baseURLFor(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return defaultConfig().BaseURL
+		return "http://localhost:8080"
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "localhost"

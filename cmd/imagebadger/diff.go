@@ -3,13 +3,38 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 
 	"imagebadger/analysis"
 	"imagebadger/images"
 )
+
+// diffCommand is diff: what changed between two images of any
+// repositories, the diff API's answer on the command line.
+func diffCommand() command {
+	var platform string
+	return command{
+		name:    "diff",
+		args:    "FROM TO",
+		summary: "what changed between two images (the JSON is the diff API's answer)",
+		output:  true, nargs: 2, registryFlags: true,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&platform, "platform", "", "the platform to compare, os/arch[/variant] (default linux/amd64)")
+		},
+		run: func(ctx context.Context, inv invocation) error {
+			tmp, err := os.MkdirTemp("", "imagebadger-diff-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			return diff(ctx, inv.cfg, inv.args[0], inv.args[1], platform, inv.json, inv.stdout, tmp)
+		},
+	}
+}
 
 // diff prints what changed between two images. Both sides go through the
 // service's one read path (images.Service.Read, refreshing) over a

@@ -36,12 +36,33 @@ func repositories(s string) ([]analysis.Repository, error) {
 }
 
 // newClient builds the registry client with the network policy of cfg.
+// Credentials come from the Docker config (go-containerregistry's default
+// keychain: $DOCKER_CONFIG/config.json, else ~/.docker/config.json, with
+// auths, credHelpers and credsStore).
 func newClient(cfg *Config) (*registry.Client, error) {
+	eps, err := endpoints(cfg.RegistryEndpoints)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
 	return registry.New(registry.Options{
 		Transport:   netguard.New(cfg.AllowPrivateRegistries).Transport(),
 		Timeout:     cfg.RegistryTimeout,
 		Insecure:    list(cfg.InsecureRegistries),
 		Concurrency: cfg.RegistryConcurrency,
+		Endpoints:   eps,
+	})
+}
+
+// newHub builds the Docker Hub web API client of cfg, through the same
+// network policy as the registries; nil when --dockerhub-api is empty.
+func newHub(cfg *Config) (*registry.Hub, error) {
+	if cfg.DockerHubAPI == "" {
+		return nil, nil
+	}
+	return registry.NewHub(registry.HubOptions{
+		BaseURL:   cfg.DockerHubAPI,
+		Transport: netguard.New(cfg.AllowPrivateRegistries).Transport(),
+		Timeout:   cfg.RegistryTimeout,
 	})
 }
 
@@ -61,6 +82,10 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	hub, err := newHub(cfg)
+	if err != nil {
+		return err
+	}
 	watch, err := repositories(cfg.Watch)
 	if err != nil {
 		return err
@@ -68,7 +93,7 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	// Tag moves become events (and outbox rows) in the transaction that
 	// records them.
 	events := notify.NewBuilder(cfg.BaseURL)
-	svc := images.New(images.Options{Client: client, Store: st, FreshFor: cfg.PollInterval, Events: events, Logger: log})
+	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Events: events, Logger: log})
 	n, err := svc.LoadIndex(ctx)
 	if err != nil {
 		return err
@@ -124,7 +149,7 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", cfg.DB, "base_url", cfg.BaseURL)
+	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", store.Redacted(cfg.DB), "base_url", cfg.BaseURL)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

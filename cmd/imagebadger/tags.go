@@ -52,11 +52,15 @@ func oneOff(ctx context.Context, cfg *Config, tmp string) (svc *images.Service, 
 	if err != nil {
 		return nil, nil, err
 	}
+	hub, err := newHub(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	st, err := store.Open(ctx, filepath.Join(tmp, "imagebadger.db"))
 	if err != nil {
 		return nil, nil, err
 	}
-	svc = images.New(images.Options{Client: client, Store: st, FreshFor: cfg.PollInterval})
+	svc = images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval})
 	return svc, func() {
 		_ = svc.Close(context.WithoutCancel(ctx))
 		_ = st.Close()

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,7 +144,8 @@ func start(ctx context.Context, bin string, opts Options) (*Registry, error) {
 }
 
 func (r *Registry) waitReady(ctx context.Context) error {
-	err := WaitOK(ctx, "http://"+r.Addr+"/v2/", r.done)
+	// 401 is ready too: the registry then demands credentials (auth:).
+	err := WaitStatus(ctx, "http://"+r.Addr+"/v2/", r.done, http.StatusOK, http.StatusUnauthorized)
 	if errors.Is(err, ErrExited) {
 		return fmt.Errorf("exited before it was ready: %v", r.waitErr)
 	}

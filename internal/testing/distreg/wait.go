@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,12 @@ var ErrExited = errors.New("exited before it answered")
 // ctx's error and the last failure once ctx ends. The registry, the built
 // binary under test and the soak's server all start this way.
 func WaitOK(ctx context.Context, url string, exited <-chan struct{}) error {
+	return WaitStatus(ctx, url, exited, http.StatusOK)
+}
+
+// WaitStatus is WaitOK accepting any of statuses: a registry that demands
+// credentials is ready once GET /v2/ answers 401.
+func WaitStatus(ctx context.Context, url string, exited <-chan struct{}, statuses ...int) error {
 	client := &http.Client{Timeout: time.Second}
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
@@ -28,7 +35,7 @@ func WaitOK(ctx context.Context, url string, exited <-chan struct{}) error {
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if slices.Contains(statuses, resp.StatusCode) {
 				return nil
 			}
 			err = fmt.Errorf("GET %s answered %s", url, resp.Status)

@@ -28,8 +28,9 @@ const (
 
 // ServeOptions configures ServeProcess.
 type ServeOptions struct {
-	// DBPath is the SQLite file; empty means a new imagebadger.db in t.TempDir(). Pass a
-	// previous Server's DBPath to restart on the same database.
+	// DBPath is the SQLite file or a postgres:// URL (see Postgres); empty means a new
+	// imagebadger.db in t.TempDir(). Pass a previous Server's DBPath to restart on the
+	// same database, or one URL to several processes to run replicas.
 	DBPath string
 	// Args are appended after the fixed serve flags.
 	Args []string
@@ -94,6 +95,49 @@ func ServeProcess(t testing.TB, bin string, opts ServeOptions) *Server {
 }
 
 var errAddrInUse = errors.New("address already in use")
+
+// ServeProcesses starts one process per option set at the same moment, as
+// replicas of a deployment start together (so that they race to migrate one
+// PostgreSQL database), and returns them once all serve.
+func ServeProcesses(t testing.TB, bin string, opts ...ServeOptions) []*Server {
+	t.Helper()
+	out := make([]*Server, len(opts))
+	errs := make([]error, len(opts))
+	var wg sync.WaitGroup
+	for i, o := range opts {
+		if o.DBPath == "" {
+			o.DBPath = filepath.Join(t.TempDir(), "imagebadger.db")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for attempt := 1; attempt <= 3; attempt++ {
+				out[i], errs[i] = startServer(bin, o)
+				if !errors.Is(errs[i], errAddrInUse) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, s := range out {
+		if s == nil {
+			continue
+		}
+		t.Cleanup(func() {
+			if err := s.stop(); err != nil {
+				t.Logf("imagebadger serve %d on %s: %v", i, s.Addr, err)
+			}
+			if t.Failed() {
+				t.Logf("imagebadger serve %d on %s output:\n%s", i, s.Addr, s.Output())
+			}
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
 
 func startServer(bin string, opts ServeOptions) (*Server, error) {
 	port, err := distreg.FreePort()

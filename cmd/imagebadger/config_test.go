@@ -1,0 +1,68 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"testing"
+)
+
+// TestDockerHubAPIFromTheEnvironment: docs/API.md's --dockerhub-api defaults
+// to https://hub.docker.com, and an empty value, on the command line or in
+// IMAGEBADGER_DOCKERHUB_API, turns it off; other empty variables count as
+// unset.
+func TestDockerHubAPIFromTheEnvironment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"default", nil, nil, "https://hub.docker.com"},
+		{"empty variable turns it off", map[string]string{"IMAGEBADGER_DOCKERHUB_API": ""}, nil, ""},
+		{"variable", map[string]string{"IMAGEBADGER_DOCKERHUB_API": "http://127.0.0.1:9"}, nil, "http://127.0.0.1:9"},
+		{"empty flag turns it off", nil, []string{"--dockerhub-api="}, ""},
+		{"flag wins", map[string]string{"IMAGEBADGER_DOCKERHUB_API": ""}, []string{"--dockerhub-api", "https://hub.example"}, "https://hub.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cfg.register(fs, true)
+			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			if err := cfg.fromEnv(fs, lookup); err != nil {
+				t.Fatal(err)
+			}
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.validate(); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.DockerHubAPI != tc.want {
+				t.Errorf("DockerHubAPI = %q, want %q", cfg.DockerHubAPI, tc.want)
+			}
+		})
+	}
+	// An empty IMAGEBADGER_ADDR still means the default, as before.
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.register(fs, true)
+	if err := cfg.fromEnv(fs, func(k string) (string, bool) { return "", true }); err != nil || cfg.Addr != ":8080" {
+		t.Errorf("empty IMAGEBADGER_ADDR: addr %q, err %v", cfg.Addr, err)
+	}
+}
+
+func TestRegistryEndpoints(t *testing.T) {
+	got, err := endpoints("docker.io=127.0.0.1:5000, ghcr.io=mirror.internal")
+	if err != nil || got["docker.io"] != "127.0.0.1:5000" || got["ghcr.io"] != "mirror.internal" {
+		t.Errorf("endpoints = %v, %v", got, err)
+	}
+	if got, err := endpoints("index.docker.io=m:1"); err != nil || got["docker.io"] != "m:1" {
+		t.Errorf("index.docker.io is docker.io: %v, %v", got, err)
+	}
+	for _, bad := range []string{"docker.io", "=x", "docker.io=", "docker.io=http://x/y"} {
+		if _, err := endpoints(bad); err == nil {
+			t.Errorf("endpoints(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package registry
+
+import "context"
+
+// requestKey carries, on the context of every request the client makes, which
+// registry the request is on behalf of. go-containerregistry passes the
+// caller's context down to every hop (the ping, the token realm, redirects), so
+// the transports below it can tell a registry's own requests from those it
+// sent elsewhere, and count budgets per registry as people name them.
+type requestKey struct{}
+
+type requestInfo struct {
+	// registry is the name in references ("docker.io", "ghcr.io").
+	registry string
+	// host is the host:port actually dialled for it (an Endpoints mapping,
+	// or go-containerregistry's own, index.docker.io for docker.io).
+	host string
+	// poll marks a background poll, which must leave the last part of a
+	// known rate-limit budget to reads people asked for.
+	poll bool
+}
+
+func withRequest(ctx context.Context, registry, host string) context.Context {
+	info := requestInfo{registry: registry, host: host}
+	if prev, ok := ctx.Value(requestKey{}).(requestInfo); ok {
+		info.poll = prev.poll
+	}
+	return context.WithValue(ctx, requestKey{}, info)
+}
+
+func requestOf(ctx context.Context) (requestInfo, bool) {
+	info, ok := ctx.Value(requestKey{}).(requestInfo)
+	return info, ok
+}
+
+// Polling marks ctx as a background poll's: requests made with it are
+// refused, as rate limited, rather than spend the last PollReserve of a
+// registry's known budget, so that polling never starves the reads people
+// ask for. HEADs go first in every check and GETs only follow for digests
+// never seen, so on Docker Hub, which counts only GETs, polling costs
+// nothing until something changed.
+func Polling(ctx context.Context) context.Context {
+	info, _ := ctx.Value(requestKey{}).(requestInfo)
+	info.poll = true
+	return context.WithValue(ctx, requestKey{}, info)
+}

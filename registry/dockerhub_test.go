@@ -1,0 +1,186 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"imagebadger/analysis"
+	"imagebadger/internal/testing/hubapi"
+	"imagebadger/registry"
+)
+
+func hubDigest(i int) string { return fmt.Sprintf("sha256:%064x", i) }
+
+// hubRepo is a repository of n tags over four images, two of them
+// multi-platform, as the double serves them.
+func hubRepo(n int) hubapi.Repository {
+	pushed := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	r := hubapi.Repository{Description: "A small base image", Stars: 42, Pulls: 1_234_567, LastUpdated: pushed}
+	for i := range n {
+		img := i % 4
+		t := hubapi.Tag{Name: fmt.Sprintf("v%d", i), Digest: hubDigest(img + 1), LastUpdated: pushed, LastPushed: pushed}
+		t.Images = []hubapi.Image{{Digest: hubDigest(100 + img), OS: "linux", Architecture: "amd64"}}
+		if img < 2 {
+			t.Images = append(t.Images, hubapi.Image{Digest: hubDigest(200 + img), OS: "linux", Architecture: "arm64", Variant: "v8"},
+				hubapi.Image{Digest: hubDigest(300 + img), OS: "unknown", Architecture: "unknown"})
+		}
+		r.Tags = append(r.Tags, t)
+	}
+	return r
+}
+
+func newHub(t *testing.T, base string) *registry.Hub {
+	t.Helper()
+	h, err := registry.NewHub(registry.HubOptions{BaseURL: base, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+var library = analysis.Repository{Registry: analysis.DockerHub, Name: "library/alpine"}
+
+func TestHubListsTagsWithDigestsAHundredARequest(t *testing.T) {
+	d := hubapi.Start()
+	defer d.Close()
+	d.Put("library/alpine", hubRepo(1000))
+	tags, err := newHub(t, d.URL).Tags(context.Background(), library)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tags) != 1000 {
+		t.Fatalf("%d tags, want 1000", len(tags))
+	}
+	if _, pages := d.Requests(); pages != 10 {
+		t.Errorf("%d tag pages asked, want 10 (100 a request)", pages)
+	}
+	got := tags[5] // v5: image 1, multi-platform
+	if got.Name != "v5" || got.Digest != hubDigest(2) || len(got.Images) != 3 ||
+		got.Images[1] != (registry.HubImage{Digest: hubDigest(201), OS: "linux", Architecture: "arm64", Variant: "v8"}) {
+		t.Errorf("tag v5 = %+v", got)
+	}
+	if !got.LastPushed.Equal(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("tag_last_pushed read as %s", got.LastPushed)
+	}
+}
+
+func TestHubRepositoryFacts(t *testing.T) {
+	d := hubapi.Start()
+	defer d.Close()
+	d.Put("library/alpine", hubRepo(1))
+	info, err := newHub(t, d.URL).Repository(context.Background(), library)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Source != "dockerhub" || info.Description != "A small base image" || info.StarCount != 42 || info.PullCount != 1_234_567 ||
+		info.LastUpdated == nil || !info.LastUpdated.Equal(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("facts = %+v", info)
+	}
+	if _, err := newHub(t, d.URL).Repository(context.Background(), analysis.Repository{Registry: analysis.DockerHub, Name: "acme/none"}); !errors.Is(err, analysis.ErrNotFound) {
+		t.Errorf("unknown repository: err = %v, want not found", err)
+	}
+}
+
+func TestHubFailures(t *testing.T) {
+	t.Run("429 pauses the API", func(t *testing.T) {
+		d := hubapi.Start()
+		defer d.Close()
+		d.Put("library/alpine", hubRepo(10))
+		d.TooManyRequests(1)
+		h := newHub(t, d.URL)
+		_, err := h.Tags(context.Background(), library)
+		var ae *analysis.Error
+		if !errors.Is(err, analysis.ErrRateLimited) || !errors.As(err, &ae) || ae.RetryAfter <= 0 {
+			t.Fatalf("err = %v, want rate limited with a wait", err)
+		}
+		// Asked again at once: answered from the pause, without a request.
+		_, before := d.Requests()
+		if _, err := h.Tags(context.Background(), library); !errors.Is(err, analysis.ErrRateLimited) {
+			t.Errorf("during the pause: err = %v, want rate limited", err)
+		}
+		if _, after := d.Requests(); after != before {
+			t.Errorf("%d requests sent during the pause", after-before)
+		}
+	})
+	t.Run("malformed page", func(t *testing.T) {
+		d := hubapi.Start()
+		defer d.Close()
+		d.Put("library/alpine", hubRepo(250))
+		d.MalformPage(2)
+		_, err := newHub(t, d.URL).Tags(context.Background(), library)
+		if !errors.Is(err, analysis.ErrUpstream) {
+			t.Fatalf("err = %v, want registry error", err)
+		}
+	})
+	t.Run("next link to another host", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `{"count": 2, "next": "http://169.254.169.254/v2/x?page=2", "results": [{"name": "1", "digest": "`+hubDigest(1)+`", "images": []}]}`)
+		}))
+		defer srv.Close()
+		_, err := newHub(t, srv.URL).Tags(context.Background(), library)
+		if !errors.Is(err, analysis.ErrUpstream) || !strings.Contains(err.Error(), "leaves") {
+			t.Fatalf("err = %v, want a refusal of the foreign next link", err)
+		}
+	})
+	t.Run("oversized answer", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `{"count": 1, "results": [], "pad": "`+strings.Repeat("x", 5<<20)+`"}`)
+		}))
+		defer srv.Close()
+		_, err := newHub(t, srv.URL).Tags(context.Background(), library)
+		if !errors.Is(err, analysis.ErrUpstream) || !strings.Contains(err.Error(), "larger") {
+			t.Fatalf("err = %v, want a refusal of the oversized page", err)
+		}
+	})
+}
+
+// TestBudgetsFromRateLimitHeaders: Docker Hub's ratelimit-limit and
+// ratelimit-remaining ("100;w=21600") are read from every answer, and a
+// poll is refused once no more than 20% is left, while a read still goes.
+func TestBudgetsFromRateLimitHeaders(t *testing.T) {
+	p := newPoliteRegistry(t)
+	remaining := 90
+	p.answer = func(n int, w http.ResponseWriter) bool {
+		w.Header().Set("ratelimit-limit", "100;w=21600")
+		w.Header().Set("ratelimit-remaining", fmt.Sprintf("%d;w=21600", remaining))
+		return false
+	}
+	c, _ := newInspector(t, registry.Options{})
+	host := strings.TrimPrefix(p.URL, "http://")
+	if _, _, err := c.Resolve(context.Background(), p.ref("1")); err != nil {
+		t.Fatal(err)
+	}
+	b, ok := c.Budget(host)
+	if !ok || b.Limit != 100 || b.Remaining != 90 || b.Window != 6*time.Hour || b.Low() {
+		t.Fatalf("budget = %+v (known %v), want 90 of 100 per 6h", b, ok)
+	}
+	remaining = 20
+	if _, _, err := c.Resolve(registry.Polling(context.Background()), p.ref("2")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := c.Budget(host); !b.Low() {
+		t.Fatalf("budget %+v not low at 20%%", b)
+	}
+	arrivals := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.arrivals)
+	}
+	before := arrivals()
+	_, _, err := c.Resolve(registry.Polling(context.Background()), p.ref("3"))
+	if !errors.Is(err, analysis.ErrRateLimited) {
+		t.Fatalf("poll at 20%%: err = %v, want rate limited", err)
+	}
+	if arrivals() != before {
+		t.Errorf("the refused poll reached the registry")
+	}
+	if _, _, err := c.Resolve(context.Background(), p.ref("4")); err != nil {
+		t.Errorf("a read at 20%%: %v, want it to go", err)
+	}
+}

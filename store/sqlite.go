@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+
+	_ "github.com/mattn/go-sqlite3" // the SQLite driver, registered as "sqlite3"
+)
+
+// sqlite is the embedded engine: one process, one file. Its pragmas are in
+// the DSN so that every pooled connection has them: WAL, a busy timeout,
+// immediate transactions, foreign keys.
+type sqlite struct {
+	write, read *sql.DB
+}
+
+func openSQLite(ctx context.Context, s *Store, path string) error {
+	dsn := func(mode string) string {
+		q := url.Values{}
+		q.Set("_journal_mode", "WAL")
+		q.Set("_busy_timeout", "10000")
+		q.Set("_txlock", "immediate")
+		q.Set("_foreign_keys", "on")
+		q.Set("_synchronous", "NORMAL")
+		if mode != "" {
+			q.Set("mode", mode)
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite3", dsn("rwc"))
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite3", dsn("ro"))
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("store: open %s read-only: %w", path, err)
+	}
+	// Keep every read connection open: opening one costs a file open, the
+	// schema parse and a WAL-index map, and with Go's default of 2 idle a
+	// busy server reopened connections dozens of times a second.
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	e := &sqlite{write: w, read: r}
+	s.engine, s.write, s.read = e, conn{db: w, rebind: same}, conn{db: r, rebind: same}
+	return nil
+}
+
+func (*sqlite) name() string { return "sqlite" }
+
+// migrating needs no lock: one process owns the file, and its single writer
+// connection serialises the migrations' transactions.
+func (*sqlite) migrating(_ context.Context, _ *Store, fn func() error) error { return fn() }
+
+// bump numbers stamps from memory: the single writer connection serialises
+// the transactions that take them, and the counter is advanced when a
+// stamp is taken, so two transactions never share one.
+func (*sqlite) bump(ctx context.Context, s *Store, t *tx, scopes []Scope) (map[Scope]Stamp, error) {
+	given := make(map[Scope]Stamp, len(scopes))
+	for _, sc := range scopes {
+		st := Stamp(s.stamps.next.Add(1))
+		given[sc] = st
+		if _, err := t.ExecContext(ctx, `INSERT INTO change_stamps (scope, stamp) VALUES (?, ?)
+			ON CONFLICT (scope) DO UPDATE SET stamp = excluded.stamp`, string(sc), int64(st)); err != nil {
+			return nil, fmt.Errorf("store: stamp %s: %w", sc, err)
+		}
+	}
+	return given, nil
+}
+
+// lockClaims needs nothing: SQLite's write transactions are serial.
+func (*sqlite) lockClaims(context.Context, *tx) error { return nil }
+func (*sqlite) forUpdate(bool) string                 { return "" }
+
+// renumber needs nothing: SQLite's AUTOINCREMENT follows the largest id
+// inserted.
+func (*sqlite) renumber(context.Context, *tx, string, string) error { return nil }
+
+// afterCopy reads the copied stamps, so the next one taken is past them.
+func (*sqlite) afterCopy(ctx context.Context, s *Store) error { return s.loadStamps(ctx) }
+
+func (*sqlite) start(*Store) error { return nil }
+func (*sqlite) stop()              {}
+
+func (e *sqlite) close() error {
+	rerr := e.read.Close()
+	werr := e.write.Close()
+	if rerr != nil {
+		return rerr
+	}
+	return werr
+}

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"imagebadger/analysis"
+)
+
+// Tracked is one thing the watcher polls: a tag, or with Tag empty the
+// listing of a repository (its tags, checked by the listing itself).
+type Tracked struct {
+	Repo analysis.Repository
+	Tag  string
+}
+
+// WantTracked records that items are wanted as of at: new ones are due at
+// once, known ones keep when they are due.
+func (s *Store) WantTracked(ctx context.Context, items []Tracked, at time.Time) error {
+	if len(items) == 0 {
+		return nil
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: want tracked: %w", err)
+	}
+	defer tx.Rollback()
+	for _, it := range items {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tracked (registry, repository, tag, wanted_at, next_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (registry, repository, tag) DO UPDATE SET wanted_at = excluded.wanted_at`,
+			it.Repo.Registry, it.Repo.Name, it.Tag, millis(at), millis(at)); err != nil {
+			return fmt.Errorf("store: want %s:%s: %w", it.Repo, it.Tag, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: want tracked: %w", err)
+	}
+	return nil
+}
+
+// ForgetUnwanted drops the items nobody has wanted since before.
+func (s *Store) ForgetUnwanted(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM tracked WHERE wanted_at < ?`, millis(before))
+	n, err := rowsAffected(res, err)
+	if err != nil {
+		return 0, fmt.Errorf("store: forget unwanted tracked: %w", err)
+	}
+	return int(n), nil
+}
+
+// ClaimTracked leases up to limit items due at now, and free (or whose
+// lease expired: their holder died), to owner until now+lease, the longest
+// overdue first. Claims by several processes never overlap.
+func (s *Store) ClaimTracked(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Tracked, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim tracked: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT registry, repository, tag FROM tracked
+		WHERE next_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+		ORDER BY next_at, registry, repository, tag LIMIT ?`+s.engine.forUpdate(true), millis(now), millis(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim tracked: %w", err)
+	}
+	var out []Tracked
+	for rows.Next() {
+		var it Tracked
+		if err := rows.Scan(&it.Repo.Registry, &it.Repo.Name, &it.Tag); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: claim tracked: %w", err)
+		}
+		out = append(out, it)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim tracked: %w", err)
+	}
+	for _, it := range out {
+		if _, err := tx.ExecContext(ctx, `UPDATE tracked SET lease_owner = ?, lease_until = ?
+			WHERE registry = ? AND repository = ? AND tag = ?`,
+			owner, millis(now.Add(lease)), it.Repo.Registry, it.Repo.Name, it.Tag); err != nil {
+			return nil, fmt.Errorf("store: claim tracked: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: claim tracked: %w", err)
+	}
+	return out, nil
+}
+
+// RescheduleTracked makes an item owner holds due again at next and frees
+// it; an item whose lease another has taken since is left to them.
+func (s *Store) RescheduleTracked(ctx context.Context, owner string, it Tracked, next time.Time) error {
+	if _, err := s.write.ExecContext(ctx, `UPDATE tracked SET next_at = ?, lease_owner = NULL, lease_until = NULL
+		WHERE registry = ? AND repository = ? AND tag = ? AND lease_owner = ?`,
+		millis(next), it.Repo.Registry, it.Repo.Name, it.Tag, owner); err != nil {
+		return fmt.Errorf("store: reschedule %s:%s: %w", it.Repo, it.Tag, err)
+	}
+	return nil
+}
