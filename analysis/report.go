@@ -368,13 +368,16 @@ func (r *Report) Clone() *Report {
 		ri := *r.RepositoryInfo
 		c.RepositoryInfo = &ri
 	}
-	c.Tags = append([]string(nil), r.Tags...)
-	c.Platforms = append([]Platform(nil), r.Platforms...)
+	// slices.Clone keeps an empty list empty (not nil): the JSON says [] for
+	// it, as docs/openapi.yaml wants, where nil would say null. A report read
+	// while its tag is deleted or moved can have no tag sharing its digest.
+	c.Tags = slices.Clone(r.Tags)
+	c.Platforms = slices.Clone(r.Platforms)
 	for i := range c.Platforms {
 		if p := c.Platforms[i].Parent; p != nil {
 			cp := *p
-			cp.Tags = append([]string(nil), p.Tags...)
-			cp.MovedTags = append([]string(nil), p.MovedTags...)
+			cp.Tags = slices.Clone(p.Tags)
+			cp.MovedTags = slices.Clone(p.MovedTags)
 			c.Platforms[i].Parent = &cp
 		}
 	}
