@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -350,5 +351,121 @@ func TestSearchFindsPartsOfNames(t *testing.T) {
 	}
 	if _, err := s.Search(ctx, "a", 10); !errors.Is(err, analysis.ErrInvalidRequest) {
 		t.Errorf("one-character term: %v", err)
+	}
+}
+
+// TestRacingStoresRecordEachChangeOnce: two stores on one database (two
+// processes of a deployment, on PostgreSQL) record the same listing's moves
+// and then the same deletion at once, in opposite tag orders: every change
+// is recorded once, with its events once, the loser of each race is told
+// ErrTagMoved, and neither waits on the other for ever (the rows are locked
+// in one order). Each store's cache then reads what the database holds.
+func TestRacingStoresRecordEachChangeOnce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ib.db")
+	a, b := open(t, path), open(t, path)
+	repo := analysis.Repository{Registry: "r.example", Name: "acme/base"}
+	tags := []string{"1", "1.0", "1.0.1", "latest"}
+	batch := func(from, to string, order []string, at time.Time, ids string) []store.TagRecord {
+		var rs []store.TagRecord
+		for _, tag := range order {
+			rs = append(rs, store.TagRecord{Repo: repo, Tag: tag, Previous: from, To: desc(to), At: at,
+				Events: []store.Event{{ID: "msg_" + ids + "_" + tag, Type: "image.updated", Registry: repo.Registry, Repository: repo.Name, Tag: tag, Payload: []byte("{}")}}})
+		}
+		return rs
+	}
+	reversed := slices.Clone(tags)
+	slices.Reverse(reversed)
+	race := func(name string, fa, fb func() error) {
+		t.Helper()
+		errs := make(chan error, 2)
+		go func() { errs <- fa() }()
+		go func() { errs <- fb() }()
+		var won, lost int
+		for range 2 {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case errors.Is(err, store.ErrTagMoved):
+				lost++
+			default:
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		if won != 1 || lost != 1 {
+			t.Errorf("%s: %d recorded and %d refused, want one each", name, won, lost)
+		}
+	}
+	for round, step := range []struct{ from, to string }{{"", "sha256:a"}, {"sha256:a", "sha256:b"}} {
+		at := t0.Add(time.Duration(round) * time.Minute)
+		race("moves to "+step.to,
+			func() error {
+				_, err := a.RecordTags(ctx, batch(step.from, step.to, tags, at, "a"+step.to))
+				return err
+			},
+			func() error {
+				_, err := b.RecordTags(ctx, batch(step.from, step.to, reversed, at, "b"+step.to))
+				return err
+			})
+	}
+	race("deletion",
+		func() error {
+			_, err := a.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1.0.1", Previous: "sha256:b", At: t0.Add(2 * time.Minute)})
+			return err
+		},
+		func() error {
+			_, err := b.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1.0.1", Previous: "sha256:b", At: t0.Add(2 * time.Minute)})
+			return err
+		})
+
+	hist, _, err := a.History(ctx, store.HistoryQuery{Repo: repo, Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, c := range summary(hist) {
+		count[c]++
+	}
+	want := map[string]int{"deleted 1.0.1 sha256:b→": 1}
+	for _, tag := range tags {
+		want["created "+tag+" →sha256:a"] = 1
+		want["moved "+tag+" sha256:a→sha256:b"] = 1
+	}
+	if diff := cmp.Diff(want, count); diff != "" {
+		t.Errorf("changes recorded (-want +got):\n%s", diff)
+	}
+	var events int
+	if err := rawDB(t, path).QueryRow(`SELECT COUNT(*) FROM events`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 2*len(tags) {
+		t.Errorf("%d events stored, want one per tag and move (%d)", events, 2*len(tags))
+	}
+	// On PostgreSQL each store answers as the database holds once it has
+	// learnt the other's stamps, which every process is told within a
+	// second. A SQLite file belongs to one process: a second store on it
+	// learns nothing of the first's changes, so only the stores' writes
+	// are judged there, above.
+	if a.Engine() != "postgres" {
+		return
+	}
+	for _, s := range []*store.Store{a, b} {
+		fresh := open(t, path)
+		for _, tag := range tags {
+			want, werr := fresh.Tag(ctx, repo, tag)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				got, gerr := s.Tag(ctx, repo, tag)
+				if cmp.Equal(got, want) && (gerr == nil) == (werr == nil) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("%s: %+v %v, the database holds %+v %v", tag, got, gerr, want, werr)
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		fresh.Close()
 	}
 }
