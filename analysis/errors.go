@@ -17,6 +17,9 @@ var (
 	ErrRateLimited      = errors.New("registry rate limit reached")
 	ErrUpstream         = errors.New("registry error")
 	ErrTimeout          = errors.New("registry timeout")
+	// ErrInvalidRequest is a request that cannot be answered as asked (a
+	// platform one of two compared images lacks, a search term too short).
+	ErrInvalidRequest = errors.New("invalid request")
 	// ErrUnreachable marks a registry that could not be connected to at
 	// all; it comes with ErrUpstream.
 	ErrUnreachable = errors.New("registry unreachable")
@@ -64,4 +67,40 @@ func PublicMessage(err error) (msg string, ok bool) {
 // text; cause, which may be nil, is kept for logs.
 func Errorf(kind error, cause error, format string, args ...any) *Error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// TagDeleted describes a tag that its registry no longer has, as this
+// service recorded it: a read of it answers not found, saying when it was
+// removed and where it last pointed, without asking the registry each time.
+type TagDeleted struct {
+	// Ref is the deleted tag.
+	Ref Reference
+	// Digest is where the tag pointed when it was last seen.
+	Digest string
+	// At is when the deletion was noticed.
+	At time.Time
+	// Checked is when the registry was last asked about the tag.
+	Checked time.Time
+}
+
+// Error says what happened, in words a person reads.
+func (e *TagDeleted) Error() string {
+	return fmt.Sprintf("%s was removed from its registry (noticed %s); it last pointed at %s",
+		e.Ref, e.At.UTC().Format("2 Jan 2006 15:04 UTC"), e.Digest)
+}
+
+// NewTagDeleted returns the error a read of a deleted tag answers: of kind
+// ErrNotFound, with TagDeleted's text as its public message and d itself
+// reachable with errors.As, so pages and badges can say "removed".
+func NewTagDeleted(d TagDeleted) error {
+	return &Error{Kind: ErrNotFound, Message: d.Error(), Err: &d}
+}
+
+// DeletedTag returns the TagDeleted in err's chain, if any.
+func DeletedTag(err error) (*TagDeleted, bool) {
+	var d *TagDeleted
+	if errors.As(err, &d) {
+		return d, true
+	}
+	return nil, false
 }

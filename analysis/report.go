@@ -84,14 +84,18 @@ type Layer struct {
 
 // Parent is the image this platform image was built on, as docs/API.md defines it.
 type Parent struct {
-	Registry      string   `json:"registry"`
-	Repository    string   `json:"repository"`
-	Tags          []string `json:"tags"`
-	Digest        string   `json:"digest"`
-	LayerCount    int      `json:"layerCount"`
-	Method        string   `json:"method"`
-	Outdated      bool     `json:"outdated"`
-	CurrentDigest string   `json:"currentDigest,omitempty"`
+	Registry   string   `json:"registry"`
+	Repository string   `json:"repository"`
+	Tags       []string `json:"tags"`
+	Digest     string   `json:"digest"`
+	LayerCount int      `json:"layerCount"`
+	// MatchedLayers is how many leading layers the image shares with the
+	// parent: for method "layers" the parent's whole layer count; for
+	// "annotation" as many as agree (0 when the parent's layers are unknown).
+	MatchedLayers int    `json:"matchedLayers"`
+	Method        string `json:"method"`
+	Outdated      bool   `json:"outdated"`
+	CurrentDigest string `json:"currentDigest,omitempty"`
 	// MovedTags are the parent's tags that now point at CurrentDigest, so a
 	// page can say which one moved on. Not part of the JSON.
 	MovedTags []string `json:"-"`
@@ -364,13 +368,16 @@ func (r *Report) Clone() *Report {
 		ri := *r.RepositoryInfo
 		c.RepositoryInfo = &ri
 	}
-	c.Tags = append([]string(nil), r.Tags...)
-	c.Platforms = append([]Platform(nil), r.Platforms...)
+	// slices.Clone keeps an empty list empty (not nil): the JSON says [] for
+	// it, as docs/openapi.yaml wants, where nil would say null. A report read
+	// while its tag is deleted or moved can have no tag sharing its digest.
+	c.Tags = slices.Clone(r.Tags)
+	c.Platforms = slices.Clone(r.Platforms)
 	for i := range c.Platforms {
 		if p := c.Platforms[i].Parent; p != nil {
 			cp := *p
-			cp.Tags = append([]string(nil), p.Tags...)
-			cp.MovedTags = append([]string(nil), p.MovedTags...)
+			cp.Tags = slices.Clone(p.Tags)
+			cp.MovedTags = slices.Clone(p.MovedTags)
 			c.Platforms[i].Parent = &cp
 		}
 	}

@@ -73,6 +73,10 @@ const (
 	// TextNotGiven: the image is known but lacks the value (no revision
 	// label, no parent).
 	TextNotGiven = "not given"
+	// TextTagRemoved: the tag was deleted from its registry, as this
+	// service recorded it; a README badge of a removed tag says so rather
+	// than "not found", which would suggest a typo.
+	TextTagRemoved = "tag removed"
 	// TextInvalid: the badge URL's reference or platform does not parse.
 	TextInvalid = "invalid"
 	// TextUnknown: the badge URL names no kind of badge.
@@ -106,7 +110,7 @@ func label(kind Kind) string {
 }
 
 // Missing returns the grey badge of kind saying text (TextNotFound,
-// TextNotFoundYet, TextNotGiven, or a short reason).
+// TextNotFoundYet, TextNotGiven, TextTagRemoved, or a short reason).
 func Missing(kind Kind, text string) Badge {
 	return Badge{Left: label(kind), Right: Clean(text, MaxRight), Color: ColorMissing}
 }

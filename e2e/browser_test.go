@@ -511,8 +511,11 @@ func TestPagesInBrowser(t *testing.T) {
 		if n := tb.count(`[data-testid=group]`); n != 3 {
 			t.Errorf("%d tag groups, want 3 (3.19, 3.20.3 and the rebuilt 3.20)", n)
 		}
-		if got := tb.text(`[data-testid=tag-count]`); got != "7 tags on 3 images" {
-			t.Errorf("tag count %q", got)
+		if got := tb.text(`[data-testid=tag-count]`); got != "6 tags on 3 images" {
+			t.Errorf("tag count %q (3.19.4 was deleted)", got)
+		}
+		if got := tb.text(`[data-testid=removed-tags]`); !strings.Contains(got, "3.19.4") {
+			t.Errorf("removed tags %q", got)
 		}
 		if n := tb.count(`[data-testid=group-platforms] .platform-size`); n != 6 {
 			t.Errorf("%d platform sizes, want 6", n)
@@ -523,6 +526,81 @@ func TestPagesInBrowser(t *testing.T) {
 		if got := tb.text(`[data-testid=reference]`); got != reg+"/acme/base:3.20.4" {
 			t.Errorf("newest group links to %q", got)
 		}
+	})
+
+	t.Run("diff", func(t *testing.T) {
+		tb.t = t
+		// The 2.2 line's patch release, on the same runtime: the base and
+		// runtime layers are shared, the app's own four are rebuilt.
+		path := "/diff?from=" + urlQueryEscape(reg+"/acme/app:2.2.7") + "&to=" + urlQueryEscape(reg+"/acme/app:2.2.8")
+		if status := tb.visit(path); status != http.StatusOK {
+			t.Fatalf("status %d", status)
+		}
+		if got := tb.text(`[data-testid=diff-platform]`); got != "linux/amd64" {
+			t.Errorf("platform %q", got)
+		}
+		if n := tb.count(`[data-testid=diff-row][data-kind=shared]`); n != 4 {
+			t.Errorf("%d shared rows, want 4 (the base's and the runtime's layers)", n)
+		}
+		if n := tb.count(`[data-testid=diff-added]`); n != 4 {
+			t.Errorf("%d added layers, want the app's 4", n)
+		}
+		if n := tb.count(`[data-testid=diff-removed]`); n != 4 {
+			t.Errorf("%d removed layers, want 4", n)
+		}
+		if got := tb.text(`[data-testid=diff-added]`); !strings.Contains(got, "COPY requirements.lock") {
+			t.Errorf("first added layer %q", got)
+		}
+		// Shared rows are greyed, added cells highlighted: the stylesheet
+		// gives them other backgrounds than plain rows.
+		shared := tb.eval(`getComputedStyle(document.querySelector("tr.diff-shared td")).backgroundColor`)
+		added := tb.eval(`getComputedStyle(document.querySelector("td.diff-added")).backgroundColor`)
+		if shared == added || shared == "rgba(0, 0, 0, 0)" || added == "rgba(0, 0, 0, 0)" {
+			t.Errorf("shared %s and added %s backgrounds", shared, added)
+		}
+		if n := tb.count(`[data-testid=size-bars] svg`); n != 2 {
+			t.Errorf("%d size bars, want 2", n)
+		}
+		if got := tb.text(`[data-testid=meta-change]`); !strings.Contains(got, "2.2.7") || !strings.Contains(got, "2.2.8") {
+			t.Errorf("metadata change %q", got)
+		}
+		if got := tb.eval(`document.querySelector("[data-testid=compare-url]").href`); got != "https://github.com/acme/app/compare/3f9a1c5e7b2d4f6a8c0e1b3d5f7a9c2e4b6d8f01...7c4e1a9b3d5f2e8a0c6b4d2f1e3a5c7b9d0f2e4a" {
+			t.Errorf("compare link %q", got)
+		}
+		tb.noConsoleErrors("diff")
+		tb.screenshots("diff")
+		tb.do(chromedp.Click(chromedp.CSS(`[data-testid=platform-link]:not([aria-current])`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid=diff-summary]`)))
+		if got := tb.text(`[data-testid=diff-platform]`); got != "linux/arm64/v8" {
+			t.Errorf("after switching, platform %q", got)
+		}
+	})
+
+	t.Run("history", func(t *testing.T) {
+		tb.t = t
+		if status := tb.visit("/repositories/" + reg + "/acme/base/history"); status != http.StatusOK {
+			t.Fatalf("status %d", status)
+		}
+		// 3.19 and 3.19.4 created, 3.20, 3.20.3, 3 and latest created,
+		// 3.19.4 deleted, 3.20, 3 and latest moved, 3.20.4 created.
+		if n := tb.count(`[data-testid=history-entry]`); n != 11 {
+			t.Errorf("%d changes, want 11", n)
+		}
+		if n := tb.count(`[data-testid=history-entry][data-kind=deleted]`); n != 1 {
+			t.Errorf("%d deletions, want 1", n)
+		}
+		if got := tb.text(`[data-testid=history-entry][data-kind=deleted] [data-testid=history-tag]`); got != "3.19.4" {
+			t.Errorf("deleted tag %q", got)
+		}
+		tb.noConsoleErrors("history")
+		tb.screenshots("history")
+		resp := run(tb, chromedp.WaitEvent(network.ResponseReceived, func(ev network.EventResponseReceived) bool {
+			return ev.Type == network.ResourceTypeDocument
+		}, chromedp.Click(chromedp.CSS(`[data-testid=history-diff]`))))
+		if resp.Response.Status != http.StatusOK || !strings.Contains(resp.Response.URL, "/diff?from=") {
+			t.Errorf("the move's diff link led to %s (%d)", resp.Response.URL, resp.Response.Status)
+		}
+		tb.do(chromedp.WaitVisible(chromedp.CSS(`[data-testid=diff-summary]`)))
+		tb.noConsoleErrors("history diff")
 	})
 
 	t.Run("subscribe form", func(t *testing.T) {

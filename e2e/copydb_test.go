@@ -75,7 +75,7 @@ func TestCopyDBOfTheDemoIntoPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatalf("copy-db: %v\n%s", err, out)
 	}
-	for _, table := range []string{"subscriptions", "deliveries", "tag_history", "platform_images"} {
+	for _, table := range []string{"subscriptions", "deliveries", "tag_changes", "deleted_tags", "platform_images"} {
 		if !strings.Contains(string(out), table+" ") {
 			t.Errorf("copy-db does not report %s:\n%s", table, out)
 		}

@@ -8,8 +8,8 @@ import (
 )
 
 // Change describes one observed move of a tag, with what the service knows
-// about its consequences. It is handed to the EventBuilder inside the store
-// transaction that records the move.
+// about its consequences. It is handed to the EventBuilder before the store
+// transaction that records the move, which stores what the builder made.
 type Change struct {
 	Repo analysis.Repository
 	Tag  string
@@ -19,31 +19,59 @@ type Change struct {
 	At                time.Time
 	// Report is the report of Current (platforms, layers, metadata).
 	Report *analysis.Report
+	// PreviousReport is the report of Previous; nil for a new tag, or when
+	// the previous image's content cannot be read any more.
+	PreviousReport *analysis.Report
 	// PlatformsChanged is false when every platform image of Current was
 	// already in Previous (an index that only gained attestations, or was
 	// re-pushed with other annotations): such a move is no news to anyone.
 	PlatformsChanged bool
-	// Outdated lists the known images built on the previous image of this tag
-	// that this move makes outdated.
-	Outdated []OutdatedChild
+	// Platforms says, platform by platform, where the tag's platform images
+	// were and are (a platform the new image dropped included).
+	Platforms []PlatformChange
+	// Diff is the diff of the move for the platform a badge would show
+	// (linux/amd64, else the only one); nil for a new tag or when the two
+	// images have no platform in common.
+	Diff *analysis.Diff
+	// Outdated lists the known images this move (with the moves recorded
+	// with it) makes outdated.
+	Outdated []OutdatedImage
 }
 
-// OutdatedChild is an image whose parent (for one platform) was the image a
-// tag pointed at before a move, and is no longer a prefix of what the tag
-// points at now.
-type OutdatedChild struct {
-	// Child is the child image, at one of its tags.
-	Child analysis.Reference
-	// ChildDigest is the child's top-level digest.
-	ChildDigest string
-	// Platform is the platform whose parent moved ("linux/amd64").
-	Platform string
-	// BuiltOn is the top-level digest of the parent the child was built on.
-	BuiltOn string
+// PlatformChange is one platform of a move: its platform image before and
+// after (either empty when the platform was added or dropped).
+type PlatformChange struct {
+	Platform         string
+	Digest, Previous string
+}
+
+// Changed reports whether the platform's image is another one.
+func (p PlatformChange) Changed() bool { return p.Digest != p.Previous }
+
+// OutdatedImage is an image whose report turns outdated with a move: its
+// parent is an image of Base that one of Base's tags pointed at, and that
+// tag now points at BaseDigest, whose layers are no longer a prefix of the
+// image's.
+type OutdatedImage struct {
+	// Child and Digest name the image (its top-level digest); Tags are its
+	// tags now, sorted (empty when it is known by digest alone).
+	Child  analysis.Repository
+	Digest string
+	Tags   []string
+	// Platforms are the platforms that became outdated.
+	Platforms []string
+	// Base is the parent's repository; BaseDigest where its moved tags point
+	// now, BaseTags the parent's tags that point there; BuiltOn is the
+	// parent's top-level image the child was built on (where the moved tag
+	// pointed before).
+	Base       analysis.Repository
+	BaseDigest string
+	BaseTags   []string
+	BuiltOn    string
 }
 
 // EventBuilder turns a tag move into the events to store with it (the notify
-// package implements it). It runs inside a transaction: no I/O.
+// package implements it). It does no I/O.
 type EventBuilder interface {
 	Events(c Change) ([]store.Event, error)
 }

@@ -159,12 +159,12 @@ func TestFamilyParents(t *testing.T) {
 	e.inspect("acme/runtime:3")
 	appRep := e.inspect("acme/app:2")
 
-	want := &analysis.Parent{Registry: e.host, Repository: "acme/runtime", Tags: []string{"3"}, Digest: runtimeDigest, LayerCount: 3, Method: "layers"}
+	want := &analysis.Parent{Registry: e.host, Repository: "acme/runtime", Tags: []string{"3"}, Digest: runtimeDigest, LayerCount: 3, MatchedLayers: 3, Method: "layers"}
 	if diff := cmp.Diff(want, appRep.Platforms[0].Parent); diff != "" {
 		t.Errorf("app's parent (-want +got):\n%s", diff)
 	}
 	rt := e.inspect("acme/runtime:3")
-	want = &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1", "1.0"}, Digest: baseDigest, LayerCount: 2, Method: "layers"}
+	want = &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1", "1.0"}, Digest: baseDigest, LayerCount: 2, MatchedLayers: 2, Method: "layers"}
 	if diff := cmp.Diff(want, rt.Platforms[0].Parent); diff != "" {
 		t.Errorf("runtime's parent (-want +got):\n%s", diff)
 	}
@@ -214,15 +214,16 @@ func TestRebuiltBaseMakesChildOutdated(t *testing.T) {
 	if len(changes) != 1 || changes[0].Previous != relabelled || changes[0].Current != newBase || !changes[0].PlatformsChanged {
 		t.Fatalf("changes = %+v", changes)
 	}
-	wantOutdated := []images.OutdatedChild{{
-		Child: must(analysis.ParseReference(e.host + "/acme/child:1")), ChildDigest: must(child.Digest()).String(),
-		Platform: "linux/amd64", BuiltOn: relabelled,
+	wantOutdated := []images.OutdatedImage{{
+		Child: must(analysis.ParseRepository(e.host + "/acme/child")), Digest: must(child.Digest()).String(), Tags: []string{"1"},
+		Platforms: []string{"linux/amd64"}, Base: must(analysis.ParseRepository(e.host + "/acme/base")), BaseDigest: newBase,
+		BaseTags: []string{"1"}, BuiltOn: relabelled,
 	}}
 	if diff := cmp.Diff(wantOutdated, changes[0].Outdated); diff != "" {
 		t.Errorf("outdated children (-want +got):\n%s", diff)
 	}
 	p := e.inspect("acme/child:1").Platforms[0].Parent
-	want := &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1"}, Digest: oldBase, LayerCount: 2,
+	want := &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1"}, Digest: oldBase, LayerCount: 2, MatchedLayers: 2,
 		Method: "layers", Outdated: true, CurrentDigest: newBase, MovedTags: []string{"1"}}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("child's parent after the rebuild (-want +got):\n%s", diff)
@@ -250,7 +251,8 @@ func TestMultiPlatformBaseRebuiltForArmOnly(t *testing.T) {
 	newIndex := e.pushIndex("acme/base:1", index(amd, arm2))
 	e.inspect("acme/base:1")
 	changes := e.events.take()
-	if len(changes) != 1 || len(changes[0].Outdated) != 1 || changes[0].Outdated[0].Child.Name != "acme/armchild" {
+	if len(changes) != 1 || len(changes[0].Outdated) != 1 || changes[0].Outdated[0].Child.Name != "acme/armchild" ||
+		!cmp.Equal(changes[0].Outdated[0].Platforms, []string{"linux/arm64/v8"}) {
 		t.Fatalf("changes = %+v, want one move outdating only acme/armchild", changes)
 	}
 	if p := e.inspect("acme/amdchild:1").Platforms[0].Parent; p == nil || p.Outdated {
@@ -299,7 +301,8 @@ func TestAnnotationNamesTheParent(t *testing.T) {
 	}).(v1.Image)
 	e.push("acme/child:1", child)
 	p := e.inspect("acme/child:1").Platforms[0].Parent
-	want := &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1"}, Digest: baseDigest, LayerCount: 2, Method: "annotation"}
+	// The child's layers share nothing with the base: 0 matched.
+	want := &analysis.Parent{Registry: e.host, Repository: "acme/base", Tags: []string{"1"}, Digest: baseDigest, LayerCount: 2, MatchedLayers: 0, Method: "annotation"}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("parent (-want +got):\n%s", diff)
 	}

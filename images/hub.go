@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -65,22 +64,27 @@ func (s *Service) repositoryInfo(ctx context.Context, repo analysis.Repository) 
 
 // listFromHub lists repo's tags with their digests from Docker Hub's web
 // API, 100 a request, instead of one registry HEAD per tag. A tag whose
-// digest is already recorded costs nothing more; a new or moved one is
-// recorded through recordTag (a compare-and-set carrying the move's events,
-// as every other way of noticing a move), after its image has been read by
-// digest (GETs only for digests never seen). A tag Hub lists without a
-// digest, or whose platform images Hub lists differently from the
-// registry's index, is resolved against the registry as a listing without
-// Hub would.
+// digest is already recorded costs nothing more; a new or moved one has
+// its image read by digest (GETs only for digests never seen). What was
+// found is then recorded as a registry listing's lookups are (recordFound:
+// compare-and-sets carrying the moves' events, the tags moved to one image
+// in one transaction), and tags Hub no longer lists are recorded as
+// deleted. A tag Hub lists without a digest, or whose platform images Hub
+// lists differently from the registry's index, is looked up against the
+// registry as a listing without Hub would.
 func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository) error {
 	at := s.opts.Now()
 	tags, err := s.opts.Hub.Tags(ctx, repo)
 	if err != nil {
 		return err
 	}
+	byName := make(map[string]registry.HubTag, len(tags))
 	names := make([]string, 0, len(tags))
 	for _, t := range tags {
-		names = append(names, t.Name)
+		if _, dup := byName[t.Name]; !dup {
+			names = append(names, t.Name)
+		}
+		byName[t.Name] = t
 	}
 	slices.Sort(names)
 	known, err := s.store.RepositoryTags(ctx, repo)
@@ -88,77 +92,61 @@ func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository) err
 		return err
 	}
 	stored := make(map[string]string, len(known))
-	var gone []string
 	for _, k := range known {
 		stored[k.Tag] = k.Digest
 		if _, found := slices.BinarySearch(names, k.Tag); !found {
-			gone = append(gone, k.Tag)
+			if err := s.recordGone(ctx, repo.WithTag(k.Tag), lookedUp{previous: k.Digest, at: at, notFound: analysis.ErrNotFound}); err != nil &&
+				!errors.Is(err, analysis.ErrNotFound) {
+				return err
+			}
 		}
 	}
-	if err := s.store.ForgetTags(ctx, repo, gone); err != nil {
-		return err
-	}
+	found := make([]lookedUp, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
-	var mu sync.Mutex
-	var missing []string
-	for _, t := range tags {
+	for i, name := range names {
 		g.Go(func() error {
-			ref := repo.WithTag(t.Name)
-			err := s.recordHubTag(gctx, ref, t, stored[t.Name], at)
+			ref := repo.WithTag(name)
+			l, err := s.lookupHub(gctx, ref, byName[name], stored[name], at)
 			if errors.Is(err, errHubDisagrees) {
-				err = s.Check(gctx, ref)
-				if errors.Is(err, analysis.ErrNotFound) {
-					mu.Lock()
-					missing = append(missing, t.Name)
-					mu.Unlock()
-					return nil
-				}
+				l, err = s.lookup(gctx, ref)
 			}
+			found[i] = l
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := s.store.ForgetTags(ctx, repo, missing); err != nil {
-		return err
-	}
-	return nil
+	return s.recordFound(ctx, repo, names, found)
 }
 
 // errHubDisagrees: Docker Hub's listing of a tag cannot be used as it is;
 // the registry is asked instead.
 var errHubDisagrees = errors.New("images: Docker Hub's listing of the tag cannot be used")
 
-// recordHubTag records what Docker Hub says ref points at. previous is the
-// digest stored for it when the listing began.
-func (s *Service) recordHubTag(ctx context.Context, ref analysis.Reference, t registry.HubTag, previous string, at time.Time) error {
+// lookupHub is lookup from what Docker Hub says ref points at, without a
+// registry request for the tag. previous is the digest stored for it when
+// the listing began.
+func (s *Service) lookupHub(ctx context.Context, ref analysis.Reference, t registry.HubTag, previous string, at time.Time) (lookedUp, error) {
 	if t.Digest == "" {
-		return errHubDisagrees
+		return lookedUp{}, errHubDisagrees
 	}
 	rep, err := s.report(ctx, ref.Repository, t.Digest)
 	if err != nil {
 		if errors.Is(err, analysis.ErrNotFound) {
 			// Hub lists a digest the registry does not have (yet, or any more).
-			return errHubDisagrees
+			return lookedUp{}, errHubDisagrees
 		}
-		return err
+		return lookedUp{}, err
 	}
 	if previous != t.Digest && !platformsAgree(rep, t.Images) {
-		return errHubDisagrees
+		return lookedUp{}, errHubDisagrees
 	}
 	if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
-		return err
+		return lookedUp{}, err
 	}
-	moved, err := s.recordTag(ctx, ref, previous, rep, at)
-	if err != nil {
-		return err
-	}
-	if moved {
-		_, err = s.attachParents(ctx, ref.Repository, rep.Clone(), newReads(s.store))
-	}
-	return err
+	return lookedUp{previous: previous, rep: rep, at: at}, nil
 }
 
 // platformsAgree reports whether every platform image Docker Hub lists for

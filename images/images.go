@@ -233,6 +233,15 @@ func (s *Service) Read(ctx context.Context, ref analysis.Reference, how ReadOpti
 		}
 		return a, nil
 	}
+	if d, ok := analysis.DeletedTag(err); ok {
+		// Known to be gone: answered from the store, and the registry asked
+		// again once per FreshFor at most (a push may bring it back), so a
+		// badge of a deleted tag costs no registry request per view.
+		if s.opts.Now().Sub(d.Checked) >= s.opts.FreshFor {
+			s.bg.start(s, ref)
+		}
+		return Answer{}, err
+	}
 	if !errors.Is(err, analysis.ErrNotFound) {
 		return Answer{}, err
 	}
@@ -328,3 +337,30 @@ func (s *Service) catchUpIndex(ctx context.Context) error {
 // in flight, so the store they write to can be closed after it returns. It
 // gives up when ctx is done.
 func (s *Service) Close(ctx context.Context) error { return s.bg.close(ctx) }
+
+// Compared is a diff with the two reports it was made from, for pages
+// that show more of each side than the diff holds.
+type Compared struct {
+	Diff     *analysis.Diff
+	From, To *analysis.Report
+}
+
+// Diff compares two images, each read through Read with how (answered from
+// the store when known, inspected otherwise), for platform (see
+// analysis.DiffImages: linux/amd64 unless given). A side without the
+// platform is an error of kind analysis.ErrInvalidRequest.
+func (s *Service) Diff(ctx context.Context, from, to analysis.Reference, platform string, how ReadOptions) (Compared, error) {
+	a, err := s.Read(ctx, from, how)
+	if err != nil {
+		return Compared{}, err
+	}
+	b, err := s.Read(ctx, to, how)
+	if err != nil {
+		return Compared{}, err
+	}
+	d, err := analysis.DiffImages(a.Report, b.Report, platform)
+	if err != nil {
+		return Compared{}, err
+	}
+	return Compared{Diff: &d, From: a.Report, To: b.Report}, nil
+}

@@ -52,12 +52,86 @@ func (s *Service) indexReport(ctx context.Context, repo analysis.Repository, rep
 	return nil
 }
 
+// tagView is what parent detection reads of tags: where they point now,
+// which tags point at an image, which ever did. The plain view is the store
+// as it stands; with moves laid over it, it is the store as it will be once
+// they are recorded, which is how a move's base.updated events are decided
+// by the report's own code before the move is stored (see outdatedBy).
+type tagView struct {
+	st *store.Store
+	// repo and moved lay tag moves of one repository over the store: tag →
+	// the digest it is about to point at ("" for a deletion).
+	repo  analysis.Repository
+	moved map[string]string
+}
+
+func plainView(st *store.Store) *tagView { return &tagView{st: st} }
+
+// over reports whether the view changes repo's tags.
+func (v *tagView) over(repo analysis.Repository) bool { return len(v.moved) > 0 && repo == v.repo }
+
+// tagsAt is store.TagsAt in the view.
+func (v *tagView) tagsAt(ctx context.Context, repo analysis.Repository, digest string) ([]string, error) {
+	tags, err := v.st.TagsAt(ctx, repo, digest)
+	if err != nil || !v.over(repo) {
+		return tags, err
+	}
+	out := tags[:0:0]
+	for _, t := range tags {
+		if _, moves := v.moved[t]; !moves {
+			out = append(out, t)
+		}
+	}
+	for t, d := range v.moved {
+		if d == digest {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// tagsEverAt is store.TagsEverAt in the view: a tag about to point at one
+// of digests counts as one that did.
+func (v *tagView) tagsEverAt(ctx context.Context, repo analysis.Repository, digests []string) ([]string, error) {
+	tags, err := v.st.TagsEverAt(ctx, repo, digests)
+	if err != nil || !v.over(repo) {
+		return tags, err
+	}
+	for t, d := range v.moved {
+		if d != "" && slices.Contains(digests, d) && !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	slices.Sort(tags)
+	return tags, nil
+}
+
+// tagDigests is store.TagDigests in the view.
+func (v *tagView) tagDigests(ctx context.Context, repo analysis.Repository, tags []string) (map[string]string, error) {
+	now, err := v.st.TagDigests(ctx, repo, tags)
+	if err != nil || !v.over(repo) {
+		return now, err
+	}
+	for _, t := range tags {
+		if d, moves := v.moved[t]; moves {
+			if d == "" {
+				delete(now, t)
+			} else {
+				now[t] = d
+			}
+		}
+	}
+	return now, nil
+}
+
 // attachParents fills the parent of each platform image of rep, recording in
 // deps every scope it read to do so, and stores each parent link found.
 func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, rep *analysis.Report, deps *reads) (*analysis.Report, error) {
+	view := plainView(s.store)
 	for i := range rep.Platforms {
 		p := &rep.Platforms[i]
-		found, err := s.parentOf(ctx, repo, p, deps)
+		found, err := s.parentOf(ctx, view, repo, p, deps)
 		if err != nil {
 			return nil, err
 		}
@@ -80,23 +154,24 @@ func (s *Service) attachParents(ctx context.Context, repo analysis.Repository, r
 	return rep, nil
 }
 
-// parentFound is what parentOf found: the parent (nil for none) and its
-// repository.
+// parentFound is what parentOf found: the parent (nil for none), its
+// repository, and the top-level images that contain it.
 type parentFound struct {
 	parent *analysis.Parent
 	repo   analysis.Repository
+	tops   []string
 }
 
-// parentOf finds the parent of one platform image: named by annotations when
-// the image says, else by the longest layer prefix among known images of
-// other repositories.
-func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *analysis.Platform, deps *reads) (parentFound, error) {
+// parentOf finds the parent of one platform image, as the tags stand in
+// view: named by annotations when the image says, else by the longest layer
+// prefix among known images of other repositories. It is the one definition
+// of a report's parent and of its outdated flag.
+func (s *Service) parentOf(ctx context.Context, view *tagView, repo analysis.Repository, p *analysis.Platform, deps *reads) (parentFound, error) {
 	chain := analysis.ChainIDs(p.DiffIDs)
 	if name := p.Annotations[annotationBaseName]; name != "" {
 		if ref, err := analysis.ParseReference(name); err == nil && ref.Repository != repo {
 			deps.addRepository(ref.Repository)
-			parent, err := s.annotatedParent(ctx, ref, p.Annotations[annotationBaseDigest], p.Platform, chain)
-			return parentFound{parent, ref.Repository}, err
+			return s.annotatedParent(ctx, view, ref, p.Annotations[annotationBaseDigest], p, chain)
 		}
 	}
 	if len(chain) == 0 {
@@ -117,8 +192,7 @@ func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *ana
 	for _, c := range cands {
 		deps.addRepository(c.Repository)
 	}
-	var found parentFound
-	best, err := s.pick(ctx, cands)
+	best, err := s.pick(ctx, view, cands)
 	if err != nil {
 		return parentFound{}, err
 	}
@@ -126,12 +200,11 @@ func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *ana
 	if err != nil {
 		return parentFound{}, err
 	}
-	found.repo = best.Repository
-	found.parent = &analysis.Parent{
+	found := parentFound{repo: best.Repository, tops: tops, parent: &analysis.Parent{
 		Registry: best.Repository.Registry, Repository: best.Repository.Name,
-		Digest: best.Digest, LayerCount: best.Layers, Method: "layers",
-	}
-	if err := s.outdated(ctx, best.Repository, tops, p.Platform, chain, found.parent); err != nil {
+		Digest: best.Digest, LayerCount: best.Layers, MatchedLayers: best.Layers, Method: "layers",
+	}}
+	if err := s.outdated(ctx, view, best.Repository, tops, p.Platform, chain, found.parent); err != nil {
 		return parentFound{}, err
 	}
 	return found, nil
@@ -139,38 +212,60 @@ func (s *Service) parentOf(ctx context.Context, repo analysis.Repository, p *ana
 
 // annotatedParent builds the parent an image names in its annotations. The
 // named image may be unknown to this service; what is known is filled in.
-func (s *Service) annotatedParent(ctx context.Context, ref analysis.Reference, digest, platform string, chain []string) (*analysis.Parent, error) {
+func (s *Service) annotatedParent(ctx context.Context, view *tagView, ref analysis.Reference, digest string, p *analysis.Platform, chain []string) (parentFound, error) {
 	if digest == "" {
 		digest = ref.Digest
 	}
+	platform := p.Platform
 	parent := &analysis.Parent{Registry: ref.Registry, Repository: ref.Name, Digest: digest, Method: "annotation", Tags: []string{}}
-	var tops []string
+	found := parentFound{parent: parent, repo: ref.Repository}
 	if digest != "" {
-		tops = []string{digest}
+		found.tops = []string{digest}
 		// The annotation may name an index: report the platform image in it.
 		if pi, err := s.store.PlatformOf(ctx, ref.Repository, digest, platform); err == nil {
 			parent.Digest, parent.LayerCount = pi.PlatformDigest, pi.LayerCount
+			parent.MatchedLayers = s.matchedLayers(ctx, ref.Repository, digest, pi.PlatformDigest, p.DiffIDs)
 		} else if !errors.Is(err, analysis.ErrNotFound) {
-			return nil, err
+			return parentFound{}, err
 		}
 	}
-	if err := s.outdated(ctx, ref.Repository, tops, platform, chain, parent); err != nil {
-		return nil, err
+	if err := s.outdated(ctx, view, ref.Repository, found.tops, platform, chain, parent); err != nil {
+		return parentFound{}, err
 	}
 	if ref.Tag != "" && !slices.Contains(parent.Tags, ref.Tag) {
 		parent.Tags = append(parent.Tags, ref.Tag)
 		analysis.SortTags(parent.Tags)
-		if len(tops) > 0 {
+		if len(found.tops) > 0 {
 			// The named tag counts as one that pointed at the parent.
-			if err := s.checkTag(ctx, ref.Repository, ref.Tag, tops, platform, chain, parent); err != nil {
-				return nil, err
+			if err := s.checkTag(ctx, view, ref.Repository, ref.Tag, found.tops, platform, chain, parent); err != nil {
+				return parentFound{}, err
 			}
-			if err := s.movedTags(ctx, ref.Repository, parent); err != nil {
-				return nil, err
+			if err := s.movedTags(ctx, view, ref.Repository, parent); err != nil {
+				return parentFound{}, err
 			}
 		}
 	}
-	return parent, nil
+	return found, nil
+}
+
+// matchedLayers counts the leading layers (by diffID) that a child shares
+// with the parent platform image parentDigest of the image top; 0 when the
+// parent's layers are not known.
+func (s *Service) matchedLayers(ctx context.Context, repo analysis.Repository, top, parentDigest string, child []string) int {
+	rep, err := s.report(ctx, repo, top)
+	if err != nil {
+		return 0
+	}
+	for _, pp := range rep.Platforms {
+		if pp.Digest == parentDigest {
+			n := 0
+			for n < len(pp.DiffIDs) && n < len(child) && pp.DiffIDs[n] == child[n] {
+				n++
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 // outdated fills parent.Tags with the tags that pointed at one of tops (the
@@ -178,30 +273,30 @@ func (s *Service) annotatedParent(ctx context.Context, ref analysis.Reference, d
 // when one of them now points at an image whose layers for platform are no
 // longer a prefix of the child's (chain); MovedTags then lists the parent's
 // tags that point where that one does.
-func (s *Service) outdated(ctx context.Context, repo analysis.Repository, tops []string, platform string, chain []string, parent *analysis.Parent) error {
-	tags, err := s.store.TagsEverAt(ctx, repo, tops)
+func (s *Service) outdated(ctx context.Context, view *tagView, repo analysis.Repository, tops []string, platform string, chain []string, parent *analysis.Parent) error {
+	tags, err := view.tagsEverAt(ctx, repo, tops)
 	if err != nil {
 		return err
 	}
 	analysis.SortTags(tags)
 	parent.Tags = tags
 	for _, t := range tags {
-		if err := s.checkTag(ctx, repo, t, tops, platform, chain, parent); err != nil {
+		if err := s.checkTag(ctx, view, repo, t, tops, platform, chain, parent); err != nil {
 			return err
 		}
 		if parent.Outdated {
 			break
 		}
 	}
-	return s.movedTags(ctx, repo, parent)
+	return s.movedTags(ctx, view, repo, parent)
 }
 
 // movedTags fills parent.MovedTags once the parent is outdated.
-func (s *Service) movedTags(ctx context.Context, repo analysis.Repository, parent *analysis.Parent) error {
+func (s *Service) movedTags(ctx context.Context, view *tagView, repo analysis.Repository, parent *analysis.Parent) error {
 	if !parent.Outdated || parent.CurrentDigest == "" {
 		return nil
 	}
-	now, err := s.store.TagDigests(ctx, repo, parent.Tags)
+	now, err := view.tagDigests(ctx, repo, parent.Tags)
 	if err != nil {
 		return err
 	}
@@ -214,8 +309,14 @@ func (s *Service) movedTags(ctx context.Context, repo analysis.Repository, paren
 	return nil
 }
 
-func (s *Service) checkTag(ctx context.Context, repo analysis.Repository, tag string, tops []string, platform string, chain []string, parent *analysis.Parent) error {
-	now, err := s.store.TagDigests(ctx, repo, []string{tag})
+// checkTag marks parent outdated when tag, which pointed at one of tops,
+// now points at an image with an image for platform whose layers are not a
+// prefix of the child's (chain). A tag that points nowhere (deleted), at one
+// of tops, or at an image without an image for platform (a base now built
+// for fewer platforms, or one whose layers are unknown) leaves the child
+// current: there is nothing newer for it to be rebuilt on.
+func (s *Service) checkTag(ctx context.Context, view *tagView, repo analysis.Repository, tag string, tops []string, platform string, chain []string, parent *analysis.Parent) error {
+	now, err := view.tagDigests(ctx, repo, []string{tag})
 	if err != nil {
 		return err
 	}
@@ -224,10 +325,13 @@ func (s *Service) checkTag(ctx context.Context, repo analysis.Repository, tag st
 		return nil
 	}
 	pi, err := s.store.PlatformOf(ctx, repo, cur, platform)
-	if err != nil && !errors.Is(err, analysis.ErrNotFound) {
+	if errors.Is(err, analysis.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	if err == nil && isPrefix(pi, chain) {
+	if isPrefix(pi, chain) {
 		return nil
 	}
 	parent.Outdated, parent.CurrentDigest = true, cur
@@ -243,7 +347,7 @@ func isPrefix(pi store.PlatformImage, chain []string) bool {
 // pick breaks ties between parents of equal prefix: official library/
 // repositories first, then the candidate with more tags, then the one seen
 // first.
-func (s *Service) pick(ctx context.Context, cands []analysis.ParentCandidate) (analysis.ParentCandidate, error) {
+func (s *Service) pick(ctx context.Context, view *tagView, cands []analysis.ParentCandidate) (analysis.ParentCandidate, error) {
 	if len(cands) == 1 {
 		return cands[0], nil
 	}
@@ -254,7 +358,7 @@ func (s *Service) pick(ctx context.Context, cands []analysis.ParentCandidate) (a
 			return analysis.ParentCandidate{}, err
 		}
 		for _, top := range tops {
-			tags, err := s.store.TagsAt(ctx, c.Repository, top)
+			tags, err := view.tagsAt(ctx, c.Repository, top)
 			if err != nil {
 				return analysis.ParentCandidate{}, err
 			}
@@ -290,76 +394,133 @@ func isOfficial(repo analysis.Repository) bool {
 	return strings.HasPrefix(repo.Name, "library/")
 }
 
-// outdatedChildren lists the known children that a move of repo:tag from
-// previous to rep makes outdated, for base.updated events.
-func (s *Service) outdatedChildren(ctx context.Context, repo analysis.Repository, previous string, rep *analysis.Report) ([]OutdatedChild, error) {
-	olds, err := s.store.PlatformsOf(ctx, repo, previous)
+// tagMove is one tag of a repository about to be recorded at a new digest.
+type tagMove struct {
+	tag, previous, digest string
+}
+
+// outdatedBy lists the known images that the moves of repo's tags make
+// outdated: those whose report says outdated once the moves are recorded
+// and did not before. Each candidate (a recorded child of an image a moving
+// tag pointed at, or of one with the same layers) has its parent found and
+// judged by parentOf twice, on the store as it stands and with the moves
+// laid over it, so an event is sent exactly when the API, the page and the
+// badge start saying "outdated".
+func (s *Service) outdatedBy(ctx context.Context, repo analysis.Repository, moves []tagMove) ([]OutdatedImage, error) {
+	after := &tagView{st: s.store, repo: repo, moved: map[string]string{}}
+	prevOf := map[string]string{}
+	var previous []string
+	for _, m := range moves {
+		after.moved[m.tag] = m.digest
+		prevOf[m.tag] = m.previous
+		if m.previous != "" && !slices.Contains(previous, m.previous) {
+			previous = append(previous, m.previous)
+		}
+	}
+	links, err := s.candidateChildren(ctx, repo, previous)
 	if err != nil {
 		return nil, err
 	}
-	var out []OutdatedChild
-	seen := map[store.ParentLink]bool{}
-	for _, old := range olds {
-		// Children recorded against any image with the same layers count:
-		// a relabelled base keeps the children of the image it relabels.
-		same, err := s.store.SameLayers(ctx, repo, old.ChainID)
+	before := plainView(s.store)
+	var out []OutdatedImage
+	index := map[string]int{}
+	for _, l := range links {
+		child, err := s.report(ctx, l.Child, l.ChildDigest)
+		if err != nil {
+			continue // content gone or unreadable: nothing to say about it
+		}
+		var p *analysis.Platform
+		for i := range child.Platforms {
+			if child.Platforms[i].Digest == l.PlatformDigest {
+				p = &child.Platforms[i]
+			}
+		}
+		if p == nil {
+			continue
+		}
+		deps := newReads(s.store)
+		was, err := s.parentOf(ctx, before, l.Child, p, deps)
 		if err != nil {
 			return nil, err
 		}
-		var links []store.ParentLink
-		for _, d := range same {
-			ls, err := s.store.Children(ctx, repo, d)
-			if err != nil {
-				return nil, err
-			}
-			links = append(links, ls...)
+		if was.parent != nil && was.parent.Outdated {
+			continue
 		}
-		for _, l := range links {
-			key := l
-			key.ParentPlatform, key.Method = "", ""
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			child, err := s.report(ctx, l.Child, l.ChildDigest)
-			if err != nil {
-				continue // content gone or unreadable: nothing to say about it
-			}
-			var chain []string
-			for _, cp := range child.Platforms {
-				if cp.Digest == l.PlatformDigest {
-					chain = analysis.ChainIDs(cp.DiffIDs)
-				}
-			}
-			if len(chain) == 0 || stillPrefix(rep, l.Platform, chain) {
-				continue
-			}
+		now, err := s.parentOf(ctx, after, l.Child, p, deps)
+		if err != nil {
+			return nil, err
+		}
+		if now.parent == nil || !now.parent.Outdated || now.repo != repo {
+			continue
+		}
+		key := l.Child.String() + "@" + l.ChildDigest + "\x00" + now.parent.CurrentDigest
+		i, ok := index[key]
+		if !ok {
 			tags, err := s.store.TagsAt(ctx, l.Child, l.ChildDigest)
 			if err != nil {
 				return nil, err
 			}
-			if len(tags) == 0 {
-				out = append(out, OutdatedChild{Child: l.Child.WithDigest(l.ChildDigest), ChildDigest: l.ChildDigest, Platform: l.Platform, BuiltOn: previous})
+			analysis.SortTags(tags)
+			o := OutdatedImage{Child: l.Child, Digest: l.ChildDigest, Tags: tags, Base: repo,
+				BaseDigest: now.parent.CurrentDigest, BaseTags: now.parent.MovedTags}
+			for _, t := range now.parent.MovedTags {
+				if prev, moving := prevOf[t]; moving && prev != "" {
+					o.BuiltOn = prev
+					break
+				}
 			}
-			for _, t := range tags {
-				out = append(out, OutdatedChild{Child: l.Child.WithTag(t), ChildDigest: l.ChildDigest, Platform: l.Platform, BuiltOn: previous})
+			if o.BuiltOn == "" && len(now.tops) > 0 {
+				o.BuiltOn = now.tops[0]
 			}
+			i = len(out)
+			index[key] = i
+			out = append(out, o)
 		}
+		out[i].Platforms = append(out[i].Platforms, p.Platform)
 	}
 	return out, nil
 }
 
-// stillPrefix reports whether rep's platform image for platform is still a
-// prefix of the child's layers.
-func stillPrefix(rep *analysis.Report, platform string, childChain []string) bool {
-	for _, p := range rep.Platforms {
-		if p.Platform != platform || len(p.DiffIDs) == 0 || len(p.DiffIDs) > len(childChain) {
-			continue
-		}
-		c := analysis.ChainIDs(p.DiffIDs)
-		if childChain[len(c)-1] == c[len(c)-1] {
-			return true
+// candidateChildren returns the recorded children of the images previous
+// (the digests the moving tags pointed at): of their platform images, of
+// the images with the same layers (a relabelled base keeps its children),
+// and of the images themselves (an annotation may name an index). Each
+// child platform image once.
+func (s *Service) candidateChildren(ctx context.Context, repo analysis.Repository, previous []string) ([]store.ParentLink, error) {
+	var out []store.ParentLink
+	seen := map[store.ParentLink]bool{}
+	add := func(ls []store.ParentLink) {
+		for _, l := range ls {
+			key := store.ParentLink{Child: l.Child, ChildDigest: l.ChildDigest, PlatformDigest: l.PlatformDigest}
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, l)
+			}
 		}
 	}
-	return false
+	for _, prev := range previous {
+		ls, err := s.store.Children(ctx, repo, prev)
+		if err != nil {
+			return nil, err
+		}
+		add(ls)
+		olds, err := s.store.PlatformsOf(ctx, repo, prev)
+		if err != nil {
+			return nil, err
+		}
+		for _, old := range olds {
+			same, err := s.store.SameLayers(ctx, repo, old.ChainID)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range same {
+				ls, err := s.store.Children(ctx, repo, d)
+				if err != nil {
+					return nil, err
+				}
+				add(ls)
+			}
+		}
+	}
+	return out, nil
 }

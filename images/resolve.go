@@ -50,43 +50,126 @@ func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refre
 		}
 		return resolved{rep: rep, checked: checked}, s.indexReport(ctx, ref.Repository, rep)
 	}
-	st, err := s.store.ReloadTag(ctx, ref.Repository, ref.Tag)
-	if err != nil && !errors.Is(err, analysis.ErrNotFound) {
-		return resolved{}, err
-	}
 	if !refresh {
-		if err == nil && checked.Sub(st.Checked) < s.opts.FreshFor {
+		st, err := s.store.ReloadTag(ctx, ref.Repository, ref.Tag)
+		gone, deleted := analysis.DeletedTag(err)
+		switch {
+		case err == nil && checked.Sub(st.Checked) < s.opts.FreshFor:
 			rep, err := s.report(ctx, ref.Repository, st.Digest)
 			return resolved{rep: rep, checked: st.Checked}, err
+		case deleted && checked.Sub(gone.Checked) < s.opts.FreshFor:
+			return resolved{}, err
+		case err != nil && !errors.Is(err, analysis.ErrNotFound):
+			return resolved{}, err
 		}
 		// The registry must be asked: share the refreshing resolution in
 		// flight (a listing's check of the same tag), if any.
 		return s.resolve(ctx, ref, true)
 	}
-	desc, body, err := s.client.Resolve(ctx, ref)
+	l, err := s.lookup(ctx, ref)
 	if err != nil {
 		return resolved{}, err
+	}
+	if l.rep == nil {
+		return resolved{}, s.recordGone(ctx, ref, l)
+	}
+	moved, err := s.recordTag(ctx, ref, l.previous, l.rep, l.at)
+	if err != nil {
+		return resolved{}, err
+	}
+	return resolved{rep: l.rep, checked: l.at, moved: moved}, nil
+}
+
+// lookedUp is what the registry says of a tag now, with what the store held
+// for it before: where it pointed (previous, "" for none) and whether it was
+// recorded as deleted. rep is nil when the registry no longer has the tag.
+type lookedUp struct {
+	previous string
+	deleted  *analysis.TagDeleted
+	rep      *analysis.Report
+	at       time.Time
+	// notFound is the registry's answer when rep is nil.
+	notFound error
+}
+
+// lookup asks the registry where ref's tag points (one HEAD), fetches and
+// stores what it has never seen, and indexes the image's platforms, without
+// recording the tag: content and platforms first, so that when the move is
+// recorded its consequences are known. A registry answering "not found" is
+// not an error here: it is the tag's deletion, for the caller to record.
+//
+// Concurrent lookups of one tag (a refresh and a listing's check of it)
+// share one registry request; each caller then records what was found, and
+// the compare-and-set of the record makes the second a mere check.
+func (s *Service) lookup(ctx context.Context, ref analysis.Reference) (lookedUp, error) {
+	v, err, _ := s.flight.Do("lookup\x00"+ref.String(), func() (any, error) {
+		return s.lookupOnce(context.WithoutCancel(ctx), ref)
+	})
+	if err != nil {
+		return lookedUp{}, err
+	}
+	return v.(lookedUp), nil
+}
+
+func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference) (lookedUp, error) {
+	l := lookedUp{at: s.opts.Now()}
+	st, err := s.store.ReloadTag(ctx, ref.Repository, ref.Tag)
+	switch d, deleted := analysis.DeletedTag(err); {
+	case err == nil:
+		l.previous = st.Digest
+	case deleted:
+		l.deleted = d
+	case !errors.Is(err, analysis.ErrNotFound):
+		return lookedUp{}, err
+	}
+	desc, body, err := s.client.Resolve(ctx, ref)
+	if errors.Is(err, analysis.ErrNotFound) {
+		l.notFound = err
+		return l, nil
+	}
+	if err != nil {
+		return lookedUp{}, err
 	}
 	s.refreshFacts(ctx, ref.Repository)
 	if body != nil {
 		if err := s.store.PutManifest(ctx, desc.Digest, desc.MediaType, body); err != nil {
-			return resolved{}, err
+			return lookedUp{}, err
 		}
 	}
-	rep, err := s.report(ctx, ref.Repository, desc.Digest)
-	if err != nil {
-		return resolved{}, err
+	if l.rep, err = s.report(ctx, ref.Repository, desc.Digest); err != nil {
+		return lookedUp{}, err
 	}
-	// Content and platforms first: a tag is recorded only once its image
-	// could be reported and indexed, so a move's consequences are known.
-	if err := s.indexReport(ctx, ref.Repository, rep); err != nil {
-		return resolved{}, err
+	if err := s.indexReport(ctx, ref.Repository, l.rep); err != nil {
+		return lookedUp{}, err
 	}
-	moved, err := s.recordTag(ctx, ref, st.Digest, rep, checked)
-	if err != nil {
-		return resolved{}, err
+	return l, nil
+}
+
+// recordGone records what a lookup that found no tag means: the deletion of
+// a tag that was there, or another check of one already deleted. It
+// returns the error a read of the tag answers (not found, with the
+// deletion when there is one).
+func (s *Service) recordGone(ctx context.Context, ref analysis.Reference, l lookedUp) error {
+	previous := l.previous
+	for range maxRecordTries {
+		check, err := s.store.RecordDeletion(ctx, store.TagDeletion{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, At: l.at})
+		if errors.Is(err, store.ErrTagMoved) {
+			previous = check.Previous
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if check.Moved || l.deleted != nil {
+			// Answer as a read now would: the tag is deleted.
+			_, err := s.store.Tag(ctx, ref.Repository, ref.Tag)
+			if _, ok := analysis.DeletedTag(err); ok {
+				return err
+			}
+		}
+		return l.notFound
 	}
-	return resolved{rep: rep, checked: checked, moved: moved}, nil
+	return fmt.Errorf("images: record deletion of %s: the tag kept moving while it was recorded", ref)
 }
 
 // maxRecordTries bounds how often a tag record is retried when another
@@ -107,6 +190,9 @@ func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, previou
 			if err != nil {
 				return false, err
 			}
+			if c.Outdated, err = s.outdatedBy(ctx, ref.Repository, []tagMove{{ref.Tag, previous, rep.Digest}}); err != nil {
+				return false, err
+			}
 			if events, err = s.opts.Events.Events(c); err != nil {
 				return false, fmt.Errorf("images: events of %s: %w", ref, err)
 			}
@@ -121,28 +207,51 @@ func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, previou
 	return false, fmt.Errorf("images: record %s: the tag kept moving while it was recorded", ref)
 }
 
-// change prepares the description of a move from previous to rep.
+// change prepares the description of a move from previous to rep: the
+// platforms before and after, and the diff of the move.
 func (s *Service) change(ctx context.Context, ref analysis.Reference, previous string, rep *analysis.Report, at time.Time) (Change, error) {
 	c := Change{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, Current: rep.Digest, At: at, Report: rep, PlatformsChanged: true}
-	if previous == "" {
-		return c, nil
-	}
-	if prev, err := s.report(ctx, ref.Repository, previous); err == nil {
-		old := make(map[string]bool, len(prev.Platforms))
-		for _, p := range prev.Platforms {
-			old[p.Digest] = true
+	if previous != "" {
+		if prev, err := s.report(ctx, ref.Repository, previous); err == nil {
+			c.PreviousReport = prev
 		}
-		c.PlatformsChanged = false
-		for _, p := range rep.Platforms {
-			if !old[p.Digest] {
-				c.PlatformsChanged = true
+	}
+	c.Platforms, c.PlatformsChanged = platformChanges(c.PreviousReport, rep, previous == "")
+	if c.PreviousReport != nil {
+		if d, err := analysis.DiffImages(c.PreviousReport, rep, ""); err == nil {
+			c.Diff = &d
+		}
+	}
+	return c, nil
+}
+
+// platformChanges pairs the platforms of two images by name. changed is
+// false when every platform image of rep was already in prev (whatever its
+// name there): a re-pushed index with new attestations or annotations only.
+// A new tag, or one whose previous image is unknown, has changed.
+func platformChanges(prev, rep *analysis.Report, isNew bool) (out []PlatformChange, changed bool) {
+	old := map[string]string{}
+	known := map[string]bool{}
+	if prev != nil {
+		for _, p := range prev.Platforms {
+			old[p.Platform] = p.Digest
+			known[p.Digest] = true
+		}
+	}
+	changed = isNew || prev == nil
+	for _, p := range rep.Platforms {
+		out = append(out, PlatformChange{Platform: p.Platform, Digest: p.Digest, Previous: old[p.Platform]})
+		delete(old, p.Platform)
+		if !known[p.Digest] {
+			changed = true
+		}
+	}
+	if prev != nil {
+		for _, p := range prev.Platforms {
+			if _, dropped := old[p.Platform]; dropped {
+				out = append(out, PlatformChange{Platform: p.Platform, Previous: p.Digest})
 			}
 		}
 	}
-	outdated, err := s.outdatedChildren(ctx, ref.Repository, previous, rep)
-	if err != nil {
-		return Change{}, err
-	}
-	c.Outdated = outdated
-	return c, nil
+	return out, changed
 }

@@ -3,14 +3,15 @@ package images
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"imagebadger/analysis"
+	"imagebadger/store"
 )
 
 // resolveParallel bounds the tags of one listing resolved at once. The
@@ -79,8 +80,15 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh,
 }
 
 // list reads the tag list and resolves every tag: from Docker Hub's web
-// API for docker.io when it is on and registryOnly is not asked, falling
-// back to the registry when the web API fails; else from the registry.
+// API for docker.io when it is on and registryOnly is not asked (falling
+// back to the registry when the web API fails), else from the registry, in
+// two steps: every tag is looked up at once (one HEAD each, or Hub's
+// listing, content fetched only for digests never seen), then what was
+// found is recorded, tags that moved to the same image together in one
+// transaction, so a base rebuild that moves several tags is one change with
+// one set of base.updated events, whose data.base.tags lists them all. Tags
+// the registry no longer lists, or answers "not found" for, are recorded as
+// deleted.
 func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOnly bool) (time.Time, error) {
 	at := s.opts.Now()
 	s.refreshFacts(ctx, repo)
@@ -102,47 +110,133 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOn
 	if err != nil {
 		return time.Time{}, err
 	}
-	var gone []string
 	for _, k := range known {
 		if _, found := slices.BinarySearch(tags, k.Tag); !found {
-			gone = append(gone, k.Tag)
+			if err := s.recordGone(ctx, repo.WithTag(k.Tag), lookedUp{previous: k.Digest, at: at, notFound: analysis.ErrNotFound}); err != nil &&
+				!errors.Is(err, analysis.ErrNotFound) {
+				return time.Time{}, err
+			}
 		}
 	}
-	if err := s.store.ForgetTags(ctx, repo, gone); err != nil {
-		return time.Time{}, err
-	}
+	found := make([]lookedUp, len(tags))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
-	var mu sync.Mutex
-	var missing []string
-	for _, t := range tags {
+	for i, t := range tags {
 		g.Go(func() error {
-			err := s.Check(gctx, repo.WithTag(t))
+			l, err := s.lookup(gctx, repo.WithTag(t))
 			if errors.Is(err, analysis.ErrRateLimited) {
 				// The client now holds every request to this registry until
 				// its pause ends; try this tag once more after it.
-				err = s.Check(gctx, repo.WithTag(t))
+				l, err = s.lookup(gctx, repo.WithTag(t))
 			}
-			if errors.Is(err, analysis.ErrNotFound) {
-				// Deleted between the listing and the HEAD.
-				mu.Lock()
-				missing = append(missing, t)
-				mu.Unlock()
-				return nil
-			}
+			found[i] = l
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return time.Time{}, err
 	}
-	if err := s.store.ForgetTags(ctx, repo, missing); err != nil {
+	if err := s.recordFound(ctx, repo, tags, found); err != nil {
 		return time.Time{}, err
 	}
 	if err := s.store.RecordListing(ctx, repo, at); err != nil {
 		return time.Time{}, err
 	}
 	return at, nil
+}
+
+// recordFound records a listing's lookups: deletions (tags gone between the
+// listing and their HEAD), checks of tags that did not move (one
+// transaction), and the moves, one batch per new image.
+func (s *Service) recordFound(ctx context.Context, repo analysis.Repository, tags []string, found []lookedUp) error {
+	var same []store.TagRecord
+	var batches [][]int
+	byDigest := map[string]int{}
+	for i, l := range found {
+		ref := repo.WithTag(tags[i])
+		switch {
+		case l.rep == nil:
+			if err := s.recordGone(ctx, ref, l); err != nil && !errors.Is(err, analysis.ErrNotFound) {
+				return err
+			}
+		case l.previous == l.rep.Digest:
+			same = append(same, store.TagRecord{Repo: repo, Tag: tags[i], Previous: l.previous,
+				To: analysis.Descriptor{Digest: l.rep.Digest, MediaType: l.rep.MediaType}, At: l.at})
+		default:
+			b, ok := byDigest[l.rep.Digest]
+			if !ok {
+				b = len(batches)
+				byDigest[l.rep.Digest] = b
+				batches = append(batches, nil)
+			}
+			batches[b] = append(batches[b], i)
+		}
+	}
+	if len(same) > 0 {
+		if _, err := s.store.RecordTags(ctx, same); errors.Is(err, store.ErrTagMoved) {
+			// Another writer moved one of them meanwhile: record each on its own.
+			for _, r := range same {
+				if _, err := s.recordTag(ctx, repo.WithTag(r.Tag), r.Previous, found[slices.Index(tags, r.Tag)].rep, r.At); err != nil {
+					return err
+				}
+			}
+		} else if err != nil {
+			return err
+		}
+	}
+	for _, b := range batches {
+		if err := s.recordMoves(ctx, repo, tags, found, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordMoves records the tags tags[i] for i in batch, all moved to one new
+// image, in one transaction: one image.updated per tag, and the images the
+// moves make outdated judged once for all of them (attached to the first
+// move whose platforms changed). Should another writer have moved one of
+// the tags meanwhile, each is recorded on its own instead. The new image's
+// parents are then looked for, as Check does.
+func (s *Service) recordMoves(ctx context.Context, repo analysis.Repository, tags []string, found []lookedUp, batch []int) error {
+	rep := found[batch[0]].rep
+	desc := analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}
+	records := make([]store.TagRecord, len(batch))
+	moves := make([]tagMove, len(batch))
+	for j, i := range batch {
+		records[j] = store.TagRecord{Repo: repo, Tag: tags[i], Previous: found[i].previous, To: desc, At: found[i].at}
+		moves[j] = tagMove{tags[i], found[i].previous, rep.Digest}
+	}
+	if s.opts.Events != nil {
+		outdated, err := s.outdatedBy(ctx, repo, moves)
+		if err != nil {
+			return err
+		}
+		for j := range records {
+			c, err := s.change(ctx, repo.WithTag(records[j].Tag), records[j].Previous, rep, records[j].At)
+			if err != nil {
+				return err
+			}
+			if outdated != nil && c.PlatformsChanged {
+				c.Outdated, outdated = outdated, nil
+			}
+			if records[j].Events, err = s.opts.Events.Events(c); err != nil {
+				return fmt.Errorf("images: events of %s:%s: %w", repo, records[j].Tag, err)
+			}
+		}
+	}
+	_, err := s.store.RecordTags(ctx, records)
+	if errors.Is(err, store.ErrTagMoved) {
+		for _, r := range records {
+			if _, err := s.recordTag(ctx, repo.WithTag(r.Tag), r.Previous, rep, r.At); err != nil {
+				return err
+			}
+		}
+	} else if err != nil {
+		return err
+	}
+	_, err = s.attachParents(ctx, repo, rep.Clone(), newReads(s.store))
+	return err
 }
 
 // groups builds the grouped listing from the store.

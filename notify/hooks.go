@@ -45,20 +45,25 @@ func manifestTypes() []string {
 	}
 }
 
-// Push is an image an inbound hook says was pushed: a tag (or a digest),
-// with the digest the tag now points at when the hook names it.
+// Push is an image an inbound hook says was pushed, or deleted: a tag (or
+// a digest), with the digest the tag now points at when the hook names it.
 type Push struct {
 	Ref    analysis.Reference
 	Digest string
+	// Deleted marks a deletion: of the tag, or (Ref by digest) of the
+	// manifest, which removes every tag pointing at it.
+	Deleted bool
 }
 
 // ParseRegistryNotification returns the images to refresh for a
 // distribution notification envelope: for each push of a manifest,
 // repository:tag (or @digest when the push had no tag) on the registry named
 // by the host of target.url, else by request.host; never source.addr, which
-// is the registry's own host name and may not be reachable from here. Pulls,
-// mounts, deletes and blob pushes are ignored, as are events naming no
-// usable image. Each image is listed once.
+// is the registry's own host name and may not be reachable from here. Each
+// delete (of a tag, or of a manifest or blob by digest: the registry's
+// events do not tell the two apart) is returned Deleted, for the tags it may
+// have removed to be checked. Pulls, mounts and blob pushes are ignored, as
+// are events naming no usable image. Each image is listed once.
 func ParseRegistryNotification(body []byte) ([]Push, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
@@ -67,16 +72,17 @@ func ParseRegistryNotification(body []byte) ([]Push, error) {
 	var out []Push
 	seen := map[string]bool{}
 	for _, e := range env.Events {
-		if e.Action != "push" || e.Target.Repository == "" {
+		if (e.Action != "push" && e.Action != "delete") || e.Target.Repository == "" {
 			continue
 		}
+		deleted := e.Action == "delete"
 		host := ""
 		if u, err := url.Parse(e.Target.URL); err == nil && e.Target.URL != "" {
 			if !strings.Contains(u.Path, "/manifests/") {
 				continue // a blob
 			}
 			host = u.Host
-		} else if !isManifestType(e.Target.MediaType) {
+		} else if !deleted && !isManifestType(e.Target.MediaType) {
 			continue
 		}
 		if host == "" {
@@ -98,12 +104,13 @@ func ParseRegistryNotification(body []byte) ([]Push, error) {
 		if err != nil {
 			continue
 		}
-		p := Push{Ref: ref}
-		if ref.Digest == "" && isDigest(e.Target.Digest) {
+		p := Push{Ref: ref, Deleted: deleted}
+		if ref.Digest == "" && !deleted && isDigest(e.Target.Digest) {
 			p.Digest = e.Target.Digest
 		}
-		// Several pushes of one tag in an envelope: the last one counts.
-		if k := ref.String(); seen[k] {
+		// Several events of one image in an envelope: the last one counts.
+		k := ref.String()
+		if seen[k] {
 			for i := range out {
 				if out[i].Ref.String() == k {
 					out[i] = p

@@ -44,7 +44,10 @@ const envelope = `{"events":[
  {"id":"9","action":"push","target":{"mediaType":"application/octet-stream","digest":"sha256:11","repository":"acme/app"},
   "request":{"host":"127.0.0.1:5000"}},
  {"id":"10","action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"Not Valid","tag":"x"},
-  "request":{"host":"127.0.0.1:5000"}}
+  "request":{"host":"127.0.0.1:5000"}},
+ {"id":"11","action":"delete","target":{"digest":"sha256:9999999999999999999999999999999999999999999999999999999999999999","repository":"acme/app"},
+  "request":{"host":"127.0.0.1:5000"}},
+ {"id":"12","action":"delete","target":{"repository":"acme/app"},"request":{"host":"127.0.0.1:5000"}}
 ]}`
 
 func TestParseRegistryNotification(t *testing.T) {
@@ -54,17 +57,25 @@ func TestParseRegistryNotification(t *testing.T) {
 	}
 	var got []string
 	for _, p := range pushes {
-		got = append(got, p.Ref.String())
+		s := p.Ref.String()
+		if p.Deleted {
+			s += " deleted"
+		}
+		got = append(got, s)
 	}
-	if pushes[0].Digest != "sha256:"+strings.Repeat("b", 64) || pushes[2].Digest != "" {
-		t.Errorf("digests = %q, %q; want the tag push's, and none for a malformed one", pushes[0].Digest, pushes[2].Digest)
+	if pushes[0].Digest != "sha256:"+strings.Repeat("b", 64) || pushes[3].Digest != "" {
+		t.Errorf("digests = %q, %q; want the tag push's, and none for a malformed one", pushes[0].Digest, pushes[3].Digest)
 	}
 	want := []string{
 		"127.0.0.1:5000/acme/base:1.0", // once, though pushed twice
+		// A deleted tag; a manifest (or blob: the registry does not say)
+		// deleted by digest, whose tags are to be checked.
+		"127.0.0.1:5000/acme/base:3.0 deleted",
 		// target.url's host wins over request.host; never source.addr.
 		"registry.internal:5000/acme/app@sha256:" + strings.Repeat("e", 64),
 		// No target.url: request.host, and a manifest media type.
 		"127.0.0.1:5000/acme/app:2",
+		"127.0.0.1:5000/acme/app@sha256:" + strings.Repeat("9", 64) + " deleted",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("refreshes (-want +got):\n%s", diff)

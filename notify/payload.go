@@ -39,18 +39,49 @@ type payload struct {
 // imageData names an image in a payload. PreviousDigest is a pointer so a
 // tag seen for the first time gives null rather than "".
 type imageData struct {
-	Registry       string   `json:"registry"`
-	Repository     string   `json:"repository"`
-	Tag            string   `json:"tag"`
-	Reference      string   `json:"reference"`
-	Digest         string   `json:"digest"`
-	PreviousDigest *string  `json:"previousDigest"`
-	URL            string   `json:"url"`
-	Platforms      []string `json:"platforms,omitempty"`
+	Registry       string  `json:"registry"`
+	Repository     string  `json:"repository"`
+	Tag            string  `json:"tag"`
+	Reference      string  `json:"reference"`
+	Digest         string  `json:"digest"`
+	PreviousDigest *string `json:"previousDigest"`
+	URL            string  `json:"url"`
+	// Tags are, for a repository-wide subscription's base.updated, the
+	// subscribed tags of the image; for the base, its tags that moved.
+	Tags []string `json:"tags,omitempty"`
+	// Platforms says, for image.updated, which platform images changed.
+	Platforms []platformData `json:"platforms,omitempty"`
+	// OutdatedPlatforms are, for base.updated, the platforms of the image
+	// whose base moved on.
+	OutdatedPlatforms []string `json:"outdatedPlatforms,omitempty"`
+}
+
+// platformData is one platform of a moved tag: its platform image before
+// and after (null where the platform was added or dropped).
+type platformData struct {
+	Platform       string  `json:"platform"`
+	Digest         *string `json:"digest"`
+	PreviousDigest *string `json:"previousDigest"`
+	Changed        bool    `json:"changed"`
 }
 
 type imageUpdated struct {
-	Image imageData `json:"image"`
+	Image   imageData    `json:"image"`
+	Changes *changesData `json:"changes,omitempty"`
+}
+
+// changesData is the diff of a move as docs/API.md's data.changes has it:
+// the diff API's answer for the compared platform, without the sides and
+// parents (data.image names the sides).
+type changesData struct {
+	Platform        string                `json:"platform"`
+	Shared          analysis.Shared       `json:"shared"`
+	Removed         []analysis.DiffLayer  `json:"removed"`
+	Added           []analysis.DiffLayer  `json:"added"`
+	SizeDelta       int64                 `json:"sizeDelta"`
+	LayerCountDelta int                   `json:"layerCountDelta"`
+	Metadata        analysis.MetadataDiff `json:"metadata"`
+	CompareURL      string                `json:"compareUrl,omitempty"`
 }
 
 type baseUpdated struct {
@@ -64,68 +95,94 @@ type ping struct {
 }
 
 // Events implements images.EventBuilder: an image.updated event for the tag,
-// subscribed to by the tag and by its repository, and a base.updated event
-// for every known child image the move makes outdated, subscribed to by the
-// child. A move that changes no platform image (an index that only gained
-// attestations) is no news to anyone and gives no event.
+// subscribed to by the tag and by its repository, carrying the diff of the
+// move and its platforms; and for every image the move makes outdated one
+// base.updated for the subscribers of each of its tags and one for its
+// repository's subscribers, each stored once per (image, new base digest)
+// whichever way and however often the move is noticed. A move that changes
+// no platform image (an index that only gained attestations) is no news to
+// anyone and gives no image.updated.
 func (b *Builder) Events(c images.Change) ([]store.Event, error) {
-	if !c.PlatformsChanged {
-		return nil, nil
-	}
+	var events []store.Event
 	ref := c.Repo.WithTag(c.Tag)
-	img := b.imageData(ref, c.Current, c.Previous)
-	var text string
-	if c.Previous == "" {
-		text = fmt.Sprintf("%s appeared: %s %s", display(ref), analysis.ShortDigest(c.Current), img.URL)
-	} else {
-		text = fmt.Sprintf("%s changed: %s → %s %s", display(ref), analysis.ShortDigest(c.Previous), analysis.ShortDigest(c.Current), img.URL)
-	}
-	ev, err := b.event(TypeImageUpdated, ref, c.At, text, imageUpdated{Image: img})
-	if err != nil {
-		return nil, err
-	}
-	events := []store.Event{ev}
-
-	// One event per child reference, with every platform it is outdated on.
-	type child struct {
-		o         images.OutdatedChild
-		platforms []string
-	}
-	var order []string
-	children := map[string]*child{}
-	for _, o := range c.Outdated {
-		key := o.Child.String() + "\x00" + o.ChildDigest + "\x00" + o.BuiltOn
-		ch, ok := children[key]
-		if !ok {
-			ch = &child{o: o}
-			children[key] = ch
-			order = append(order, key)
+	if c.PlatformsChanged {
+		img := b.imageData(ref, c.Current, c.Previous)
+		for _, p := range c.Platforms {
+			img.Platforms = append(img.Platforms, platformData{Platform: p.Platform, Digest: nonEmpty(p.Digest),
+				PreviousDigest: nonEmpty(p.Previous), Changed: p.Changed()})
 		}
-		if o.Platform != "" {
-			ch.platforms = append(ch.platforms, o.Platform)
+		var text string
+		if c.Previous == "" {
+			text = fmt.Sprintf("%s appeared: %s %s", display(ref), analysis.ShortDigest(c.Current), img.URL)
+		} else {
+			text = fmt.Sprintf("%s changed: %s → %s %s", display(ref), analysis.ShortDigest(c.Previous), analysis.ShortDigest(c.Current), img.URL)
 		}
-	}
-	for _, key := range order {
-		ch := children[key]
-		cref := ch.o.Child.Repository.WithTag(ch.o.Child.Tag)
-		if cref.Tag == "" {
-			// Only tags can be subscribed to; a child known by digest alone
-			// has no subscriber to tell.
-			continue
+		data := imageUpdated{Image: img}
+		if d := c.Diff; d != nil && c.Previous != "" {
+			data.Changes = &changesData{Platform: d.Platform, Shared: d.Shared, Removed: d.Removed, Added: d.Added,
+				SizeDelta: d.SizeDelta, LayerCountDelta: d.LayerCountDelta, Metadata: d.Metadata, CompareURL: d.CompareURL}
 		}
-		childImg := b.imageData(cref, ch.o.ChildDigest, "")
-		childImg.PreviousDigest = nil
-		childImg.Platforms = ch.platforms
-		base := b.imageData(ref, c.Current, ch.o.BuiltOn)
-		text := fmt.Sprintf("%s is outdated: its base %s moved from %s to %s %s",
-			display(cref), display(ref), analysis.ShortDigest(ch.o.BuiltOn), analysis.ShortDigest(c.Current), childImg.URL)
-		ev, err := b.event(TypeBaseUpdated, cref, c.At, text, baseUpdated{Image: childImg, Base: base})
+		ev, err := b.event(TypeImageUpdated, ref, c.At, text, data)
 		if err != nil {
 			return nil, err
 		}
 		events = append(events, ev)
 	}
+	for _, o := range c.Outdated {
+		if len(o.Tags) == 0 {
+			// Only tags can be subscribed to; an image known by digest alone
+			// has no subscriber to tell.
+			continue
+		}
+		baseTag := analysis.LongestTag(o.BaseTags)
+		if baseTag == "" {
+			baseTag = c.Tag
+		}
+		baseRef := o.Base.WithTag(baseTag)
+		base := b.imageData(baseRef, o.BaseDigest, o.BuiltOn)
+		base.Tags = o.BaseTags
+		key := "\x00" + o.Child.WithDigest(o.Digest).String() + "\x00" + o.Base.WithDigest(o.BaseDigest).String()
+		for _, t := range o.Tags {
+			cref := o.Child.WithTag(t)
+			img := b.imageData(cref, o.Digest, "")
+			img.OutdatedPlatforms = o.Platforms
+			ev, err := b.baseEvent(cref, baseRef, img, base, c.At, store.AudienceTag, TypeBaseUpdated+"\x00tag:"+t+key)
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, ev)
+		}
+		cref := o.Child.WithTag(analysis.LongestTag(o.Tags))
+		img := b.imageData(cref, o.Digest, "")
+		img.Tags, img.OutdatedPlatforms = o.Tags, o.Platforms
+		ev, err := b.baseEvent(cref, baseRef, img, base, c.At, store.AudienceRepository, TypeBaseUpdated+"\x00repository"+key)
+		if err != nil {
+			return nil, err
+		}
+		ev.Tag = ""
+		events = append(events, ev)
+	}
 	return events, nil
+}
+
+// baseEvent is one base.updated: img is outdated, its base having moved.
+func (b *Builder) baseEvent(cref, baseRef analysis.Reference, img, base imageData, at time.Time, aud store.Audience, key string) (store.Event, error) {
+	built := ""
+	if base.PreviousDigest != nil {
+		built = analysis.ShortDigest(*base.PreviousDigest)
+	}
+	text := fmt.Sprintf("%s is outdated: its base %s moved from %s to %s %s",
+		display(cref), display(baseRef), built, analysis.ShortDigest(base.Digest), img.URL)
+	ev, err := b.event(TypeBaseUpdated, cref, at, text, baseUpdated{Image: img, Base: base})
+	ev.Audience, ev.DedupKey = aud, key
+	return ev, err
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // PingPayload is the body of the webhook.ping sent when a subscription is

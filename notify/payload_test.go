@@ -73,43 +73,114 @@ func TestNewTagHasNullPreviousDigest(t *testing.T) {
 	}
 }
 
-func TestUnchangedPlatformsGiveNoEvent(t *testing.T) {
+func TestUnchangedPlatformsGiveNoImageUpdated(t *testing.T) {
 	c := change("1.0", dOld, dNew, t0)
 	c.PlatformsChanged = false
-	c.Outdated = []images.OutdatedChild{{Child: repo.WithTag("x"), ChildDigest: "sha256:c", Platform: "linux/amd64", BuiltOn: dOld}}
 	if evs, err := notify.NewBuilder("http://x").Events(c); err != nil || len(evs) != 0 {
 		t.Errorf("events = %v, %v; want none", evs, err)
 	}
 }
 
+// TestImageUpdatedCarriesTheDiffAndPlatforms: data.changes is the diff of
+// the move (absent for a new tag), data.image.platforms says which
+// platforms changed, a dropped one included.
+func TestImageUpdatedCarriesTheDiffAndPlatforms(t *testing.T) {
+	c := change("1.0", dOld, dNew, t0)
+	version := func(s string) *string { return &s }
+	c.Diff = &analysis.Diff{Platform: "linux/amd64", Shared: analysis.Shared{LayerCount: 2, Size: 300},
+		Removed: []analysis.DiffLayer{{Digest: "sha256:r", DiffID: "sha256:rd", Size: 10, CreatedBy: "RUN old"}},
+		Added:   []analysis.DiffLayer{}, SizeDelta: -10, LayerCountDelta: -1,
+		Metadata:   analysis.MetadataDiff{Version: &analysis.ValueChange{From: version("1.0.1"), To: version("1.0.2")}},
+		CompareURL: "https://github.com/acme/base/compare/a...b"}
+	c.Platforms = []images.PlatformChange{
+		{Platform: "linux/amd64", Digest: "sha256:a2", Previous: "sha256:a1"},
+		{Platform: "linux/arm64", Digest: "sha256:b1", Previous: "sha256:b1"},
+		{Platform: "linux/s390x", Digest: "sha256:s1"},
+		{Platform: "linux/ppc64le", Previous: "sha256:p1"},
+	}
+	evs, err := notify.NewBuilder("http://x").Events(c)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events = %v, %v", evs, err)
+	}
+	data := decode(t, evs[0])["data"].(map[string]any)
+	wantPlatforms := []any{
+		map[string]any{"platform": "linux/amd64", "digest": "sha256:a2", "previousDigest": "sha256:a1", "changed": true},
+		map[string]any{"platform": "linux/arm64", "digest": "sha256:b1", "previousDigest": "sha256:b1", "changed": false},
+		map[string]any{"platform": "linux/s390x", "digest": "sha256:s1", "previousDigest": nil, "changed": true},
+		map[string]any{"platform": "linux/ppc64le", "digest": nil, "previousDigest": "sha256:p1", "changed": true},
+	}
+	if diff := cmp.Diff(wantPlatforms, data["image"].(map[string]any)["platforms"]); diff != "" {
+		t.Errorf("data.image.platforms (-want +got):\n%s", diff)
+	}
+	wantChanges := map[string]any{
+		"platform": "linux/amd64", "shared": map[string]any{"layerCount": 2.0, "size": 300.0},
+		"removed":   []any{map[string]any{"digest": "sha256:r", "diffId": "sha256:rd", "size": 10.0, "createdBy": "RUN old"}},
+		"added":     []any{},
+		"sizeDelta": -10.0, "layerCountDelta": -1.0,
+		"metadata":   map[string]any{"version": map[string]any{"from": "1.0.1", "to": "1.0.2"}},
+		"compareUrl": "https://github.com/acme/base/compare/a...b",
+	}
+	if diff := cmp.Diff(wantChanges, data["changes"]); diff != "" {
+		t.Errorf("data.changes (-want +got):\n%s", diff)
+	}
+	// A new tag has no previous image: no changes.
+	evs, _ = notify.NewBuilder("http://x").Events(change("2.0", "", dNew, t0))
+	if _, ok := decode(t, evs[0])["data"].(map[string]any)["changes"]; ok {
+		t.Error("a new tag's image.updated carries data.changes")
+	}
+}
+
 // TestBaseUpdatedPayload builds base.updated from a Change as the parent
-// detection fills it: one entry per child tag and platform.
+// detection fills it: for each outdated image, one event for the
+// subscribers of each of its tags and one for its repository's, each with a
+// key that makes it one of a kind.
 func TestBaseUpdatedPayload(t *testing.T) {
 	app := analysis.Repository{Registry: "127.0.0.1:5000", Name: "acme/app"}
 	c := change("1.0", dOld, dNew, t0)
-	c.Outdated = []images.OutdatedChild{
-		{Child: app.WithTag("2.3"), ChildDigest: "sha256:c1", Platform: "linux/amd64", BuiltOn: dOld},
-		{Child: app.WithTag("2.3"), ChildDigest: "sha256:c1", Platform: "linux/arm64", BuiltOn: dOld},
-		{Child: app.WithTag("latest"), ChildDigest: "sha256:c1", Platform: "linux/amd64", BuiltOn: dOld},
+	c.Outdated = []images.OutdatedImage{
+		{Child: app, Digest: "sha256:c1", Tags: []string{"2.3", "latest"}, Platforms: []string{"linux/amd64", "linux/arm64"},
+			Base: repo, BaseDigest: dNew, BaseTags: []string{"1", "1.0"}, BuiltOn: dOld},
 		// Known by digest only: nobody can have subscribed to it.
-		{Child: app.WithDigest("sha256:c2"), ChildDigest: "sha256:c2", Platform: "linux/amd64", BuiltOn: dOld},
+		{Child: app, Digest: "sha256:c2", Platforms: []string{"linux/amd64"}, Base: repo, BaseDigest: dNew, BaseTags: []string{"1.0"}, BuiltOn: dOld},
 	}
 	evs, err := notify.NewBuilder("http://localhost:8080").Events(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(evs) != 3 || evs[0].Type != "image.updated" {
-		t.Fatalf("events = %+v, want image.updated and two base.updated", evs)
+	if len(evs) != 4 || evs[0].Type != "image.updated" {
+		t.Fatalf("events = %+v, want image.updated and three base.updated", evs)
 	}
-	var tags []string
+	type who struct {
+		Tag      string
+		Audience store.Audience
+	}
+	var got []who
+	keys := map[string]bool{}
 	for _, e := range evs[1:] {
-		if e.Type != "base.updated" || e.Registry != app.Registry || e.Repository != app.Name {
+		if e.Type != "base.updated" || e.Registry != app.Registry || e.Repository != app.Name || e.DedupKey == "" {
 			t.Errorf("event = %+v", e)
 		}
-		tags = append(tags, e.Tag)
+		got = append(got, who{e.Tag, e.Audience})
+		keys[e.DedupKey] = true
 	}
-	if !cmp.Equal(tags, []string{"2.3", "latest"}) {
-		t.Errorf("base.updated tags = %v", tags)
+	if diff := cmp.Diff([]who{{"2.3", store.AudienceTag}, {"latest", store.AudienceTag}, {"", store.AudienceRepository}}, got); diff != "" {
+		t.Errorf("base.updated audiences (-want +got):\n%s", diff)
+	}
+	if len(keys) != 3 {
+		t.Errorf("dedup keys %v, want three different", keys)
+	}
+	// The same image outdated by the same new base, described again (a
+	// second listing, a concurrent hook), gets the same keys.
+	again, _ := notify.NewBuilder("http://localhost:8080").Events(c)
+	for i, e := range again[1:] {
+		if e.DedupKey != evs[i+1].DedupKey {
+			t.Errorf("event %d: key %q, then %q", i, evs[i+1].DedupKey, e.DedupKey)
+		}
+	}
+	base := map[string]any{
+		"registry": "127.0.0.1:5000", "repository": "acme/base", "tag": "1.0",
+		"reference": "127.0.0.1:5000/acme/base:1.0", "digest": dNew, "previousDigest": dOld,
+		"url": "http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0", "tags": []any{"1", "1.0"},
 	}
 	want := map[string]any{
 		"type":      "base.updated",
@@ -119,17 +190,20 @@ func TestBaseUpdatedPayload(t *testing.T) {
 			"image": map[string]any{
 				"registry": "127.0.0.1:5000", "repository": "acme/app", "tag": "2.3",
 				"reference": "127.0.0.1:5000/acme/app:2.3", "digest": "sha256:c1", "previousDigest": nil,
-				"url": "http://localhost:8080/images/127.0.0.1:5000/acme/app:2.3", "platforms": []any{"linux/amd64", "linux/arm64"},
+				"url": "http://localhost:8080/images/127.0.0.1:5000/acme/app:2.3", "outdatedPlatforms": []any{"linux/amd64", "linux/arm64"},
 			},
-			"base": map[string]any{
-				"registry": "127.0.0.1:5000", "repository": "acme/base", "tag": "1.0",
-				"reference": "127.0.0.1:5000/acme/base:1.0", "digest": dNew, "previousDigest": dOld,
-				"url": "http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0",
-			},
+			"base": base,
 		},
 	}
 	if diff := cmp.Diff(want, decode(t, evs[1])); diff != "" {
 		t.Errorf("base.updated payload (-want +got):\n%s", diff)
+	}
+	repoWide := decode(t, evs[3])["data"].(map[string]any)["image"].(map[string]any)
+	if diff := cmp.Diff([]any{"2.3", "latest"}, repoWide["tags"]); diff != "" {
+		t.Errorf("repository-wide data.image.tags (-want +got):\n%s", diff)
+	}
+	if repoWide["tag"] != "2.3" {
+		t.Errorf("repository-wide data.image.tag = %v, want the most specific tag", repoWide["tag"])
 	}
 }
 

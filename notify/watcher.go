@@ -106,7 +106,10 @@ const queueSize = 256
 type refreshRequest struct {
 	ref    analysis.Reference
 	digest string
-	tries  int
+	// deleted marks a hook's deletion of ref: the tag (or every tag at the
+	// digest) is checked, and looked at again while it still resolves.
+	deleted bool
+	tries   int
 	// since is when the hook asked; a refresh the database could not
 	// record is tried again until it is storeOutageLimit old.
 	since time.Time
@@ -156,8 +159,16 @@ func (w *Watcher) Refresh(ref analysis.Reference, digest string) bool {
 	return w.enqueue(refreshRequest{ref: ref, digest: digest, since: w.now()})
 }
 
+// Deleted asks for the tags a hook says were deleted to be checked soon:
+// ref's tag, or for a reference by digest every known tag pointing at that
+// digest, so their deletion is recorded without waiting for a poll. Like
+// Refresh, it never blocks and reports false when the request was dropped.
+func (w *Watcher) Deleted(ref analysis.Reference) bool {
+	return w.enqueue(refreshRequest{ref: ref, deleted: true, since: w.now()})
+}
+
 func (w *Watcher) enqueue(r refreshRequest) bool {
-	key := r.ref.String() + "@" + r.digest
+	key := r.key()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.queued[key] {
@@ -224,9 +235,15 @@ func (w *Watcher) serveQueue(ctx context.Context) {
 			return
 		case r := <-w.queue:
 			w.mu.Lock()
-			delete(w.queued, r.ref.String()+"@"+r.digest)
+			delete(w.queued, r.key())
 			w.mu.Unlock()
-			if errors.Is(w.check(ctx, r.ref), store.ErrUnavailable) && w.now().Sub(r.since) < storeOutageLimit {
+			var err error
+			if r.deleted && r.ref.Digest != "" {
+				err = w.checkDeletedDigest(ctx, r.ref)
+			} else {
+				err = w.check(ctx, r.ref)
+			}
+			if errors.Is(err, store.ErrUnavailable) && w.now().Sub(r.since) < storeOutageLimit {
 				w.later(ctx, r, storeOutageRetry)
 				continue
 			}
@@ -249,14 +266,42 @@ func (w *Watcher) later(ctx context.Context, r refreshRequest, wait time.Duratio
 	})
 }
 
+func (r refreshRequest) key() string {
+	k := r.ref.String() + "@" + r.digest
+	if r.deleted {
+		k += "\x00deleted"
+	}
+	return k
+}
+
+// checkDeletedDigest checks every known tag of ref's repository that points
+// at ref's digest: a manifest deleted by digest takes its tags with it.
+func (w *Watcher) checkDeletedDigest(ctx context.Context, ref analysis.Reference) error {
+	tags, err := w.store.TagsAt(ctx, ref.Repository, ref.Digest)
+	if err != nil {
+		w.log.Warn("watcher: tags of a deleted digest", "image", ref.String(), "err", err)
+		return err
+	}
+	var errs []error
+	for _, t := range tags {
+		errs = append(errs, w.check(ctx, ref.Repository.WithTag(t)))
+	}
+	return errors.Join(errs...)
+}
+
 // again queues another look at a hook's tag that does not point at the
-// digest the hook named yet, after a growing wait, until the tries run out.
+// digest the hook named yet (or, for a deletion, still resolves), after a
+// growing wait, until the tries run out.
 func (w *Watcher) again(ctx context.Context, r refreshRequest) {
 	waits := hookRetries()
-	if r.digest == "" || r.ref.Tag == "" || r.ref.Digest != "" || r.tries >= len(waits) {
+	if r.ref.Tag == "" || r.ref.Digest != "" || r.tries >= len(waits) || (r.digest == "" && !r.deleted) {
 		return
 	}
-	if st, err := w.store.Tag(ctx, r.ref.Repository, r.ref.Tag); err == nil && st.Digest == r.digest {
+	st, err := w.store.Tag(ctx, r.ref.Repository, r.ref.Tag)
+	if r.deleted && err != nil {
+		return // recorded as deleted (or unknown): done
+	}
+	if !r.deleted && err == nil && st.Digest == r.digest {
 		return
 	}
 	r.tries++

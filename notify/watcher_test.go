@@ -124,8 +124,9 @@ func TestPollRefreshesSubscribedTags(t *testing.T) {
 	if wakes.Load() == 0 {
 		t.Error("the worker was not woken after the poll")
 	}
-	// Checked again by the next round, an interval (and its jitter) later.
-	clk.Set(t0.Add(time.Minute * 11 / 10))
+	// Checked again by the next round: an interval later, spread by at
+	// most 10 % (the jitter of the wait until an item is due again).
+	clk.Set(t0.Add(time.Minute + time.Minute/10))
 	if err := w.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}

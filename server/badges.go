@@ -161,11 +161,15 @@ func (s *Server) apiShields(w http.ResponseWriter, r *http.Request) error {
 }
 
 // badgeFailureText is the grey badge's text for a failed read, and whether
-// it may be cached: an unknown image is "not found", a registry that wants
-// credentials this service lacks "unauthorized"; a registry failure says
-// what failed and is not cached.
+// it may be cached: a deleted tag is "tag removed" (answered from the
+// store, without asking the registry), an unknown image is "not found", a
+// registry that wants credentials this service lacks "unauthorized"; a
+// registry failure says what failed and is not cached.
 // ok is false for failures that are not the image's or the registry's.
 func badgeFailureText(err error) (text, cache string, ok bool) {
+	if _, deleted := analysis.DeletedTag(err); deleted {
+		return badge.TextTagRemoved, badgeCacheControl, true
+	}
 	switch {
 	case errors.Is(err, images.ErrNotYet), errors.Is(err, images.ErrBusy):
 		return badge.TextNotFoundYet, badgeNoCacheControl, true

@@ -56,7 +56,7 @@ func statusOf(err error) (code string, status int) {
 	switch {
 	case errors.Is(err, analysis.ErrInvalidReference):
 		return "invalid_reference", http.StatusBadRequest
-	case errors.Is(err, errInvalidRequest):
+	case errors.Is(err, errInvalidRequest), errors.Is(err, analysis.ErrInvalidRequest):
 		return "invalid_request", http.StatusBadRequest
 	case errors.Is(err, errUnauthorized):
 		return "unauthorized", http.StatusUnauthorized

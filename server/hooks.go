@@ -41,9 +41,10 @@ type hookAnswer struct {
 
 // registryHook answers POST /hooks/registry: a distribution registry's
 // notification envelope, authenticated with --hook-token. Each manifest push
-// queues a refresh of the pushed tag (or digest); the answer does not wait
-// for it, so the registry's notification queue is never held up by a slow
-// registry read.
+// queues a refresh of the pushed tag (or digest), and each delete a check of
+// the tags it may have removed, so their deletion is recorded at once; the
+// answer does not wait for either, so the registry's notification queue is
+// never held up by a slow registry read.
 func (s *Server) registryHook(w http.ResponseWriter, r *http.Request) error {
 	if s.hookToken == "" {
 		return &analysis.Error{Kind: analysis.ErrNotFound,
@@ -100,7 +101,11 @@ func (s *Server) queueRefreshes(w http.ResponseWriter, r *http.Request, pushes [
 	}
 	out := hookAnswer{Refreshing: []string{}}
 	for _, p := range pushes {
-		if s.watcher.Refresh(p.Ref, p.Digest) {
+		queue := s.watcher.Refresh
+		if p.Deleted {
+			queue = func(ref analysis.Reference, _ string) bool { return s.watcher.Deleted(ref) }
+		}
+		if queue(p.Ref, p.Digest) {
 			out.Refreshing = append(out.Refreshing, p.Ref.String())
 		} else {
 			s.log.WarnContext(r.Context(), "hook: refresh queue full; the next poll will catch up", "image", p.Ref.String())

@@ -28,9 +28,16 @@ import (
 // Limits of what one page shows.
 const (
 	recentOnHome = 8
-	// recentTagRows is how many tag rows are read to fill recentOnHome
-	// entries: tags that moved together are grouped into one.
-	recentTagRows = 80
+	// recentChangeRows is how many recorded changes are read to fill
+	// recentOnHome entries: tags that changed together are one entry.
+	recentChangeRows = 200
+	// searchOnPage is how many search results a page shows.
+	searchOnPage = 20
+	// historyOnImagePage is how many of a tag's latest changes its image
+	// page lists; removedOnRepositoryPage how many removed tags a
+	// repository page names.
+	historyOnImagePage      = 5
+	removedOnRepositoryPage = 20
 	// maxPooledPage is the largest render buffer kept for reuse.
 	maxPooledPage = 1 << 20
 	// groupsWithSizes bounds how many tag groups of a repository page get
@@ -104,7 +111,10 @@ func (s *Server) pageRoutes() {
 	r.Handle("/", s.handle("page_home", s.homePage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/images/{reference:.+}/refresh", cop.Handler(s.handle("page_refresh", s.refreshPage))).Methods(http.MethodPost)
 	r.Handle("/images/{reference:.+}", s.handle("page_image", s.imagePage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/repositories/{repository:.+}/history", s.handle("page_history", s.historyPage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/repositories/{repository:.+}", s.handle("page_repository", s.repositoryPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/diff", s.handle("page_diff", s.diffPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/search", s.handle("page_search", s.searchPage)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").Handler(s.staticFiles()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/favicon.ico", http.RedirectHandler("/static/favicon.svg", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 }
@@ -152,9 +162,11 @@ func (s *Server) writePage(w http.ResponseWriter, status int, body []byte) error
 	return err
 }
 
-// homePage answers / : the search box, recent tag moves and watched bases.
-// A search (?q=) that parses redirects to the image page; one that does not
-// is shown again with the reason next to the box.
+// homePage answers / : the search box, recent changes and watched bases.
+// A search (?q=) for an image this service knows, or for a reference that
+// matches no known repository, goes to the image page; a part of a name
+// shows the known repositories containing it; anything else is shown again
+// with the reason next to the box.
 func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Path != "/" {
 		return errNoRoute
@@ -169,32 +181,54 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusOK
 	if q, ok := r.URL.Query()["q"]; ok {
 		page.Query = cleanQuery(strings.Join(q, ""))
-		ref, err := analysis.ParseReference(page.Query)
-		switch {
-		case page.Query == "":
-			page.Error = "Type an image reference, for example alpine:3.20."
+		ref, refErr := analysis.ParseReference(page.Query)
+		if page.Query == "" {
+			page.Error = "Type an image reference, for example alpine:3.20, or a part of a name."
 			status = http.StatusBadRequest
-		case err != nil:
-			page.Error, _ = analysis.PublicMessage(err)
-			if page.Error == "" {
-				page.Error = "That is not an image reference."
+		} else {
+			if refErr == nil {
+				known, err := s.store.KnownRepository(r.Context(), ref.Repository)
+				if err != nil {
+					return err
+				}
+				if known {
+					http.Redirect(w, r, templates.ImageHref(canonicalRef(ref)), http.StatusSeeOther)
+					return nil
+				}
 			}
-			status = http.StatusBadRequest
-		default:
-			http.Redirect(w, r, templates.ImageHref(canonicalRef(ref)), http.StatusSeeOther)
-			return nil
+			results, err := s.search(r, page.Query, searchOnPage)
+			if err != nil {
+				return err
+			}
+			switch {
+			case len(results) > 0:
+				page.Results = templates.NewSearchItems(results, opt.Now)
+				if refErr == nil {
+					page.InspectHref = templates.ImageHref(canonicalRef(ref))
+				}
+			case refErr == nil:
+				http.Redirect(w, r, templates.ImageHref(canonicalRef(ref)), http.StatusSeeOther)
+				return nil
+			default:
+				page.Error, _ = analysis.PublicMessage(refErr)
+				if page.Error == "" {
+					page.Error = "That is not an image reference."
+				}
+				page.Error += " No known repository's name contains it either."
+				status = http.StatusBadRequest
+			}
 		}
 	}
-	recent, err := s.store.RecentTags(r.Context(), recentTagRows)
+	recent, err := s.store.RecentChanges(r.Context(), recentChangeRows)
 	if err != nil {
 		return err
 	}
-	rt := make([]templates.RecentTag, len(recent))
-	for i, t := range recent {
-		rt[i] = templates.RecentTag{Registry: t.Registry, Repository: t.Repository, Tag: t.Tag,
-			Digest: t.Digest, Previous: t.Previous, Changed: t.Changed}
+	rc := make([]templates.RecentChange, len(recent))
+	for i, c := range recent {
+		rc[i] = templates.RecentChange{Registry: c.Registry, Repository: c.Repository, Tag: c.Tag, Kind: c.Kind,
+			Digest: c.Digest, Previous: c.Previous, At: c.At}
 	}
-	page.Recent = templates.NewRecentItems(rt, recentOnHome, opt.Now)
+	page.Recent = templates.NewRecentItems(rc, recentOnHome, opt.Now)
 	for _, repo := range s.pages.watched {
 		a, err := s.store.RepositoryActivity(r.Context(), repo)
 		if err != nil {
@@ -209,6 +243,23 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	return s.render(w, r, status, templates.Home(page))
+}
+
+// search runs a search of the known repositories for a page or the API; a
+// term too short finds nothing.
+func (s *Server) search(r *http.Request, term string, limit int) ([]templates.SearchResult, error) {
+	if len(term) < store.MinSearchTerm {
+		return nil, nil
+	}
+	found, err := s.store.Search(r.Context(), term, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]templates.SearchResult, len(found))
+	for i, f := range found {
+		out[i] = templates.SearchResult{Registry: f.Repo.Registry, Repository: f.Repo.Name, Tag: f.Tag, TagCount: f.TagCount, Changed: f.Changed}
+	}
+	return out, nil
 }
 
 // cleanQuery removes what people paste around a reference: spaces, a
@@ -266,7 +317,17 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	if body, ok := s.responses.get(key, version); ok {
 		return s.writePage(w, http.StatusOK, body)
 	}
-	page := templates.NewImagePage(a.Report, platform, opt)
+	// The tag's latest changes: they change only with the repository's
+	// stamp, which the answer's version holds, so the kept page stays true.
+	var history []templates.TagChange
+	if ref.Tag != "" {
+		changes, _, err := s.store.History(r.Context(), store.HistoryQuery{Repo: ref.Repository, Tag: ref.Tag, Limit: historyOnImagePage})
+		if err != nil {
+			return err
+		}
+		history = tagChanges(changes)
+	}
+	page := templates.NewImagePage(a.Report, platform, history, opt)
 	if limited {
 		page.Notice = "This address has asked for many refreshes lately, so this one was not made: the page shows the stored report. Try again in a few minutes."
 	}
@@ -327,7 +388,11 @@ func (s *Server) repositoryPage(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	sizes := s.images.Platforms(ctx, repo, digests)
-	page := templates.NewRepositoryPage(list, sizes, s.pages.options())
+	removed, err := s.store.Deleted(r.Context(), repo, removedOnRepositoryPage)
+	if err != nil {
+		return err
+	}
+	page := templates.NewRepositoryPage(list, sizes, removed, s.pages.options())
 	return s.render(w, r, http.StatusOK, templates.Repository(page))
 }
 
@@ -378,6 +443,15 @@ func isMachineRequest(r *http.Request) bool {
 // writeErrorPage answers a failed page request with a friendly page and the
 // status code the error maps to; msg is the public message.
 func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err error, status int, msg string) {
+	if d, ok := analysis.DeletedTag(err); ok {
+		page := templates.NewTagRemovedPage(d, s.pages.options())
+		page.Status = status
+		if page.Query == "" {
+			page.Query = mux.Vars(r)["reference"]
+		}
+		s.renderErrorPage(w, r, page)
+		return
+	}
 	heading, text := errorText(err, status, msg)
 	page := s.errorPage(r, status, heading, text)
 	if errors.Is(err, analysis.ErrUnauthorized) {
@@ -451,4 +525,80 @@ func errorText(err error, status int, msg string) (heading, text string) {
 		return "Bad request", msg
 	}
 	return "Something went wrong", "The page could not be shown. The error has been logged; please try again later."
+}
+
+// tagChanges turns stored changes into the pages' view of them.
+func tagChanges(cs []store.TagChange) []templates.TagChange {
+	out := make([]templates.TagChange, len(cs))
+	for i, c := range cs {
+		out[i] = templates.TagChange{Tag: c.Tag, Kind: c.Kind, Digest: c.Digest, Previous: c.Previous, At: c.At}
+	}
+	return out
+}
+
+// historyPage answers /repositories/{repository}/history[?tag=&before=]:
+// one page of the recorded changes, newest first.
+func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) error {
+	raw := mux.Vars(r)["repository"]
+	repo, err := analysis.ParseRepository(raw)
+	if err != nil {
+		return err
+	}
+	if canon := repo.Short(); canon != raw {
+		redirectTo(w, r, templates.HistoryHref(canon, ""))
+		return nil
+	}
+	q, err := s.historyQuery(r)
+	if err != nil {
+		return err
+	}
+	changes, more, err := s.store.History(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if more {
+		next = strconv.FormatInt(changes[len(changes)-1].ID, 10)
+	}
+	page := templates.NewHistoryPage(repo.Registry, repo.Name, q.Tag, tagChanges(changes), next, q.Before > 0, s.pages.options())
+	return s.render(w, r, http.StatusOK, templates.History(page))
+}
+
+// diffPage answers /diff?from=&to=[&platform=]: the diff API's answer as a
+// page.
+func (s *Server) diffPage(w http.ResponseWriter, r *http.Request) error {
+	from, to, platform, err := diffQuery(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.images.Diff(r.Context(), from, to, platform, images.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	page := templates.NewDiffPage(c.Diff, c.From, c.To, s.pages.options())
+	return s.render(w, r, http.StatusOK, templates.Diff(page))
+}
+
+// searchPage answers /search?q=: the known repositories whose name holds
+// the term.
+func (s *Server) searchPage(w http.ResponseWriter, r *http.Request) error {
+	opt := s.pages.options()
+	page := templates.HomePage{Meta: templates.Meta{Title: "Search", BaseURL: opt.BaseURL}, Query: cleanQuery(r.URL.Query().Get("q"))}
+	status := http.StatusOK
+	switch {
+	case page.Query == "":
+	case len(page.Query) < store.MinSearchTerm:
+		page.Error = fmt.Sprintf("Type at least %d characters of a repository's name.", store.MinSearchTerm)
+		status = http.StatusBadRequest
+	default:
+		results, err := s.search(r, page.Query, searchOnPage)
+		if err != nil {
+			return err
+		}
+		page.Results = templates.NewSearchItems(results, opt.Now)
+		if ref, err := analysis.ParseReference(page.Query); err == nil {
+			page.InspectHref = templates.ImageHref(canonicalRef(ref))
+		}
+	}
+	return s.render(w, r, status, templates.SearchPage(page))
 }

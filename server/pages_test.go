@@ -37,10 +37,11 @@ import (
 // pageStack is the real service (store, registry client, images service,
 // server) in front of an in-process registry, for the HTML pages.
 type pageStack struct {
-	url  string
-	reg  string // the registry's host:port
-	srv  *server.Server
-	http *http.Client // follows no redirect, so tests see them
+	url   string
+	reg   string // the registry's host:port
+	srv   *server.Server
+	store *store.Store
+	http  *http.Client // follows no redirect, so tests see them
 }
 
 func newPageStack(tb testing.TB) *pageStack {
@@ -74,7 +75,7 @@ func newPageStack(tb testing.TB) *pageStack {
 	hs := httptest.NewServer(apispec.Handler(tb, srv))
 	tb.Cleanup(hs.Close)
 	return &pageStack{
-		url: hs.URL, reg: reg, srv: srv,
+		url: hs.URL, reg: reg, srv: srv, store: st,
 		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 }

@@ -38,6 +38,7 @@ import (
 type hookStack struct {
 	url      string
 	registry string
+	reg      *faultreg.Registry
 	store    *store.Store
 	watcher  *notify.Watcher
 }
@@ -49,6 +50,9 @@ type hookOptions struct {
 	allowPrivate bool
 	// log receives the server's log; nil discards it.
 	log io.Writer
+	// watcherNow is the watcher's clock; nil is time.Now. Polls see as
+	// due only what is due by it, so a test of a poll moves it on.
+	watcherNow func() time.Time
 }
 
 func newHookStack(t *testing.T, o hookOptions) *hookStack {
@@ -72,7 +76,8 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
 	guard := netguard.New(o.allowPrivate)
 	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond, Logger: logger})
-	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger})
+	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger,
+		Now: o.watcherNow})
 	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: builder, Worker: worker, Guard: guard,
 		PerClient: o.perClient})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -88,7 +93,7 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	})
 	hs := httptest.NewServer(apispec.Handler(t, srv))
 	t.Cleanup(hs.Close)
-	return &hookStack{url: hs.URL, registry: reg.Host, store: st, watcher: watcher}
+	return &hookStack{url: hs.URL, registry: reg.Host, reg: reg, store: st, watcher: watcher}
 }
 
 // push pushes a new random image to ref and returns its digest.
@@ -113,6 +118,7 @@ type hookReceiver struct {
 }
 
 type hookMsg struct {
+	path   string
 	header http.Header
 	body   []byte
 }
@@ -123,7 +129,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
-		rc.msgs = append(rc.msgs, hookMsg{r.Header.Clone(), b})
+		rc.msgs = append(rc.msgs, hookMsg{r.URL.Path, r.Header.Clone(), b})
 		rc.mu.Unlock()
 	}))
 	t.Cleanup(rc.Close)

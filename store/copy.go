@@ -15,7 +15,8 @@ func copyTables() []copyTable {
 		{name: "configs"},
 		{name: "tags"},
 		{name: "images"},
-		{name: "tag_history", identity: "id"},
+		{name: "tag_changes", identity: "id"},
+		{name: "deleted_tags"},
 		{name: "events"},
 		{name: "subscriptions"},
 		{name: "subscription_events"},
@@ -28,6 +29,9 @@ func copyTables() []copyTable {
 		{name: "change_stamps"},
 		{name: "repository_info"},
 		{name: "tracked"},
+		{name: "known_repositories", identity: "id"},
+		{name: "repository_grams"},
+		{name: "gram_counts"},
 	}
 }
 

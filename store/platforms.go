@@ -118,7 +118,7 @@ func (s *Store) PlatformOf(ctx context.Context, repo analysis.Repository, digest
 func (s *Store) TagsEverAt(ctx context.Context, repo analysis.Repository, digests []string) ([]string, error) {
 	var out []string
 	for _, d := range digests {
-		tags, err := s.strings(ctx, `SELECT tag FROM tag_history WHERE registry = ? AND repository = ? AND new_digest = ?
+		tags, err := s.strings(ctx, `SELECT tag FROM tag_changes WHERE registry = ? AND repository = ? AND digest = ?
 			UNION SELECT tag FROM tags WHERE registry = ? AND repository = ? AND digest = ?`,
 			repo.Registry, repo.Name, d, repo.Registry, repo.Name, d)
 		if err != nil {

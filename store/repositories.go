@@ -40,35 +40,6 @@ func (s *Store) RepositoryTags(ctx context.Context, repo analysis.Repository) ([
 	return out, rows.Err()
 }
 
-// ForgetTags removes tags that the registry no longer lists, and bumps the
-// repository's change stamp. Their history stays; a deleted tag emits no
-// event.
-func (s *Store) ForgetTags(ctx context.Context, repo analysis.Repository, tags []string) error {
-	if len(tags) == 0 {
-		return nil
-	}
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: forget tags of %s: %w", repo, err)
-	}
-	defer tx.Rollback()
-	for _, t := range tags {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
-			repo.Registry, repo.Name, t); err != nil {
-			return fmt.Errorf("store: forget tag %s:%s: %w", repo, t, err)
-		}
-	}
-	given, err := s.bump(ctx, tx, RepositoryScope(repo))
-	if err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: forget tags of %s: %w", repo, err)
-	}
-	s.publish(given)
-	return nil
-}
-
 // RecordListing records that repo's tags were listed at time at.
 func (s *Store) RecordListing(ctx context.Context, repo analysis.Repository, at time.Time) error {
 	_, err := s.write.ExecContext(ctx, `INSERT INTO repositories (registry, repository, listed_at) VALUES (?, ?, ?)

@@ -48,11 +48,16 @@ func TestChangeStamps(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil},
-		{"forgotten", func() {
-			if err := s.ForgetTags(ctx, app, []string{"1"}); err != nil {
+		{"deleted", func() {
+			if _, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: app, Tag: "1", Previous: "sha256:b", At: at.Add(3 * time.Minute)}); err != nil {
 				t.Fatal(err)
 			}
 		}, []store.Scope{appScope}},
+		{"deleted, checked again", func() {
+			if _, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: app, Tag: "1", At: at.Add(4 * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
 	}
 	all := []store.Scope{appScope, baseScope, store.IndexScope}
 	var highest store.Stamp

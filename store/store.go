@@ -86,7 +86,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	for _, step := range []func(context.Context) error{
 		func(ctx context.Context) error {
-			return s.engine.migrating(ctx, s, func() error { return s.migrate(ctx) })
+			return s.engine.migrating(ctx, s, func() error {
+				if err := s.migrate(ctx); err != nil {
+					return err
+				}
+				// Under the same lock, so that processes starting together
+				// index the names migration 0009 left to Go once.
+				return s.fillGrams(ctx)
+			})
 		},
 		s.fillReceivers,
 		s.loadStamps,

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"imagebadger/analysis"
@@ -27,6 +29,20 @@ type tagKey struct{ registry, repository, tag string }
 type tagEntry struct {
 	stamp Stamp
 	state TagState
+	// missing marks a tag without a row: never known, or deleted (gone).
+	missing bool
+	gone    *analysis.TagDeleted
+}
+
+// answer is what Tag answers for the entry.
+func (e tagEntry) answer(repo analysis.Repository, tag string) (TagState, error) {
+	switch {
+	case e.gone != nil:
+		return TagState{}, analysis.NewTagDeleted(*e.gone)
+	case e.missing:
+		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, analysis.ErrNotFound)
+	}
+	return e.state, nil
 }
 
 // tagCacheSize bounds the rows kept (about 200 bytes each).
@@ -44,16 +60,17 @@ func keyOf(repo analysis.Repository, tag string) tagKey {
 	return tagKey{repo.Registry, repo.Name, tag}
 }
 
-// get returns the cached row while it is current at stamp.
-func (c *tagCache) get(k tagKey, current Stamp) (TagState, bool) {
+// get returns the cached entry while it is current at stamp.
+func (c *tagCache) get(k tagKey, current Stamp) (tagEntry, bool) {
 	e, ok := c.items.Get(k)
 	if !ok || e.stamp != current {
-		return TagState{}, false
+		return tagEntry{}, false
 	}
-	return e.state, true
+	return e, true
 }
 
-// put keeps a row as of stamp.
-func (c *tagCache) put(k tagKey, st TagState, stamp Stamp) {
-	c.items.Add(k, tagEntry{stamp: stamp, state: st})
+// put keeps an entry as of stamp.
+func (c *tagCache) put(k tagKey, e tagEntry, stamp Stamp) {
+	e.stamp = stamp
+	c.items.Add(k, e)
 }

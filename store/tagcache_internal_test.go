@@ -12,14 +12,14 @@ func TestTagCacheAnswersOnlyAtItsStamp(t *testing.T) {
 	if _, ok := c.get(k, 0); ok {
 		t.Fatal("empty cache answered")
 	}
-	c.put(k, TagState{Digest: "sha256:old"}, 3) // a reader that read before the commit of stamp 4
-	c.put(k, TagState{Digest: "sha256:new"}, 4) // the writer's own row
-	if st, ok := c.get(k, 4); !ok || st.Digest != "sha256:new" {
-		t.Errorf("at stamp 4: %+v %v, want the written sha256:new", st, ok)
+	c.put(k, tagEntry{state: TagState{Digest: "sha256:old"}}, 3) // a reader that read before the commit of stamp 4
+	c.put(k, tagEntry{state: TagState{Digest: "sha256:new"}}, 4) // the writer's own row
+	if e, ok := c.get(k, 4); !ok || e.state.Digest != "sha256:new" {
+		t.Errorf("at stamp 4: %+v %v, want the written sha256:new", e.state, ok)
 	}
-	c.put(k, TagState{Digest: "sha256:old"}, 3) // the late reader, after the writer
-	if st, ok := c.get(k, 4); ok {
-		t.Errorf("a row kept at stamp 3 answered at stamp 4: %+v", st)
+	c.put(k, tagEntry{state: TagState{Digest: "sha256:old"}}, 3) // the late reader, after the writer
+	if e, ok := c.get(k, 4); ok {
+		t.Errorf("a row kept at stamp 3 answered at stamp 4: %+v", e.state)
 	}
 	if _, ok := c.get(k, 5); ok {
 		t.Error("a row answered after its repository's stamp moved on")

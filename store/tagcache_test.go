@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"imagebadger/analysis"
+	"imagebadger/store"
 )
 
 // TestTagReadsMatchTheDatabase: Tag answers from memory once a tag was read
@@ -38,6 +39,11 @@ func TestTagReadsMatchTheDatabase(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("%s: %s differs from the database (-db +memory):\n%s", step, tag, diff)
 			}
+			gd, gok := analysis.DeletedTag(gerr)
+			wd, wok := analysis.DeletedTag(werr)
+			if gok != wok || (gok && *gd != *wd) {
+				t.Errorf("%s: %s: deletion in memory %+v, in the database %+v", step, tag, gd, wd)
+			}
 		}
 		fresh.Close()
 	}
@@ -53,10 +59,14 @@ func TestTagReadsMatchTheDatabase(t *testing.T) {
 	mustRecord("1", "sha256:b", t0.Add(2*time.Minute))
 	same("moved", "1")
 	mustRecord("2", "sha256:b", t0.Add(3*time.Minute))
-	if err := s.ForgetTags(ctx, repo, []string{"1"}); err != nil {
+	if _, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1", Previous: "sha256:b", At: t0.Add(3 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	same("forgotten", "1", "2")
+	same("deleted", "1", "2")
+	if _, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1", At: t0.Add(5 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	same("deleted, checked again", "1", "2")
 	mustRecord("1", "sha256:c", t0.Add(4*time.Minute))
 	same("back again", "1", "2")
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"time"
 
 	"imagebadger/analysis"
@@ -22,14 +24,16 @@ type TagState struct {
 }
 
 // Tag returns the stored state of repo:tag, or an error wrapping
-// analysis.ErrNotFound when the tag was never resolved (or was deleted).
-// Rows once read are answered from memory while the repository's change
+// analysis.ErrNotFound when the tag was never resolved; for a tag recorded
+// as deleted, that error also holds an analysis.TagDeleted (see
+// analysis.DeletedTag) saying when and where it last pointed. Rows once read,
+// deletions included, are answered from memory while the repository's change
 // stamp is unchanged (see tagCache).
 func (s *Store) Tag(ctx context.Context, repo analysis.Repository, tag string) (TagState, error) {
 	k := keyOf(repo, tag)
 	stamp := s.Stamp(RepositoryScope(repo))
-	if st, ok := s.tags.get(k, stamp); ok {
-		return st, nil
+	if e, ok := s.tags.get(k, stamp); ok {
+		return e.answer(repo, tag)
 	}
 	return s.loadTag(ctx, repo, tag, stamp)
 }
@@ -48,14 +52,32 @@ func (s *Store) loadTag(ctx context.Context, repo analysis.Repository, tag strin
 		FROM tags WHERE registry = ? AND repository = ? AND tag = ?`, repo.Registry, repo.Name, tag).
 		Scan(&st.Digest, &st.MediaType, &first, &changed, &checked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, analysis.ErrNotFound)
+		return s.loadDeleted(ctx, repo, tag, stamp)
 	}
 	if err != nil {
 		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, err)
 	}
 	st.FirstSeen, st.Changed, st.Checked = fromMillis(first), fromMillis(changed), fromMillis(checked)
-	s.tags.put(keyOf(repo, tag), st, stamp)
+	s.tags.put(keyOf(repo, tag), tagEntry{state: st}, stamp)
 	return st, nil
+}
+
+// loadDeleted answers a tag without a row in tags: deleted, or never known.
+func (s *Store) loadDeleted(ctx context.Context, repo analysis.Repository, tag string, stamp Stamp) (TagState, error) {
+	var digest string
+	var at, checked int64
+	err := s.read.QueryRowContext(ctx, `SELECT digest, deleted_at, checked_at FROM deleted_tags
+		WHERE registry = ? AND repository = ? AND tag = ?`, repo.Registry, repo.Name, tag).Scan(&digest, &at, &checked)
+	e := tagEntry{missing: true}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return TagState{}, fmt.Errorf("store: tag %s:%s: %w", repo, tag, err)
+	default:
+		e.gone = &analysis.TagDeleted{Ref: repo.WithTag(tag), Digest: digest, At: fromMillis(at), Checked: fromMillis(checked)}
+	}
+	s.tags.put(keyOf(repo, tag), e, stamp)
+	return e.answer(repo, tag)
 }
 
 // TagCheck is the outcome of recording a resolution of a tag.
@@ -84,7 +106,29 @@ type Event struct {
 	Registry, Repository, Tag string
 	// Payload is the JSON body delivered to subscribers.
 	Payload []byte
+	// Audience says which subscriptions of the repository get it: those
+	// naming Tag and the repository-wide ones (the zero value), or one kind
+	// alone.
+	Audience Audience
+	// DedupKey, when set, makes the event one of a kind: an event with the
+	// same key already stored is not stored again (its payload is replaced by
+	// this one while none of its deliveries has been attempted), so a cause
+	// noticed twice at once is told once.
+	DedupKey string
 }
+
+// Audience is who among the subscriptions of an event's repository gets it.
+type Audience int
+
+// Audiences of an event.
+const (
+	// AudienceAll: subscriptions to the event's tag and repository-wide ones.
+	AudienceAll Audience = iota
+	// AudienceTag: only subscriptions to the event's tag.
+	AudienceTag
+	// AudienceRepository: only repository-wide subscriptions.
+	AudienceRepository
+)
 
 // TagRecord is one resolution of a tag to record.
 type TagRecord struct {
@@ -104,33 +148,129 @@ type TagRecord struct {
 }
 
 // RecordTag records that r.Repo:r.Tag resolved to r.To at r.At, and that the
-// image is known in the repository. When the tag is new or moved, the move
+// image is known in the repository. When the tag is new or moved, the change
 // goes into the tag history with r.Events and their deliveries, and the
 // repository's change stamp is bumped, all in one transaction. It reports
-// whether the tag moved.
+// whether the tag moved. A tag recorded as deleted and seen again is new:
+// its change is "created", from no previous digest.
 func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
-	scope := RepositoryScope(r.Repo)
+	checks, err := s.RecordTags(ctx, []TagRecord{r})
+	if len(checks) == 0 {
+		return TagCheck{}, err
+	}
+	return checks[0], err
+}
+
+// RecordTags is RecordTag for several tags of one repository in one
+// transaction: every record is a compare-and-set, and when one fails the
+// whole batch is refused with ErrTagMoved (the TagChecks then say where each
+// tag points), so moves noticed together (a base rebuild moving four tags,
+// seen by one listing) are recorded, and their events stored, as one.
+func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	repo := rs[0].Repo
+	scope := RepositoryScope(repo)
 	before := s.Stamp(scope)
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
+		return nil, fmt.Errorf("store: record tags of %s: %w", repo, err)
 	}
 	defer tx.Rollback()
+	checks := make([]TagCheck, len(rs))
+	states := make([]TagState, len(rs))
+	var moved []int
+	var refused error
+	// The rows are locked (PostgreSQL: FOR UPDATE) in the order of their
+	// tags, so that two batches of one repository never wait on each other
+	// in a circle.
+	order := make([]int, len(rs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return rs[order[a]].Tag < rs[order[b]].Tag })
+	for _, i := range order {
+		r := rs[i]
+		if r.Repo != repo {
+			return nil, fmt.Errorf("store: record tags of %s: %s is another repository", repo, r.Repo)
+		}
+		check, st, err := s.recordTagTx(ctx, tx, r)
+		if errors.Is(err, ErrTagMoved) {
+			refused = err
+		} else if err != nil {
+			return nil, err
+		}
+		checks[i], states[i] = check, st
+		if check.Moved {
+			moved = append(moved, i)
+		}
+	}
+	if refused != nil {
+		return checks, refused
+	}
+	slices.Sort(moved)
+	var given map[Scope]Stamp
+	stamp := before
+	if len(moved) > 0 {
+		latest := rs[moved[0]].At
+		for _, i := range moved {
+			r := rs[i]
+			kind, prev := ChangeMoved, any(checks[i].Previous)
+			if checks[i].Previous == "" {
+				kind, prev = ChangeCreated, nil
+			}
+			if err := insertChange(ctx, tx, r.Repo, r.Tag, kind, r.To.Digest, prev, r.At); err != nil {
+				return nil, err
+			}
+			if err := s.enqueue(ctx, tx, r.Events, r.At); err != nil {
+				return nil, err
+			}
+			if r.At.After(latest) {
+				latest = r.At
+			}
+		}
+		if err := s.knowRepository(ctx, tx, repo, latest); err != nil {
+			return nil, err
+		}
+		if given, err = s.bump(ctx, tx, scope); err != nil {
+			return nil, err
+		}
+		stamp = given[scope]
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: record tags of %s: %w", repo, err)
+	}
+	s.publish(given)
+	for i, r := range rs {
+		s.tags.put(keyOf(r.Repo, r.Tag), tagEntry{state: states[i]}, stamp)
+	}
+	return checks, nil
+}
+
+// recordTagTx writes one TagRecord's row inside tx and returns what it found
+// and what the row holds now; the history and events are the caller's.
+func (s *Store) recordTagTx(ctx context.Context, tx *tx, r TagRecord) (TagCheck, TagState, error) {
 	var prev, prevType string
 	var first, changed int64
-	err = tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`+
+	err := tx.QueryRowContext(ctx, `SELECT digest, media_type, first_seen_at, changed_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?`+
 		s.engine.forUpdate(false), r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&prev, &prevType, &first, &changed)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
+		return TagCheck{}, TagState{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
 	}
 	if prev != r.Previous {
-		return TagCheck{Previous: prev}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, ErrTagMoved)
+		return TagCheck{Previous: prev}, TagState{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, ErrTagMoved)
 	}
 	at := millis(r.At)
 	// What the row holds once this commits.
 	now := TagState{Digest: r.To.Digest, MediaType: r.To.MediaType, FirstSeen: fromMillis(at), Changed: fromMillis(at), Checked: fromMillis(at)}
 	switch {
 	case prev == "":
+		// A tag pushed again after its deletion is a new tag.
+		if _, err = tx.ExecContext(ctx, `DELETE FROM deleted_tags WHERE registry = ? AND repository = ? AND tag = ?`,
+			r.Repo.Registry, r.Repo.Name, r.Tag); err != nil {
+			break
+		}
 		// Another process may create the tag at the same moment: the
 		// loser of the race finds the tag moved, as a compare-and-set must.
 		var res sql.Result
@@ -141,7 +281,7 @@ func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
 			var now string
 			_ = s.read.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
 				r.Repo.Registry, r.Repo.Name, r.Tag).Scan(&now)
-			return TagCheck{Previous: now}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, ErrTagMoved)
+			return TagCheck{Previous: now}, TagState{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, ErrTagMoved)
 		}
 	case prev == r.To.Digest:
 		now.MediaType, now.FirstSeen, now.Changed = prevType, fromMillis(first), fromMillis(changed)
@@ -153,36 +293,99 @@ func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
 			WHERE registry = ? AND repository = ? AND tag = ?`, r.To.Digest, r.To.MediaType, at, at, r.Repo.Registry, r.Repo.Name, r.Tag)
 	}
 	if err != nil {
-		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
+		return TagCheck{}, TagState{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
 	}
 	if err := recordImage(ctx, tx, r.Repo, r.To, r.At); err != nil {
+		return TagCheck{}, TagState{}, err
+	}
+	return TagCheck{Previous: prev, Moved: prev != r.To.Digest}, now, nil
+}
+
+// TagDeletion is a tag the registry answered "not found" for.
+type TagDeletion struct {
+	Repo analysis.Repository
+	Tag  string
+	// Previous is where the caller saw the tag point; the record is a
+	// compare-and-set, as TagRecord's. "" records a check of a tag already
+	// known as deleted (or never known, which records nothing).
+	Previous string
+	At       time.Time
+}
+
+// RecordDeletion records that d.Repo:d.Tag is gone from its registry: the
+// tag leaves the tags (and so every tag group and tags list), its deletion
+// goes into the history once, and the repository's change stamp is bumped,
+// so answers and badges say so at once. A deletion gives no event. For a tag
+// already recorded as deleted it only notes when the registry was asked.
+// TagCheck.Moved reports whether the deletion was recorded now.
+func (s *Store) RecordDeletion(ctx context.Context, d TagDeletion) (TagCheck, error) {
+	scope := RepositoryScope(d.Repo)
+	before := s.Stamp(scope)
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
+	}
+	defer tx.Rollback()
+	var prev string
+	err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE registry = ? AND repository = ? AND tag = ?`+
+		s.engine.forUpdate(false), d.Repo.Registry, d.Repo.Name, d.Tag).Scan(&prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
+	}
+	if prev != d.Previous {
+		return TagCheck{Previous: prev}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, ErrTagMoved)
+	}
+	at := millis(d.At)
+	if prev == "" {
+		// Already deleted (or never known): note the check, nothing else.
+		var digest string
+		var deleted int64
+		err := tx.QueryRowContext(ctx, `SELECT digest, deleted_at FROM deleted_tags WHERE registry = ? AND repository = ? AND tag = ?`,
+			d.Repo.Registry, d.Repo.Name, d.Tag).Scan(&digest, &deleted)
+		if errors.Is(err, sql.ErrNoRows) {
+			return TagCheck{}, nil
+		}
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `UPDATE deleted_tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?`,
+				at, d.Repo.Registry, d.Repo.Name, d.Tag)
+		}
+		if err == nil {
+			err = tx.Commit()
+		}
+		if err != nil {
+			return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
+		}
+		s.tags.put(keyOf(d.Repo, d.Tag), tagEntry{missing: true, gone: &analysis.TagDeleted{
+			Ref: d.Repo.WithTag(d.Tag), Digest: digest, At: fromMillis(deleted), Checked: d.At.UTC().Truncate(time.Millisecond)}}, before)
+		return TagCheck{}, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?`,
+		d.Repo.Registry, d.Repo.Name, d.Tag); err != nil {
+		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO deleted_tags (registry, repository, tag, digest, deleted_at, checked_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (registry, repository, tag) DO UPDATE SET
+		digest = excluded.digest, deleted_at = excluded.deleted_at, checked_at = excluded.checked_at`,
+		d.Repo.Registry, d.Repo.Name, d.Tag, prev, at, at); err != nil {
+		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
+	}
+	if err := insertChange(ctx, tx, d.Repo, d.Tag, ChangeDeleted, nil, prev, d.At); err != nil {
 		return TagCheck{}, err
 	}
-	moved := prev != r.To.Digest
-	stamp, given := before, map[Scope]Stamp(nil)
-	if moved {
-		var old any
-		if prev != "" {
-			old = prev
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tag_history (registry, repository, tag, old_digest, new_digest, moved_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, r.Repo.Registry, r.Repo.Name, r.Tag, old, r.To.Digest, at); err != nil {
-			return TagCheck{}, fmt.Errorf("store: record move of %s:%s: %w", r.Repo, r.Tag, err)
-		}
-		if err := s.enqueue(ctx, tx, r.Events, r.At); err != nil {
-			return TagCheck{}, err
-		}
-		if given, err = s.bump(ctx, tx, scope); err != nil {
-			return TagCheck{}, err
-		}
-		stamp = given[scope]
+	if err := s.knowRepository(ctx, tx, d.Repo, d.At); err != nil {
+		return TagCheck{}, err
+	}
+	given, err := s.bump(ctx, tx, scope)
+	if err != nil {
+		return TagCheck{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return TagCheck{}, fmt.Errorf("store: record tag %s:%s: %w", r.Repo, r.Tag, err)
+		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
 	}
 	s.publish(given)
-	s.tags.put(keyOf(r.Repo, r.Tag), now, stamp)
-	return TagCheck{Previous: prev, Moved: moved}, nil
+	t := fromMillis(at)
+	s.tags.put(keyOf(d.Repo, d.Tag), tagEntry{missing: true, gone: &analysis.TagDeleted{Ref: d.Repo.WithTag(d.Tag), Digest: prev, At: t, Checked: t}}, given[scope])
+	return TagCheck{Previous: prev, Moved: true}, nil
 }
 
 // rowsAffected is res.RowsAffected after err.

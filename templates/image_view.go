@@ -40,6 +40,10 @@ type ImagePage struct {
 	RefreshAction string
 	SubscribeHref string
 	Badges        []BadgeView
+	// History are the latest recorded changes of the tag (empty for an
+	// image read by digest); HistoryHref is all of them.
+	History     []HistoryEntry
+	HistoryHref string
 	// Hub holds Docker Hub's facts about the repository; nil when none.
 	Hub *HubView
 	// BudgetNotice, when set, says the registry's rate-limit budget is low.
@@ -177,7 +181,10 @@ type ParentView struct {
 	LayerCount     int
 	LayersText     string
 	Method         string
-	Outdated       bool
+	// Why says in words why this is the parent: "shares its 3 layers,
+	// matched by layer prefix" or "named by the image's base annotation".
+	Why      string
+	Outdated bool
 	// MovedTag is the parent's tag that has moved since, as repository:tag;
 	// empty when it is not known which one (analysis.Parent.MovedTags).
 	MovedTag      string
@@ -198,7 +205,8 @@ type BadgeView struct {
 
 // NewImagePage builds the image page of rep. want is the ?platform= value;
 // an unknown value falls back to the default platform with a notice.
-func NewImagePage(rep *analysis.Report, want string, opt Options) ImagePage {
+// history holds the tag's latest recorded changes, newest first.
+func NewImagePage(rep *analysis.Report, want string, history []TagChange, opt Options) ImagePage {
 	ref := DisplayReference(rep.Registry, rep.Repository, rep.Tag, "")
 	if rep.Tag == "" {
 		ref = DisplayReference(rep.Registry, rep.Repository, "", rep.Digest)
@@ -217,6 +225,9 @@ func NewImagePage(rep *analysis.Report, want string, opt Options) ImagePage {
 		Checked:        NewTimeView(rep.CheckedAt, opt.Now),
 		RefreshAction:  ImageHref(ref) + "/refresh",
 		SubscribeHref:  "/subscriptions/new?image=" + url.QueryEscape(ref),
+	}
+	if rep.Tag != "" {
+		p.HistoryHref = HistoryHref(repo, rep.Tag)
 	}
 	p.Meta = Meta{
 		Title:       ref,
@@ -268,6 +279,7 @@ func NewImagePage(rep *analysis.Report, want string, opt Options) ImagePage {
 	if plat != nil {
 		p.Platform = newPlatformView(rep, plat, opt)
 	}
+	p.History = NewHistoryEntries(rep.Registry, rep.Repository, history, opt.Now)
 	return p
 }
 
@@ -448,6 +460,23 @@ func newParentView(pa *analysis.Parent, platform string) *ParentView {
 		LayersText:     plural(pa.LayerCount, "layer"),
 		Method:         pa.Method,
 		Outdated:       pa.Outdated,
+	}
+	switch pa.Method {
+	case "annotation":
+		pv.Why = "named by the image's base annotation"
+		if pa.MatchedLayers > 0 {
+			pv.Why += ", sharing its first " + plural(pa.MatchedLayers, "layer")
+		}
+	default:
+		n := pa.MatchedLayers
+		if n == 0 {
+			n = pa.LayerCount
+		}
+		if n == 1 {
+			pv.Why = "shares its 1 layer, matched by layer prefix"
+		} else {
+			pv.Why = "shares its " + strconv.Itoa(n) + " layers, matched by layer prefix"
+		}
 	}
 	if tag == "" {
 		pv.Ref = DisplayReference(pa.Registry, pa.Repository, "", analysis.ShortDigest(pa.Digest))

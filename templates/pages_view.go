@@ -1,6 +1,8 @@
 package templates
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,76 +15,144 @@ type HomePage struct {
 	// Query is what was searched, kept in the box when it was refused.
 	Query string
 	// Error says why Query was refused; empty when nothing was searched.
-	Error   string
-	Recent  []RecentItem
-	Watched []WatchedItem
+	Error string
+	// Results are the known repositories whose name contains Query, when
+	// it named no image this service knows.
+	Results []SearchItem
+	// InspectHref, with Results, is the image page of Query read as a
+	// reference, for a person who meant exactly that.
+	InspectHref string
+	Recent      []RecentItem
+	Watched     []WatchedItem
 }
 
-// RecentItem is one image whose tags moved (or appeared) recently: the tags
-// that moved to it together are shown as one entry.
-type RecentItem struct {
-	Repository     string
-	RepositoryHref string
-	// Href is the image page, by its most specific tag.
-	Href        string
-	Tags        []Link
-	ShortDigest string
-	// Previous is the short digest the tags pointed at before; empty for tags
-	// seen the first time.
-	Previous string
+// SearchResult is one repository a search found, decoupled from the store.
+type SearchResult struct {
+	Registry, Repository string
+	// Tag is its most recently changed tag ("" when it has none left).
+	Tag      string
+	TagCount int
+	Changed  time.Time
+}
+
+// SearchItem is one search result as a page shows it.
+type SearchItem struct {
+	Repository string
+	Href       string
+	// Latest links the most recently changed tag's image page.
+	Latest   Link
+	TagCount string
 	Changed  TimeView
 }
 
-// RecentTag is a tag move as the home page needs it, decoupled from the store.
-type RecentTag struct {
-	Registry, Repository, Tag string
-	Digest, Previous          string
-	Changed                   time.Time
-}
-
-// NewRecentItems groups recent tag moves (newest first) by repository and
-// digest, keeping at most limit entries.
-func NewRecentItems(tags []RecentTag, limit int, now time.Time) []RecentItem {
-	var out []RecentItem
-	index := map[string]int{}
-	for _, t := range tags {
-		key := t.Registry + "/" + t.Repository + "@" + t.Digest
-		i, ok := index[key]
-		if !ok {
-			if len(out) == limit {
-				continue
-			}
-			repo := DisplayRepository(t.Registry, t.Repository)
-			i = len(out)
-			index[key] = i
-			out = append(out, RecentItem{
-				Repository:     repo,
-				RepositoryHref: RepositoryHref(repo),
-				ShortDigest:    analysis.ShortDigest(t.Digest),
-				Changed:        NewTimeView(t.Changed, now),
-			})
-		}
-		it := &out[i]
-		it.Tags = append(it.Tags, Link{Text: t.Tag, Href: ImageHref(DisplayReference(t.Registry, t.Repository, t.Tag, ""))})
-		if it.Previous == "" && t.Previous != "" {
-			it.Previous = analysis.ShortDigest(t.Previous)
-		}
-	}
-	for i := range out {
-		it := &out[i]
-		names := make([]string, len(it.Tags))
-		for j, l := range it.Tags {
-			names[j] = l.Text
-		}
-		analysisSortLinks(it.Tags)
-		best := longest(names)
-		for _, l := range it.Tags {
-			if l.Text == best {
-				it.Href = l.Href
-			}
+// NewSearchItems builds the result list of a search.
+func NewSearchItems(rs []SearchResult, now time.Time) []SearchItem {
+	out := make([]SearchItem, len(rs))
+	for i, r := range rs {
+		repo := DisplayRepository(r.Registry, r.Repository)
+		out[i] = SearchItem{Repository: repo, Href: RepositoryHref(repo), TagCount: plural(r.TagCount, "tag"), Changed: NewTimeView(r.Changed, now)}
+		if r.Tag != "" {
+			out[i].Latest = Link{Text: ":" + r.Tag, Href: ImageHref(DisplayReference(r.Registry, r.Repository, r.Tag, ""))}
 		}
 	}
 	return out
+}
+
+// RecentItem is one change event of "Recently changed": the tags of one
+// repository that changed together (the same kind, from the same image to
+// the same image, within RecentWindow of each other), as they were recorded.
+type RecentItem struct {
+	Repository     string
+	RepositoryHref string
+	// Kind is "created", "moved" or "deleted".
+	Kind string
+	// Href is the image page of the change's image (by digest, so it shows
+	// what the tags pointed at then), or the history for a deletion.
+	Href string
+	Tags []Link
+	// ShortDigest is where the tags point after the change (empty for a
+	// deletion), Previous where they pointed before (empty for a creation).
+	ShortDigest string
+	Previous    string
+	// DiffHref compares the two images of a move; empty otherwise.
+	DiffHref string
+	Changed  TimeView
+}
+
+// RecentChange is one recorded tag change as the home page needs it,
+// decoupled from the store.
+type RecentChange struct {
+	Registry, Repository, Tag string
+	Kind                      string
+	Digest, Previous          string
+	At                        time.Time
+}
+
+// RecentWindow is how close in time changes of one event are: the tags a
+// push or a rebuild moves are noticed by one listing, poll or hook burst.
+const RecentWindow = 10 * time.Minute
+
+// NewRecentItems groups recorded changes (newest first) into change events,
+// keeping at most limit of them. Nothing is regrouped by where tags point
+// now: an entry says what happened when it happened.
+func NewRecentItems(changes []RecentChange, limit int, now time.Time) []RecentItem {
+	var out []RecentItem
+	type open struct {
+		item   int
+		oldest time.Time
+	}
+	groups := map[string]open{}
+	for _, c := range changes {
+		key := c.Registry + "/" + c.Repository + "\x00" + c.Kind + "\x00" + c.Previous + "\x00" + c.Digest
+		if g, ok := groups[key]; ok && g.oldest.Sub(c.At) <= RecentWindow {
+			it := &out[g.item]
+			if !slices.ContainsFunc(it.Tags, func(l Link) bool { return l.Text == c.Tag }) {
+				it.Tags = append(it.Tags, Link{Text: c.Tag, Href: ImageHref(DisplayReference(c.Registry, c.Repository, c.Tag, ""))})
+			}
+			g.oldest = c.At
+			groups[key] = g
+			continue
+		}
+		if len(out) == limit {
+			continue
+		}
+		repo := DisplayRepository(c.Registry, c.Repository)
+		it := RecentItem{
+			Repository:     repo,
+			RepositoryHref: RepositoryHref(repo),
+			Kind:           c.Kind,
+			Tags:           []Link{{Text: c.Tag, Href: ImageHref(DisplayReference(c.Registry, c.Repository, c.Tag, ""))}},
+			ShortDigest:    analysis.ShortDigest(c.Digest),
+			Previous:       analysis.ShortDigest(c.Previous),
+			Changed:        NewTimeView(c.At, now),
+		}
+		switch {
+		case c.Digest == "":
+			it.Href = HistoryHref(repo, "")
+		default:
+			it.Href = ImageHref(DisplayReference(c.Registry, c.Repository, "", c.Digest))
+		}
+		if c.Kind == "moved" && c.Previous != "" && c.Digest != "" {
+			it.DiffHref = DiffHref(DisplayReference(c.Registry, c.Repository, "", c.Previous), DisplayReference(c.Registry, c.Repository, "", c.Digest))
+		}
+		groups[key] = open{item: len(out), oldest: c.At}
+		out = append(out, it)
+	}
+	for i := range out {
+		analysisSortLinks(out[i].Tags)
+	}
+	return out
+}
+
+// Summary says what happened, in words.
+func (r RecentItem) Summary() string {
+	switch r.Kind {
+	case "created":
+		return "new at"
+	case "deleted":
+		return "removed; it pointed at"
+	}
+	return "moved"
 }
 
 // analysisSortLinks orders tag links as analysis.SortTags orders tags.
@@ -124,19 +194,33 @@ type RepositoryPage struct {
 	TagCount   int
 	Checked    TimeView
 	Groups     []GroupView
+	// HistoryHref is the repository's tag history; Removed its tags that
+	// the registry no longer has, newest removal first.
+	HistoryHref string
+	Removed     []RemovedTag
+}
+
+// RemovedTag is a deleted tag as the repository page mentions it.
+type RemovedTag struct {
+	Tag     Link
+	Removed TimeView
 }
 
 // GroupView is a set of tags sharing one digest.
 type GroupView struct {
 	// Title names the group by its most specific tag (or short digest).
-	Title       string
-	Href        string
-	Digest      string
-	ShortDigest string
-	MediaType   string
-	Tags        []Link
-	Platforms   []PlatformSize
-	Created     TimeView
+	Title string
+	// CompareHref is the diff against the next older group; empty for
+	// the oldest.
+	CompareHref  string
+	CompareTitle string
+	Href         string
+	Digest       string
+	ShortDigest  string
+	MediaType    string
+	Tags         []Link
+	Platforms    []PlatformSize
+	Created      TimeView
 }
 
 // PlatformSize is one platform of a group with its download size, when known.
@@ -150,9 +234,9 @@ type PlatformSize struct {
 // caller; missing entries show the platform without a size.
 type GroupSizes map[string][]analysis.Platform
 
-// NewRepositoryPage builds the repository page from a tag listing and the
-// platform reports found for its digests.
-func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, opt Options) RepositoryPage {
+// NewRepositoryPage builds the repository page from a tag listing, the
+// platform reports found for its digests, and its removed tags.
+func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, removed []analysis.TagDeleted, opt Options) RepositoryPage {
 	repo := DisplayRepository(list.Registry, list.Repository)
 	p := RepositoryPage{
 		Meta: Meta{
@@ -160,11 +244,15 @@ func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, opt Options) Re
 			Description: "Tags of " + repo + " grouped by the image they point at.",
 			BaseURL:     opt.BaseURL,
 		},
-		Repository: repo,
-		Href:       RepositoryHref(repo),
-		Registry:   list.Registry,
-		TagCount:   list.TagCount,
-		Checked:    NewTimeView(list.CheckedAt, opt.Now),
+		Repository:  repo,
+		Href:        RepositoryHref(repo),
+		Registry:    list.Registry,
+		TagCount:    list.TagCount,
+		Checked:     NewTimeView(list.CheckedAt, opt.Now),
+		HistoryHref: HistoryHref(repo, ""),
+	}
+	for _, d := range removed {
+		p.Removed = append(p.Removed, RemovedTag{Tag: Link{Text: d.Ref.Tag, Href: HistoryHref(repo, d.Ref.Tag)}, Removed: NewTimeView(d.At, opt.Now)})
 	}
 	for _, g := range list.Groups {
 		tags := sortTags(g.Tags)
@@ -204,6 +292,13 @@ func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, opt Options) Re
 		}
 		p.Groups = append(p.Groups, gv)
 	}
+	// Groups are newest first: each links the diff from the next older one.
+	for i := 0; i+1 < len(p.Groups); i++ {
+		older := p.Groups[i+1]
+		p.Groups[i].CompareTitle = older.Title
+		p.Groups[i].CompareHref = DiffHref(DisplayReference(list.Registry, list.Repository, "", older.Digest),
+			DisplayReference(list.Registry, list.Repository, "", p.Groups[i].Digest))
+	}
 	return p
 }
 
@@ -220,6 +315,9 @@ type ErrorPage struct {
 	Message string
 	// Query, when set, pre-fills a search box so the person can try again.
 	Query string
+	// Links are ways on from here (for a removed tag: the image it pointed
+	// at, its history).
+	Links []Link
 	// CredentialsFor, when set, names the registry that wants credentials
 	// this service lacks: the page then says how to give them.
 	CredentialsFor string
@@ -228,4 +326,24 @@ type ErrorPage struct {
 // StatusText is the status line shown small above the heading.
 func (e ErrorPage) StatusText() string {
 	return "Error " + strconv.Itoa(e.Status)
+}
+
+// NewTagRemovedPage is the page of a tag its registry no longer has: when
+// the removal was noticed, where the tag last pointed (whose image is still
+// readable by digest), and its history.
+func NewTagRemovedPage(d *analysis.TagDeleted, opt Options) ErrorPage {
+	ref := DisplayReference(d.Ref.Registry, d.Ref.Name, d.Ref.Tag, "")
+	repo := DisplayRepository(d.Ref.Registry, d.Ref.Name)
+	at := NewTimeView(d.At, opt.Now)
+	return ErrorPage{
+		Meta:    Meta{Title: ref + " removed", BaseURL: opt.BaseURL, NoHeaderSearch: true},
+		Heading: "Tag removed",
+		Message: fmt.Sprintf("%s was removed from its registry %s (%s). It last pointed at %s.", ref, at.Relative, at.Absolute, d.Digest),
+		Query:   ref,
+		Links: []Link{
+			{Text: "The image it pointed at, " + analysis.ShortDigest(d.Digest), Href: ImageHref(DisplayReference(d.Ref.Registry, d.Ref.Name, "", d.Digest))},
+			{Text: "History of " + d.Ref.Tag, Href: HistoryHref(repo, d.Ref.Tag)},
+			{Text: "All tags of " + repo, Href: RepositoryHref(repo)},
+		},
+	}
 }

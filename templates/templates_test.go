@@ -3,6 +3,7 @@ package templates_test
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func report() *analysis.Report {
 }
 
 func TestImagePage(t *testing.T) {
-	page := templates.NewImagePage(report(), "", opts())
+	page := templates.NewImagePage(report(), "", nil, opts())
 	doc := render(t, templates.Image(page))
 
 	if got := byID(doc, "reference").Text(); got != "ghcr.io/acme/app:2.3" {
@@ -162,7 +163,7 @@ func TestImagePage(t *testing.T) {
 	}
 	rep := report()
 	rep.Platforms[1].Parent = rep.Platforms[0].Parent
-	armPage := templates.NewImagePage(rep, "linux/arm64/v8", opts())
+	armPage := templates.NewImagePage(rep, "linux/arm64/v8", nil, opts())
 	if href, _ := byID(render(t, templates.Image(armPage)), "parent-link").Attr("href"); href != "/images/ghcr.io/acme/runtime:1.4.2?platform=linux%2Farm64%2Fv8" {
 		t.Errorf("arm64's parent link %q, want the parent's tag at the same platform", href)
 	}
@@ -226,7 +227,7 @@ func TestImagePagePlatform(t *testing.T) {
 		{"windows/amd64", "linux/amd64", "This image has no windows/amd64 platform; showing linux/amd64 instead."},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
-			page := templates.NewImagePage(report(), tc.want, opts())
+			page := templates.NewImagePage(report(), tc.want, nil, opts())
 			doc := render(t, templates.Image(page))
 			if got := byID(doc, "platform-current").Text(); got != tc.shown {
 				t.Errorf("shown %q, want %q", got, tc.shown)
@@ -256,7 +257,7 @@ func TestImagePageByDigestAndSinglePlatform(t *testing.T) {
 	rep.Platforms = rep.Platforms[:1]
 	rep.Platforms[0].Parent = nil
 	rep.Platforms[0].Metadata = analysis.Metadata{}
-	doc := render(t, templates.Image(templates.NewImagePage(rep, "", opts())))
+	doc := render(t, templates.Image(templates.NewImagePage(rep, "", nil, opts())))
 	if got := byID(doc, "reference").Text(); got != "alpine@"+digest('i') {
 		t.Errorf("reference %q", got)
 	}
@@ -272,12 +273,17 @@ func TestImagePageByDigestAndSinglePlatform(t *testing.T) {
 }
 
 func TestHomePage(t *testing.T) {
-	recent := templates.NewRecentItems([]templates.RecentTag{
-		{Registry: "ghcr.io", Repository: "acme/app", Tag: "latest", Digest: digest('b'), Previous: digest('a'), Changed: now.Add(-2 * time.Hour)},
-		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2.3", Digest: digest('b'), Changed: now.Add(-2 * time.Hour)},
-		{Registry: "docker.io", Repository: "library/alpine", Tag: "3.20", Digest: digest('c'), Changed: now.Add(-49 * time.Hour)},
-		{Registry: "docker.io", Repository: "library/debian", Tag: "12", Digest: digest('d'), Changed: now.Add(-50 * time.Hour)},
-	}, 2, now)
+	recent := templates.NewRecentItems([]templates.RecentChange{
+		// One push moved two tags (noticed a few seconds apart): one entry.
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "latest", Kind: "moved", Digest: digest('b'), Previous: digest('a'), At: now.Add(-2 * time.Hour)},
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2.3", Kind: "moved", Digest: digest('b'), Previous: digest('a'), At: now.Add(-2*time.Hour - 3*time.Second)},
+		// A tag that moved to the same image from elsewhere is another change.
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2", Kind: "moved", Digest: digest('b'), Previous: digest('e'), At: now.Add(-2*time.Hour - 4*time.Second)},
+		{Registry: "docker.io", Repository: "library/alpine", Tag: "3.19", Kind: "deleted", Previous: digest('c'), At: now.Add(-49 * time.Hour)},
+		{Registry: "docker.io", Repository: "library/debian", Tag: "12", Kind: "created", Digest: digest('d'), At: now.Add(-50 * time.Hour)},
+		// The same move as the first entry's, but a day earlier: its own entry.
+		{Registry: "ghcr.io", Repository: "acme/app", Tag: "2.2", Kind: "moved", Digest: digest('b'), Previous: digest('a'), At: now.Add(-26 * time.Hour)},
+	}, 4, now)
 	page := templates.HomePage{
 		Meta:   templates.Meta{NoHeaderSearch: true},
 		Query:  "Bad Ref",
@@ -305,25 +311,40 @@ func TestHomePage(t *testing.T) {
 		t.Error("home page shows a second search box in the header")
 	}
 	items := byID(doc, "recent-item")
-	if items.Length() != 2 {
-		t.Fatalf("%d recent items, want 2 (grouped by image, limited)", items.Length())
+	if items.Length() != 4 {
+		t.Fatalf("%d recent items, want 4 (one per change event, limited)", items.Length())
 	}
 	var tags []string
 	items.First().Find("[data-testid=recent-tags] a").Each(func(_ int, s *goquery.Selection) { tags = append(tags, s.Text()) })
 	if !cmp.Equal(tags, []string{"latest", "2.3"}) {
 		t.Errorf("first item tags %v", tags)
 	}
-	if href, _ := items.First().Find("a.ref").Attr("href"); href != "/images/ghcr.io/acme/app:2.3" {
+	if href, _ := items.First().Find("a.ref").Attr("href"); href != "/repositories/ghcr.io/acme/app" {
 		t.Errorf("first item links to %q", href)
 	}
 	if got := items.First().Find(".digest-move").Text(); !strings.Contains(got, "sha256:aaaaaaaaaaaa") || !strings.Contains(got, "sha256:bbbbbbbbbbbb") {
 		t.Errorf("move %q", got)
 	}
-	if got := items.Eq(1).Find("a.ref").Text(); got != "alpine" {
-		t.Errorf("second item %q", got)
+	if href, _ := items.First().Find("[data-testid=recent-diff]").Attr("href"); href != "/diff?from=ghcr.io%2Facme%2Fapp%40"+url.QueryEscape(digest('a'))+"&to=ghcr.io%2Facme%2Fapp%40"+url.QueryEscape(digest('b')) {
+		t.Errorf("first item's diff link %q", href)
 	}
-	if got := items.Eq(1).Find("time").Text(); got != "2 days ago" {
-		t.Errorf("second item time %q", got)
+	if got := items.Eq(1).Find("[data-testid=recent-from]").Text(); got != "sha256:eeeeeeeeeeee" {
+		t.Errorf("second item moved from %q", got)
+	}
+	if got := items.Eq(2).Find("a.ref").Text(); got != "alpine" || items.Eq(2).AttrOr("data-kind", "") != "deleted" {
+		t.Errorf("third item %q (%s)", got, items.Eq(2).AttrOr("data-kind", ""))
+	}
+	if got := items.Eq(2).Find(".digest-move").Text(); !strings.Contains(got, "removed") || !strings.Contains(got, "sha256:cccccccccccc") {
+		t.Errorf("deletion %q", got)
+	}
+	if items.Eq(2).Find("[data-testid=recent-diff]").Length() != 0 {
+		t.Error("a deletion links a diff")
+	}
+	if got := items.Eq(2).Find("time").Text(); got != "2 days ago" {
+		t.Errorf("third item time %q", got)
+	}
+	if got := items.Eq(3).Find(".digest-move").Text(); !strings.Contains(got, "new at") {
+		t.Errorf("fourth item %q", got)
 	}
 	if got := byID(doc, "watched-item").Text(); !strings.Contains(got, "12 tags known") || !strings.Contains(got, "1 hour ago") {
 		t.Errorf("watched %q", got)
@@ -340,7 +361,7 @@ func TestRepositoryPage(t *testing.T) {
 		},
 	}
 	sizes := templates.GroupSizes{digest('b'): {{Platform: "linux/amd64", DownloadSize: 3_400_000, LayerCount: 1}}}
-	doc := render(t, templates.Repository(templates.NewRepositoryPage(list, sizes, opts())))
+	doc := render(t, templates.Repository(templates.NewRepositoryPage(list, sizes, nil, opts())))
 	if got := byID(doc, "tag-count").Text(); got != "4 tags on 2 images" {
 		t.Errorf("count %q", got)
 	}
@@ -471,7 +492,7 @@ func BenchmarkRenderImagePage(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf.Reset()
-		page := templates.NewImagePage(rep, "", opts())
+		page := templates.NewImagePage(rep, "", nil, opts())
 		if err := templates.Image(page).Render(context.Background(), &buf); err != nil {
 			b.Fatal(err)
 		}
@@ -496,7 +517,7 @@ func TestRefPartsBreakAtSeparatorsOnly(t *testing.T) {
 			t.Errorf("RefParts(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
-	doc := render(t, templates.Image(templates.NewImagePage(report(), "", opts())))
+	doc := render(t, templates.Image(templates.NewImagePage(report(), "", nil, opts())))
 	h1, _ := byID(doc, "reference").Html()
 	if got := strings.Count(h1, "<wbr/>"); got != 4 || !strings.Contains(h1, "app<wbr/>:2.3") {
 		t.Errorf("title %q, want a break opportunity before each part (4) and none inside the tag", h1)

@@ -132,6 +132,21 @@ func ImageHref(ref string) string { return "/images/" + ref }
 // RepositoryHref is the path of a repository page.
 func RepositoryHref(repo string) string { return "/repositories/" + repo }
 
+// HistoryHref is the path of a repository's tag history, or of one tag's
+// when tag is set.
+func HistoryHref(repo, tag string) string {
+	h := "/repositories/" + repo + "/history"
+	if tag != "" {
+		h += "?tag=" + url.QueryEscape(tag)
+	}
+	return h
+}
+
+// DiffHref is the path of the diff page comparing two references.
+func DiffHref(from, to string) string {
+	return "/diff?from=" + url.QueryEscape(from) + "&to=" + url.QueryEscape(to)
+}
+
 // RefParts cuts a reference into the pieces a line may break between: after
 // each '/', and before the ':' of a tag and the '@' of a digest, so that a
 // long reference on a narrow screen wraps at its separators and never in

@@ -1,7 +1,8 @@
 // Command imagebadger is the whole service in one binary: the web service
 // (serve, the default), one-off inspection of an image (inspect), tag listing
-// (tags), a self-contained demonstration (demo) and moving a deployment's
-// database between SQLite and PostgreSQL (copy-db). All wiring happens here;
+// (tags), a self-contained demonstration (demo), what changed between two
+// images (diff) and moving a deployment's database between SQLite and
+// PostgreSQL (copy-db). All wiring happens here;
 // the packages take explicit values and hold no global configuration.
 package main
 
@@ -56,8 +57,10 @@ type command struct {
 	// server: it takes the flags of a serving process (--addr, --db, …).
 	server bool
 	// flags, when set, registers the command's own flags instead of the
-	// registry flags every other command takes.
-	flags func(fs *flag.FlagSet)
+	// registry flags every other command takes (or, with registryFlags,
+	// besides them).
+	flags         func(fs *flag.FlagSet)
+	registryFlags bool
 	// output: it takes --json.
 	output bool
 	// nargs is the number of arguments it takes.
@@ -84,6 +87,7 @@ func commands() []command {
 			run: func(ctx context.Context, inv invocation) error { return withTemp(ctx, inv, tags) }},
 		{name: "demo", summary: "serve an in-process registry seeded with a small family of images, for a look without network access",
 			server: true, run: func(ctx context.Context, inv invocation) error { return runDemo(ctx, inv.cfg, inv.stdout, inv.stderr) }},
+		diffCommand(),
 		copyDBCommand(),
 	}
 }
@@ -136,10 +140,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			c.name, c.args, strings.ToUpper(c.summary[:1])+c.summary[1:])
 		fs.PrintDefaults()
 	}
+	if c.flags == nil || c.registryFlags {
+		cfg.register(fs, c.server)
+	}
 	if c.flags != nil {
 		c.flags(fs)
-	} else {
-		cfg.register(fs, c.server)
 	}
 	inv := invocation{cfg: cfg, stdout: stdout, stderr: stderr}
 	if c.output {
@@ -224,7 +229,8 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 func (c *Config) fromEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "json" {
+		// Not configuration: what one run of a command prints or compares.
+		if f.Name == "json" || f.Name == "platform" {
 			return
 		}
 		env := "IMAGEBADGER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

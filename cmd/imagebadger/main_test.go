@@ -15,7 +15,7 @@ func TestHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, func(string) (string, bool) { return "", false }, &out, &errOut); err != nil {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, c := range []string{"serve", "inspect REFERENCE", "tags REPOSITORY", "demo", "copy-db --from SRC --to DST"} {
+	for _, c := range []string{"serve", "inspect REFERENCE", "tags REPOSITORY", "demo", "diff FROM TO", "copy-db --from SRC --to DST"} {
 		if !strings.Contains(out.String(), "  "+c) {
 			t.Errorf("--help does not list %q:\n%s", c, out.String())
 		}
@@ -29,7 +29,8 @@ func TestHelp(t *testing.T) {
 		{"inspect", []string{"-json", "-allow-private-registries", "-registry-timeout"}, []string{"-addr", "-hook-token"}},
 		{"tags", []string{"-json"}, []string{"-db"}},
 		{"demo", []string{"-addr"}, []string{"-json"}},
-		{"copy-db", []string{"-from", "-to"}, []string{"-db", "-addr", "-json", "-registry-timeout"}},
+		{"diff", []string{"-json", "-platform", "-allow-private-registries", "-registry-timeout"}, []string{"-addr", "-db", "-from"}},
+		{"copy-db", []string{"-from", "-to"}, []string{"-db", "-addr", "-json", "-registry-timeout", "-platform"}},
 	} {
 		out.Reset()
 		if err := run(context.Background(), []string{tc.cmd, "--help"}, func(string) (string, bool) { return "", false }, &out, &errOut); err != nil {

@@ -91,9 +91,10 @@ func (r *Registry) Watched() []string {
 // Seed pushes the family into the registry in stages and, after each stage,
 // lists the changed repositories through an images.Service whose clock is set
 // to the stage's time, so the store holds a history spanning weeks: a base
-// with several tags, rebuilt two days ago; a runtime on it; an app on the
-// runtime with OCI labels; multi-platform images; and a worker still built on
-// the base as it was before the rebuild (its base is outdated).
+// with several tags, one of them since deleted, rebuilt two days ago; a
+// runtime on it; an app on the runtime with OCI labels, with a patch release
+// of its older line; multi-platform images; and a worker still built on the
+// base as it was before the rebuild (its base is outdated).
 func (r *Registry) Seed(ctx context.Context, st *store.Store, client *registry.Client) error {
 	now := time.Now().UTC().Truncate(time.Minute)
 	clock := &stagedClock{at: now}
@@ -112,7 +113,9 @@ func (r *Registry) Seed(ctx context.Context, st *store.Store, client *registry.C
 		{95 * day, b.base319, []string{Base}},
 		{41 * day, b.base320, []string{Base}},
 		{38 * day, b.runtime13AndWorker, []string{Runtime, Worker}},
+		{30 * day, b.base319Retired, []string{Base}},
 		{20 * day, b.app22, []string{App}},
+		{9 * day, b.app228, []string{App}},
 		{2 * day, b.base320Rebuilt, []string{Base}},
 		{46 * time.Hour, b.runtime14, []string{Runtime}},
 		{3 * time.Hour, b.app23, []string{App}},
@@ -451,6 +454,19 @@ func (b *builder) runtime14(at time.Time) (err error) {
 	return err
 }
 
+// base319Retired deletes base:3.19.4 from the registry (3.19 stays): the
+// history and the repository page show a removed tag.
+func (b *builder) base319Retired(time.Time) error {
+	ref, err := name.ParseReference(b.host + "/" + Base + ":3.19.4")
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if err := remote.Delete(ref); err != nil {
+		return fmt.Errorf("demo: delete %s: %w", ref, err)
+	}
+	return nil
+}
+
 func appSpec(version, revision string, parent v1.Image, p v1.Platform, created time.Time, deps int) spec {
 	return spec{
 		name: "app-" + version, parent: parent, plat: p, created: created,
@@ -484,6 +500,15 @@ func appSpec(version, revision string, parent v1.Image, p v1.Platform, created t
 func (b *builder) app22(at time.Time) error {
 	_, err := b.multi(App, platforms(), []string{"2.2", "2.2.7", "2", "latest"}, true, func(p v1.Platform) spec {
 		return appSpec("2.2.7", "3f9a1c5e7b2d4f6a8c0e1b3d5f7a9c2e4b6d8f01", b.runtimeV13[p.Architecture], p, at.Add(-15*time.Minute), sizeFor(p, 2_310_000, 2_270_000))
+	})
+	return err
+}
+
+// app228 is a patch release of the 2.2 line on the same runtime: 2.2 moves
+// to it, 2.2.7 stays, and the two share the base and runtime layers.
+func (b *builder) app228(at time.Time) error {
+	_, err := b.multi(App, platforms(), []string{"2.2", "2.2.8"}, true, func(p v1.Platform) spec {
+		return appSpec("2.2.8", "7c4e1a9b3d5f2e8a0c6b4d2f1e3a5c7b9d0f2e4a", b.runtimeV13[p.Architecture], p, at.Add(-15*time.Minute), sizeFor(p, 2_340_000, 2_290_000))
 	})
 	return err
 }

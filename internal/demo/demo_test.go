@@ -106,26 +106,36 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list.TagCount != 7 || len(list.Groups) != 3 {
-		t.Errorf("base: %d tags in %d groups, want 7 in 3", list.TagCount, len(list.Groups))
+	// 3.19.4 was deleted: 3.19 is left on its image.
+	if list.TagCount != 6 || len(list.Groups) != 3 {
+		t.Errorf("base: %d tags in %d groups, want 6 in 3", list.TagCount, len(list.Groups))
+	}
+	if _, err := svc.Read(ctx, baseRepo.WithTag("3.19.4"), images.ReadOptions{}); err == nil {
+		t.Error("the deleted base:3.19.4 reads as an image")
+	} else if _, ok := analysis.DeletedTag(err); !ok {
+		t.Errorf("base:3.19.4: %v, want it recorded as deleted", err)
 	}
 
-	recent, err := st.RecentTags(ctx, 100)
+	recent, err := st.RecentChanges(ctx, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	moved := 0
+	moved, deleted := 0, 0
 	for _, r := range recent {
-		if r.Previous != "" {
+		switch r.Kind {
+		case store.ChangeMoved:
 			moved++
+		case store.ChangeDeleted:
+			deleted++
 		}
-		if age := time.Since(r.Changed); age < time.Hour || age > 100*24*time.Hour {
+		if age := time.Since(r.At); age < time.Hour || age > 100*24*time.Hour {
 			t.Errorf("%s:%s changed %s ago, want the staged history of weeks", r.Repository, r.Tag, age.Round(time.Minute))
 		}
 	}
-	// base 3.20, 3 and latest moved at the rebuild; app 2 and latest at 2.3.
-	if moved != 5 {
-		t.Errorf("%d moved tags, want 5", moved)
+	// base 3.20, 3 and latest moved at the rebuild; app 2.2 at 2.2.8, and 2
+	// and latest at 2.3; base 3.19.4 was deleted.
+	if moved != 6 || deleted != 1 {
+		t.Errorf("%d moves and %d deletions, want 6 and 1", moved, deleted)
 	}
 }
 

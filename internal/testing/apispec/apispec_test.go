@@ -187,7 +187,7 @@ func report(layerCount string) string {
       "metadata": {"version": "2.3.1", "source": "https://github.com/acme/app"},
       "parent": {
         "registry": "127.0.0.1:5000", "repository": "acme/runtime", "tags": ["3", "3.0"],
-        "digest": "` + digestB + `", "layerCount": 3, "method": "layers",
+        "digest": "` + digestB + `", "layerCount": 3, "matchedLayers": 3, "method": "layers",
         "outdated": true, "currentDigest": "` + digestA + `"
       }
     }

@@ -1,0 +1,535 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"imagebadger/analysis"
+	"imagebadger/images"
+	"imagebadger/internal/demo"
+	"imagebadger/internal/testing/testenv"
+	"imagebadger/netguard"
+	"imagebadger/notify"
+	"imagebadger/registry"
+	"imagebadger/store"
+)
+
+// These tests reproduce the event defects of issue 13 through the whole
+// service (registry, store, images, notify's builder and worker, the API):
+// what counts is the outbox (the deliveries each subscription got, as its
+// API shows them) and the verified webhooks a real receiver got.
+
+// payloads returns the verified payloads of type typ the receiver got on
+// path.
+func (rc *hookReceiver) payloads(t *testing.T, secret, path, typ string) []map[string]any {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []map[string]any
+	for _, m := range rc.msgs {
+		var p map[string]any
+		if m.path != path || json.Unmarshal(m.body, &p) != nil || p["type"] != typ {
+			continue
+		}
+		if err := wh.Verify(m.body, m.header); err != nil {
+			t.Errorf("%s to %s: %v", typ, path, err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// waitPayloads waits (bounded) until the receiver has n payloads of typ on
+// path and returns them.
+func (rc *hookReceiver) waitPayloads(t *testing.T, secret, path, typ string, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := rc.payloads(t, secret, path, typ)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s webhooks to %s within 10 s, want %d", len(got), typ, path, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// subscribe creates a subscription delivering to the receiver's path and
+// waits for its ping.
+func (s *hookStack) subscribe(t *testing.T, rc *hookReceiver, image, path string, events ...string) subAnswer {
+	t.Helper()
+	code, _, sub := call(t, "POST", s.url+"/api/v1/subscriptions", "", map[string]any{"image": image, "url": rc.URL + path, "events": events})
+	if code != 201 || sub.Status != "active" {
+		t.Fatalf("subscribe %s: %d %+v", image, code, sub)
+	}
+	rc.waitPayloads(t, sub.Secret, path, "webhook.ping", 1)
+	return sub
+}
+
+// deliveries counts the subscription's deliveries of type typ, as its API
+// lists them: every row of the outbox, sent or not.
+func (s *hookStack) deliveries(t *testing.T, sub subAnswer, typ string) int {
+	t.Helper()
+	code, _, got := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	if code != 200 {
+		t.Fatalf("GET subscription %s: %d", sub.ID, code)
+	}
+	n := 0
+	for _, d := range got.Deliveries {
+		if d.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// list lists a repository's tags from the registry, through the API.
+func (s *hookStack) list(t *testing.T, repo string) {
+	t.Helper()
+	var out map[string]any
+	if code := getJSON(t, s.url+"/api/v1/repositories/"+repo+"/tags?refresh=1", &out); code != 200 {
+		t.Fatalf("list %s: %d %v", repo, code, out)
+	}
+}
+
+// parentOf reads ref's report and returns its first platform's parent.
+func (s *hookStack) parentOf(t *testing.T, ref string) *analysis.Parent {
+	t.Helper()
+	var rep analysis.Report
+	if code := getJSON(t, s.url+"/api/v1/images/"+ref, &rep); code != 200 || len(rep.Platforms) == 0 {
+		t.Fatalf("report of %s: %d", ref, code)
+	}
+	return rep.Platforms[0].Parent
+}
+
+// registryEnvelope is a distribution notification of pushes of tags of repo,
+// as the registry at host sends it.
+func registryEnvelope(host, repo string, digest string, tags ...string) string {
+	var evs []string
+	for i, tg := range tags {
+		evs = append(evs, fmt.Sprintf(`{"id":"e%d","action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+			"digest":%q,"repository":%q,"url":"http://%s/v2/%s/manifests/%s","tag":%q},"request":{"host":%q}}`,
+			i, digest, repo, host, repo, digest, tg, host))
+	}
+	return `{"events":[` + strings.Join(evs, ",") + `]}`
+}
+
+func strs(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage: a base
+// rebuild moves four tags of the parent (1.4.2, 1.4, 1, latest) to one new
+// digest. Each subscription on the child gets one base.updated for the
+// child image, not one per moved base tag, and a repository-wide one gets
+// one for the image, not one per child tag and base tag; whichever way the
+// moves are noticed (the tag listing, one refresh per tag, or the
+// registry's notifications, checked concurrently by the watcher).
+func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
+	baseTags := []string{"1.4.2", "1.4", "1", "latest"}
+	appTags := []string{"2.3.1", "2.3", "2"}
+	for _, how := range []string{"listing", "refresh", "hook"} {
+		t.Run(how, func(t *testing.T) {
+			s := newHookStack(t, hookOptions{allowPrivate: true, hookToken: "hook-s3cret", runWatcher: true})
+			runtimeRepo, appRepo := s.registry+"/acme/runtime", s.registry+"/acme/app"
+			base := familyImage(t, nil, 3, nil)
+			for _, tg := range baseTags {
+				pagePush(t, base, runtimeRepo+":"+tg)
+			}
+			app := familyImage(t, base, 2, nil)
+			for _, tg := range appTags {
+				pagePush(t, app, appRepo+":"+tg)
+			}
+			s.list(t, runtimeRepo)
+			s.list(t, appRepo)
+			if p := s.parentOf(t, appRepo+":2.3.1"); p == nil || p.Repository != "acme/runtime" || p.Outdated {
+				t.Fatalf("test setup: app's parent %+v, want the current acme/runtime", p)
+			}
+			rc := newHookReceiver(t)
+			tagSub := s.subscribe(t, rc, appRepo+":2.3.1", "/tag", "base.updated")
+			repoSub := s.subscribe(t, rc, appRepo, "/repo", "base.updated")
+
+			rebuilt := familyImage(t, nil, 3, nil)
+			newBase := must(rebuilt.Digest()).String()
+			for _, tg := range baseTags {
+				pagePush(t, rebuilt, runtimeRepo+":"+tg)
+			}
+			switch how {
+			case "listing":
+				s.list(t, runtimeRepo)
+			case "refresh":
+				for _, tg := range baseTags {
+					if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+runtimeRepo+":"+tg+"/refresh", "", nil); code != 200 {
+						t.Fatalf("refresh %s: %d", tg, code)
+					}
+				}
+			case "hook":
+				code, body := hookPost(t, s.url+"/hooks/registry", "hook-s3cret", "application/vnd.docker.distribution.events.v1+json",
+					registryEnvelope(s.registry, "acme/runtime", newBase, baseTags...))
+				if code != http.StatusAccepted {
+					t.Fatalf("hook: %d %v", code, body)
+				}
+				// The watcher checks the four tags concurrently; wait until it
+				// has recorded every move.
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					moved := 0
+					for _, tg := range baseTags {
+						if st, err := s.store.Tag(t.Context(), must(analysis.ParseRepository(runtimeRepo)), tg); err == nil && st.Digest == newBase {
+							moved++
+						}
+					}
+					if moved == len(baseTags) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d of the 4 hooked tags recorded as moved within 10 s", moved)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+
+			// The report, the one definition: the child is outdated now.
+			if p := s.parentOf(t, appRepo+":2.3.1"); p == nil || !p.Outdated || p.CurrentDigest != newBase {
+				t.Errorf("after the rebuild: app's parent %+v, want outdated at %s", p, newBase)
+			}
+			// Every delivery is in the outbox once the moves are recorded.
+			if n := s.deliveries(t, tagSub, "base.updated"); n != 1 {
+				t.Errorf("the subscription to app:2.3.1 has %d base.updated deliveries, want 1", n)
+			}
+			if n := s.deliveries(t, repoSub, "base.updated"); n != 1 {
+				t.Errorf("the repository-wide subscription has %d base.updated deliveries, want 1 (one image)", n)
+			}
+			tagMsg := rc.waitPayloads(t, tagSub.Secret, "/tag", "base.updated", 1)[0]
+			repoMsg := rc.waitPayloads(t, repoSub.Secret, "/repo", "base.updated", 1)[0]
+			for name, p := range map[string]map[string]any{"tag": tagMsg, "repository-wide": repoMsg} {
+				data, _ := p["data"].(map[string]any)
+				img, _ := data["image"].(map[string]any)
+				b, _ := data["base"].(map[string]any)
+				if img["digest"] != must(app.Digest()).String() || img["repository"] != "acme/app" {
+					t.Errorf("%s: data.image = %v", name, img)
+				}
+				if b["digest"] != newBase || b["previousDigest"] != must(base.Digest()).String() || b["repository"] != "acme/runtime" {
+					t.Errorf("%s: data.base = %v", name, b)
+				}
+				got := strs(b["tags"])
+				if how == "listing" {
+					// Sorted as the pages sort tags: latest first.
+					if want := []string{"latest", "1", "1.4", "1.4.2"}; !cmp.Equal(got, want) {
+						t.Errorf("%s: data.base.tags = %v, want all four moved tags %v", name, got, want)
+					}
+				} else if len(got) == 0 || !slices.Contains(got, b["tag"].(string)) {
+					t.Errorf("%s: data.base.tags = %v, want the moved tags, data.base.tag (%v) among them", name, got, b["tag"])
+				}
+				for _, tg := range got {
+					if !slices.Contains(baseTags, tg) {
+						t.Errorf("%s: data.base.tags holds %q, which did not move", name, tg)
+					}
+				}
+			}
+			if img := tagMsg["data"].(map[string]any)["image"].(map[string]any); img["tag"] != "2.3.1" {
+				t.Errorf("tag subscription: data.image.tag = %v, want 2.3.1", img["tag"])
+			}
+			img := repoMsg["data"].(map[string]any)["image"].(map[string]any)
+			if got := strs(img["tags"]); !cmp.Equal(got, []string{"2", "2.3", "2.3.1"}) {
+				t.Errorf("repository-wide subscription: data.image.tags = %v, want the image's three tags", got)
+			}
+		})
+	}
+}
+
+// relabel returns img with one more label and nothing else changed: the
+// same layers, a new config, so a new digest.
+func relabel(t *testing.T, img v1.Image, key, value string) v1.Image {
+	t.Helper()
+	cf := must(img.ConfigFile()).DeepCopy()
+	labels := map[string]string{}
+	for k, v := range cf.Config.Labels {
+		labels[k] = v
+	}
+	labels[key] = value
+	cf.Config.Labels = labels
+	return must(mutate.ConfigFile(img, cf))
+}
+
+// TestLabelOnlyRebuildOfOneParentTagIsNotOutdated is the demo's case: the
+// runtime's 1.4.2 is rebuilt with a new label only (same layers, new config)
+// while its other tags (1.4, 1, latest) stay on the old build. The app built
+// on it is not outdated: the report, the badge and the events say so alike,
+// however the move is noticed.
+func TestLabelOnlyRebuildOfOneParentTagIsNotOutdated(t *testing.T) {
+	for _, how := range []string{"refresh", "listing"} {
+		t.Run(how, func(t *testing.T) {
+			s := newHookStack(t, hookOptions{allowPrivate: true})
+			runtimeRepo, appRepo := s.registry+"/acme/runtime", s.registry+"/acme/app"
+			runtime := familyImage(t, nil, 3, map[string]string{"org.opencontainers.image.version": "1.4.2"})
+			for _, tg := range []string{"1.4.2", "1.4", "1", "latest"} {
+				pagePush(t, runtime, runtimeRepo+":"+tg)
+			}
+			app := familyImage(t, runtime, 2, nil)
+			pagePush(t, app, appRepo+":2.3.1", appRepo+":2.3")
+			s.list(t, runtimeRepo)
+			s.list(t, appRepo)
+			rc := newHookReceiver(t)
+			tagSub := s.subscribe(t, rc, appRepo+":2.3.1", "/tag", "base.updated")
+			repoSub := s.subscribe(t, rc, appRepo, "/repo", "base.updated")
+
+			relabelled := relabel(t, runtime, "org.opencontainers.image.revision", "rebuilt-with-a-label")
+			if err := crane.Push(relabelled, runtimeRepo+":1.4.2"); err != nil {
+				t.Fatal(err)
+			}
+			if how == "refresh" {
+				if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+runtimeRepo+":1.4.2/refresh", "", nil); code != 200 {
+					t.Fatalf("refresh: %d", code)
+				}
+			} else {
+				s.list(t, runtimeRepo)
+			}
+			if p := s.parentOf(t, appRepo+":2.3.1"); p == nil || p.Outdated {
+				t.Errorf("report: app's parent %+v, want not outdated (same layers)", p)
+			}
+			if b := getBadge(t, s.url+"/badges/base/"+appRepo+":2.3.1.svg", nil); strings.Contains(string(b.body), "outdated") {
+				t.Errorf("badge says outdated: %s", b.body)
+			}
+			if n := s.deliveries(t, tagSub, "base.updated"); n != 0 {
+				t.Errorf("the subscription to app:2.3.1 got %d base.updated, want none", n)
+			}
+			if n := s.deliveries(t, repoSub, "base.updated"); n != 0 {
+				t.Errorf("the repository-wide subscription got %d base.updated, want none", n)
+			}
+		})
+	}
+}
+
+// TestDemoLabelOnlyRebuildIsNotOutdated reproduces the issue's report on the
+// demo family itself: after the seeding, acme/runtime:1.4.2 (a two-platform
+// index) is rebuilt with a new label and pushed to 1.4.2 alone; 1.4, 1 and
+// latest stay on the old build. Noticed by a refresh and by the watched
+// listing, as `imagebadger demo` would, the move must give app:2.3.1's
+// subscribers no base.updated, and the report must say not outdated on
+// every platform.
+//
+// Two rebuilds: every platform image relabelled into a new index, and
+// `crane mutate --label`, which is what a person tries first and which
+// pushes the linux/amd64 image alone (crane mutate flattens an index). The
+// second left the arm64 platform with a 1.4.2 that has no arm64 image at
+// all: nothing newer to build on, so not outdated either.
+func TestDemoLabelOnlyRebuildIsNotOutdated(t *testing.T) {
+	for _, how := range []string{"relabelled index", "crane mutate"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := t.Context()
+			reg, err := demo.StartRegistry()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { reg.Close() })
+			st, err := store.Open(ctx, filepath.Join(t.TempDir(), "demo.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			client, err := registry.New(registry.Options{Transport: netguard.New(true).Transport(), Timeout: 10 * time.Second, Keychain: authn.NewMultiKeychain()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := reg.Seed(ctx, st, client); err != nil {
+				t.Fatal(err)
+			}
+			svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: notify.NewBuilder("http://imagebadger.test")})
+			t.Cleanup(func() { svc.Close(context.Background()) })
+			if _, err := svc.LoadIndex(ctx); err != nil {
+				t.Fatal(err)
+			}
+			appRef := must(analysis.ParseReference(reg.Ref(demo.App + ":2.3.1")))
+			subs := map[string]string{"sub_tag": "2.3.1", "sub_repo": ""}
+			for id, tag := range subs {
+				if _, err := st.CreateSubscription(ctx, store.Subscription{ID: id, Repo: appRef.Repository, Tag: tag, URL: "http://127.0.0.1:1/",
+					Events: []string{"image.updated", "base.updated"}, Secret: "whsec_x", TokenHash: "h", Status: store.SubscriptionActive, CreatedAt: time.Now()},
+					store.NewDelivery{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			target := reg.Ref(demo.Runtime + ":1.4.2")
+			if how == "crane mutate" {
+				testenv.Crane(t, "mutate", target, "--label", "org.opencontainers.image.revision=relabelled", "--tag", target)
+			} else {
+				old := must(remote.Index(must(name.ParseReference(target))))
+				im := must(old.IndexManifest())
+				idx := mutate.IndexMediaType(empty.Index, im.MediaType)
+				for _, d := range im.Manifests {
+					img := must(old.Image(d.Digest))
+					idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: relabel(t, img, "org.opencontainers.image.revision", "relabelled"),
+						Descriptor: v1.Descriptor{Platform: d.Platform, Annotations: d.Annotations}})
+				}
+				if err := remote.WriteIndex(must(name.ParseReference(target)), idx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runtimeRepo := must(analysis.ParseRepository(reg.Ref(demo.Runtime)))
+			if err := svc.Check(ctx, runtimeRepo.WithTag("1.4.2")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Tags(ctx, runtimeRepo, images.ReadOptions{Refresh: true}); err != nil {
+				t.Fatal(err)
+			}
+			a, err := svc.Read(ctx, appRef, images.ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range a.Report.Platforms {
+				if p.Parent == nil || p.Parent.Outdated {
+					t.Errorf("%s: parent %+v, want not outdated", p.Platform, p.Parent)
+				}
+			}
+			for id := range subs {
+				ds, err := st.Deliveries(ctx, id, 50)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range ds {
+					if d.Type == "base.updated" {
+						t.Errorf("%s got a base.updated after a label-only rebuild of one runtime tag", id)
+					}
+				}
+			}
+		})
+	}
+}
+
+// recentItems reads the home page's "Recently changed" entries: each one's
+// tags (the chips) and its whole text.
+func recentItems(t *testing.T, s *pageStack) (tags [][]string, texts []string) {
+	t.Helper()
+	a := s.get(t, "/")
+	if a.status != 200 {
+		t.Fatalf("home: %d", a.status)
+	}
+	a.testid("recent-item").Each(func(_ int, it *goquery.Selection) {
+		var ts []string
+		it.Find(`[data-testid="recent-tags"] a`).Each(func(_ int, c *goquery.Selection) { ts = append(ts, strings.TrimSpace(c.Text())) })
+		tags = append(tags, ts)
+		texts = append(texts, strings.Join(strings.Fields(it.Text()), " "))
+	})
+	return tags, texts
+}
+
+// TestCopyOfOneTagOntoAnotherShowsThatMoveAlone: after `crane copy app:2.2
+// app:2.3`, "Recently changed" shows exactly that move (2.3, from where it
+// pointed to 2.2's image) on top, and the entries before it are what they
+// were: the feed lists recorded changes, not a regrouping of where the tags
+// point today.
+func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
+	s := newPageStack(t)
+	appRepo := s.reg + "/acme/app"
+	v22 := familyImage(t, nil, 2, nil)
+	v23 := familyImage(t, nil, 2, nil)
+	pagePush(t, v22, appRepo+":2.2", appRepo+":2.2.7")
+	pagePush(t, v23, appRepo+":2.3", appRepo+":2.3.1")
+	if a := s.get(t, "/api/v1/repositories/"+appRepo+"/tags?refresh=1"); a.status != 200 {
+		t.Fatalf("list: %d", a.status)
+	}
+	beforeTags, beforeTexts := recentItems(t, s)
+	if len(beforeTags) == 0 {
+		t.Fatal("nothing recently changed after the first listing")
+	}
+
+	if err := crane.Copy(appRepo+":2.2", appRepo+":2.3"); err != nil {
+		t.Fatal(err)
+	}
+	if a := s.get(t, "/api/v1/repositories/"+appRepo+"/tags?refresh=1"); a.status != 200 {
+		t.Fatalf("list: %d", a.status)
+	}
+	tags, texts := recentItems(t, s)
+	if len(tags) == 0 {
+		t.Fatal("nothing recently changed")
+	}
+	if !cmp.Equal(tags[0], []string{"2.3"}) {
+		t.Errorf("top entry's tags = %v, want [2.3]: only 2.3 moved", tags[0])
+	}
+	from, to := analysis.ShortDigest(must(v23.Digest()).String()), analysis.ShortDigest(must(v22.Digest()).String())
+	if i, j := strings.Index(texts[0], from), strings.Index(texts[0], to); i < 0 || j < 0 || i > j {
+		t.Errorf("top entry %q does not say it moved from %s to %s", texts[0], from, to)
+	}
+	if diff := cmp.Diff(beforeTags, tags[1:]); diff != "" {
+		t.Errorf("older entries' tags changed (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(beforeTexts, texts[1:]); diff != "" {
+		t.Errorf("older entries changed (-before +after):\n%s", diff)
+	}
+}
+
+// TestImageUpdatedCarriesTheDiffOfTheMove: a subscriber of a tag gets, with
+// its image.updated, the diff of the move (data.changes) and which
+// platforms changed (data.image.platforms); the expectations are crane's
+// reading of the two images pushed.
+func TestImageUpdatedCarriesTheDiffOfTheMove(t *testing.T) {
+	s := newHookStack(t, hookOptions{allowPrivate: true})
+	ref := s.registry + "/acme/app:2"
+	base := familyImage(t, nil, 2, nil)
+	old := familyImage(t, base, 1, map[string]string{"org.opencontainers.image.version": "2.2.7"})
+	pagePush(t, old, ref)
+	rc := newHookReceiver(t)
+	sub := s.subscribe(t, rc, ref, "/app", "image.updated")
+	_, oldDiffIDs, _ := craneLayers(t, ref)
+
+	moved := familyImage(t, base, 2, map[string]string{"org.opencontainers.image.version": "2.3.1"})
+	pagePush(t, moved, ref)
+	if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+		t.Fatalf("refresh: %d", code)
+	}
+	digests, diffIDs, sizes := craneLayers(t, ref)
+	p := rc.waitPayloads(t, sub.Secret, "/app", "image.updated", 1)[0]
+	data := p["data"].(map[string]any)
+	changes, ok := data["changes"].(map[string]any)
+	if !ok {
+		t.Fatalf("image.updated without data.changes: %v", data)
+	}
+	if sh := changes["shared"].(map[string]any); sh["layerCount"] != 2.0 || sh["size"] != float64(sizes[0]+sizes[1]) {
+		t.Errorf("shared %v, want the base's 2 layers of %d bytes", sh, sizes[0]+sizes[1])
+	}
+	added := changes["added"].([]any)
+	if len(added) != 2 || added[0].(map[string]any)["diffId"] != diffIDs[2] || added[1].(map[string]any)["digest"] != digests[3] {
+		t.Errorf("added %v, want crane's layers 3 and 4", added)
+	}
+	if removed := changes["removed"].([]any); len(removed) != 1 || removed[0].(map[string]any)["diffId"] != oldDiffIDs[2] {
+		t.Errorf("removed %v, want the old image's layer 3 (%s)", removed, oldDiffIDs[2])
+	}
+	if v := changes["metadata"].(map[string]any)["version"].(map[string]any); v["from"] != "2.2.7" || v["to"] != "2.3.1" {
+		t.Errorf("metadata %v", changes["metadata"])
+	}
+	want := []any{map[string]any{"platform": "linux/amd64", "digest": must(moved.Digest()).String(), "previousDigest": must(old.Digest()).String(), "changed": true}}
+	if diff := cmp.Diff(want, data["image"].(map[string]any)["platforms"]); diff != "" {
+		t.Errorf("data.image.platforms (-want +got):\n%s", diff)
+	}
+}
