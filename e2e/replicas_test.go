@@ -9,10 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +26,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"imagebadger/internal/testing/apispec"
+	"imagebadger/internal/testing/distreg"
 	"imagebadger/internal/testing/testenv"
 )
 
@@ -436,38 +434,33 @@ func TestReplicasFanOutSurvivesAKill(t *testing.T) {
 	t.Logf("%d attempts cut short by the kill, each retried with its webhook-id", len(rc.cut))
 }
 
-// countingProxy is a reverse proxy in front of a registry that counts the
+// checkCounter counts, through a proxy in front of a registry, the
 // manifest requests by tag: how often the service checked each tag.
-type countingProxy struct {
+type checkCounter struct {
 	host   string
-	mu     sync.Mutex
-	checks map[string]int // repository:tag → manifest requests
+	counts func() map[string]int
+	last   map[string]int
 }
 
-var manifestByTag = regexp.MustCompile(`^/v2/(.+)/manifests/([A-Za-z0-9_][A-Za-z0-9._-]*)$`)
+func newCheckCounter(t *testing.T, registry string) *checkCounter {
+	addr, counts, stop, err := distreg.MeteredProxy(registry, 0, distreg.ManifestTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return &checkCounter{host: addr, counts: counts, last: map[string]int{}}
+}
 
-func newCountingProxy(t *testing.T, registry string) *countingProxy {
-	p := &countingProxy{checks: map[string]int{}}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: registry})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if m := manifestByTag.FindStringSubmatch(r.URL.Path); m != nil {
-			p.mu.Lock()
-			p.checks[m[1]+":"+m[2]]++
-			p.mu.Unlock()
+// take returns the checks since the last take.
+func (c *checkCounter) take() map[string]int {
+	now := c.counts()
+	out := map[string]int{}
+	for k, n := range now {
+		if d := n - c.last[k]; d > 0 {
+			out[k] = d
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.host = strings.TrimPrefix(srv.URL, "http://")
-	return p
-}
-
-// take returns the counts so far and starts again from zero.
-func (p *countingProxy) take() map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.checks
-	p.checks = map[string]int{}
+	}
+	c.last = now
 	return out
 }
 
@@ -509,7 +502,7 @@ func TestReplicasShareTheWatcher(t *testing.T) {
 	close(pushes)
 	wg.Wait()
 
-	proxy := newCountingProxy(t, reg)
+	proxy := newCheckCounter(t, reg)
 	for i := range watch {
 		watch[i] = proxy.host + "/" + watch[i]
 	}

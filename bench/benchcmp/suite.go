@@ -25,6 +25,7 @@ import (
 
 	"imagebadger/internal/testing/distreg"
 	"imagebadger/internal/testing/hubapi"
+	"imagebadger/internal/testing/serveproc"
 )
 
 // env is what the comparisons run against.
@@ -267,7 +268,7 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	if err != nil {
 		return nil, cleanup, err
 	}
-	hubReg, counts, stopHubReg, err := distreg.MeteredProxy(reg.Addr, 30*time.Millisecond)
+	hubReg, counts, stopHubReg, err := distreg.MeteredProxy(reg.Addr, 30*time.Millisecond, nil)
 	if err != nil {
 		stopHub()
 		return nil, cleanup, err
@@ -281,7 +282,7 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 		return e, cleanup, nil
 	}
 	fmt.Fprintln(out, "building ./cmd/imagebadger…")
-	if e.imagebadger, err = buildImagebadger(ctx, dir); err != nil {
+	if e.imagebadger, err = serveproc.Build(ctx, dir); err != nil {
 		return nil, cleanup, err
 	}
 	return e, cleanup, nil
@@ -368,22 +369,6 @@ func push(ctx context.Context, img v1.Image, ref string, tags ...string) error {
 		}
 	}
 	return nil
-}
-
-// buildImagebadger builds ./cmd/imagebadger of the module benchcmp runs in.
-func buildImagebadger(ctx context.Context, dir string) (string, error) {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	bin := filepath.Join(dir, "imagebadger")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/imagebadger")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/imagebadger: %v\n%s", err, indent(string(out)))
-	}
-	return bin, nil
 }
 
 // findCrane looks in PATH, then in $(go env GOPATH)/bin, where `make deps` installs it.

@@ -9,7 +9,11 @@
 //  2. latency at a fixed 1,000 requests/s: an open-loop generator (wrk
 //     cannot hold a rate) that sends on schedule whatever the answers do and
 //     measures each request from the moment it was due, so a stall shows in
-//     the percentiles instead of slowing the sender down.
+//     the percentiles instead of slowing the sender down;
+//  3. engines: the same badge from a second child on PostgreSQL (a
+//     throwaway cluster of Debian's postgresql package, fsync on), against
+//     the child on SQLite, by both measures: a replica's cached badge should
+//     cost what the embedded default's does (target: within 10%).
 //
 // The server runs in a child process (this program started again with
 // -child), wired as `imagebadger serve` wires it (store, registry client,
@@ -57,6 +61,7 @@ import (
 	"imagebadger/badge"
 	"imagebadger/images"
 	"imagebadger/internal/testing/openloop"
+	"imagebadger/internal/testing/pgtest"
 	"imagebadger/netguard"
 	"imagebadger/registry"
 	"imagebadger/server"
@@ -134,7 +139,7 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 
-	addr, childPID, stopChild, err := startChild(ctx, regHost, dir)
+	addr, childPID, stopChild, err := startChild(ctx, regHost, filepath.Join(dir, "imagebadger.db"), filepath.Join(dir, "requests.log"))
 	if err != nil {
 		return err
 	}
@@ -215,6 +220,11 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 	if badgeLat.p99 > 5*time.Millisecond || badgeLat.errors > 0 {
 		missed = append(missed, "p99 at fixed rate")
 	}
+	engineMissed, err := compareEngines(ctx, s, wrk, regHost, ref, dir, badgeURL, out)
+	if err != nil {
+		return err
+	}
+	missed = append(missed, engineMissed...)
 	if len(missed) > 0 {
 		fmt.Fprintf(out, "targets missed: %s\n", strings.Join(missed, ", "))
 		if s.strict {
@@ -222,6 +232,84 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// compareEngines is part 3: the badge of ref from a child on PostgreSQL
+// against sqliteBadge, the child on SQLite, interleaved round by round. It
+// returns the targets missed; without PostgreSQL installed it says so and
+// measures nothing.
+func compareEngines(ctx context.Context, s settings, wrk, regHost, ref, dir, sqliteBadge string, out io.Writer) ([]string, error) {
+	cluster, err := pgtest.Start(ctx, pgtest.Options{Durable: true})
+	if errors.Is(err, pgtest.ErrNotInstalled) {
+		fmt.Fprintf(out, "engines: skipped, %v\n", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer cluster.Stop()
+	dsn, err := cluster.NewDatabase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	addr, pgPID, stop, err := startChild(ctx, regHost, dsn, filepath.Join(dir, "requests-postgres.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	pgBadge := "http://" + addr + "/badges/version/" + ref + ".svg"
+	if err := warm(ctx, pgBadge, "http://"+addr+baselinePath); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "engines: the same cached badge from a child on SQLite and one on PostgreSQL, interleaved\n")
+	var sqliteRPS, pgRPS, ratios []float64
+	for i := 0; i < s.rounds; i++ {
+		a, err := runWrk(ctx, wrk, s, sqliteBadge)
+		if err != nil {
+			return nil, err
+		}
+		before := processCPU(pgPID)
+		b, err := runWrk(ctx, wrk, s, pgBadge)
+		if err != nil {
+			return nil, err
+		}
+		cpu := ""
+		if after := processCPU(pgPID); before >= 0 && after >= 0 && b.requests > 0 {
+			cpu = fmt.Sprintf(" (%.1f µs cpu/req)", float64(after-before)/float64(time.Microsecond)/float64(b.requests))
+		}
+		sqliteRPS, pgRPS, ratios = append(sqliteRPS, a.rps), append(pgRPS, b.rps), append(ratios, b.rps/a.rps)
+		fmt.Fprintf(out, "  round %d: sqlite %8.0f req/s   postgres %8.0f req/s%s   ratio %.3f\n", i+1, a.rps, b.rps, cpu, ratios[i])
+	}
+	var missed []string
+	ratio := median(pgRPS) / median(sqliteRPS)
+	lo, hi := slices.Min(ratios), slices.Max(ratios)
+	fmt.Fprintf(out, "ENGINE THROUGHPUT RATIO %.3f (postgres ÷ sqlite, target >= 0.90); per-round %.3f-%.3f, noise ±%.1f%%\n",
+		ratio, lo, hi, 100*(hi-lo)/2/ratio)
+	if ratio < 0.90 {
+		missed = append(missed, "engine throughput ratio")
+	}
+	chunk := s.rateDuration / time.Duration(s.rounds)
+	var sqliteRuns, pgRuns []chunkRun
+	for i := 0; i < s.rounds; i++ {
+		for _, side := range []struct {
+			url  string
+			runs *[]chunkRun
+		}{{sqliteBadge, &sqliteRuns}, {pgBadge, &pgRuns}} {
+			r, err := openLoop(ctx, side.url, s.rate, chunk)
+			if err != nil {
+				return nil, err
+			}
+			*side.runs = append(*side.runs, r)
+		}
+	}
+	a, b := summarize(sqliteRuns), summarize(pgRuns)
+	fmt.Fprintf(out, "  sqlite   %s\n  postgres %s\n", a, b)
+	fmt.Fprintf(out, "ENGINE P99 AT %d REQ/S: postgres %s, sqlite %s (target: postgres within 10%% of sqlite)\n", s.rate,
+		b.p99.Round(time.Microsecond), a.p99.Round(time.Microsecond))
+	if float64(b.p99) > 1.10*float64(a.p99) || b.errors > 0 {
+		missed = append(missed, "engine p99")
+	}
+	return missed, nil
 }
 
 // startRegistry serves go-containerregistry's registry on loopback.
@@ -260,13 +348,12 @@ func pushImage(ctx context.Context, ref string) error {
 
 // startChild starts this program with -child and reads the address it
 // listens on. stop sends SIGTERM and waits, killing after 10 s.
-func startChild(ctx context.Context, regHost, dir string) (addr string, pid int, stop func(), err error) {
+func startChild(ctx context.Context, regHost, db, logPath string) (addr string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", 0, nil, err
 	}
-	cmd := exec.Command(self, "-child", "-registry", regHost,
-		"-db", filepath.Join(dir, "imagebadger.db"), "-log", filepath.Join(dir, "requests.log"))
+	cmd := exec.Command(self, "-child", "-registry", regHost, "-db", db, "-log", logPath)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -145,8 +145,8 @@ func soak(ctx context.Context, s settings, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e.server.stop()
-	m.log = scanServerLog(e.server.logPath, m.loadStart, m.loadEnd)
+	e.server.Stop()
+	m.log = scanServerLog(e.server.LogPath, m.loadStart, m.loadEnd)
 	m.registry = scanRegistryLog(e.registryLog, m.loadStart, m.loadEnd)
 
 	if s.dump != "" {

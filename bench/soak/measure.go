@@ -107,14 +107,14 @@ type measurement struct {
 // server's RSS meanwhile.
 func load(ctx context.Context, s settings, e *env) (*measurement, error) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	reqs := plan(e.server.url, e.familyRefs, e.stormRefs, s.mix, 20000, rng)
+	reqs := plan(e.server.URL, e.familyRefs, e.stormRefs, s.mix, 20000, rng)
 	tr := &http.Transport{MaxIdleConns: 1000, MaxIdleConnsPerHost: 1000, IdleConnTimeout: time.Minute, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 
 	m := &measurement{}
 	stopSampling := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { m.rss, m.rssErr = sampleRSS(e.server.pid(), time.Second, stopSampling) })
+	wg.Go(func() { m.rss, m.rssErr = sampleRSS(e.server.PID(), time.Second, stopSampling) })
 	stormCtx, stopStorm := context.WithCancel(ctx)
 	defer stopStorm()
 	var moves []move
@@ -123,7 +123,7 @@ func load(ctx context.Context, s settings, e *env) (*measurement, error) {
 	}
 
 	m.setupDeliveries = e.receiver.counts()
-	cpuBefore := sampleCPU(e.server.pid())
+	cpuBefore := sampleCPU(e.server.PID())
 	m.loadStart = time.Now()
 	run, err := openloop.Send(ctx, openloop.Config{
 		Rate: s.rate, Duration: s.duration, Warmup: time.Second,
@@ -131,7 +131,7 @@ func load(ctx context.Context, s settings, e *env) (*measurement, error) {
 		Client: &http.Client{Transport: tr},
 	})
 	m.loadEnd = time.Now()
-	m.cpu = sampleCPU(e.server.pid()).since(cpuBefore)
+	m.cpu = sampleCPU(e.server.PID()).since(cpuBefore)
 	stopStorm()
 	close(stopSampling)
 	wg.Wait()
@@ -154,7 +154,7 @@ func load(ctx context.Context, s settings, e *env) (*measurement, error) {
 			delete(m.deliveries, k)
 		}
 	}
-	m.webhookMetrics = scrapeMetrics(ctx, e.server.url, "imagebadger_webhook_attempts_total")
+	m.webhookMetrics = scrapeMetrics(ctx, e.server.URL, "imagebadger_webhook_attempts_total")
 	return m, nil
 }
 

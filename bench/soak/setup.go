@@ -10,12 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"imagebadger/internal/testing/distreg"
+	"imagebadger/internal/testing/serveproc"
 )
 
 // hookToken is imagebadger's --hook-token in the run.
@@ -52,7 +50,7 @@ type env struct {
 	registry    string // "127.0.0.1:PORT" of the distribution registry (pushes go here)
 	registryLog string // its log file
 	proxy       string // "127.0.0.1:PORT" of the latency proxy (imagebadger's registry)
-	server      *serverProc
+	server      *serveproc.Proc
 	receiver    *receiver
 	// storm holds each storm repository's images and where its moved tags
 	// point, for the pusher.
@@ -115,7 +113,7 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	bin := s.bin
 	if bin == "" {
 		fmt.Fprintln(out, "setup: building ./cmd/imagebadger…")
-		if bin, err = buildImagebadger(ctx, dir); err != nil {
+		if bin, err = serveproc.Build(ctx, dir); err != nil {
 			return nil, cleanup, err
 		}
 	}
@@ -125,20 +123,20 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	}
 	args := []string{"--allow-private-registries", "--allow-private-webhooks",
 		"--poll-interval", s.pollInterval.String(), "--hook-token", hookToken, "--watch", strings.Join(watch, ",")}
-	if e.server, err = startServer(ctx, bin, filepath.Join(dir, "imagebadger.db"), filepath.Join(dir, "server.log"), args); err != nil {
+	if e.server, err = serveproc.Start(ctx, bin, filepath.Join(dir, "imagebadger.db"), filepath.Join(dir, "server.log"), args); err != nil {
 		return nil, cleanup, err
 	}
-	stops = append(stops, e.server.stop)
+	stops = append(stops, e.server.Stop)
 	fmt.Fprintf(out, "setup: imagebadger serve on %s (pid %d), watching %d repositories every %s\n",
-		e.server.addr, e.server.pid(), len(watch), s.pollInterval)
+		e.server.Addr, e.server.PID(), len(watch), s.pollInterval)
 
 	fmt.Fprintln(out, "setup: warming (every report, page and badge of the traffic read once)…")
 	if err := e.warm(ctx); err != nil {
-		return nil, cleanup, fmt.Errorf("warm: %w\nserver log: %s", err, e.server.tail())
+		return nil, cleanup, fmt.Errorf("warm: %w\nserver log: %s", err, e.server.Tail())
 	}
 	fmt.Fprintf(out, "setup: %d webhook subscriptions to storm tags…\n", s.subscriptions)
 	if err := e.subscribe(ctx, s.subscriptions); err != nil {
-		return nil, cleanup, fmt.Errorf("subscribe: %w\nserver log: %s", err, e.server.tail())
+		return nil, cleanup, fmt.Errorf("subscribe: %w\nserver log: %s", err, e.server.Tail())
 	}
 	return e, cleanup, nil
 }
@@ -262,114 +260,13 @@ func (e *env) pushStorm(ctx context.Context, repos, tags int) error {
 	return nil
 }
 
-// buildImagebadger builds ./cmd/imagebadger of the module soak runs in.
-func buildImagebadger(ctx context.Context, dir string) (string, error) {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	bin := filepath.Join(dir, "imagebadger")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/imagebadger")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/imagebadger: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// serverProc is a running `imagebadger serve`.
-type serverProc struct {
-	cmd     *exec.Cmd
-	addr    string // "127.0.0.1:PORT"
-	url     string
-	logPath string
-	done    chan struct{}
-	stopped bool
-}
-
-func (p *serverProc) pid() int { return p.cmd.Process.Pid }
-
-// startServer starts bin serve on a free loopback port with args and waits
-// for /healthz, trying another port if the one picked was taken meanwhile.
-func startServer(ctx context.Context, bin, db, logPath string, args []string) (*serverProc, error) {
-	for attempt := 1; ; attempt++ {
-		p, err := startServerOnce(ctx, bin, db, logPath, args)
-		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			return p, err
-		}
-	}
-}
-
-func startServerOnce(ctx context.Context, bin, db, logPath string, args []string) (*serverProc, error) {
-	port, err := distreg.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	p := &serverProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), logPath: logPath, done: make(chan struct{})}
-	p.url = "http://" + p.addr
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close() // the child has its own descriptor
-	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", p.addr, "--db", db, "--base-url", p.url}, args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	// Only the flags configure the server, not IMAGEBADGER_* of this environment.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IMAGEBADGER_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
-	distreg.DieWithParent(p.cmd)
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	ready, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	err = distreg.WaitOK(ready, p.url+"/healthz", p.done)
-	if errors.Is(err, distreg.ErrExited) {
-		return nil, fmt.Errorf("imagebadger serve exited before it was ready:\n%s", p.tail())
-	}
-	if err != nil {
-		p.stop()
-		return nil, fmt.Errorf("imagebadger serve not ready in 20 s (%v):\n%s", err, p.tail())
-	}
-	return p, nil
-}
-
-// stop sends SIGTERM and waits for the graceful shutdown (at most 30 s,
-// then SIGKILL). It is safe to call more than once.
-func (p *serverProc) stop() {
-	if p.stopped {
-		return
-	}
-	p.stopped = true
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// tail is the end of the server's log, for error messages.
-func (p *serverProc) tail() string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > 4096 {
-		b = b[len(b)-4096:]
-	}
-	return string(b)
-}
-
 // warm reads, once, every report, page and badge the traffic will ask for,
 // so that the load measures a service that knows its images (badges are
 // then served from what is stored, which is what "cached" means here).
 func (e *env) warm(ctx context.Context) error {
 	client := &http.Client{Timeout: 30 * time.Second}
 	get := func(path string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.server.url+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.server.URL+path, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -434,7 +331,7 @@ func (e *env) subscribe(ctx context.Context, n int) error {
 			clients[a] = c
 		}
 		body, _ := json.Marshal(map[string]any{"image": image, "url": e.receiver.url + "/hook/" + strconv.Itoa(i)})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.server.url+"/api/v1/subscriptions", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.server.URL+"/api/v1/subscriptions", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}

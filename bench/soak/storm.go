@@ -147,7 +147,7 @@ func (e *env) runStorm(ctx context.Context, rng *rand.Rand) []move {
 		raw, _ := img.RawManifest()
 		m := move{key: moveKey{r.name, tag, d.String()}, at: time.Now()}
 		body := hookEnvelope(e.proxy, r.name, tag, d.String(), string(mt), int64(len(raw)), m.at)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.server.url+"/hooks/registry", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.server.URL+"/hooks/registry", bytes.NewReader(body))
 		if err == nil {
 			req.Header.Set("Authorization", "Bearer "+hookToken)
 			req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v1+json")

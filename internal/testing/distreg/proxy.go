@@ -1,10 +1,12 @@
 package distreg
 
 import (
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"sync"
 	"time"
 )
@@ -63,10 +65,16 @@ func CountingProxy(target string) (addr string, count func() int, stop func(), e
 	return ln.Addr().String(), count, func() { srv.Close() }, nil
 }
 
-// MeteredProxy is LatencyProxy that also counts the requests it forwards by
-// method, so a benchmark can check what a run cost the registry (no HEAD at
-// all, say) besides how long it took.
-func MeteredProxy(target string, delay time.Duration) (addr string, counts func() map[string]int, stop func(), err error) {
+// MeteredProxy is LatencyProxy that also counts the requests it forwards
+// by key(request) (by method when key is nil; a request whose key is ""
+// is not counted), so a benchmark or test can check what a run cost the
+// registry (no HEAD at all, say, or how often each tag was checked with
+// ManifestTag) besides how long it took. counts returns a copy of the
+// counts so far.
+func MeteredProxy(target string, delay time.Duration, key func(*http.Request) string) (addr string, counts func() map[string]int, stop func(), err error) {
+	if key == nil {
+		key = func(r *http.Request) string { return r.Method }
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, nil, err
@@ -76,9 +84,11 @@ func MeteredProxy(target string, delay time.Duration) (addr string, counts func(
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			by[r.Method]++
-			mu.Unlock()
+			if k := key(r); k != "" {
+				mu.Lock()
+				by[k]++
+				mu.Unlock()
+			}
 			time.Sleep(delay)
 			rp.ServeHTTP(w, r)
 		}),
@@ -88,11 +98,19 @@ func MeteredProxy(target string, delay time.Duration) (addr string, counts func(
 	counts = func() map[string]int {
 		mu.Lock()
 		defer mu.Unlock()
-		out := make(map[string]int, len(by))
-		for k, v := range by {
-			out[k] = v
-		}
-		return out
+		return maps.Clone(by)
 	}
 	return ln.Addr().String(), counts, func() { srv.Close() }, nil
+}
+
+// manifestByTag matches the path of a manifest request by tag.
+var manifestByTag = regexp.MustCompile(`^/v2/(.+)/manifests/([A-Za-z0-9_][A-Za-z0-9._-]{0,127})$`)
+
+// ManifestTag is a MeteredProxy key: "repository:tag" for a manifest
+// request by tag (HEAD or GET, a check of the tag), "" for anything else.
+func ManifestTag(r *http.Request) string {
+	if m := manifestByTag.FindStringSubmatch(r.URL.Path); m != nil {
+		return m[1] + ":" + m[2]
+	}
+	return ""
 }
