@@ -70,8 +70,10 @@ SOAKFLAGS ?=
 bench:
 	@failed=""; \
 	for cmd in "$(GO) test -run ^$$ -bench . -benchmem ./..." \
+		"$(GO) test -run ^$$ -bench . -benchmem ./store/ -args -store.engine=postgres" \
 		"$(GO) run ./bench/benchcmp" \
 		"$(GO) run ./bench/loadbench" \
+		"$(GO) run ./bench/replicas" \
 		"$(GO) run ./bench/soak $(SOAKFLAGS)"; do \
 		echo "== $$cmd"; \
 		$$cmd || failed="$$failed\n  $$cmd"; \

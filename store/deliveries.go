@@ -94,24 +94,31 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time
 			WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
 			ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now), SubscriptionDisabled, limit)
 	}
-	const inFlight = `SELECT COUNT(*) FROM deliveries d3 JOIN subscriptions s3 ON s3.id = d3.subscription_id
-		WHERE d3.status = ? AND d3.lease_until > ? AND s3.receiver = ranked.receiver`
-	return s.claim(ctx, owner, now, lease, `SELECT id FROM (
+	// busy counts the attempts in flight to each receiver, from every
+	// process's leases: a lease is held only by a pending row being
+	// attempted (recording the attempt, or failing the row, clears it), so
+	// lease_until alone picks them, through deliveries_leased. It is
+	// computed once per claim; counted per candidate row, as it first was,
+	// a claim over 20,000 pending rows took a second instead of a
+	// millisecond.
+	return s.claim(ctx, owner, now, lease, `WITH busy AS (
+			SELECT s2.receiver, COUNT(*) AS n FROM deliveries d2 JOIN subscriptions s2 ON s2.id = d2.subscription_id
+			WHERE d2.lease_until > ? GROUP BY s2.receiver)
+		SELECT ranked.id FROM (
 			SELECT id, next_attempt_at, receiver,
 				ROW_NUMBER() OVER (PARTITION BY receiver ORDER BY next_attempt_at, id) AS nth
 			FROM (
 				SELECT d.id, d.next_attempt_at, s.receiver FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
 				WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
-					AND s.receiver NOT IN (
-						SELECT s2.receiver FROM deliveries d2 JOIN subscriptions s2 ON s2.id = d2.subscription_id
-						WHERE d2.status = ? AND d2.lease_until > ? GROUP BY s2.receiver HAVING COUNT(*) >= ?)
+					AND s.receiver NOT IN (SELECT receiver FROM busy WHERE n >= ?)
 				ORDER BY d.next_attempt_at, d.id LIMIT ?) due) ranked
-		WHERE nth <= ? - (`+inFlight+`)
-		ORDER BY next_attempt_at, id LIMIT ?`,
-		DeliveryPending, millis(now), millis(now), SubscriptionDisabled,
-		DeliveryPending, millis(now), perReceiver,
+		LEFT JOIN busy ON busy.receiver = ranked.receiver
+		WHERE ranked.nth <= ? - COALESCE(busy.n, 0)
+		ORDER BY ranked.next_attempt_at, ranked.id LIMIT ?`,
+		millis(now),
+		DeliveryPending, millis(now), millis(now), SubscriptionDisabled, perReceiver,
 		max(64, 8*limit),
-		perReceiver, DeliveryPending, millis(now),
+		perReceiver,
 		limit)
 }
 

@@ -17,7 +17,10 @@ import (
 // the stored one's deliveries has been claimed or attempted, it takes the
 // newer payload (which knows more, a base tag moved meanwhile), and either
 // way no delivery is added.
-func (s *Store) enqueue(ctx context.Context, tx *tx, events []Event, at time.Time) error {
+//
+// It returns how many deliveries it queued.
+func (s *Store) enqueue(ctx context.Context, tx *tx, events []Event, at time.Time) (int, error) {
+	queued := 0
 	for _, e := range events {
 		var key any
 		if e.DedupKey != "" {
@@ -27,13 +30,13 @@ func (s *Store) enqueue(ctx context.Context, tx *tx, events []Event, at time.Tim
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING`,
 			e.ID, e.Type, e.Registry, e.Repository, e.Tag, e.Payload, millis(at), key)
 		if err != nil {
-			return fmt.Errorf("store: save event %s %s: %w", e.Type, e.ID, err)
+			return 0, fmt.Errorf("store: save event %s %s: %w", e.Type, e.ID, err)
 		}
 		if n, err := res.RowsAffected(); err == nil && n == 0 {
 			if _, err := tx.ExecContext(ctx, `UPDATE events SET payload = ? WHERE dedup_key = ?
 				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND (d.attempts > 0 OR d.lease_owner IS NOT NULL))`,
 				e.Payload, e.DedupKey); err != nil {
-				return fmt.Errorf("store: update event %s %s: %w", e.Type, e.DedupKey, err)
+				return 0, fmt.Errorf("store: update event %s %s: %w", e.Type, e.DedupKey, err)
 			}
 			continue
 		}
@@ -46,15 +49,23 @@ func (s *Store) enqueue(ctx context.Context, tx *tx, events []Event, at time.Tim
 		}
 		args = append([]any{e.ID, e.ID, e.Type, DeliveryPending, millis(at), millis(at), e.Registry, e.Repository}, args...)
 		args = append(args, SubscriptionActive, e.Type)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries
+		res, err = tx.ExecContext(ctx, `INSERT INTO deliveries
 			(subscription_id, event_id, webhook_id, type, payload, status, attempts, next_attempt_at, last_error, created_at)
 			SELECT s.id, ?, ?, ?, NULL, ?, 0, ?, '', ?
 			FROM subscriptions s
 			WHERE s.registry = ? AND s.repository = ? AND `+who+` AND s.status = ?
 			AND EXISTS (SELECT 1 FROM subscription_events se WHERE se.subscription_id = s.id AND se.type = ?)`,
-			args...); err != nil {
-			return fmt.Errorf("store: queue deliveries of event %s %s: %w", e.Type, e.ID, err)
+			args...)
+		if err != nil {
+			return 0, fmt.Errorf("store: queue deliveries of event %s %s: %w", e.Type, e.ID, err)
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			queued += int(n)
 		}
 	}
-	return nil
+	return queued, nil
 }
+
+// outboxGrowth is how many deliveries queued by one commit make the engine
+// look at the outbox again (outboxGrew).
+const outboxGrowth = 1000

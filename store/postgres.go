@@ -175,6 +175,20 @@ func (*postgres) afterCopy(ctx context.Context, s *Store) error {
 	return s.loadStamps(ctx)
 }
 
+// outboxGrew refreshes the planner's statistics of the outbox. Claims
+// read the first due rows in (next_attempt_at, id) order through
+// deliveries_due and stop; with statistics from before a fan-out of
+// thousands of rows, PostgreSQL expects a handful of due rows, reads them
+// all by bitmap and sorts them, on every claim (40 ms instead of 1 ms at
+// 20,000 pending). Autovacuum would catch up within a minute or so; a
+// fan-out is over by then. ANALYZE samples the table, in tens of
+// milliseconds, once per large fan-out.
+func (*postgres) outboxGrew(ctx context.Context, s *Store) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _ = s.write.ExecContext(ctx, `ANALYZE deliveries`)
+}
+
 // start runs the listener of change stamps: every stamp another process
 // commits is learnt (LISTEN/NOTIFY, within milliseconds), and every
 // catchUp the stamps newer than those seen are read, so a notification lost

@@ -63,6 +63,9 @@ type engine interface {
 	// the stamps it copied.
 	renumber(ctx context.Context, tx *tx, table, column string) error
 	afterCopy(ctx context.Context, s *Store) error
+	// outboxGrew is told after a commit that queued at least
+	// outboxGrowth deliveries at once (a large fan-out).
+	outboxGrew(ctx context.Context, s *Store)
 	// start begins what the engine runs alongside the store (PostgreSQL's
 	// listener for other processes' change stamps); stop ends it.
 	start(s *Store) error

@@ -15,7 +15,7 @@ import (
 	"imagebadger/store"
 )
 
-func open(t *testing.T, path string) *store.Store {
+func open(t testing.TB, path string) *store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), dsnOf(t, path))
 	if err != nil {

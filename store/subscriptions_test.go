@@ -20,7 +20,7 @@ var (
 	t0      = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 )
 
-func addSub(t *testing.T, s *store.Store, id, tag, status string, events ...string) {
+func addSub(t testing.TB, s *store.Store, id, tag, status string, events ...string) {
 	t.Helper()
 	if len(events) == 0 {
 		events = []string{"image.updated", "base.updated"}
@@ -34,7 +34,7 @@ func addSub(t *testing.T, s *store.Store, id, tag, status string, events ...stri
 
 // move records repo:tag moving to digest with one event of type typ, as
 // images.Service does.
-func move(t *testing.T, s *store.Store, tag, digest, eventID, typ string, at time.Time) {
+func move(t testing.TB, s *store.Store, tag, digest, eventID, typ string, at time.Time) {
 	t.Helper()
 	events := []store.Event{{ID: eventID, Type: typ, Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
 		Payload: []byte(`{"type":"` + typ + `"}`)}}

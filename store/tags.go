@@ -212,6 +212,7 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 	slices.Sort(moved)
 	var given map[Scope]Stamp
 	stamp := before
+	queued := 0
 	if len(moved) > 0 {
 		latest := rs[moved[0]].At
 		for _, i := range moved {
@@ -223,9 +224,11 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 			if err := insertChange(ctx, tx, r.Repo, r.Tag, kind, r.To.Digest, prev, r.At); err != nil {
 				return nil, err
 			}
-			if err := s.enqueue(ctx, tx, r.Events, r.At); err != nil {
+			n, err := s.enqueue(ctx, tx, r.Events, r.At)
+			if err != nil {
 				return nil, err
 			}
+			queued += n
 			if r.At.After(latest) {
 				latest = r.At
 			}
@@ -242,6 +245,9 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 		return nil, fmt.Errorf("store: record tags of %s: %w", repo, err)
 	}
 	s.publish(given)
+	if queued >= outboxGrowth {
+		s.engine.outboxGrew(ctx, s)
+	}
 	for i, r := range rs {
 		s.tags.put(keyOf(r.Repo, r.Tag), tagEntry{state: states[i]}, stamp)
 	}
