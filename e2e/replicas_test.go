@@ -153,6 +153,37 @@ func TestReplicasAgreeOnAPush(t *testing.T) {
 	}
 }
 
+// TestReplicasShareTheParentIndex: a base first read by one process is the
+// parent another process finds for an image built on it. The second process
+// had loaded its parent index before the base was known, so it can only
+// know the base by learning of the first process's change.
+func TestReplicasShareTheParentIndex(t *testing.T) {
+	dsn, _ := testenv.PostgresDatabase(t)
+	procs := replicas(t, dsn, 2)
+	reg := testenv.Distribution(t)
+	base := whImage(t, nil, 2)
+	baseDigest := whPush(t, reg+"/acme/parentbase:1.0", base)
+	if d := reportDigest(t, procs[0].URL, reg+"/acme/parentbase:1.0"); d != baseDigest {
+		t.Fatalf("the first process read %s, want %s", d, baseDigest)
+	}
+	child := reg + "/acme/parentchild:1.0"
+	whPush(t, child, whImage(t, base, 1))
+	var r struct {
+		Platforms []struct {
+			Parent *struct {
+				Repository string
+				Digest     string
+				Tags       []string
+			}
+		}
+	}
+	getJSON(t, procs[1].URL+"/api/v1/images/"+child, &r)
+	if len(r.Platforms) != 1 || r.Platforms[0].Parent == nil || r.Platforms[0].Parent.Repository != "acme/parentbase" ||
+		r.Platforms[0].Parent.Digest != baseDigest {
+		t.Errorf("the second process's report of the child: %+v, want the parent acme/parentbase@%s", r.Platforms, baseDigest)
+	}
+}
+
 // count is how many requests of type typ reached path, whatever the answer.
 func (rc *whReceiver) count(path, typ string) int {
 	rc.mu.Lock()
