@@ -173,3 +173,38 @@ func TestUnreachablePostgresIsAClearError(t *testing.T) {
 		t.Fatalf("Open of a server that does not answer: %v, want ErrUnavailable without the password", err)
 	}
 }
+
+// TestOpenTogetherMigratesOnce: stores opened at the same moment on one new
+// database, as a deployment's replicas start, all open, and each migration
+// is applied once.
+func TestOpenTogetherMigratesOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ib.db")
+	dsn := dsnOf(t, path)
+	const n = 4
+	errs := make(chan error, n)
+	stores := make(chan *store.Store, n)
+	for range n {
+		go func() {
+			s, err := store.Open(context.Background(), dsn)
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("open: %v", err)
+		}
+		if s := <-stores; s != nil {
+			defer s.Close()
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join("migrations", *engine, "*.sql"))
+	var rows, versions int
+	db := rawDB(t, path)
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations`).Scan(&rows, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(files) || versions != len(files) {
+		t.Errorf("schema_migrations holds %d rows of %d versions, want one row for each of the %d migrations", rows, versions, len(files))
+	}
+}
