@@ -30,6 +30,7 @@ var allowedImports = map[string][]string{
 	"cmd/imagebadger":  {"*"},
 	"bench/benchcmp":   {"*"},
 	"bench/loadbench":  {"*"},
+	"bench/replicas":   {"*"},
 	"bench/soak":       {"*"},
 	"internal/testing": {"*"},
 	"e2e":              {"*"},
