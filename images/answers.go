@@ -18,7 +18,10 @@ type answerEntry struct {
 	checked time.Time
 	deps    []scopeStamp
 	version string
-	rep     *analysis.Report
+	// full is the Version of an answer read at checked (a tag's, whose
+	// time is the check's): made once, not per read.
+	full string
+	rep  *analysis.Report
 }
 
 type scopeStamp struct {
@@ -57,21 +60,26 @@ func current(st *store.Store, deps []scopeStamp) bool {
 	return true
 }
 
-// answer turns the digest-level report of digest into the answer for ref: its
-// own copy with the reference, the tags now sharing the digest, the parents
+// answer turns the digest-level report of digest into the answer for ref
+// (kept, and shared by every read of it): a copy with the reference, the tags now sharing the digest, the parents
 // as they stand, and when the tag was checked. deps holds the scopes already
 // read by the caller (ref's repository, before its tag).
 func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest string, checked time.Time, deps *reads) (Answer, error) {
 	checked = checked.UTC().Truncate(time.Second)
-	key, kept := ref.String(), checked
+	key, kept := ref, checked
 	if ref.Digest != "" {
 		// A digest is not checked: the time shown is the read's own.
 		kept = time.Time{}
 	}
 	if e, ok := s.answers.Get(key); ok && e.digest == digest && e.checked.Equal(kept) && current(s.store, e.deps) {
-		rep := e.rep.Clone()
-		rep.CheckedAt = checked
-		return Answer{Report: rep, Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
+		if e.rep.CheckedAt.Equal(checked) {
+			return Answer{Report: e.rep, Version: e.full}, nil
+		}
+		// A digest's answer carries the read's own time: a shallow copy,
+		// the rest shared.
+		c := *e.rep
+		c.CheckedAt = checked
+		return Answer{Report: &c, Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
 	}
 	shared, err := s.report(ctx, ref.Repository, digest)
 	if err != nil {
@@ -91,8 +99,9 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 	}
 	rep.CheckedAt = checked
 	e := answerEntry{digest: digest, checked: kept, deps: deps.list, version: versionOf(digest, kept, deps.list), rep: rep}
+	e.full = e.version + "/" + strconv.FormatInt(checked.Unix(), 10)
 	s.answers.Add(key, e)
-	return Answer{Report: rep.Clone(), Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
+	return Answer{Report: rep, Version: e.full}, nil
 }
 
 // versionOf names an answer by what it was made from.

@@ -122,7 +122,7 @@ type Service struct {
 	// digest never changes, so an entry is never out of date.
 	reports *lru.Cache[string, *analysis.Report]
 	// answers are finished answers by reference (see answer).
-	answers *lru.Cache[string, answerEntry]
+	answers *lru.Cache[analysis.Reference, answerEntry]
 	// indexed and linked remember what is already in the store (platform
 	// images by top-level image, parent links), so that reads do not write
 	// it again; both are facts about digests that never change.
@@ -151,7 +151,7 @@ func New(o Options) *Service {
 		inspector: registry.NewInspector(o.Client, o.Store),
 		index:     analysis.NewParentIndex(),
 		reports:   mustLRU[string, *analysis.Report](o.CacheSize),
-		answers:   mustLRU[string, answerEntry](o.CacheSize),
+		answers:   mustLRU[analysis.Reference, answerEntry](o.CacheSize),
 		indexed:   mustLRU[string, struct{}](knownSetSize),
 		linked:    mustLRU[store.ParentLink, struct{}](knownSetSize),
 	}
@@ -200,7 +200,9 @@ var (
 
 // Answer is a read's answer.
 type Answer struct {
-	// Report is the caller's own copy.
+	// Report is shared by every read of the same answer, so that a repeated
+	// read copies nothing: read it, never change it (Clone it to make a
+	// variant).
 	Report *analysis.Report
 	// Stale is true when the tag's stored resolution is older than
 	// FreshFor; the read has started a refresh in the background.

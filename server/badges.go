@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/gorilla/mux"
 
 	"imagebadger/analysis"
@@ -57,11 +59,32 @@ const (
 type badges struct {
 	opts BadgeOptions
 	svgs *badge.Cache
+	// refs keeps the references of badge paths parsed, by their text (a
+	// pure function of it, so never out of date): a README's badge is asked
+	// for again and again, and parsing costs more than the rest of a kept
+	// badge's answer.
+	refs *lru.Cache[string, analysis.Reference]
 }
 
 func newBadges(cfg Config) *badges {
 	o := cfg.Badges.withDefaults()
-	return &badges{opts: o, svgs: badge.NewCache(o.CacheSize)}
+	refs, err := lru.New[string, analysis.Reference](o.CacheSize)
+	if err != nil {
+		panic(err) // only for a size below 1, which withDefaults rules out
+	}
+	return &badges{opts: o, svgs: badge.NewCache(o.CacheSize), refs: refs}
+}
+
+// parse is analysis.ParseReference through refs.
+func (b *badges) parse(text string) (analysis.Reference, error) {
+	if ref, ok := b.refs.Get(text); ok {
+		return ref, nil
+	}
+	ref, err := analysis.ParseReference(text)
+	if err == nil {
+		b.refs.Add(text, ref)
+	}
+	return ref, err
 }
 
 // shown is what a badge request answers: the badge, and how its answer is
@@ -89,7 +112,7 @@ func (s *Server) decideBadge(r *http.Request, kindText, refText, want string) (s
 	grey := func(text, cache string) shown {
 		return shown{key: badge.Key{Kind: kind, Badge: badge.Missing(kind, text)}, status: http.StatusOK, cache: cache, failed: true}
 	}
-	ref, err := analysis.ParseReference(refText)
+	ref, err := s.badges.parse(refText)
 	if err != nil || want != "" && !validPlatform(want) {
 		return grey(badge.TextInvalid, badgeCacheControl), nil
 	}
