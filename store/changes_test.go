@@ -190,7 +190,9 @@ func TestMigrationCarriesMovesOver(t *testing.T) {
 	sort.Strings(files)
 	var before []string
 	for _, f := range files {
-		if n := filepath.Base(f)[:4]; n != "0008" && n != "0009" {
+		// Main's store at the time: nothing after 0031 (0032 on was made
+		// later, on a schema that already had 0008 and 0009).
+		if n := filepath.Base(f)[:4]; n != "0008" && n != "0009" && n <= "0031" {
 			before = append(before, f)
 		}
 	}
