@@ -18,6 +18,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/notify"
 	"imagebadger/store"
+	"imagebadger/tagfilter"
 	"imagebadger/templates"
 )
 
@@ -25,9 +26,10 @@ import (
 const maxSubscriptionBody = 64 << 10
 
 // subscriptionRoutes registers the webhook subscription API and pages. The
-// form posts are refused when a browser says they come from another site
-// (net/http.CrossOriginProtection); the JSON API is for scripts, which
-// authenticate with the subscription's token instead.
+// form posts and the API's state-changing routes are refused when a
+// browser says they come from another site (net/http.CrossOriginProtection);
+// scripts, which say nothing of the kind, pass. The routes that take a
+// subscription's token are rate-limited by wrong tokens (tokenGuarded).
 func (s *Server) subscriptionRoutes() {
 	if s.subs == nil {
 		return
@@ -38,14 +40,17 @@ func (s *Server) subscriptionRoutes() {
 		s.renderError(w, r, http.StatusForbidden, "Request refused",
 			"This form was sent from another site, so it was refused. Use the form on this site instead.")
 	}))
-	r.Handle("/api/v1/subscriptions", s.handle("api_subscription_create", s.apiCreateSubscription)).Methods(http.MethodPost)
-	r.Handle("/api/v1/subscriptions/{id}", s.handle("api_subscription", s.apiSubscription)).Methods(http.MethodGet)
-	r.Handle("/api/v1/subscriptions/{id}", s.handle("api_subscription_delete", s.apiDeleteSubscription)).Methods(http.MethodDelete)
+	api := s.apiCrossOrigin()
+	r.Handle("/api/v1/subscriptions", api.Handler(s.handle("api_subscription_create", s.apiCreateSubscription))).Methods(http.MethodPost)
+	r.Handle("/api/v1/subscriptions/{id}", s.tokenGuarded("api_subscription", s.handle("api_subscription", s.apiSubscription))).Methods(http.MethodGet)
+	r.Handle("/api/v1/subscriptions/{id}", api.Handler(s.tokenGuarded("api_subscription_delete",
+		s.handle("api_subscription_delete", s.apiDeleteSubscription)))).Methods(http.MethodDelete)
 
 	r.Handle("/subscriptions/new", s.handle("page_subscription_new", s.subscriptionNewPage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/subscriptions", cop.Handler(s.handle("page_subscription_create", s.subscriptionCreatePage))).Methods(http.MethodPost)
-	r.Handle("/subscriptions/{id}/delete", cop.Handler(s.handle("page_subscription_delete", s.subscriptionDeletePage))).Methods(http.MethodPost)
-	r.Handle("/subscriptions/{id}", s.handle("page_subscription", s.subscriptionPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/subscriptions/{id}/delete", cop.Handler(s.tokenGuarded("page_subscription_delete",
+		s.handle("page_subscription_delete", s.subscriptionDeletePage)))).Methods(http.MethodPost)
+	r.Handle("/subscriptions/{id}", s.tokenGuarded("page_subscription", s.handle("page_subscription", s.subscriptionPage))).Methods(http.MethodGet, http.MethodHead)
 }
 
 // subscriptionJSON is a subscription in API answers. Secret, Token and
@@ -61,7 +66,20 @@ type subscriptionJSON struct {
 	Token        string          `json:"token,omitempty"`
 	Manage       string          `json:"manage,omitempty"`
 	CreatedAt    time.Time       `json:"createdAt"`
-	Deliveries   *[]deliveryJSON `json:"deliveries,omitempty"`
+	Format       string          `json:"format"`
+	// Headers are the names of the extra headers; their values are never
+	// shown once stored.
+	Headers    []string        `json:"headers"`
+	Tags       *tagFilterJSON  `json:"tags,omitempty"`
+	Coalesce   string          `json:"coalesce"`
+	Deliveries *[]deliveryJSON `json:"deliveries,omitempty"`
+}
+
+// tagFilterJSON is the tags field of docs/API.md.
+type tagFilterJSON struct {
+	Include string `json:"include,omitempty"`
+	Exclude string `json:"exclude,omitempty"`
+	Semver  string `json:"semver,omitempty"`
 }
 
 // deliveryJSON is one delivery in a subscription's answer. StatusCode is
@@ -77,10 +95,16 @@ type deliveryJSON struct {
 	Error         string     `json:"error"`
 	At            time.Time  `json:"at"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	// HeldUntil is, for a delivery held to coalesce, the end of its window;
+	// Coalesced how many events it carries (when more than one); Note says
+	// both in words for the delivery log.
+	HeldUntil *time.Time `json:"heldUntil,omitempty"`
+	Coalesced int        `json:"coalesced,omitempty"`
+	Note      string     `json:"note,omitempty"`
 }
 
 func subscriptionOut(sub store.Subscription) subscriptionJSON {
-	return subscriptionJSON{
+	out := subscriptionJSON{
 		ID:           sub.ID,
 		Image:        notify.SubjectName(sub),
 		URL:          sub.URL,
@@ -88,7 +112,31 @@ func subscriptionOut(sub store.Subscription) subscriptionJSON {
 		Status:       sub.Status,
 		StatusReason: sub.StatusReason,
 		CreatedAt:    sub.CreatedAt.UTC().Truncate(time.Second),
+		Format:       sub.Format,
+		Headers:      sub.HeaderNames(),
+		Coalesce:     sub.Coalesce.String(),
 	}
+	if out.Format == "" {
+		out.Format = store.FormatStandard
+	}
+	if !sub.Tags.IsZero() {
+		out.Tags = &tagFilterJSON{Include: sub.Tags.Include, Exclude: sub.Tags.Exclude, Semver: sub.Tags.Semver}
+	}
+	return out
+}
+
+// deliveryNote is the delivery log's word on a coalescing delivery: held
+// until its window ends, or how many moves it carried.
+func deliveryNote(d store.Delivery) string {
+	switch {
+	case !d.HeldUntil.IsZero() && d.Coalesced > 1:
+		return fmt.Sprintf("held until %s to coalesce (%d events so far)", d.HeldUntil.UTC().Format("15:04:05 UTC"), d.Coalesced)
+	case !d.HeldUntil.IsZero():
+		return "held until " + d.HeldUntil.UTC().Format("15:04:05 UTC") + " to coalesce"
+	case d.Coalesced > 1:
+		return fmt.Sprintf("%d events coalesced into one", d.Coalesced)
+	}
+	return ""
 }
 
 func deliveryOut(d store.Delivery) deliveryJSON {
@@ -112,14 +160,44 @@ func deliveryOut(d store.Delivery) deliveryJSON {
 		next := d.NextAttemptAt.UTC()
 		out.NextAttemptAt = &next
 	}
+	if !d.HeldUntil.IsZero() {
+		held := d.HeldUntil.UTC()
+		out.HeldUntil = &held
+	}
+	if d.Coalesced > 1 {
+		out.Coalesced = d.Coalesced
+	}
+	out.Note = deliveryNote(d)
 	return out
 }
 
 // subscriptionRequest is the body of POST /api/v1/subscriptions.
 type subscriptionRequest struct {
-	Image  string   `json:"image"`
-	URL    string   `json:"url"`
-	Events []string `json:"events"`
+	Image    string            `json:"image"`
+	URL      string            `json:"url"`
+	Events   []string          `json:"events"`
+	Format   string            `json:"format"`
+	Headers  map[string]string `json:"headers"`
+	Tags     *tagFilterJSON    `json:"tags"`
+	Coalesce string            `json:"coalesce"`
+}
+
+// createRequest is what notify needs of a request, the client included.
+func (req subscriptionRequest) createRequest(client string) notify.CreateRequest {
+	c := notify.CreateRequest{Image: req.Image, URL: req.URL, Events: req.Events, Format: req.Format,
+		Coalesce: req.Coalesce, Client: client}
+	names := make([]string, 0, len(req.Headers))
+	for k := range req.Headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		c.Headers = append(c.Headers, store.Header{Name: k, Value: req.Headers[k]})
+	}
+	if req.Tags != nil {
+		c.Tags = tagfilter.Spec{Include: req.Tags.Include, Exclude: req.Tags.Exclude, Semver: req.Tags.Semver}
+	}
+	return c
 }
 
 // apiCreateSubscription answers POST /api/v1/subscriptions with 201 and the
@@ -132,12 +210,12 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) e
 		if errors.As(err, &tooLarge) {
 			return tooLargeError(maxSubscriptionBody)
 		}
-		return invalidRequest("the body must be a JSON object with image, url and events")
+		return invalidRequest("the body must be a JSON object with image and url (and events, format, headers, tags, coalesce)")
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalidRequest("the body must be one JSON object, with nothing after it")
 	}
-	c, err := s.subs.Create(r.Context(), notify.CreateRequest{Image: req.Image, URL: req.URL, Events: req.Events, Client: clientAddr(r)})
+	c, err := s.subs.Create(r.Context(), req.createRequest(clientAddr(r)))
 	var exists *notify.ExistsError
 	if errors.As(err, &exists) {
 		w.Header().Set("Location", "/api/v1/subscriptions/"+exists.ID)
@@ -149,6 +227,7 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) e
 	out.Secret, out.Token = c.Secret, c.Token
 	out.Manage = s.pages.baseURL + manageHref(c.ID, c.Token)
 	w.Header().Set("Location", "/api/v1/subscriptions/"+c.ID)
+	w.Header().Set("Cache-Control", "no-store") // the secret and the token
 	return writeJSON(w, http.StatusCreated, out)
 }
 
@@ -286,6 +365,7 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 		}
 		return s.renderForm(w, r, req, status, msg)
 	}
+	w.Header().Set("Cache-Control", "no-store") // the secret and the manage link
 	page := templates.SubscriptionCreated{
 		Meta:         templates.Meta{Title: "Subscribed", BaseURL: s.pages.baseURL},
 		Subscription: subscriptionView(c.Subscription, s.pages.now()),
@@ -310,6 +390,9 @@ func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, req notify.C
 // and its delivery log.
 func (s *Server) subscriptionPage(w http.ResponseWriter, r *http.Request) error {
 	id, token := mux.Vars(r)["id"], r.URL.Query().Get("token")
+	// The page's URL holds the token and the page the delete form's copy:
+	// no cache, shared or the browser's, keeps it.
+	w.Header().Set("Cache-Control", "no-store")
 	sub, ds, err := s.subs.Get(r.Context(), id, token)
 	if err != nil {
 		return s.subscriptionPageError(w, r, err)
