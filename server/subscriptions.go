@@ -56,17 +56,17 @@ func (s *Server) subscriptionRoutes() {
 // subscriptionJSON is a subscription in API answers. Secret, Token and
 // Manage appear only in the answer that creates it.
 type subscriptionJSON struct {
-	ID           string          `json:"id"`
-	Image        string          `json:"image"`
-	URL          string          `json:"url"`
-	Events       []string        `json:"events"`
-	Status       string          `json:"status"`
-	StatusReason string          `json:"statusReason,omitempty"`
-	Secret       string          `json:"secret,omitempty"`
-	Token        string          `json:"token,omitempty"`
-	Manage       string          `json:"manage,omitempty"`
-	CreatedAt    time.Time       `json:"createdAt"`
-	Format       string          `json:"format"`
+	ID           string    `json:"id"`
+	Image        string    `json:"image"`
+	URL          string    `json:"url"`
+	Events       []string  `json:"events"`
+	Status       string    `json:"status"`
+	StatusReason string    `json:"statusReason,omitempty"`
+	Secret       string    `json:"secret,omitempty"`
+	Token        string    `json:"token,omitempty"`
+	Manage       string    `json:"manage,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	Format       string    `json:"format"`
 	// Headers are the names of the extra headers; their values are never
 	// shown once stored.
 	Headers    []string        `json:"headers"`
