@@ -294,26 +294,65 @@ func manageHref(id, token string) string {
 	return "/subscriptions/" + url.PathEscape(id) + "?token=" + url.QueryEscape(token)
 }
 
-// eventChoices lists the event checkboxes, ticking those in checked (all
-// when checked is empty).
+// eventChoices lists the event checkboxes, ticking those in checked (the
+// defaults, image.updated and base.updated, when checked is empty).
 func eventChoices(checked []string) []templates.EventChoice {
 	desc := map[string]string{
-		notify.TypeImageUpdated: "when the tag moves to another image",
-		notify.TypeBaseUpdated:  "when the image's base is rebuilt and the image is now outdated",
+		notify.TypeImageUpdated:    "when the tag moves to another image",
+		notify.TypeBaseUpdated:     "when the image's base is rebuilt and the image is now outdated",
+		notify.TypeVersionReleased: "when a new version tag appears, higher than every other (a repository without a tag only)",
+		notify.TypeTagDeleted:      "when a followed tag is deleted",
 	}
+	defaults := []string{notify.TypeImageUpdated, notify.TypeBaseUpdated}
 	var out []templates.EventChoice
-	for _, t := range []string{notify.TypeImageUpdated, notify.TypeBaseUpdated} {
-		out = append(out, templates.EventChoice{Type: t, Description: desc[t], Checked: len(checked) == 0 || slices.Contains(checked, t)})
+	for _, t := range notify.EventTypes() {
+		ticked := slices.Contains(checked, t) || (len(checked) == 0 && slices.Contains(defaults, t))
+		out = append(out, templates.EventChoice{Type: t, Description: desc[t], Checked: ticked})
 	}
 	return out
+}
+
+// formatChoices lists the formats, selecting format (the default when "").
+func formatChoices(format string) []templates.FormatChoice {
+	if format == "" {
+		format = store.FormatStandard
+	}
+	var out []templates.FormatChoice
+	for _, f := range notify.Formats() {
+		out = append(out, templates.FormatChoice{Value: f, Description: notify.FormatDescription(f), Selected: f == format})
+	}
+	return out
+}
+
+// formRequest reads the subscription form: the API's fields under the
+// form's names, the extra headers as header_name/header_value rows (rows
+// without a name are left out).
+func formRequest(r *http.Request) notify.CreateRequest {
+	f := r.PostForm
+	req := notify.CreateRequest{Image: f.Get("image"), URL: f.Get("url"), Events: f["events"], Format: f.Get("format"),
+		Tags:     tagfilter.Spec{Include: f.Get("tags_include"), Exclude: f.Get("tags_exclude"), Semver: f.Get("tags_semver")},
+		Coalesce: f.Get("coalesce"), Client: clientAddr(r)}
+	names, values := f["header_name"], f["header_value"]
+	for i, n := range names {
+		if strings.TrimSpace(n) == "" {
+			continue
+		}
+		v := ""
+		if i < len(values) {
+			v = values[i]
+		}
+		req.Headers = append(req.Headers, store.Header{Name: n, Value: v})
+	}
+	return req
 }
 
 // subscriptionNewPage answers /subscriptions/new?image=…: the form.
 func (s *Server) subscriptionNewPage(w http.ResponseWriter, r *http.Request) error {
 	form := templates.SubscriptionForm{
-		Meta:   templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
-		Image:  r.URL.Query().Get("image"),
-		Events: eventChoices(nil),
+		Meta:    templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Image:   r.URL.Query().Get("image"),
+		Events:  eventChoices(nil),
+		Formats: formatChoices(""),
 	}
 	form.DockerHubHook = s.dockerHubHook(r, form.Image)
 	return s.render(w, r, http.StatusOK, templates.SubscriptionNew(form))
@@ -344,7 +383,7 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 	if err := r.ParseForm(); err != nil {
 		return invalidRequest("the form could not be read")
 	}
-	req := notify.CreateRequest{Image: r.PostForm.Get("image"), URL: r.PostForm.Get("url"), Events: r.PostForm["events"], Client: clientAddr(r)}
+	req := formRequest(r)
 	if len(req.Events) == 0 {
 		// Unticking every box is a mistake, not a request for everything.
 		return s.renderForm(w, r, req, http.StatusBadRequest, "Choose at least one event.")
@@ -376,12 +415,24 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, req notify.CreateRequest, status int, msg string) error {
+	// The header values are secrets: the form shows the names again, not
+	// what was typed as values.
+	var names []string
+	for _, h := range req.Headers {
+		names = append(names, h.Name)
+	}
 	form := templates.SubscriptionForm{
-		Meta:   templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
-		Image:  req.Image,
-		URL:    req.URL,
-		Events: eventChoices(req.Events),
-		Error:  msg,
+		Meta:        templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Image:       req.Image,
+		URL:         req.URL,
+		Events:      eventChoices(req.Events),
+		Error:       msg,
+		Formats:     formatChoices(req.Format),
+		HeaderNames: names,
+		Include:     req.Tags.Include,
+		Exclude:     req.Tags.Exclude,
+		Semver:      req.Tags.Semver,
+		Coalesce:    req.Coalesce,
 	}
 	return s.render(w, r, status, templates.SubscriptionNew(form))
 }
@@ -413,6 +464,7 @@ func (s *Server) subscriptionPage(w http.ResponseWriter, r *http.Request) error 
 		if d.Status == store.DeliveryPending {
 			v.Next = templates.NewTimeView(d.NextAttemptAt, now)
 		}
+		v.Note = deliveryNote(d)
 		page.Deliveries = append(page.Deliveries, v)
 	}
 	// The token is in this page's URL; render's Referrer-Policy
@@ -453,14 +505,30 @@ func subscriptionView(sub store.Subscription, now time.Time) templates.Subscript
 	if sub.Tag != "" {
 		href = templates.ImageHref(templates.DisplayReference(sub.Repo.Registry, sub.Repo.Name, sub.Tag, ""))
 	}
-	return templates.SubscriptionView{
-		ID:        sub.ID,
-		ImageHref: href,
-		Image:     notify.SubjectName(sub),
-		URL:       sub.URL,
-		Events:    sub.Events,
-		Status:    sub.Status,
-		Reason:    sub.StatusReason,
-		Created:   templates.NewTimeView(sub.CreatedAt, now),
+	v := templates.SubscriptionView{
+		ID:          sub.ID,
+		ImageHref:   href,
+		Image:       notify.SubjectName(sub),
+		URL:         sub.URL,
+		Events:      sub.Events,
+		Status:      sub.Status,
+		Reason:      sub.StatusReason,
+		Created:     templates.NewTimeView(sub.CreatedAt, now),
+		Format:      sub.Format,
+		HeaderNames: sub.HeaderNames(),
 	}
+	if v.Format == "" {
+		v.Format = store.FormatStandard
+	}
+	var tags []string
+	for _, p := range [][2]string{{"include", sub.Tags.Include}, {"exclude", sub.Tags.Exclude}, {"semver", sub.Tags.Semver}} {
+		if p[1] != "" {
+			tags = append(tags, p[0]+" "+p[1])
+		}
+	}
+	v.Tags = strings.Join(tags, "; ")
+	if sub.Coalesce > 0 {
+		v.Coalesce = sub.Coalesce.String()
+	}
+	return v
 }
