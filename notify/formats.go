@@ -9,6 +9,7 @@ package notify
 // bypass netguard, the per-receiver bound and the delivery log.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -91,11 +92,10 @@ type message struct {
 	Title     string `json:"title"`
 	Text      string `json:"text"`
 	Data      struct {
-		Image        *imageData   `json:"image"`
-		Base         *imageData   `json:"base"`
-		Changes      *changesData `json:"changes"`
-		Subscription string       `json:"subscription"`
-	} `json:"data"`
+		Image   *imageData
+		Base    *imageData
+		Changes *changesData
+	} `json:"-"`
 	// data is the payload's data as it is, for the formats that pass it on.
 	data map[string]json.RawMessage
 }
@@ -112,6 +112,15 @@ func parseMessage(raw []byte) (*message, error) {
 		return nil, fmt.Errorf("notify: stored payload: %w", err)
 	}
 	m.data = env.Data
+	// image and base are objects in the events; a ping's image is the
+	// subscribed name, a string, which no format needs.
+	for k, into := range map[string]any{"image": &m.Data.Image, "base": &m.Data.Base, "changes": &m.Data.Changes} {
+		if v := bytes.TrimSpace(env.Data[k]); len(v) > 0 && v[0] == '{' {
+			if err := json.Unmarshal(v, into); err != nil {
+				return nil, fmt.Errorf("notify: stored payload: data.%s: %w", k, err)
+			}
+		}
+	}
 	if m.Title == "" {
 		m.Title = m.Type
 	}

@@ -59,12 +59,13 @@ func newCapture(t *testing.T, code int) *capture {
 	return c
 }
 
+// at returns the event (not the ping) that path got.
 func (c *capture) at(t *testing.T, path string) captured {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, g := range c.got {
-		if g.path == path {
+		if g.path == path && !isPing(g) {
 			return g
 		}
 	}
@@ -105,7 +106,12 @@ func sendFormats(t *testing.T, headers map[string][]store.Header) (*capture, map
 		}
 		sub := store.Subscription{ID: "sub_" + f, Repo: appRepo, Tag: "2.3", URL: rc.URL + path, Events: []string{notify.TypeBaseUpdated},
 			Secret: notify.NewSecret(), TokenHash: "h", Status: store.SubscriptionActive, CreatedAt: t0, Format: f, Headers: headers[f]}
-		if _, err := st.CreateSubscription(context.Background(), sub, store.NewDelivery{}); err != nil {
+		// Its ping too: every format must carry one.
+		body, err := notify.NewBuilder("http://imagebadger.test").PingPayload(sub, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateSubscription(context.Background(), sub, store.NewDelivery{WebhookID: "msg_ping_" + f, Type: notify.TypePing, Payload: body}); err != nil {
 			t.Fatal(err)
 		}
 		secrets[path] = sub.Secret
@@ -115,13 +121,13 @@ func sendFormats(t *testing.T, headers map[string][]store.Header) (*capture, map
 		t.Fatal(err)
 	}
 	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0 }})
-	if n, err := w.RunOnce(context.Background()); err != nil || n != len(notify.Formats()) {
-		t.Fatalf("sent %d (%v), want one per format", n, err)
+	if n, err := w.RunOnce(context.Background()); err != nil || n != 2*len(notify.Formats()) {
+		t.Fatalf("sent %d (%v), want a ping and an event per format", n, err)
 	}
 	for _, f := range notify.Formats() {
 		ds, _ := st.Deliveries(context.Background(), "sub_"+f, 10)
-		if len(ds) != 1 || ds[0].Status != store.DeliveryDelivered {
-			t.Errorf("%s: deliveries %+v, want one delivered (a 204 is success)", f, ds)
+		if len(ds) != 2 || ds[0].Status != store.DeliveryDelivered || ds[1].Status != store.DeliveryDelivered {
+			t.Errorf("%s: deliveries %+v, want the ping and the event delivered (a 204 is success)", f, ds)
 		}
 	}
 	return rc, secrets
@@ -487,6 +493,32 @@ func TestMicroBadgerBody(t *testing.T) {
 	}
 	if byKind["new"] != (tag{"3.20", dOld}) || byKind["changed"] != (tag{"3.20", dNew}) || byKind["deleted"] != (tag{"3.20", dNew}) {
 		t.Errorf("tags by kind %+v", byKind)
+	}
+}
+
+// isPing tells a ping from an event in any format: its type, where the
+// format says it, or its words.
+func isPing(g captured) bool {
+	return bytes.Contains(g.body, []byte("webhook.ping")) || bytes.Contains(g.body, []byte("will tell this webhook")) ||
+		strings.Contains(g.header.Get("Tags"), "webhook-ping")
+}
+
+// TestPingsInEveryFormat: the ping reaches every format's receiver, signed.
+func TestPingsInEveryFormat(t *testing.T) {
+	rc, secrets := sendFormats(t, nil)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for path, secret := range secrets {
+		n := 0
+		for _, g := range rc.got {
+			if g.path == path && isPing(g) {
+				n++
+				verifySigned(t, g, secret)
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d pings", path, n)
+		}
 	}
 }
 
