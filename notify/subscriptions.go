@@ -484,7 +484,7 @@ func urlFits(format string, target *url.URL) bool {
 	case FormatGitHub:
 		// …/repos/OWNER/REPO/dispatches (api.github.com, or /api/v3 of GitHub Enterprise).
 		n := len(parts)
-		return target.Scheme == "https" && n >= 4 && parts[n-4] == "repos" && parts[n-3] != "" && parts[n-2] != "" && parts[n-1] == "dispatches"
+		return n >= 4 && parts[n-4] == "repos" && parts[n-3] != "" && parts[n-2] != "" && parts[n-1] == "dispatches"
 	case FormatGitLab:
 		i := slices.Index(parts, "projects")
 		return i >= 2 && parts[i-2] == "api" && parts[i-1] == "v4" && len(parts) == i+4 && parts[i+1] != "" &&
