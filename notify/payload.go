@@ -139,7 +139,7 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		ev.CoalesceKey = TypeImageUpdated + "\x00" + ref.String()
+		ev.CoalesceKey = TypeImageUpdated + " " + ref.String()
 		events = append(events, ev)
 		if c.Previous == "" && tagfilter.IsVersion(c.Tag) {
 			title, text := b.releasedText(img)
@@ -194,7 +194,7 @@ func (b *Builder) baseEvent(cref analysis.Reference, img, base imageData, change
 	title, text := b.baseUpdatedText(img, base, changes)
 	ev, err := b.event(TypeBaseUpdated, cref, at, title, text, baseUpdated{Image: img, Base: base})
 	ev.Audience, ev.DedupKey = aud, key
-	ev.CoalesceKey = TypeBaseUpdated + "\x00" + cref.String()
+	ev.CoalesceKey = TypeBaseUpdated + " " + cref.String()
 	return ev, err
 }
 

@@ -119,8 +119,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time
 			ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now),
 			SubscriptionActive, SubscriptionPending, limit)
 	}
+	// The leases held now are few (at most the workers' slots): they are
+	// found by deliveries_leased, never by scanning the pending rows, which
+	// a fan-out makes thousands. "status || ''" keeps the planner (SQLite's,
+	// which has no statistics) off the status index for them.
 	const inFlight = `SELECT COUNT(*) FROM deliveries d3 JOIN subscriptions s3 ON s3.id = d3.subscription_id
-		WHERE d3.status = ? AND d3.lease_until > ? AND s3.receiver = ranked.receiver`
+		WHERE d3.status || '' = ? AND d3.lease_until > ? AND s3.receiver = ranked.receiver`
 	return s.claim(ctx, owner, now, lease, `SELECT id FROM (
 			SELECT id, next_attempt_at, receiver,
 				ROW_NUMBER() OVER (PARTITION BY receiver ORDER BY next_attempt_at, id) AS nth
@@ -133,7 +137,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time
 						AND (s.status = ? OR (s.status = ? AND d.event_id IS NULL))
 						AND s.receiver NOT IN (
 							SELECT s2.receiver FROM deliveries d2 JOIN subscriptions s2 ON s2.id = d2.subscription_id
-							WHERE d2.status = ? AND d2.lease_until > ? GROUP BY s2.receiver HAVING COUNT(*) >= ?)
+							WHERE d2.status || '' = ? AND d2.lease_until > ? GROUP BY s2.receiver HAVING COUNT(*) >= ?)
 						AND NOT EXISTS (SELECT 1 FROM deliveries d4 WHERE d4.subscription_id = d.subscription_id
 							AND d4.status = ? AND d4.lease_until > ?)
 					ORDER BY d.next_attempt_at, d.id LIMIT ?) due) firsts
