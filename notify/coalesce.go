@@ -105,12 +105,11 @@ func pairPlatforms(first, last []platformData) []platformData {
 	var out []platformData
 	seen := map[string]bool{}
 	for _, p := range last {
-		prev := p.PreviousDigest
+		// A platform the first event did not know was added by a later
+		// push of the window: it was not there at the start.
+		var prev *string
 		if known[p.Platform] {
 			prev = before[p.Platform]
-		} else {
-			// Added by a later push of the window: it was not there at the start.
-			prev = nil
 		}
 		out = append(out, platformData{Platform: p.Platform, Digest: p.Digest, PreviousDigest: prev, Changed: !sameDigest(p.Digest, prev)})
 		seen[p.Platform] = true

@@ -310,11 +310,12 @@ func TestCoalescingAnIndexPushedPlatformByPlatform(t *testing.T) {
 		t.Fatalf("coalesce 0s: %d deliveries", len(now))
 	}
 	// At the window's end: one delivery, from the start to the end.
-	msgs := rc.waitPayloads(t, held.Secret, "/held", "image.updated", 1)
+	rc.waitPayloads(t, held.Secret, "/held", "image.updated", 1)
 	time.Sleep(200 * time.Millisecond)
-	if msgs = rc.payloads(t, held.Secret, "/held", "image.updated"); len(msgs) != 1 {
+	if msgs := rc.payloads(t, held.Secret, "/held", "image.updated"); len(msgs) != 1 {
 		t.Fatalf("coalescing: %d deliveries, want 1", len(msgs))
 	}
+	msgs := rc.payloads(t, held.Secret, "/held", "image.updated")
 	img := msgs[0]["data"].(map[string]any)["image"].(map[string]any)
 	if img["previousDigest"] != start || img["digest"] != end {
 		t.Errorf("coalesced from %v to %v, want %s to %s", img["previousDigest"], img["digest"], start, end)

@@ -80,12 +80,6 @@ func (s Subscription) HeaderNames() []string {
 	return out
 }
 
-// plain reports whether sub takes every event of its subject as it comes:
-// no tag filter, no coalescing. The outbox queues the deliveries of plain
-// subscriptions with one statement per event; the others are judged one
-// by one.
-func (s Subscription) plain() bool { return s.Tags.IsZero() && s.Coalesce == 0 }
-
 func encodeHeaders(hs []Header) (string, error) {
 	pairs := make([][2]string, 0, len(hs))
 	for _, h := range hs {
