@@ -60,6 +60,7 @@ test: deps
 # test` adds). Under a minute once the build cache is warm.
 UNITPKGS = $(shell $(GO) list ./... | grep -v -e '/e2e$$' -e '/internal/testing/testenv$$')
 check:
+	./scripts/deps.sh --npm
 	$(MAKE) --no-print-directory lint
 	$(GO) test -count=1 -timeout 5m $(TESTFLAGS) $(UNITPKGS)
 

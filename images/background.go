@@ -57,7 +57,7 @@ func (b *background) start(s *Service, ref analysis.Reference) *job {
 // startListing is start for a repository's tag listing.
 func (b *background) startListing(s *Service, repo analysis.Repository) *job {
 	return b.do(s, "tags\x00"+repo.String(), func(ctx context.Context) error {
-		_, err := s.listed(ctx, repo, false, false)
+		_, err := s.listed(ctx, repo, false, ReadOptions{})
 		return err
 	})
 }

@@ -75,3 +75,19 @@ type OutdatedImage struct {
 type EventBuilder interface {
 	Events(c Change) ([]store.Event, error)
 }
+
+// Deletion is a tag recorded as deleted: the registry no longer has it.
+type Deletion struct {
+	Repo analysis.Repository
+	Tag  string
+	// Previous is where the tag last pointed.
+	Previous string
+	At       time.Time
+}
+
+// DeletionEventBuilder is an EventBuilder that also describes deletions
+// (the notify package's does: tag.deleted); the events are stored in the
+// transaction that records the deletion.
+type DeletionEventBuilder interface {
+	DeletionEvents(d Deletion) ([]store.Event, error)
+}

@@ -72,7 +72,7 @@ func (s *Service) repositoryInfo(ctx context.Context, repo analysis.Repository) 
 // deleted. A tag Hub lists without a digest, or whose platform images Hub
 // lists differently from the registry's index, is looked up against the
 // registry as a listing without Hub would.
-func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository) error {
+func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, only func(string) bool) error {
 	at := s.opts.Now()
 	tags, err := s.opts.Hub.Tags(ctx, repo)
 	if err != nil {
@@ -81,6 +81,9 @@ func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository) err
 	byName := make(map[string]registry.HubTag, len(tags))
 	names := make([]string, 0, len(tags))
 	for _, t := range tags {
+		if only != nil && !only(t.Name) {
+			continue
+		}
 		if _, dup := byName[t.Name]; !dup {
 			names = append(names, t.Name)
 		}
@@ -93,6 +96,9 @@ func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository) err
 	}
 	stored := make(map[string]string, len(known))
 	for _, k := range known {
+		if only != nil && !only(k.Tag) {
+			continue
+		}
 		stored[k.Tag] = k.Digest
 		if _, found := slices.BinarySearch(names, k.Tag); !found {
 			if err := s.recordGone(ctx, repo.WithTag(k.Tag), lookedUp{previous: k.Digest, at: at, notFound: analysis.ErrNotFound}); err != nil &&

@@ -186,6 +186,14 @@ type ReadOptions struct {
 	// what a tag points at, and the web API may lag a push by moments, so a
 	// refresh hook sent right after one uses this.
 	RegistryOnly bool
+	// Only, with Refresh, limits a listing to the tags it accepts: the
+	// others are neither asked for (no HEAD) nor recorded as checked or
+	// deleted, and the listing is not recorded as a full one. It is how a
+	// repository followed only through tag filters costs no polling of the
+	// tags nobody follows. OnlyKey names the filter, so that concurrent
+	// listings with the same one are shared.
+	Only    func(tag string) bool
+	OnlyKey string
 }
 
 // Errors of Read besides the kinds of analysis.

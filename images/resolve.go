@@ -152,7 +152,14 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference) (looke
 func (s *Service) recordGone(ctx context.Context, ref analysis.Reference, l lookedUp) error {
 	previous := l.previous
 	for range maxRecordTries {
-		check, err := s.store.RecordDeletion(ctx, store.TagDeletion{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, At: l.at})
+		var events []store.Event
+		if db, ok := s.opts.Events.(DeletionEventBuilder); ok && previous != "" {
+			var err error
+			if events, err = db.DeletionEvents(Deletion{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, At: l.at}); err != nil {
+				return fmt.Errorf("images: events of the deletion of %s: %w", ref, err)
+			}
+		}
+		check, err := s.store.RecordDeletion(ctx, store.TagDeletion{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, At: l.at, Events: events})
 		if errors.Is(err, store.ErrTagMoved) {
 			previous = check.Previous
 			continue

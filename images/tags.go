@@ -28,7 +28,7 @@ const resolveParallel = 32
 // with their events.
 func (s *Service) Tags(ctx context.Context, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
 	if how.Refresh {
-		listed, err := s.listed(ctx, repo, true, how.RegistryOnly)
+		listed, err := s.listed(ctx, repo, true, how)
 		if err != nil {
 			return nil, err
 		}
@@ -56,13 +56,16 @@ func (s *Service) Tags(ctx context.Context, repo analysis.Repository, how ReadOp
 // listed lists repo's tags from the registry, shared among concurrent
 // callers, and returns when; without refresh, a listing younger than
 // FreshFor (made meanwhile, by another caller or process) is kept instead.
-func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh, registryOnly bool) (time.Time, error) {
+func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh bool, how ReadOptions) (time.Time, error) {
 	key := "tags\x00" + repo.String()
 	if refresh {
 		key += "\x00refresh"
 	}
-	if registryOnly {
+	if how.RegistryOnly {
 		key += "\x00registry"
+	}
+	if how.Only != nil {
+		key += "\x00only\x00" + how.OnlyKey
 	}
 	v, err, _ := s.flight.Do(key, func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
@@ -71,7 +74,7 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh,
 				return at, nil
 			}
 		}
-		return s.list(ctx, repo, registryOnly)
+		return s.list(ctx, repo, how.RegistryOnly, how.Only)
 	})
 	if err != nil {
 		return time.Time{}, err
@@ -89,14 +92,16 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh,
 // one set of base.updated events, whose data.base.tags lists them all. Tags
 // the registry no longer lists, or answers "not found" for, are recorded as
 // deleted.
-func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOnly bool) (time.Time, error) {
+func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOnly bool, only func(string) bool) (time.Time, error) {
 	at := s.opts.Now()
 	s.refreshFacts(ctx, repo)
 	if s.usesHub(repo) && !registryOnly {
-		err := s.listFromHub(ctx, repo)
+		err := s.listFromHub(ctx, repo, only)
 		if err == nil {
-			if err := s.store.RecordListing(ctx, repo, at); err != nil {
-				return time.Time{}, err
+			if only == nil {
+				if err := s.store.RecordListing(ctx, repo, at); err != nil {
+					return time.Time{}, err
+				}
 			}
 			return at, nil
 		}
@@ -106,11 +111,17 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOn
 	if err != nil {
 		return time.Time{}, err
 	}
+	if only != nil {
+		tags = slices.DeleteFunc(tags, func(t string) bool { return !only(t) })
+	}
 	known, err := s.store.RepositoryTags(ctx, repo)
 	if err != nil {
 		return time.Time{}, err
 	}
 	for _, k := range known {
+		if only != nil && !only(k.Tag) {
+			continue
+		}
 		if _, found := slices.BinarySearch(tags, k.Tag); !found {
 			if err := s.recordGone(ctx, repo.WithTag(k.Tag), lookedUp{previous: k.Digest, at: at, notFound: analysis.ErrNotFound}); err != nil &&
 				!errors.Is(err, analysis.ErrNotFound) {
@@ -139,8 +150,10 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOn
 	if err := s.recordFound(ctx, repo, tags, found); err != nil {
 		return time.Time{}, err
 	}
-	if err := s.store.RecordListing(ctx, repo, at); err != nil {
-		return time.Time{}, err
+	if only == nil {
+		if err := s.store.RecordListing(ctx, repo, at); err != nil {
+			return time.Time{}, err
+		}
 	}
 	return at, nil
 }

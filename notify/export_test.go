@@ -34,7 +34,9 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		}
 		wg.Wait()
 		total += len(claims)
-		if len(claims) < limit {
+		// Until nothing is due: a delivered ping makes its subscription's
+		// queued deliveries claimable.
+		if len(claims) == 0 {
 			return total, nil
 		}
 	}

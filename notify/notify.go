@@ -19,15 +19,22 @@ import (
 
 // Event types of docs/API.md.
 const (
-	TypeImageUpdated = "image.updated"
-	TypeBaseUpdated  = "base.updated"
-	TypePing         = "webhook.ping"
+	TypeImageUpdated    = "image.updated"
+	TypeBaseUpdated     = "base.updated"
+	TypeVersionReleased = "version.released"
+	TypeTagDeleted      = "tag.deleted"
+	TypePing            = "webhook.ping"
 )
 
-// eventTypes returns the types a subscription may ask for; a subscription
-// that names none gets all of them. It is a function so that no caller can
-// change the list for everyone.
+// eventTypes returns the types a subscription gets when it names none. It
+// is a function so that no caller can change the list for everyone.
 func eventTypes() []string { return []string{TypeImageUpdated, TypeBaseUpdated} }
+
+// EventTypes returns every type a subscription may ask for: the defaults
+// and the opt-in ones.
+func EventTypes() []string {
+	return []string{TypeImageUpdated, TypeBaseUpdated, TypeVersionReleased, TypeTagDeleted}
+}
 
 // newID returns prefix followed by 128 random bits in lower-case base32:
 // unguessable, so an id alone never grants access, and safe in URLs and

@@ -9,6 +9,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/store"
+	"imagebadger/tagfilter"
 )
 
 // Builder turns tag moves into the events of docs/API.md. It implements
@@ -24,28 +25,37 @@ func NewBuilder(baseURL string) *Builder {
 	return &Builder{baseURL: strings.TrimRight(baseURL, "/")}
 }
 
-var _ images.EventBuilder = (*Builder)(nil)
+var (
+	_ images.EventBuilder         = (*Builder)(nil)
+	_ images.DeletionEventBuilder = (*Builder)(nil)
+)
 
 // payload is the body of every delivery: the Standard Webhooks envelope
 // (type, timestamp, data) plus text, which Slack-compatible incoming
-// webhooks display as is.
+// webhooks display as is, and title, its headline, which the chat formats
+// show in bold.
 type payload struct {
 	Type      string `json:"type"`
 	Timestamp string `json:"timestamp"`
+	Title     string `json:"title,omitempty"`
 	Text      string `json:"text"`
 	Data      any    `json:"data"`
 }
 
-// imageData names an image in a payload. PreviousDigest is a pointer so a
-// tag seen for the first time gives null rather than "".
+// imageData names an image in a payload. Digest and PreviousDigest are
+// pointers so a tag seen for the first time gives previousDigest null, and
+// a deleted one digest null.
 type imageData struct {
 	Registry       string  `json:"registry"`
 	Repository     string  `json:"repository"`
 	Tag            string  `json:"tag"`
 	Reference      string  `json:"reference"`
-	Digest         string  `json:"digest"`
+	Digest         *string `json:"digest"`
 	PreviousDigest *string `json:"previousDigest"`
 	URL            string  `json:"url"`
+	// DiffURL is this service's page of the diff from PreviousDigest to
+	// Digest, when both are known.
+	DiffURL string `json:"diffUrl,omitempty"`
 	// Tags are, for a repository-wide subscription's base.updated, the
 	// subscribed tags of the image; for the base, its tags that moved.
 	Tags []string `json:"tags,omitempty"`
@@ -89,6 +99,10 @@ type baseUpdated struct {
 	Base  imageData `json:"base"`
 }
 
+type tagDeleted struct {
+	Image imageData `json:"image"`
+}
+
 type ping struct {
 	Subscription string `json:"subscription"`
 	Image        string `json:"image"`
@@ -96,37 +110,46 @@ type ping struct {
 
 // Events implements images.EventBuilder: an image.updated event for the tag,
 // subscribed to by the tag and by its repository, carrying the diff of the
-// move and its platforms; and for every image the move makes outdated one
-// base.updated for the subscribers of each of its tags and one for its
-// repository's subscribers, each stored once per (image, new base digest)
-// whichever way and however often the move is noticed. A move that changes
-// no platform image (an index that only gained attestations) is no news to
-// anyone and gives no image.updated.
+// move and its platforms; for a tag seen for the first time that parses as
+// a version, a version.released candidate for the repository's
+// subscribers (the store keeps it for those to whom it is a release); and
+// for every image the move makes outdated one base.updated for the
+// subscribers of each of its tags and one for its repository's
+// subscribers, each stored once per (image, new base digest) whichever way
+// and however often the move is noticed. A move that changes no platform
+// image (an index that only gained attestations) is no news to anyone and
+// gives no image.updated.
 func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 	var events []store.Event
 	ref := c.Repo.WithTag(c.Tag)
+	var changes *changesData
+	if d := c.Diff; d != nil && c.Previous != "" {
+		changes = &changesData{Platform: d.Platform, Shared: d.Shared, Removed: d.Removed, Added: d.Added,
+			SizeDelta: d.SizeDelta, LayerCountDelta: d.LayerCountDelta, Metadata: d.Metadata, CompareURL: d.CompareURL}
+	}
 	if c.PlatformsChanged {
 		img := b.imageData(ref, c.Current, c.Previous)
 		for _, p := range c.Platforms {
 			img.Platforms = append(img.Platforms, platformData{Platform: p.Platform, Digest: nonEmpty(p.Digest),
 				PreviousDigest: nonEmpty(p.Previous), Changed: p.Changed()})
 		}
-		var text string
-		if c.Previous == "" {
-			text = fmt.Sprintf("%s appeared: %s %s", display(ref), analysis.ShortDigest(c.Current), img.URL)
-		} else {
-			text = fmt.Sprintf("%s changed: %s → %s %s", display(ref), analysis.ShortDigest(c.Previous), analysis.ShortDigest(c.Current), img.URL)
-		}
-		data := imageUpdated{Image: img}
-		if d := c.Diff; d != nil && c.Previous != "" {
-			data.Changes = &changesData{Platform: d.Platform, Shared: d.Shared, Removed: d.Removed, Added: d.Added,
-				SizeDelta: d.SizeDelta, LayerCountDelta: d.LayerCountDelta, Metadata: d.Metadata, CompareURL: d.CompareURL}
-		}
-		ev, err := b.event(TypeImageUpdated, ref, c.At, text, data)
+		data := imageUpdated{Image: img, Changes: changes}
+		title, text := b.imageUpdatedText(img, changes)
+		ev, err := b.event(TypeImageUpdated, ref, c.At, title, text, data)
 		if err != nil {
 			return nil, err
 		}
+		ev.CoalesceKey = TypeImageUpdated + " " + ref.String()
 		events = append(events, ev)
+		if c.Previous == "" && tagfilter.IsVersion(c.Tag) {
+			title, text := b.releasedText(img)
+			rel, err := b.event(TypeVersionReleased, ref, c.At, title, text, data)
+			if err != nil {
+				return nil, err
+			}
+			rel.Audience, rel.Release = store.AudienceRepository, true
+			events = append(events, rel)
+		}
 	}
 	for _, o := range c.Outdated {
 		if len(o.Tags) == 0 {
@@ -146,7 +169,7 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 			cref := o.Child.WithTag(t)
 			img := b.imageData(cref, o.Digest, "")
 			img.OutdatedPlatforms = o.Platforms
-			ev, err := b.baseEvent(cref, baseRef, img, base, c.At, store.AudienceTag, TypeBaseUpdated+"\x00tag:"+t+key)
+			ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceTag, TypeBaseUpdated+"\x00tag:"+t+key)
 			if err != nil {
 				return nil, err
 			}
@@ -155,27 +178,40 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		cref := o.Child.WithTag(analysis.LongestTag(o.Tags))
 		img := b.imageData(cref, o.Digest, "")
 		img.Tags, img.OutdatedPlatforms = o.Tags, o.Platforms
-		ev, err := b.baseEvent(cref, baseRef, img, base, c.At, store.AudienceRepository, TypeBaseUpdated+"\x00repository"+key)
+		ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceRepository, TypeBaseUpdated+"\x00repository"+key)
 		if err != nil {
 			return nil, err
 		}
-		ev.Tag = ""
+		ev.Tag, ev.Tags = "", o.Tags
 		events = append(events, ev)
 	}
 	return events, nil
 }
 
 // baseEvent is one base.updated: img is outdated, its base having moved.
-func (b *Builder) baseEvent(cref, baseRef analysis.Reference, img, base imageData, at time.Time, aud store.Audience, key string) (store.Event, error) {
-	built := ""
-	if base.PreviousDigest != nil {
-		built = analysis.ShortDigest(*base.PreviousDigest)
-	}
-	text := fmt.Sprintf("%s is outdated: its base %s moved from %s to %s %s",
-		display(cref), display(baseRef), built, analysis.ShortDigest(base.Digest), img.URL)
-	ev, err := b.event(TypeBaseUpdated, cref, at, text, baseUpdated{Image: img, Base: base})
+// changes is the base's move, for the text.
+func (b *Builder) baseEvent(cref analysis.Reference, img, base imageData, changes *changesData, at time.Time, aud store.Audience, key string) (store.Event, error) {
+	title, text := b.baseUpdatedText(img, base, changes)
+	ev, err := b.event(TypeBaseUpdated, cref, at, title, text, baseUpdated{Image: img, Base: base})
 	ev.Audience, ev.DedupKey = aud, key
+	ev.CoalesceKey = TypeBaseUpdated + " " + cref.String()
 	return ev, err
+}
+
+// DeletionEvents implements images.DeletionEventBuilder: the tag.deleted of
+// a tag the registry no longer has, for the subscribers of the tag and of
+// its repository who asked for it. data.image.digest is null;
+// previousDigest is where the tag last pointed.
+func (b *Builder) DeletionEvents(d images.Deletion) ([]store.Event, error) {
+	ref := d.Repo.WithTag(d.Tag)
+	img := b.imageData(ref, "", d.Previous)
+	title := display(ref) + " was deleted"
+	text := fmt.Sprintf("%s: the registry no longer has it; it pointed at %s %s", title, analysis.ShortDigest(d.Previous), img.URL)
+	ev, err := b.event(TypeTagDeleted, ref, d.At, title, text, tagDeleted{Image: img})
+	if err != nil {
+		return nil, err
+	}
+	return []store.Event{ev}, nil
 }
 
 func nonEmpty(s string) *string {
@@ -196,13 +232,14 @@ func (b *Builder) PingPayload(sub store.Subscription, at time.Time) ([]byte, err
 	return json.Marshal(payload{
 		Type:      TypePing,
 		Timestamp: timestamp(at),
+		Title:     "imagebadger subscription " + sub.ID,
 		Text:      fmt.Sprintf("imagebadger will tell this webhook when %s changes (subscription %s)", name, sub.ID),
 		Data:      ping{Subscription: sub.ID, Image: name},
 	})
 }
 
-func (b *Builder) event(typ string, ref analysis.Reference, at time.Time, text string, data any) (store.Event, error) {
-	body, err := json.Marshal(payload{Type: typ, Timestamp: timestamp(at), Text: text, Data: data})
+func (b *Builder) event(typ string, ref analysis.Reference, at time.Time, title, text string, data any) (store.Event, error) {
+	body, err := json.Marshal(payload{Type: typ, Timestamp: timestamp(at), Title: title, Text: text, Data: data})
 	if err != nil {
 		return store.Event{}, fmt.Errorf("notify: %s payload of %s: %w", typ, ref, err)
 	}
@@ -218,17 +255,27 @@ func (b *Builder) event(typ string, ref analysis.Reference, at time.Time, text s
 
 func (b *Builder) imageData(ref analysis.Reference, digest, previous string) imageData {
 	d := imageData{
-		Registry:   ref.Registry,
-		Repository: ref.Name,
-		Tag:        ref.Tag,
-		Reference:  ref.String(),
-		Digest:     digest,
-		URL:        b.ImageURL(ref),
+		Registry:       ref.Registry,
+		Repository:     ref.Name,
+		Tag:            ref.Tag,
+		Reference:      ref.String(),
+		Digest:         nonEmpty(digest),
+		PreviousDigest: nonEmpty(previous),
+		URL:            b.ImageURL(ref),
 	}
-	if previous != "" {
-		d.PreviousDigest = &previous
+	if digest != "" && previous != "" {
+		d.DiffURL = b.DiffURL(ref.Repository, previous, digest)
 	}
 	return d
+}
+
+// DiffURL is the page of the diff of two images of repo on this service.
+func (b *Builder) DiffURL(repo analysis.Repository, from, to string) string {
+	// A reference holds only characters a query may carry as they are
+	// (RFC 3986 allows ":", "/" and "@" there); escaping them would only
+	// make the link harder to read.
+	q := strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20")
+	return b.baseURL + "/diff?from=" + q.Replace(repo.WithDigest(from).String()) + "&to=" + q.Replace(repo.WithDigest(to).String())
 }
 
 // ImageURL is the page of ref on this service.

@@ -45,11 +45,14 @@ func TestImageUpdatedPayload(t *testing.T) {
 	want := map[string]any{
 		"type":      "image.updated",
 		"timestamp": "2026-11-26T22:00:00Z",
-		"text":      "127.0.0.1:5000/acme/base:1.0 changed: sha256:1a2b3c4d0000 → sha256:5e6f7a8b0000 http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0",
+		"title":     "127.0.0.1:5000/acme/base:1.0 moved to a new image",
+		"text": "127.0.0.1:5000/acme/base:1.0 moved to a new image (sha256:1a2b3c4d0000 → sha256:5e6f7a8b0000) http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0" +
+			" diff: http://localhost:8080/diff?from=127.0.0.1:5000/acme/base@" + dOld + "&to=127.0.0.1:5000/acme/base@" + dNew,
 		"data": map[string]any{"image": map[string]any{
 			"registry": "127.0.0.1:5000", "repository": "acme/base", "tag": "1.0",
 			"reference": "127.0.0.1:5000/acme/base:1.0", "digest": dNew, "previousDigest": dOld,
-			"url": "http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0",
+			"url":     "http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0",
+			"diffUrl": "http://localhost:8080/diff?from=127.0.0.1:5000/acme/base@" + dOld + "&to=127.0.0.1:5000/acme/base@" + dNew,
 		}},
 	}
 	if diff := cmp.Diff(want, decode(t, e)); diff != "" {
@@ -64,7 +67,8 @@ func TestImageUpdatedPayload(t *testing.T) {
 
 func TestNewTagHasNullPreviousDigest(t *testing.T) {
 	evs, err := notify.NewBuilder("http://x").Events(change("2.0", "", dNew, t0))
-	if err != nil || len(evs) != 1 {
+	// image.updated, and, the new tag being a version, a release candidate.
+	if err != nil || len(evs) != 2 || evs[1].Type != "version.released" || !evs[1].Release || evs[1].Audience != store.AudienceRepository {
 		t.Fatalf("events = %v, %v", evs, err)
 	}
 	img := decode(t, evs[0])["data"].(map[string]any)["image"].(map[string]any)
@@ -181,11 +185,15 @@ func TestBaseUpdatedPayload(t *testing.T) {
 		"registry": "127.0.0.1:5000", "repository": "acme/base", "tag": "1.0",
 		"reference": "127.0.0.1:5000/acme/base:1.0", "digest": dNew, "previousDigest": dOld,
 		"url": "http://localhost:8080/images/127.0.0.1:5000/acme/base:1.0", "tags": []any{"1", "1.0"},
+		"diffUrl": "http://localhost:8080/diff?from=127.0.0.1:5000/acme/base@" + dOld + "&to=127.0.0.1:5000/acme/base@" + dNew,
 	}
 	want := map[string]any{
 		"type":      "base.updated",
 		"timestamp": "2026-11-26T22:00:00Z",
-		"text":      "127.0.0.1:5000/acme/app:2.3 is outdated: its base 127.0.0.1:5000/acme/base:1.0 moved from sha256:1a2b3c4d0000 to sha256:5e6f7a8b0000 http://localhost:8080/images/127.0.0.1:5000/acme/app:2.3",
+		"title":     "127.0.0.1:5000/acme/base:1.0 was rebuilt",
+		"text": "127.0.0.1:5000/acme/base:1.0 was rebuilt; 127.0.0.1:5000/acme/app:2.3 is built on it and is now outdated" +
+			" (sha256:1a2b3c4d0000 → sha256:5e6f7a8b0000) http://localhost:8080/images/127.0.0.1:5000/acme/app:2.3" +
+			" diff: http://localhost:8080/diff?from=127.0.0.1:5000/acme/base@" + dOld + "&to=127.0.0.1:5000/acme/base@" + dNew,
 		"data": map[string]any{
 			"image": map[string]any{
 				"registry": "127.0.0.1:5000", "repository": "acme/app", "tag": "2.3",
@@ -211,7 +219,7 @@ func TestDockerHubNamesAreShort(t *testing.T) {
 	c := change("3.12", dOld, dNew, t0)
 	c.Repo = analysis.Repository{Registry: "docker.io", Name: "library/python"}
 	evs, _ := notify.NewBuilder("https://badges.example").Events(c)
-	if got := decode(t, evs[0])["text"]; got != "python:3.12 changed: sha256:1a2b3c4d0000 → sha256:5e6f7a8b0000 https://badges.example/images/docker.io/library/python:3.12" {
+	if got := decode(t, evs[0])["title"]; got != "python:3.12 moved to a new image" {
 		t.Errorf("text = %v", got)
 	}
 }

@@ -74,7 +74,7 @@ func FuzzSubscriptionRequest(f *testing.F) {
 		if strings.Contains(u.Hostname(), "internal") {
 			t.Fatalf("accepted %s, which resolves to loopback", u)
 		}
-		if _, err := parseEvents(evs); !check(err) {
+		if _, err := parseEvents(evs, ""); !check(err) {
 			return
 		}
 	})

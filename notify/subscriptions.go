@@ -10,17 +10,21 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"imagebadger/analysis"
 	"imagebadger/images"
 	"imagebadger/netguard"
 	"imagebadger/ratelimit"
 	"imagebadger/store"
+	"imagebadger/tagfilter"
 )
 
 // Kinds of error raised by Subscriptions, besides analysis.ErrNotFound for
@@ -146,11 +150,29 @@ type CreateRequest struct {
 	// Image is a reference with a tag, or a repository for every tag.
 	Image string
 	URL   string
-	// Events defaults to every event type.
+	// Events defaults to image.updated and base.updated.
 	Events []string
+	// Format defaults to standardwebhooks (see Formats).
+	Format string
+	// Headers are extra request headers for the receiver, sent on every
+	// attempt and never shown again.
+	Headers []store.Header
+	// Tags filters the tags of a repository-wide subscription.
+	Tags tagfilter.Spec
+	// Coalesce is a Go duration up to MaxCoalesce; "" is 0s.
+	Coalesce string
 	// Client is the requester's address, the key of the rate limit.
 	Client string
 }
+
+// Limits of a subscription's options (docs/API.md).
+const (
+	MaxHeaders      = 8
+	maxHeaderName   = 128
+	maxHeaderValue  = 4096
+	MaxCoalesce     = time.Hour
+	coalesceQuantum = time.Millisecond
+)
 
 // Created is a new subscription with its manage token, which exists only
 // here: the store keeps its hash.
@@ -174,7 +196,23 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 	if err != nil {
 		return Created{}, err
 	}
-	events, err := parseEvents(req.Events)
+	events, err := parseEvents(req.Events, subject.Tag)
+	if err != nil {
+		return Created{}, err
+	}
+	format, err := parseFormat(req.Format, target)
+	if err != nil {
+		return Created{}, err
+	}
+	headers, err := parseHeaders(req.Headers)
+	if err != nil {
+		return Created{}, err
+	}
+	filter, err := parseTags(req.Tags, subject)
+	if err != nil {
+		return Created{}, err
+	}
+	window, err := parseCoalesce(req.Coalesce)
 	if err != nil {
 		return Created{}, err
 	}
@@ -186,7 +224,22 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 	if err := s.checkTarget(ctx, target); err != nil {
 		return Created{}, err
 	}
-	if id, err := s.store.SameSubscription(ctx, subject.Repository, subject.Tag, target.String(), events); err == nil {
+	sub := store.Subscription{
+		ID:        newID("sub_"),
+		Repo:      subject.Repository,
+		Tag:       subject.Tag,
+		URL:       target.String(),
+		Events:    events,
+		Secret:    NewSecret(),
+		Status:    store.SubscriptionPending,
+		Client:    req.Client,
+		CreatedAt: now,
+		Format:    format,
+		Headers:   headers,
+		Tags:      req.Tags,
+		Coalesce:  window,
+	}
+	if id, err := s.store.SameSubscription(ctx, sub); err == nil {
 		return Created{}, &analysis.Error{Kind: ErrExists, Err: &ExistsError{ID: id},
 			Message: "an identical subscription exists: " + id + " (same image, URL and events); its secret and manage link were shown when it was created"}
 	} else if !errors.Is(err, analysis.ErrNotFound) {
@@ -199,22 +252,11 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 	if n >= s.maxPerImage {
 		return Created{}, invalid("%s already has the maximum of %d subscriptions", subjectName(subject), s.maxPerImage)
 	}
-	if err := s.baseline(ctx, subject); err != nil {
+	if err := s.baseline(ctx, subject, filter); err != nil {
 		return Created{}, err
 	}
 	token := newToken()
-	sub := store.Subscription{
-		ID:        newID("sub_"),
-		Repo:      subject.Repository,
-		Tag:       subject.Tag,
-		URL:       target.String(),
-		Events:    events,
-		Secret:    NewSecret(),
-		TokenHash: hashToken(token),
-		Status:    store.SubscriptionPending,
-		Client:    req.Client,
-		CreatedAt: now,
-	}
+	sub.TokenHash = hashToken(token)
 	body, err := s.builder.PingPayload(sub, now)
 	if err != nil {
 		return Created{}, fmt.Errorf("notify: ping of %s: %w", sub.ID, err)
@@ -238,13 +280,23 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 // baseline makes the subscribed tags known, so that the subscriber is told
 // of the next move and not of the tags' existence. A known tag costs the
 // registry nothing: a hundred subscriptions to one tag are one HEAD at most.
-func (s *Subscriptions) baseline(ctx context.Context, subject analysis.Reference) error {
+// A filtered repository-wide subscription costs only its followed tags.
+func (s *Subscriptions) baseline(ctx context.Context, subject analysis.Reference, filter *tagfilter.Filter) error {
 	if subject.Tag != "" {
 		_, err := s.images.Read(ctx, subject, images.ReadOptions{})
 		return err
 	}
-	_, err := s.images.Tags(ctx, subject.Repository, images.ReadOptions{Refresh: true})
+	how := images.ReadOptions{Refresh: true}
+	if !filter.Spec().IsZero() {
+		how.Only, how.OnlyKey = filter.Follows, specKey(filter.Spec())
+	}
+	_, err := s.images.Tags(ctx, subject.Repository, how)
 	return err
+}
+
+// specKey names a filter for sharing a listing among callers with the same.
+func specKey(sp tagfilter.Spec) string {
+	return sp.Include + "\x00" + sp.Exclude + "\x00" + sp.Semver
 }
 
 // Get returns the subscription id with its latest deliveries, if token is
@@ -383,23 +435,138 @@ func (s *Subscriptions) checkTarget(ctx context.Context, u *url.URL) error {
 // loopback and private networks, named in the messages that refuse one.
 const AllowPrivateWebhooksFlag = "--allow-private-webhooks"
 
-// parseEvents checks the event types asked for; none means all.
-func parseEvents(in []string) ([]string, error) {
-	all := eventTypes()
+// parseEvents checks the event types asked for; none means the defaults.
+// version.released is about a repository's new tags: a subscription to one
+// tag cannot have it.
+func parseEvents(in []string, tag string) ([]string, error) {
+	all := EventTypes()
 	if len(in) == 0 {
-		return all, nil
+		return eventTypes(), nil
 	}
 	var out []string
 	for _, e := range in {
 		e = strings.TrimSpace(e)
 		if !slices.Contains(all, e) {
-			return nil, invalid("unknown event type %q (want %s)", e, strings.Join(all, " or "))
+			return nil, invalid("events: unknown event type %q (want %s)", e, strings.Join(all, ", "))
+		}
+		if e == TypeVersionReleased && tag != "" {
+			return nil, invalid("events: version.released is for a subscription to every tag of a repository (leave the tag out of image); this one follows the tag %s", tag)
 		}
 		if !slices.Contains(out, e) {
 			out = append(out, e)
 		}
 	}
 	return out, nil
+}
+
+// parseFormat checks the delivery format and that the URL has the shape
+// its receiver expects.
+func parseFormat(f string, target *url.URL) (string, error) {
+	f = strings.TrimSpace(f)
+	if f == "" {
+		return store.FormatStandard, nil
+	}
+	if !slices.Contains(Formats(), f) {
+		return "", invalid("format: unknown format %q (want %s)", f, strings.Join(Formats(), ", "))
+	}
+	if hint := FormatURLHint(f); hint != "" && !urlFits(f, target) {
+		return "", invalid("url: the %s format posts to %s", f, hint)
+	}
+	return f, nil
+}
+
+// urlFits reports whether target has the shape format's receiver expects:
+// GitHub's dispatches endpoint of a repository, GitLab's pipeline trigger
+// with its ref.
+func urlFits(format string, target *url.URL) bool {
+	parts := strings.Split(strings.Trim(target.Path, "/"), "/")
+	switch format {
+	case FormatGitHub:
+		// …/repos/OWNER/REPO/dispatches (api.github.com, or /api/v3 of GitHub Enterprise).
+		n := len(parts)
+		return n >= 4 && parts[n-4] == "repos" && parts[n-3] != "" && parts[n-2] != "" && parts[n-1] == "dispatches"
+	case FormatGitLab:
+		i := slices.Index(parts, "projects")
+		return i >= 2 && parts[i-2] == "api" && parts[i-1] == "v4" && len(parts) == i+4 && parts[i+1] != "" &&
+			parts[i+2] == "trigger" && parts[i+3] == "pipeline" && target.Query().Get("ref") != ""
+	}
+	return true
+}
+
+// reservedHeaders are the request headers a subscription cannot set: the
+// Standard Webhooks signature's, the body's framing and the connection's.
+func reservedHeaders() []string {
+	return []string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "Content-Type", "Content-Length",
+		"Content-Encoding", "Transfer-Encoding", "Host", "Connection", "Keep-Alive", "Upgrade", "Te", "Trailer",
+		"Proxy-Authorization", "Proxy-Connection", "User-Agent", "Expect"}
+}
+
+// parseHeaders checks the extra headers: at most MaxHeaders, each a valid
+// HTTP field name and value, none reserved, no name twice. A message never
+// repeats a value: it is a secret.
+func parseHeaders(in []store.Header) ([]store.Header, error) {
+	if len(in) > MaxHeaders {
+		return nil, invalid("headers: at most %d headers, not %d", MaxHeaders, len(in))
+	}
+	var out []store.Header
+	seen := map[string]bool{}
+	for _, h := range in {
+		name := strings.TrimSpace(h.Name)
+		canon := http.CanonicalHeaderKey(name)
+		switch {
+		case name == "" || len(name) > maxHeaderName || !httpguts.ValidHeaderFieldName(name):
+			return nil, invalid("headers: %q is not a valid header name", truncate(name, maxHeaderName))
+		case slices.Contains(reservedHeaders(), canon):
+			return nil, invalid("headers: %s is set by this service and cannot be given", canon)
+		case seen[canon]:
+			return nil, invalid("headers: %s is given twice", canon)
+		case len(h.Value) > maxHeaderValue || !httpguts.ValidHeaderFieldValue(h.Value):
+			return nil, invalid("headers: the value of %s is not a valid header value (printable, at most %d bytes)", canon, maxHeaderValue)
+		}
+		seen[canon] = true
+		out = append(out, store.Header{Name: canon, Value: strings.TrimSpace(h.Value)})
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// parseTags checks the tag filters: only for a repository-wide
+// subscription, each field as tagfilter parses it, the error naming it.
+func parseTags(spec tagfilter.Spec, subject analysis.Reference) (*tagfilter.Filter, error) {
+	if spec.IsZero() {
+		return tagfilter.MustParse(spec), nil
+	}
+	if subject.Tag != "" {
+		return nil, invalid("tags: tag filters are for a subscription to every tag of a repository (leave the tag out of image); this one follows the tag %s", subject.Tag)
+	}
+	f, err := tagfilter.Parse(spec)
+	if err != nil {
+		return nil, invalid("%s", err.Error())
+	}
+	return f, nil
+}
+
+// parseCoalesce reads the coalescing window: a Go duration from 0s to
+// MaxCoalesce.
+func parseCoalesce(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, invalid("coalesce: %q is not a Go duration (e.g. \"30s\", \"5m\")", truncate(s, 32))
+	}
+	if d < 0 || d > MaxCoalesce {
+		return 0, invalid("coalesce: %s is outside 0s to %s", d, MaxCoalesce)
+	}
+	return d.Truncate(coalesceQuantum), nil
 }
 
 // subjectName is how a subject is written back to people and in JSON: the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,13 +107,22 @@ func TestCreatePingsAndActivates(t *testing.T) {
 	}
 }
 
+// TestFailedPingLeavesPendingAndRetries: a ping the receiver refuses leaves
+// the subscription pending, the ping retried in 5 s. Events that happen
+// meanwhile are queued, not dropped (the defect of issue 14), and wait for
+// the receiver: once the ping is delivered they follow, in order.
 func TestFailedPingLeavesPendingAndRetries(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsConfig{})
-	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(500))
+	var secret atomic.Value
+	secret.Store("whsec_AAAA")
+	var code atomic.Int32
+	code.Store(500)
+	rc := newReceiver(t, func() string { return secret.Load().(string) }, func(int) int { return int(code.Load()) })
 	c, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base", URL: rc.URL, Events: []string{"image.updated"}, Client: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	secret.Store(c.Secret)
 	if c.Status != store.SubscriptionPending || c.Tag != "" {
 		t.Fatalf("created = %+v, want pending and repository-wide", c)
 	}
@@ -120,10 +130,38 @@ func TestFailedPingLeavesPendingAndRetries(t *testing.T) {
 	if len(ds) != 1 || ds[0].Status != store.DeliveryPending || !ds[0].NextAttemptAt.Equal(t0.Add(5*time.Second)) {
 		t.Errorf("ping delivery = %+v, want pending, retried in 5 s", ds)
 	}
-	// Pending subscriptions get no events.
-	moveTag(t, e.st, "1.0", dNew, t0)
-	if _, ds, _ := e.subs.Get(context.Background(), c.ID, c.Token); len(ds) != 1 {
-		t.Errorf("a pending subscription got %d deliveries", len(ds))
+	// Two moves while pending: queued, and not sent while the ping waits.
+	first := moveTag(t, e.st, "1.0", dNew, t0)
+	second := moveTag(t, e.st, "1.0", dOld, t0.Add(time.Second))
+	if _, ds, _ := e.subs.Get(context.Background(), c.ID, c.Token); len(ds) != 3 {
+		t.Fatalf("a pending subscription has %d deliveries, want the ping and two events", len(ds))
+	}
+	w := notify.NewWorker(notify.WorkerConfig{Store: e.st, Transport: loopbackTransport(), Now: e.clock.Now, Rand: func() float64 { return 0.5 }})
+	e.clock.Set(t0.Add(2 * time.Second))
+	if n, err := w.RunOnce(context.Background()); err != nil || n != 0 {
+		t.Fatalf("before the ping's retry: %d attempts (%v), want none: the events wait for the ping", n, err)
+	}
+	// The receiver recovers; the ping's retry is delivered, then the events.
+	code.Store(200)
+	e.clock.Set(t0.Add(5 * time.Second))
+	if _, err := w.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := rc.requests()
+	var ids []string
+	for i, r := range got {
+		// The first ping left before its secret was known here.
+		if r.Err != nil && i > 0 {
+			t.Errorf("request %s: %v", r.ID, r.Err)
+		}
+		ids = append(ids, r.ID)
+	}
+	ping := ds[0].WebhookID
+	if len(ids) != 4 || ids[0] != ping || ids[1] != ping || !slices.Contains(ids[2:], first) || !slices.Contains(ids[2:], second) {
+		t.Errorf("requests %v, want the refused ping, the ping again, then %s and %s", ids, first, second)
+	}
+	if sub, _, _ := e.subs.Get(context.Background(), c.ID, c.Token); sub.Status != store.SubscriptionActive {
+		t.Errorf("status %s after the ping was delivered", sub.Status)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"imagebadger/images"
 	"imagebadger/registry"
 	"imagebadger/store"
+	"imagebadger/tagfilter"
 )
 
 // WatcherConfig holds a Watcher's collaborators; Images, Store and Interval
@@ -430,7 +431,7 @@ func (w *Watcher) poll(ctx context.Context, it store.Tracked, now time.Time) tim
 		// checked here, unless something checked it since now.
 		sem := make(chan struct{}, w.concurrency)
 		var wg sync.WaitGroup
-		for _, ref := range w.listTags(ctx, []analysis.Repository{it.Repo}) {
+		for _, ref := range w.listTags(ctx, it.Repo) {
 			if st, err := w.store.Tag(ctx, ref.Repository, ref.Tag); err == nil && !st.Checked.Before(now.Truncate(time.Millisecond)) {
 				continue
 			}
@@ -451,30 +452,71 @@ func (w *Watcher) poll(ctx context.Context, it store.Tracked, now time.Time) tim
 	return now.Add(w.jittered())
 }
 
-// listTags returns the tags of repos, through images.Service so that the
-// listing records what it learns.
-func (w *Watcher) listTags(ctx context.Context, repos []analysis.Repository) []analysis.Reference {
+// listTags returns the tags of repo that something follows, through
+// images.Service so that the listing records what it learns. A watched
+// repository, or one with a subscription to every tag, is listed whole; one
+// followed only by filtered subscriptions costs one HEAD per followed tag
+// alone (the tag list itself is one request a page either way).
+func (w *Watcher) listTags(ctx context.Context, repo analysis.Repository) []analysis.Reference {
+	if !w.allowed(repo.Registry) {
+		return nil
+	}
+	how := images.ReadOptions{Refresh: true}
+	follows, key, err := w.followed(ctx, repo)
+	if err != nil {
+		w.log.Warn("watcher: tag filters", "repository", repo.String(), "err", err)
+	}
+	if follows != nil {
+		how.Only, how.OnlyKey = follows, key
+	}
+	// A poll: the registry client keeps the last part of a known
+	// rate-limit budget for the reads people ask for.
+	list, err := w.images.Tags(registry.Polling(ctx), repo, how)
+	if err != nil {
+		w.failed(repo.String(), repo.Registry, err)
+		return nil
+	}
 	var out []analysis.Reference
-	done := map[analysis.Repository]bool{}
-	for _, repo := range repos {
-		if done[repo] || !w.allowed(repo.Registry) {
-			continue
-		}
-		done[repo] = true
-		// A poll: the registry client keeps the last part of a known
-		// rate-limit budget for the reads people ask for.
-		list, err := w.images.Tags(registry.Polling(ctx), repo, images.ReadOptions{Refresh: true})
-		if err != nil {
-			w.failed(repo.String(), repo.Registry, err)
-			continue
-		}
-		for _, g := range list.Groups {
-			for _, t := range g.Tags {
+	for _, g := range list.Groups {
+		for _, t := range g.Tags {
+			if follows == nil || follows(t) {
 				out = append(out, repo.WithTag(t))
 			}
 		}
 	}
 	return out
+}
+
+// followed returns which tags of repo anything follows: nil (every tag)
+// for a watched repository or one with an unfiltered repository-wide
+// subscription, else the union of the subscriptions' filters, and a key
+// naming it.
+func (w *Watcher) followed(ctx context.Context, repo analysis.Repository) (func(string) bool, string, error) {
+	if slices.Contains(w.watched, repo) {
+		return nil, "", nil
+	}
+	specs, err := w.store.RepositoryFilters(ctx, repo)
+	if err != nil || len(specs) == 0 {
+		return nil, "", err
+	}
+	var filters []*tagfilter.Filter
+	var keys []string
+	for _, sp := range specs {
+		if sp.IsZero() {
+			return nil, "", nil
+		}
+		filters = append(filters, tagfilter.MustParse(sp))
+		keys = append(keys, specKey(sp))
+	}
+	slices.Sort(keys)
+	return func(tag string) bool {
+		for _, f := range filters {
+			if f.Follows(tag) {
+				return true
+			}
+		}
+		return false
+	}, strings.Join(slices.Compact(keys), "\x01"), nil
 }
 
 // check re-resolves one reference (a digest is only looked up: it cannot

@@ -69,6 +69,11 @@ type WorkerConfig struct {
 	// (default 30 days); Run prunes older ones every hour. Negative keeps
 	// everything.
 	Retention time.Duration
+	// Builder and Differ describe a delivery that coalesced several events
+	// from its first image to its last (Builder.Coalesced); without a
+	// Builder such a delivery is sent as its latest event. Optional.
+	Builder *Builder
+	Differ  Differ
 }
 
 // DeliveryLogSize is how many of a subscription's latest deliveries its
@@ -96,6 +101,8 @@ type Worker struct {
 	retention    time.Duration
 	lastPrune    time.Time
 	wake         chan struct{}
+	builder      *Builder
+	differ       Differ
 	attempts     *prometheus.CounterVec
 	duration     prometheus.Histogram
 }
@@ -154,6 +161,8 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		retention:    cfg.Retention,
 		owner:        newID("wrk_"),
 		wake:         make(chan struct{}, 1),
+		builder:      cfg.Builder,
+		differ:       cfg.Differ,
 	}
 	w.client = &http.Client{
 		Transport: cfg.Transport,
@@ -312,19 +321,15 @@ func (w *Worker) deliver(ctx context.Context, c store.Claim) store.AttemptResult
 	return res
 }
 
-// send POSTs the signed payload and reads at most maxAnswer bytes of the
-// answer.
+// send POSTs the delivery in its subscription's format, signed, with the
+// subscription's headers, and reads at most maxAnswer bytes of the answer.
 func (w *Worker) send(ctx context.Context, c store.Claim, at time.Time) (*http.Response, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(c.Payload))
+	req, err := w.request(ctx, c, at)
 	if err != nil {
-		return nil, nil, fmt.Errorf("notify: request to %s: %w", c.URL, err)
-	}
-	if err := SignedHeaders(req.Header, c.Secret, c.WebhookID, at, c.Payload); err != nil {
 		return nil, nil, err
 	}
-	req.Header.Set("User-Agent", "imagebadger-webhooks/1")
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return nil, nil, err
@@ -336,6 +341,41 @@ func (w *Worker) send(ctx context.Context, c store.Claim, at time.Time) (*http.R
 		w.log.Debug("webhook worker: read answer", "delivery", c.ID, "err", err)
 	}
 	return resp, answer, nil
+}
+
+// request makes the HTTP request of one attempt: the payload (described
+// from its first event when it coalesced several) in the subscription's
+// format, the Standard Webhooks headers signing the body as sent, the
+// format's headers, then the subscription's own.
+func (w *Worker) request(ctx context.Context, c store.Claim, at time.Time) (*http.Request, error) {
+	raw := c.Payload
+	if len(c.FirstPayload) > 0 && w.builder != nil {
+		merged, err := w.builder.Coalesced(ctx, c.FirstPayload, c.Payload, w.differ)
+		if err != nil {
+			return nil, err
+		}
+		raw = merged
+	}
+	out, headers, err := encode(c.Format, raw, c.Headers)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(out.body))
+	if err != nil {
+		return nil, fmt.Errorf("notify: request to %s: %w", c.URL, err)
+	}
+	if err := SignedHeaders(req.Header, c.Secret, c.WebhookID, at, out.body); err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", out.contentType)
+	req.Header.Set("User-Agent", "imagebadger-webhooks/1")
+	for k, vs := range out.header {
+		req.Header[k] = vs
+	}
+	for _, h := range headers {
+		req.Header.Set(h.Name, h.Value)
+	}
+	return req, nil
 }
 
 // forbidder is implemented by netguard's refusal error.

@@ -67,6 +67,25 @@ func (l *Keyed) Allow(key string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
+// Exhausted reports whether key has no token left at now, without taking
+// one, and how long until it has: for limits counted by failures, where a
+// request is refused while the failures so far have used the bucket up.
+func (l *Keyed) Exhausted(key string, now time.Time) (bool, time.Duration) {
+	if l.burst <= 0 {
+		return false, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return false, 0
+	}
+	if tokens := b.TokensAt(now); tokens < 1 {
+		return true, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
+	}
+	return false, 0
+}
+
 // prune forgets buckets that have refilled by now.
 func (l *Keyed) prune(now time.Time) {
 	for k, b := range l.buckets {

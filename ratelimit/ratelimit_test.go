@@ -29,3 +29,27 @@ func TestKeyedBuckets(t *testing.T) {
 		t.Error("a zero burst should allow everything")
 	}
 }
+
+// TestExhaustedTakesNothing: Exhausted says whether Allow would refuse,
+// without using a token.
+func TestExhaustedTakesNothing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := ratelimit.New(ratelimit.Limit{Burst: 2, Period: time.Minute})
+	for range 5 {
+		if ex, _ := l.Exhausted("a", now); ex {
+			t.Fatal("exhausted before any use")
+		}
+	}
+	l.Allow("a", now)
+	l.Allow("a", now)
+	ex, wait := l.Exhausted("a", now)
+	if !ex || wait <= 0 || wait > 30*time.Second {
+		t.Errorf("after the burst: exhausted %v, wait %s; want true and about 30 s", ex, wait)
+	}
+	if ex, _ := l.Exhausted("a", now.Add(31*time.Second)); ex {
+		t.Error("still exhausted once a token came back")
+	}
+	if ex, _ := l.Exhausted("b", now); ex {
+		t.Error("another key is exhausted")
+	}
+}

@@ -5,12 +5,38 @@
 #                    postgresql (throwaway clusters for the store suite and the replicas tests),
 #                    apache2-utils (htpasswd, for the registry with auth: htpasswd)
 #   Go tools:        crane (go-containerregistry's CLI), into $(go env GOPATH)/bin
+#   npm packages:    the Teams format's independent reader (notify/testdata/teams: Microsoft's
+#                    adaptivecards), with `npm ci` from the committed package-lock.json; needs
+#                    Node.js and npm, which the machine has (else the Debian packages nodejs, npm)
 # Debian packages are installed only as root; otherwise the script says what to install
 # and fails.
 #
 #   scripts/deps.sh                       install what is missing
 #   scripts/deps.sh --print-apt-packages  print the Debian package names (for .ci/run)
+#   scripts/deps.sh --npm                 only the npm packages (make check)
 set -euo pipefail
+
+# npm_deps installs each committed package-lock.json's packages when its
+# node_modules is missing or older than the lock.
+npm_deps() {
+	local dir
+	for dir in notify/testdata/teams; do
+		if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
+			if ! command -v npm >/dev/null; then
+				echo "deps: npm is missing (Debian: apt-get install -y nodejs npm)" >&2
+				return 1
+			fi
+			echo "deps: npm ci in $dir"
+			(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+			touch "$dir/node_modules"
+		fi
+	done
+}
+
+if [[ "${1:-}" == "--npm" ]]; then
+	npm_deps
+	exit 0
+fi
 
 APT_PACKAGES=(docker-registry skopeo chromium wrk curl jq postgresql apache2-utils)
 CRANE_VERSION=v0.22.1
@@ -48,3 +74,5 @@ if [[ ! -x "$gopath/bin/crane" ]]; then
 	echo "deps: installing crane $CRANE_VERSION"
 	GOFLAGS= GOBIN="$gopath/bin" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 fi
+
+npm_deps

@@ -19,6 +19,7 @@ var (
 	errTooLarge       = errors.New("request too large")
 	errExists         = errors.New("already exists")
 	errMethod         = errors.New("method not allowed")
+	errCrossOrigin    = errors.New("cross-origin request refused")
 )
 
 // tooLargeError makes an error that answers 413 request_too_large.
@@ -66,6 +67,8 @@ func statusOf(err error) (code string, status int) {
 		return "request_too_large", http.StatusRequestEntityTooLarge
 	case errors.Is(err, errMethod):
 		return "method_not_allowed", http.StatusMethodNotAllowed
+	case errors.Is(err, errCrossOrigin):
+		return "cross_origin", http.StatusForbidden
 	case errors.Is(err, analysis.ErrNotFound):
 		return "not_found", http.StatusNotFound
 	case errors.Is(err, analysis.ErrForbidden):

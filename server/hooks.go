@@ -23,14 +23,14 @@ const maxHookBody = 1 << 20
 // meaning: a hook token is never the word "refresh").
 func (s *Server) hookRoutes() {
 	if s.subs != nil {
-		s.router.Handle("/images/{repository:.+}/{token}", s.handle("hook_refresh", s.refreshHook)).Methods(http.MethodPost)
+		s.router.Handle("/images/{repository:.+}/{token}", s.tokenGuarded("hook_refresh", s.handle("hook_refresh", s.refreshHook))).Methods(http.MethodPost)
 	}
 	if s.watcher == nil {
 		return
 	}
-	s.router.Handle("/hooks/registry", s.handle("hook_registry", s.registryHook)).Methods(http.MethodPost)
+	s.router.Handle("/hooks/registry", s.tokenGuarded("hook_registry", s.handle("hook_registry", s.registryHook))).Methods(http.MethodPost)
 	if s.subs != nil {
-		s.router.Handle("/hooks/dockerhub/{token}", s.handle("hook_dockerhub", s.dockerHubHookHandler)).Methods(http.MethodPost)
+		s.router.Handle("/hooks/dockerhub/{token}", s.tokenGuarded("hook_dockerhub", s.handle("hook_dockerhub", s.dockerHubHookHandler))).Methods(http.MethodPost)
 	}
 }
 

@@ -153,7 +153,10 @@ func (s *Server) writePage(w http.ResponseWriter, status int, body []byte) error
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-cache")
+	if h.Get("Cache-Control") == "" {
+		// A page holding a secret (a subscription's) has set no-store.
+		h.Set("Cache-Control", "no-cache")
+	}
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "strict-origin-when-cross-origin")

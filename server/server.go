@@ -57,12 +57,21 @@ type Config struct {
 	// per repository: each call re-reads every tag of the repository from
 	// its registry. The default is DefaultHookRefreshLimit.
 	HookRefreshes ratelimit.Limit
+	// TokenFailures bounds the wrong tokens one client may try on the token
+	// routes (a subscription's API and page, the inbound hooks, the refresh
+	// hook) before it is answered 429; the default is
+	// DefaultTokenFailureLimit.
+	TokenFailures ratelimit.Limit
 }
 
 // Defaults of Config.
 var (
 	DefaultRefreshLimit     = ratelimit.Limit{Burst: 20, Period: 10 * time.Minute}
 	DefaultHookRefreshLimit = ratelimit.Limit{Burst: 3, Period: time.Minute}
+	// DefaultTokenFailureLimit: 20 wrong tokens, then one every 30 s. A
+	// token is 256 random bits, so this only stops a client hammering the
+	// routes; a person who mistyped a link is never held up.
+	DefaultTokenFailureLimit = ratelimit.Limit{Burst: 20, Period: 10 * time.Minute}
 )
 
 // Server routes requests to handlers.
@@ -80,6 +89,8 @@ type Server struct {
 	// refreshes limits on-demand refreshes per client, hookRefreshes the
 	// refresh hook per repository.
 	refreshes, hookRefreshes *ratelimit.Keyed
+	// tokenFailures counts wrong tokens per client (see tokenGuarded).
+	tokenFailures *ratelimit.Keyed
 	// hookToken is --hook-token.
 	hookToken string
 	// responses keeps encoded JSON reports and rendered image pages (32 MiB).
@@ -93,6 +104,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.HookRefreshes.IsZero() {
 		cfg.HookRefreshes = DefaultHookRefreshLimit
+	}
+	if cfg.TokenFailures.IsZero() {
+		cfg.TokenFailures = DefaultTokenFailureLimit
 	}
 	s := &Server{
 		images:    cfg.Images,
@@ -111,6 +125,7 @@ func New(cfg Config) *Server {
 		refreshes: ratelimit.New(cfg.Refreshes),
 
 		hookRefreshes: ratelimit.New(cfg.HookRefreshes),
+		tokenFailures: ratelimit.New(cfg.TokenFailures),
 	}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(newBudgetCollector(cfg.Images.Budgets))
@@ -126,6 +141,43 @@ func (s *Server) allowRefresh(r *http.Request) error {
 			Message: "too many refreshes from this address; the stored answer is served without one, or try again later"}
 	}
 	return nil
+}
+
+// tokenGuarded wraps a route that takes a token: a client whose wrong
+// tokens have used up its TokenFailures is answered 429 rate_limited (with
+// Retry-After) before the token is looked at, and every answer 401 counts
+// one more. Guessing a token is thus as slow as the limit makes it.
+func (s *Server) tokenGuarded(name string, next http.Handler) http.Handler {
+	refuse := s.handle(name, func(w http.ResponseWriter, r *http.Request) error {
+		_, wait := s.tokenFailures.Exhausted(clientAddr(r), time.Now())
+		return &analysis.Error{Kind: analysis.ErrRateLimited, RetryAfter: wait,
+			Message: "too many wrong tokens from this address; try again later"}
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := clientAddr(r)
+		if ex, _ := s.tokenFailures.Exhausted(client, time.Now()); ex {
+			refuse.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == http.StatusUnauthorized {
+			s.tokenFailures.Allow(client, time.Now())
+		}
+	})
+}
+
+// apiCrossOrigin is the CrossOriginProtection of the state-changing JSON
+// routes, the forms' own: a browser's cross-site request (a "simple" POST
+// of any content type that a page elsewhere makes) is refused with 403,
+// while scripts and CI, which send neither Origin nor Sec-Fetch-Site, pass.
+func (s *Server) apiCrossOrigin() *http.CrossOriginProtection {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(s.handle("cross_origin", func(w http.ResponseWriter, r *http.Request) error {
+		return &analysis.Error{Kind: errCrossOrigin,
+			Message: "this request came from a page of another site, so it was refused; call the API from a script, or use this site's own pages"}
+	}))
+	return cop
 }
 
 // ServeHTTP implements http.Handler. A trailing slash is accepted on every

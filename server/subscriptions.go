@@ -18,6 +18,7 @@ import (
 	"imagebadger/analysis"
 	"imagebadger/notify"
 	"imagebadger/store"
+	"imagebadger/tagfilter"
 	"imagebadger/templates"
 )
 
@@ -25,9 +26,10 @@ import (
 const maxSubscriptionBody = 64 << 10
 
 // subscriptionRoutes registers the webhook subscription API and pages. The
-// form posts are refused when a browser says they come from another site
-// (net/http.CrossOriginProtection); the JSON API is for scripts, which
-// authenticate with the subscription's token instead.
+// form posts and the API's state-changing routes are refused when a
+// browser says they come from another site (net/http.CrossOriginProtection);
+// scripts, which say nothing of the kind, pass. The routes that take a
+// subscription's token are rate-limited by wrong tokens (tokenGuarded).
 func (s *Server) subscriptionRoutes() {
 	if s.subs == nil {
 		return
@@ -38,30 +40,46 @@ func (s *Server) subscriptionRoutes() {
 		s.renderError(w, r, http.StatusForbidden, "Request refused",
 			"This form was sent from another site, so it was refused. Use the form on this site instead.")
 	}))
-	r.Handle("/api/v1/subscriptions", s.handle("api_subscription_create", s.apiCreateSubscription)).Methods(http.MethodPost)
-	r.Handle("/api/v1/subscriptions/{id}", s.handle("api_subscription", s.apiSubscription)).Methods(http.MethodGet)
-	r.Handle("/api/v1/subscriptions/{id}", s.handle("api_subscription_delete", s.apiDeleteSubscription)).Methods(http.MethodDelete)
+	api := s.apiCrossOrigin()
+	r.Handle("/api/v1/subscriptions", api.Handler(s.handle("api_subscription_create", s.apiCreateSubscription))).Methods(http.MethodPost)
+	r.Handle("/api/v1/subscriptions/{id}", s.tokenGuarded("api_subscription", s.handle("api_subscription", s.apiSubscription))).Methods(http.MethodGet)
+	r.Handle("/api/v1/subscriptions/{id}", api.Handler(s.tokenGuarded("api_subscription_delete",
+		s.handle("api_subscription_delete", s.apiDeleteSubscription)))).Methods(http.MethodDelete)
 
 	r.Handle("/subscriptions/new", s.handle("page_subscription_new", s.subscriptionNewPage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/subscriptions", cop.Handler(s.handle("page_subscription_create", s.subscriptionCreatePage))).Methods(http.MethodPost)
-	r.Handle("/subscriptions/{id}/delete", cop.Handler(s.handle("page_subscription_delete", s.subscriptionDeletePage))).Methods(http.MethodPost)
-	r.Handle("/subscriptions/{id}", s.handle("page_subscription", s.subscriptionPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/subscriptions/{id}/delete", cop.Handler(s.tokenGuarded("page_subscription_delete",
+		s.handle("page_subscription_delete", s.subscriptionDeletePage)))).Methods(http.MethodPost)
+	r.Handle("/subscriptions/{id}", s.tokenGuarded("page_subscription", s.handle("page_subscription", s.subscriptionPage))).Methods(http.MethodGet, http.MethodHead)
 }
 
 // subscriptionJSON is a subscription in API answers. Secret, Token and
 // Manage appear only in the answer that creates it.
 type subscriptionJSON struct {
-	ID           string          `json:"id"`
-	Image        string          `json:"image"`
-	URL          string          `json:"url"`
-	Events       []string        `json:"events"`
-	Status       string          `json:"status"`
-	StatusReason string          `json:"statusReason,omitempty"`
-	Secret       string          `json:"secret,omitempty"`
-	Token        string          `json:"token,omitempty"`
-	Manage       string          `json:"manage,omitempty"`
-	CreatedAt    time.Time       `json:"createdAt"`
-	Deliveries   *[]deliveryJSON `json:"deliveries,omitempty"`
+	ID           string    `json:"id"`
+	Image        string    `json:"image"`
+	URL          string    `json:"url"`
+	Events       []string  `json:"events"`
+	Status       string    `json:"status"`
+	StatusReason string    `json:"statusReason,omitempty"`
+	Secret       string    `json:"secret,omitempty"`
+	Token        string    `json:"token,omitempty"`
+	Manage       string    `json:"manage,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	Format       string    `json:"format"`
+	// Headers are the names of the extra headers; their values are never
+	// shown once stored.
+	Headers    []string        `json:"headers"`
+	Tags       *tagFilterJSON  `json:"tags,omitempty"`
+	Coalesce   string          `json:"coalesce"`
+	Deliveries *[]deliveryJSON `json:"deliveries,omitempty"`
+}
+
+// tagFilterJSON is the tags field of docs/API.md.
+type tagFilterJSON struct {
+	Include string `json:"include,omitempty"`
+	Exclude string `json:"exclude,omitempty"`
+	Semver  string `json:"semver,omitempty"`
 }
 
 // deliveryJSON is one delivery in a subscription's answer. StatusCode is
@@ -77,10 +95,16 @@ type deliveryJSON struct {
 	Error         string     `json:"error"`
 	At            time.Time  `json:"at"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	// HeldUntil is, for a delivery held to coalesce, the end of its window;
+	// Coalesced how many events it carries (when more than one); Note says
+	// both in words for the delivery log.
+	HeldUntil *time.Time `json:"heldUntil,omitempty"`
+	Coalesced int        `json:"coalesced,omitempty"`
+	Note      string     `json:"note,omitempty"`
 }
 
 func subscriptionOut(sub store.Subscription) subscriptionJSON {
-	return subscriptionJSON{
+	out := subscriptionJSON{
 		ID:           sub.ID,
 		Image:        notify.SubjectName(sub),
 		URL:          sub.URL,
@@ -88,7 +112,31 @@ func subscriptionOut(sub store.Subscription) subscriptionJSON {
 		Status:       sub.Status,
 		StatusReason: sub.StatusReason,
 		CreatedAt:    sub.CreatedAt.UTC().Truncate(time.Second),
+		Format:       sub.Format,
+		Headers:      sub.HeaderNames(),
+		Coalesce:     sub.Coalesce.String(),
 	}
+	if out.Format == "" {
+		out.Format = store.FormatStandard
+	}
+	if !sub.Tags.IsZero() {
+		out.Tags = &tagFilterJSON{Include: sub.Tags.Include, Exclude: sub.Tags.Exclude, Semver: sub.Tags.Semver}
+	}
+	return out
+}
+
+// deliveryNote is the delivery log's word on a coalescing delivery: held
+// until its window ends, or how many moves it carried.
+func deliveryNote(d store.Delivery) string {
+	switch {
+	case !d.HeldUntil.IsZero() && d.Coalesced > 1:
+		return fmt.Sprintf("held until %s to coalesce (%d events so far)", d.HeldUntil.UTC().Format("15:04:05 UTC"), d.Coalesced)
+	case !d.HeldUntil.IsZero():
+		return "held until " + d.HeldUntil.UTC().Format("15:04:05 UTC") + " to coalesce"
+	case d.Coalesced > 1:
+		return fmt.Sprintf("%d events coalesced into one", d.Coalesced)
+	}
+	return ""
 }
 
 func deliveryOut(d store.Delivery) deliveryJSON {
@@ -112,14 +160,44 @@ func deliveryOut(d store.Delivery) deliveryJSON {
 		next := d.NextAttemptAt.UTC()
 		out.NextAttemptAt = &next
 	}
+	if !d.HeldUntil.IsZero() {
+		held := d.HeldUntil.UTC()
+		out.HeldUntil = &held
+	}
+	if d.Coalesced > 1 {
+		out.Coalesced = d.Coalesced
+	}
+	out.Note = deliveryNote(d)
 	return out
 }
 
 // subscriptionRequest is the body of POST /api/v1/subscriptions.
 type subscriptionRequest struct {
-	Image  string   `json:"image"`
-	URL    string   `json:"url"`
-	Events []string `json:"events"`
+	Image    string            `json:"image"`
+	URL      string            `json:"url"`
+	Events   []string          `json:"events"`
+	Format   string            `json:"format"`
+	Headers  map[string]string `json:"headers"`
+	Tags     *tagFilterJSON    `json:"tags"`
+	Coalesce string            `json:"coalesce"`
+}
+
+// createRequest is what notify needs of a request, the client included.
+func (req subscriptionRequest) createRequest(client string) notify.CreateRequest {
+	c := notify.CreateRequest{Image: req.Image, URL: req.URL, Events: req.Events, Format: req.Format,
+		Coalesce: req.Coalesce, Client: client}
+	names := make([]string, 0, len(req.Headers))
+	for k := range req.Headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		c.Headers = append(c.Headers, store.Header{Name: k, Value: req.Headers[k]})
+	}
+	if req.Tags != nil {
+		c.Tags = tagfilter.Spec{Include: req.Tags.Include, Exclude: req.Tags.Exclude, Semver: req.Tags.Semver}
+	}
+	return c
 }
 
 // apiCreateSubscription answers POST /api/v1/subscriptions with 201 and the
@@ -132,12 +210,12 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) e
 		if errors.As(err, &tooLarge) {
 			return tooLargeError(maxSubscriptionBody)
 		}
-		return invalidRequest("the body must be a JSON object with image, url and events")
+		return invalidRequest("the body must be a JSON object with image and url (and events, format, headers, tags, coalesce)")
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalidRequest("the body must be one JSON object, with nothing after it")
 	}
-	c, err := s.subs.Create(r.Context(), notify.CreateRequest{Image: req.Image, URL: req.URL, Events: req.Events, Client: clientAddr(r)})
+	c, err := s.subs.Create(r.Context(), req.createRequest(clientAddr(r)))
 	var exists *notify.ExistsError
 	if errors.As(err, &exists) {
 		w.Header().Set("Location", "/api/v1/subscriptions/"+exists.ID)
@@ -149,6 +227,7 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) e
 	out.Secret, out.Token = c.Secret, c.Token
 	out.Manage = s.pages.baseURL + manageHref(c.ID, c.Token)
 	w.Header().Set("Location", "/api/v1/subscriptions/"+c.ID)
+	w.Header().Set("Cache-Control", "no-store") // the secret and the token
 	return writeJSON(w, http.StatusCreated, out)
 }
 
@@ -215,26 +294,65 @@ func manageHref(id, token string) string {
 	return "/subscriptions/" + url.PathEscape(id) + "?token=" + url.QueryEscape(token)
 }
 
-// eventChoices lists the event checkboxes, ticking those in checked (all
-// when checked is empty).
+// eventChoices lists the event checkboxes, ticking those in checked (the
+// defaults, image.updated and base.updated, when checked is empty).
 func eventChoices(checked []string) []templates.EventChoice {
 	desc := map[string]string{
-		notify.TypeImageUpdated: "when the tag moves to another image",
-		notify.TypeBaseUpdated:  "when the image's base is rebuilt and the image is now outdated",
+		notify.TypeImageUpdated:    "when the tag moves to another image",
+		notify.TypeBaseUpdated:     "when the image's base is rebuilt and the image is now outdated",
+		notify.TypeVersionReleased: "when a new version tag appears, higher than every other (a repository without a tag only)",
+		notify.TypeTagDeleted:      "when a followed tag is deleted",
 	}
+	defaults := []string{notify.TypeImageUpdated, notify.TypeBaseUpdated}
 	var out []templates.EventChoice
-	for _, t := range []string{notify.TypeImageUpdated, notify.TypeBaseUpdated} {
-		out = append(out, templates.EventChoice{Type: t, Description: desc[t], Checked: len(checked) == 0 || slices.Contains(checked, t)})
+	for _, t := range notify.EventTypes() {
+		ticked := slices.Contains(checked, t) || (len(checked) == 0 && slices.Contains(defaults, t))
+		out = append(out, templates.EventChoice{Type: t, Description: desc[t], Checked: ticked})
 	}
 	return out
+}
+
+// formatChoices lists the formats, selecting format (the default when "").
+func formatChoices(format string) []templates.FormatChoice {
+	if format == "" {
+		format = store.FormatStandard
+	}
+	var out []templates.FormatChoice
+	for _, f := range notify.Formats() {
+		out = append(out, templates.FormatChoice{Value: f, Description: notify.FormatDescription(f), Selected: f == format})
+	}
+	return out
+}
+
+// formRequest reads the subscription form: the API's fields under the
+// form's names, the extra headers as header_name/header_value rows (rows
+// without a name are left out).
+func formRequest(r *http.Request) notify.CreateRequest {
+	f := r.PostForm
+	req := notify.CreateRequest{Image: f.Get("image"), URL: f.Get("url"), Events: f["events"], Format: f.Get("format"),
+		Tags:     tagfilter.Spec{Include: f.Get("tags_include"), Exclude: f.Get("tags_exclude"), Semver: f.Get("tags_semver")},
+		Coalesce: f.Get("coalesce"), Client: clientAddr(r)}
+	names, values := f["header_name"], f["header_value"]
+	for i, n := range names {
+		if strings.TrimSpace(n) == "" {
+			continue
+		}
+		v := ""
+		if i < len(values) {
+			v = values[i]
+		}
+		req.Headers = append(req.Headers, store.Header{Name: n, Value: v})
+	}
+	return req
 }
 
 // subscriptionNewPage answers /subscriptions/new?image=…: the form.
 func (s *Server) subscriptionNewPage(w http.ResponseWriter, r *http.Request) error {
 	form := templates.SubscriptionForm{
-		Meta:   templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
-		Image:  r.URL.Query().Get("image"),
-		Events: eventChoices(nil),
+		Meta:    templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Image:   r.URL.Query().Get("image"),
+		Events:  eventChoices(nil),
+		Formats: formatChoices(""),
 	}
 	form.DockerHubHook = s.dockerHubHook(r, form.Image)
 	return s.render(w, r, http.StatusOK, templates.SubscriptionNew(form))
@@ -265,7 +383,7 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 	if err := r.ParseForm(); err != nil {
 		return invalidRequest("the form could not be read")
 	}
-	req := notify.CreateRequest{Image: r.PostForm.Get("image"), URL: r.PostForm.Get("url"), Events: r.PostForm["events"], Client: clientAddr(r)}
+	req := formRequest(r)
 	if len(req.Events) == 0 {
 		// Unticking every box is a mistake, not a request for everything.
 		return s.renderForm(w, r, req, http.StatusBadRequest, "Choose at least one event.")
@@ -286,6 +404,7 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 		}
 		return s.renderForm(w, r, req, status, msg)
 	}
+	w.Header().Set("Cache-Control", "no-store") // the secret and the manage link
 	page := templates.SubscriptionCreated{
 		Meta:         templates.Meta{Title: "Subscribed", BaseURL: s.pages.baseURL},
 		Subscription: subscriptionView(c.Subscription, s.pages.now()),
@@ -296,12 +415,24 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, req notify.CreateRequest, status int, msg string) error {
+	// The header values are secrets: the form shows the names again, not
+	// what was typed as values.
+	var names []string
+	for _, h := range req.Headers {
+		names = append(names, h.Name)
+	}
 	form := templates.SubscriptionForm{
-		Meta:   templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
-		Image:  req.Image,
-		URL:    req.URL,
-		Events: eventChoices(req.Events),
-		Error:  msg,
+		Meta:        templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Image:       req.Image,
+		URL:         req.URL,
+		Events:      eventChoices(req.Events),
+		Error:       msg,
+		Formats:     formatChoices(req.Format),
+		HeaderNames: names,
+		Include:     req.Tags.Include,
+		Exclude:     req.Tags.Exclude,
+		Semver:      req.Tags.Semver,
+		Coalesce:    req.Coalesce,
 	}
 	return s.render(w, r, status, templates.SubscriptionNew(form))
 }
@@ -310,6 +441,9 @@ func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, req notify.C
 // and its delivery log.
 func (s *Server) subscriptionPage(w http.ResponseWriter, r *http.Request) error {
 	id, token := mux.Vars(r)["id"], r.URL.Query().Get("token")
+	// The page's URL holds the token and the page the delete form's copy:
+	// no cache, shared or the browser's, keeps it.
+	w.Header().Set("Cache-Control", "no-store")
 	sub, ds, err := s.subs.Get(r.Context(), id, token)
 	if err != nil {
 		return s.subscriptionPageError(w, r, err)
@@ -330,6 +464,7 @@ func (s *Server) subscriptionPage(w http.ResponseWriter, r *http.Request) error 
 		if d.Status == store.DeliveryPending {
 			v.Next = templates.NewTimeView(d.NextAttemptAt, now)
 		}
+		v.Note = deliveryNote(d)
 		page.Deliveries = append(page.Deliveries, v)
 	}
 	// The token is in this page's URL; render's Referrer-Policy
@@ -370,14 +505,30 @@ func subscriptionView(sub store.Subscription, now time.Time) templates.Subscript
 	if sub.Tag != "" {
 		href = templates.ImageHref(templates.DisplayReference(sub.Repo.Registry, sub.Repo.Name, sub.Tag, ""))
 	}
-	return templates.SubscriptionView{
-		ID:        sub.ID,
-		ImageHref: href,
-		Image:     notify.SubjectName(sub),
-		URL:       sub.URL,
-		Events:    sub.Events,
-		Status:    sub.Status,
-		Reason:    sub.StatusReason,
-		Created:   templates.NewTimeView(sub.CreatedAt, now),
+	v := templates.SubscriptionView{
+		ID:          sub.ID,
+		ImageHref:   href,
+		Image:       notify.SubjectName(sub),
+		URL:         sub.URL,
+		Events:      sub.Events,
+		Status:      sub.Status,
+		Reason:      sub.StatusReason,
+		Created:     templates.NewTimeView(sub.CreatedAt, now),
+		Format:      sub.Format,
+		HeaderNames: sub.HeaderNames(),
 	}
+	if v.Format == "" {
+		v.Format = store.FormatStandard
+	}
+	var tags []string
+	for _, p := range [][2]string{{"include", sub.Tags.Include}, {"exclude", sub.Tags.Exclude}, {"semver", sub.Tags.Semver}} {
+		if p[1] != "" {
+			tags = append(tags, p[0]+" "+p[1])
+		}
+	}
+	v.Tags = strings.Join(tags, "; ")
+	if sub.Coalesce > 0 {
+		v.Coalesce = sub.Coalesce.String()
+	}
+	return v
 }

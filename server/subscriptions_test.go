@@ -75,7 +75,8 @@ func newHookStack(t *testing.T, o hookOptions) *hookStack {
 	builder := notify.NewBuilder("http://imagebadger.test")
 	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
 	guard := netguard.New(o.allowPrivate)
-	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond, Logger: logger})
+	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond, Logger: logger,
+		Builder: builder, Differ: svc})
 	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger,
 		Now: o.watcherNow})
 	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: builder, Worker: worker, Guard: guard,

@@ -40,6 +40,12 @@ type Delivery struct {
 	LastError      string
 	LastAttemptAt  time.Time
 	CreatedAt      time.Time
+	// Coalesced is how many events the delivery carries: more than one when
+	// a coalescing subscription's moves of one image became one delivery.
+	Coalesced int
+	// HeldUntil is, for a delivery held to coalesce and not yet attempted,
+	// the end of its window (its NextAttemptAt); zero otherwise.
+	HeldUntil time.Time
 }
 
 // Claim is a delivery leased to one worker, with what it needs to send it.
@@ -53,19 +59,32 @@ type Claim struct {
 	SubscriptionStatus string
 	Payload            []byte
 	LeaseUntil         time.Time
+	// Format and Headers are the subscription's (see Subscription).
+	Format  string
+	Headers []Header
+	// FirstPayload is, for a delivery that coalesced several events, the
+	// first event's payload (Payload is the latest's); nil otherwise.
+	FirstPayload []byte
 }
 
 const claimColumns = `d.id, d.subscription_id, d.webhook_id, d.type, d.status, d.attempts, d.next_attempt_at,
-	COALESCE(d.last_status_code, 0), d.last_error, COALESCE(d.last_attempt_at, 0), d.created_at,
-	s.url, s.receiver, s.secret, s.status, COALESCE(d.payload, e.payload), d.lease_until`
+	COALESCE(d.last_status_code, 0), d.last_error, COALESCE(d.last_attempt_at, 0), d.created_at, d.coalesced,
+	s.url, s.receiver, s.secret, s.status, COALESCE(d.payload, e.payload), d.lease_until, s.format, s.headers,
+	CASE WHEN d.coalesced > 1 THEN fe.payload END`
 
 func scanClaim(row scanner) (Claim, error) {
 	var c Claim
 	var next, last, created, lease int64
+	var headers string
 	if err := row.Scan(&c.ID, &c.SubscriptionID, &c.WebhookID, &c.Type, &c.Status, &c.Attempts, &next,
-		&c.LastStatusCode, &c.LastError, &last, &created,
-		&c.URL, &c.Receiver, &c.Secret, &c.SubscriptionStatus, &c.Payload, &lease); err != nil {
+		&c.LastStatusCode, &c.LastError, &last, &created, &c.Coalesced,
+		&c.URL, &c.Receiver, &c.Secret, &c.SubscriptionStatus, &c.Payload, &lease, &c.Format, &headers,
+		&c.FirstPayload); err != nil {
 		return Claim{}, err
+	}
+	var err error
+	if c.Headers, err = decodeHeaders(headers); err != nil {
+		return Claim{}, fmt.Errorf("headers of %s: %w", c.SubscriptionID, err)
 	}
 	c.NextAttemptAt, c.CreatedAt, c.LeaseUntil = fromMillis(next), fromMillis(created), fromMillis(lease)
 	if last != 0 {
@@ -77,7 +96,8 @@ func scanClaim(row scanner) (Claim, error) {
 // ClaimDeliveries leases up to limit pending deliveries that are due at now
 // and not leased by anyone (or whose lease expired: its holder crashed or
 // hung), to owner until now+lease, oldest due first. Deliveries of disabled
-// subscriptions are never claimed. Claims are serialised across every
+// subscriptions are never claimed, and of a pending subscription only its
+// ping: what was queued for it meanwhile waits until a ping is delivered. Claims are serialised across every
 // process sharing the database and the rows are locked as they are taken
 // (FOR UPDATE SKIP LOCKED on PostgreSQL), so two workers never hold the same
 // row at once.
@@ -87,20 +107,28 @@ func scanClaim(row scanner) (Claim, error) {
 // worker of any process: the oldest due rows of the other receivers are
 // claimed instead. Rows are picked among the oldest due of receivers below
 // their bound, a few times limit of them, so a claim stays cheap however
-// long the queue.
+// long the queue. With perReceiver > 0 (the worker's way) a subscription
+// also has at most one attempt in flight, its oldest due delivery first, so
+// a receiver gets one subscription's deliveries in the order they were
+// queued (a backlog queued while it was pending included).
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit, perReceiver int) ([]Claim, error) {
 	if perReceiver <= 0 {
 		return s.claim(ctx, owner, now, lease, `SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-			WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
-			ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now), SubscriptionDisabled, limit)
+			WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
+				AND (s.status = ? OR (s.status = ? AND d.event_id IS NULL))
+			ORDER BY d.next_attempt_at, d.id LIMIT ?`, DeliveryPending, millis(now), millis(now),
+			SubscriptionActive, SubscriptionPending, limit)
 	}
 	// busy counts the attempts in flight to each receiver, from every
 	// process's leases: a lease is held only by a pending row being
 	// attempted (recording the attempt, or failing the row, clears it), so
-	// lease_until alone picks them, through deliveries_leased. It is
+	// lease_until alone finds them, through deliveries_leased, never by
+	// scanning the pending rows, which a fan-out makes thousands. It is
 	// computed once per claim; counted per candidate row, as it first was,
 	// a claim over 20,000 pending rows took a second instead of a
-	// millisecond.
+	// millisecond. A subscription has one attempt in flight at a time, its
+	// oldest due first, so its receiver gets its deliveries in order; a
+	// pending subscription's only its ping.
 	return s.claim(ctx, owner, now, lease, `WITH busy AS (
 			SELECT s2.receiver, COUNT(*) AS n FROM deliveries d2 JOIN subscriptions s2 ON s2.id = d2.subscription_id
 			WHERE d2.lease_until > ? GROUP BY s2.receiver)
@@ -108,15 +136,22 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time
 			SELECT id, next_attempt_at, receiver,
 				ROW_NUMBER() OVER (PARTITION BY receiver ORDER BY next_attempt_at, id) AS nth
 			FROM (
-				SELECT d.id, d.next_attempt_at, s.receiver FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-				WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?) AND s.status <> ?
-					AND s.receiver NOT IN (SELECT receiver FROM busy WHERE n >= ?)
-				ORDER BY d.next_attempt_at, d.id LIMIT ?) due) ranked
+				SELECT id, next_attempt_at, receiver,
+					ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS nth_of_subscription
+				FROM (
+					SELECT d.id, d.next_attempt_at, d.subscription_id, s.receiver FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+					WHERE d.status = ? AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)
+						AND (s.status = ? OR (s.status = ? AND d.event_id IS NULL))
+						AND s.receiver NOT IN (SELECT receiver FROM busy WHERE n >= ?)
+						AND NOT EXISTS (SELECT 1 FROM deliveries d4 WHERE d4.subscription_id = d.subscription_id AND d4.lease_until > ?)
+					ORDER BY d.next_attempt_at, d.id LIMIT ?) due) firsts
+			WHERE nth_of_subscription = 1) ranked
 		LEFT JOIN busy ON busy.receiver = ranked.receiver
 		WHERE ranked.nth <= ? - COALESCE(busy.n, 0)
 		ORDER BY ranked.next_attempt_at, ranked.id LIMIT ?`,
 		millis(now),
-		DeliveryPending, millis(now), millis(now), SubscriptionDisabled, perReceiver,
+		DeliveryPending, millis(now), millis(now), SubscriptionActive, SubscriptionPending, perReceiver,
+		millis(now),
 		max(64, 8*limit),
 		perReceiver,
 		limit)
@@ -177,6 +212,7 @@ func (s *Store) lease(ctx context.Context, tx *tx, owner string, now time.Time, 
 	rows, err := tx.QueryContext(ctx, `SELECT `+claimColumns+` FROM deliveries d
 		JOIN subscriptions s ON s.id = d.subscription_id
 		LEFT JOIN events e ON e.id = d.event_id
+		LEFT JOIN events fe ON fe.id = d.first_event_id
 		WHERE d.id IN (`+in+`) ORDER BY d.next_attempt_at, d.id`, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim deliveries: %w", err)
@@ -323,16 +359,21 @@ func disable(ctx context.Context, tx *tx, subID, reason string) error {
 }
 
 const deliveryColumns = `id, subscription_id, webhook_id, type, status, attempts, next_attempt_at,
-	COALESCE(last_status_code, 0), last_error, COALESCE(last_attempt_at, 0), created_at`
+	COALESCE(last_status_code, 0), last_error, COALESCE(last_attempt_at, 0), created_at, coalesced,
+	CASE WHEN coalesce_key IS NOT NULL AND attempts = 0 AND status = 'pending' THEN 1 ELSE 0 END`
 
 func scanDelivery(row scanner) (Delivery, error) {
 	var d Delivery
 	var next, last, created int64
+	var held int
 	if err := row.Scan(&d.ID, &d.SubscriptionID, &d.WebhookID, &d.Type, &d.Status, &d.Attempts, &next,
-		&d.LastStatusCode, &d.LastError, &last, &created); err != nil {
+		&d.LastStatusCode, &d.LastError, &last, &created, &d.Coalesced, &held); err != nil {
 		return Delivery{}, err
 	}
 	d.NextAttemptAt, d.CreatedAt = fromMillis(next), fromMillis(created)
+	if held == 1 {
+		d.HeldUntil = d.NextAttemptAt
+	}
 	if last != 0 {
 		d.LastAttemptAt = fromMillis(last)
 	}

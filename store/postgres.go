@@ -175,7 +175,9 @@ func (*postgres) afterCopy(ctx context.Context, s *Store) error {
 	return s.loadStamps(ctx)
 }
 
-// outboxGrew refreshes the planner's statistics of the outbox. Claims
+// outboxGrew refreshes the planner's statistics of the outbox (and of the
+// subscriptions it joins, which a fan-out's subscribers may have just
+// filled). Claims
 // read the first due rows in (next_attempt_at, id) order through
 // deliveries_due and stop; with statistics from before a fan-out of
 // thousands of rows, PostgreSQL expects a handful of due rows, reads them
@@ -186,7 +188,7 @@ func (*postgres) afterCopy(ctx context.Context, s *Store) error {
 func (*postgres) outboxGrew(ctx context.Context, s *Store) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	_, _ = s.write.ExecContext(ctx, `ANALYZE deliveries`)
+	_, _ = s.write.ExecContext(ctx, `ANALYZE deliveries, subscriptions`)
 }
 
 // start runs the listener of change stamps: every stamp another process

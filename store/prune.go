@@ -45,6 +45,7 @@ func (s *Store) PruneDeliveries(ctx context.Context, olderThan time.Time, keep i
 		n, err := s.deleteBatch(ctx, `DELETE FROM events WHERE id IN (
 			SELECT e.id FROM events e
 			WHERE e.created_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.first_event_id = e.id)
 			LIMIT ?)`, millis(olderThan), pruneBatch)
 		p.Events += n
 		if err != nil {

@@ -38,9 +38,13 @@ func TestClaimBoundsEachReceiver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Two subscriptions on the slow receiver, one elsewhere.
+	// Four subscriptions on the slow receiver, one elsewhere. (A
+	// subscription has one attempt in flight at a time, so the bound is
+	// about several subscriptions sharing a receiver.)
 	add("sub_slow1", "1.0", "http://slow.example:8080/a")
 	add("sub_slow2", "2.0", "http://SLOW.example:8080/b")
+	add("sub_slow3", "2.0", "http://slow.example:8080/c")
+	add("sub_slow4", "2.0", "http://slow.example:8080/d")
 	add("sub_fast", "3.0", "https://fast.example/hook")
 	for i := 0; i < 5; i++ {
 		move(t, s, "1.0", fmt.Sprintf("sha256:a%d", i), fmt.Sprintf("msg_a%d", i), "image.updated", t0.Add(time.Duration(i)*time.Second))
@@ -83,8 +87,8 @@ func TestClaimBoundsEachReceiver(t *testing.T) {
 		t.Errorf("after the leases expired: %v (%v), want 3 of %s", byReceiver(cs), err, slow)
 	}
 	// Without a bound, everything due and free is claimed.
-	if cs, err := s.ClaimDeliveries(ctx, "w3", now.Add(4*time.Minute), time.Minute, 20, 0); err != nil || len(cs) != 11 {
-		t.Errorf("unbounded claim: %d claims (%v), want all 11", len(cs), err)
+	if cs, err := s.ClaimDeliveries(ctx, "w3", now.Add(4*time.Minute), time.Minute, 40, 0); err != nil || len(cs) != 21 {
+		t.Errorf("unbounded claim: %d claims (%v), want all 21", len(cs), err)
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,12 +11,14 @@ import (
 	"time"
 
 	"imagebadger/analysis"
+	"imagebadger/tagfilter"
 )
 
 // Subscription statuses. A subscription starts pending and becomes active
-// when its ping is answered with a 2xx; only active subscriptions receive
-// events. A disabled one is kept (its delivery log stays readable) but gets
-// nothing more.
+// when its ping is answered with a 2xx. Events are queued for pending and
+// active subscriptions alike, but those of a pending one wait until its
+// ping is delivered, then go in the order they were queued. A disabled one
+// is kept (its delivery log stays readable) but gets nothing more.
 const (
 	SubscriptionPending  = "pending"
 	SubscriptionActive   = "active"
@@ -45,6 +48,57 @@ type Subscription struct {
 	// FailingSince is when the current run of failed attempts began; zero
 	// while the last attempt succeeded.
 	FailingSince time.Time
+	// Format is how deliveries are shaped for the receiver ("" is read as
+	// FormatStandard).
+	Format string
+	// Headers are sent with every attempt; their values are secrets,
+	// shown to nobody once stored.
+	Headers []Header
+	// Tags filters the tags a repository-wide subscription follows.
+	Tags tagfilter.Spec
+	// Coalesce is the window within which the moves of one image are sent
+	// as one delivery; zero sends each at once.
+	Coalesce time.Duration
+}
+
+// FormatStandard is the default delivery format: the Standard Webhooks
+// payload of docs/API.md.
+const FormatStandard = "standardwebhooks"
+
+// Header is one extra request header of a subscription's deliveries.
+type Header struct {
+	Name, Value string
+}
+
+// HeaderNames returns the names of sub's extra headers, which answers and
+// pages may show (their values never).
+func (s Subscription) HeaderNames() []string {
+	out := make([]string, 0, len(s.Headers))
+	for _, h := range s.Headers {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+func encodeHeaders(hs []Header) (string, error) {
+	pairs := make([][2]string, 0, len(hs))
+	for _, h := range hs {
+		pairs = append(pairs, [2]string{h.Name, h.Value})
+	}
+	b, err := json.Marshal(pairs)
+	return string(b), err
+}
+
+func decodeHeaders(s string) ([]Header, error) {
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
+		return nil, err
+	}
+	var out []Header
+	for _, p := range pairs {
+		out = append(out, Header{Name: p[0], Value: p[1]})
+	}
+	return out, nil
 }
 
 // Reference returns the subscribed image: repo:tag, or the repository alone
@@ -78,11 +132,20 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	}
 	defer tx.Rollback()
 	receiver := ReceiverOf(sub.URL)
+	if sub.Format == "" {
+		sub.Format = FormatStandard
+	}
+	headers, err := encodeHeaders(sub.Headers)
+	if err != nil {
+		return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions
-		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, created_at, failing_since)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, created_at, failing_since,
+		 format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)`,
 		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, receiver, sub.Secret, sub.TokenHash,
-		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt)); err != nil {
+		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt),
+		sub.Format, headers, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds()); err != nil {
 		return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 	}
 	for _, e := range sub.Events {
@@ -106,9 +169,10 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 		at := fromMillis(millis(sub.CreatedAt))
 		c = Claim{
 			Delivery: Delivery{ID: id, SubscriptionID: sub.ID, WebhookID: ping.WebhookID, Type: ping.Type,
-				Status: DeliveryPending, NextAttemptAt: at, CreatedAt: at},
+				Status: DeliveryPending, NextAttemptAt: at, CreatedAt: at, Coalesced: 1},
 			URL: sub.URL, Receiver: receiver, Secret: sub.Secret, SubscriptionStatus: sub.Status,
 			Payload: ping.Payload, LeaseUntil: fromMillis(millis(ping.LeaseUntil)),
+			Format: sub.Format, Headers: sub.Headers,
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -117,7 +181,8 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	return c, nil
 }
 
-const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since`
+const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since,
+	format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms`
 
 type scanner interface {
 	Scan(dest ...any) error
@@ -127,11 +192,18 @@ func scanSubscription(row scanner) (Subscription, error) {
 	var sub Subscription
 	var created int64
 	var failing sql.NullInt64
+	var headers string
+	var coalesce int64
 	if err := row.Scan(&sub.ID, &sub.Repo.Registry, &sub.Repo.Name, &sub.Tag, &sub.URL, &sub.Secret, &sub.TokenHash,
-		&sub.Status, &sub.StatusReason, &sub.Client, &created, &failing); err != nil {
+		&sub.Status, &sub.StatusReason, &sub.Client, &created, &failing,
+		&sub.Format, &headers, &sub.Tags.Include, &sub.Tags.Exclude, &sub.Tags.Semver, &coalesce); err != nil {
 		return Subscription{}, err
 	}
-	sub.CreatedAt = fromMillis(created)
+	var err error
+	if sub.Headers, err = decodeHeaders(headers); err != nil {
+		return Subscription{}, fmt.Errorf("headers: %w", err)
+	}
+	sub.CreatedAt, sub.Coalesce = fromMillis(created), time.Duration(coalesce)*time.Millisecond
 	if failing.Valid {
 		sub.FailingSince = fromMillis(failing.Int64)
 	}
@@ -183,12 +255,22 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 // SameSubscription returns the id of a subscription that is not disabled
-// and names repo:tag, url and exactly the event types events (in any
-// order), or an error wrapping analysis.ErrNotFound when there is none: a
-// second identical subscription would only send everything twice.
-func (s *Store) SameSubscription(ctx context.Context, repo analysis.Repository, tag, url string, events []string) (string, error) {
-	ids, err := s.strings(ctx, `SELECT id FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ? AND status <> ? ORDER BY created_at, id`,
-		repo.Registry, repo.Name, tag, url, SubscriptionDisabled)
+// and names sub's repo:tag, URL, format, tag filters and coalescing window
+// and exactly its event types (in any order), or an error wrapping
+// analysis.ErrNotFound when there is none: a second identical subscription
+// would only send everything twice. Headers are not compared: two
+// subscriptions differing only in a credential would still send
+// everything twice.
+func (s *Store) SameSubscription(ctx context.Context, sub Subscription) (string, error) {
+	repo, tag, url, events := sub.Repo, sub.Tag, sub.URL, sub.Events
+	format := sub.Format
+	if format == "" {
+		format = FormatStandard
+	}
+	ids, err := s.strings(ctx, `SELECT id FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ? AND status <> ?
+		AND format = ? AND tag_include = ? AND tag_exclude = ? AND tag_semver = ? AND coalesce_ms = ? ORDER BY created_at, id`,
+		repo.Registry, repo.Name, tag, url, SubscriptionDisabled,
+		format, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds())
 	if err != nil {
 		return "", err
 	}
@@ -239,6 +321,30 @@ func (s *Store) SubscribedImages(ctx context.Context) ([]analysis.Reference, err
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: subscribed images: %w", err)
+	}
+	return out, nil
+}
+
+// RepositoryFilters returns the tag filters of the subscriptions to every
+// tag of repo that are not disabled, one each (a zero Spec for one that
+// follows every tag), for the watcher to poll only followed tags.
+func (s *Store) RepositoryFilters(ctx context.Context, repo analysis.Repository) ([]tagfilter.Spec, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT tag_include, tag_exclude, tag_semver FROM subscriptions
+		WHERE registry = ? AND repository = ? AND tag = '' AND status <> ? ORDER BY id`, repo.Registry, repo.Name, SubscriptionDisabled)
+	if err != nil {
+		return nil, fmt.Errorf("store: tag filters of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	var out []tagfilter.Spec
+	for rows.Next() {
+		var f tagfilter.Spec
+		if err := rows.Scan(&f.Include, &f.Exclude, &f.Semver); err != nil {
+			return nil, fmt.Errorf("store: tag filters of %s: %w", repo, err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: tag filters of %s: %w", repo, err)
 	}
 	return out, nil
 }

@@ -58,8 +58,9 @@ func deliveredTo(t *testing.T, s *store.Store, subs ...string) map[string][]stri
 }
 
 // TestEnqueueMatchesSubscriptions checks that a move's event is queued, in
-// its transaction, once for every active subscription of its tag or of its
-// whole repository that wants its type, and for no other.
+// its transaction, once for every pending or active subscription of its tag
+// or of its whole repository that wants its type, and for no other (a
+// pending one's wait for its ping: TestPendingSubscriptionsBacklog).
 func TestEnqueueMatchesSubscriptions(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	addSub(t, s, "sub_tag", "1.0", store.SubscriptionActive)
@@ -80,6 +81,7 @@ func TestEnqueueMatchesSubscriptions(t *testing.T) {
 		"sub_tag":       {"msg_1", "msg_3"},
 		"sub_repo":      {"msg_1", "msg_2", "msg_3"},
 		"sub_other_tag": {"msg_2"},
+		"sub_pending":   {"msg_1", "msg_3"},
 		"sub_base_only": {"msg_3"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -89,8 +91,8 @@ func TestEnqueueMatchesSubscriptions(t *testing.T) {
 	other := analysis.Repository{Registry: subRepo.Registry, Name: "acme/other"}
 	record(t, s, other, "1.0", analysis.Descriptor{Digest: "sha256:dd", MediaType: "m"}, t0,
 		[]store.Event{{ID: "msg_4", Type: "image.updated", Registry: other.Registry, Repository: other.Name, Tag: "1.0", Payload: []byte(`{}`)}})
-	if c, _ := s.DeliveryCounts(context.Background()); c[store.DeliveryPending] != 7 {
-		t.Errorf("pending deliveries = %v, want 7", c)
+	if c, _ := s.DeliveryCounts(context.Background()); c[store.DeliveryPending] != 9 {
+		t.Errorf("pending deliveries = %v, want 9", c)
 	}
 }
 
@@ -242,6 +244,7 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sub.Format = store.FormatStandard // the default, stored as such
 	if diff := cmp.Diff(sub, got); diff != "" {
 		t.Errorf("subscription (-want +got):\n%s", diff)
 	}

@@ -115,6 +115,20 @@ type Event struct {
 	// this one while none of its deliveries has been attempted), so a cause
 	// noticed twice at once is told once.
 	DedupKey string
+	// Tags are the tags the event concerns when Tag is empty (a
+	// repository-wide base.updated: the image's tags): a filtered
+	// subscription gets it when it follows one of them. Not stored.
+	Tags []string
+	// CoalesceKey, when set, names what the event is about (its type and
+	// image) for subscriptions that coalesce: their deliveries of one key
+	// within a window become one. Empty for events sent as they come
+	// (version.released, tag.deleted).
+	CoalesceKey string
+	// Release marks a version.released candidate: a tag seen for the first
+	// time that parses as a version. It is queued only for the
+	// subscriptions for which it is higher than every version tag the
+	// repository had (tagfilter.Filter.Releases).
+	Release bool
 }
 
 // Audience is who among the subscriptions of an event's repository gets it.
@@ -224,14 +238,19 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 			if err := insertChange(ctx, tx, r.Repo, r.Tag, kind, r.To.Digest, prev, r.At); err != nil {
 				return nil, err
 			}
-			n, err := s.enqueue(ctx, tx, r.Events, r.At)
+			if r.At.After(latest) {
+				latest = r.At
+			}
+		}
+		// The events once every change is in the history: whether a new
+		// tag is a release depends on the other tags, those recorded with
+		// it ("2.1" and "2.1.0" pushed together) included.
+		for _, i := range moved {
+			n, err := s.enqueue(ctx, tx, rs[i].Events, rs[i].At)
 			if err != nil {
 				return nil, err
 			}
 			queued += n
-			if r.At.After(latest) {
-				latest = r.At
-			}
 		}
 		if err := s.knowRepository(ctx, tx, repo, latest); err != nil {
 			return nil, err
@@ -316,12 +335,16 @@ type TagDeletion struct {
 	// known as deleted (or never known, which records nothing).
 	Previous string
 	At       time.Time
+	// Events are stored with the deletion when it is recorded now (the
+	// tag.deleted of docs/API.md), each with its deliveries, as a move's.
+	Events []Event
 }
 
 // RecordDeletion records that d.Repo:d.Tag is gone from its registry: the
 // tag leaves the tags (and so every tag group and tags list), its deletion
-// goes into the history once, and the repository's change stamp is bumped,
-// so answers and badges say so at once. A deletion gives no event. For a tag
+// goes into the history once with d.Events (tag.deleted, for the
+// subscriptions that opted in) and their deliveries, and the repository's
+// change stamp is bumped, so answers and badges say so at once. For a tag
 // already recorded as deleted it only notes when the registry was asked.
 // TagCheck.Moved reports whether the deletion was recorded now.
 func (s *Store) RecordDeletion(ctx context.Context, d TagDeletion) (TagCheck, error) {
@@ -376,6 +399,9 @@ func (s *Store) RecordDeletion(ctx context.Context, d TagDeletion) (TagCheck, er
 		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
 	}
 	if err := insertChange(ctx, tx, d.Repo, d.Tag, ChangeDeleted, nil, prev, d.At); err != nil {
+		return TagCheck{}, err
+	}
+	if _, err := s.enqueue(ctx, tx, d.Events, d.At); err != nil {
 		return TagCheck{}, err
 	}
 	if err := s.knowRepository(ctx, tx, d.Repo, d.At); err != nil {

@@ -15,6 +15,44 @@ type SubscriptionForm struct {
 	// DockerHubHook is the Docker Hub webhook URL of Image's repository,
 	// when Image is on Docker Hub, for the "Get the webhook" box.
 	DockerHubHook string
+	// Formats are the delivery formats to choose from, with the URL each
+	// expects.
+	Formats []FormatChoice
+	// HeaderNames fills the header rows (MaxHeaderRows of them) when the
+	// form is shown again; their values are never shown again.
+	HeaderNames []string
+	// Include, Exclude, Semver and Coalesce are the tag filters and the
+	// coalescing window as typed.
+	Include, Exclude, Semver string
+	Coalesce                 string
+}
+
+// MaxHeaderRows is how many extra header rows the form offers.
+const MaxHeaderRows = 3
+
+// HeaderRow is one row of the form's extra headers.
+type HeaderRow struct {
+	N    int
+	Name string
+}
+
+// HeaderRows returns the form's header rows, filled with the names given.
+func (p SubscriptionForm) HeaderRows() []HeaderRow {
+	out := make([]HeaderRow, MaxHeaderRows)
+	for i := range out {
+		out[i].N = i + 1
+		if i < len(p.HeaderNames) {
+			out[i].Name = p.HeaderNames[i]
+		}
+	}
+	return out
+}
+
+// FormatChoice is one option of the format list.
+type FormatChoice struct {
+	Value       string
+	Description string
+	Selected    bool
 }
 
 // EventChoice is one event type checkbox.
@@ -46,6 +84,12 @@ type SubscriptionView struct {
 	Status    string
 	Reason    string
 	Created   TimeView
+	// Format, HeaderNames (never their values), Tags (the filters in words)
+	// and Coalesce describe how deliveries are made.
+	Format      string
+	HeaderNames []string
+	Tags        string
+	Coalesce    string
 }
 
 // SubscriptionPage is /subscriptions/{id}?token=…: the subscription, its
@@ -69,6 +113,9 @@ type DeliveryView struct {
 	Error      string
 	At         TimeView
 	Next       TimeView
+	// Note is the delivery log's word on coalescing ("held until 10:05:00
+	// UTC to coalesce").
+	Note string
 }
 
 // SubscriptionDeleted confirms a deletion.

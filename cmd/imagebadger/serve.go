@@ -103,7 +103,8 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	webhookGuard := netguard.New(cfg.AllowPrivateWebhooks)
-	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg})
+	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg,
+		Builder: events, Differ: svc})
 	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Wake: worker.Wake, Logger: log})
 	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: events, Worker: worker, Guard: webhookGuard})
 	watchCtx, stopWatcher := context.WithCancel(context.WithoutCancel(ctx))

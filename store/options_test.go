@@ -1,0 +1,278 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"imagebadger/analysis"
+	"imagebadger/store"
+	"imagebadger/tagfilter"
+)
+
+// The subscription options of issue 14 in the store: what is kept, which
+// subscriptions an event reaches, how held deliveries coalesce, and how a
+// pending subscription's backlog waits. Run on both engines.
+
+func addOpt(t *testing.T, s *store.Store, sub store.Subscription) {
+	t.Helper()
+	sub.Repo, sub.Secret, sub.TokenHash, sub.CreatedAt = subRepo, "whsec_c2VjcmV0", "h", t0
+	if sub.URL == "" {
+		sub.URL = "http://127.0.0.1:1/" + sub.ID
+	}
+	if sub.Status == "" {
+		sub.Status = store.SubscriptionActive
+	}
+	if _, err := s.CreateSubscription(context.Background(), sub, store.NewDelivery{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func event(id, typ, tag string) store.Event {
+	return store.Event{ID: id, Type: typ, Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
+		Payload: []byte(`{"id":"` + id + `"}`)}
+}
+
+func TestSubscriptionOptionsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	want := store.Subscription{ID: "sub_o", Repo: subRepo, URL: "https://api.github.com/repos/a/b/dispatches", Events: []string{"version.released"},
+		Secret: "whsec_c2VjcmV0", TokenHash: "h", Status: store.SubscriptionActive, CreatedAt: t0, Format: "github",
+		Headers:  []store.Header{{Name: "Authorization", Value: "Bearer x"}, {Name: "X-Two", Value: "2"}},
+		Tags:     tagfilter.Spec{Include: `^1\.`, Exclude: "-rc", Semver: "~1.4"},
+		Coalesce: 90 * time.Second}
+	if _, err := s.CreateSubscription(ctx, want, store.NewDelivery{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Subscription(ctx, "sub_o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("subscription (-want +got):\n%s", diff)
+	}
+	if got.HeaderNames()[0] != "Authorization" {
+		t.Errorf("names %v", got.HeaderNames())
+	}
+	addOpt(t, s, store.Subscription{ID: "sub_all", Events: []string{"image.updated"}})
+	specs, err := s.RepositoryFilters(ctx, subRepo)
+	// In id order: sub_all (every tag), then sub_o.
+	if err != nil || len(specs) != 2 || !specs[0].IsZero() || specs[1] != want.Tags {
+		t.Errorf("repository filters %v, %v", specs, err)
+	}
+	// The same request again is the same subscription; other options are another.
+	if id, err := s.SameSubscription(ctx, want); err != nil || id != "sub_o" {
+		t.Errorf("same subscription: %q, %v", id, err)
+	}
+	other := want
+	other.Tags.Semver = "~1.5"
+	if _, err := s.SameSubscription(ctx, other); err == nil {
+		t.Error("a subscription with other filters counted as the same")
+	}
+}
+
+// TestFiltersDecideTheAudience: a repository-wide subscription with tag
+// filters gets the events of the tags it follows; one without gets all;
+// a repository-wide event about no one tag reaches a filtered subscription
+// when it follows one of the event's tags.
+func TestFiltersDecideTheAudience(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addOpt(t, s, store.Subscription{ID: "sub_all", Events: []string{"image.updated", "base.updated"}})
+	addOpt(t, s, store.Subscription{ID: "sub_minor", Events: []string{"image.updated", "base.updated"}, Tags: tagfilter.Spec{Semver: "~1.4"}})
+	addOpt(t, s, store.Subscription{ID: "sub_norc", Events: []string{"image.updated"}, Tags: tagfilter.Spec{Exclude: "-rc"}})
+	for i, tag := range []string{"1.4.3", "1.5.0", "2.0.0", "1.4.4-rc1"} {
+		record(t, s, subRepo, tag, analysis.Descriptor{Digest: fmt.Sprintf("sha256:%d", i), MediaType: "m"}, t0, []store.Event{event("msg_"+tag, "image.updated", tag)})
+	}
+	base := event("msg_base", "base.updated", "")
+	base.Audience, base.Tags = store.AudienceRepository, []string{"1.4.3", "latest"}
+	record(t, s, subRepo, "1.4.3", analysis.Descriptor{Digest: "sha256:b", MediaType: "m"}, t0, []store.Event{base})
+	got := deliveredTo(t, s, "sub_all", "sub_minor", "sub_norc")
+	want := map[string][]string{
+		"sub_all":   {"msg_1.4.3", "msg_1.4.4-rc1", "msg_1.5.0", "msg_2.0.0", "msg_base"},
+		"sub_minor": {"msg_1.4.3", "msg_base"},
+		"sub_norc":  {"msg_1.4.3", "msg_1.5.0", "msg_2.0.0"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+}
+
+// TestReleaseCandidates: a release candidate reaches a subscription only
+// when its tag is higher than every version tag the repository had, as
+// that subscription's filters count them; tags recorded in the same batch
+// count.
+func TestReleaseCandidates(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addOpt(t, s, store.Subscription{ID: "sub_all", Events: []string{"version.released"}})
+	addOpt(t, s, store.Subscription{ID: "sub_minor", Events: []string{"version.released"}, Tags: tagfilter.Spec{Semver: "~1.4"}})
+	addOpt(t, s, store.Subscription{ID: "sub_pending", Status: store.SubscriptionPending, Events: []string{"version.released"}})
+	rel := func(id, tag string) []store.Event {
+		e := event(id, "version.released", tag)
+		e.Audience, e.Release = store.AudienceRepository, true
+		return []store.Event{e}
+	}
+	record(t, s, subRepo, "1.4.2", analysis.Descriptor{Digest: "sha256:a", MediaType: "m"}, t0, rel("msg_142", "1.4.2"))
+	record(t, s, subRepo, "2.0.0", analysis.Descriptor{Digest: "sha256:b", MediaType: "m"}, t0, rel("msg_200", "2.0.0"))
+	record(t, s, subRepo, "1.4.3", analysis.Descriptor{Digest: "sha256:c", MediaType: "m"}, t0, rel("msg_143", "1.4.3"))
+	record(t, s, subRepo, "1.9.9", analysis.Descriptor{Digest: "sha256:d", MediaType: "m"}, t0, rel("msg_199", "1.9.9"))
+	// "2.1" and "2.1.0" pushed together: the one written in full is the release.
+	if _, err := s.RecordTags(ctx, []store.TagRecord{
+		{Repo: subRepo, Tag: "2.1", To: analysis.Descriptor{Digest: "sha256:e", MediaType: "m"}, At: t0, Events: rel("msg_21", "2.1")},
+		{Repo: subRepo, Tag: "2.1.0", To: analysis.Descriptor{Digest: "sha256:e", MediaType: "m"}, At: t0, Events: rel("msg_210", "2.1.0")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := deliveredTo(t, s, "sub_all", "sub_minor", "sub_pending")
+	want := map[string][]string{
+		"sub_all":     {"msg_142", "msg_200", "msg_210"},
+		"sub_minor":   {"msg_142", "msg_143"},
+		"sub_pending": {"msg_142", "msg_200", "msg_210"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("releases (-want +got):\n%s", diff)
+	}
+}
+
+// TestCoalescedDeliveries: the events of one key within a subscription's
+// window become one delivery, held until the window's end, carrying the
+// latest event and the first one's payload; an event after the window
+// starts another; a subscription without a window gets each.
+func TestCoalescedDeliveries(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addOpt(t, s, store.Subscription{ID: "sub_held", Tag: "1.0", Events: []string{"image.updated"}, Coalesce: time.Minute})
+	addOpt(t, s, store.Subscription{ID: "sub_each", Tag: "1.0", Events: []string{"image.updated"}})
+	moveAt := func(id, digest string, at time.Time) {
+		e := event(id, "image.updated", "1.0")
+		e.CoalesceKey = "image.updated " + subRepo.WithTag("1.0").String()
+		record(t, s, subRepo, "1.0", analysis.Descriptor{Digest: digest, MediaType: "m"}, at, []store.Event{e})
+	}
+	moveAt("msg_1", "sha256:a", t0)
+	moveAt("msg_2", "sha256:b", t0.Add(20*time.Second))
+	moveAt("msg_3", "sha256:c", t0.Add(40*time.Second))
+	ds, err := s.Deliveries(ctx, "sub_held", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Coalesced != 3 || !ds[0].HeldUntil.Equal(t0.Add(time.Minute)) || ds[0].WebhookID != "msg_1" {
+		t.Fatalf("held deliveries %+v, want one coalescing three, held until %s", ds, t0.Add(time.Minute))
+	}
+	if each, _ := s.Deliveries(ctx, "sub_each", 10); len(each) != 3 {
+		t.Errorf("without a window: %d deliveries, want 3", len(each))
+	}
+	// Not claimable before the window's end.
+	cs, err := s.ClaimDeliveries(ctx, "w", t0.Add(59*time.Second), time.Minute, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.SubscriptionID == "sub_held" {
+			t.Errorf("claimed the held delivery before its window ended")
+		}
+	}
+	cs, err = s.ClaimDeliveries(ctx, "w2", t0.Add(time.Minute), time.Minute, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *store.Claim
+	for i := range cs {
+		if cs[i].SubscriptionID == "sub_held" {
+			held = &cs[i]
+		}
+	}
+	if held == nil || string(held.Payload) != `{"id":"msg_3"}` || string(held.FirstPayload) != `{"id":"msg_1"}` {
+		t.Fatalf("held claim %+v, want the last payload with the first's", held)
+	}
+	// Claimed: a later event no longer joins it.
+	moveAt("msg_4", "sha256:d", t0.Add(61*time.Second))
+	if ds, _ := s.Deliveries(ctx, "sub_held", 10); len(ds) != 2 || ds[0].Coalesced != 1 || ds[0].HeldUntil.IsZero() {
+		t.Errorf("after the window: %+v, want a second delivery, held anew", ds)
+	}
+}
+
+// TestDeletionEventsQueueWithTheDeletion: the events given with a deletion
+// are stored in its transaction, for the subscriptions that want them.
+func TestDeletionEventsQueueWithTheDeletion(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	addOpt(t, s, store.Subscription{ID: "sub_del", Tag: "1.0", Events: []string{"tag.deleted"}})
+	addOpt(t, s, store.Subscription{ID: "sub_plain", Tag: "1.0", Events: []string{"image.updated", "base.updated"}})
+	record(t, s, subRepo, "1.0", analysis.Descriptor{Digest: "sha256:a", MediaType: "m"}, t0, nil)
+	if _, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: subRepo, Tag: "1.0", Previous: "sha256:a", At: t0.Add(time.Minute),
+		Events: []store.Event{event("msg_del", "tag.deleted", "1.0")}}); err != nil {
+		t.Fatal(err)
+	}
+	// A check of the deleted tag again records nothing more.
+	if _, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: subRepo, Tag: "1.0", At: t0.Add(2 * time.Minute),
+		Events: []store.Event{event("msg_again", "tag.deleted", "1.0")}}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"sub_del": {"msg_del"}}
+	if diff := cmp.Diff(want, deliveredTo(t, s, "sub_del", "sub_plain")); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+}
+
+// TestPendingSubscriptionsBacklog: what is queued for a pending
+// subscription waits for its ping; once the ping is delivered the backlog
+// is claimable, and with a per-receiver bound one at a time, oldest first.
+func TestPendingSubscriptionsBacklog(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	sub := store.Subscription{ID: "sub_p", Repo: subRepo, Tag: "1.0", URL: "http://127.0.0.1:1/p", Events: []string{"image.updated"},
+		Secret: "whsec_c2VjcmV0", TokenHash: "h", Status: store.SubscriptionPending, CreatedAt: t0}
+	ping, err := s.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_ping", Type: "webhook.ping", Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		move(t, s, "1.0", fmt.Sprintf("sha256:%d", i), fmt.Sprintf("msg_%d", i), "image.updated", t0.Add(time.Duration(i)*time.Second))
+	}
+	for _, bound := range []int{0, 16} {
+		cs, err := s.ClaimDeliveries(ctx, fmt.Sprintf("w%d", bound), t0.Add(time.Hour), time.Minute, 10, bound)
+		if err != nil || len(cs) != 1 || cs[0].ID != ping.ID {
+			t.Fatalf("bound %d: claimed %+v (%v), want the ping alone", bound, cs, err)
+		}
+		if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: fmt.Sprintf("w%d", bound), StartedAt: t0.Add(time.Hour),
+			StatusCode: 503, Error: "answered 503", NextAttemptAt: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, _ := s.ClaimDeliveries(ctx, "w", t0.Add(time.Hour), time.Minute, 10, 16)
+	if len(cs) != 1 || cs[0].ID != ping.ID {
+		t.Fatalf("claimed %+v, want the ping", cs)
+	}
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: ping.ID, Owner: "w", StartedAt: t0.Add(time.Hour), StatusCode: 200, Delivered: true}); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	now := t0.Add(time.Hour)
+	for range 4 {
+		cs, err := s.ClaimDeliveries(ctx, "w", now, time.Minute, 10, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) > 1 {
+			t.Fatalf("claimed %d deliveries of one subscription at once", len(cs))
+		}
+		if len(cs) == 0 {
+			break
+		}
+		order = append(order, cs[0].WebhookID)
+		// While one is in flight, nothing else of the subscription is claimed.
+		if more, _ := s.ClaimDeliveries(ctx, "w2", now, time.Minute, 10, 16); len(more) != 0 {
+			t.Errorf("claimed %s while %s was in flight", more[0].WebhookID, cs[0].WebhookID)
+		}
+		if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: cs[0].ID, Owner: "w", StartedAt: now, StatusCode: 200, Delivered: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"msg_0", "msg_1", "msg_2"}, order); diff != "" {
+		t.Errorf("backlog order (-want +got):\n%s", diff)
+	}
+}
