@@ -319,6 +319,18 @@ func (s *Store) RecordAttempt(ctx context.Context, r AttemptResult) error {
 		return fmt.Errorf("store: record failure of subscription %s: %w", subID, err)
 	}
 	reason := r.Disable
+	if reason == "" && status == DeliveryFailed {
+		// A pending subscription's only claimable delivery is its ping: once
+		// that has failed for good nothing can make the subscription active,
+		// and what was queued behind the ping would wait for ever.
+		var subStatus string
+		if err := tx.QueryRowContext(ctx, `SELECT status FROM subscriptions WHERE id = ?`, subID).Scan(&subStatus); err != nil {
+			return fmt.Errorf("store: record failure of subscription %s: %w", subID, err)
+		}
+		if subStatus == SubscriptionPending {
+			reason = fmt.Sprintf("the receiver never answered the ping (%d attempts)", attempt)
+		}
+	}
 	if reason == "" && r.FailureWindow > 0 {
 		var since int64
 		if err := tx.QueryRowContext(ctx, `SELECT failing_since FROM subscriptions WHERE id = ?`, subID).Scan(&since); err != nil {

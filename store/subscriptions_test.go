@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -324,6 +325,46 @@ func TestDisablingFailsPendingDeliveries(t *testing.T) {
 	// A disabled subscription's deliveries are never claimed again.
 	if cs, _ := s.ClaimDeliveries(ctx, "w", later.Add(48*time.Hour), time.Minute, 10, 0); len(cs) != 0 {
 		t.Errorf("claimed %d deliveries of a disabled subscription", len(cs))
+	}
+}
+
+// A pending subscription whose ping fails every attempt can never become
+// active; it is disabled, and what was queued for it while pending fails
+// with it instead of waiting for ever.
+func TestAPingFailedForGoodDisablesThePendingSubscription(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	sub := store.Subscription{ID: "sub_p", Repo: subRepo, Tag: "1.0", URL: "http://127.0.0.1:1/p", Events: []string{"image.updated"},
+		Secret: "whsec_c2VjcmV0", TokenHash: "h", Status: store.SubscriptionPending, CreatedAt: t0}
+	ping, err := s.CreateSubscription(ctx, sub, store.NewDelivery{WebhookID: "msg_ping", Type: "webhook.ping", Payload: []byte(`{}`),
+		LeaseOwner: "w", LeaseUntil: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
+	// A failure with a next attempt leaves it pending …
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: ping.ID, Owner: "w", StartedAt: t0, StatusCode: 500,
+		NextAttemptAt: t0.Add(time.Hour), FailureWindow: 5 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Subscription(ctx, "sub_p"); got.Status != store.SubscriptionPending {
+		t.Fatalf("after a failed ping with retries left: %s", got.Status)
+	}
+	// … the last one (no next attempt) disables it.
+	cs, _ := s.ClaimDeliveries(ctx, "w", t0.Add(time.Hour), time.Minute, 10, 0)
+	if len(cs) != 1 || cs[0].ID != ping.ID {
+		t.Fatalf("claimed %+v, want the ping alone", cs)
+	}
+	if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: ping.ID, Owner: "w", StartedAt: t0.Add(time.Hour), StatusCode: 500,
+		FailureWindow: 5 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Subscription(ctx, "sub_p")
+	if got.Status != store.SubscriptionDisabled || !strings.Contains(got.StatusReason, "ping") {
+		t.Errorf("after the ping failed for good: %s (%q)", got.Status, got.StatusReason)
+	}
+	if c, _ := s.DeliveryCounts(ctx); c[store.DeliveryFailed] != 2 || c[store.DeliveryPending] != 0 {
+		t.Errorf("delivery counts = %v, want the ping and the queued event failed", c)
 	}
 }
 
