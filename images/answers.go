@@ -61,10 +61,14 @@ func current(st *store.Store, deps []scopeStamp) bool {
 }
 
 // answer turns the digest-level report of digest into the answer for ref
-// (kept, and shared by every read of it): a copy with the reference, the tags now sharing the digest, the parents
-// as they stand, and when the tag was checked. deps holds the scopes already
-// read by the caller (ref's repository, before its tag).
-func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest string, checked time.Time, deps *reads) (Answer, error) {
+// (kept, and shared by every read of it): a copy with the reference, the
+// tags now sharing the digest, the parents as they stand, and when the tag
+// was checked. A kept answer is reused while its digest and check time are
+// the caller's and its scopes' stamps are unchanged: a read of a kept answer
+// allocates nothing here. A new one takes the stamps before reading
+// anything; a tag that moved between the caller's read of it and these
+// stamps is caught by the digest on the next read.
+func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest string, checked time.Time) (Answer, error) {
 	checked = checked.UTC().Truncate(time.Second)
 	key, kept := ref, checked
 	if ref.Digest != "" {
@@ -81,6 +85,8 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 		c.CheckedAt = checked
 		return Answer{Report: &c, Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
 	}
+	deps := newReads(s.store)
+	deps.addRepository(ref.Repository)
 	shared, err := s.report(ctx, ref.Repository, digest)
 	if err != nil {
 		return Answer{}, err

@@ -232,9 +232,7 @@ func (s *Service) Read(ctx context.Context, ref analysis.Reference, how ReadOpti
 		if err != nil {
 			return Answer{}, err
 		}
-		deps := newReads(s.store)
-		deps.add(store.RepositoryScope(ref.Repository))
-		return s.answer(ctx, ref, r.rep.Digest, r.checked, deps)
+		return s.answer(ctx, ref, r.rep.Digest, r.checked)
 	}
 	a, err := s.stored(ctx, ref)
 	if err == nil {
@@ -264,23 +262,22 @@ func (s *Service) Read(ctx context.Context, ref analysis.Reference, how ReadOpti
 // stored answers from what the store holds, never asking the registry for a
 // tag; an unknown tag or image is an error wrapping analysis.ErrNotFound.
 func (s *Service) stored(ctx context.Context, ref analysis.Reference) (Answer, error) {
-	deps := newReads(s.store)
-	deps.add(store.RepositoryScope(ref.Repository))
-	digest, checked, stale := ref.Digest, s.opts.Now(), false
+	now := s.opts.Now()
+	digest, checked, stale := ref.Digest, now, false
 	if digest == "" {
 		st, err := s.store.Tag(ctx, ref.Repository, ref.Tag)
 		if err != nil {
 			return Answer{}, err
 		}
 		digest, checked = st.Digest, st.Checked
-		stale = s.opts.Now().Sub(st.Checked) >= s.opts.FreshFor
+		stale = now.Sub(st.Checked) >= s.opts.FreshFor
 	} else if !s.reports.Contains(reportKey(ref.Repository, digest)) {
 		// An image reached by digest is known once its manifest is stored.
 		if _, _, err := s.store.Manifest(ctx, digest); err != nil {
 			return Answer{}, err
 		}
 	}
-	a, err := s.answer(ctx, ref, digest, checked, deps)
+	a, err := s.answer(ctx, ref, digest, checked)
 	a.Stale = stale
 	return a, err
 }

@@ -141,7 +141,11 @@ func (s *Server) decideBadge(r *http.Request, kindText, refText, want string) (s
 // a grey "invalid", an unknown image a grey "not found".
 func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
 	vars := mux.Vars(r)
-	b, err := s.decideBadge(r, vars["kind"], vars["reference"], r.URL.Query().Get("platform"))
+	want := ""
+	if r.URL.RawQuery != "" { // a README's badge has none: skip parsing an empty query
+		want = r.URL.Query().Get("platform")
+	}
+	b, err := s.decideBadge(r, vars["kind"], vars["reference"], want)
 	if err != nil {
 		return err
 	}
@@ -215,15 +219,33 @@ func badgeFailureText(err error) (text, cache string, ok bool) {
 	return "", "", false
 }
 
+// Header values of every badge answer, made once (see writeBadge).
+var (
+	svgContentType = []string{"image/svg+xml"}
+	nosniff        = []string{"nosniff"}
+	badgeCSPValue  = []string{badgeCSP}
+	cacheValues    = map[string][]string{
+		badgeCacheControl:   {badgeCacheControl},
+		badgeNoCacheControl: {badgeNoCacheControl},
+	}
+)
+
 // writeBadge sends a rendered badge with the headers of docs/API.md, or 304 when
 // the client already holds these bytes.
 func (s *Server) writeBadge(w http.ResponseWriter, r *http.Request, status int, cacheControl string, out badge.Rendered) {
 	h := w.Header()
-	h.Set("Content-Type", "image/svg+xml")
-	h.Set("ETag", out.ETag)
-	h.Set("Cache-Control", cacheControl)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", badgeCSP)
+	// The fixed values are shared slices set under their canonical names,
+	// which is what Header.Set would store, without its allocations: a
+	// kept badge is the service's hottest answer. Nothing writes into a
+	// header's slice in place (Add appends, which copies a full one).
+	h["Content-Type"] = svgContentType
+	h["Etag"] = []string{out.ETag}
+	h["Cache-Control"] = cacheValues[cacheControl]
+	if h["Cache-Control"] == nil {
+		h["Cache-Control"] = []string{cacheControl}
+	}
+	h["X-Content-Type-Options"] = nosniff
+	h["Content-Security-Policy"] = badgeCSPValue
 	if status == http.StatusOK && etagMatches(r.Header.Get("If-None-Match"), out.ETag) {
 		w.WriteHeader(http.StatusNotModified)
 		return

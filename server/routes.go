@@ -28,11 +28,13 @@ func (s *Server) routes() {
 	})
 	r.MethodNotAllowedHandler = s.handle("method_not_allowed", s.methodNotAllowed)
 
+	// Badges first: they are most of the traffic (every README view), and
+	// gorilla/mux tries routes in order, one regular expression each.
+	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/healthz", s.handle("healthz", s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", s.handle("readyz", s.readyz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/healthz/registries", s.handle("healthz_registries", s.registriesStatus)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
-	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
 
 	r.Handle("/api/v1/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/v1/images/{reference:.+}/refresh", s.apiCrossOrigin().Handler(s.handle("api_refresh", s.apiRefresh))).Methods(http.MethodPost)
