@@ -112,6 +112,10 @@ func markUnavailable(err error) error {
 
 func (*postgres) name() string { return "postgres" }
 
+// createFresh keeps no snapshot: a PostgreSQL database is created once per
+// deployment, so its migrations are always applied one by one.
+func (*postgres) createFresh(context.Context, *Store, []migration) (bool, error) { return false, nil }
+
 // migrating holds a session advisory lock while fn runs, so that replicas
 // starting together migrate once: the others wait, then find every
 // migration applied.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	_ "embed" // the schema snapshot
 	"fmt"
 	"net/url"
 
@@ -16,10 +17,16 @@ type sqlite struct {
 	write, read *sql.DB
 }
 
-func openSQLite(ctx context.Context, s *Store, path string) error {
+func openSQLite(ctx context.Context, s *Store, path string, memory bool) error {
 	dsn := func(mode string) string {
 		q := url.Values{}
-		q.Set("_journal_mode", "WAL")
+		if memory {
+			// SQLite's memdb VFS: one database shared by every connection
+			// of this process under its name, gone when the last closes.
+			q.Set("vfs", "memdb")
+		} else {
+			q.Set("_journal_mode", "WAL")
+		}
 		q.Set("_busy_timeout", "10000")
 		q.Set("_txlock", "immediate")
 		q.Set("_foreign_keys", "on")
@@ -59,6 +66,48 @@ func (*sqlite) name() string { return "sqlite" }
 // migrating needs no lock: one process owns the file, and its single writer
 // connection serialises the migrations' transactions.
 func (*sqlite) migrating(_ context.Context, _ *Store, fn func() error) error { return fn() }
+
+// sqliteSchema is the schema every SQLite migration leaves, made by
+// `go test ./store/ -run TestSchemaSnapshot -update` and kept equal to the
+// migrations by that test.
+//
+//go:embed schema/sqlite.sql
+var sqliteSchema string
+
+// createFresh creates a new SQLite database's schema from sqliteSchema in
+// one transaction. New SQLite databases are made often (every one-off
+// command, every test), and replaying the migrations costs several times
+// more: each ALTER TABLE re-checks the whole schema. A database holding
+// anything is migrated step by step as usual.
+func (*sqlite) createFresh(ctx context.Context, s *Store, ms []migration) (bool, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store: create schema: %w", err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name <> 'schema_migrations'`).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: create schema: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) + ? FROM schema_migrations`, n).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: create schema: %w", err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, sqliteSchema); err != nil {
+		return false, fmt.Errorf("store: create schema: %w", err)
+	}
+	for _, m := range ms {
+		if err := s.recordApplied(ctx, tx, m); err != nil {
+			return false, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("store: create schema: %w", err)
+	}
+	return true, nil
+}
 
 // bump numbers stamps from memory: the single writer connection serialises
 // the transactions that take them, and the counter is advanced when a

@@ -19,10 +19,12 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +50,11 @@ type engine interface {
 	name() string
 	// migrating runs fn while no other process migrates the same database.
 	migrating(ctx context.Context, s *Store, fn func() error) error
+	// createFresh creates the schema that migrations ms leave in one step
+	// when the database is new and empty, recording ms as applied; created
+	// is false when the database had anything, or the engine keeps no
+	// snapshot, and the migrations are then applied one by one.
+	createFresh(ctx context.Context, s *Store, ms []migration) (created bool, err error)
 	// bump gives each scope the next stamp of the sequence inside tx.
 	bump(ctx context.Context, s *Store, tx *tx, scopes []Scope) (map[Scope]Stamp, error)
 	// lockClaims serialises claims of deliveries inside tx across every
@@ -77,16 +84,41 @@ type engine interface {
 // the migrations it has not seen: a postgres:// or postgresql:// URL (libpq
 // syntax) selects PostgreSQL, anything else is a SQLite file path.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	s := &Store{now: time.Now, tags: newTagCache(tagCacheSize), stamps: stamps{by: map[Scope]Stamp{}}}
+	s := newStore()
 	var err error
 	if IsPostgres(dsn) {
 		err = openPostgres(ctx, s, dsn)
 	} else {
-		err = openSQLite(ctx, s, dsn)
+		err = openSQLite(ctx, s, dsn, false)
 	}
 	if err != nil {
 		return nil, err
 	}
+	return s.prepare(ctx)
+}
+
+// memoryDatabases numbers the databases of OpenMemory.
+var memoryDatabases atomic.Int64
+
+// OpenMemory opens a new, empty SQLite database held in this process's
+// memory, gone when the store is closed: the throw-away store of one-off
+// commands (inspect, tags, diff), which spares them writing a file and
+// syncing it to disk for an answer printed once.
+func OpenMemory(ctx context.Context) (*Store, error) {
+	s := newStore()
+	name := fmt.Sprintf("/imagebadger-%d-%d", os.Getpid(), memoryDatabases.Add(1))
+	if err := openSQLite(ctx, s, name, true); err != nil {
+		return nil, err
+	}
+	return s.prepare(ctx)
+}
+
+func newStore() *Store {
+	return &Store{now: time.Now, tags: newTagCache(tagCacheSize), stamps: stamps{by: map[Scope]Stamp{}}}
+}
+
+// prepare migrates an opened store and starts what its engine runs.
+func (s *Store) prepare(ctx context.Context) (*Store, error) {
 	for _, step := range []func(context.Context) error{
 		func(ctx context.Context) error {
 			return s.engine.migrating(ctx, s, func() error {
@@ -161,22 +193,52 @@ func (s *Store) migrate(ctx context.Context) error {
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
-	dir := path.Join("migrations", s.engine.name())
-	names, err := fs.Glob(migrationFiles, dir+"/*.sql")
+	ms, err := migrations(s.engine.name())
 	if err != nil {
-		return fmt.Errorf("store: list migrations: %w", err)
+		return err
+	}
+	if created, err := s.engine.createFresh(ctx, s, ms); err != nil || created {
+		return err
+	}
+	for _, m := range ms {
+		if err := s.applyMigration(ctx, m.version, m.base, m.file); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migration is one embedded migration file.
+type migration struct {
+	version    int
+	base, file string
+}
+
+// migrations lists the engine's embedded migrations in order.
+func migrations(engine string) ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, path.Join("migrations", engine)+"/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("store: list migrations: %w", err)
 	}
 	sort.Strings(names)
+	out := make([]migration, 0, len(names))
 	for _, n := range names {
 		base := path.Base(n)
 		num, _, ok := strings.Cut(base, "_")
 		version, err := strconv.Atoi(num)
 		if !ok || err != nil {
-			return fmt.Errorf("store: migration %s is not named NNNN_name.sql", base)
+			return nil, fmt.Errorf("store: migration %s is not named NNNN_name.sql", base)
 		}
-		if err := s.applyMigration(ctx, version, base, n); err != nil {
-			return err
-		}
+		out = append(out, migration{version: version, base: base, file: n})
+	}
+	return out, nil
+}
+
+// recordApplied notes migration m as applied inside tx.
+func (s *Store) recordApplied(ctx context.Context, tx *tx, m migration) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.base, s.now().UnixMilli()); err != nil {
+		return fmt.Errorf("store: migration %s: %w", m.base, err)
 	}
 	return nil
 }
@@ -202,9 +264,8 @@ func (s *Store) applyMigration(ctx context.Context, version int, base, file stri
 	if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
 		return fmt.Errorf("store: migration %s: %w", base, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		version, base, s.now().UnixMilli()); err != nil {
-		return fmt.Errorf("store: migration %s: %w", base, err)
+	if err := s.recordApplied(ctx, tx, migration{version: version, base: base, file: file}); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

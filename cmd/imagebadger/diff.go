@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 
 	"imagebadger/analysis"
@@ -26,21 +25,16 @@ func diffCommand() command {
 			fs.StringVar(&platform, "platform", "", "the platform to compare, os/arch[/variant] (default linux/amd64)")
 		},
 		run: func(ctx context.Context, inv invocation) error {
-			tmp, err := os.MkdirTemp("", "imagebadger-diff-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			return diff(ctx, inv.cfg, inv.args[0], inv.args[1], platform, inv.json, inv.stdout, tmp)
+			return diff(ctx, inv.cfg, inv.args[0], inv.args[1], platform, inv.json, inv.stdout)
 		},
 	}
 }
 
 // diff prints what changed between two images. Both sides go through the
 // service's one read path (images.Service.Read, refreshing) over a
-// throw-away database in tmp, as inspect does, so the JSON is exactly the
+// throw-away database in memory, as inspect does, so the JSON is exactly the
 // diff API's answer.
-func diff(ctx context.Context, cfg *Config, fromText, toText, platform string, jsonOut bool, w io.Writer, tmp string) error {
+func diff(ctx context.Context, cfg *Config, fromText, toText, platform string, jsonOut bool, w io.Writer) error {
 	from, err := analysis.ParseReference(fromText)
 	if err != nil {
 		return err
@@ -49,7 +43,7 @@ func diff(ctx context.Context, cfg *Config, fromText, toText, platform string, j
 	if err != nil {
 		return err
 	}
-	svc, closeAll, err := oneOff(ctx, cfg, tmp)
+	svc, closeAll, err := oneOff(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,12 @@ import (
 // inspect reads one image from its registry and prints its report. It goes
 // through the service's one read path (images.Service.Read, refreshing) over
 // a throw-away database in tmp, so the report is exactly the API's.
-func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w io.Writer, tmp string) error {
+func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w io.Writer) error {
 	ref, err := analysis.ParseReference(refText)
 	if err != nil {
 		return err
 	}
-	svc, closeAll, err := oneOff(ctx, cfg, tmp)
+	svc, closeAll, err := oneOff(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -82,24 +82,18 @@ func commands() []command {
 		{name: "serve", summary: "the web service: pages, JSON API, badges, hooks, watcher and webhook delivery (the default)",
 			server: true, run: func(ctx context.Context, inv invocation) error { return serve(ctx, inv.cfg, inv.stderr) }},
 		{name: "inspect", args: "REFERENCE", summary: "inspect one image from its registry and print its report", output: true, nargs: 1,
-			run: func(ctx context.Context, inv invocation) error { return withTemp(ctx, inv, inspect) }},
+			run: func(ctx context.Context, inv invocation) error {
+				return inspect(ctx, inv.cfg, inv.args[0], inv.json, inv.stdout)
+			}},
 		{name: "tags", args: "REPOSITORY", summary: "list a repository's tags grouped by digest", output: true, nargs: 1,
-			run: func(ctx context.Context, inv invocation) error { return withTemp(ctx, inv, tags) }},
+			run: func(ctx context.Context, inv invocation) error {
+				return tags(ctx, inv.cfg, inv.args[0], inv.json, inv.stdout)
+			}},
 		{name: "demo", summary: "serve an in-process registry seeded with a small family of images, for a look without network access",
 			server: true, run: func(ctx context.Context, inv invocation) error { return runDemo(ctx, inv.cfg, inv.stdout, inv.stderr) }},
 		diffCommand(),
 		copyDBCommand(),
 	}
-}
-
-// withTemp runs a one-off command with a throw-away directory for its database.
-func withTemp(ctx context.Context, inv invocation, f func(ctx context.Context, cfg *Config, arg string, jsonOut bool, w io.Writer, tmp string) error) error {
-	tmp, err := os.MkdirTemp("", "imagebadger-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	return f(ctx, inv.cfg, inv.args[0], inv.json, inv.stdout, tmp)
 }
 
 // usage writes the overview that imagebadger --help prints.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -16,12 +15,12 @@ import (
 
 // tags lists a repository's tags grouped by digest. It keeps what it learns
 // in a throw-away database in tmp, so tags sharing a digest cost one fetch.
-func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.Writer, tmp string) error {
+func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.Writer) error {
 	repo, err := analysis.ParseRepository(repoText)
 	if err != nil {
 		return err
 	}
-	svc, closeAll, err := oneOff(ctx, cfg, tmp)
+	svc, closeAll, err := oneOff(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -45,9 +44,9 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 }
 
 // oneOff is the image service of a one-off command: the registry client of
-// cfg over a throw-away database in tmp. closeAll waits for what the service
+// cfg over a throw-away database in memory. closeAll waits for what the service
 // started and closes the database.
-func oneOff(ctx context.Context, cfg *Config, tmp string) (svc *images.Service, closeAll func(), err error) {
+func oneOff(ctx context.Context, cfg *Config) (svc *images.Service, closeAll func(), err error) {
 	client, err := newClient(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -56,7 +55,7 @@ func oneOff(ctx context.Context, cfg *Config, tmp string) (svc *images.Service, 
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(tmp, "imagebadger.db"))
+	st, err := store.OpenMemory(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
