@@ -44,6 +44,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,6 +89,7 @@ type settings struct {
 	rate         int
 	rateDuration time.Duration
 	strict       bool
+	cpuProfile   string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -104,11 +106,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	regHost := fs.String("registry", "", "internal: the registry the child reads")
 	db := fs.String("db", "", "internal: the child's database")
 	logPath := fs.String("log", "", "internal: the child's request log")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write the SQLite child's CPU profile (go tool pprof) to this file, to see where a badge's time goes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *child {
-		return serveChild(ctx, *regHost, *db, *logPath, out)
+		return serveChild(ctx, *regHost, *db, *logPath, s.cpuProfile, out)
 	}
 	if s.rounds < 1 || s.duration < time.Second || s.rate < 1 || s.rate > 20000 ||
 		s.rateDuration < time.Duration(s.rounds)*time.Second || s.rateDuration > 5*time.Minute || s.duration > 5*time.Minute || s.rounds > 20 {
@@ -139,7 +142,7 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 
-	addr, childPID, stopChild, err := startChild(ctx, regHost, filepath.Join(dir, "imagebadger.db"), filepath.Join(dir, "requests.log"))
+	addr, childPID, stopChild, err := startChild(ctx, regHost, filepath.Join(dir, "imagebadger.db"), filepath.Join(dir, "requests.log"), s.cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -252,7 +255,7 @@ func compareEngines(ctx context.Context, s settings, wrk, regHost, ref, dir, sql
 	if err != nil {
 		return nil, err
 	}
-	addr, pgPID, stop, err := startChild(ctx, regHost, dsn, filepath.Join(dir, "requests-postgres.log"))
+	addr, pgPID, stop, err := startChild(ctx, regHost, dsn, filepath.Join(dir, "requests-postgres.log"), "")
 	if err != nil {
 		return nil, err
 	}
@@ -348,12 +351,12 @@ func pushImage(ctx context.Context, ref string) error {
 
 // startChild starts this program with -child and reads the address it
 // listens on. stop sends SIGTERM and waits, killing after 10 s.
-func startChild(ctx context.Context, regHost, db, logPath string) (addr string, pid int, stop func(), err error) {
+func startChild(ctx context.Context, regHost, db, logPath, cpuProfile string) (addr string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", 0, nil, err
 	}
-	cmd := exec.Command(self, "-child", "-registry", regHost, "-db", db, "-log", logPath)
+	cmd := exec.Command(self, "-child", "-registry", regHost, "-db", db, "-log", logPath, "-cpuprofile", cpuProfile)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -434,9 +437,20 @@ func processCPU(pid int) time.Duration {
 
 // serveChild is the server side: the service wired as serve wires it, with
 // the baseline route, until SIGTERM.
-func serveChild(ctx context.Context, regHost, db, logPath string, out io.Writer) error {
+func serveChild(ctx context.Context, regHost, db, logPath, cpuProfile string, out io.Writer) error {
 	if regHost == "" || db == "" || logPath == "" {
 		return errors.New("-child needs -registry, -db and -log")
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
