@@ -313,3 +313,30 @@ func TestAnnotationNamesTheParent(t *testing.T) {
 		t.Errorf("after the base moved: parent %+v, want outdated at %s", p, newBase)
 	}
 }
+
+// A read of a tag never seen fetches its manifest with one GET, which gives
+// the digest too; a tag seen before is checked with a HEAD, which costs a
+// registry no pull, and its manifest is not fetched again unless it moved.
+func TestFirstReadOfATagFetchesOnce(t *testing.T) {
+	e := newEnv(t)
+	img := layered(t, nil, 2, "linux/amd64")
+	digest := e.push("acme/app:1", img)
+	e.reg.Requests()
+	manifests := func() []string {
+		var out []string
+		for _, r := range e.reg.Requests("/manifests/") {
+			out = append(out, strings.Fields(r)[0]+" "+strings.Fields(r)[1])
+		}
+		return out
+	}
+	if got := e.inspect("acme/app:1").Digest; got != digest {
+		t.Fatalf("digest %s, want %s", got, digest)
+	}
+	if got, want := manifests(), []string{"GET /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
+		t.Errorf("first read asked %v, want %v", got, want)
+	}
+	e.inspect("acme/app:1")
+	if got, want := manifests(), []string{"HEAD /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
+		t.Errorf("second read asked %v, want %v", got, want)
+	}
+}

@@ -115,7 +115,7 @@ func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, onl
 			ref := repo.WithTag(name)
 			l, err := s.lookupHub(gctx, ref, byName[name], stored[name], at)
 			if errors.Is(err, errHubDisagrees) {
-				l, err = s.lookup(gctx, ref)
+				l, err = s.lookup(gctx, ref, false)
 			}
 			found[i] = l
 			return err

@@ -66,7 +66,7 @@ func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refre
 		// flight (a listing's check of the same tag), if any.
 		return s.resolve(ctx, ref, true)
 	}
-	l, err := s.lookup(ctx, ref)
+	l, err := s.lookup(ctx, ref, true)
 	if err != nil {
 		return resolved{}, err
 	}
@@ -101,9 +101,13 @@ type lookedUp struct {
 // Concurrent lookups of one tag (a refresh and a listing's check of it)
 // share one registry request; each caller then records what was found, and
 // the compare-and-set of the record makes the second a mere check.
-func (s *Service) lookup(ctx context.Context, ref analysis.Reference) (lookedUp, error) {
+//
+// read says the caller is a read that wants the report now, not a check of
+// a listing or a poll: a tag never seen is then fetched with one GET (see
+// lookupOnce). Either finds the same, so the first caller's way is shared.
+func (s *Service) lookup(ctx context.Context, ref analysis.Reference, read bool) (lookedUp, error) {
 	v, err, _ := s.flight.Do("lookup\x00"+ref.String(), func() (any, error) {
-		return s.lookupOnce(context.WithoutCancel(ctx), ref)
+		return s.lookupOnce(context.WithoutCancel(ctx), ref, read)
 	})
 	if err != nil {
 		return lookedUp{}, err
@@ -111,7 +115,7 @@ func (s *Service) lookup(ctx context.Context, ref analysis.Reference) (lookedUp,
 	return v.(lookedUp), nil
 }
 
-func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference) (lookedUp, error) {
+func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, read bool) (lookedUp, error) {
 	l := lookedUp{at: s.opts.Now()}
 	st, err := s.store.ReloadTag(ctx, ref.Repository, ref.Tag)
 	switch d, deleted := analysis.DeletedTag(err); {
@@ -122,7 +126,16 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference) (looke
 	case !errors.Is(err, analysis.ErrNotFound):
 		return lookedUp{}, err
 	}
-	desc, body, err := s.client.Resolve(ctx, ref)
+	resolve := s.client.Resolve
+	if read && l.previous == "" && l.deleted == nil && ref.Registry != analysis.DockerHub {
+		// A read of a tag never seen wants its manifest, which one GET
+		// gives with the digest: a round trip less than a HEAD and a GET.
+		// Docker Hub counts a manifest GET as a pull and a HEAD as none,
+		// so there the HEAD goes first, in case the digest is already
+		// known from another tag; listings and polls always HEAD.
+		resolve = s.client.Fetch
+	}
+	desc, body, err := resolve(ctx, ref)
 	if errors.Is(err, analysis.ErrNotFound) {
 		l.notFound = err
 		return l, nil

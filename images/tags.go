@@ -134,11 +134,11 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOn
 	g.SetLimit(resolveParallel)
 	for i, t := range tags {
 		g.Go(func() error {
-			l, err := s.lookup(gctx, repo.WithTag(t))
+			l, err := s.lookup(gctx, repo.WithTag(t), false)
 			if errors.Is(err, analysis.ErrRateLimited) {
 				// The client now holds every request to this registry until
 				// its pause ends; try this tag once more after it.
-				l, err = s.lookup(gctx, repo.WithTag(t))
+				l, err = s.lookup(gctx, repo.WithTag(t), false)
 			}
 			found[i] = l
 			return err

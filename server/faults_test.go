@@ -44,6 +44,10 @@ func TestRegistryFaults(t *testing.T) {
 		{"oversized manifest", func(m, c string) []faultreg.Rule {
 			return []faultreg.Rule{{Method: "GET", PathContains: "/manifests/", Fault: faultreg.Oversize, Pad: 5 << 20}}
 		}, 502, "registry_error"},
+		// Asked for by digest: a first read of a tag fetches it by tag, and
+		// a body fetched so is stored under its own digest; one asked for by
+		// digest (a reference @sha256:…, a platform of an index, a tag seen
+		// before whose HEAD named the digest) must match it.
 		{"manifest not matching its digest", func(m, c string) []faultreg.Rule {
 			return []faultreg.Rule{{Method: "GET", PathContains: "/manifests/" + m, Fault: faultreg.WrongDigest}}
 		}, 502, "registry_error"},
@@ -65,7 +69,11 @@ func TestRegistryFaults(t *testing.T) {
 			cfg, _ := img.ConfigName()
 			reg.Add(tc.rules(digest.String(), cfg.String())...)
 
-			resp, err := http.Get(s.url + "/api/v1/images/" + reg.Host + "/acme/app:1")
+			ref := reg.Host + "/acme/app:1"
+			if tc.name == "manifest not matching its digest" {
+				ref = reg.Host + "/acme/app@" + digest.String()
+			}
+			resp, err := http.Get(s.url + "/api/v1/images/" + ref)
 			if err != nil {
 				t.Fatal(err)
 			}
