@@ -201,7 +201,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	for _, m := range ms {
-		if err := s.applyMigration(ctx, m.version, m.base, m.file); err != nil {
+		if err := s.applyMigration(ctx, m); err != nil {
 			return err
 		}
 	}
@@ -243,28 +243,28 @@ func (s *Store) recordApplied(ctx context.Context, tx *tx, m migration) error {
 	return nil
 }
 
-func (s *Store) applyMigration(ctx context.Context, version int, base, file string) error {
+func (s *Store) applyMigration(ctx context.Context, m migration) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: migration %s: %w", base, err)
+		return fmt.Errorf("store: migration %s: %w", m.base, err)
 	}
 	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
-		return fmt.Errorf("store: migration %s: %w", base, err)
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+		return fmt.Errorf("store: migration %s: %w", m.base, err)
 	}
 	if n > 0 {
 		return nil
 	}
-	body, err := migrationFiles.ReadFile(file)
+	body, err := migrationFiles.ReadFile(m.file)
 	if err != nil {
-		return fmt.Errorf("store: migration %s: %w", base, err)
+		return fmt.Errorf("store: migration %s: %w", m.base, err)
 	}
 	// The migration's own SQL goes as it is written: no placeholders.
 	if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
-		return fmt.Errorf("store: migration %s: %w", base, err)
+		return fmt.Errorf("store: migration %s: %w", m.base, err)
 	}
-	if err := s.recordApplied(ctx, tx, migration{version: version, base: base, file: file}); err != nil {
+	if err := s.recordApplied(ctx, tx, m); err != nil {
 		return err
 	}
 	return tx.Commit()
