@@ -224,10 +224,6 @@ var (
 	svgContentType = []string{"image/svg+xml"}
 	nosniff        = []string{"nosniff"}
 	badgeCSPValue  = []string{badgeCSP}
-	cacheValues    = map[string][]string{
-		badgeCacheControl:   {badgeCacheControl},
-		badgeNoCacheControl: {badgeNoCacheControl},
-	}
 )
 
 // writeBadge sends a rendered badge with the headers of docs/API.md, or 304 when
@@ -240,10 +236,7 @@ func (s *Server) writeBadge(w http.ResponseWriter, r *http.Request, status int, 
 	// header's slice in place (Add appends, which copies a full one).
 	h["Content-Type"] = svgContentType
 	h["Etag"] = []string{out.ETag}
-	h["Cache-Control"] = cacheValues[cacheControl]
-	if h["Cache-Control"] == nil {
-		h["Cache-Control"] = []string{cacheControl}
-	}
+	h["Cache-Control"] = []string{cacheControl}
 	h["X-Content-Type-Options"] = nosniff
 	h["Content-Security-Policy"] = badgeCSPValue
 	if status == http.StatusOK && etagMatches(r.Header.Get("If-None-Match"), out.ETag) {

@@ -14,7 +14,7 @@ import (
 
 // inspect reads one image from its registry and prints its report. It goes
 // through the service's one read path (images.Service.Read, refreshing) over
-// a throw-away database in tmp, so the report is exactly the API's.
+// a throw-away database in memory, so the report is exactly the API's.
 func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w io.Writer) error {
 	ref, err := analysis.ParseReference(refText)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 // tags lists a repository's tags grouped by digest. It keeps what it learns
-// in a throw-away database in tmp, so tags sharing a digest cost one fetch.
+// in a throw-away database in memory, so tags sharing a digest cost one fetch.
 func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.Writer) error {
 	repo, err := analysis.ParseRepository(repoText)
 	if err != nil {
