@@ -347,6 +347,18 @@ func TestSearchFindsPartsOfNames(t *testing.T) {
 			t.Errorf("search %q = %v, want %v", tc.term, got, tc.want)
 		}
 	}
+	// A long name has more grams than one statement indexes: every part
+	// of it is found, wherever its grams fall.
+	long := "x/"
+	for i := 0; len(long) < 600; i++ {
+		long += strconv.FormatInt(int64(i*i*7919%1000003), 12)
+	}
+	record(t, s, analysis.Repository{Registry: "r.example", Name: long}, "1", desc("sha256:a"), t0, nil)
+	for _, at := range []int{2, 290, 580} {
+		if got := search(long[at : at+12]); !cmp.Equal(got, []string{long}) {
+			t.Errorf("search part %d of the long name = %v", at, got)
+		}
+	}
 	rs, _ := s.Search(ctx, "acme/app", 1)
 	if len(rs) != 1 || rs[0].Tag != "2" || rs[0].TagCount != 2 || !rs[0].Changed.Equal(t0.Add(time.Hour)) {
 		t.Errorf("acme/app = %+v, want tag 2 (changed last) of 2, changed %s", rs, t0.Add(time.Hour))

@@ -90,13 +90,34 @@ func (s *Store) knowRepository(ctx context.Context, tx *tx, repo analysis.Reposi
 	return insertGrams(ctx, tx, id, searchName(repo))
 }
 
+// gramsPerStatement bounds the rows of one INSERT of insertGrams, far
+// below either engine's limit of bound parameters.
+const gramsPerStatement = 500
+
+// insertGrams indexes name as repository id: two statements per batch of
+// grams rather than two per gram, for a name has dozens of them and each
+// statement is a round trip (PostgreSQL) or a driver call (SQLite). The
+// grams are distinct, so one statement never updates a count twice.
 func insertGrams(ctx context.Context, tx *tx, id int64, name string) error {
-	for _, g := range grams(name) {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO repository_grams (gram, repository_id) VALUES (?, ?)`, g, id); err != nil {
+	gs := grams(name)
+	for len(gs) > 0 {
+		batch := gs[:min(len(gs), gramsPerStatement)]
+		gs = gs[len(batch):]
+		args := make([]any, 0, 2*len(batch))
+		for _, g := range batch {
+			args = append(args, g, id)
+		}
+		rows := strings.Repeat("(?, ?), ", len(batch))
+		if _, err := tx.ExecContext(ctx, `INSERT INTO repository_grams (gram, repository_id) VALUES `+rows[:len(rows)-2], args...); err != nil {
 			return fmt.Errorf("store: index repository name %q: %w", name, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO gram_counts (gram, n) VALUES (?, 1)
-			ON CONFLICT (gram) DO UPDATE SET n = gram_counts.n + 1`, g); err != nil {
+		counts := strings.Repeat("(?, 1), ", len(batch))
+		args = args[:0]
+		for _, g := range batch {
+			args = append(args, g)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gram_counts (gram, n) VALUES `+counts[:len(counts)-2]+`
+			ON CONFLICT (gram) DO UPDATE SET n = gram_counts.n + 1`, args...); err != nil {
 			return fmt.Errorf("store: index repository name %q: %w", name, err)
 		}
 	}
