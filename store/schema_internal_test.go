@@ -5,13 +5,15 @@ import (
 	"database/sql"
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
-var updateSchema = flag.Bool("update", false, "rewrite schema/sqlite.sql from the SQLite migrations")
+var updateSchema = flag.Bool("update", false, "rewrite schema/sqlite.sql and schema/sqlite.db from the SQLite migrations")
 
 // schemaRow is one object of a SQLite schema as sqlite_master lists it.
 type schemaRow struct{ Type, Name, Table, SQL string }
@@ -38,23 +40,19 @@ func schemaOf(t *testing.T, db *sql.DB) []schemaRow {
 	return out
 }
 
-// TestSchemaSnapshot holds schema/sqlite.sql, which new SQLite databases are
-// created from, to what the migrations leave when replayed one by one (as
-// every existing database is upgraded): the same tables, columns,
-// constraints and indexes, statement for statement. After adding a
-// migration, run it with -update.
+// TestSchemaSnapshot holds schema/sqlite.db, the empty database new SQLite
+// databases copy, and schema/sqlite.sql, the same schema as text, to what
+// the migrations leave when replayed one by one (as every existing
+// database is upgraded): the same tables, columns, constraints and
+// indexes, statement for statement, and every migration recorded. After
+// adding a migration, run it with -update.
 func TestSchemaSnapshot(t *testing.T) {
 	ctx := context.Background()
-	chain, err := sql.Open("sqlite3", "file:/schema-chain?vfs=memdb&_foreign_keys=on")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer chain.Close()
-	chain.SetMaxOpenConns(1)
 	ms, err := migrations("sqlite")
 	if err != nil {
 		t.Fatal(err)
 	}
+	chain := memdb(t, "/schema-chain")
 	for _, m := range ms {
 		body, err := migrationFiles.ReadFile(m.file)
 		if err != nil {
@@ -67,43 +65,117 @@ func TestSchemaSnapshot(t *testing.T) {
 	want := schemaOf(t, chain)
 	if *updateSchema {
 		var b strings.Builder
-		b.WriteString("-- The schema the SQLite migrations leave, for creating a new database in\n")
-		b.WriteString("-- one step (see createFresh). Made by `go test ./store/ -run TestSchemaSnapshot\n")
-		b.WriteString("-- -update` from migrations " + ms[0].base + " to " + ms[len(ms)-1].base + "; do not edit.\n")
+		b.WriteString("-- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty\n")
+		b.WriteString("-- database new ones copy (see createFresh), is made from it. Both are made by\n")
+		b.WriteString("-- `go test ./store/ -run TestSchemaSnapshot -update` from migrations\n")
+		b.WriteString("-- " + ms[0].base + " to " + ms[len(ms)-1].base + "; do not edit.\n")
 		for _, r := range want {
 			b.WriteString("\n" + r.SQL + ";\n")
 		}
 		if err := os.WriteFile("schema/sqlite.sql", []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-
-	s, err := OpenMemory(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if diff := cmp.Diff(want, schemaOf(t, s.write.db)); diff != "" {
-		t.Errorf("a new database's schema differs from the migrations' (-migrations +snapshot); run with -update:\n%s", diff)
-	}
-	var applied []int
-	rows, err := s.write.db.Query(`SELECT version FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
+		if err := os.WriteFile("schema/sqlite.db", template(t, b.String(), ms), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		applied = append(applied, v)
+		// The package under test embeds the files as they were when it
+		// was built.
+		t.Skip("rewrote schema/sqlite.sql and schema/sqlite.db; run again without -update to check them")
 	}
+
+	text, err := os.ReadFile("schema/sqlite.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromText := memdb(t, "/schema-text")
+	if _, err := fromText.ExecContext(ctx, string(text)); err != nil {
+		t.Fatalf("schema/sqlite.sql: %v", err)
+	}
+	if diff := cmp.Diff(want, schemaOf(t, fromText)); diff != "" {
+		t.Errorf("schema/sqlite.sql differs from the migrations (-migrations +text); run with -update:\n%s", diff)
+	}
+
 	var versions []int
 	for _, m := range ms {
 		versions = append(versions, m.version)
 	}
-	if !cmp.Equal(applied, versions) {
-		t.Errorf("a new database records migrations %v, want %v", applied, versions)
+	mem, err := OpenMemory(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer mem.Close()
+	file, err := Open(ctx, filepath.Join(t.TempDir(), "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	for name, s := range map[string]*Store{"in memory": mem, "in a file": file} {
+		if diff := cmp.Diff(want, schemaOf(t, s.write.db)); diff != "" {
+			t.Errorf("a new database %s: schema differs from the migrations' (-migrations +new); run with -update:\n%s", name, diff)
+		}
+		var applied []int
+		rows, err := s.write.db.Query(`SELECT version FROM schema_migrations WHERE applied_at > 0 ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			applied = append(applied, v)
+		}
+		rows.Close()
+		if !cmp.Equal(applied, versions) {
+			t.Errorf("a new database %s records migrations %v as applied, want %v", name, applied, versions)
+		}
+	}
+	var mode string
+	if err := file.write.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("a new database file's journal mode = %q, %v; want wal", mode, err)
+	}
+}
+
+// memdb opens a SQLite database in memory, on one connection.
+func memdb(t *testing.T, name string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+name+"?vfs=memdb&_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	return db
+}
+
+// template is the database image of schema with migrations ms recorded as
+// applied at 0 (new, so without free pages to vacuum).
+func template(t *testing.T, schema string, ms []migration) []byte {
+	t.Helper()
+	ctx := context.Background()
+	db := memdb(t, "/schema-template")
+	if _, err := db.ExecContext(ctx, schemaMigrations); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)`, m.version, m.base); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var b []byte
+	if err := c.Raw(func(dc any) error {
+		b, err = dc.(*sqlite3.SQLiteConn).Serialize("main")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

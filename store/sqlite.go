@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
-	_ "embed" // the schema snapshot
+	_ "embed" // the empty database new ones copy
 	"fmt"
 	"net/url"
 
-	_ "github.com/mattn/go-sqlite3" // the SQLite driver, registered as "sqlite3"
+	// The SQLite driver, registered as "sqlite3"; its connections are
+	// also used directly for the backup API (see restore).
+	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // sqlite is the embedded engine: one process, one file. Its pragmas are in
@@ -67,46 +69,77 @@ func (*sqlite) name() string { return "sqlite" }
 // connection serialises the migrations' transactions.
 func (*sqlite) migrating(_ context.Context, _ *Store, fn func() error) error { return fn() }
 
-// sqliteSchema is the schema every SQLite migration leaves, made by
-// `go test ./store/ -run TestSchemaSnapshot -update` and kept equal to the
-// migrations by that test.
+// sqliteTemplate is the empty database every SQLite migration leaves, its
+// schema_migrations rows included (applied at 0): the file that
+// `go test ./store/ -run TestSchemaSnapshot -update` makes from
+// schema/sqlite.sql, the same schema as text for people to read, and that
+// the test keeps equal to the migrations replayed one by one.
 //
-//go:embed schema/sqlite.sql
-var sqliteSchema string
+//go:embed schema/sqlite.db
+var sqliteTemplate []byte
 
-// createFresh creates a new SQLite database's schema from sqliteSchema in
-// one transaction. New SQLite databases are made often (every one-off
-// command, every test), and replaying the migrations costs several times
-// more: each ALTER TABLE re-checks the whole schema. A database holding
-// anything is migrated step by step as usual.
+// createFresh makes a new SQLite database a copy of sqliteTemplate with
+// SQLite's online backup, page by page. New SQLite databases are made
+// often (every one-off command, every test): replaying the migrations
+// costs 15 ms (each ALTER TABLE re-checks the whole schema), and even
+// executing the final schema's 41 CREATE statements 2 ms, where copying
+// its 66 pages takes a tenth of that. A database holding anything is
+// migrated step by step as usual.
 func (*sqlite) createFresh(ctx context.Context, s *Store, ms []migration) (bool, error) {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("store: create schema: %w", err)
-	}
-	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name <> 'schema_migrations'`).Scan(&n); err != nil {
-		return false, fmt.Errorf("store: create schema: %w", err)
-	}
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) + ? FROM schema_migrations`, n).Scan(&n); err != nil {
+	if err := s.write.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM sqlite_master WHERE name <> 'schema_migrations')
+		+ (SELECT COUNT(*) FROM schema_migrations)`).Scan(&n); err != nil {
 		return false, fmt.Errorf("store: create schema: %w", err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	if _, err := tx.tx.ExecContext(ctx, sqliteSchema); err != nil {
+	if err := restore(ctx, s.write.db, sqliteTemplate); err != nil {
 		return false, fmt.Errorf("store: create schema: %w", err)
 	}
-	for _, m := range ms {
-		if err := s.recordApplied(ctx, tx, m); err != nil {
-			return false, err
-		}
+	var count, last int
+	if err := s.write.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&count, &last); err != nil {
+		return false, fmt.Errorf("store: create schema: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if count != len(ms) || last != ms[len(ms)-1].version {
+		return false, fmt.Errorf("store: create schema: schema/sqlite.db records %d migrations up to %d, the binary has %d up to %d; run go test ./store/ -run TestSchemaSnapshot -update",
+			count, last, len(ms), ms[len(ms)-1].version)
+	}
+	if _, err := s.write.ExecContext(ctx, `UPDATE schema_migrations SET applied_at = ?`, s.now().UnixMilli()); err != nil {
 		return false, fmt.Errorf("store: create schema: %w", err)
 	}
 	return true, nil
+}
+
+// restore overwrites the database of db's connection with the database
+// image b (a SQLite file's bytes) through SQLite's backup API, which takes
+// the destination's write lock and leaves its journal mode as it was.
+func restore(ctx context.Context, db *sql.DB, b []byte) error {
+	d, err := (&sqlite3.SQLiteDriver{}).Open(":memory:")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	src := d.(*sqlite3.SQLiteConn)
+	if err := src.Deserialize(b, "main"); err != nil {
+		return err
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		bk, err := dc.(*sqlite3.SQLiteConn).Backup("main", src, "main")
+		if err != nil {
+			return err
+		}
+		if _, err := bk.Step(-1); err != nil {
+			bk.Finish()
+			return err
+		}
+		return bk.Finish()
+	})
 }
 
 // bump numbers stamps from memory: the single writer connection serialises

@@ -50,10 +50,10 @@ type engine interface {
 	name() string
 	// migrating runs fn while no other process migrates the same database.
 	migrating(ctx context.Context, s *Store, fn func() error) error
-	// createFresh creates the schema that migrations ms leave in one step
-	// when the database is new and empty, recording ms as applied; created
-	// is false when the database had anything, or the engine keeps no
-	// snapshot, and the migrations are then applied one by one.
+	// createFresh makes a new, empty database hold what migrations ms
+	// leave in one step, recording ms as applied; created is false when
+	// the database had anything, or the engine keeps no snapshot, and the
+	// migrations are then applied one by one.
 	createFresh(ctx context.Context, s *Store, ms []migration) (created bool, err error)
 	// bump gives each scope the next stamp of the sequence inside tx.
 	bump(ctx context.Context, s *Store, tx *tx, scopes []Scope) (map[Scope]Stamp, error)
@@ -186,11 +186,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // away): the server answers 503 for what needs it.
 var ErrUnavailable = errors.New("the database does not answer")
 
+// schemaMigrations creates the table of applied migrations, the same on
+// both engines.
+const schemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
+
 // migrate applies the engine's embedded migrations in order, each in its
 // own transaction together with its row in schema_migrations.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+	if _, err := s.write.ExecContext(ctx, schemaMigrations); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
 	}
 	ms, err := migrations(s.engine.name())
