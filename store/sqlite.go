@@ -87,8 +87,7 @@ var sqliteTemplate []byte
 // migrated step by step as usual.
 func (*sqlite) createFresh(ctx context.Context, s *Store, ms []migration) (bool, error) {
 	var n int
-	if err := s.write.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM sqlite_master WHERE name <> 'schema_migrations')
-		+ (SELECT COUNT(*) FROM schema_migrations)`).Scan(&n); err != nil {
+	if err := s.write.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master`).Scan(&n); err != nil {
 		return false, fmt.Errorf("store: create schema: %w", err)
 	}
 	if n > 0 {

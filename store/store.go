@@ -119,10 +119,12 @@ func newStore() *Store {
 
 // prepare migrates an opened store and starts what its engine runs.
 func (s *Store) prepare(ctx context.Context) (*Store, error) {
+	created := false
 	for _, step := range []func(context.Context) error{
 		func(ctx context.Context) error {
 			return s.engine.migrating(ctx, s, func() error {
-				if err := s.migrate(ctx); err != nil {
+				var err error
+				if created, err = s.migrate(ctx); err != nil || created {
 					return err
 				}
 				// Under the same lock, so that processes starting together
@@ -130,8 +132,17 @@ func (s *Store) prepare(ctx context.Context) (*Store, error) {
 				return s.fillGrams(ctx)
 			})
 		},
-		s.fillReceivers,
-		s.loadStamps,
+		func(ctx context.Context) error {
+			// A database created just now has no receivers to fill in
+			// and no stamps to load.
+			if created {
+				return nil
+			}
+			if err := s.fillReceivers(ctx); err != nil {
+				return err
+			}
+			return s.loadStamps(ctx)
+		},
 		func(context.Context) error { return s.engine.start(s) },
 	} {
 		if err := step(ctx); err != nil {
@@ -192,24 +203,26 @@ const schemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
 
 // migrate applies the engine's embedded migrations in order, each in its
-// own transaction together with its row in schema_migrations.
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.write.ExecContext(ctx, schemaMigrations); err != nil {
-		return fmt.Errorf("store: create schema_migrations: %w", err)
-	}
+// own transaction together with its row in schema_migrations, or, where
+// the engine can, makes a new database in one step and says so with
+// created (see createFresh).
+func (s *Store) migrate(ctx context.Context) (created bool, err error) {
 	ms, err := migrations(s.engine.name())
 	if err != nil {
-		return err
+		return false, err
 	}
 	if created, err := s.engine.createFresh(ctx, s, ms); err != nil || created {
-		return err
+		return created, err
+	}
+	if _, err := s.write.ExecContext(ctx, schemaMigrations); err != nil {
+		return false, fmt.Errorf("store: create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
 		if err := s.applyMigration(ctx, m); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // migration is one embedded migration file.
