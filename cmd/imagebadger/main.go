@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -162,7 +163,18 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return usageError{fmt.Sprintf("usage: imagebadger %s [FLAGS] %s", c.name, c.args)}
 	}
 	inv.args = fs.Args()
-	return c.run(ctx, inv)
+	if !c.output {
+		return c.run(ctx, inv)
+	}
+	// A table is written cell by cell: one write to the terminal or pipe
+	// at the end, not one system call per cell.
+	out := bufio.NewWriter(stdout)
+	inv.stdout = out
+	err := c.run(ctx, inv)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // Config is every setting of docs/API.md's configuration table.
