@@ -14,7 +14,10 @@ import (
 
 // sqlite is the embedded engine: one process, one file. Its pragmas are in
 // the DSN so that every pooled connection has them: WAL, a busy timeout,
-// immediate transactions, foreign keys.
+// immediate transactions, foreign keys; and each connection keeps its 64
+// most recent prepared statements, for preparing a query costs as much as
+// running it (half of the 70 µs of an image page's history query), as
+// pgx's statement cache spares PostgreSQL.
 type sqlite struct {
 	write, read *sql.DB
 }
@@ -33,6 +36,7 @@ func openSQLite(ctx context.Context, s *Store, path string, memory bool) error {
 		q.Set("_txlock", "immediate")
 		q.Set("_foreign_keys", "on")
 		q.Set("_synchronous", "NORMAL")
+		q.Set("_stmt_cache_size", "64")
 		if mode != "" {
 			q.Set("mode", mode)
 		}
