@@ -109,7 +109,18 @@ func TestSchemaSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer file.Close()
-	for name, s := range map[string]*Store{"in memory": mem, "in a file": file} {
+	// An empty file is migrated step by step, as any database is that
+	// this process did not create.
+	emptyPath := filepath.Join(t.TempDir(), "empty.db")
+	if err := os.WriteFile(emptyPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty, err := Open(ctx, emptyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	for name, s := range map[string]*Store{"in memory": mem, "in a file": file, "in an empty file": empty} {
 		if diff := cmp.Diff(want, schemaOf(t, s.write.db)); diff != "" {
 			t.Errorf("a new database %s: schema differs from the migrations' (-migrations +new); run with -update:\n%s", name, diff)
 		}
@@ -130,9 +141,14 @@ func TestSchemaSnapshot(t *testing.T) {
 			t.Errorf("a new database %s records migrations %v as applied, want %v", name, applied, versions)
 		}
 	}
-	var mode string
-	if err := file.write.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("a new database file's journal mode = %q, %v; want wal", mode, err)
+	for name, s := range map[string]*Store{"new": file, "empty": empty} {
+		var mode string
+		if err := s.write.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("the %s database file's journal mode = %q, %v; want wal", name, mode, err)
+		}
+	}
+	if e := file.engine.(*sqlite); !e.placed {
+		t.Error("a new database file was not created from the template")
 	}
 }
 
