@@ -251,15 +251,6 @@ func migrations(engine string) ([]migration, error) {
 	return out, nil
 }
 
-// recordApplied notes migration m as applied inside tx.
-func (s *Store) recordApplied(ctx context.Context, tx *tx, m migration) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.base, s.now().UnixMilli()); err != nil {
-		return fmt.Errorf("store: migration %s: %w", m.base, err)
-	}
-	return nil
-}
-
 func (s *Store) applyMigration(ctx context.Context, m migration) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -281,8 +272,9 @@ func (s *Store) applyMigration(ctx context.Context, m migration) error {
 	if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
 		return fmt.Errorf("store: migration %s: %w", m.base, err)
 	}
-	if err := s.recordApplied(ctx, tx, m); err != nil {
-		return err
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.base, s.now().UnixMilli()); err != nil {
+		return fmt.Errorf("store: migration %s: %w", m.base, err)
 	}
 	return tx.Commit()
 }
