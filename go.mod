@@ -1,4 +1,4 @@
-module imagebadger
+module github.com/imagebadger/imagebadger
 
 go 1.26.8
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // TestCloneKeepsEmptyListsEmpty: a report whose tag list is empty (read

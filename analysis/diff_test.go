@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 func must[T any](v T, err error) T {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // FuzzParseReference: any text either parses to a reference whose canonical

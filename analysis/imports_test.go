@@ -11,17 +11,17 @@ import (
 // types, never on net/http (talking to registries is registry's job) nor on
 // any other package of this module, directly or through a dependency.
 func TestImports(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "imagebadger/analysis").CombinedOutput()
+	out, err := exec.Command("go", "list", "-deps", "github.com/imagebadger/imagebadger/analysis").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps: %v\n%s", err, out)
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		first, _, _ := strings.Cut(dep, "/")
 		switch {
-		case dep == "imagebadger/analysis":
+		case dep == "github.com/imagebadger/imagebadger/analysis":
 		case dep == "net/http" || strings.HasPrefix(dep, "net/http/"):
 			t.Errorf("analysis depends on %s; registry I/O belongs in package registry", dep)
-		case strings.HasPrefix(dep, "imagebadger/"):
+		case strings.HasPrefix(dep, "github.com/imagebadger/imagebadger/"):
 			t.Errorf("analysis depends on %s", dep)
 		case dep == "github.com/opencontainers/go-digest": // what go-containerregistry's names parse digests with
 		case strings.Contains(first, ".") && !strings.HasPrefix(dep, "github.com/google/go-containerregistry/pkg/"):

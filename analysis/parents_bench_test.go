@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // syntheticDigest makes a distinct, valid sha256 digest from a number.

@@ -3,7 +3,7 @@ package analysis_test
 import (
 	"testing"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // TestHumanSize: decimal units with one decimal, as docs/API.md's "18.6 MB".

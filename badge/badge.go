@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Kind names what a badge shows; it is the {kind} of /badges/{kind}/{reference}.svg.

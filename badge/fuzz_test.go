@@ -5,7 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // FuzzBadge feeds outside input (image labels, tags, references) through

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
 // shownBadge is a badge as a browser would show it: status, headers and the

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/testing/hubapi"
-	"imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/internal/testing/hubapi"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
 // TestDockerHubFactsAndListing: with the distribution registry standing in

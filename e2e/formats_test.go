@@ -14,7 +14,7 @@ import (
 	"github.com/slack-go/slack"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
 // holdingReceiver answers pings at once and holds the first request of

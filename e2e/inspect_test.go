@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
 // report is the part of the image report this test checks, decoded on its

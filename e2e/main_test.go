@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"testing"
 
-	"imagebadger/internal/testing/apispec"
-	"imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/internal/testing/apispec"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

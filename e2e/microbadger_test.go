@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
 // consumer runs a shell command line written as scripts written against

@@ -25,9 +25,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/internal/testing/apispec"
-	"imagebadger/internal/testing/distreg"
-	"imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/internal/testing/apispec"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
 // The tests of this file run several `imagebadger serve` processes on one

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // answerEntry is a finished answer, current while the tag still points at

@@ -3,8 +3,8 @@ package images
 import (
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // Change describes one observed move of a tag, with what the service knows

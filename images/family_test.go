@@ -17,11 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/internal/testing/faultreg"
-	"imagebadger/registry"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 type env struct {

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"imagebadger/analysis"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 // usesHub reports whether repo's listing and facts may come from Docker

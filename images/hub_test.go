@@ -10,10 +10,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/internal/testing/hubapi"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/testing/hubapi"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 // hubEnv is env whose registry stands in for docker.io, with the Docker Hub

@@ -21,9 +21,9 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
-	"imagebadger/analysis"
-	"imagebadger/registry"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // Options configures a Service. Client and Store are required; every other

@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"go.uber.org/goleak"
 
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // TestCloseLeavesNothingRunning: Close returns only once every background

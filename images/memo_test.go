@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // TestStoredAnswersFollowMoves: plain reads are served from memory between

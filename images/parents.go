@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // Annotation keys that name an image's base explicitly (OCI image spec).

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // resolved is the digest-level report a reference resolved to, and when its

@@ -16,10 +16,10 @@ import (
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/notify"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 // TestPollingLeavesTheLastFifthOfABudget: once a registry says no more than

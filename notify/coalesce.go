@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // Differ compares two images from what the service knows of them (the

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // Delivery formats.

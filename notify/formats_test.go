@@ -19,10 +19,10 @@ import (
 	"github.com/slack-go/slack"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/notify"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // These tests send one base rebuild through the outbox to a subscription

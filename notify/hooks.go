@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Media types of a CNCF distribution notification envelope, as the registry

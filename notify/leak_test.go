@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"imagebadger/notify"
+	"github.com/imagebadger/imagebadger/notify"
 )
 
 // TestRunLeavesNothingRunning: the watcher's Run returns only once every
@@ -41,7 +41,7 @@ func TestRunLeavesNothingRunning(t *testing.T) {
 	}
 	// Checked at once, with no grace: Run has returned, so nothing it
 	// started may still be running, even on its way out.
-	if stacks := running("imagebadger/notify."); stacks != "" {
+	if stacks := running("github.com/imagebadger/imagebadger/notify."); stacks != "" {
 		t.Errorf("goroutines of notify still running after Run returned:\n%s", stacks)
 	}
 	goleak.VerifyNone(t, before)

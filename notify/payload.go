@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/store"
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // Builder turns tag moves into the events of docs/API.md. It implements

@@ -7,10 +7,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/notify"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 func change(tag, previous, current string, at time.Time) images.Change {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"imagebadger/analysis"
-	"imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/netguard"
 )
 
 // FuzzSubscriptionRequest feeds arbitrary subscription requests (image, url,

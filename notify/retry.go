@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 // retryDelays are the waits before the 2nd, 3rd, … 10th attempt of a

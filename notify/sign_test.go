@@ -9,7 +9,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/notify"
+	"github.com/imagebadger/imagebadger/notify"
 )
 
 // TestSignKnownAnswer checks the signature against the Standard Webhooks

@@ -19,12 +19,12 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/netguard"
-	"imagebadger/ratelimit"
-	"imagebadger/store"
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/ratelimit"
+	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // Kinds of error raised by Subscriptions, besides analysis.ErrNotFound for

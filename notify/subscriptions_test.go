@@ -13,11 +13,11 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/analysis"
-	"imagebadger/netguard"
-	"imagebadger/notify"
-	"imagebadger/ratelimit"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/ratelimit"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 type subsEnv struct {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // The texts of the events say what changed in a person's words, with the

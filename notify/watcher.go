@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/registry"
-	"imagebadger/store"
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // WatcherConfig holds a Watcher's collaborators; Images, Store and Interval

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/netguard"
-	"imagebadger/notify"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 type workerEnv struct {

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/ratelimit"
+	"github.com/imagebadger/imagebadger/ratelimit"
 )
 
 func TestKeyedBuckets(t *testing.T) {

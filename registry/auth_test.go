@@ -21,10 +21,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"imagebadger/analysis"
-	"imagebadger/internal/testing/tokenserver"
-	"imagebadger/netguard"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/tokenserver"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 // manifestBody is the one image the bearer registry serves.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Hub reads Docker Hub's web API (hub.docker.com, --dockerhub-api), which

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/internal/testing/hubapi"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/hubapi"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 func hubDigest(i int) string { return fmt.Sprintf("sha256:%064x", i) }

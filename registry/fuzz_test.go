@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"testing"
 
-	"imagebadger/analysis"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 func digestOf(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 // politeRegistry answers /v2/ and HEAD manifest requests, records when each

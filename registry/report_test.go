@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/analysis"
-	"imagebadger/registry"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/registry"
 )
 
 // expectedPlatform computes, from the image the test pushed, what the report

@@ -5,8 +5,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // apiImage answers GET /api/v1/images/{reference}.

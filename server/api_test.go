@@ -19,14 +19,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/internal/testing/apispec"
-	"imagebadger/internal/testing/faultreg"
-	"imagebadger/netguard"
-	"imagebadger/registry"
-	"imagebadger/server"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/testing/apispec"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/server"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 type stack struct {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/badge"
-	"imagebadger/images"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/badge"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // BadgeOptions tunes the badge route; zero fields mean the defaults named

@@ -24,15 +24,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"imagebadger/analysis"
-	"imagebadger/badge"
-	"imagebadger/images"
-	"imagebadger/internal/testing/apispec"
-	"imagebadger/internal/testing/faultreg"
-	"imagebadger/netguard"
-	"imagebadger/registry"
-	"imagebadger/server"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/badge"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/testing/apispec"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/server"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // newBadgeServer wires the real service like serve does, with the badge

@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // budgetCollector exposes the rate-limit budgets registries announce

@@ -11,7 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"imagebadger/templates"
+	"github.com/imagebadger/imagebadger/templates"
 )
 
 // pushChangeFamily pushes acme/base:1 and two versions of acme/app built on

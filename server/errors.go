@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // Client errors raised by the server itself.

@@ -22,14 +22,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/internal/demo"
-	"imagebadger/internal/testing/testenv"
-	"imagebadger/netguard"
-	"imagebadger/notify"
-	"imagebadger/registry"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/demo"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // These tests reproduce the event defects of issue 13 through the whole

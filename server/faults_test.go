@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
-	"imagebadger/analysis"
-	"imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 )
 
 // TestRegistryFaults: for each way a registry can misbehave, the service

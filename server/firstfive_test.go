@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 )
 
 // syncBuffer is a log a test reads while the server writes it.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // Limits of the history, diff and search routes.

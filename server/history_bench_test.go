@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // BenchmarkHistory10000 serves the history of a tag that moved 10,000

@@ -9,8 +9,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/notify"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/notify"
 )
 
 // maxHookBody bounds an inbound hook's body. A distribution registry batches

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 func hookPost(t *testing.T, target, token, contentType, body string) (int, map[string]any) {

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 )
 
 type raw struct {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/templates"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/templates"
 )
 
 // MicroBadger's image answer, field for field (names, JSON types and

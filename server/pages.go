@@ -18,11 +18,11 @@ import (
 	"github.com/a-h/templ"
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/static"
-	"imagebadger/store"
-	"imagebadger/templates"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/static"
+	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/templates"
 )
 
 // Limits of what one page shows.

@@ -5,8 +5,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // apiTags answers GET /api/v1/repositories/{repository}/tags.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 )
 
 func getBody(t *testing.T, url string) string {

@@ -10,8 +10,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"imagebadger/analysis"
-	"imagebadger/docs"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/docs"
 )
 
 // routes registers every route of docs/API.md in one place. A reference in

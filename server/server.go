@@ -12,11 +12,11 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/notify"
-	"imagebadger/ratelimit"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/ratelimit"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // Config holds what the server needs; every field is required unless noted,

@@ -15,11 +15,11 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"imagebadger/analysis"
-	"imagebadger/notify"
-	"imagebadger/store"
-	"imagebadger/tagfilter"
-	"imagebadger/templates"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/templates"
 )
 
 // maxSubscriptionBody bounds a subscription request; real ones are tiny.

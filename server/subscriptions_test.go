@@ -21,15 +21,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"imagebadger/images"
-	"imagebadger/internal/testing/apispec"
-	"imagebadger/internal/testing/faultreg"
-	"imagebadger/netguard"
-	"imagebadger/notify"
-	"imagebadger/ratelimit"
-	"imagebadger/registry"
-	"imagebadger/server"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/testing/apispec"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/ratelimit"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/server"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // hookStack is the real service with webhooks: store, images.Service on an

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // The kinds of a recorded tag change (docs/API.md, "Tag history").

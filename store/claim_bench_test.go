@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // BenchmarkClaimDeliveries measures one claim of a worker (32 free slots,

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Manifest implements analysis.Content.

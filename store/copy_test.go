@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // TestCopy: every row goes across, the target must be empty, a pending

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Delivery statuses of docs/API.md.

@@ -11,8 +11,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // for tests that reach under the store
 
-	"imagebadger/internal/testing/pgtest"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/internal/testing/pgtest"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // The store's tests are its conformance suite: one suite, run once per

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // enqueue stores events inside the transaction that recorded their cause,

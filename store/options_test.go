@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // The subscription options of issue 14 in the store: what is kept, which

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // PlatformImage is one platform image of a known image, as the parent index needs it.

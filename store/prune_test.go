@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // TestPruneDeliveries: finished deliveries older than the cut-off go, with

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 func TestReceiverOf(t *testing.T) {

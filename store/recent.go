@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Activity summarises what is known of a repository: how many tags, and when

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // RecordRepositoryInfo stores what a registry's web API said of repo at at.

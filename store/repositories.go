@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // TagRow is one tag of a repository as stored.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Search finds known repositories by part of their name with an n-gram

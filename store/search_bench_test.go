@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // seedRepositories makes n repositories known, with names built the way

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Change stamps are the one rule by which every in-memory cache of the

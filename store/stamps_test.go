@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // TestChangeStamps: what changes a scope gives it a new, larger stamp from

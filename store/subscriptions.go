@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // Subscription statuses. A subscription starts pending and becomes active

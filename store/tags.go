@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // TagState is what the store knows of one tag.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // Tracked is one thing the watcher polls: a tag, or with Tag empty the

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/analysis"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // TestTrackedItemsAreShared: due items are claimed by one worker at a time,

@@ -3,7 +3,7 @@ package tagfilter_test
 import (
 	"testing"
 
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // FuzzFilter: any spec either parses or is refused naming a field, and a

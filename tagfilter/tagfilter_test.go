@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"imagebadger/tagfilter"
+	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // TestFollows checks the filters against docs/API.md's examples: ~1.4

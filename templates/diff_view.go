@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // DiffPage is the view model of /diff: the two layer lists side by side

@@ -3,7 +3,7 @@ package templates
 import (
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // TagChange is one recorded change of a tag as pages need it, decoupled

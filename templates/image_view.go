@@ -8,8 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"imagebadger/analysis"
-	"imagebadger/badge"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/badge"
 )
 
 // ImagePage is the view model of /images/{reference}.

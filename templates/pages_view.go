@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // HomePage is the view model of /.

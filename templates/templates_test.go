@@ -12,8 +12,8 @@ import (
 	"github.com/a-h/templ"
 	"github.com/google/go-cmp/cmp"
 
-	"imagebadger/analysis"
-	"imagebadger/templates"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/templates"
 )
 
 var now = time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 // The view models below are what the components render. They hold display

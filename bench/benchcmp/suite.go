@@ -23,9 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/internal/testing/distreg"
-	"imagebadger/internal/testing/hubapi"
-	"imagebadger/internal/testing/serveproc"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/hubapi"
+	"github.com/imagebadger/imagebadger/internal/testing/serveproc"
 )
 
 // env is what the comparisons run against.

@@ -62,14 +62,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"imagebadger/badge"
-	"imagebadger/images"
-	"imagebadger/internal/testing/openloop"
-	"imagebadger/internal/testing/pgtest"
-	"imagebadger/netguard"
-	"imagebadger/registry"
-	"imagebadger/server"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/badge"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/testing/openloop"
+	"github.com/imagebadger/imagebadger/internal/testing/pgtest"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/server"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // The version label of the benchmark image, and so the badge both routes serve.

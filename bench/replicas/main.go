@@ -49,12 +49,12 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"golang.org/x/sync/errgroup"
 
-	"imagebadger/analysis"
-	"imagebadger/internal/testing/distreg"
-	"imagebadger/internal/testing/pgtest"
-	"imagebadger/internal/testing/serveproc"
-	"imagebadger/notify"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/pgtest"
+	"github.com/imagebadger/imagebadger/internal/testing/serveproc"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 const (

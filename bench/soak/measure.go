@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"imagebadger/internal/testing/openloop"
+	"github.com/imagebadger/imagebadger/internal/testing/openloop"
 )
 
 // badgeKinds are the badge kinds of docs/API.md.

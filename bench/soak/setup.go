@@ -23,8 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"imagebadger/internal/testing/distreg"
-	"imagebadger/internal/testing/serveproc"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/serveproc"
 )
 
 // hookToken is imagebadger's --hook-token in the run.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/testing/openloop"
-	"imagebadger/notify"
+	"github.com/imagebadger/imagebadger/internal/testing/openloop"
+	"github.com/imagebadger/imagebadger/notify"
 )
 
 const procStatus = `Name:	imagebadger

@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // copyDBCommand is copy-db: every row of one database into another, empty

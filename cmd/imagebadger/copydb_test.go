@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 func noEnv(string) (string, bool) { return "", false }

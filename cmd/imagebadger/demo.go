@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"imagebadger/internal/demo"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/internal/demo"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // runDemo starts an in-process registry, pushes the demo family into it,

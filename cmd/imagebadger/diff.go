@@ -8,8 +8,8 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // diffCommand is diff: what changed between two images of any

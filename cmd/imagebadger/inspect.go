@@ -8,8 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
 )
 
 // inspect reads one image from its registry and prints its report. It goes

@@ -41,7 +41,7 @@ var allowedImports = map[string][]string{
 // imports of this module follow allowedImports, and analysis depends on
 // neither net/http nor registry, directly or through anything it imports.
 func TestLayout(t *testing.T) {
-	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "imagebadger/...").Output()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "github.com/imagebadger/imagebadger/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen++
-		name := strings.TrimPrefix(p.ImportPath, "imagebadger/")
+		name := strings.TrimPrefix(p.ImportPath, "github.com/imagebadger/imagebadger/")
 		allowed, ok := allowedImports[name]
 		if !ok && strings.HasPrefix(name, "internal/testing/") {
 			allowed, ok = allowedImports["internal/testing"]
@@ -71,7 +71,7 @@ func TestLayout(t *testing.T) {
 			continue
 		}
 		for _, imp := range p.Imports {
-			dep, ours := strings.CutPrefix(imp, "imagebadger/")
+			dep, ours := strings.CutPrefix(imp, "github.com/imagebadger/imagebadger/")
 			if ours && !slices.Contains(allowed, dep) {
 				t.Errorf("%s imports %s, against the direction of docs/DESIGN.md", name, dep)
 			}
@@ -80,12 +80,12 @@ func TestLayout(t *testing.T) {
 	if seen < 15 {
 		t.Fatalf("go list listed only %d packages", seen)
 	}
-	deps, err := exec.Command("go", "list", "-deps", "imagebadger/analysis").Output()
+	deps, err := exec.Command("go", "list", "-deps", "github.com/imagebadger/imagebadger/analysis").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range strings.Fields(string(deps)) {
-		if d == "net/http" || d == "imagebadger/registry" {
+		if d == "net/http" || d == "github.com/imagebadger/imagebadger/registry" {
 			t.Errorf("analysis depends on %s", d)
 		}
 	}

@@ -22,7 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 func main() {

@@ -13,13 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/netguard"
-	"imagebadger/notify"
-	"imagebadger/registry"
-	"imagebadger/server"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/server"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // repositories parses the --watch list.

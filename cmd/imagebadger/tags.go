@@ -8,9 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // tags lists a repository's tags grouped by digest. It keeps what it learns

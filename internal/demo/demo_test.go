@@ -9,12 +9,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"imagebadger/analysis"
-	"imagebadger/images"
-	"imagebadger/internal/demo"
-	"imagebadger/netguard"
-	"imagebadger/registry"
-	"imagebadger/store"
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/demo"
+	"github.com/imagebadger/imagebadger/netguard"
+	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // TestSeedGivesEveryPageSomethingToShow seeds a registry and a store, then

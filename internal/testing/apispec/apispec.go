@@ -50,7 +50,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 
-	"imagebadger/docs"
+	"github.com/imagebadger/imagebadger/docs"
 )
 
 // maxRequestBody bounds how much of a request body Handler and Transport

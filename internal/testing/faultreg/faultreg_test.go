@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
-	"imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 )
 
 // withImage starts a registry holding acme/app:1, and forgets the push.

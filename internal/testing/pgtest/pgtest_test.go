@@ -7,7 +7,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
-	"imagebadger/internal/testing/pgtest"
+	"github.com/imagebadger/imagebadger/internal/testing/pgtest"
 )
 
 // TestClusterServesAndComesBack: a cluster takes connections on its

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 )
 
 // Build builds ./cmd/imagebadger of the module the program runs in into dir

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"imagebadger/internal/testing/distreg"
-	"imagebadger/internal/testing/tokenserver"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/tokenserver"
 )
 
 // AuthRegistry is a distribution registry that demands credentials, reached

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/testing/pgtest"
+	"github.com/imagebadger/imagebadger/internal/testing/pgtest"
 )
 
 // Postgres starts a throwaway PostgreSQL cluster of Debian's postgresql

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 )
 
 const (

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 )
 
 // toolTimeout bounds one crane, skopeo or go invocation, so a hung tool fails its

@@ -169,7 +169,7 @@ func TestFreePort(t *testing.T) {
 // production code.
 func TestImportedOnlyFromTests(t *testing.T) {
 	root := RepoRoot(t)
-	const self = "imagebadger/internal/testing/testenv"
+	const self = "github.com/imagebadger/imagebadger/internal/testing/testenv"
 	fset := token.NewFileSet()
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
