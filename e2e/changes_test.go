@@ -115,67 +115,71 @@ func checkRemoved(t *testing.T, srv, repo, tag, digest string, left []string, no
 // invalid"), so the tag is deleted as that registry allows: `crane delete`
 // of its manifest by digest, which removes every tag pointing at it.
 func TestDeletedTagOnDistribution(t *testing.T) {
-	reg := testenv.Distribution(t)
-	srv := testenv.Serve(t, testenv.Binary(t))
-	repo := reg + "/acme/base"
-	img := must(random.Image(300, 2))
-	writeImage(t, repo+":3.19.4", img, "3.19")
-	other := must(random.Image(300, 2))
-	writeImage(t, repo+":3.20", other)
-	var list tagList
-	fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
-	if list.TagCount != 3 {
-		t.Fatalf("test setup: %d tags listed, want 3", list.TagCount)
-	}
-	digest := strings.TrimSpace(string(testenv.Crane(t, "digest", repo+":3.19.4")))
-
-	start := time.Now()
-	testenv.Crane(t, "delete", repo+"@"+digest)
-	left := craneTags(t, repo)
-	if slices.Contains(left, "3.19.4") {
-		t.Fatalf("crane still lists 3.19.4 after deleting it: %v", left)
-	}
-	var e apiError
-	if code := fetchJSON(t, "POST", srv+"/api/v1/images/"+repo+":3.19.4/refresh", &e); code != 404 {
-		t.Fatalf("refresh of the deleted tag: %d %+v", code, e.Error)
-	}
-	// A manifest deleted by digest takes every tag at it (distribution does
-	// so): those crane no longer lists are refreshed too.
-	for _, tg := range []string{"3.19", "3.20"} {
-		if !slices.Contains(left, tg) {
-			fetchJSON(t, "POST", srv+"/api/v1/images/"+repo+":"+tg+"/refresh", &e)
+	testenv.EachEngine(t, func(t *testing.T, db string) {
+		reg := testenv.Distribution(t)
+		srv := testenv.ServeProcess(t, testenv.Binary(t), testenv.ServeOptions{DBPath: db}).URL
+		repo := reg + "/acme/base"
+		img := must(random.Image(300, 2))
+		writeImage(t, repo+":3.19.4", img, "3.19")
+		other := must(random.Image(300, 2))
+		writeImage(t, repo+":3.20", other)
+		var list tagList
+		fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
+		if list.TagCount != 3 {
+			t.Fatalf("test setup: %d tags listed, want 3", list.TagCount)
 		}
-	}
-	checkRemoved(t, srv, repo, "3.19.4", digest, left, start)
+		digest := strings.TrimSpace(string(testenv.Crane(t, "digest", repo+":3.19.4")))
+
+		start := time.Now()
+		testenv.Crane(t, "delete", repo+"@"+digest)
+		left := craneTags(t, repo)
+		if slices.Contains(left, "3.19.4") {
+			t.Fatalf("crane still lists 3.19.4 after deleting it: %v", left)
+		}
+		var e apiError
+		if code := fetchJSON(t, "POST", srv+"/api/v1/images/"+repo+":3.19.4/refresh", &e); code != 404 {
+			t.Fatalf("refresh of the deleted tag: %d %+v", code, e.Error)
+		}
+		// A manifest deleted by digest takes every tag at it (distribution does
+		// so): those crane no longer lists are refreshed too.
+		for _, tg := range []string{"3.19", "3.20"} {
+			if !slices.Contains(left, tg) {
+				fetchJSON(t, "POST", srv+"/api/v1/images/"+repo+":"+tg+"/refresh", &e)
+			}
+		}
+		checkRemoved(t, srv, repo, "3.19.4", digest, left, start)
+	})
 }
 
 // TestDeletedTagByNotification: the same, noticed through the registry's
 // own delete notification to /hooks/registry, with no refresh or poll.
 func TestDeletedTagByNotification(t *testing.T) {
-	srv, reg := notifying(t)
-	repo := reg + "/acme/base"
-	img := must(random.Image(300, 2))
-	writeImage(t, repo+":3.19.4", img)
-	writeImage(t, repo+":3.20", must(random.Image(300, 2)))
-	var list tagList
-	fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
-	digest := strings.TrimSpace(string(testenv.Crane(t, "digest", repo+":3.19.4")))
+	testenv.EachEngine(t, func(t *testing.T, db string) {
+		srv, reg := notifying(t, db)
+		repo := reg + "/acme/base"
+		img := must(random.Image(300, 2))
+		writeImage(t, repo+":3.19.4", img)
+		writeImage(t, repo+":3.20", must(random.Image(300, 2)))
+		var list tagList
+		fetchJSON(t, "GET", srv+"/api/v1/repositories/"+repo+"/tags?refresh=1", &list)
+		digest := strings.TrimSpace(string(testenv.Crane(t, "digest", repo+":3.19.4")))
 
-	start := time.Now()
-	testenv.Crane(t, "delete", repo+"@"+digest)
-	left := craneTags(t, repo)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var e apiError
-		if code := fetchJSON(t, "GET", srv+"/api/v1/images/"+repo+":3.19.4", &e); code == 404 && strings.Contains(e.Error.Message, "removed") {
-			break
+		start := time.Now()
+		testenv.Crane(t, "delete", repo+"@"+digest)
+		left := craneTags(t, repo)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var e apiError
+			if code := fetchJSON(t, "GET", srv+"/api/v1/images/"+repo+":3.19.4", &e); code == 404 && strings.Contains(e.Error.Message, "removed") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the registry's notification did not make 3.19.4 removed within 15 s")
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the registry's notification did not make 3.19.4 removed within 15 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	checkRemoved(t, srv, repo, "3.19.4", digest, left, start)
+		checkRemoved(t, srv, repo, "3.19.4", digest, left, start)
+	})
 }
 
 // TestDiffCommand runs `imagebadger diff` as a user would, judged by crane.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +15,12 @@ import (
 	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
-// TestCopyDBOfTheDemoIntoPostgres: the demo's SQLite database, with a
-// delivery its receiver has refused so far, is copied into PostgreSQL with
-// `imagebadger copy-db`; serve on PostgreSQL then answers the same pages
-// and API answers as the demo did, and delivers the pending delivery with
-// the webhook-id of its refused attempt.
+// TestCopyDBOfTheDemoIntoPostgres: the demo's SQLite database, holding an
+// event of every kind (image.updated, base.updated, version.released,
+// tag.deleted) whose deliveries their receiver has refused so far, is copied
+// into PostgreSQL with `imagebadger copy-db`; serve on PostgreSQL then
+// answers the same pages and API answers as the demo did, and delivers each
+// pending delivery with the webhook-id of its refused attempt.
 func TestCopyDBOfTheDemoIntoPostgres(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "demo.db")
@@ -26,19 +28,42 @@ func TestCopyDBOfTheDemoIntoPostgres(t *testing.T) {
 	reg := demo.registry
 	rc := newWHReceiver(t)
 	rc.answer(func(typ string) int {
-		if typ == "image.updated" {
-			return http.StatusServiceUnavailable
+		if typ == "webhook.ping" {
+			return http.StatusOK
 		}
-		return http.StatusOK
+		return http.StatusServiceUnavailable
 	})
 	app := reg + "/acme/app:2.3"
 	rc.subscribe(t, demo.url, app, "/copied", "image.updated")
 	moved := whPush(t, app, whImage(t, nil, 2))
 	refresh(t, demo.url, app)
-	if _, ok := within(15*time.Second, func() bool { return len(rc.failed("/copied")) > 0 }); !ok {
-		t.Fatal("the delivery of the push was not attempted on the demo")
+
+	// A base and a child of it, then the base rebuilt: base.updated.
+	baseRef, childRef := reg+"/acme/copybase:1", reg+"/acme/copychild:1.0.0"
+	base := whImage(t, nil, 2)
+	whPush(t, baseRef, base)
+	refresh(t, demo.url, baseRef)
+	whPush(t, childRef, whImage(t, base, 1))
+	refresh(t, demo.url, childRef)
+	rc.subscribe(t, demo.url, childRef, "/base", "base.updated")
+	rc.subscribe(t, demo.url, reg+"/acme/copychild", "/repo", "version.released", "tag.deleted")
+	whPush(t, baseRef, whImage(t, nil, 2))
+	refresh(t, demo.url, baseRef)
+	// A new version of the child's repository: version.released; then the
+	// tag deleted: tag.deleted.
+	whPush(t, reg+"/acme/copychild:1.1.0", whImage(t, base, 2))
+	refresh(t, demo.url, reg+"/acme/copychild:1.1.0")
+	testenv.Crane(t, "delete", reg+"/acme/copychild:1.1.0")
+	fetchJSON(t, "POST", demo.url+"/api/v1/images/"+reg+"/acme/copychild:1.1.0/refresh", &apiError{})
+
+	// Each delivery refused once, and its webhook-id noted.
+	refused := map[string][]string{}
+	for path, n := range map[string]int{"/copied": 1, "/base": 1, "/repo": 2} {
+		if _, ok := within(15*time.Second, func() bool { return len(distinct(rc.failed(path))) >= n }); !ok {
+			t.Fatalf("%d deliveries to %s attempted on the demo, want %d", len(distinct(rc.failed(path))), path, n)
+		}
+		refused[path] = distinct(rc.failed(path))
 	}
-	refused := rc.failed("/copied")[0]
 
 	paths := []string{
 		"/",
@@ -92,12 +117,34 @@ func TestCopyDBOfTheDemoIntoPostgres(t *testing.T) {
 		}
 	}
 	msgs := rc.wait("/copied", "image.updated", 1, 60*time.Second)
-	if id := msgs[0].header.Get("webhook-id"); id != refused {
-		t.Errorf("the pending delivery arrived as %s, first attempted as %s", id, refused)
+	if id := msgs[0].header.Get("webhook-id"); id != refused["/copied"][0] {
+		t.Errorf("the pending image.updated arrived as %s, first attempted as %s", id, refused["/copied"][0])
 	}
 	if img := imageData(t, msgs[0], "image"); img["digest"] != moved {
 		t.Errorf("delivered digest %v, want %s", img["digest"], moved)
 	}
+	var delivered []string
+	for _, m := range append(rc.wait("/base", "base.updated", 1, 60*time.Second), append(
+		rc.wait("/repo", "version.released", 1, 60*time.Second), rc.wait("/repo", "tag.deleted", 1, 60*time.Second)...)...) {
+		delivered = append(delivered, m.header.Get("webhook-id"))
+	}
+	want := append(append([]string{}, refused["/base"]...), refused["/repo"]...)
+	slices.Sort(delivered)
+	slices.Sort(want)
+	if !cmp.Equal(delivered, want) {
+		t.Errorf("delivered after the copy %v, refused before it %v", delivered, want)
+	}
+}
+
+// distinct is ids without repeats, in their first order.
+func distinct(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // page is the body of GET base+path, which must answer 200.

@@ -104,11 +104,12 @@ func (rc *holdingReceiver) waitEvents(t *testing.T, n int, timeout time.Duration
 // the same database, it sends them again, with their webhook-ids, and both
 // arrive.
 func TestBaseRebuildReachesGitHubAndSlack(t *testing.T) {
-	const token = "e2e-hook-token"
-	bin := testenv.Binary(t)
-	args := []string{"--hook-token", token, "--allow-private-webhooks", "--poll-interval", "1h"}
-	first := testenv.ServeProcess(t, bin, testenv.ServeOptions{Args: args})
-	reg := testenv.DistributionWithConfig(t, `notifications:
+	testenv.EachEngine(t, func(t *testing.T, db string) {
+		const token = "e2e-hook-token"
+		bin := testenv.Binary(t)
+		args := []string{"--hook-token", token, "--allow-private-webhooks", "--poll-interval", "1h"}
+		first := testenv.ServeProcess(t, bin, testenv.ServeOptions{DBPath: db, Args: args})
+		reg := testenv.DistributionWithConfig(t, `notifications:
   endpoints:
     - name: imagebadger
       url: `+first.URL+`/hooks/registry
@@ -118,86 +119,87 @@ func TestBaseRebuildReachesGitHubAndSlack(t *testing.T) {
       threshold: 3
       backoff: 500ms
 `)
-	baseRef, appRef := reg+"/acme/runtime:3", reg+"/acme/app:1"
-	base := whImage(t, nil, 2)
-	whPush(t, baseRef, base)
-	var rep map[string]any
-	getJSON(t, first.URL+"/api/v1/images/"+baseRef+"?refresh=1", &rep)
-	whPush(t, appRef, whImage(t, base, 1))
-	getJSON(t, first.URL+"/api/v1/images/"+appRef+"?refresh=1", &rep)
+		baseRef, appRef := reg+"/acme/runtime:3", reg+"/acme/app:1"
+		base := whImage(t, nil, 2)
+		whPush(t, baseRef, base)
+		var rep map[string]any
+		getJSON(t, first.URL+"/api/v1/images/"+baseRef+"?refresh=1", &rep)
+		whPush(t, appRef, whImage(t, base, 1))
+		getJSON(t, first.URL+"/api/v1/images/"+appRef+"?refresh=1", &rep)
 
-	gh := newHoldingReceiver(t, http.StatusNoContent) // GitHub answers a dispatch with 204
-	sl := newHoldingReceiver(t, http.StatusOK)
-	ghSub := createSub(t, first.URL, map[string]any{"image": appRef, "url": gh.URL + "/repos/acme/app/dispatches",
-		"events": []string{"base.updated"}, "format": "github", "headers": map[string]string{"Authorization": "Bearer ghp_e2e"}})
-	slSub := createSub(t, first.URL, map[string]any{"image": appRef, "url": sl.URL + "/services/T0/B0/x",
-		"events": []string{"base.updated"}, "format": "slack"})
+		gh := newHoldingReceiver(t, http.StatusNoContent) // GitHub answers a dispatch with 204
+		sl := newHoldingReceiver(t, http.StatusOK)
+		ghSub := createSub(t, first.URL, map[string]any{"image": appRef, "url": gh.URL + "/repos/acme/app/dispatches",
+			"events": []string{"base.updated"}, "format": "github", "headers": map[string]string{"Authorization": "Bearer ghp_e2e"}})
+		slSub := createSub(t, first.URL, map[string]any{"image": appRef, "url": sl.URL + "/services/T0/B0/x",
+			"events": []string{"base.updated"}, "format": "slack"})
 
-	whPush(t, baseRef, whImage(t, nil, 2)) // the rebuild; the registry tells the service
-	for _, rc := range []*holdingReceiver{gh, sl} {
-		select {
-		case <-rc.held:
-		case <-time.After(15 * time.Second):
-			t.Fatal("the base.updated was not sent within 15 s of the push")
-		}
-	}
-	first.Kill() // SIGKILL: the attempts in flight are never recorded
-	gh.letGo()
-	sl.letGo()
-	heldGH, heldSL := gh.events()[0].header.Get("webhook-id"), sl.events()[0].header.Get("webhook-id")
-
-	second := testenv.ServeProcess(t, bin, testenv.ServeOptions{DBPath: first.DBPath, Args: args})
-	_ = second
-	// The dead process's leases (attempt timeout + 15 s) expire, then the
-	// deliveries are sent again.
-	ghMsgs := gh.waitEvents(t, 2, 60*time.Second)
-	slMsgs := sl.waitEvents(t, 2, 60*time.Second)
-
-	g := ghMsgs[1]
-	verify(t, ghSub.Secret, g)
-	if g.header.Get("webhook-id") != heldGH || g.path != "/repos/acme/app/dispatches" {
-		t.Errorf("github: webhook-id %s (held %s), path %s", g.header.Get("webhook-id"), heldGH, g.path)
-	}
-	if g.header.Get("Authorization") != "Bearer ghp_e2e" || g.header.Get("Accept") != "application/vnd.github+json" {
-		t.Errorf("github headers: %v", g.header)
-	}
-	var dispatch struct {
-		EventType     string                     `json:"event_type"`
-		ClientPayload map[string]json.RawMessage `json:"client_payload"`
-	}
-	if err := json.Unmarshal(g.body, &dispatch); err != nil || dispatch.EventType != "imagebadger.base.updated" ||
-		len(dispatch.ClientPayload) > 10 || !strings.Contains(string(dispatch.ClientPayload["image"]), appRef) {
-		t.Errorf("repository_dispatch body %s (%v)", g.body, err)
-	}
-
-	m := slMsgs[1]
-	verify(t, slSub.Secret, m)
-	if m.header.Get("webhook-id") != heldSL {
-		t.Errorf("slack: webhook-id %s, held %s", m.header.Get("webhook-id"), heldSL)
-	}
-	var msg slack.WebhookMessage
-	if err := json.Unmarshal(m.body, &msg); err != nil || msg.Blocks == nil || len(msg.Blocks.BlockSet) == 0 {
-		t.Fatalf("slack body %s (%v)", m.body, err)
-	}
-	if !strings.Contains(msg.Text, "acme/runtime:3 was rebuilt") || !strings.Contains(msg.Text, "acme/app:1 is built on it and is now outdated") {
-		t.Errorf("slack text %q", msg.Text)
-	}
-	// Delivered once each, as the subscriptions' logs say.
-	for _, sub := range []whSubscription{ghSub, slSub} {
-		var got struct {
-			Deliveries []struct{ Type, Status string }
-		}
-		getJSONAuth(t, second.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, &got)
-		n := 0
-		for _, d := range got.Deliveries {
-			if d.Type == "base.updated" && d.Status == "delivered" {
-				n++
+		whPush(t, baseRef, whImage(t, nil, 2)) // the rebuild; the registry tells the service
+		for _, rc := range []*holdingReceiver{gh, sl} {
+			select {
+			case <-rc.held:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the base.updated was not sent within 15 s of the push")
 			}
 		}
-		if n != 1 {
-			t.Errorf("%s: %d base.updated delivered, want 1: %+v", sub.ID, n, got.Deliveries)
+		first.Kill() // SIGKILL: the attempts in flight are never recorded
+		gh.letGo()
+		sl.letGo()
+		heldGH, heldSL := gh.events()[0].header.Get("webhook-id"), sl.events()[0].header.Get("webhook-id")
+
+		second := testenv.ServeProcess(t, bin, testenv.ServeOptions{DBPath: first.DBPath, Args: args})
+		_ = second
+		// The dead process's leases (attempt timeout + 15 s) expire, then the
+		// deliveries are sent again.
+		ghMsgs := gh.waitEvents(t, 2, 60*time.Second)
+		slMsgs := sl.waitEvents(t, 2, 60*time.Second)
+
+		g := ghMsgs[1]
+		verify(t, ghSub.Secret, g)
+		if g.header.Get("webhook-id") != heldGH || g.path != "/repos/acme/app/dispatches" {
+			t.Errorf("github: webhook-id %s (held %s), path %s", g.header.Get("webhook-id"), heldGH, g.path)
 		}
-	}
+		if g.header.Get("Authorization") != "Bearer ghp_e2e" || g.header.Get("Accept") != "application/vnd.github+json" {
+			t.Errorf("github headers: %v", g.header)
+		}
+		var dispatch struct {
+			EventType     string                     `json:"event_type"`
+			ClientPayload map[string]json.RawMessage `json:"client_payload"`
+		}
+		if err := json.Unmarshal(g.body, &dispatch); err != nil || dispatch.EventType != "imagebadger.base.updated" ||
+			len(dispatch.ClientPayload) > 10 || !strings.Contains(string(dispatch.ClientPayload["image"]), appRef) {
+			t.Errorf("repository_dispatch body %s (%v)", g.body, err)
+		}
+
+		m := slMsgs[1]
+		verify(t, slSub.Secret, m)
+		if m.header.Get("webhook-id") != heldSL {
+			t.Errorf("slack: webhook-id %s, held %s", m.header.Get("webhook-id"), heldSL)
+		}
+		var msg slack.WebhookMessage
+		if err := json.Unmarshal(m.body, &msg); err != nil || msg.Blocks == nil || len(msg.Blocks.BlockSet) == 0 {
+			t.Fatalf("slack body %s (%v)", m.body, err)
+		}
+		if !strings.Contains(msg.Text, "acme/runtime:3 was rebuilt") || !strings.Contains(msg.Text, "acme/app:1 is built on it and is now outdated") {
+			t.Errorf("slack text %q", msg.Text)
+		}
+		// Delivered once each, as the subscriptions' logs say.
+		for _, sub := range []whSubscription{ghSub, slSub} {
+			var got struct {
+				Deliveries []struct{ Type, Status string }
+			}
+			getJSONAuth(t, second.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, &got)
+			n := 0
+			for _, d := range got.Deliveries {
+				if d.Type == "base.updated" && d.Status == "delivered" {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s: %d base.updated delivered, want 1: %+v", sub.ID, n, got.Deliveries)
+			}
+		}
+	})
 }
 
 func createSub(t *testing.T, srv string, body map[string]any) whSubscription {

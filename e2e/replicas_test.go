@@ -197,6 +197,53 @@ func (rc *whReceiver) count(path, typ string) int {
 	return n
 }
 
+// TestReplicasTellABaseMoveOnce: three processes share one PostgreSQL; the
+// base is read by one, the child built on it by another, and its subscriber
+// made on the third. The registry notifies only the first of the base's
+// rebuild: the subscriber gets exactly one verified base.updated, a refresh
+// of the base on another process answers 200 with its new digest, and every
+// process reports the child outdated.
+func TestReplicasTellABaseMoveOnce(t *testing.T) {
+	dsn := testenv.SharedPostgresDatabase(t)
+	procs := replicas(t, dsn, 3)
+	reg := notifyingRegistry(t, procs[0].URL)
+	rc := newWHReceiver(t)
+	baseRef, appRef := reg+"/acme/replbase:1", reg+"/acme/replapp:1"
+	base := whImage(t, nil, 2)
+	oldBase := whPush(t, baseRef, base)
+	getJSON(t, procs[1].URL+"/api/v1/images/"+baseRef+"?refresh=1", &parentReport{})
+	whPush(t, appRef, whImage(t, base, 1))
+	var rep parentReport
+	getJSON(t, procs[2].URL+"/api/v1/images/"+appRef+"?refresh=1", &rep)
+	if len(rep.Platforms) != 1 || rep.Platforms[0].Parent == nil || rep.Platforms[0].Parent.Repository != "acme/replbase" {
+		t.Fatalf("test setup: the app's parent is not known: %+v", rep)
+	}
+	rc.subscribe(t, procs[2].URL, appRef, "/app", "base.updated")
+
+	newBase := whPush(t, baseRef, whImage(t, nil, 2))
+	msgs := rc.wait("/app", "base.updated", 1, 15*time.Second)
+	if b := imageData(t, msgs[0], "base"); b["digest"] != newBase || b["previousDigest"] != oldBase {
+		t.Errorf("data.base = %v, want a move from %s to %s", b, oldBase, newBase)
+	}
+	var now struct{ Digest string }
+	if code := fetchJSON(t, "POST", procs[1].URL+"/api/v1/images/"+baseRef+"/refresh", &now); code != 200 || now.Digest != newBase {
+		t.Errorf("refresh of the moved base on the second process: %d %s, want 200 %s", code, now.Digest, newBase)
+	}
+	for _, p := range procs {
+		if _, ok := within(time.Second, func() bool {
+			var r parentReport
+			getJSON(t, p.URL+"/api/v1/images/"+appRef, &r)
+			return len(r.Platforms) == 1 && r.Platforms[0].Parent != nil && r.Platforms[0].Parent.Outdated
+		}); !ok {
+			t.Errorf("%s does not report the child outdated", p.URL)
+		}
+	}
+	time.Sleep(time.Second)
+	if n := rc.count("/app", "base.updated"); n != 1 {
+		t.Errorf("%d base.updated for one move of the base", n)
+	}
+}
+
 // fanReceiver is a webhook receiver that judges a fan-out as it happens:
 // it counts the requests in flight at once (the service promises at most
 // 16 to one receiver, across all its processes), notes a webhook-id that

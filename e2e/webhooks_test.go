@@ -200,12 +200,13 @@ func refresh(t *testing.T, srv, ref string) {
 	}
 }
 
-// notifying starts imagebadger with a hook token and a distribution registry
-// configured to send its notifications to /hooks/registry.
-func notifying(t *testing.T, args ...string) (srv, reg string) {
+// notifying starts imagebadger on the database db ("" for a new SQLite file)
+// with a hook token and a distribution registry configured to send its
+// notifications to /hooks/registry.
+func notifying(t *testing.T, db string, args ...string) (srv, reg string) {
 	t.Helper()
 	const token = "e2e-hook-token"
-	s := testenv.ServeProcess(t, testenv.Binary(t), testenv.ServeOptions{Args: append([]string{
+	s := testenv.ServeProcess(t, testenv.Binary(t), testenv.ServeOptions{DBPath: db, Args: append([]string{
 		"--hook-token", token, "--allow-private-webhooks", "--poll-interval", "1h"}, args...)})
 	reg = testenv.DistributionWithConfig(t, fmt.Sprintf(`notifications:
   endpoints:
@@ -224,51 +225,55 @@ func notifying(t *testing.T, args ...string) (srv, reg string) {
 // /hooks/registry of a push, and the subscriber of the tag gets a verified
 // image.updated within 5 s, without any polling.
 func TestRegistryNotificationDeliversImageUpdated(t *testing.T) {
-	srv, reg := notifying(t)
-	rc := newWHReceiver(t)
-	ref := reg + "/acme/base:1.0"
-	old := whPush(t, ref, whImage(t, nil, 2))
-	rc.subscribe(t, srv, ref, "/base", "image.updated")
+	testenv.EachEngine(t, func(t *testing.T, db string) {
+		srv, reg := notifying(t, db)
+		rc := newWHReceiver(t)
+		ref := reg + "/acme/base:1.0"
+		old := whPush(t, ref, whImage(t, nil, 2))
+		rc.subscribe(t, srv, ref, "/base", "image.updated")
 
-	pushed := time.Now()
-	moved := whPush(t, ref, whImage(t, nil, 2))
-	msgs := rc.wait("/base", "image.updated", 1, 5*time.Second)
-	if took := msgs[0].at.Sub(pushed); took > 5*time.Second {
-		t.Errorf("delivered %s after the push, want within 5 s", took)
-	}
-	img := imageData(t, msgs[0], "image")
-	if img["reference"] != ref || img["digest"] != moved || img["previousDigest"] != old {
-		t.Errorf("image.updated data = %v, want %s from %s to %s", img, ref, old, moved)
-	}
-	// One move, one event: the registry's notification and a later refresh
-	// of the same move give nothing more.
-	refresh(t, srv, ref)
-	time.Sleep(1500 * time.Millisecond)
-	if n := len(rc.wait("/base", "image.updated", 1, time.Second)); n != 1 {
-		t.Errorf("%d image.updated for one move", n)
-	}
+		pushed := time.Now()
+		moved := whPush(t, ref, whImage(t, nil, 2))
+		msgs := rc.wait("/base", "image.updated", 1, 5*time.Second)
+		if took := msgs[0].at.Sub(pushed); took > 5*time.Second {
+			t.Errorf("delivered %s after the push, want within 5 s", took)
+		}
+		img := imageData(t, msgs[0], "image")
+		if img["reference"] != ref || img["digest"] != moved || img["previousDigest"] != old {
+			t.Errorf("image.updated data = %v, want %s from %s to %s", img, ref, old, moved)
+		}
+		// One move, one event: the registry's notification and a later refresh
+		// of the same move give nothing more.
+		refresh(t, srv, ref)
+		time.Sleep(1500 * time.Millisecond)
+		if n := len(rc.wait("/base", "image.updated", 1, time.Second)); n != 1 {
+			t.Errorf("%d image.updated for one move", n)
+		}
+	})
 }
 
 // TestPollingAloneDetectsAMove: a registry without notifications, polled
 // every second; the move is delivered within two poll intervals (plus the
 // delivery itself).
 func TestPollingAloneDetectsAMove(t *testing.T) {
-	reg := testenv.Distribution(t)
-	srv := testenv.Serve(t, testenv.Binary(t), "--allow-private-webhooks", "--poll-interval", "1s")
-	rc := newWHReceiver(t)
-	ref := reg + "/acme/app:2"
-	whPush(t, ref, whImage(t, nil, 1))
-	rc.subscribe(t, srv, ref, "/app")
+	testenv.EachEngine(t, func(t *testing.T, db string) {
+		reg := testenv.Distribution(t)
+		srv := testenv.ServeProcess(t, testenv.Binary(t), testenv.ServeOptions{DBPath: db, Args: []string{"--allow-private-webhooks", "--poll-interval", "1s"}}).URL
+		rc := newWHReceiver(t)
+		ref := reg + "/acme/app:2"
+		whPush(t, ref, whImage(t, nil, 1))
+		rc.subscribe(t, srv, ref, "/app")
 
-	pushed := time.Now()
-	moved := whPush(t, ref, whImage(t, nil, 1))
-	msgs := rc.wait("/app", "image.updated", 1, 10*time.Second)
-	if took := msgs[0].at.Sub(pushed); took > 2*time.Second+time.Second {
-		t.Errorf("polling delivered the move %s after the push, want within two 1 s intervals (+1 s to deliver)", took)
-	}
-	if img := imageData(t, msgs[0], "image"); img["digest"] != moved {
-		t.Errorf("image.updated data = %v", img)
-	}
+		pushed := time.Now()
+		moved := whPush(t, ref, whImage(t, nil, 1))
+		msgs := rc.wait("/app", "image.updated", 1, 10*time.Second)
+		if took := msgs[0].at.Sub(pushed); took > 2*time.Second+time.Second {
+			t.Errorf("polling delivered the move %s after the push, want within two 1 s intervals (+1 s to deliver)", took)
+		}
+		if img := imageData(t, msgs[0], "image"); img["digest"] != moved {
+			t.Errorf("image.updated data = %v", img)
+		}
+	})
 }
 
 // TestDeliveriesSurviveACrash: deliveries pending against a receiver that
@@ -276,108 +281,129 @@ func TestPollingAloneDetectsAMove(t *testing.T) {
 // database, the receiver now answering 200: every delivery arrives, with
 // its original webhook-id.
 func TestDeliveriesSurviveACrash(t *testing.T) {
-	reg := testenv.Distribution(t)
-	bin := testenv.Binary(t)
-	args := []string{"--allow-private-webhooks", "--poll-interval", "1h"}
-	first := testenv.ServeProcess(t, bin, testenv.ServeOptions{Args: args})
-	rc := newWHReceiver(t)
-	rc.answer(func(typ string) int {
-		if typ == "webhook.ping" {
-			return 200
-		}
-		return 500
-	})
-	paths := map[string]string{"/a1": reg + "/acme/app:a", "/a2": reg + "/acme/app:a", "/b": reg + "/acme/app:b", "/c": reg + "/acme/app:c"}
-	for path, ref := range paths {
-		whPush(t, ref, whImage(t, nil, 1))
-		rc.subscribe(t, first.URL, ref, path, "image.updated")
-	}
-	for _, tg := range []string{"a", "b"} {
-		whPush(t, reg+"/acme/app:"+tg, whImage(t, nil, 1))
-		refresh(t, first.URL, reg+"/acme/app:"+tg)
-	}
-	// Wait for every a/b delivery to be refused once.
-	deadline := time.Now().Add(15 * time.Second)
-	for _, path := range []string{"/a1", "/a2", "/b"} {
-		for len(rc.failed(path)) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("no failed attempt to %s", path)
+	testenv.EachEngine(t, func(t *testing.T, db string) {
+		reg := testenv.Distribution(t)
+		bin := testenv.Binary(t)
+		args := []string{"--allow-private-webhooks", "--poll-interval", "1h"}
+		first := testenv.ServeProcess(t, bin, testenv.ServeOptions{DBPath: db, Args: args})
+		rc := newWHReceiver(t)
+		rc.answer(func(typ string) int {
+			if typ == "webhook.ping" {
+				return 200
 			}
-			time.Sleep(20 * time.Millisecond)
+			return 500
+		})
+		paths := map[string]string{"/a1": reg + "/acme/app:a", "/a2": reg + "/acme/app:a", "/b": reg + "/acme/app:b", "/c": reg + "/acme/app:c"}
+		for path, ref := range paths {
+			whPush(t, ref, whImage(t, nil, 1))
+			rc.subscribe(t, first.URL, ref, path, "image.updated")
 		}
-	}
-	// A last move, recorded just before the crash: its delivery is stored
-	// but most likely not attempted yet.
-	whPush(t, reg+"/acme/app:c", whImage(t, nil, 1))
-	refresh(t, first.URL, reg+"/acme/app:c")
-	time.Sleep(200 * time.Millisecond) // let the failed attempts be recorded
-	first.Kill()
+		for _, tg := range []string{"a", "b"} {
+			whPush(t, reg+"/acme/app:"+tg, whImage(t, nil, 1))
+			refresh(t, first.URL, reg+"/acme/app:"+tg)
+		}
+		// Wait for every a/b delivery to be refused once.
+		deadline := time.Now().Add(15 * time.Second)
+		for _, path := range []string{"/a1", "/a2", "/b"} {
+			for len(rc.failed(path)) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no failed attempt to %s", path)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		// A last move, recorded just before the crash: its delivery is stored
+		// but most likely not attempted yet.
+		whPush(t, reg+"/acme/app:c", whImage(t, nil, 1))
+		refresh(t, first.URL, reg+"/acme/app:c")
+		time.Sleep(200 * time.Millisecond) // let the failed attempts be recorded
+		first.Kill()
 
-	want := map[string]string{}
-	for path := range paths {
-		ids := rc.failed(path)
-		if len(ids) == 0 {
-			continue // /c's delivery may not have been attempted before the crash
+		want := map[string]string{}
+		for path := range paths {
+			ids := rc.failed(path)
+			if len(ids) == 0 {
+				continue // /c's delivery may not have been attempted before the crash
+			}
+			for _, id := range ids[1:] {
+				if id != ids[0] {
+					t.Errorf("retries to %s changed webhook-id: %v", path, ids)
+				}
+			}
+			want[path] = ids[0]
 		}
-		for _, id := range ids[1:] {
-			if id != ids[0] {
-				t.Errorf("retries to %s changed webhook-id: %v", path, ids)
+		rc.answer(func(string) int { return 200 })
+		second := testenv.ServeProcess(t, bin, testenv.ServeOptions{DBPath: first.DBPath, Args: args})
+		for path := range paths {
+			// Retries are due 5 s after the first attempt; a row leased by the
+			// killed process waits for its lease (30 s) to expire.
+			msgs := rc.wait(path, "image.updated", 1, 60*time.Second)
+			if id := msgs[0].header.Get("webhook-id"); want[path] != "" && id != want[path] {
+				t.Errorf("%s: delivered with webhook-id %s, first attempted as %s", path, id, want[path])
 			}
 		}
-		want[path] = ids[0]
-	}
-	rc.answer(func(string) int { return 200 })
-	second := testenv.ServeProcess(t, bin, testenv.ServeOptions{DBPath: first.DBPath, Args: args})
-	for path := range paths {
-		// Retries are due 5 s after the first attempt; a row leased by the
-		// killed process waits for its lease (30 s) to expire.
-		msgs := rc.wait(path, "image.updated", 1, 60*time.Second)
-		if id := msgs[0].header.Get("webhook-id"); want[path] != "" && id != want[path] {
-			t.Errorf("%s: delivered with webhook-id %s, first attempted as %s", path, id, want[path])
+		if t.Failed() {
+			t.Logf("second process output:\n%s", second.Output())
 		}
-	}
-	if t.Failed() {
-		t.Logf("second process output:\n%s", second.Output())
-	}
+	})
 }
 
 // TestBaseRebuildDeliversBaseUpdated: a child built on a base is known with
 // its parent; a push of a rebuilt base (noticed through the registry's
-// notification) makes the child outdated, and the child's subscribers get a
-// verified base.updated naming both images.
+// notification) makes the child outdated, and the child's subscriber gets
+// one verified base.updated naming both images; a refresh of the base then
+// answers its new digest. On both engines.
 func TestBaseRebuildDeliversBaseUpdated(t *testing.T) {
-	srv, reg := notifying(t)
-	rc := newWHReceiver(t)
-	baseRef, appRef := reg+"/acme/runtime:3", reg+"/acme/app:1"
-	base := whImage(t, nil, 2)
-	oldBase := whPush(t, baseRef, base)
-	var rep struct {
-		Platforms []struct {
-			Parent *struct {
-				Repository string `json:"repository"`
-				Digest     string `json:"digest"`
-			} `json:"parent"`
-		} `json:"platforms"`
-	}
-	getJSON(t, srv+"/api/v1/images/"+baseRef+"?refresh=1", &rep)
-	appDigest := whPush(t, appRef, whImage(t, base, 1))
-	getJSON(t, srv+"/api/v1/images/"+appRef+"?refresh=1", &rep)
-	if len(rep.Platforms) != 1 || rep.Platforms[0].Parent == nil || rep.Platforms[0].Parent.Repository != "acme/runtime" {
-		t.Fatalf("test setup: the app's parent is not known: %+v", rep)
-	}
-	rc.subscribe(t, srv, appRef, "/app", "base.updated")
+	testenv.EachEngine(t, func(t *testing.T, db string) {
+		srv, reg := notifying(t, db)
+		rc := newWHReceiver(t)
+		baseRef, appRef := reg+"/acme/runtime:3", reg+"/acme/app:1"
+		base := whImage(t, nil, 2)
+		oldBase := whPush(t, baseRef, base)
+		getJSON(t, srv+"/api/v1/images/"+baseRef+"?refresh=1", &parentReport{})
+		appDigest := whPush(t, appRef, whImage(t, base, 1))
+		var rep parentReport
+		getJSON(t, srv+"/api/v1/images/"+appRef+"?refresh=1", &rep)
+		if len(rep.Platforms) != 1 || rep.Platforms[0].Parent == nil || rep.Platforms[0].Parent.Repository != "acme/runtime" {
+			t.Fatalf("test setup: the app's parent is not known: %+v", rep)
+		}
+		rc.subscribe(t, srv, appRef, "/app", "base.updated")
 
-	pushed := time.Now()
-	newBase := whPush(t, baseRef, whImage(t, nil, 2))
-	msgs := rc.wait("/app", "base.updated", 1, 10*time.Second)
-	if took := msgs[0].at.Sub(pushed); took > 5*time.Second {
-		t.Errorf("delivered %s after the base's push", took)
-	}
-	img, b := imageData(t, msgs[0], "image"), imageData(t, msgs[0], "base")
-	if img["reference"] != appRef || img["digest"] != appDigest {
-		t.Errorf("data.image = %v, want %s at %s", img, appRef, appDigest)
-	}
-	if b["reference"] != baseRef || b["digest"] != newBase || b["previousDigest"] != oldBase {
-		t.Errorf("data.base = %v, want %s moved from %s to %s", b, baseRef, oldBase, newBase)
-	}
+		pushed := time.Now()
+		newBase := whPush(t, baseRef, whImage(t, nil, 2))
+		msgs := rc.wait("/app", "base.updated", 1, 10*time.Second)
+		if took := msgs[0].at.Sub(pushed); took > 5*time.Second {
+			t.Errorf("delivered %s after the base's push", took)
+		}
+		img, b := imageData(t, msgs[0], "image"), imageData(t, msgs[0], "base")
+		if img["reference"] != appRef || img["digest"] != appDigest {
+			t.Errorf("data.image = %v, want %s at %s", img, appRef, appDigest)
+		}
+		if b["reference"] != baseRef || b["digest"] != newBase || b["previousDigest"] != oldBase {
+			t.Errorf("data.base = %v, want %s moved from %s to %s", b, baseRef, oldBase, newBase)
+		}
+		var now struct{ Digest string }
+		if code := fetchJSON(t, "POST", srv+"/api/v1/images/"+baseRef+"/refresh", &now); code != 200 || now.Digest != newBase {
+			t.Errorf("refresh of the moved base: %d %s, want 200 %s", code, now.Digest, newBase)
+		}
+		getJSON(t, srv+"/api/v1/images/"+appRef, &rep)
+		if p := rep.Platforms[0].Parent; p == nil || !p.Outdated {
+			t.Errorf("the child's parent after the base moved: %+v, want outdated", p)
+		}
+		time.Sleep(time.Second)
+		if n := rc.count("/app", "base.updated"); n != 1 {
+			t.Errorf("%d base.updated for one move of the base", n)
+		}
+	})
+}
+
+// parentReport is what the tests read of an image report's parents.
+type parentReport struct {
+	Platforms []struct {
+		Parent *struct {
+			Repository string `json:"repository"`
+			Digest     string `json:"digest"`
+			Outdated   bool   `json:"outdated"`
+		} `json:"parent"`
+	} `json:"platforms"`
 }

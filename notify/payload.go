@@ -164,12 +164,14 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		baseRef := o.Base.WithTag(baseTag)
 		base := b.imageData(baseRef, o.BaseDigest, o.BuiltOn)
 		base.Tags = o.BaseTags
-		key := "\x00" + o.Child.WithDigest(o.Digest).String() + "\x00" + o.Base.WithDigest(o.BaseDigest).String()
+		// The key's parts are joined by spaces, which no reference or tag
+		// holds: a NUL byte is not text to PostgreSQL.
+		key := " " + o.Child.WithDigest(o.Digest).String() + " " + o.Base.WithDigest(o.BaseDigest).String()
 		for _, t := range o.Tags {
 			cref := o.Child.WithTag(t)
 			img := b.imageData(cref, o.Digest, "")
 			img.OutdatedPlatforms = o.Platforms
-			ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceTag, TypeBaseUpdated+"\x00tag:"+t+key)
+			ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceTag, TypeBaseUpdated+" tag:"+t+key)
 			if err != nil {
 				return nil, err
 			}
@@ -178,7 +180,7 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		cref := o.Child.WithTag(analysis.LongestTag(o.Tags))
 		img := b.imageData(cref, o.Digest, "")
 		img.Tags, img.OutdatedPlatforms = o.Tags, o.Platforms
-		ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceRepository, TypeBaseUpdated+"\x00repository"+key)
+		ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceRepository, TypeBaseUpdated+" repository"+key)
 		if err != nil {
 			return nil, err
 		}

@@ -195,3 +195,51 @@ func template(t *testing.T, schema string, ms []migration) []byte {
 	}
 	return b
 }
+
+// TestDedupKeysBecomePrintable: a SQLite database upgraded from before
+// migration 0042 keeps its base.updated events, their de-duplication keys
+// with spaces where NUL bytes joined their parts, so it can be copied into
+// PostgreSQL, which refuses NUL in text.
+func TestDedupKeysBecomePrintable(t *testing.T) {
+	ctx := context.Background()
+	ms, err := migrations("sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := memdb(t, "/dedup-keys")
+	apply := func(m migration) {
+		body, err := migrationFiles.ReadFile(m.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", m.base, err)
+		}
+	}
+	for _, m := range ms {
+		if m.version < 42 {
+			apply(m)
+		}
+	}
+	old := "base.updated\x00tag:1\x00r/app@sha256:aa\x00r/base@sha256:bb"
+	if _, err := db.ExecContext(ctx, `INSERT INTO events (id, type, registry, repository, tag, payload, created_at, dedup_key)
+		VALUES ('msg_1', 'base.updated', 'r', 'app', '1', x'7b7d', 0, ?), ('msg_2', 'image.updated', 'r', 'app', '1', x'7b7d', 0, NULL)`, old); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version >= 42 {
+			apply(m)
+		}
+	}
+	var key string
+	var nulls int
+	if err := db.QueryRowContext(ctx, `SELECT dedup_key FROM events WHERE id = 'msg_1'`).Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE dedup_key IS NULL`).Scan(&nulls); err != nil {
+		t.Fatal(err)
+	}
+	if want := "base.updated tag:1 r/app@sha256:aa r/base@sha256:bb"; key != want || nulls != 1 {
+		t.Errorf("after the upgrade: key %q and %d events without a key, want %q and 1", key, nulls, want)
+	}
+}

@@ -127,10 +127,12 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
-// Main runs the package's tests and then removes the binary that Binary built. Use it
-// as `func TestMain(m *testing.M) { testenv.Main(m) }`.
+// Main runs the package's tests, then stops the shared PostgreSQL cluster and
+// removes the binary that Binary built. Use it as
+// `func TestMain(m *testing.M) { testenv.Main(m) }`.
 func Main(m *testing.M) {
 	code := m.Run()
+	stopShared()
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
 	}
