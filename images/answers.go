@@ -126,11 +126,23 @@ func reportKey(repo analysis.Repository, digest string) string {
 	return repo.WithDigest(digest).String()
 }
 
-// report returns the digest-level report of the image digest in repo (see
-// analysis.NewReport), built from the store and kept in memory; content that
-// the store lacks is fetched and stored. The result is shared: callers clone
-// it before changing it.
+// Report returns the digest-level report of the image digest in repo (see
+// analysis.NewReport): its platforms, layers and metadata, without parents
+// or tags, from the store (content the store lacks is fetched and stored).
+// It is what a change's notification describes the images by. The result
+// is shared: clone it before changing it.
+func (s *Service) Report(ctx context.Context, repo analysis.Repository, digest string) (*analysis.Report, error) {
+	return s.report(ctx, repo, digest)
+}
+
+// report is Report, for a read.
 func (s *Service) report(ctx context.Context, repo analysis.Repository, digest string) (*analysis.Report, error) {
+	return s.reportVia(ctx, repo, digest, false)
+}
+
+// reportVia is report kept in memory, its content fetched (when the store
+// lacks it) as a background poll's when polling is set.
+func (s *Service) reportVia(ctx context.Context, repo analysis.Repository, digest string, polling bool) (*analysis.Report, error) {
 	key := reportKey(repo, digest)
 	if rep, ok := s.reports.Get(key); ok {
 		return rep, nil
@@ -140,7 +152,8 @@ func (s *Service) report(ctx context.Context, repo analysis.Repository, digest s
 		if rep, ok := s.reports.Get(key); ok {
 			return rep, nil
 		}
-		rep, err := s.inspector.Report(context.WithoutCancel(ctx), repo, digest)
+		_, inspector := s.reader(polling)
+		rep, err := inspector.Report(context.WithoutCancel(ctx), repo, digest)
 		if err != nil {
 			return nil, err
 		}

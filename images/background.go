@@ -49,7 +49,7 @@ func failed(err error) *job {
 // it returns a finished job failing with ErrBusy.
 func (b *background) start(s *Service, ref analysis.Reference) *job {
 	return b.do(s, ref.String(), func(ctx context.Context) error {
-		_, err := s.resolve(ctx, ref, false)
+		_, err := s.resolve(ctx, ref, false, false)
 		return err
 	})
 }

@@ -3,14 +3,12 @@ package images_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -20,8 +18,7 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
-	"github.com/imagebadger/imagebadger/registry"
-	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 )
 
 // cachedEnv is a service on a SQLite store in front of the test registry,
@@ -46,18 +43,7 @@ func newCachedEnv(t *testing.T) *cachedEnv {
 	e.clock.Store(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixNano())
 	e.reg = faultreg.Start(t)
 	e.host = e.reg.Host
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	client, err := registry.New(registry.Options{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Now: e.now,
-		RetryFailedAfter: time.Minute, MaxInspections: 2})
-	t.Cleanup(func() { e.svc.Close(context.Background()) })
+	e.svc = stack.New(t, stack.Options{Images: images.Options{Now: e.now, RetryFailedAfter: time.Minute, MaxInspections: 2}}).Images
 	return e
 }
 

@@ -2,14 +2,10 @@ package images_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -20,66 +16,71 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
-	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/store"
 )
 
 type env struct {
-	t      *testing.T
-	reg    *faultreg.Registry
-	host   string
-	svc    *images.Service
-	store  *store.Store
-	events *recorder
+	t     *testing.T
+	reg   *faultreg.Registry
+	host  string
+	svc   *images.Service
+	store *store.Store
+	log   *logReader
 }
 
-// recorder is an EventBuilder that remembers the changes it was given.
-type recorder struct {
-	mu      sync.Mutex
-	changes []images.Change
+// logReader follows the change log from where it last read, as notify's
+// fan-out does, so a test sees what a read or a listing recorded.
+type logReader struct {
+	st  *store.Store
+	pos int64
 }
 
-func (r *recorder) Events(c images.Change) ([]store.Event, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.changes = append(r.changes, c)
-	return nil, nil
-}
-
-func (r *recorder) take() []images.Change {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.changes
-	r.changes = nil
-	return c
+// take returns the change sets logged since the last take.
+func (r *logReader) take(t *testing.T) [][]store.TagChange {
+	t.Helper()
+	var out [][]store.TagChange
+	for {
+		set, err := r.st.NextChangeSet(context.Background(), r.pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(set) == 0 {
+			return out
+		}
+		out = append(out, set)
+		r.pos = set[len(set)-1].ID
+	}
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, events: &recorder{}}
+	e := &env{t: t}
 	e.reg = faultreg.Start(t)
 	e.host = e.reg.Host
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e.store = st
+	e.store = stack.OpenStore(t, stack.SQLite)
+	e.log = &logReader{st: e.store}
 	e.svc = e.newService()
 	return e
 }
 
+// newService is the service on e's store, as a restart would start it.
 func (e *env) newService() *images.Service {
-	client, err := registry.New(registry.Options{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	svc := images.New(images.Options{Client: client, Store: e.store, FreshFor: time.Hour, Events: e.events})
+	svc := stack.New(e.t, stack.Options{Store: e.store}).Images
 	if _, err := svc.LoadIndex(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { svc.Close(context.Background()) })
 	return svc
+}
+
+// outdatedBy is what the service says the change set makes outdated.
+func (e *env) outdatedBy(set []store.TagChange) []images.OutdatedImage {
+	e.t.Helper()
+	out, err := e.svc.OutdatedBy(context.Background(), set)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }
 
 func (e *env) push(ref string, img v1.Image) string {
@@ -192,7 +193,7 @@ func TestRebuiltBaseMakesChildOutdated(t *testing.T) {
 	if p := e.inspect("acme/child:1").Platforms[0].Parent; p == nil || p.Outdated {
 		t.Fatalf("before the rebuild: parent %+v", p)
 	}
-	e.events.take()
+	e.log.take(t)
 
 	// Re-pushed with only a new label: the tag moves, the layers do not, and
 	// the child is not outdated (nobody needs to rebuild).
@@ -200,8 +201,8 @@ func TestRebuiltBaseMakesChildOutdated(t *testing.T) {
 	cf.Config.Labels = map[string]string{"org.opencontainers.image.revision": "relabelled"}
 	relabelled := e.push("acme/base:1", must(mutate.ConfigFile(base, cf)))
 	e.inspect("acme/base:1")
-	if changes := e.events.take(); len(changes) != 1 || len(changes[0].Outdated) != 0 {
-		t.Fatalf("relabel: changes = %+v, want one move outdating nothing", changes)
+	if sets := e.log.take(t); len(sets) != 1 || len(sets[0]) != 1 || len(e.outdatedBy(sets[0])) != 0 {
+		t.Fatalf("relabel: changes = %+v, want one move outdating nothing", sets)
 	}
 	if p := e.inspect("acme/child:1").Platforms[0].Parent; p == nil || p.Outdated {
 		t.Errorf("after a relabel: parent %+v, want current", p)
@@ -210,16 +211,16 @@ func TestRebuiltBaseMakesChildOutdated(t *testing.T) {
 	rebuilt := layered(t, nil, 2, "linux/amd64")
 	newBase := e.push("acme/base:1", rebuilt)
 	e.inspect("acme/base:1")
-	changes := e.events.take()
-	if len(changes) != 1 || changes[0].Previous != relabelled || changes[0].Current != newBase || !changes[0].PlatformsChanged {
-		t.Fatalf("changes = %+v", changes)
+	sets := e.log.take(t)
+	if len(sets) != 1 || len(sets[0]) != 1 || sets[0][0].Previous != relabelled || sets[0][0].Digest != newBase || sets[0][0].Kind != store.ChangeMoved {
+		t.Fatalf("changes = %+v", sets)
 	}
 	wantOutdated := []images.OutdatedImage{{
 		Child: must(analysis.ParseRepository(e.host + "/acme/child")), Digest: must(child.Digest()).String(), Tags: []string{"1"},
 		Platforms: []string{"linux/amd64"}, Base: must(analysis.ParseRepository(e.host + "/acme/base")), BaseDigest: newBase,
 		BaseTags: []string{"1"}, BuiltOn: relabelled,
 	}}
-	if diff := cmp.Diff(wantOutdated, changes[0].Outdated); diff != "" {
+	if diff := cmp.Diff(wantOutdated, e.outdatedBy(sets[0])); diff != "" {
 		t.Errorf("outdated children (-want +got):\n%s", diff)
 	}
 	p := e.inspect("acme/child:1").Platforms[0].Parent
@@ -245,15 +246,18 @@ func TestMultiPlatformBaseRebuiltForArmOnly(t *testing.T) {
 	e.inspect("acme/base:1")
 	e.inspect("acme/amdchild:1")
 	e.inspect("acme/armchild:1")
-	e.events.take()
+	e.log.take(t)
 
 	arm2 := layered(t, nil, 2, "linux/arm64/v8")
 	newIndex := e.pushIndex("acme/base:1", index(amd, arm2))
 	e.inspect("acme/base:1")
-	changes := e.events.take()
-	if len(changes) != 1 || len(changes[0].Outdated) != 1 || changes[0].Outdated[0].Child.Name != "acme/armchild" ||
-		!cmp.Equal(changes[0].Outdated[0].Platforms, []string{"linux/arm64/v8"}) {
-		t.Fatalf("changes = %+v, want one move outdating only acme/armchild", changes)
+	sets := e.log.take(t)
+	if len(sets) != 1 {
+		t.Fatalf("changes = %+v, want one move", sets)
+	}
+	if outdated := e.outdatedBy(sets[0]); len(outdated) != 1 || outdated[0].Child.Name != "acme/armchild" ||
+		!cmp.Equal(outdated[0].Platforms, []string{"linux/arm64/v8"}) {
+		t.Fatalf("outdated = %+v, want only acme/armchild", outdated)
 	}
 	if p := e.inspect("acme/amdchild:1").Platforms[0].Parent; p == nil || p.Outdated {
 		t.Errorf("amd64 child: parent %+v, want current (its base layers did not change)", p)
@@ -338,5 +342,45 @@ func TestFirstReadOfATagFetchesOnce(t *testing.T) {
 	e.inspect("acme/app:1")
 	if got, want := manifests(), []string{"HEAD /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
 		t.Errorf("second read asked %v, want %v", got, want)
+	}
+}
+
+// TestOutdatedByJudgesEachSetAsItStood: the fan-out may read a change set
+// long after it was recorded. Two tags of a base move to a rebuild, each in
+// a set of its own, before either is judged: the first set makes the child
+// outdated (as of right after it, one tag still pointed at the old base,
+// but the other no longer did), the second makes nothing outdated any more,
+// however the store stands when they are judged.
+func TestOutdatedByJudgesEachSetAsItStood(t *testing.T) {
+	e := newEnv(t)
+	base := layered(t, nil, 2, "linux/amd64")
+	child := layered(t, base, 1, "linux/amd64")
+	oldBase := e.push("acme/base:1", base)
+	e.push("acme/base:latest", base)
+	e.push("acme/child:1", child)
+	e.inspect("acme/base:1")
+	e.inspect("acme/base:latest")
+	e.inspect("acme/child:1")
+	e.log.take(t)
+
+	rebuilt := layered(t, nil, 2, "linux/amd64")
+	newBase := e.push("acme/base:1", rebuilt)
+	e.push("acme/base:latest", rebuilt)
+	e.inspect("acme/base:1")
+	e.inspect("acme/base:latest")
+	sets := e.log.take(t)
+	if len(sets) != 2 || sets[0][0].Tag != "1" || sets[1][0].Tag != "latest" {
+		t.Fatalf("change sets %+v, want tag 1's move, then latest's", sets)
+	}
+	want := []images.OutdatedImage{{
+		Child: must(analysis.ParseRepository(e.host + "/acme/child")), Digest: must(child.Digest()).String(), Tags: []string{"1"},
+		Platforms: []string{"linux/amd64"}, Base: must(analysis.ParseRepository(e.host + "/acme/base")), BaseDigest: newBase,
+		BaseTags: []string{"1"}, BuiltOn: oldBase,
+	}}
+	if diff := cmp.Diff(want, e.outdatedBy(sets[0])); diff != "" {
+		t.Errorf("the first set's outdated images (-want +got):\n%s", diff)
+	}
+	if got := e.outdatedBy(sets[1]); len(got) != 0 {
+		t.Errorf("the second set makes %+v outdated, want nothing new", got)
 	}
 }

@@ -67,13 +67,13 @@ func (s *Service) repositoryInfo(ctx context.Context, repo analysis.Repository) 
 // digest is already recorded costs nothing more; a new or moved one has
 // its image read by digest (GETs only for digests never seen). What was
 // found is then recorded as a registry listing's lookups are (recordFound:
-// compare-and-sets carrying the moves' events, the tags moved to one image
-// in one transaction), and tags Hub no longer lists are recorded as
+// compare-and-sets, the tags moved to one image in one transaction), and tags Hub no longer lists are recorded as
 // deleted. A tag Hub lists without a digest, or whose platform images Hub
 // lists differently from the registry's index, is looked up against the
 // registry as a listing without Hub would.
-func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, only func(string) bool) error {
+func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, how ReadOptions) error {
 	at := s.opts.Now()
+	only := how.Only
 	tags, err := s.opts.Hub.Tags(ctx, repo)
 	if err != nil {
 		return err
@@ -113,9 +113,9 @@ func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, onl
 	for i, name := range names {
 		g.Go(func() error {
 			ref := repo.WithTag(name)
-			l, err := s.lookupHub(gctx, ref, byName[name], stored[name], at)
+			l, err := s.lookupHub(gctx, ref, byName[name], stored[name], at, how.Polling)
 			if errors.Is(err, errHubDisagrees) {
-				l, err = s.lookup(gctx, ref, false)
+				l, err = s.lookup(gctx, ref, lookupMode{polling: how.Polling})
 			}
 			found[i] = l
 			return err
@@ -133,12 +133,12 @@ var errHubDisagrees = errors.New("images: Docker Hub's listing of the tag cannot
 
 // lookupHub is lookup from what Docker Hub says ref points at, without a
 // registry request for the tag. previous is the digest stored for it when
-// the listing began.
-func (s *Service) lookupHub(ctx context.Context, ref analysis.Reference, t registry.HubTag, previous string, at time.Time) (lookedUp, error) {
+// the listing began; polling marks a background poll's requests.
+func (s *Service) lookupHub(ctx context.Context, ref analysis.Reference, t registry.HubTag, previous string, at time.Time, polling bool) (lookedUp, error) {
 	if t.Digest == "" {
 		return lookedUp{}, errHubDisagrees
 	}
-	rep, err := s.report(ctx, ref.Repository, t.Digest)
+	rep, err := s.reportVia(ctx, ref.Repository, t.Digest, polling)
 	if err != nil {
 		if errors.Is(err, analysis.ErrNotFound) {
 			// Hub lists a digest the registry does not have (yet, or any more).

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/hubapi"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/registry"
 )
 
@@ -28,17 +28,12 @@ func newHubEnv(t *testing.T) *hubEnv {
 	e := newEnv(t)
 	h := &hubEnv{env: e, hub: hubapi.Start()}
 	t.Cleanup(h.hub.Close)
-	client, err := registry.New(registry.Options{Keychain: authn.NewMultiKeychain(), Timeout: 5 * time.Second,
-		Endpoints: map[string]string{analysis.DockerHub: e.host}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	hub, err := registry.NewHub(registry.HubOptions{BaseURL: h.hub.URL, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc = images.New(images.Options{Client: client, Hub: hub, Store: e.store, FreshFor: time.Hour, Events: e.events})
-	t.Cleanup(func() { e.svc.Close(context.Background()) })
+	e.svc = stack.New(t, stack.Options{Store: e.store, Endpoints: map[string]string{analysis.DockerHub: e.host},
+		Images: images.Options{Hub: hub}}).Images
 	return h
 }
 
@@ -105,7 +100,7 @@ func TestDockerHubListing(t *testing.T) {
 	if _, pages := h.hub.Requests(); pages != 1 {
 		t.Errorf("%d tag pages asked of Docker Hub, want 1", pages)
 	}
-	if c := h.events.take(); len(c) != 3 {
+	if c := slices.Concat(h.log.take(t)...); len(c) != 3 {
 		t.Errorf("%d changes recorded for three new tags, want 3", len(c))
 	}
 
@@ -128,13 +123,13 @@ func TestDockerHubListing(t *testing.T) {
 	if _, err := h.svc.Tags(ctx, base, images.ReadOptions{Refresh: true}); err != nil {
 		t.Fatal(err)
 	}
-	if ch := h.events.take(); len(ch) != 1 || ch[0].Tag != "2" || ch[0].Current != must(c.Digest()).String() {
+	if ch := slices.Concat(h.log.take(t)...); len(ch) != 1 || ch[0].Tag != "2" || ch[0].Digest != must(c.Digest()).String() {
 		t.Errorf("changes after moving tag 2: %+v, want one for tag 2", ch)
 	}
 	if _, err := h.svc.Tags(ctx, base, images.ReadOptions{Refresh: true}); err != nil {
 		t.Fatal(err)
 	}
-	if ch := h.events.take(); len(ch) != 0 {
+	if ch := slices.Concat(h.log.take(t)...); len(ch) != 0 {
 		t.Errorf("listing again without a push recorded %d changes", len(ch))
 	}
 }

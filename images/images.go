@@ -2,7 +2,10 @@
 // JSON API, the MicroBadger API, the badges and the command line: answer
 // from the store; refresh a stale tag in the background; inspect an unknown
 // one within a deadline. It also records what registries said: content by
-// digest, where tags point, the platform images parents are chosen from.
+// digest, where tags point (a move and its row in the change log, nothing
+// more: notify tells subscribers from the log), the platform images parents
+// are chosen from; and it answers what parent detection knows, such as the
+// images a change set makes outdated (OutdatedBy).
 //
 // Everything it keeps in memory follows the one cache rule (see
 // store.Stamp): reports by digest, which never change, and finished answers,
@@ -38,8 +41,6 @@ type Options struct {
 	// FreshFor is how long a stored tag resolution is trusted without asking
 	// the registry again (the poll interval; default DefaultFreshFor).
 	FreshFor time.Duration
-	// Events, when set, turns each tag move into events stored with it.
-	Events EventBuilder
 	// Logger receives failed background inspections; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -112,12 +113,16 @@ func (s *Service) Budget(registryName string) (Budget, bool) { return s.client.B
 
 // Service answers image reports.
 type Service struct {
-	opts      Options
-	client    *registry.Client
-	store     *store.Store
-	inspector *registry.Inspector
-	flight    singleflight.Group
-	index     *analysis.ParentIndex
+	opts   Options
+	client *registry.Client
+	store  *store.Store
+	// inspector reads what the store lacks through client; pollClient and
+	// pollInspector are the same for background polls (ReadOptions.Polling).
+	inspector     *registry.Inspector
+	pollClient    *registry.Client
+	pollInspector *registry.Inspector
+	flight        singleflight.Group
+	index         *analysis.ParentIndex
 	// reports are digest-level reports by repository@digest: content by
 	// digest never changes, so an entry is never out of date.
 	reports *lru.Cache[string, *analysis.Report]
@@ -144,16 +149,19 @@ const knownSetSize = 100_000
 // earlier runs are known, and Close before closing the store.
 func New(o Options) *Service {
 	o = o.withDefaults()
+	poll := o.Client.Polling()
 	s := &Service{
-		opts:      o,
-		client:    o.Client,
-		store:     o.Store,
-		inspector: registry.NewInspector(o.Client, o.Store),
-		index:     analysis.NewParentIndex(),
-		reports:   mustLRU[string, *analysis.Report](o.CacheSize),
-		answers:   mustLRU[analysis.Reference, answerEntry](o.CacheSize),
-		indexed:   mustLRU[string, struct{}](knownSetSize),
-		linked:    mustLRU[store.ParentLink, struct{}](knownSetSize),
+		opts:          o,
+		client:        o.Client,
+		store:         o.Store,
+		inspector:     registry.NewInspector(o.Client, o.Store),
+		pollClient:    poll,
+		pollInspector: registry.NewInspector(poll, o.Store),
+		index:         analysis.NewParentIndex(),
+		reports:       mustLRU[string, *analysis.Report](o.CacheSize),
+		answers:       mustLRU[analysis.Reference, answerEntry](o.CacheSize),
+		indexed:       mustLRU[string, struct{}](knownSetSize),
+		linked:        mustLRU[store.ParentLink, struct{}](knownSetSize),
 	}
 	s.bg.init(o.CacheSize)
 	o.Store.OnExternalChange(func(scope store.Scope, _ store.Stamp) {
@@ -194,6 +202,19 @@ type ReadOptions struct {
 	// listings with the same one are shared.
 	Only    func(tag string) bool
 	OnlyKey string
+	// Polling marks a background poll's check or listing: its registry
+	// requests leave the last part of a known rate-limit budget to the
+	// reads people ask for (see registry.Client.Polling).
+	Polling bool
+}
+
+// reader is the client and inspector a call goes through: the polling
+// ones for a background poll.
+func (s *Service) reader(polling bool) (*registry.Client, *registry.Inspector) {
+	if polling {
+		return s.pollClient, s.pollInspector
+	}
+	return s.client, s.inspector
 }
 
 // Errors of Read besides the kinds of analysis.
@@ -228,7 +249,7 @@ type Answer struct {
 // up to how.Wait. With how.Refresh the tag is re-resolved first.
 func (s *Service) Read(ctx context.Context, ref analysis.Reference, how ReadOptions) (Answer, error) {
 	if how.Refresh {
-		r, err := s.resolve(ctx, ref, true)
+		r, err := s.resolve(ctx, ref, true, how.Polling)
 		if err != nil {
 			return Answer{}, err
 		}
@@ -282,12 +303,13 @@ func (s *Service) stored(ctx context.Context, ref analysis.Reference) (Answer, e
 	return a, err
 }
 
-// Check re-resolves ref's tag and records what it finds (a move with its
-// events), without assembling an answer: what a tag listing, a poll or a
+// Check re-resolves ref's tag and records what it finds (a move and its
+// change), without assembling an answer: what a tag listing, a poll or a
 // hook needs, at a fraction of the cost of Read, which also finds parents and
-// tags. A digest is only looked up and recorded: it cannot move.
-func (s *Service) Check(ctx context.Context, ref analysis.Reference) error {
-	r, err := s.resolve(ctx, ref, true)
+// tags. A digest is only looked up and recorded: it cannot move. Of how,
+// only Polling counts.
+func (s *Service) Check(ctx context.Context, ref analysis.Reference, how ReadOptions) error {
+	r, err := s.resolve(ctx, ref, true, how.Polling)
 	if err != nil || !r.moved {
 		return err
 	}

@@ -52,23 +52,46 @@ func (s *Service) indexReport(ctx context.Context, repo analysis.Repository, rep
 	return nil
 }
 
-// tagView is what parent detection reads of tags: where they point now,
-// which tags point at an image, which ever did. The plain view is the store
-// as it stands; with moves laid over it, it is the store as it will be once
-// they are recorded, which is how a move's base.updated events are decided
-// by the report's own code before the move is stored (see outdatedBy).
+// tagView is what parent detection reads of tags: where they point, which
+// tags point at an image, which ever did. The plain view is the store as it
+// stands; a view as of a position in the change log lays the changes of one
+// repository logged since then back over it, so it is that repository's
+// tags as they stood right after that change. The fan-out judges a change
+// set by two such views, before and after it (see OutdatedBy), with the
+// same code that decides a report's parent and its outdated flag.
 type tagView struct {
 	st *store.Store
-	// repo and moved lay tag moves of one repository over the store: tag →
-	// the digest it is about to point at ("" for a deletion).
+	// repo and moved lay tag changes of one repository over the store:
+	// tag → the digest it pointed at, as of upTo ("" for none).
 	repo  analysis.Repository
 	moved map[string]string
+	// upTo bounds the history the view reads ("which tags ever pointed
+	// here"); 0 for none.
+	upTo int64
 }
 
 func plainView(st *store.Store) *tagView { return &tagView{st: st} }
 
+// viewAsOf is the view of the store with repo's tags as they stood right
+// after the change at position.
+func (s *Service) viewAsOf(ctx context.Context, repo analysis.Repository, position int64) (*tagView, error) {
+	later, err := s.store.ChangesAfter(ctx, repo, position)
+	if err != nil {
+		return nil, err
+	}
+	v := &tagView{st: s.store, repo: repo, moved: make(map[string]string, len(later)), upTo: position}
+	// Newest first, so what stays for a tag is where it pointed before the
+	// first change after position.
+	for i := len(later) - 1; i >= 0; i-- {
+		v.moved[later[i].Tag] = later[i].Previous
+	}
+	return v, nil
+}
+
 // over reports whether the view changes repo's tags.
-func (v *tagView) over(repo analysis.Repository) bool { return len(v.moved) > 0 && repo == v.repo }
+func (v *tagView) over(repo analysis.Repository) bool {
+	return repo == v.repo && (len(v.moved) > 0 || v.upTo > 0)
+}
 
 // tagsAt is store.TagsAt in the view.
 func (v *tagView) tagsAt(ctx context.Context, repo analysis.Repository, digest string) ([]string, error) {
@@ -91,12 +114,15 @@ func (v *tagView) tagsAt(ctx context.Context, repo analysis.Repository, digest s
 	return out, nil
 }
 
-// tagsEverAt is store.TagsEverAt in the view: a tag about to point at one
-// of digests counts as one that did.
+// tagsEverAt is store.TagsEverAt in the view: the history up to the view's
+// position, and the tags pointing at one of digests as the view has them.
 func (v *tagView) tagsEverAt(ctx context.Context, repo analysis.Repository, digests []string) ([]string, error) {
-	tags, err := v.st.TagsEverAt(ctx, repo, digests)
-	if err != nil || !v.over(repo) {
-		return tags, err
+	if !v.over(repo) {
+		return v.st.TagsEverAt(ctx, repo, digests, 0)
+	}
+	tags, err := v.st.TagsEverAt(ctx, repo, digests, v.upTo)
+	if err != nil {
+		return nil, err
 	}
 	for t, d := range v.moved {
 		if d != "" && slices.Contains(digests, d) && !slices.Contains(tags, t) {
@@ -394,34 +420,69 @@ func isOfficial(repo analysis.Repository) bool {
 	return strings.HasPrefix(repo.Name, "library/")
 }
 
-// tagMove is one tag of a repository about to be recorded at a new digest.
-type tagMove struct {
-	tag, previous, digest string
+// OutdatedImage is an image whose report turns outdated with a change
+// set: its parent is an image of Base that one of Base's tags pointed at,
+// and that tag now points at BaseDigest, whose layers are no longer a
+// prefix of the image's.
+type OutdatedImage struct {
+	// Child and Digest name the image (its top-level digest); Tags are its
+	// tags now, sorted (empty when it is known by digest alone).
+	Child  analysis.Repository
+	Digest string
+	Tags   []string
+	// Platforms are the platforms that became outdated.
+	Platforms []string
+	// Base is the parent's repository; BaseDigest where its moved tags point
+	// now, BaseTags the parent's tags that point there; BuiltOn is the
+	// parent's top-level image the child was built on (where the moved tag
+	// pointed before).
+	Base       analysis.Repository
+	BaseDigest string
+	BaseTags   []string
+	BuiltOn    string
 }
 
-// outdatedBy lists the known images that the moves of repo's tags make
-// outdated: those whose report says outdated once the moves are recorded
-// and did not before. Each candidate (a recorded child of an image a moving
-// tag pointed at, or of one with the same layers) has its parent found and
-// judged by parentOf twice, on the store as it stands and with the moves
-// laid over it, so an event is sent exactly when the API, the page and the
-// badge start saying "outdated".
-func (s *Service) outdatedBy(ctx context.Context, repo analysis.Repository, moves []tagMove) ([]OutdatedImage, error) {
-	after := &tagView{st: s.store, repo: repo, moved: map[string]string{}}
+// OutdatedBy lists the known images that a change set of one repository
+// (store.NextChangeSet's) makes outdated: those whose report says outdated
+// right after the set and did not right before it. Each candidate (a
+// recorded child of an image a moved tag pointed at, or of one with the
+// same layers) has its parent found and judged by parentOf twice, on views
+// of the store as of the change log just before the set and at its end, so
+// an event is sent exactly when the API, the page and the badge start
+// saying "outdated", however long after the set the question is asked.
+// Creations and deletions make nothing outdated: a tag that points nowhere
+// leaves its children current.
+func (s *Service) OutdatedBy(ctx context.Context, set []store.TagChange) ([]OutdatedImage, error) {
+	if len(set) == 0 {
+		return nil, nil
+	}
+	repo := analysis.Repository{Registry: set[0].Registry, Name: set[0].Repository}
 	prevOf := map[string]string{}
 	var previous []string
-	for _, m := range moves {
-		after.moved[m.tag] = m.digest
-		prevOf[m.tag] = m.previous
-		if m.previous != "" && !slices.Contains(previous, m.previous) {
-			previous = append(previous, m.previous)
+	for _, c := range set {
+		if c.Kind != store.ChangeMoved {
+			continue
+		}
+		prevOf[c.Tag] = c.Previous
+		if !slices.Contains(previous, c.Previous) {
+			previous = append(previous, c.Previous)
 		}
 	}
+	if len(previous) == 0 {
+		return nil, nil
+	}
 	links, err := s.candidateChildren(ctx, repo, previous)
+	if err != nil || len(links) == 0 {
+		return nil, err
+	}
+	before, err := s.viewAsOf(ctx, repo, set[0].ID-1)
 	if err != nil {
 		return nil, err
 	}
-	before := plainView(s.store)
+	after, err := s.viewAsOf(ctx, repo, set[len(set)-1].ID)
+	if err != nil {
+		return nil, err
+	}
 	var out []OutdatedImage
 	index := map[string]int{}
 	for _, l := range links {
@@ -453,7 +514,7 @@ func (s *Service) outdatedBy(ctx context.Context, repo analysis.Repository, move
 		if now.parent == nil || !now.parent.Outdated || now.repo != repo {
 			continue
 		}
-		key := l.Child.String() + "@" + l.ChildDigest + "\x00" + now.parent.CurrentDigest
+		key := l.Child.WithDigest(l.ChildDigest).String() + " " + now.parent.CurrentDigest
 		i, ok := index[key]
 		if !ok {
 			tags, err := s.store.TagsAt(ctx, l.Child, l.ChildDigest)

@@ -22,15 +22,16 @@ type resolved struct {
 // With refresh the registry is asked (one HEAD); without, only when the
 // tag is unknown or its stored check is older than FreshFor, so a background
 // refresh finds a check made meanwhile (by another process sharing the
-// database, say) and asks nothing.
-func (s *Service) resolve(ctx context.Context, ref analysis.Reference, refresh bool) (resolved, error) {
+// database, say) and asks nothing. polling marks a background poll's
+// requests (ReadOptions.Polling); concurrent callers share the first one's.
+func (s *Service) resolve(ctx context.Context, ref analysis.Reference, refresh, polling bool) (resolved, error) {
 	key := ref.String()
 	if refresh {
 		key += "\x00refresh"
 	}
 	v, err, _ := s.flight.Do(key, func() (any, error) {
 		// The first caller's cancellation must not fail the others.
-		return s.resolveOnce(context.WithoutCancel(ctx), ref, refresh)
+		return s.resolveOnce(context.WithoutCancel(ctx), ref, refresh, polling)
 	})
 	if err != nil {
 		return resolved{}, err
@@ -38,10 +39,10 @@ func (s *Service) resolve(ctx context.Context, ref analysis.Reference, refresh b
 	return v.(resolved), nil
 }
 
-func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refresh bool) (resolved, error) {
+func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refresh, polling bool) (resolved, error) {
 	checked := s.opts.Now()
 	if ref.Digest != "" {
-		rep, err := s.report(ctx, ref.Repository, ref.Digest)
+		rep, err := s.reportVia(ctx, ref.Repository, ref.Digest, polling)
 		if err != nil {
 			return resolved{}, err
 		}
@@ -64,9 +65,9 @@ func (s *Service) resolveOnce(ctx context.Context, ref analysis.Reference, refre
 		}
 		// The registry must be asked: share the refreshing resolution in
 		// flight (a listing's check of the same tag), if any.
-		return s.resolve(ctx, ref, true)
+		return s.resolve(ctx, ref, true, polling)
 	}
-	l, err := s.lookup(ctx, ref, true)
+	l, err := s.lookup(ctx, ref, lookupMode{read: !polling, polling: polling})
 	if err != nil {
 		return resolved{}, err
 	}
@@ -102,12 +103,13 @@ type lookedUp struct {
 // share one registry request; each caller then records what was found, and
 // the compare-and-set of the record makes the second a mere check.
 //
-// read says the caller is a read that wants the report now, not a check of
-// a listing or a poll: a tag never seen is then fetched with one GET (see
-// lookupOnce). Either finds the same, so the first caller's way is shared.
-func (s *Service) lookup(ctx context.Context, ref analysis.Reference, read bool) (lookedUp, error) {
+// mode.read says the caller is a read that wants the report now, not a
+// check of a listing or a poll: a tag never seen is then fetched with one
+// GET (see lookupOnce). Either finds the same, so the first caller's way is
+// shared, as is its mode.polling (ReadOptions.Polling).
+func (s *Service) lookup(ctx context.Context, ref analysis.Reference, mode lookupMode) (lookedUp, error) {
 	v, err, _ := s.flight.Do("lookup\x00"+ref.String(), func() (any, error) {
-		return s.lookupOnce(context.WithoutCancel(ctx), ref, read)
+		return s.lookupOnce(context.WithoutCancel(ctx), ref, mode)
 	})
 	if err != nil {
 		return lookedUp{}, err
@@ -115,7 +117,12 @@ func (s *Service) lookup(ctx context.Context, ref analysis.Reference, read bool)
 	return v.(lookedUp), nil
 }
 
-func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, read bool) (lookedUp, error) {
+// lookupMode is how a lookup asks the registry.
+type lookupMode struct {
+	read, polling bool
+}
+
+func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, mode lookupMode) (lookedUp, error) {
 	l := lookedUp{at: s.opts.Now()}
 	st, err := s.store.ReloadTag(ctx, ref.Repository, ref.Tag)
 	switch d, deleted := analysis.DeletedTag(err); {
@@ -126,14 +133,15 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, read b
 	case !errors.Is(err, analysis.ErrNotFound):
 		return lookedUp{}, err
 	}
-	resolve := s.client.Resolve
-	if read && l.previous == "" && l.deleted == nil && ref.Registry != analysis.DockerHub {
+	client, _ := s.reader(mode.polling)
+	resolve := client.Resolve
+	if mode.read && l.previous == "" && l.deleted == nil && ref.Registry != analysis.DockerHub {
 		// A read of a tag never seen wants its manifest, which one GET
 		// gives with the digest: a round trip less than a HEAD and a GET.
 		// Docker Hub counts a manifest GET as a pull and a HEAD as none,
 		// so there the HEAD goes first, in case the digest is already
 		// known from another tag; listings and polls always HEAD.
-		resolve = s.client.Fetch
+		resolve = client.Fetch
 	}
 	desc, body, err := resolve(ctx, ref)
 	if errors.Is(err, analysis.ErrNotFound) {
@@ -149,7 +157,7 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, read b
 			return lookedUp{}, err
 		}
 	}
-	if l.rep, err = s.report(ctx, ref.Repository, desc.Digest); err != nil {
+	if l.rep, err = s.reportVia(ctx, ref.Repository, desc.Digest, mode.polling); err != nil {
 		return lookedUp{}, err
 	}
 	if err := s.indexReport(ctx, ref.Repository, l.rep); err != nil {
@@ -165,14 +173,7 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, read b
 func (s *Service) recordGone(ctx context.Context, ref analysis.Reference, l lookedUp) error {
 	previous := l.previous
 	for range maxRecordTries {
-		var events []store.Event
-		if db, ok := s.opts.Events.(DeletionEventBuilder); ok && previous != "" {
-			var err error
-			if events, err = db.DeletionEvents(Deletion{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, At: l.at}); err != nil {
-				return fmt.Errorf("images: events of the deletion of %s: %w", ref, err)
-			}
-		}
-		check, err := s.store.RecordDeletion(ctx, store.TagDeletion{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, At: l.at, Events: events})
+		check, err := s.store.RecordDeletion(ctx, store.TagDeletion{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, At: l.at})
 		if errors.Is(err, store.ErrTagMoved) {
 			previous = check.Previous
 			continue
@@ -197,27 +198,13 @@ func (s *Service) recordGone(ctx context.Context, ref analysis.Reference, l look
 const maxRecordTries = 3
 
 // recordTag records that ref's tag points at rep.Digest, as a
-// compare-and-set from previous (where the store held it when it was read):
-// a move's events are described from previous and stored with it, and when
-// another writer moved the tag meanwhile they are described again from
-// where it points now.
+// compare-and-set from previous (where the store held it when it was read);
+// when another writer moved the tag meanwhile, it is recorded again from
+// where the tag points now.
 func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, previous string, rep *analysis.Report, at time.Time) (moved bool, err error) {
 	desc := analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}
 	for range maxRecordTries {
-		var events []store.Event
-		if s.opts.Events != nil && previous != rep.Digest {
-			c, err := s.change(ctx, ref, previous, rep, at)
-			if err != nil {
-				return false, err
-			}
-			if c.Outdated, err = s.outdatedBy(ctx, ref.Repository, []tagMove{{ref.Tag, previous, rep.Digest}}); err != nil {
-				return false, err
-			}
-			if events, err = s.opts.Events.Events(c); err != nil {
-				return false, fmt.Errorf("images: events of %s: %w", ref, err)
-			}
-		}
-		check, err := s.store.RecordTag(ctx, store.TagRecord{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, To: desc, At: at, Events: events})
+		check, err := s.store.RecordTag(ctx, store.TagRecord{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, To: desc, At: at})
 		if errors.Is(err, store.ErrTagMoved) {
 			previous = check.Previous
 			continue
@@ -225,53 +212,4 @@ func (s *Service) recordTag(ctx context.Context, ref analysis.Reference, previou
 		return check.Moved, err
 	}
 	return false, fmt.Errorf("images: record %s: the tag kept moving while it was recorded", ref)
-}
-
-// change prepares the description of a move from previous to rep: the
-// platforms before and after, and the diff of the move.
-func (s *Service) change(ctx context.Context, ref analysis.Reference, previous string, rep *analysis.Report, at time.Time) (Change, error) {
-	c := Change{Repo: ref.Repository, Tag: ref.Tag, Previous: previous, Current: rep.Digest, At: at, Report: rep, PlatformsChanged: true}
-	if previous != "" {
-		if prev, err := s.report(ctx, ref.Repository, previous); err == nil {
-			c.PreviousReport = prev
-		}
-	}
-	c.Platforms, c.PlatformsChanged = platformChanges(c.PreviousReport, rep, previous == "")
-	if c.PreviousReport != nil {
-		if d, err := analysis.DiffImages(c.PreviousReport, rep, ""); err == nil {
-			c.Diff = &d
-		}
-	}
-	return c, nil
-}
-
-// platformChanges pairs the platforms of two images by name. changed is
-// false when every platform image of rep was already in prev (whatever its
-// name there): a re-pushed index with new attestations or annotations only.
-// A new tag, or one whose previous image is unknown, has changed.
-func platformChanges(prev, rep *analysis.Report, isNew bool) (out []PlatformChange, changed bool) {
-	old := map[string]string{}
-	known := map[string]bool{}
-	if prev != nil {
-		for _, p := range prev.Platforms {
-			old[p.Platform] = p.Digest
-			known[p.Digest] = true
-		}
-	}
-	changed = isNew || prev == nil
-	for _, p := range rep.Platforms {
-		out = append(out, PlatformChange{Platform: p.Platform, Digest: p.Digest, Previous: old[p.Platform]})
-		delete(old, p.Platform)
-		if !known[p.Digest] {
-			changed = true
-		}
-	}
-	if prev != nil {
-		for _, p := range prev.Platforms {
-			if _, dropped := old[p.Platform]; dropped {
-				out = append(out, PlatformChange{Platform: p.Platform, Previous: p.Digest})
-			}
-		}
-	}
-	return out, changed
 }

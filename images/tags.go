@@ -3,7 +3,6 @@ package images
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -25,7 +24,7 @@ const resolveParallel = 32
 // it now. A listing asks the registry for the tag list (paginated), then one
 // HEAD per tag, concurrently; manifests and configs are fetched only for
 // digests never seen. Each tag goes through Check, so its moves are recorded
-// with their events.
+// in the change log.
 func (s *Service) Tags(ctx context.Context, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
 	if how.Refresh {
 		listed, err := s.listed(ctx, repo, true, how)
@@ -74,7 +73,7 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh 
 				return at, nil
 			}
 		}
-		return s.list(ctx, repo, how.RegistryOnly, how.Only)
+		return s.list(ctx, repo, how)
 	})
 	if err != nil {
 		return time.Time{}, err
@@ -83,20 +82,21 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh 
 }
 
 // list reads the tag list and resolves every tag: from Docker Hub's web
-// API for docker.io when it is on and registryOnly is not asked (falling
-// back to the registry when the web API fails), else from the registry, in
-// two steps: every tag is looked up at once (one HEAD each, or Hub's
-// listing, content fetched only for digests never seen), then what was
+// API for docker.io when it is on and how.RegistryOnly is not asked
+// (falling back to the registry when the web API fails), else from the
+// registry, in two steps: every tag is looked up at once (one HEAD each, or
+// Hub's listing, content fetched only for digests never seen), then what was
 // found is recorded, tags that moved to the same image together in one
-// transaction, so a base rebuild that moves several tags is one change with
-// one set of base.updated events, whose data.base.tags lists them all. Tags
-// the registry no longer lists, or answers "not found" for, are recorded as
-// deleted.
-func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOnly bool, only func(string) bool) (time.Time, error) {
+// transaction, so a base rebuild that moves several tags is one change set,
+// told as one set of base.updated events whose data.base.tags lists them
+// all. Tags the registry no longer lists, or answers "not found" for, are
+// recorded as deleted. how.Only limits the listing to the tags it accepts.
+func (s *Service) list(ctx context.Context, repo analysis.Repository, how ReadOptions) (time.Time, error) {
 	at := s.opts.Now()
+	only := how.Only
 	s.refreshFacts(ctx, repo)
-	if s.usesHub(repo) && !registryOnly {
-		err := s.listFromHub(ctx, repo, only)
+	if s.usesHub(repo) && !how.RegistryOnly {
+		err := s.listFromHub(ctx, repo, how)
 		if err == nil {
 			if only == nil {
 				if err := s.store.RecordListing(ctx, repo, at); err != nil {
@@ -107,7 +107,8 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOn
 		}
 		s.hubFallback(repo, err)
 	}
-	tags, err := s.client.ListTags(ctx, repo)
+	client, _ := s.reader(how.Polling)
+	tags, err := client.ListTags(ctx, repo)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -132,13 +133,14 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, registryOn
 	found := make([]lookedUp, len(tags))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
+	mode := lookupMode{polling: how.Polling}
 	for i, t := range tags {
 		g.Go(func() error {
-			l, err := s.lookup(gctx, repo.WithTag(t), false)
+			l, err := s.lookup(gctx, repo.WithTag(t), mode)
 			if errors.Is(err, analysis.ErrRateLimited) {
 				// The client now holds every request to this registry until
 				// its pause ends; try this tag once more after it.
-				l, err = s.lookup(gctx, repo.WithTag(t), false)
+				l, err = s.lookup(gctx, repo.WithTag(t), mode)
 			}
 			found[i] = l
 			return err
@@ -206,37 +208,15 @@ func (s *Service) recordFound(ctx context.Context, repo analysis.Repository, tag
 }
 
 // recordMoves records the tags tags[i] for i in batch, all moved to one new
-// image, in one transaction: one image.updated per tag, and the images the
-// moves make outdated judged once for all of them (attached to the first
-// move whose platforms changed). Should another writer have moved one of
-// the tags meanwhile, each is recorded on its own instead. The new image's
-// parents are then looked for, as Check does.
+// image, in one transaction: one change set, told as one. Should another
+// writer have moved one of the tags meanwhile, each is recorded on its own
+// instead. The new image's parents are then looked for, as Check does.
 func (s *Service) recordMoves(ctx context.Context, repo analysis.Repository, tags []string, found []lookedUp, batch []int) error {
 	rep := found[batch[0]].rep
 	desc := analysis.Descriptor{Digest: rep.Digest, MediaType: rep.MediaType}
 	records := make([]store.TagRecord, len(batch))
-	moves := make([]tagMove, len(batch))
 	for j, i := range batch {
 		records[j] = store.TagRecord{Repo: repo, Tag: tags[i], Previous: found[i].previous, To: desc, At: found[i].at}
-		moves[j] = tagMove{tags[i], found[i].previous, rep.Digest}
-	}
-	if s.opts.Events != nil {
-		outdated, err := s.outdatedBy(ctx, repo, moves)
-		if err != nil {
-			return err
-		}
-		for j := range records {
-			c, err := s.change(ctx, repo.WithTag(records[j].Tag), records[j].Previous, rep, records[j].At)
-			if err != nil {
-				return err
-			}
-			if outdated != nil && c.PlatformsChanged {
-				c.Outdated, outdated = outdated, nil
-			}
-			if records[j].Events, err = s.opts.Events.Events(c); err != nil {
-				return fmt.Errorf("images: events of %s:%s: %w", repo, records[j].Tag, err)
-			}
-		}
 	}
 	_, err := s.store.RecordTags(ctx, records)
 	if errors.Is(err, store.ErrTagMoved) {

@@ -76,16 +76,15 @@ func (c *capture) at(t *testing.T, path string) captured {
 // rebuild is the base rebuild every format is shown: acme/base:3.20 moved
 // to an image with 2 new layers, 4.1 MB more, and acme/app:2.3, built on
 // the old one, is now outdated.
-func rebuild() images.Change {
+func rebuild() (notify.Change, []images.OutdatedImage) {
 	c := change("3.20", dOld, dNew, t0)
 	c.Diff = &analysis.Diff{Platform: "linux/amd64", Shared: analysis.Shared{LayerCount: 1, Size: 3_000_000},
 		Removed: []analysis.DiffLayer{{Digest: "sha256:r1", DiffID: "sha256:rd1", Size: 1_000_000, CreatedBy: "RUN apk add old"}},
 		Added: []analysis.DiffLayer{{Digest: "sha256:a1", DiffID: "sha256:ad1", Size: 3_000_000, CreatedBy: "RUN apk add new"},
 			{Digest: "sha256:a2", DiffID: "sha256:ad2", Size: 2_100_000, CreatedBy: "COPY x /x"}},
 		SizeDelta: 4_100_000, LayerCountDelta: 1}
-	c.Outdated = []images.OutdatedImage{{Child: appRepo, Digest: "sha256:c1", Tags: []string{"2.3"}, Platforms: []string{"linux/amd64"},
+	return c, []images.OutdatedImage{{Child: appRepo, Digest: "sha256:c1", Tags: []string{"2.3"}, Platforms: []string{"linux/amd64"},
 		Base: repo, BaseDigest: dNew, BaseTags: []string{"3.20"}, BuiltOn: dOld}}
-	return c
 }
 
 // sendFormats subscribes one subscription per format to acme/app:2.3's
@@ -117,9 +116,14 @@ func sendFormats(t *testing.T, headers map[string][]store.Header) (*capture, map
 		secrets[path] = sub.Secret
 	}
 	b := notify.NewBuilder("http://imagebadger.test")
-	if err := recordTag(st, repo, "3.20", dNew, t0, func(string) ([]store.Event, error) { return b.Events(rebuild()) }); err != nil {
+	if _, err := recordTag(st, repo, "3.20", dNew, t0); err != nil {
 		t.Fatal(err)
 	}
+	evs, err := b.Events(rebuild())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tell(t, st, evs)
 	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0 }})
 	if n, err := w.RunOnce(context.Background()); err != nil || n != 2*len(notify.Formats()) {
 		t.Fatalf("sent %d (%v), want a ping and an event per format", n, err)
@@ -448,10 +452,16 @@ func TestMicroBadgerBody(t *testing.T) {
 	b := notify.NewBuilder("http://imagebadger.test")
 	moveTag(t, st, "3.20", dOld, t0)
 	moveTag(t, st, "3.20", dNew, t0.Add(time.Second))
-	evs, _ := b.DeletionEvents(images.Deletion{Repo: repo, Tag: "3.20", Previous: dNew, At: t0.Add(2 * time.Second)})
-	if _, err := st.RecordDeletion(context.Background(), store.TagDeletion{Repo: repo, Tag: "3.20", Previous: dNew, At: t0.Add(2 * time.Second), Events: evs}); err != nil {
+	deletion := store.TagDeletion{Repo: repo, Tag: "3.20", Previous: dNew, At: t0.Add(2 * time.Second)}
+	if _, err := st.RecordDeletion(context.Background(), deletion); err != nil {
 		t.Fatal(err)
 	}
+	ev, err := b.DeletionEvent(store.TagChange{Registry: repo.Registry, Repository: repo.Name, Tag: "3.20", Kind: store.ChangeDeleted,
+		Previous: dNew, At: deletion.At})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tell(t, st, []notify.Event{ev})
 	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0.Add(time.Minute) }})
 	if _, err := w.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)

@@ -66,48 +66,56 @@ func addSubscription(t testing.TB, st *store.Store, id, tag, target string) stor
 	return sub
 }
 
-// moveTag records repo:tag moving to digest with the Builder's events, as
-// images.Service does, and returns the image.updated event's id.
+// moveTag records repo:tag moving to digest and queues the events the
+// fan-out makes of the move for the subscriptions that hear them, and
+// returns the image.updated event's id ("" when the tag did not move).
 func moveTag(t testing.TB, st *store.Store, tag, digest string, at time.Time) string {
 	t.Helper()
-	var id string
-	b := notify.NewBuilder("http://localhost:8080")
-	err := recordTag(st, repo, tag, digest, at, func(previous string) ([]store.Event, error) {
-		evs, err := b.Events(change(tag, previous, digest, at))
-		if len(evs) > 0 {
-			id = evs[0].ID
-		}
-		return evs, err
-	})
+	prev := ""
+	if s, err := st.Tag(context.Background(), repo, tag); err == nil {
+		prev = s.Digest
+	}
+	moved, err := recordTag(st, repo, tag, digest, at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id
+	if !moved {
+		return ""
+	}
+	evs, err := notify.NewBuilder("http://localhost:8080").Events(change(tag, prev, digest, at), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tell(t, st, evs)
+	return evs[0].ID
+}
+
+// tell queues evs for the subscriptions that hear them, as the fan-out does.
+func tell(t testing.TB, st *store.Store, evs []notify.Event) {
+	t.Helper()
+	if len(evs) == 0 {
+		return
+	}
+	if err := notify.Tell(context.Background(), st, analysis.Repository{Registry: evs[0].Registry, Name: evs[0].Repository}, evs); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // recordTag records repo:tag at digest from wherever the store says it
-// points, with the events events(previous) describes (nil for none), as
-// images.Service does.
-func recordTag(st *store.Store, repo analysis.Repository, tag, digest string, at time.Time, events func(previous string) ([]store.Event, error)) error {
+// points, as images.Service does, and reports whether it moved.
+func recordTag(st *store.Store, repo analysis.Repository, tag, digest string, at time.Time) (bool, error) {
 	prev := ""
 	if s, err := st.Tag(context.Background(), repo, tag); err == nil {
 		prev = s.Digest
 	}
 	for {
-		var evs []store.Event
-		if events != nil {
-			var err error
-			if evs, err = events(prev); err != nil {
-				return err
-			}
-		}
 		c, err := st.RecordTag(context.Background(), store.TagRecord{Repo: repo, Tag: tag, Previous: prev,
-			To: analysis.Descriptor{Digest: digest, MediaType: "m"}, At: at, Events: evs})
+			To: analysis.Descriptor{Digest: digest, MediaType: "m"}, At: at})
 		if errors.Is(err, store.ErrTagMoved) {
 			prev = c.Previous
 			continue
 		}
-		return err
+		return c.Moved, err
 	}
 }
 

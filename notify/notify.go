@@ -1,14 +1,16 @@
-// Package notify is change detection and webhooks: the watcher that polls
-// subscribed and watched tags and takes refresh requests from inbound hooks,
-// the EventBuilder that turns a tag move into stored events, subscriptions,
-// and the delivery worker that sends the outbox's rows signed as the
-// Standard Webhooks specification says, with leases, retries and a record of
-// every attempt.
+// Package notify decides who hears what, and tells them: the watcher that
+// polls subscribed and watched tags and takes refresh requests from inbound
+// hooks; the fan-out that reads the change log, works out each change's
+// events and judges every subscription (tag filters, the release rule,
+// coalescing); subscriptions; and the delivery worker that sends the
+// outbox's rows signed as the Standard Webhooks specification says, with
+// leases, retries and a record of every attempt.
 //
 // The flow (docs/DESIGN.md, "Change"): watcher tick or hook → images.Service
-// re-resolves the tag → the move, its events and one delivery row per
-// matching subscription are stored in one transaction → the worker claims
-// due rows, signs, POSTs and records the attempt.
+// re-resolves the tag and records a move with its row in the change log →
+// the fan-out, woken by the commit, writes the events and deliveries with
+// its place in the log → the worker claims due rows, signs, POSTs and
+// records the attempt.
 package notify
 
 import (

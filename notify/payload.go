@@ -12,9 +12,10 @@ import (
 	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
-// Builder turns tag moves into the events of docs/API.md. It implements
-// images.EventBuilder, so events are computed inside the transaction that
-// records the move and stored with it. It does no I/O.
+// Builder turns the changes of the change log into the events of
+// docs/API.md, and makes the pings of new subscriptions. It does no I/O:
+// the fan-out gives it each change described (a change), with the images
+// the change set makes outdated.
 type Builder struct {
 	baseURL string
 }
@@ -24,11 +25,6 @@ type Builder struct {
 func NewBuilder(baseURL string) *Builder {
 	return &Builder{baseURL: strings.TrimRight(baseURL, "/")}
 }
-
-var (
-	_ images.EventBuilder         = (*Builder)(nil)
-	_ images.DeletionEventBuilder = (*Builder)(nil)
-)
 
 // payload is the body of every delivery: the Standard Webhooks envelope
 // (type, timestamp, data) plus text, which Slack-compatible incoming
@@ -108,19 +104,19 @@ type ping struct {
 	Image        string `json:"image"`
 }
 
-// Events implements images.EventBuilder: an image.updated event for the tag,
-// subscribed to by the tag and by its repository, carrying the diff of the
-// move and its platforms; for a tag seen for the first time that parses as
-// a version, a version.released candidate for the repository's
-// subscribers (the store keeps it for those to whom it is a release); and
-// for every image the move makes outdated one base.updated for the
-// subscribers of each of its tags and one for its repository's
-// subscribers, each stored once per (image, new base digest) whichever way
-// and however often the move is noticed. A move that changes no platform
-// image (an index that only gained attestations) is no news to anyone and
-// gives no image.updated.
-func (b *Builder) Events(c images.Change) ([]store.Event, error) {
-	var events []store.Event
+// events are the events of one described change c of change set set:
+// an image.updated for the tag, subscribed to by the tag and by its
+// repository, carrying the diff of the move and its platforms; for a tag
+// seen for the first time that parses as a version, a version.released
+// candidate for the repository's subscribers (the fan-out keeps it for those
+// to whom it is a release); and for every image of outdated one base.updated
+// for the subscribers of each of its tags and one for its repository's
+// subscribers. A move that changes no platform image (an index that only
+// gained attestations) is no news to anyone and gives no image.updated.
+// Each event's key names its set and subject, so the events of a set made
+// again (after a crash) are the ones stored the first time.
+func (b *Builder) events(set int64, c change, outdated []images.OutdatedImage) ([]event, error) {
+	var events []event
 	ref := c.Repo.WithTag(c.Tag)
 	var changes *changesData
 	if d := c.Diff; d != nil && c.Previous != "" {
@@ -135,23 +131,23 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		}
 		data := imageUpdated{Image: img, Changes: changes}
 		title, text := b.imageUpdatedText(img, changes)
-		ev, err := b.event(TypeImageUpdated, ref, c.At, title, text, data)
+		ev, err := b.event(eventKey(set, TypeImageUpdated, ref.String()), TypeImageUpdated, ref, c.At, title, text, data)
 		if err != nil {
 			return nil, err
 		}
-		ev.CoalesceKey = TypeImageUpdated + " " + ref.String()
+		ev.coalesceKey = TypeImageUpdated + " " + ref.String()
 		events = append(events, ev)
 		if c.Previous == "" && tagfilter.IsVersion(c.Tag) {
 			title, text := b.releasedText(img)
-			rel, err := b.event(TypeVersionReleased, ref, c.At, title, text, data)
+			rel, err := b.event(eventKey(set, TypeVersionReleased, ref.String()), TypeVersionReleased, ref, c.At, title, text, data)
 			if err != nil {
 				return nil, err
 			}
-			rel.Audience, rel.Release = store.AudienceRepository, true
+			rel.audience, rel.release = audienceRepository, true
 			events = append(events, rel)
 		}
 	}
-	for _, o := range c.Outdated {
+	for _, o := range outdated {
 		if len(o.Tags) == 0 {
 			// Only tags can be subscribed to; an image known by digest alone
 			// has no subscriber to tell.
@@ -165,13 +161,13 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		base := b.imageData(baseRef, o.BaseDigest, o.BuiltOn)
 		base.Tags = o.BaseTags
 		// The key's parts are joined by spaces, which no reference or tag
-		// holds: a NUL byte is not text to PostgreSQL.
-		key := " " + o.Child.WithDigest(o.Digest).String() + " " + o.Base.WithDigest(o.BaseDigest).String()
+		// holds.
+		subject := o.Child.WithDigest(o.Digest).String() + " " + o.Base.WithDigest(o.BaseDigest).String()
 		for _, t := range o.Tags {
 			cref := o.Child.WithTag(t)
 			img := b.imageData(cref, o.Digest, "")
 			img.OutdatedPlatforms = o.Platforms
-			ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceTag, TypeBaseUpdated+" tag:"+t+key)
+			ev, err := b.baseEvent(eventKey(set, TypeBaseUpdated, "tag:"+t+" "+subject), cref, img, base, changes, c.At, audienceTag)
 			if err != nil {
 				return nil, err
 			}
@@ -180,40 +176,40 @@ func (b *Builder) Events(c images.Change) ([]store.Event, error) {
 		cref := o.Child.WithTag(analysis.LongestTag(o.Tags))
 		img := b.imageData(cref, o.Digest, "")
 		img.Tags, img.OutdatedPlatforms = o.Tags, o.Platforms
-		ev, err := b.baseEvent(cref, img, base, changes, c.At, store.AudienceRepository, TypeBaseUpdated+" repository"+key)
+		ev, err := b.baseEvent(eventKey(set, TypeBaseUpdated, "repository "+subject), cref, img, base, changes, c.At, audienceRepository)
 		if err != nil {
 			return nil, err
 		}
-		ev.Tag, ev.Tags = "", o.Tags
+		ev.Tag, ev.tags = "", o.Tags
 		events = append(events, ev)
 	}
 	return events, nil
 }
 
+// eventKey is the key of an event of change set set about subject.
+func eventKey(set int64, typ, subject string) string {
+	return fmt.Sprintf("set:%d %s %s", set, typ, subject)
+}
+
 // baseEvent is one base.updated: img is outdated, its base having moved.
 // changes is the base's move, for the text.
-func (b *Builder) baseEvent(cref analysis.Reference, img, base imageData, changes *changesData, at time.Time, aud store.Audience, key string) (store.Event, error) {
+func (b *Builder) baseEvent(key string, cref analysis.Reference, img, base imageData, changes *changesData, at time.Time, aud audience) (event, error) {
 	title, text := b.baseUpdatedText(img, base, changes)
-	ev, err := b.event(TypeBaseUpdated, cref, at, title, text, baseUpdated{Image: img, Base: base})
-	ev.Audience, ev.DedupKey = aud, key
-	ev.CoalesceKey = TypeBaseUpdated + " " + cref.String()
+	ev, err := b.event(key, TypeBaseUpdated, cref, at, title, text, baseUpdated{Image: img, Base: base})
+	ev.audience = aud
+	ev.coalesceKey = TypeBaseUpdated + " " + cref.String()
 	return ev, err
 }
 
-// DeletionEvents implements images.DeletionEventBuilder: the tag.deleted of
-// a tag the registry no longer has, for the subscribers of the tag and of
-// its repository who asked for it. data.image.digest is null;
-// previousDigest is where the tag last pointed.
-func (b *Builder) DeletionEvents(d images.Deletion) ([]store.Event, error) {
-	ref := d.Repo.WithTag(d.Tag)
-	img := b.imageData(ref, "", d.Previous)
+// deletionEvent is the tag.deleted of a tag the registry no longer has,
+// for the subscribers of the tag and of its repository who asked for it.
+// data.image.digest is null; previousDigest is where the tag last pointed.
+func (b *Builder) deletionEvent(set int64, c store.TagChange) (event, error) {
+	ref := analysis.Reference{Repository: analysis.Repository{Registry: c.Registry, Name: c.Repository}, Tag: c.Tag}
+	img := b.imageData(ref, "", c.Previous)
 	title := display(ref) + " was deleted"
-	text := fmt.Sprintf("%s: the registry no longer has it; it pointed at %s %s", title, analysis.ShortDigest(d.Previous), img.URL)
-	ev, err := b.event(TypeTagDeleted, ref, d.At, title, text, tagDeleted{Image: img})
-	if err != nil {
-		return nil, err
-	}
-	return []store.Event{ev}, nil
+	text := fmt.Sprintf("%s: the registry no longer has it; it pointed at %s %s", title, analysis.ShortDigest(c.Previous), img.URL)
+	return b.event(eventKey(set, TypeTagDeleted, ref.String()), TypeTagDeleted, ref, c.At, title, text, tagDeleted{Image: img})
 }
 
 func nonEmpty(s string) *string {
@@ -240,19 +236,21 @@ func (b *Builder) PingPayload(sub store.Subscription, at time.Time) ([]byte, err
 	})
 }
 
-func (b *Builder) event(typ string, ref analysis.Reference, at time.Time, title, text string, data any) (store.Event, error) {
+func (b *Builder) event(key, typ string, ref analysis.Reference, at time.Time, title, text string, data any) (event, error) {
 	body, err := json.Marshal(payload{Type: typ, Timestamp: timestamp(at), Title: title, Text: text, Data: data})
 	if err != nil {
-		return store.Event{}, fmt.Errorf("notify: %s payload of %s: %w", typ, ref, err)
+		return event{}, fmt.Errorf("notify: %s payload of %s: %w", typ, ref, err)
 	}
-	return store.Event{
+	return event{OutboxEvent: store.OutboxEvent{
+		Key:        key,
 		ID:         newID("msg_"),
 		Type:       typ,
 		Registry:   ref.Registry,
 		Repository: ref.Name,
 		Tag:        ref.Tag,
 		Payload:    body,
-	}, nil
+		At:         at,
+	}}, nil
 }
 
 func (b *Builder) imageData(ref analysis.Reference, digest, previous string) imageData {

@@ -10,15 +10,14 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/notify"
-	"github.com/imagebadger/imagebadger/store"
 )
 
-func change(tag, previous, current string, at time.Time) images.Change {
-	return images.Change{Repo: repo, Tag: tag, Previous: previous, Current: current, At: at, PlatformsChanged: true,
+func change(tag, previous, current string, at time.Time) notify.Change {
+	return notify.Change{Repo: repo, Tag: tag, Previous: previous, Current: current, At: at, PlatformsChanged: true,
 		Report: &analysis.Report{Digest: current}}
 }
 
-func decode(t *testing.T, e store.Event) map[string]any {
+func decode(t *testing.T, e notify.Event) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(e.Payload, &m); err != nil {
@@ -34,7 +33,7 @@ const (
 
 func TestImageUpdatedPayload(t *testing.T) {
 	b := notify.NewBuilder("http://localhost:8080/")
-	evs, err := b.Events(change("1.0", dOld, dNew, t0))
+	evs, err := b.Events(change("1.0", dOld, dNew, t0), nil)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("events = %v, %v", evs, err)
 	}
@@ -59,16 +58,16 @@ func TestImageUpdatedPayload(t *testing.T) {
 		t.Errorf("payload (-want +got):\n%s", diff)
 	}
 	// Every event gets its own id (a tag moving back and forth is several events).
-	again, _ := b.Events(change("1.0", dOld, dNew, t0))
+	again, _ := b.Events(change("1.0", dOld, dNew, t0), nil)
 	if again[0].ID == e.ID {
 		t.Error("two events share an id")
 	}
 }
 
 func TestNewTagHasNullPreviousDigest(t *testing.T) {
-	evs, err := notify.NewBuilder("http://x").Events(change("2.0", "", dNew, t0))
+	evs, err := notify.NewBuilder("http://x").Events(change("2.0", "", dNew, t0), nil)
 	// image.updated, and, the new tag being a version, a release candidate.
-	if err != nil || len(evs) != 2 || evs[1].Type != "version.released" || !evs[1].Release || evs[1].Audience != store.AudienceRepository {
+	if err != nil || len(evs) != 2 || evs[1].Type != "version.released" || !evs[1].Release() || evs[1].Audience() != notify.AudienceRepository {
 		t.Fatalf("events = %v, %v", evs, err)
 	}
 	img := decode(t, evs[0])["data"].(map[string]any)["image"].(map[string]any)
@@ -80,7 +79,7 @@ func TestNewTagHasNullPreviousDigest(t *testing.T) {
 func TestUnchangedPlatformsGiveNoImageUpdated(t *testing.T) {
 	c := change("1.0", dOld, dNew, t0)
 	c.PlatformsChanged = false
-	if evs, err := notify.NewBuilder("http://x").Events(c); err != nil || len(evs) != 0 {
+	if evs, err := notify.NewBuilder("http://x").Events(c, nil); err != nil || len(evs) != 0 {
 		t.Errorf("events = %v, %v; want none", evs, err)
 	}
 }
@@ -96,13 +95,13 @@ func TestImageUpdatedCarriesTheDiffAndPlatforms(t *testing.T) {
 		Added:   []analysis.DiffLayer{}, SizeDelta: -10, LayerCountDelta: -1,
 		Metadata:   analysis.MetadataDiff{Version: &analysis.ValueChange{From: version("1.0.1"), To: version("1.0.2")}},
 		CompareURL: "https://github.com/acme/base/compare/a...b"}
-	c.Platforms = []images.PlatformChange{
+	c.Platforms = []notify.PlatformChange{
 		{Platform: "linux/amd64", Digest: "sha256:a2", Previous: "sha256:a1"},
 		{Platform: "linux/arm64", Digest: "sha256:b1", Previous: "sha256:b1"},
 		{Platform: "linux/s390x", Digest: "sha256:s1"},
 		{Platform: "linux/ppc64le", Previous: "sha256:p1"},
 	}
-	evs, err := notify.NewBuilder("http://x").Events(c)
+	evs, err := notify.NewBuilder("http://x").Events(c, nil)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("events = %v, %v", evs, err)
 	}
@@ -128,26 +127,26 @@ func TestImageUpdatedCarriesTheDiffAndPlatforms(t *testing.T) {
 		t.Errorf("data.changes (-want +got):\n%s", diff)
 	}
 	// A new tag has no previous image: no changes.
-	evs, _ = notify.NewBuilder("http://x").Events(change("2.0", "", dNew, t0))
+	evs, _ = notify.NewBuilder("http://x").Events(change("2.0", "", dNew, t0), nil)
 	if _, ok := decode(t, evs[0])["data"].(map[string]any)["changes"]; ok {
 		t.Error("a new tag's image.updated carries data.changes")
 	}
 }
 
-// TestBaseUpdatedPayload builds base.updated from a Change as the parent
-// detection fills it: for each outdated image, one event for the
-// subscribers of each of its tags and one for its repository's, each with a
-// key that makes it one of a kind.
+// TestBaseUpdatedPayload builds base.updated from a change and the images
+// parent detection says it makes outdated: for each outdated image, one
+// event for the subscribers of each of its tags and one for its
+// repository's, each with a key that makes it one of a kind.
 func TestBaseUpdatedPayload(t *testing.T) {
 	app := analysis.Repository{Registry: "127.0.0.1:5000", Name: "acme/app"}
 	c := change("1.0", dOld, dNew, t0)
-	c.Outdated = []images.OutdatedImage{
+	outdated := []images.OutdatedImage{
 		{Child: app, Digest: "sha256:c1", Tags: []string{"2.3", "latest"}, Platforms: []string{"linux/amd64", "linux/arm64"},
 			Base: repo, BaseDigest: dNew, BaseTags: []string{"1", "1.0"}, BuiltOn: dOld},
 		// Known by digest only: nobody can have subscribed to it.
 		{Child: app, Digest: "sha256:c2", Platforms: []string{"linux/amd64"}, Base: repo, BaseDigest: dNew, BaseTags: []string{"1.0"}, BuiltOn: dOld},
 	}
-	evs, err := notify.NewBuilder("http://localhost:8080").Events(c)
+	evs, err := notify.NewBuilder("http://localhost:8080").EventsOfSet(7, c, outdated)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,29 +155,30 @@ func TestBaseUpdatedPayload(t *testing.T) {
 	}
 	type who struct {
 		Tag      string
-		Audience store.Audience
+		Audience int
 	}
 	var got []who
 	keys := map[string]bool{}
 	for _, e := range evs[1:] {
-		if e.Type != "base.updated" || e.Registry != app.Registry || e.Repository != app.Name || e.DedupKey == "" {
+		if e.Type != "base.updated" || e.Registry != app.Registry || e.Repository != app.Name || e.Key == "" {
 			t.Errorf("event = %+v", e)
 		}
-		got = append(got, who{e.Tag, e.Audience})
-		keys[e.DedupKey] = true
+		got = append(got, who{e.Tag, e.Audience()})
+		keys[e.Key] = true
 	}
-	if diff := cmp.Diff([]who{{"2.3", store.AudienceTag}, {"latest", store.AudienceTag}, {"", store.AudienceRepository}}, got); diff != "" {
+	if diff := cmp.Diff([]who{{"2.3", notify.AudienceTag}, {"latest", notify.AudienceTag}, {"", notify.AudienceRepository}}, got); diff != "" {
 		t.Errorf("base.updated audiences (-want +got):\n%s", diff)
 	}
 	if len(keys) != 3 {
 		t.Errorf("dedup keys %v, want three different", keys)
 	}
-	// The same image outdated by the same new base, described again (a
-	// second listing, a concurrent hook), gets the same keys.
-	again, _ := notify.NewBuilder("http://localhost:8080").Events(c)
+	// The same image outdated by the same new base, described again for
+	// the same change set (by a successor of a fan-out that died), gets the
+	// same keys.
+	again, _ := notify.NewBuilder("http://localhost:8080").EventsOfSet(7, c, outdated)
 	for i, e := range again[1:] {
-		if e.DedupKey != evs[i+1].DedupKey {
-			t.Errorf("event %d: key %q, then %q", i, evs[i+1].DedupKey, e.DedupKey)
+		if e.Key != evs[i+1].Key {
+			t.Errorf("event %d: key %q, then %q", i, evs[i+1].Key, e.Key)
 		}
 	}
 	base := map[string]any{
@@ -218,7 +218,7 @@ func TestBaseUpdatedPayload(t *testing.T) {
 func TestDockerHubNamesAreShort(t *testing.T) {
 	c := change("3.12", dOld, dNew, t0)
 	c.Repo = analysis.Repository{Registry: "docker.io", Name: "library/python"}
-	evs, _ := notify.NewBuilder("https://badges.example").Events(c)
+	evs, _ := notify.NewBuilder("https://badges.example").Events(c, nil)
 	if got := decode(t, evs[0])["title"]; got != "python:3.12 moved to a new image" {
 		t.Errorf("text = %v", got)
 	}

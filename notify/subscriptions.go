@@ -60,7 +60,7 @@ func invalid(format string, args ...any) error {
 // is. Every check and listing goes through it, so one move gives one event
 // however it was noticed.
 type Images interface {
-	Check(ctx context.Context, ref analysis.Reference) error
+	Check(ctx context.Context, ref analysis.Reference, how images.ReadOptions) error
 	Tags(ctx context.Context, repo analysis.Repository, how images.ReadOptions) (*analysis.TagList, error)
 	Read(ctx context.Context, ref analysis.Reference, how images.ReadOptions) (images.Answer, error)
 }
@@ -236,7 +236,7 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		CreatedAt: now,
 		Format:    format,
 		Headers:   headers,
-		Tags:      req.Tags,
+		Tags:      store.TagFilter(req.Tags),
 		Coalesce:  window,
 	}
 	if id, err := s.store.SameSubscription(ctx, sub); err == nil {
@@ -540,7 +540,7 @@ func truncate(s string, n int) string {
 // subscription, each field as tagfilter parses it, the error naming it.
 func parseTags(spec tagfilter.Spec, subject analysis.Reference) (*tagfilter.Filter, error) {
 	if spec.IsZero() {
-		return tagfilter.MustParse(spec), nil
+		return tagfilter.Parse(spec)
 	}
 	if subject.Tag != "" {
 		return nil, invalid("tags: tag filters are for a subscription to every tag of a repository (leave the tag out of image); this one follows the tag %s", subject.Tag)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
-	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/store"
 	"github.com/imagebadger/imagebadger/tagfilter"
 )
@@ -36,12 +35,9 @@ type WatcherConfig struct {
 	// DefaultWatchConcurrency); the registry client adds its own
 	// per-registry limit.
 	Concurrency int
-	// Wake is called after refreshes, to let the delivery worker send what
-	// they produced without waiting for its own poll.
-	Wake   func()
-	Logger *slog.Logger
-	Now    func() time.Time
-	Rand   func() float64
+	Logger      *slog.Logger
+	Now         func() time.Time
+	Rand        func() float64
 }
 
 // DefaultWatchConcurrency is WatcherConfig.Concurrency's default.
@@ -50,9 +46,6 @@ const DefaultWatchConcurrency = 4
 func (c WatcherConfig) withDefaults() WatcherConfig {
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultWatchConcurrency
-	}
-	if c.Wake == nil {
-		c.Wake = func() {}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -68,15 +61,14 @@ func (c WatcherConfig) withDefaults() WatcherConfig {
 
 // Watcher notices tag moves: by polling every subscribed tag, and
 // on request (inbound hooks). It never records anything itself; each check
-// is images.Service.Check, which records a move with its events and
-// deliveries.
+// is images.Service.Check, which records a move and its change, for the
+// fan-out to tell.
 type Watcher struct {
 	images      Images
 	watched     []analysis.Repository
 	store       *store.Store
 	interval    time.Duration
 	concurrency int
-	wake        func()
 	log         *slog.Logger
 	now         func() time.Time
 	rand        func() float64
@@ -140,7 +132,6 @@ func NewWatcher(cfg WatcherConfig) *Watcher {
 		store:       cfg.Store,
 		interval:    cfg.Interval,
 		concurrency: cfg.Concurrency,
-		wake:        cfg.Wake,
 		log:         cfg.Logger,
 		now:         cfg.Now,
 		rand:        cfg.Rand,
@@ -248,7 +239,6 @@ func (w *Watcher) serveQueue(ctx context.Context) {
 				w.later(ctx, r, storeOutageRetry)
 				continue
 			}
-			w.wake()
 			w.again(ctx, r)
 		}
 	}
@@ -356,7 +346,6 @@ func (w *Watcher) Poll(ctx context.Context) error {
 			}
 			wg.Wait()
 		}
-		w.wake()
 		if len(items) < batch {
 			break
 		}
@@ -471,7 +460,8 @@ func (w *Watcher) listTags(ctx context.Context, repo analysis.Repository) []anal
 	}
 	// A poll: the registry client keeps the last part of a known
 	// rate-limit budget for the reads people ask for.
-	list, err := w.images.Tags(registry.Polling(ctx), repo, how)
+	how.Polling = true
+	list, err := w.images.Tags(ctx, repo, how)
 	if err != nil {
 		w.failed(repo.String(), repo.Registry, err)
 		return nil
@@ -505,8 +495,14 @@ func (w *Watcher) followed(ctx context.Context, repo analysis.Repository) (func(
 		if sp.IsZero() {
 			return nil, "", nil
 		}
-		filters = append(filters, tagfilter.MustParse(sp))
-		keys = append(keys, specKey(sp))
+		f, err := tagfilter.Parse(tagfilter.Spec(sp))
+		if err != nil {
+			// Checked when the subscription was made: one that no longer
+			// parses follows nothing (the fan-out says so in the log).
+			continue
+		}
+		filters = append(filters, f)
+		keys = append(keys, specKey(tagfilter.Spec(sp)))
 	}
 	slices.Sort(keys)
 	return func(tag string) bool {
@@ -525,7 +521,7 @@ func (w *Watcher) check(ctx context.Context, ref analysis.Reference) error {
 	if !w.allowed(ref.Registry) {
 		return nil
 	}
-	err := w.images.Check(registry.Polling(ctx), ref)
+	err := w.images.Check(ctx, ref, images.ReadOptions{Polling: true})
 	if err != nil && ctx.Err() == nil {
 		w.failed(ref.String(), ref.Registry, err)
 	}

@@ -29,7 +29,7 @@ type fakeImages struct {
 	digest func(n int) string
 }
 
-func (f *fakeImages) Check(ctx context.Context, ref analysis.Reference) error {
+func (f *fakeImages) Check(ctx context.Context, ref analysis.Reference, _ images.ReadOptions) error {
 	f.mu.Lock()
 	f.calls = append(f.calls, fmt.Sprintf("%s check", ref))
 	d := dNew
@@ -43,7 +43,8 @@ func (f *fakeImages) Check(ctx context.Context, ref analysis.Reference) error {
 		}
 	}
 	if ref.Tag != "" && ref.Digest == "" {
-		return recordTag(f.st, ref.Repository, ref.Tag, d, f.now(), nil)
+		_, err := recordTag(f.st, ref.Repository, ref.Tag, d, f.now())
+		return err
 	}
 	return nil
 }
@@ -57,7 +58,7 @@ func (f *fakeImages) Read(ctx context.Context, ref analysis.Reference, _ images.
 	if _, err := f.st.Tag(ctx, ref.Repository, ref.Tag); err == nil || ref.Tag == "" {
 		return images.Answer{Report: &analysis.Report{Digest: dNew}}, nil
 	}
-	if err := recordTag(f.st, ref.Repository, ref.Tag, dNew, f.now(), nil); err != nil {
+	if _, err := recordTag(f.st, ref.Repository, ref.Tag, dNew, f.now()); err != nil {
 		return images.Answer{}, err
 	}
 	return images.Answer{Report: &analysis.Report{Digest: dNew}}, nil
@@ -90,7 +91,7 @@ func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, how ima
 	f.lists.Add(1)
 	if f.resolve {
 		for _, t := range f.tags {
-			if err := f.Check(ctx, repo.WithTag(t)); err != nil {
+			if err := f.Check(ctx, repo.WithTag(t), how); err != nil {
 				return nil, err
 			}
 		}
@@ -98,10 +99,12 @@ func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, how ima
 	return &analysis.TagList{Registry: repo.Registry, Repository: repo.Name, Groups: []analysis.TagGroup{{Digest: dNew, Tags: f.tags}}}, nil
 }
 
-func newWatcher(t *testing.T, images notify.Images, st *store.Store, clk *clock, wakes *atomic.Int32) *notify.Watcher {
+// newWatcher is a watcher on st; logged counts the moves its checks log,
+// each of which wakes the fan-out.
+func newWatcher(t *testing.T, images notify.Images, st *store.Store, clk *clock, logged *atomic.Int32) *notify.Watcher {
 	t.Helper()
-	return notify.NewWatcher(notify.WatcherConfig{Images: images, Store: st, Interval: time.Minute, Now: clk.Now,
-		Wake: func() { wakes.Add(1) }})
+	st.OnChangeLogged(func() { logged.Add(1) })
+	return notify.NewWatcher(notify.WatcherConfig{Images: images, Store: st, Interval: time.Minute, Now: clk.Now})
 }
 
 func TestPollRefreshesSubscribedTags(t *testing.T) {
@@ -122,7 +125,7 @@ func TestPollRefreshesSubscribedTags(t *testing.T) {
 		t.Errorf("checks (-want +got):\n%s", diff)
 	}
 	if wakes.Load() == 0 {
-		t.Error("the worker was not woken after the poll")
+		t.Error("the fan-out was not woken by the poll's moves")
 	}
 	// Checked again by the next round: an interval later, spread by at
 	// most 10 % (the jitter of the wait until an item is due again).
@@ -211,7 +214,8 @@ func TestRefreshRequestsAreServed(t *testing.T) {
 	clk := &clock{t: t0}
 	f := &fakeImages{st: st, now: clk.Now}
 	var wakes atomic.Int32
-	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now, Wake: func() { wakes.Add(1) }})
+	st.OnChangeLogged(func() { wakes.Add(1) })
+	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
 	tag := repo.WithTag("1.0")
 	for range 3 {
 		if !w.Refresh(tag, "") {
@@ -240,7 +244,7 @@ func TestRefreshRequestsAreServed(t *testing.T) {
 		t.Errorf("refreshes (-want +got):\n%s", diff)
 	}
 	if wakes.Load() == 0 {
-		t.Error("the worker was not woken")
+		t.Error("the fan-out was not woken by the refresh's move")
 	}
 }
 

@@ -58,6 +58,8 @@ type Client struct {
 	endpoints map[string]string
 	keychain  authn.Keychain
 	budgets   *budgets
+	// poll marks the requests of a Polling client.
+	poll bool
 }
 
 // Defaults of Options.
@@ -151,8 +153,21 @@ func (c *Client) name(r analysis.Reference) (name.Reference, error) {
 }
 
 // tagged marks ctx with the registry its requests are for (see requestInfo).
-func tagged(ctx context.Context, registry string, n name.Reference) context.Context {
-	return withRequest(ctx, registry, n.Context().RegistryStr())
+func (c *Client) tagged(ctx context.Context, registry string, n name.Reference) context.Context {
+	return withRequest(ctx, requestInfo{registry: registry, host: n.Context().RegistryStr(), poll: c.poll})
+}
+
+// Polling returns a client like c whose requests are a background poll's:
+// they are refused, as rate limited, rather than spend the last PollReserve
+// of a registry's known budget, so that polling never starves the reads
+// people ask for. HEADs go first in every check and GETs only follow for
+// digests never seen, so on Docker Hub, which counts only GETs, polling
+// costs nothing until something changed. The two clients share their
+// connections, limits and budgets.
+func (c *Client) Polling() *Client {
+	p := *c
+	p.poll = true
+	return &p
 }
 
 // Budgets returns the rate-limit budget of every registry that has sent
@@ -194,7 +209,7 @@ func (c *Client) Resolve(ctx context.Context, ref analysis.Reference) (d analysi
 		return analysis.Descriptor{}, nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", ref)
 	}
 	what := "image " + ref.String()
-	hctx, cancel := context.WithTimeout(tagged(ctx, ref.Registry, n), c.timeout)
+	hctx, cancel := context.WithTimeout(c.tagged(ctx, ref.Registry, n), c.timeout)
 	desc, err := c.puller.Head(hctx, n)
 	cancel()
 	if err == nil {
@@ -218,7 +233,7 @@ func (c *Client) Fetch(ctx context.Context, ref analysis.Reference) (analysis.De
 		return analysis.Descriptor{}, nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", ref)
 	}
 	what := "image " + ref.String()
-	ctx, cancel := context.WithTimeout(tagged(ctx, ref.Registry, n), c.timeout)
+	ctx, cancel := context.WithTimeout(c.tagged(ctx, ref.Registry, n), c.timeout)
 	defer cancel()
 	got, err := c.puller.Get(ctx, n)
 	if err != nil {
@@ -238,7 +253,7 @@ func (c *Client) Manifest(ctx context.Context, repo analysis.Repository, digest 
 	if err != nil {
 		return "", nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo.WithDigest(digest))
 	}
-	ctx, cancel := context.WithTimeout(tagged(ctx, repo.Registry, n), c.timeout)
+	ctx, cancel := context.WithTimeout(c.tagged(ctx, repo.Registry, n), c.timeout)
 	defer cancel()
 	got, err := c.puller.Get(ctx, n)
 	if err != nil {
@@ -266,7 +281,7 @@ func (c *Client) Config(ctx context.Context, repo analysis.Repository, digest st
 	if err != nil {
 		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo)
 	}
-	ctx, cancel := context.WithTimeout(tagged(ctx, repo.Registry, repoName), c.timeout)
+	ctx, cancel := context.WithTimeout(c.tagged(ctx, repo.Registry, repoName), c.timeout)
 	defer cancel()
 	layer, err := c.puller.Layer(ctx, repoName.(name.Digest))
 	if err != nil {
@@ -401,7 +416,7 @@ func (c *Client) ListTags(ctx context.Context, repo analysis.Repository) ([]stri
 	}
 	// Each page gets the request deadline; the whole listing gets one per
 	// page it could plausibly need.
-	ctx, cancel := context.WithTimeout(tagged(ctx, repo.Registry, r.Tag("latest")), c.timeout*time.Duration(1+maxTags/listPageSize))
+	ctx, cancel := context.WithTimeout(c.tagged(ctx, repo.Registry, r.Tag("latest")), c.timeout*time.Duration(1+maxTags/listPageSize))
 	defer cancel()
 	lister, err := c.puller.Lister(ctx, r)
 	if err != nil {

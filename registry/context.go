@@ -20,27 +20,11 @@ type requestInfo struct {
 	poll bool
 }
 
-func withRequest(ctx context.Context, registry, host string) context.Context {
-	info := requestInfo{registry: registry, host: host}
-	if prev, ok := ctx.Value(requestKey{}).(requestInfo); ok {
-		info.poll = prev.poll
-	}
+func withRequest(ctx context.Context, info requestInfo) context.Context {
 	return context.WithValue(ctx, requestKey{}, info)
 }
 
 func requestOf(ctx context.Context) (requestInfo, bool) {
 	info, ok := ctx.Value(requestKey{}).(requestInfo)
 	return info, ok
-}
-
-// Polling marks ctx as a background poll's: requests made with it are
-// refused, as rate limited, rather than spend the last PollReserve of a
-// registry's known budget, so that polling never starves the reads people
-// ask for. HEADs go first in every check and GETs only follow for digests
-// never seen, so on Docker Hub, which counts only GETs, polling costs
-// nothing until something changed.
-func Polling(ctx context.Context) context.Context {
-	info, _ := ctx.Value(requestKey{}).(requestInfo)
-	info.poll = true
-	return context.WithValue(ctx, requestKey{}, info)
 }

@@ -161,7 +161,7 @@ func TestBudgetsFromRateLimitHeaders(t *testing.T) {
 		t.Fatalf("budget = %+v (known %v), want 90 of 100 per 6h", b, ok)
 	}
 	remaining = 20
-	if _, _, err := c.Resolve(registry.Polling(context.Background()), p.ref("2")); err != nil {
+	if _, _, err := c.Polling().Resolve(context.Background(), p.ref("2")); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := c.Budget(host); !b.Low() {
@@ -173,7 +173,7 @@ func TestBudgetsFromRateLimitHeaders(t *testing.T) {
 		return len(p.arrivals)
 	}
 	before := arrivals()
-	_, _, err := c.Resolve(registry.Polling(context.Background()), p.ref("3"))
+	_, _, err := c.Polling().Resolve(context.Background(), p.ref("3"))
 	if !errors.Is(err, analysis.ErrRateLimited) {
 		t.Fatalf("poll at 20%%: err = %v, want rate limited", err)
 	}

@@ -1,85 +1,24 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imagebadger/imagebadger/analysis"
-	"github.com/imagebadger/imagebadger/images"
-	"github.com/imagebadger/imagebadger/internal/testing/apispec"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
-	"github.com/imagebadger/imagebadger/netguard"
-	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/server"
-	"github.com/imagebadger/imagebadger/store"
 )
-
-type stack struct {
-	url   string
-	store *store.Store
-}
-
-// newStack wires the real service (store on a SQLite file, netguard, the
-// registry client) behind an httptest server.
-func newStack(t *testing.T, timeout time.Duration) *stack {
-	t.Helper()
-	return newStackFresh(t, timeout, time.Hour)
-}
-
-// newStackFresh is newStack with the poll interval (how long a tag's
-// resolution is fresh) given.
-func newStackFresh(t *testing.T, timeout, freshFor time.Duration) *stack {
-	t.Helper()
-	return newStackPolicy(t, timeout, freshFor, true)
-}
-
-// newStrictStack is newStack with the default network policy: loopback and
-// private registries refused.
-func newStrictStack(t *testing.T) *stack {
-	t.Helper()
-	return newStackPolicy(t, 0, time.Hour, false)
-}
-
-func newStackPolicy(t *testing.T, timeout, freshFor time.Duration, allowPrivate bool) *stack {
-	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	client, err := registry.New(registry.Options{
-		Transport: netguard.New(allowPrivate).Transport(),
-		Timeout:   timeout,
-		Keychain:  authn.NewMultiKeychain(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Config{
-		Images:  images.New(images.Options{Client: client, Store: st, FreshFor: freshFor}),
-		Store:   st,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: prometheus.NewRegistry(),
-	})
-	hs := httptest.NewServer(apispec.Handler(t, srv))
-	t.Cleanup(hs.Close)
-	return &stack{url: hs.URL, store: st}
-}
 
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
@@ -118,12 +57,12 @@ func pushRandom(t *testing.T, ref string) v1.Image {
 
 func TestImageReportAndRequestCounts(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	img := pushRandom(t, reg.Host+"/acme/app:1")
 	reg.Requests()
 
 	var rep analysis.Report
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
 		t.Fatalf("status %d", code)
 	}
 	digest, _ := img.Digest()
@@ -140,21 +79,21 @@ func TestImageReportAndRequestCounts(t *testing.T) {
 
 	// Immutable content is never fetched again: a refresh costs one HEAD.
 	reg.Requests()
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1?refresh=1", &rep); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1?refresh=1", &rep); code != 200 {
 		t.Fatalf("status %d", code)
 	}
 	if got, want := reg.Requests(), []string{"HEAD /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
 		t.Errorf("refresh made requests %v, want %v", got, want)
 	}
 	// Without refresh, a freshly checked tag is answered from the store alone.
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
 		t.Fatalf("status %d", code)
 	}
 	if got := reg.Requests(); len(got) != 0 {
 		t.Errorf("plain read made requests %v, want none", got)
 	}
 	// POST refresh is the same path.
-	resp, err := http.Post(s.url+"/api/v1/images/"+reg.Host+"/acme/app:1/refresh", "", nil)
+	resp, err := http.Post(s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1/refresh", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +102,7 @@ func TestImageReportAndRequestCounts(t *testing.T) {
 		t.Errorf("POST refresh: status %d, requests %v, want 200 and %v", resp.StatusCode, got, want)
 	}
 	// By digest, the stored manifest answers without any request.
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app@"+digest.String(), &rep); code != 200 || rep.Digest != digest.String() {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app@"+digest.String(), &rep); code != 200 || rep.Digest != digest.String() {
 		t.Fatalf("by digest: status %d digest %s", code, rep.Digest)
 	}
 	if got := reg.Requests(); len(got) != 0 {
@@ -173,7 +112,7 @@ func TestImageReportAndRequestCounts(t *testing.T) {
 
 func TestErrorsAnswerTheContract(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	pushRandom(t, reg.Host+"/acme/app:1")
 	for _, tc := range []struct {
 		path   string
@@ -190,7 +129,7 @@ func TestErrorsAnswerTheContract(t *testing.T) {
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			var body errorBody
-			code := getJSON(t, s.url+tc.path, &body)
+			code := getJSON(t, s.URL+tc.path, &body)
 			if code != tc.status || body.Error.Code != tc.code {
 				t.Errorf("got %d %q, want %d %q", code, body.Error.Code, tc.status, tc.code)
 			}
@@ -211,18 +150,18 @@ func TestHangingRegistryTimesOutWhileHealthzAnswers(t *testing.T) {
 	}))
 	defer hang.Close()
 	defer close(block)
-	s := newStack(t, time.Second)
+	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Config{}})
 
 	done := make(chan struct{})
 	var code int
 	var body errorBody
 	go func() {
 		defer close(done)
-		code = getJSON(t, s.url+"/api/v1/images/"+strings.TrimPrefix(hang.URL, "http://")+"/acme/app:1", &body)
+		code = getJSON(t, s.URL+"/api/v1/images/"+strings.TrimPrefix(hang.URL, "http://")+"/acme/app:1", &body)
 	}()
 	// While the image request waits on the registry, /healthz answers.
 	for i := 0; i < 5; i++ {
-		resp, err := http.Get(s.url + "/healthz")
+		resp, err := http.Get(s.URL + "/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,9 +183,9 @@ func TestHangingRegistryTimesOutWhileHealthzAnswers(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	s := newStack(t, time.Second)
-	http.Get(s.url + "/healthz")
-	resp, err := http.Get(s.url + "/metrics")
+	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Config{}})
+	http.Get(s.URL + "/healthz")
+	resp, err := http.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,9 +209,9 @@ func decode(t *testing.T, resp *http.Response, v any) {
 // while plain reads go on being answered from the store.
 func TestRefreshesAreRateLimitedPerClient(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	pushRandom(t, reg.Host+"/acme/app:1")
-	url := s.url + "/api/v1/images/" + reg.Host + "/acme/app:1"
+	url := s.URL + "/api/v1/images/" + reg.Host + "/acme/app:1"
 	for i := 0; i < 20; i++ {
 		resp, err := http.Post(url+"/refresh", "", nil)
 		if err != nil {
@@ -303,22 +242,22 @@ func TestRefreshesAreRateLimitedPerClient(t *testing.T) {
 // once while one background HEAD refreshes the tag for the next reader.
 func TestStaleReadsDoNotWaitOnTheRegistry(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := newStackFresh(t, 10*time.Second, 50*time.Millisecond)
+	s := stack.New(t, stack.Options{Timeout: 10 * time.Second, FreshFor: 50 * time.Millisecond, Server: &server.Config{}})
 	pushRandom(t, reg.Host+"/acme/app:1")
 	var rep analysis.Report
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {
 		t.Fatalf("first read: %d", code)
 	}
 	// The MicroBadger API lists the repository's tags on its first read.
 	var mb map[string]any
-	if code := getJSON(t, s.url+"/v1/images/"+reg.Host+"/acme/app:1", &mb); code != 200 {
+	if code := getJSON(t, s.URL+"/v1/images/"+reg.Host+"/acme/app:1", &mb); code != 200 {
 		t.Fatalf("first MicroBadger read: %d", code)
 	}
 	time.Sleep(100 * time.Millisecond) // the resolution and the listing are now stale
 	reg.Requests()
 	reg.Add(faultreg.Rule{PathContains: "/manifests/", Fault: faultreg.Hold})
 	for _, path := range []string{"/api/v1/images/", "/images/", "/v1/images/"} {
-		resp, err := http.Get(s.url + path + reg.Host + "/acme/app:1")
+		resp, err := http.Get(s.URL + path + reg.Host + "/acme/app:1")
 		if err != nil {
 			t.Fatal(err)
 		}

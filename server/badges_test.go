@@ -27,47 +27,13 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/badge"
 	"github.com/imagebadger/imagebadger/images"
-	"github.com/imagebadger/imagebadger/internal/testing/apispec"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/netguard"
 	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/server"
 	"github.com/imagebadger/imagebadger/store"
 )
-
-// newBadgeServer wires the real service like serve does, with the badge
-// knobs a test needs.
-func newBadgeServer(t *testing.T, freshFor time.Duration, opts server.BadgeOptions, retryAfter time.Duration) string {
-	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := registry.New(registry.Options{
-		Transport: netguard.New(true).Transport(),
-		Timeout:   5 * time.Second,
-		Keychain:  authn.NewMultiKeychain(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := images.New(images.Options{Client: client, Store: st, FreshFor: freshFor, Logger: logger, RetryFailedAfter: retryAfter})
-	srv := server.New(server.Config{
-		Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry(), Badges: opts,
-	})
-	hs := httptest.NewServer(apispec.Handler(t, srv))
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := svc.Close(ctx); err != nil {
-			t.Error(err)
-		}
-		st.Close()
-	})
-	return hs.URL
-}
 
 // labelledImage is a random image of the platform with config labels.
 func labelledImage(t *testing.T, layers int64, plat v1.Platform, labels map[string]string) v1.Image {
@@ -180,7 +146,7 @@ func checkBadgeHeaders(t *testing.T, a badgeAnswer, cacheable bool) {
 
 func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
 	img := labelledImage(t, 3, linuxAMD64, map[string]string{
 		"org.opencontainers.image.version":  "2.3.1",
 		"org.opencontainers.image.revision": "0f3c2a9e1b7d4c5a",
@@ -235,7 +201,7 @@ func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
 
 func TestBadgeErrors(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
 	pushTo(t, reg.Host+"/acme/app:1", labelledImage(t, 1, linuxAMD64, nil))
 
 	// Unknown images are grey "not found" badges with status 200.
@@ -283,7 +249,7 @@ func TestBadgeErrors(t *testing.T) {
 
 func TestBadgePlatformSelection(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, 0)
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
 	amd := labelledImage(t, 2, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0-amd64"})
 	arm := labelledImage(t, 4, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, map[string]string{"org.opencontainers.image.version": "1.0-arm64"})
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
@@ -318,7 +284,7 @@ func TestBadgePlatformSelection(t *testing.T) {
 func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 	reg := faultreg.Start(t)
 	// Every stored tag is stale at once, so every badge would refresh if it could.
-	url := newBadgeServer(t, time.Nanosecond, server.BadgeOptions{}, 100*time.Millisecond)
+	url := stack.New(t, stack.Options{FreshFor: time.Nanosecond, Images: images.Options{RetryFailedAfter: 100 * time.Millisecond}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
 	ref := reg.Host + "/acme/app:1"
 	pushTo(t, ref, labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0.0"}))
 	u := url + "/badges/version/" + ref + ".svg"
@@ -364,7 +330,7 @@ func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 // shows the image once the inspection, started once, has finished.
 func TestBadgeFirstInspection(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := newBadgeServer(t, time.Hour, server.BadgeOptions{}, time.Minute) // waits 3 s, as served
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: time.Minute}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL // waits 3 s, as served
 	pushTo(t, reg.Host+"/acme/quick:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "MIT"}))
 	pushTo(t, reg.Host+"/acme/slow:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "BSD-3-Clause"}))
 	reg.Requests()

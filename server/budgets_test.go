@@ -10,6 +10,8 @@ import (
 	"time"
 
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 // TestRateLimitBudgetsAreShown: a registry that sends Docker Hub's
@@ -30,12 +32,12 @@ func TestRateLimitBudgetsAreShown(t *testing.T) {
 	host := strings.TrimPrefix(reg.URL, "http://")
 	ref := host + "/acme/app:1"
 	pushRandom(t, ref)
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	var rep struct{ Digest string }
-	if status := getJSON(t, s.url+"/api/v1/images/"+ref, &rep); status != 200 {
+	if status := getJSON(t, s.URL+"/api/v1/images/"+ref, &rep); status != 200 {
 		t.Fatalf("image report: %d", status)
 	}
-	metrics := body(t, s.url+"/metrics")
+	metrics := body(t, s.URL+"/metrics")
 	for _, want := range []string{
 		`imagebadger_registry_ratelimit_remaining{registry="` + host + `"} 76`,
 		`imagebadger_registry_ratelimit_limit{registry="` + host + `"} 100`,
@@ -44,21 +46,21 @@ func TestRateLimitBudgetsAreShown(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if st := body(t, s.url+"/healthz/registries"); !strings.Contains(st, host+" ratelimit 76/100 in its 6h window: ok") {
+	if st := body(t, s.URL+"/healthz/registries"); !strings.Contains(st, host+" ratelimit 76/100 in its 6h window: ok") {
 		t.Errorf("/healthz/registries = %q", st)
 	}
-	if page := body(t, s.url+"/images/"+ref); strings.Contains(page, `data-testid="budget-notice"`) {
+	if page := body(t, s.URL+"/images/"+ref); strings.Contains(page, `data-testid="budget-notice"`) {
 		t.Error("the image page warns of a budget at 76%")
 	}
 
 	remaining.Store(12)
-	if status := getJSON(t, s.url+"/api/v1/images/"+ref+"?refresh=1", &rep); status != 200 {
+	if status := getJSON(t, s.URL+"/api/v1/images/"+ref+"?refresh=1", &rep); status != 200 {
 		t.Fatalf("refresh: %d", status)
 	}
-	if st := body(t, s.url+"/healthz/registries"); !strings.Contains(st, host+" ratelimit 12/100 in its 6h window: low") {
+	if st := body(t, s.URL+"/healthz/registries"); !strings.Contains(st, host+" ratelimit 12/100 in its 6h window: low") {
 		t.Errorf("/healthz/registries = %q, want low", st)
 	}
-	if page := body(t, s.url+"/images/"+ref); !strings.Contains(page, `data-testid="budget-notice"`) || !strings.Contains(page, "12 of 100 requests left") {
+	if page := body(t, s.URL+"/images/"+ref); !strings.Contains(page, `data-testid="budget-notice"`) || !strings.Contains(page, "12 of 100 requests left") {
 		t.Error("the image page does not say the budget is low")
 	}
 }

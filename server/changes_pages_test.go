@@ -11,33 +11,35 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 	"github.com/imagebadger/imagebadger/templates"
 )
 
 // pushChangeFamily pushes acme/base:1 and two versions of acme/app built on
 // it (2.2 with one layer of its own, 2.3 with two), reads them, and moves
 // acme/app:latest from 2.2's image to 2.3's.
-func pushChangeFamily(t *testing.T, s *pageStack) (base, v22, v23 v1.Image) {
+func pushChangeFamily(t *testing.T, s *stack.Stack) (base, v22, v23 v1.Image) {
 	t.Helper()
 	labels := func(v, rev string) map[string]string {
 		return map[string]string{"org.opencontainers.image.version": v, "org.opencontainers.image.revision": rev,
 			"org.opencontainers.image.source": "https://github.com/acme/app"}
 	}
 	base = familyImage(t, nil, 3, nil)
-	pagePush(t, base, s.reg+"/acme/base:1")
+	pagePush(t, base, s.Registry.Host+"/acme/base:1")
 	// Built a few weeks apart: the repository page orders its groups by
 	// creation, newest first.
 	v22 = must(mutate.CreatedAt(familyImage(t, base, 1, labels("2.2.7", "3f9a1c5e7b2d")), v1.Time{Time: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}))
 	v23 = must(mutate.CreatedAt(familyImage(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b")), v1.Time{Time: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}))
-	pagePush(t, v22, s.reg+"/acme/app:2.2", s.reg+"/acme/app:latest")
-	pagePush(t, v23, s.reg+"/acme/app:2.3")
+	pagePush(t, v22, s.Registry.Host+"/acme/app:2.2", s.Registry.Host+"/acme/app:latest")
+	pagePush(t, v23, s.Registry.Host+"/acme/app:2.3")
 	for _, ref := range []string{"acme/base:1", "acme/app:2.2", "acme/app:latest", "acme/app:2.3"} {
-		if a := s.get(t, "/images/"+s.reg+"/"+ref); a.status != 200 {
+		if a := pageGet(t, s, "/images/"+s.Registry.Host+"/"+ref); a.status != 200 {
 			t.Fatalf("%s: %d", ref, a.status)
 		}
 	}
-	pagePush(t, v23, s.reg+"/acme/app:latest")
-	if a := s.get(t, "/api/v1/images/"+s.reg+"/acme/app:latest?refresh=1"); a.status != 200 {
+	pagePush(t, v23, s.Registry.Host+"/acme/app:latest")
+	if a := pageGet(t, s, "/api/v1/images/"+s.Registry.Host+"/acme/app:latest?refresh=1"); a.status != 200 {
 		t.Fatalf("refresh: %d", a.status)
 	}
 	return base, v22, v23
@@ -54,10 +56,10 @@ func texts(sel *goquery.Selection) []string {
 // changed metadata and the forge link; a platform one side lacks is a
 // friendly 400.
 func TestDiffPage(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	_, v22, v23 := pushChangeFamily(t, s)
-	from, to := s.reg+"/acme/app:2.2", s.reg+"/acme/app:2.3"
-	a := s.get(t, templates.DiffHref(from, to))
+	from, to := s.Registry.Host+"/acme/app:2.2", s.Registry.Host+"/acme/app:2.3"
+	a := pageGet(t, s, templates.DiffHref(from, to))
 	if a.status != 200 {
 		t.Fatalf("diff page: %d\n%s", a.status, a.body)
 	}
@@ -85,11 +87,11 @@ func TestDiffPage(t *testing.T) {
 	if href, _ := a.testid("compare-url").Attr("href"); href != "https://github.com/acme/app/compare/3f9a1c5e7b2d...0f3c2a9d8e7b" {
 		t.Errorf("compare link %q", href)
 	}
-	if got := a.testid("diff-parent-Before").Text(); !strings.Contains(got, s.reg+"/acme/base:1") || !strings.Contains(got, "shares its 3 layers") {
+	if got := a.testid("diff-parent-Before").Text(); !strings.Contains(got, s.Registry.Host+"/acme/base:1") || !strings.Contains(got, "shares its 3 layers") {
 		t.Errorf("parent %q", got)
 	}
 
-	bad := s.get(t, templates.DiffHref(from, to)+"&platform=linux/arm64")
+	bad := pageGet(t, s, templates.DiffHref(from, to)+"&platform=linux/arm64")
 	if bad.status != http.StatusBadRequest || !strings.Contains(bad.testid("error-message").Text(), "has no linux/arm64 image") {
 		t.Errorf("missing platform: %d %q", bad.status, bad.testid("error-message").Text())
 	}
@@ -99,12 +101,12 @@ func TestDiffPage(t *testing.T) {
 // with links to each move's diff, pages through them, and the image,
 // repository and home pages link to it and to the diffs.
 func TestHistoryPagesAndLinks(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	_, v22, v23 := pushChangeFamily(t, s)
-	repo := s.reg + "/acme/app"
+	repo := s.Registry.Host + "/acme/app"
 	wantDiff := templates.DiffHref(repo+"@"+must(v22.Digest()).String(), repo+"@"+must(v23.Digest()).String())
 
-	h := s.get(t, "/repositories/"+repo+"/history")
+	h := pageGet(t, s, "/repositories/"+repo+"/history")
 	if h.status != 200 {
 		t.Fatalf("history page: %d", h.status)
 	}
@@ -123,7 +125,7 @@ func TestHistoryPagesAndLinks(t *testing.T) {
 	var seen []string
 	next := "/repositories/" + repo + "/history?limit=1"
 	for range 10 {
-		p := s.get(t, next)
+		p := pageGet(t, s, next)
 		seen = append(seen, texts(p.testid("history-entry"))...)
 		href, ok := p.testid("history-older").Attr("href")
 		if !ok {
@@ -135,7 +137,7 @@ func TestHistoryPagesAndLinks(t *testing.T) {
 		t.Errorf("paged entries %q", seen)
 	}
 
-	img := s.get(t, "/images/"+repo+":latest")
+	img := pageGet(t, s, "/images/"+repo+":latest")
 	if got := img.testid("tag-history-list").Find(`[data-testid="history-entry"]`).Length(); got != 2 {
 		t.Errorf("image page lists %d changes of latest, want 2", got)
 	}
@@ -151,7 +153,7 @@ func TestHistoryPagesAndLinks(t *testing.T) {
 
 	// The repository page: groups newest first, each linked to the diff
 	// from the next older one.
-	rp := s.get(t, "/repositories/"+repo)
+	rp := pageGet(t, s, "/repositories/"+repo)
 	links := rp.testid("group-compare")
 	if links.Length() != 1 {
 		t.Fatalf("%d compare links, want 1 (two groups)", links.Length())
@@ -163,7 +165,7 @@ func TestHistoryPagesAndLinks(t *testing.T) {
 		t.Errorf("history link %q", href)
 	}
 
-	home := s.get(t, "/")
+	home := pageGet(t, s, "/")
 	if href, _ := home.testid("recent-diff").First().Attr("href"); href != wantDiff {
 		t.Errorf("home's first diff link %q", href)
 	}
@@ -172,27 +174,27 @@ func TestHistoryPagesAndLinks(t *testing.T) {
 // TestSearchBox: a part of a name shows the known repositories containing
 // it; a known image goes to its page; /search always lists.
 func TestSearchBox(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	pushChangeFamily(t, s)
-	a := s.get(t, "/?q=acme")
+	a := pageGet(t, s, "/?q=acme")
 	if a.status != 200 {
 		t.Fatalf("search: %d", a.status)
 	}
 	got := texts(a.testid("search-result-link"))
-	if strings.Join(got, ",") != s.reg+"/acme/app,"+s.reg+"/acme/base" {
+	if strings.Join(got, ",") != s.Registry.Host+"/acme/app,"+s.Registry.Host+"/acme/base" {
 		t.Errorf("results %q", got)
 	}
-	if a := s.get(t, "/?q="+url.QueryEscape(s.reg+"/acme/app:2.3")); a.status != http.StatusSeeOther || a.header.Get("Location") != "/images/"+s.reg+"/acme/app:2.3" {
+	if a := pageGet(t, s, "/?q="+url.QueryEscape(s.Registry.Host+"/acme/app:2.3")); a.status != http.StatusSeeOther || a.header.Get("Location") != "/images/"+s.Registry.Host+"/acme/app:2.3" {
 		t.Errorf("a known image: %d → %q", a.status, a.header.Get("Location"))
 	}
-	p := s.get(t, "/search?q=BASE")
-	if got := texts(p.testid("search-result-link")); strings.Join(got, ",") != s.reg+"/acme/base" {
+	p := pageGet(t, s, "/search?q=BASE")
+	if got := texts(p.testid("search-result-link")); strings.Join(got, ",") != s.Registry.Host+"/acme/base" {
 		t.Errorf("search page results %q", got)
 	}
-	if p := s.get(t, "/search?q=zz-nothing"); p.status != 200 || p.testid("search-none").Length() != 1 {
+	if p := pageGet(t, s, "/search?q=zz-nothing"); p.status != 200 || p.testid("search-none").Length() != 1 {
 		t.Errorf("no result: %d", p.status)
 	}
-	if p := s.get(t, "/search?q=a"); p.status != http.StatusBadRequest || p.testid("search-error").Length() != 1 {
+	if p := pageGet(t, s, "/search?q=a"); p.status != http.StatusBadRequest || p.testid("search-error").Length() != 1 {
 		t.Errorf("one character: %d", p.status)
 	}
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 // history is GET /api/v1/repositories/{repository}/history's answer as a
@@ -63,16 +64,16 @@ func short(img v1.Image) string { return analysis.ShortDigest(must(img.Digest())
 // the deletion. Pushed again, it is a new tag. A listing and the
 // registry's delete notification notice deletions too.
 func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true, hookToken: "hook-s3cret", runWatcher: true})
-	repo := s.registry + "/acme/base"
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "hook-s3cret"}})
+	repo := s.Registry.Host + "/acme/base"
 	old := familyImage(t, nil, 2, nil)
 	pagePush(t, old, repo+":3.19.4", repo+":3.19", repo+":3")
-	s.list(t, repo)
+	listTags(t, s, repo)
 
 	if err := crane.Delete(repo + ":3.19.4"); err != nil {
 		t.Fatal(err)
 	}
-	code, _, a := call(t, "POST", s.url+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil)
+	code, _, a := call(t, "POST", s.URL+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil)
 	if code != 404 || a.Error == nil || a.Error.Code != "not_found" {
 		t.Fatalf("refresh of the deleted tag: %d %+v", code, a.Error)
 	}
@@ -81,46 +82,45 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 		t.Errorf("message %q, want it to say it was removed and where it pointed (%s)", a.Error.Message, must(old.Digest()))
 	}
 
-	s.reg.Requests()
+	s.Registry.Requests()
 	var e errorBody
-	if code := getJSON(t, s.url+"/api/v1/images/"+repo+":3.19.4", &e); code != 404 || e.Error.Code != "not_found" || !strings.Contains(e.Error.Message, wantMsg) {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+repo+":3.19.4", &e); code != 404 || e.Error.Code != "not_found" || !strings.Contains(e.Error.Message, wantMsg) {
 		t.Errorf("report of the deleted tag: %d %+v", code, e.Error)
 	}
 	for range 3 {
-		if b := getBadge(t, s.url+"/badges/version/"+repo+":3.19.4.svg", nil); b.status != 200 || b.right != "tag removed" {
+		if b := getBadge(t, s.URL+"/badges/version/"+repo+":3.19.4.svg", nil); b.status != 200 || b.right != "tag removed" {
 			t.Errorf("badge: %d %q, want 200 \"tag removed\"", b.status, b.right)
 		}
 	}
-	if got := s.reg.Requests(); len(got) != 0 {
+	if got := s.Registry.Requests(); len(got) != 0 {
 		t.Errorf("reads of a deleted tag asked the registry: %v", got)
 	}
 
 	var list analysis.TagList
-	getJSON(t, s.url+"/api/v1/repositories/"+repo+"/tags", &list)
+	getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/tags", &list)
 	if list.TagCount != 2 || len(list.Groups) != 1 || !cmp.Equal(list.Groups[0].Tags, []string{"3", "3.19"}) {
 		t.Errorf("tag groups after the deletion: %d tags, %+v", list.TagCount, list.Groups)
 	}
 	var rep analysis.Report
-	getJSON(t, s.url+"/api/v1/images/"+repo+":3.19", &rep)
+	getJSON(t, s.URL+"/api/v1/images/"+repo+":3.19", &rep)
 	if !cmp.Equal(rep.Tags, []string{"3", "3.19"}) {
 		t.Errorf("tags sharing the digest: %v", rep.Tags)
 	}
 
 	// Pages say so in words.
-	ps := &pageStack{url: s.url, http: &http.Client{}}
-	page := ps.get(t, "/images/"+repo+":3.19.4")
+	page := pageGet(t, s, "/images/"+repo+":3.19.4")
 	if page.status != 404 || page.doc.Find("h1").Text() != "Tag removed" || !strings.Contains(page.testid("error-message").Text(), wantMsg) {
 		t.Errorf("image page of the deleted tag: %d %q %q", page.status, page.doc.Find("h1").Text(), page.testid("error-message").Text())
 	}
 	if href, _ := page.testid("error-links").Find("a").First().Attr("href"); href != "/images/"+repo+"@"+must(old.Digest()).String() {
 		t.Errorf("the page links %q, want the image the tag pointed at", href)
 	}
-	if got := ps.get(t, "/repositories/"+repo).testid("removed-tags").Text(); !strings.Contains(got, "3.19.4") {
+	if got := pageGet(t, s, "/repositories/"+repo).testid("removed-tags").Text(); !strings.Contains(got, "3.19.4") {
 		t.Errorf("repository page's removed tags: %q", got)
 	}
 
 	var h history
-	getJSON(t, s.url+"/api/v1/repositories/"+repo+"/history", &h)
+	getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/history", &h)
 	if got := h.summary(); len(got) == 0 || got[0] != "deleted 3.19.4 "+short(old)+"→null" {
 		t.Errorf("history = %v, want the deletion first", got)
 	}
@@ -128,10 +128,10 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 	// Pushed again: a new tag, created from nothing.
 	again := familyImage(t, nil, 2, nil)
 	pagePush(t, again, repo+":3.19.4")
-	if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil); code != 200 {
+	if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil); code != 200 {
 		t.Fatalf("refresh after the tag came back: %d", code)
 	}
-	getJSON(t, s.url+"/api/v1/repositories/"+repo+"/history?tag=3.19.4", &h)
+	getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/history?tag=3.19.4", &h)
 	want := []string{"created 3.19.4 null→" + short(again), "deleted 3.19.4 " + short(old) + "→null", "created 3.19.4 null→" + short(old)}
 	if diff := cmp.Diff(want, h.summary()); diff != "" {
 		t.Errorf("history of 3.19.4 (-want +got):\n%s", diff)
@@ -141,8 +141,8 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 	if err := crane.Delete(repo + ":3"); err != nil {
 		t.Fatal(err)
 	}
-	s.list(t, repo)
-	getJSON(t, s.url+"/api/v1/repositories/"+repo+"/history?tag=3&limit=1", &h)
+	listTags(t, s, repo)
+	getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/history?tag=3&limit=1", &h)
 	if got := h.summary(); !cmp.Equal(got, []string{"deleted 3 " + short(old) + "→null"}) {
 		t.Errorf("after the listing, history of 3 = %v", got)
 	}
@@ -152,8 +152,8 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 	if err := crane.Delete(repo + ":3.19"); err != nil {
 		t.Fatal(err)
 	}
-	body := `{"events":[{"id":"d1","action":"delete","target":{"repository":"acme/base","tag":"3.19"},"request":{"host":"` + s.registry + `"}}]}`
-	if code, out := hookPost(t, s.url+"/hooks/registry", "hook-s3cret", "application/vnd.docker.distribution.events.v1+json", body); code != 202 {
+	body := `{"events":[{"id":"d1","action":"delete","target":{"repository":"acme/base","tag":"3.19"},"request":{"host":"` + s.Registry.Host + `"}}]}`
+	if code, out := hookPost(t, s.URL+"/hooks/registry", "hook-s3cret", "application/vnd.docker.distribution.events.v1+json", body); code != 202 {
 		t.Fatalf("hook: %d %v", code, out)
 	}
 	waitDeleted(t, s, repo+":3.19")
@@ -161,12 +161,12 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 
 // waitDeleted waits (bounded) until the report of ref answers 404 as a
 // deleted tag.
-func waitDeleted(t *testing.T, s *hookStack, ref string) {
+func waitDeleted(t *testing.T, s *stack.Stack, ref string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var e errorBody
-		code := getJSON(t, s.url+"/api/v1/images/"+ref, &e)
+		code := getJSON(t, s.URL+"/api/v1/images/"+ref, &e)
 		if code == 404 && strings.Contains(e.Error.Message, "was removed from its registry") {
 			return
 		}
@@ -181,25 +181,25 @@ func waitDeleted(t *testing.T, s *hookStack, ref string) {
 // without gaps or repeats, keeps one tag's changes when asked, and refuses
 // what it cannot answer with the contract's codes.
 func TestHistoryAPIPagesAndRefusals(t *testing.T) {
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	reg := startRegistry(t)
 	repo := reg + "/acme/app"
 	var pushed []string
 	for i := range 6 {
 		img := familyImage(t, nil, 1, nil)
 		pagePush(t, img, repo+":moving")
-		getJSON(t, s.url+"/api/v1/images/"+repo+":moving?refresh=1", &analysis.Report{})
+		getJSON(t, s.URL+"/api/v1/images/"+repo+":moving?refresh=1", &analysis.Report{})
 		pushed = append(pushed, short(img))
 		if i == 0 {
 			pagePush(t, img, repo+":still")
-			getJSON(t, s.url+"/api/v1/images/"+repo+":still?refresh=1", &analysis.Report{})
+			getJSON(t, s.URL+"/api/v1/images/"+repo+":still?refresh=1", &analysis.Report{})
 		}
 	}
 	var all []string
 	next := ""
 	for range 10 {
 		var h history
-		u := s.url + "/api/v1/repositories/" + repo + "/history?limit=3"
+		u := s.URL + "/api/v1/repositories/" + repo + "/history?limit=3"
 		if next != "" {
 			u += "&before=" + url.QueryEscape(next)
 		}
@@ -220,7 +220,7 @@ func TestHistoryAPIPagesAndRefusals(t *testing.T) {
 		t.Errorf("paged history (-want +got):\n%s", diff)
 	}
 	var h history
-	getJSON(t, s.url+"/api/v1/repositories/"+repo+"/history?tag=still", &h)
+	getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/history?tag=still", &h)
 	if got := h.summary(); !cmp.Equal(got, []string{"created still null→" + pushed[0]}) || h.Next != "" {
 		t.Errorf("history of still = %v (next %q)", got, h.Next)
 	}
@@ -234,12 +234,12 @@ func TestHistoryAPIPagesAndRefusals(t *testing.T) {
 		{"before=-3", "invalid_request", 400},
 	} {
 		var e errorBody
-		if code := getJSON(t, s.url+"/api/v1/repositories/"+repo+"/history?"+tc.query, &e); code != tc.status || e.Error.Code != tc.code {
+		if code := getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/history?"+tc.query, &e); code != tc.status || e.Error.Code != tc.code {
 			t.Errorf("%s: %d %s, want %d %s", tc.query, code, e.Error.Code, tc.status, tc.code)
 		}
 	}
 	var e errorBody
-	if code := getJSON(t, s.url+"/api/v1/repositories/"+reg+"/acme/never/history", &e); code != 404 || e.Error.Code != "not_found" {
+	if code := getJSON(t, s.URL+"/api/v1/repositories/"+reg+"/acme/never/history", &e); code != 404 || e.Error.Code != "not_found" {
 		t.Errorf("history of an unknown repository: %d %+v", code, e.Error)
 	}
 }
@@ -301,7 +301,7 @@ func craneLayers(t *testing.T, ref string) (digests, diffIDs []string, sizes []i
 // from what crane reports of them (layer digests, diffIDs and sizes), not
 // from the service.
 func TestDiffAPI(t *testing.T) {
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	reg := startRegistry(t)
 	labels := func(v, rev string) map[string]string {
 		return map[string]string{"org.opencontainers.image.version": v, "org.opencontainers.image.revision": rev,
@@ -313,10 +313,10 @@ func TestDiffAPI(t *testing.T) {
 	v2img := familyImage(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b"))
 	pagePush(t, v1img, reg+"/acme/app:2.2")
 	pagePush(t, v2img, reg+"/acme/app:2.3")
-	getJSON(t, s.url+"/api/v1/images/"+reg+"/acme/base:1", &analysis.Report{})
+	getJSON(t, s.URL+"/api/v1/images/"+reg+"/acme/base:1", &analysis.Report{})
 
 	var d diffAnswer
-	if code := getJSON(t, s.url+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:2.2")+"&to="+url.QueryEscape(reg+"/acme/app:2.3"), &d); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:2.2")+"&to="+url.QueryEscape(reg+"/acme/app:2.3"), &d); code != 200 {
 		t.Fatalf("diff: %d %+v", code, d.Error)
 	}
 	fd, fdiff, fsizes := craneLayers(t, reg+"/acme/app:2.2")
@@ -366,7 +366,7 @@ func TestDiffAPI(t *testing.T) {
 
 	// Identical images: nothing added, removed or changed.
 	d = diffAnswer{}
-	getJSON(t, s.url+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:2.3")+"&to="+url.QueryEscape(reg+"/acme/app@"+must(v2img.Digest()).String()), &d)
+	getJSON(t, s.URL+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:2.3")+"&to="+url.QueryEscape(reg+"/acme/app@"+must(v2img.Digest()).String()), &d)
 	if len(d.Added) != 0 || len(d.Removed) != 0 || d.SizeDelta != 0 || d.LayerCountDelta != 0 || len(d.Metadata) != 0 || d.Shared.LayerCount != 5 {
 		t.Errorf("identical images: %+v", d)
 	}
@@ -382,7 +382,7 @@ func TestDiffAPI(t *testing.T) {
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}})
 	pushIndex(t, reg+"/acme/app:multi", idx)
 	d = diffAnswer{}
-	getJSON(t, s.url+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:multi")+"&to="+url.QueryEscape(reg+"/acme/app:multi")+"&platform=linux/arm64", &d)
+	getJSON(t, s.URL+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:multi")+"&to="+url.QueryEscape(reg+"/acme/app:multi")+"&platform=linux/arm64", &d)
 	if d.Platform != "linux/arm64/v8" || d.From.PlatformDigest != must(arm.Digest()).String() || d.Shared.LayerCount != 2 {
 		t.Errorf("arm64 diff: %s %s shared %d", d.Platform, d.From.PlatformDigest, d.Shared.LayerCount)
 	}
@@ -393,26 +393,26 @@ func TestDiffAPI(t *testing.T) {
 		{"from=" + url.QueryEscape(reg+"/acme/app:2.2") + "&to=" + url.QueryEscape(reg+"/acme/app:2.2") + "&platform=linux", "invalid_request"},
 	} {
 		var e diffAnswer
-		if code := getJSON(t, s.url+"/api/v1/diff?"+tc.query, &e); code != 400 || e.Error.Code != tc.code {
+		if code := getJSON(t, s.URL+"/api/v1/diff?"+tc.query, &e); code != 400 || e.Error.Code != tc.code {
 			t.Errorf("%s: %d %+v, want 400 %s", tc.query, code, e.Error, tc.code)
 		}
 	}
 	var e diffAnswer
-	if code := getJSON(t, s.url+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:2.2")+"&to="+url.QueryEscape(reg+"/acme/app:nope"), &e); code != 404 || e.Error.Code != "not_found" {
+	if code := getJSON(t, s.URL+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:2.2")+"&to="+url.QueryEscape(reg+"/acme/app:nope"), &e); code != 404 || e.Error.Code != "not_found" {
 		t.Errorf("unknown side: %d %+v", code, e.Error)
 	}
 }
 
 // TestSearchAPI finds known repositories by part of their name.
 func TestSearchAPI(t *testing.T) {
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	reg := startRegistry(t)
 	for _, r := range []string{"acme/app", "acme/app-worker", "acme/base", "other/webapp"} {
 		pagePush(t, familyImage(t, nil, 1, nil), reg+"/"+r+":1")
-		getJSON(t, s.url+"/api/v1/images/"+reg+"/"+r+":1", &analysis.Report{})
+		getJSON(t, s.URL+"/api/v1/images/"+reg+"/"+r+":1", &analysis.Report{})
 	}
 	pagePush(t, familyImage(t, nil, 1, nil), reg+"/acme/app:2")
-	getJSON(t, s.url+"/api/v1/images/"+reg+"/acme/app:2", &analysis.Report{})
+	getJSON(t, s.URL+"/api/v1/images/"+reg+"/acme/app:2", &analysis.Report{})
 	var out struct {
 		Results []struct {
 			Registry, Repository, Reference string
@@ -421,7 +421,7 @@ func TestSearchAPI(t *testing.T) {
 		}
 		errorBody
 	}
-	if code := getJSON(t, s.url+"/api/v1/search?q=APP", &out); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/search?q=APP", &out); code != 200 {
 		t.Fatalf("search: %d %+v", code, out.Error)
 	}
 	var names []string
@@ -434,13 +434,13 @@ func TestSearchAPI(t *testing.T) {
 	if r := out.Results[0]; r.Registry != reg || r.Reference != reg+"/acme/app:2" || r.TagCount != 2 || r.ChangedAt.IsZero() {
 		t.Errorf("first result %+v, want acme/app with its latest tag 2 of 2", r)
 	}
-	getJSON(t, s.url+"/api/v1/search?q=app&limit=1", &out)
+	getJSON(t, s.URL+"/api/v1/search?q=app&limit=1", &out)
 	if len(out.Results) != 1 {
 		t.Errorf("limit=1 gave %d results", len(out.Results))
 	}
 	for _, q := range []string{"q=a", "", "q=app&limit=0"} {
 		var e errorBody
-		if code := getJSON(t, s.url+"/api/v1/search?"+q, &e); code != 400 || e.Error.Code != "invalid_request" {
+		if code := getJSON(t, s.URL+"/api/v1/search?"+q, &e); code != 400 || e.Error.Code != "invalid_request" {
 			t.Errorf("%q: %d %+v", q, code, e.Error)
 		}
 	}
@@ -452,25 +452,24 @@ func TestSearchAPI(t *testing.T) {
 // (the subscription checked it just before).
 func TestPollNoticesADeletedTag(t *testing.T) {
 	var ahead atomic.Int64
-	s := newHookStack(t, hookOptions{allowPrivate: true,
-		watcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
-	ref := s.registry + "/acme/app:1.0"
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
+	ref := s.Registry.Host + "/acme/app:1.0"
 	img := familyImage(t, nil, 1, nil)
 	pagePush(t, img, ref)
 	rc := newHookReceiver(t)
-	sub := s.subscribe(t, rc, ref, "/app", "image.updated")
+	sub := subscribe(t, s, rc, ref, "/app", "image.updated")
 	if err := crane.Delete(ref); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
 		ahead.Add(int64(2 * time.Hour)) // past the interval (1 h, ±10 %) since the last check
-		if err := s.watcher.Poll(t.Context()); err != nil {
+		if err := s.Watcher.Poll(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitDeleted(t, s, ref)
 	var h history
-	getJSON(t, s.url+"/api/v1/repositories/"+s.registry+"/acme/app/history", &h)
+	getJSON(t, s.URL+"/api/v1/repositories/"+s.Registry.Host+"/acme/app/history", &h)
 	if diff := cmp.Diff([]string{"deleted 1.0 " + short(img) + "→null", "created 1.0 null→" + short(img)}, h.summary()); diff != "" {
 		t.Errorf("history after two polls (-want +got):\n%s", diff)
 	}

@@ -1,11 +1,9 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,10 +23,11 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/demo"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 	"github.com/imagebadger/imagebadger/netguard"
-	"github.com/imagebadger/imagebadger/notify"
 	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/server"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -80,9 +79,9 @@ func (rc *hookReceiver) waitPayloads(t *testing.T, secret, path, typ string, n i
 
 // subscribe creates a subscription delivering to the receiver's path and
 // waits for its ping.
-func (s *hookStack) subscribe(t *testing.T, rc *hookReceiver, image, path string, events ...string) subAnswer {
+func subscribe(t *testing.T, s *stack.Stack, rc *hookReceiver, image, path string, events ...string) subAnswer {
 	t.Helper()
-	code, _, sub := call(t, "POST", s.url+"/api/v1/subscriptions", "", map[string]any{"image": image, "url": rc.URL + path, "events": events})
+	code, _, sub := call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": image, "url": rc.URL + path, "events": events})
 	if code != 201 || sub.Status != "active" {
 		t.Fatalf("subscribe %s: %d %+v", image, code, sub)
 	}
@@ -90,11 +89,13 @@ func (s *hookStack) subscribe(t *testing.T, rc *hookReceiver, image, path string
 	return sub
 }
 
-// deliveries counts the subscription's deliveries of type typ, as its API
-// lists them: every row of the outbox, sent or not.
-func (s *hookStack) deliveries(t *testing.T, sub subAnswer, typ string) int {
+// deliveryCount counts the subscription's deliveries of type typ, as its API
+// lists them once the fan-out has told what is logged: every row of the
+// outbox, sent or not.
+func deliveryCount(t *testing.T, s *stack.Stack, sub subAnswer, typ string) int {
 	t.Helper()
-	code, _, got := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	s.Settle(t)
+	code, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if code != 200 {
 		t.Fatalf("GET subscription %s: %d", sub.ID, code)
 	}
@@ -107,20 +108,20 @@ func (s *hookStack) deliveries(t *testing.T, sub subAnswer, typ string) int {
 	return n
 }
 
-// list lists a repository's tags from the registry, through the API.
-func (s *hookStack) list(t *testing.T, repo string) {
+// listTags lists a repository's tags from the registry, through the API.
+func listTags(t *testing.T, s *stack.Stack, repo string) {
 	t.Helper()
 	var out map[string]any
-	if code := getJSON(t, s.url+"/api/v1/repositories/"+repo+"/tags?refresh=1", &out); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/tags?refresh=1", &out); code != 200 {
 		t.Fatalf("list %s: %d %v", repo, code, out)
 	}
 }
 
 // parentOf reads ref's report and returns its first platform's parent.
-func (s *hookStack) parentOf(t *testing.T, ref string) *analysis.Parent {
+func parentOf(t *testing.T, s *stack.Stack, ref string) *analysis.Parent {
 	t.Helper()
 	var rep analysis.Report
-	if code := getJSON(t, s.url+"/api/v1/images/"+ref, &rep); code != 200 || len(rep.Platforms) == 0 {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+ref, &rep); code != 200 || len(rep.Platforms) == 0 {
 		t.Fatalf("report of %s: %d", ref, code)
 	}
 	return rep.Platforms[0].Parent
@@ -160,8 +161,8 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 	appTags := []string{"2.3.1", "2.3", "2"}
 	for _, how := range []string{"listing", "refresh", "hook"} {
 		t.Run(how, func(t *testing.T) {
-			s := newHookStack(t, hookOptions{allowPrivate: true, hookToken: "hook-s3cret", runWatcher: true})
-			runtimeRepo, appRepo := s.registry+"/acme/runtime", s.registry+"/acme/app"
+			s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "hook-s3cret"}})
+			runtimeRepo, appRepo := s.Registry.Host+"/acme/runtime", s.Registry.Host+"/acme/app"
 			base := familyImage(t, nil, 3, nil)
 			for _, tg := range baseTags {
 				pagePush(t, base, runtimeRepo+":"+tg)
@@ -170,14 +171,14 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 			for _, tg := range appTags {
 				pagePush(t, app, appRepo+":"+tg)
 			}
-			s.list(t, runtimeRepo)
-			s.list(t, appRepo)
-			if p := s.parentOf(t, appRepo+":2.3.1"); p == nil || p.Repository != "acme/runtime" || p.Outdated {
+			listTags(t, s, runtimeRepo)
+			listTags(t, s, appRepo)
+			if p := parentOf(t, s, appRepo+":2.3.1"); p == nil || p.Repository != "acme/runtime" || p.Outdated {
 				t.Fatalf("test setup: app's parent %+v, want the current acme/runtime", p)
 			}
 			rc := newHookReceiver(t)
-			tagSub := s.subscribe(t, rc, appRepo+":2.3.1", "/tag", "base.updated")
-			repoSub := s.subscribe(t, rc, appRepo, "/repo", "base.updated")
+			tagSub := subscribe(t, s, rc, appRepo+":2.3.1", "/tag", "base.updated")
+			repoSub := subscribe(t, s, rc, appRepo, "/repo", "base.updated")
 
 			rebuilt := familyImage(t, nil, 3, nil)
 			newBase := must(rebuilt.Digest()).String()
@@ -186,16 +187,16 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 			}
 			switch how {
 			case "listing":
-				s.list(t, runtimeRepo)
+				listTags(t, s, runtimeRepo)
 			case "refresh":
 				for _, tg := range baseTags {
-					if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+runtimeRepo+":"+tg+"/refresh", "", nil); code != 200 {
+					if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+runtimeRepo+":"+tg+"/refresh", "", nil); code != 200 {
 						t.Fatalf("refresh %s: %d", tg, code)
 					}
 				}
 			case "hook":
-				code, body := hookPost(t, s.url+"/hooks/registry", "hook-s3cret", "application/vnd.docker.distribution.events.v1+json",
-					registryEnvelope(s.registry, "acme/runtime", newBase, baseTags...))
+				code, body := hookPost(t, s.URL+"/hooks/registry", "hook-s3cret", "application/vnd.docker.distribution.events.v1+json",
+					registryEnvelope(s.Registry.Host, "acme/runtime", newBase, baseTags...))
 				if code != http.StatusAccepted {
 					t.Fatalf("hook: %d %v", code, body)
 				}
@@ -205,7 +206,7 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 				for {
 					moved := 0
 					for _, tg := range baseTags {
-						if st, err := s.store.Tag(t.Context(), must(analysis.ParseRepository(runtimeRepo)), tg); err == nil && st.Digest == newBase {
+						if st, err := s.Store.Tag(t.Context(), must(analysis.ParseRepository(runtimeRepo)), tg); err == nil && st.Digest == newBase {
 							moved++
 						}
 					}
@@ -220,14 +221,14 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 			}
 
 			// The report, the one definition: the child is outdated now.
-			if p := s.parentOf(t, appRepo+":2.3.1"); p == nil || !p.Outdated || p.CurrentDigest != newBase {
+			if p := parentOf(t, s, appRepo+":2.3.1"); p == nil || !p.Outdated || p.CurrentDigest != newBase {
 				t.Errorf("after the rebuild: app's parent %+v, want outdated at %s", p, newBase)
 			}
-			// Every delivery is in the outbox once the moves are recorded.
-			if n := s.deliveries(t, tagSub, "base.updated"); n != 1 {
+			// Every delivery is in the outbox once the moves are told.
+			if n := deliveryCount(t, s, tagSub, "base.updated"); n != 1 {
 				t.Errorf("the subscription to app:2.3.1 has %d base.updated deliveries, want 1", n)
 			}
-			if n := s.deliveries(t, repoSub, "base.updated"); n != 1 {
+			if n := deliveryCount(t, s, repoSub, "base.updated"); n != 1 {
 				t.Errorf("the repository-wide subscription has %d base.updated deliveries, want 1 (one image)", n)
 			}
 			tagMsg := rc.waitPayloads(t, tagSub.Secret, "/tag", "base.updated", 1)[0]
@@ -290,41 +291,41 @@ func relabel(t *testing.T, img v1.Image, key, value string) v1.Image {
 func TestLabelOnlyRebuildOfOneParentTagIsNotOutdated(t *testing.T) {
 	for _, how := range []string{"refresh", "listing"} {
 		t.Run(how, func(t *testing.T) {
-			s := newHookStack(t, hookOptions{allowPrivate: true})
-			runtimeRepo, appRepo := s.registry+"/acme/runtime", s.registry+"/acme/app"
+			s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+			runtimeRepo, appRepo := s.Registry.Host+"/acme/runtime", s.Registry.Host+"/acme/app"
 			runtime := familyImage(t, nil, 3, map[string]string{"org.opencontainers.image.version": "1.4.2"})
 			for _, tg := range []string{"1.4.2", "1.4", "1", "latest"} {
 				pagePush(t, runtime, runtimeRepo+":"+tg)
 			}
 			app := familyImage(t, runtime, 2, nil)
 			pagePush(t, app, appRepo+":2.3.1", appRepo+":2.3")
-			s.list(t, runtimeRepo)
-			s.list(t, appRepo)
+			listTags(t, s, runtimeRepo)
+			listTags(t, s, appRepo)
 			rc := newHookReceiver(t)
-			tagSub := s.subscribe(t, rc, appRepo+":2.3.1", "/tag", "base.updated")
-			repoSub := s.subscribe(t, rc, appRepo, "/repo", "base.updated")
+			tagSub := subscribe(t, s, rc, appRepo+":2.3.1", "/tag", "base.updated")
+			repoSub := subscribe(t, s, rc, appRepo, "/repo", "base.updated")
 
 			relabelled := relabel(t, runtime, "org.opencontainers.image.revision", "rebuilt-with-a-label")
 			if err := crane.Push(relabelled, runtimeRepo+":1.4.2"); err != nil {
 				t.Fatal(err)
 			}
 			if how == "refresh" {
-				if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+runtimeRepo+":1.4.2/refresh", "", nil); code != 200 {
+				if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+runtimeRepo+":1.4.2/refresh", "", nil); code != 200 {
 					t.Fatalf("refresh: %d", code)
 				}
 			} else {
-				s.list(t, runtimeRepo)
+				listTags(t, s, runtimeRepo)
 			}
-			if p := s.parentOf(t, appRepo+":2.3.1"); p == nil || p.Outdated {
+			if p := parentOf(t, s, appRepo+":2.3.1"); p == nil || p.Outdated {
 				t.Errorf("report: app's parent %+v, want not outdated (same layers)", p)
 			}
-			if b := getBadge(t, s.url+"/badges/base/"+appRepo+":2.3.1.svg", nil); strings.Contains(string(b.body), "outdated") {
+			if b := getBadge(t, s.URL+"/badges/base/"+appRepo+":2.3.1.svg", nil); strings.Contains(string(b.body), "outdated") {
 				t.Errorf("badge says outdated: %s", b.body)
 			}
-			if n := s.deliveries(t, tagSub, "base.updated"); n != 0 {
+			if n := deliveryCount(t, s, tagSub, "base.updated"); n != 0 {
 				t.Errorf("the subscription to app:2.3.1 got %d base.updated, want none", n)
 			}
-			if n := s.deliveries(t, repoSub, "base.updated"); n != 0 {
+			if n := deliveryCount(t, s, repoSub, "base.updated"); n != 0 {
 				t.Errorf("the repository-wide subscription got %d base.updated, want none", n)
 			}
 		})
@@ -353,11 +354,7 @@ func TestDemoLabelOnlyRebuildIsNotOutdated(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { reg.Close() })
-			st, err := store.Open(ctx, filepath.Join(t.TempDir(), "demo.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
+			st := stack.OpenStore(t, stack.SQLite)
 			client, err := registry.New(registry.Options{Transport: netguard.New(true).Transport(), Timeout: 10 * time.Second, Keychain: authn.NewMultiKeychain()})
 			if err != nil {
 				t.Fatal(err)
@@ -365,8 +362,8 @@ func TestDemoLabelOnlyRebuildIsNotOutdated(t *testing.T) {
 			if err := reg.Seed(ctx, st, client); err != nil {
 				t.Fatal(err)
 			}
-			svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: notify.NewBuilder("http://imagebadger.test")})
-			t.Cleanup(func() { svc.Close(context.Background()) })
+			s := stack.New(t, stack.Options{Store: st, Notify: true})
+			svc := s.Images
 			if _, err := svc.LoadIndex(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -397,12 +394,13 @@ func TestDemoLabelOnlyRebuildIsNotOutdated(t *testing.T) {
 				}
 			}
 			runtimeRepo := must(analysis.ParseRepository(reg.Ref(demo.Runtime)))
-			if err := svc.Check(ctx, runtimeRepo.WithTag("1.4.2")); err != nil {
+			if err := svc.Check(ctx, runtimeRepo.WithTag("1.4.2"), images.ReadOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := svc.Tags(ctx, runtimeRepo, images.ReadOptions{Refresh: true}); err != nil {
 				t.Fatal(err)
 			}
+			s.Settle(t)
 			a, err := svc.Read(ctx, appRef, images.ReadOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -429,9 +427,9 @@ func TestDemoLabelOnlyRebuildIsNotOutdated(t *testing.T) {
 
 // recentItems reads the home page's "Recently changed" entries: each one's
 // tags (the chips) and its whole text.
-func recentItems(t *testing.T, s *pageStack) (tags [][]string, texts []string) {
+func recentItems(t *testing.T, s *stack.Stack) (tags [][]string, texts []string) {
 	t.Helper()
-	a := s.get(t, "/")
+	a := pageGet(t, s, "/")
 	if a.status != 200 {
 		t.Fatalf("home: %d", a.status)
 	}
@@ -450,13 +448,13 @@ func recentItems(t *testing.T, s *pageStack) (tags [][]string, texts []string) {
 // were: the feed lists recorded changes, not a regrouping of where the tags
 // point today.
 func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
-	s := newPageStack(t)
-	appRepo := s.reg + "/acme/app"
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	appRepo := s.Registry.Host + "/acme/app"
 	v22 := familyImage(t, nil, 2, nil)
 	v23 := familyImage(t, nil, 2, nil)
 	pagePush(t, v22, appRepo+":2.2", appRepo+":2.2.7")
 	pagePush(t, v23, appRepo+":2.3", appRepo+":2.3.1")
-	if a := s.get(t, "/api/v1/repositories/"+appRepo+"/tags?refresh=1"); a.status != 200 {
+	if a := pageGet(t, s, "/api/v1/repositories/"+appRepo+"/tags?refresh=1"); a.status != 200 {
 		t.Fatalf("list: %d", a.status)
 	}
 	beforeTags, beforeTexts := recentItems(t, s)
@@ -467,7 +465,7 @@ func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
 	if err := crane.Copy(appRepo+":2.2", appRepo+":2.3"); err != nil {
 		t.Fatal(err)
 	}
-	if a := s.get(t, "/api/v1/repositories/"+appRepo+"/tags?refresh=1"); a.status != 200 {
+	if a := pageGet(t, s, "/api/v1/repositories/"+appRepo+"/tags?refresh=1"); a.status != 200 {
 		t.Fatalf("list: %d", a.status)
 	}
 	tags, texts := recentItems(t, s)
@@ -494,18 +492,18 @@ func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
 // platforms changed (data.image.platforms); the expectations are crane's
 // reading of the two images pushed.
 func TestImageUpdatedCarriesTheDiffOfTheMove(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
-	ref := s.registry + "/acme/app:2"
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	ref := s.Registry.Host + "/acme/app:2"
 	base := familyImage(t, nil, 2, nil)
 	old := familyImage(t, base, 1, map[string]string{"org.opencontainers.image.version": "2.2.7"})
 	pagePush(t, old, ref)
 	rc := newHookReceiver(t)
-	sub := s.subscribe(t, rc, ref, "/app", "image.updated")
+	sub := subscribe(t, s, rc, ref, "/app", "image.updated")
 	_, oldDiffIDs, _ := craneLayers(t, ref)
 
 	moved := familyImage(t, base, 2, map[string]string{"org.opencontainers.image.version": "2.3.1"})
 	pagePush(t, moved, ref)
-	if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+	if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
 		t.Fatalf("refresh: %d", code)
 	}
 	digests, diffIDs, sizes := craneLayers(t, ref)

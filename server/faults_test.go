@@ -12,12 +12,14 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 // TestRegistryFaults: for each way a registry can misbehave, the service
 // answers the documented error, stores nothing unverified, and keeps serving.
 func TestRegistryFaults(t *testing.T) {
-	s := newStack(t, time.Second)
+	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Config{}})
 	healthy := faultreg.Start(t)
 	pushRandom(t, healthy.Host+"/acme/fine:1")
 	for _, tc := range []struct {
@@ -73,7 +75,7 @@ func TestRegistryFaults(t *testing.T) {
 			if tc.name == "manifest not matching its digest" {
 				ref = reg.Host + "/acme/app@" + digest.String()
 			}
-			resp, err := http.Get(s.url + "/api/v1/images/" + ref)
+			resp, err := http.Get(s.URL + "/api/v1/images/" + ref)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,23 +89,23 @@ func TestRegistryFaults(t *testing.T) {
 			}
 			// Nothing unverified was kept.
 			ctx := context.Background()
-			if _, _, err := s.store.Manifest(ctx, digest.String()); tc.status != 200 && err == nil && tc.name == "manifest not matching its digest" {
+			if _, _, err := s.Store.Manifest(ctx, digest.String()); tc.status != 200 && err == nil && tc.name == "manifest not matching its digest" {
 				t.Error("a manifest that failed verification was stored")
 			}
-			if got, err := s.store.Config(ctx, cfg.String()); err == nil && (tc.name == "config not matching its digest" || tc.name == "truncated config") {
+			if got, err := s.Store.Config(ctx, cfg.String()); err == nil && (tc.name == "config not matching its digest" || tc.name == "truncated config") {
 				t.Errorf("a config that failed verification was stored (%d bytes)", len(got))
 			} else if err != nil && !errors.Is(err, analysis.ErrNotFound) {
 				t.Fatal(err)
 			}
 			// The service keeps serving other registries.
 			var ok map[string]any
-			if code := getJSON(t, s.url+"/api/v1/images/"+healthy.Host+"/acme/fine:1?refresh=1", &ok); code != 200 {
+			if code := getJSON(t, s.URL+"/api/v1/images/"+healthy.Host+"/acme/fine:1?refresh=1", &ok); code != 200 {
 				t.Errorf("a healthy registry then answers %d", code)
 			}
 			// And the same image is read once the registry behaves again.
 			reg.Reset()
 			if tc.status != 429 { // the client rightly holds this registry for 7 s
-				if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/app:1?refresh=1", &ok); code != 200 {
+				if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1?refresh=1", &ok); code != 200 {
 					t.Errorf("after the fault is gone: %d %v", code, ok)
 				}
 			}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -17,7 +19,7 @@ import (
 // as the HTML page, each one index range read (the server time of one
 // request, without the network).
 func BenchmarkHistory10000(b *testing.B) {
-	s := newPageStack(b)
+	s := stack.New(b, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	repo := analysis.Repository{Registry: "registry.example", Name: "acme/app"}
 	const moves = 10_000
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -32,11 +34,11 @@ func BenchmarkHistory10000(b *testing.B) {
 				At: at.Add(time.Duration(i) * time.Minute)}
 			prev = digest(i)
 		}
-		if _, err := s.store.RecordTags(b.Context(), records); err != nil {
+		if _, err := s.Store.RecordTags(b.Context(), records); err != nil {
 			b.Fatal(err)
 		}
 	}
-	changes, _, err := s.store.History(b.Context(), store.HistoryQuery{Repo: repo, Tag: "latest", Limit: 1})
+	changes, _, err := s.Store.History(b.Context(), store.HistoryQuery{Repo: repo, Tag: "latest", Limit: 1})
 	if err != nil || len(changes) != 1 {
 		b.Fatalf("history: %d changes, %v", len(changes), err)
 	}
@@ -53,7 +55,7 @@ func BenchmarkHistory10000(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				s.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+				s.Server.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
 				if rec.Code != http.StatusOK {
 					b.Fatalf("GET %s: %d %s", tc.path, rec.Code, rec.Body)
 				}

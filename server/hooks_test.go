@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 func hookPost(t *testing.T, target, token, contentType, body string) (int, map[string]any) {
@@ -46,32 +48,32 @@ func errCode(m map[string]any) string {
 // notification of a push refreshes the tag, and the subscriber hears of the
 // move; without the token nothing is refreshed.
 func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true, hookToken: "s3cret", runWatcher: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "s3cret"}})
 	rc := newHookReceiver(t)
-	ref := s.registry + "/acme/base:1.0"
+	ref := s.Registry.Host + "/acme/base:1.0"
 	old := push(t, ref)
-	_, _, sub := call(t, "POST", s.url+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL, "events": []string{"image.updated"}})
+	_, _, sub := call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL, "events": []string{"image.updated"}})
 	if sub.Status != "active" {
 		t.Fatalf("subscription %+v", sub)
 	}
 	moved := push(t, ref)
 	envelope := `{"events":[{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + moved +
-		`","repository":"acme/base","tag":"1.0","url":"http://` + s.registry + `/v2/acme/base/manifests/` + moved +
-		`"},"request":{"host":"` + s.registry + `"},"source":{"addr":"registry-host:5000"}}]}`
+		`","repository":"acme/base","tag":"1.0","url":"http://` + s.Registry.Host + `/v2/acme/base/manifests/` + moved +
+		`"},"request":{"host":"` + s.Registry.Host + `"},"source":{"addr":"registry-host:5000"}}]}`
 
 	for _, tc := range []struct{ name, token string }{{"no token", ""}, {"wrong token", "nope"}} {
-		code, out := hookPost(t, s.url+"/hooks/registry", tc.token, "application/vnd.docker.distribution.events.v1+json", envelope)
+		code, out := hookPost(t, s.URL+"/hooks/registry", tc.token, "application/vnd.docker.distribution.events.v1+json", envelope)
 		if code != 401 || errCode(out) != "unauthorized" {
 			t.Errorf("%s: %d %v", tc.name, code, out)
 		}
 	}
-	if st, _ := s.store.Tag(context.Background(), analysis.Repository{Registry: s.registry, Name: "acme/base"}, "1.0"); st.Digest != old {
+	if st, _ := s.Store.Tag(context.Background(), analysis.Repository{Registry: s.Registry.Host, Name: "acme/base"}, "1.0"); st.Digest != old {
 		t.Fatalf("an unauthenticated hook moved the tag to %s", st.Digest)
 	}
-	if code, out := hookPost(t, s.url+"/hooks/registry", "s3cret", "text/plain", envelope); code != 400 || errCode(out) != "invalid_request" {
+	if code, out := hookPost(t, s.URL+"/hooks/registry", "s3cret", "text/plain", envelope); code != 400 || errCode(out) != "invalid_request" {
 		t.Errorf("wrong media type: %d %v", code, out)
 	}
-	code, out := hookPost(t, s.url+"/hooks/registry", "s3cret", "application/vnd.docker.distribution.events.v2+json", envelope)
+	code, out := hookPost(t, s.URL+"/hooks/registry", "s3cret", "application/vnd.docker.distribution.events.v2+json", envelope)
 	if code != 202 {
 		t.Fatalf("hook: %d %v", code, out)
 	}
@@ -85,8 +87,8 @@ func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
 }
 
 func TestRegistryHookIsOffWithoutToken(t *testing.T) {
-	s := newHookStack(t, hookOptions{})
-	code, out := hookPost(t, s.url+"/hooks/registry", "", "application/json", `{"events":[]}`)
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	code, out := hookPost(t, s.URL+"/hooks/registry", "", "application/json", `{"events":[]}`)
 	if code != 404 || errCode(out) != "not_found" {
 		t.Errorf("hook without --hook-token: %d %v", code, out)
 	}
@@ -99,8 +101,8 @@ func TestRegistryHookIsOffWithoutToken(t *testing.T) {
 // TestDockerHubHook checks the per-repository token. The watcher is not run:
 // the refresh it queues would reach Docker Hub, and tests stay on loopback.
 func TestDockerHubHook(t *testing.T) {
-	s := newHookStack(t, hookOptions{})
-	_, page := get(t, s.url+"/subscriptions/new?image="+url.QueryEscape("acme/app:1"))
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	_, page := get(t, s.URL+"/subscriptions/new?image="+url.QueryEscape("acme/app:1"))
 	i := strings.Index(page, "/hooks/dockerhub/")
 	if i < 0 {
 		t.Fatal("no Docker Hub hook URL on the form")
@@ -109,18 +111,18 @@ func TestDockerHubHook(t *testing.T) {
 	token = token[:strings.IndexAny(token, `"<`)]
 	body := `{"push_data":{"tag":"1.2"},"repository":{"repo_name":"acme/app"}}`
 
-	code, out := hookPost(t, s.url+"/hooks/dockerhub/"+token, "", "application/json", body)
+	code, out := hookPost(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", body)
 	if code != 202 || len(out["refreshing"].([]any)) != 1 || out["refreshing"].([]any)[0] != "docker.io/acme/app:1.2" {
 		t.Errorf("hook: %d %v", code, out)
 	}
-	if code, out := hookPost(t, s.url+"/hooks/dockerhub/wrong", "", "application/json", body); code != 401 || errCode(out) != "unauthorized" {
+	if code, out := hookPost(t, s.URL+"/hooks/dockerhub/wrong", "", "application/json", body); code != 401 || errCode(out) != "unauthorized" {
 		t.Errorf("unknown token: %d %v", code, out)
 	}
 	other := `{"push_data":{"tag":"1"},"repository":{"repo_name":"someone/else"}}`
-	if code, out := hookPost(t, s.url+"/hooks/dockerhub/"+token, "", "application/json", other); code != 401 || errCode(out) != "unauthorized" {
+	if code, out := hookPost(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", other); code != 401 || errCode(out) != "unauthorized" {
 		t.Errorf("token of another repository: %d %v", code, out)
 	}
-	if code, out := hookPost(t, s.url+"/hooks/dockerhub/"+token, "", "application/json", `{`); code != 400 || errCode(out) != "invalid_request" {
+	if code, out := hookPost(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", `{`); code != 400 || errCode(out) != "invalid_request" {
 		t.Errorf("malformed body: %d %v", code, out)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 type raw struct {
@@ -28,7 +30,7 @@ func (r raw) MediaType() (types.MediaType, error) { return r.mt, nil }
 // declares 10 GB answer 502 registry_error, and the service keeps serving.
 func TestOversizedContentIsARegistryError(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	big, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": types.OCIManifestSchema1,
 		"config":      map[string]any{"mediaType": types.OCIConfigJSON, "size": 2, "digest": fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("{}")))},
@@ -44,13 +46,13 @@ func TestOversizedContentIsARegistryError(t *testing.T) {
 	}
 	for _, ref := range []string{"acme/big:1", "acme/huge:1"} {
 		var body errorBody
-		if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/"+ref, &body); code != 502 || body.Error.Code != "registry_error" {
+		if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/"+ref, &body); code != 502 || body.Error.Code != "registry_error" {
 			t.Errorf("%s: got %d %q, want 502 registry_error", ref, code, body.Error.Code)
 		}
 	}
 	pushRandom(t, reg.Host+"/acme/fine:1")
 	var ok map[string]any
-	if code := getJSON(t, s.url+"/api/v1/images/"+reg.Host+"/acme/fine:1", &ok); code != 200 {
+	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/fine:1", &ok); code != 200 {
 		t.Errorf("after the refusals, a normal image answers %d", code)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 // mbField is one JSON field of MicroBadger's API, as its source defined it
@@ -207,8 +209,8 @@ func getMap(t *testing.T, url string) (int, map[string]any) {
 // definitions, every tag in Versions, LatestVersion the longest tag of the
 // requested image, and the fields docs/API.md derives from labels.
 func TestMicroBadgerAPIFirstRequest(t *testing.T) {
-	s := newHookStack(t, hookOptions{})
-	repo := s.registry + "/acme/app"
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	repo := s.Registry.Host + "/acme/app"
 	current := labelled(t, 2, map[string]string{
 		"org.label-schema.license":          "MIT",
 		"org.opencontainers.image.source":   "git@github.com:acme/app.git",
@@ -223,7 +225,7 @@ func TestMicroBadgerAPIFirstRequest(t *testing.T) {
 	cur, _ := current.Digest()
 	old, _ := older.Digest()
 
-	code, img := getMap(t, s.url+"/v1/images/"+repo)
+	code, img := getMap(t, s.URL+"/v1/images/"+repo)
 	if code != 200 {
 		t.Fatalf("first request: %d %v", code, img)
 	}
@@ -273,7 +275,7 @@ func TestMicroBadgerAPIFirstRequest(t *testing.T) {
 	}
 
 	// One version, by digest; a trailing slash is accepted.
-	code, ver := getMap(t, s.url+"/v1/images/"+repo+"/version/"+old.String()+"/")
+	code, ver := getMap(t, s.URL+"/v1/images/"+repo+"/version/"+old.String()+"/")
 	if code != 200 {
 		t.Fatalf("version route: %d %v", code, ver)
 	}
@@ -281,14 +283,14 @@ func TestMicroBadgerAPIFirstRequest(t *testing.T) {
 	if ver["SHA"] != old.String() {
 		t.Errorf("version SHA %v", ver["SHA"])
 	}
-	if code, _ := getMap(t, s.url+"/v1/images/"+repo+"/version/sha256:"+strings.Repeat("0", 64)); code != 404 {
+	if code, _ := getMap(t, s.URL+"/v1/images/"+repo+"/version/sha256:"+strings.Repeat("0", 64)); code != 404 {
 		t.Errorf("unknown version: %d, want 404", code)
 	}
 	// A tag, with a trailing slash.
-	if code, img := getMap(t, s.url+"/v1/images/"+repo+":1.0/"); code != 200 || img["LatestSHA"] != old.String() || img["LatestVersion"] != "1.0" {
+	if code, img := getMap(t, s.URL+"/v1/images/"+repo+":1.0/"); code != 200 || img["LatestSHA"] != old.String() || img["LatestVersion"] != "1.0" {
 		t.Errorf("tag 1.0: %d LatestSHA %v LatestVersion %v", code, img["LatestSHA"], img["LatestVersion"])
 	}
-	if code, m := getMap(t, s.url+"/v1/images/"+repo+":nope"); code != 404 || errCode(m) != "not_found" {
+	if code, m := getMap(t, s.URL+"/v1/images/"+repo+":nope"); code != 404 || errCode(m) != "not_found" {
 		t.Errorf("unknown tag: %d %v", code, m)
 	}
 }
@@ -297,15 +299,15 @@ func TestMicroBadgerAPIFirstRequest(t *testing.T) {
 // tag of the repository when posted to, with any or no body; a wrong token
 // is refused and refreshes nothing; calls are limited per repository.
 func TestRefreshHook(t *testing.T) {
-	s := newHookStack(t, hookOptions{})
-	repo := s.registry + "/acme/hooked"
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	repo := s.Registry.Host + "/acme/hooked"
 	pushTo(t, repo+":1", labelled(t, 1, nil, ""))
-	_, img := getMap(t, s.url+"/v1/images/"+repo+":1")
+	_, img := getMap(t, s.URL+"/v1/images/"+repo+":1")
 	hook, _ := img["WebhookURL"].(string)
 	if hook == "" {
 		t.Fatalf("no WebhookURL in %v", img)
 	}
-	hook = strings.Replace(hook, "http://imagebadger.test", s.url, 1)
+	hook = strings.Replace(hook, "http://imagebadger.test", s.URL, 1)
 	moved := labelled(t, 2, nil, "")
 	pushTo(t, repo+":1", moved)
 	pushTo(t, repo+":2", moved)
@@ -326,13 +328,13 @@ func TestRefreshHook(t *testing.T) {
 	if code, m := post(wrong, ""); code != 401 || errCode(m) != "unauthorized" {
 		t.Errorf("wrong token: %d %v, want 401 unauthorized", code, m)
 	}
-	if _, img := getMap(t, s.url+"/v1/images/"+repo+":1"); img["LatestSHA"] == d.String() {
+	if _, img := getMap(t, s.URL+"/v1/images/"+repo+":1"); img["LatestSHA"] == d.String() {
 		t.Error("a wrong token refreshed the repository")
 	}
 	if code, m := post(hook, `{"anything": true}`); code != 200 || m["status"] != "ok" {
 		t.Fatalf("hook: %d %v", code, m)
 	}
-	_, img = getMap(t, s.url+"/v1/images/"+repo+":1")
+	_, img = getMap(t, s.URL+"/v1/images/"+repo+":1")
 	if img["LatestSHA"] != d.String() {
 		t.Errorf("after the hook the tag points at %v, want the moved %s", img["LatestSHA"], d)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 // The subscription options of issue 14 through the whole service: the
@@ -28,10 +30,10 @@ import (
 
 // create posts a subscription request as a script would and returns its
 // answer; want is the status expected.
-func create(t *testing.T, s *hookStack, body map[string]any, want int) (subAnswer, map[string]any) {
+func create(t *testing.T, s *stack.Stack, body map[string]any, want int) (subAnswer, map[string]any) {
 	t.Helper()
 	raw, _ := json.Marshal(body)
-	resp, err := http.Post(s.url+"/api/v1/subscriptions", "application/json", bytes.NewReader(raw))
+	resp, err := http.Post(s.URL+"/api/v1/subscriptions", "application/json", bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +50,9 @@ func create(t *testing.T, s *hookStack, body map[string]any, want int) (subAnswe
 }
 
 // refreshNow asks the API to re-resolve ref, as a script after a push would.
-func refreshNow(t *testing.T, s *hookStack, ref string) {
+func refreshNow(t *testing.T, s *stack.Stack, ref string) {
 	t.Helper()
-	resp, err := http.Post(s.url+"/api/v1/images/"+ref+"/refresh", "", nil)
+	resp, err := http.Post(s.URL+"/api/v1/images/"+ref+"/refresh", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +75,14 @@ func deliveredTags(t *testing.T, rc *hookReceiver, sub subAnswer, path, typ stri
 	return out
 }
 
-// waitOutbox waits (bounded) until the subscription's deliveries are all
-// delivered.
-func waitOutbox(t *testing.T, s *hookStack, sub subAnswer) {
+// waitOutbox waits (bounded) until the fan-out has told what is logged and
+// the subscription's deliveries are all delivered.
+func waitOutbox(t *testing.T, s *stack.Stack, sub subAnswer) {
 	t.Helper()
+	s.Settle(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, _, got := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+		_, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 		pending := 0
 		for _, d := range got.Deliveries {
 			if d.Status == "pending" {
@@ -103,24 +106,23 @@ func waitOutbox(t *testing.T, s *hookStack, sub subAnswer) {
 // exclude drops it.
 func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 	var ahead atomic.Int64
-	s := newHookStack(t, hookOptions{allowPrivate: true,
-		watcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	lib := s.registry + "/acme/lib"
+	lib := s.Registry.Host + "/acme/lib"
 	push(t, lib+":1.4.0")
 	minor, _ := create(t, s, map[string]any{"image": lib, "url": rc.URL + "/minor", "events": []string{"image.updated"},
 		"tags": map[string]any{"semver": "~1.4"}}, 201)
 	rc.wait(t, minor.Secret, "webhook.ping", 1)
-	s.reg.Requests() // forget the subscription's own listing
+	s.Registry.Requests() // forget the subscription's own listing
 	for _, tag := range []string{"1.4.3", "1.5.0", "2.0.0"} {
 		push(t, lib+":"+tag)
 	}
-	s.reg.Requests()
+	s.Registry.Requests()
 	ahead.Add(int64(2 * time.Hour)) // the repository is due again
-	if err := s.watcher.Poll(t.Context()); err != nil {
+	if err := s.Watcher.Poll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	asked := s.reg.Requests("/manifests/")
+	asked := s.Registry.Requests("/manifests/")
 	if !slices.ContainsFunc(asked, func(r string) bool { return strings.HasSuffix(r, "/manifests/1.4.3") }) {
 		t.Errorf("the poll did not check 1.4.3: %v", asked)
 	}
@@ -134,7 +136,7 @@ func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 		t.Errorf("~1.4 got image.updated for %v, want only 1.4.3", got)
 	}
 
-	pre := s.registry + "/acme/pre"
+	pre := s.Registry.Host + "/acme/pre"
 	push(t, pre+":1.4.0")
 	admits, _ := create(t, s, map[string]any{"image": pre, "url": rc.URL + "/pre", "events": []string{"image.updated"},
 		"tags": map[string]any{"semver": ">=1.4.0-0"}}, 201)
@@ -164,9 +166,9 @@ func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 // image.updated); a pre-release only when the constraint admits it; only a
 // repository-wide subscription may ask for it.
 func TestVersionReleased(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	app := s.registry + "/acme/rel"
+	app := s.Registry.Host + "/acme/rel"
 	push(t, app+":2.0.0")
 	plain, _ := create(t, s, map[string]any{"image": app, "url": rc.URL + "/plain", "events": []string{"version.released", "image.updated"}}, 201)
 	pre, _ := create(t, s, map[string]any{"image": app, "url": rc.URL + "/pre", "events": []string{"version.released"},
@@ -206,9 +208,9 @@ func errorMessage(m map[string]any) string {
 // invalid_request with a message naming its field, from the API and from
 // the form alike.
 func TestInvalidOptionsNameTheField(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	lib := s.registry + "/acme/lib"
+	lib := s.Registry.Host + "/acme/lib"
 	push(t, lib+":1.0")
 	many := map[string]any{}
 	for i := range 9 {
@@ -241,7 +243,7 @@ func TestInvalidOptionsNameTheField(t *testing.T) {
 	}
 	// The form says the same.
 	form := url.Values{"image": {lib}, "url": {rc.URL + "/x"}, "events": {"image.updated"}, "tags_semver": {"~banana"}}
-	resp, err := http.PostForm(s.url+"/subscriptions", form)
+	resp, err := http.PostForm(s.URL+"/subscriptions", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,9 +281,9 @@ func index(t *testing.T, ref string, imgs map[string]v1.Image) string {
 // previous digest to the last digest (held meanwhile, as its delivery log
 // says), and one without gets two.
 func TestCoalescingAnIndexPushedPlatformByPlatform(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	ref := s.registry + "/acme/multi:1.0"
+	ref := s.Registry.Host + "/acme/multi:1.0"
 	start := index(t, ref, map[string]v1.Image{"linux/amd64": familyImage(t, nil, 1, nil)})
 	held, _ := create(t, s, map[string]any{"image": ref, "url": rc.URL + "/held", "events": []string{"image.updated"}, "coalesce": "3s"}, 201)
 	each, _ := create(t, s, map[string]any{"image": ref, "url": rc.URL + "/each", "events": []string{"image.updated"}, "coalesce": "0s"}, 201)
@@ -293,7 +295,7 @@ func TestCoalescingAnIndexPushedPlatformByPlatform(t *testing.T) {
 
 	// Within the window: one delivery, held, and the log says until when.
 	var got map[string]any
-	code := getJSONAuth(t, s.url+"/api/v1/subscriptions/"+held.ID, held.Token, &got)
+	code := getJSONAuth(t, s.URL+"/api/v1/subscriptions/"+held.ID, held.Token, &got)
 	ds, _ := got["deliveries"].([]any)
 	var events []map[string]any
 	for _, d := range ds {
@@ -372,9 +374,9 @@ func newSwitchable(t *testing.T) *switchable {
 // defect of issue 14) and not sent while the receiver is down, then
 // arrives once the ping's retry is answered, after it.
 func TestEventsWhilePendingArriveAfterRecovery(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newSwitchable(t)
-	ref := s.registry + "/acme/base:1.0"
+	ref := s.Registry.Host + "/acme/base:1.0"
 	push(t, ref)
 	sub, _ := create(t, s, map[string]any{"image": ref, "url": rc.URL + "/hook"}, 201)
 	if sub.Status != "pending" {
@@ -382,7 +384,8 @@ func TestEventsWhilePendingArriveAfterRecovery(t *testing.T) {
 	}
 	moved := push(t, ref)
 	refreshNow(t, s, ref)
-	_, _, got := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	s.Settle(t)
+	_, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if len(got.Deliveries) != 2 || got.Deliveries[0].Type != "image.updated" || got.Deliveries[0].Attempt != 0 {
 		t.Fatalf("deliveries %+v, want the queued image.updated, not yet attempted, and the ping", got.Deliveries)
 	}
@@ -397,7 +400,7 @@ func TestEventsWhilePendingArriveAfterRecovery(t *testing.T) {
 	if !bytes.Contains(first.body, []byte(`"webhook.ping"`)) {
 		t.Errorf("the first request the receiver got was %s, want the ping", first.body)
 	}
-	_, _, got = call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	_, _, got = call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if got.Status != "active" {
 		t.Errorf("status %s after the ping was delivered", got.Status)
 	}
@@ -406,43 +409,43 @@ func TestEventsWhilePendingArriveAfterRecovery(t *testing.T) {
 // TestWrongTokensAreRateLimited: 30 wrong tokens on any token route give
 // 429 with Retry-After (and then even a right token waits).
 func TestWrongTokensAreRateLimited(t *testing.T) {
-	routes := map[string]func(s *hookStack, sub subAnswer, repoPath, tok string) (*http.Request, error){
-		"GET subscription": func(s *hookStack, sub subAnswer, _, tok string) (*http.Request, error) {
-			r, err := http.NewRequest("GET", s.url+"/api/v1/subscriptions/"+sub.ID, nil)
+	routes := map[string]func(s *stack.Stack, sub subAnswer, repoPath, tok string) (*http.Request, error){
+		"GET subscription": func(s *stack.Stack, sub subAnswer, _, tok string) (*http.Request, error) {
+			r, err := http.NewRequest("GET", s.URL+"/api/v1/subscriptions/"+sub.ID, nil)
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return r, err
 		},
-		"DELETE subscription": func(s *hookStack, sub subAnswer, _, tok string) (*http.Request, error) {
-			r, err := http.NewRequest("DELETE", s.url+"/api/v1/subscriptions/"+sub.ID, nil)
+		"DELETE subscription": func(s *stack.Stack, sub subAnswer, _, tok string) (*http.Request, error) {
+			r, err := http.NewRequest("DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, nil)
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return r, err
 		},
-		"manage page": func(s *hookStack, sub subAnswer, _, tok string) (*http.Request, error) {
-			return http.NewRequest("GET", s.url+"/subscriptions/"+sub.ID+"?token="+url.QueryEscape(tok), nil)
+		"manage page": func(s *stack.Stack, sub subAnswer, _, tok string) (*http.Request, error) {
+			return http.NewRequest("GET", s.URL+"/subscriptions/"+sub.ID+"?token="+url.QueryEscape(tok), nil)
 		},
-		"registry hook": func(s *hookStack, _ subAnswer, _, tok string) (*http.Request, error) {
-			r, err := http.NewRequest("POST", s.url+"/hooks/registry", strings.NewReader(`{"events":[]}`))
+		"registry hook": func(s *stack.Stack, _ subAnswer, _, tok string) (*http.Request, error) {
+			r, err := http.NewRequest("POST", s.URL+"/hooks/registry", strings.NewReader(`{"events":[]}`))
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return r, err
 		},
-		"docker hub hook": func(s *hookStack, _ subAnswer, _, tok string) (*http.Request, error) {
-			return http.NewRequest("POST", s.url+"/hooks/dockerhub/"+tok, strings.NewReader(`{}`))
+		"docker hub hook": func(s *stack.Stack, _ subAnswer, _, tok string) (*http.Request, error) {
+			return http.NewRequest("POST", s.URL+"/hooks/dockerhub/"+tok, strings.NewReader(`{}`))
 		},
-		"refresh hook": func(s *hookStack, _ subAnswer, repoPath, tok string) (*http.Request, error) {
-			return http.NewRequest("POST", s.url+"/images/"+repoPath+"/"+tok, nil)
+		"refresh hook": func(s *stack.Stack, _ subAnswer, repoPath, tok string) (*http.Request, error) {
+			return http.NewRequest("POST", s.URL+"/images/"+repoPath+"/"+tok, nil)
 		},
 	}
 	for name, req := range routes {
 		t.Run(name, func(t *testing.T) {
-			s := newHookStack(t, hookOptions{allowPrivate: true, hookToken: "right-hook-token"})
+			s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "right-hook-token"}})
 			rc := newHookReceiver(t)
-			ref := s.registry + "/acme/base:1.0"
+			ref := s.Registry.Host + "/acme/base:1.0"
 			push(t, ref)
-			sub := s.subscribe(t, rc, ref, "/hook")
+			sub := subscribe(t, s, rc, ref, "/hook")
 			codes := map[int]int{}
 			var retry string
 			for i := range 30 {
-				r, err := req(s, sub, s.registry+"/acme/base", fmt.Sprintf("wrong-token-%d", i))
+				r, err := req(s, sub, s.Registry.Host+"/acme/base", fmt.Sprintf("wrong-token-%d", i))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -477,13 +480,13 @@ func TestWrongTokensAreRateLimited(t *testing.T) {
 // "simple" text/plain POST needs no preflight), and take what curl -d
 // sends; trailing data after the JSON object is 400.
 func TestCrossSitePostsAreRefused(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	ref := s.registry + "/acme/base:1.0"
+	ref := s.Registry.Host + "/acme/base:1.0"
 	push(t, ref)
 	body := fmt.Sprintf(`{"image": %q, "url": %q}`, ref, rc.URL+"/hook")
 	post := func(path, contentType, body string, header map[string]string) (int, map[string]any) {
-		req, _ := http.NewRequest("POST", s.url+path, strings.NewReader(body))
+		req, _ := http.NewRequest("POST", s.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", contentType)
 		for k, v := range header {
 			req.Header.Set(k, v)
@@ -518,7 +521,7 @@ func TestCrossSitePostsAreRefused(t *testing.T) {
 	if code, _ := post("/api/v1/images/"+ref+"/refresh", "", "", map[string]string{"Sec-Fetch-Site": "same-origin"}); code != 200 {
 		t.Errorf("same-origin refresh: %d", code)
 	}
-	del, _ := http.NewRequest("DELETE", s.url+"/api/v1/subscriptions/"+m["id"].(string), nil)
+	del, _ := http.NewRequest("DELETE", s.URL+"/api/v1/subscriptions/"+m["id"].(string), nil)
 	del.Header.Set("Authorization", "Bearer "+m["token"].(string))
 	del.Header.Set("Sec-Fetch-Site", "cross-site")
 	if resp, err := http.DefaultClient.Do(del); err != nil || resp.StatusCode != 403 {
@@ -538,7 +541,7 @@ func TestHeaderValuesNeverShown(t *testing.T) {
 	const secret = "Bearer s3cr3t-8f1e2d3c4b5a"
 	const formSecret = "glptt-f0rm-s3cr3t-99"
 	var logs syncBuffer
-	s := newHookStack(t, hookOptions{allowPrivate: true, log: &logs})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Log: &logs, Server: &server.Config{}})
 	var sent atomic.Int32
 	var fail atomic.Bool
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -553,10 +556,10 @@ func TestHeaderValuesNeverShown(t *testing.T) {
 		}
 	}))
 	t.Cleanup(rc.Close)
-	ref := s.registry + "/acme/base:1.0"
+	ref := s.Registry.Host + "/acme/base:1.0"
 	push(t, ref)
 	var pages [][]byte
-	resp := mustDo(t, "POST", s.url+"/api/v1/subscriptions", "", fmt.Sprintf(`{"image": %q, "url": %q, "format": "slack", "headers": {"Authorization": %q}}`, ref, rc.URL+"/hook", secret))
+	resp := mustDo(t, "POST", s.URL+"/api/v1/subscriptions", "", fmt.Sprintf(`{"image": %q, "url": %q, "format": "slack", "headers": {"Authorization": %q}}`, ref, rc.URL+"/hook", secret))
 	pages = append(pages, resp)
 	var c map[string]any
 	if err := json.Unmarshal(resp, &c); err != nil {
@@ -577,19 +580,19 @@ func TestHeaderValuesNeverShown(t *testing.T) {
 		t.Fatalf("the header was sent %d times, want the ping and the event\n%s", sent.Load(), logs.String())
 	}
 	time.Sleep(100 * time.Millisecond) // the attempt is recorded
-	pages = append(pages, mustDo(t, "GET", s.url+"/api/v1/subscriptions/"+id, token, ""))
-	page := mustDo(t, "GET", s.url+"/subscriptions/"+id+"?token="+url.QueryEscape(token), "", "")
+	pages = append(pages, mustDo(t, "GET", s.URL+"/api/v1/subscriptions/"+id, token, ""))
+	page := mustDo(t, "GET", s.URL+"/subscriptions/"+id+"?token="+url.QueryEscape(token), "", "")
 	if !strings.Contains(string(page), "Authorization") {
 		t.Error("the manage page does not list the header's name")
 	}
 	pages = append(pages, page)
 	// The form: created, and shown again with an error; neither repeats a value.
-	form := url.Values{"image": {s.registry + "/acme/base"}, "url": {rc.URL + "/form"}, "events": {"image.updated"},
+	form := url.Values{"image": {s.Registry.Host + "/acme/base"}, "url": {rc.URL + "/form"}, "events": {"image.updated"},
 		"header_name": {"Token"}, "header_value": {formSecret}}
-	pages = append(pages, postForm(t, s.url+"/subscriptions", form))
+	pages = append(pages, postForm(t, s.URL+"/subscriptions", form))
 	form.Set("coalesce", "forever")
-	pages = append(pages, postForm(t, s.url+"/subscriptions", form))
-	pages = append(pages, mustDo(t, "GET", s.url+"/metrics", "", ""))
+	pages = append(pages, postForm(t, s.URL+"/subscriptions", form))
+	pages = append(pages, mustDo(t, "GET", s.URL+"/metrics", "", ""))
 	pages = append(pages, []byte(logs.String()))
 	for i, p := range pages {
 		for _, v := range []string{"s3cr3t-8f1e2d3c4b5a", formSecret} {
@@ -638,11 +641,11 @@ func postForm(t *testing.T, u string, form url.Values) []byte {
 // TestSubscriptionPagesAreNoStore: the pages holding a secret or the
 // manage token are Cache-Control: no-store.
 func TestSubscriptionPagesAreNoStore(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	ref := s.registry + "/acme/base:1.0"
+	ref := s.Registry.Host + "/acme/base:1.0"
 	push(t, ref)
-	resp, err := http.PostForm(s.url+"/subscriptions", url.Values{"image": {ref}, "url": {rc.URL + "/x"}, "events": {"image.updated"}})
+	resp, err := http.PostForm(s.URL+"/subscriptions", url.Values{"image": {ref}, "url": {rc.URL + "/x"}, "events": {"image.updated"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -657,7 +660,7 @@ func TestSubscriptionPagesAreNoStore(t *testing.T) {
 	}
 	link := string(page[i:])
 	link = strings.ReplaceAll(link[:strings.IndexByte(link, '"')], "&amp;", "&")
-	resp, err = http.Get(s.url + link)
+	resp, err = http.Get(s.URL + link)
 	if err != nil {
 		t.Fatal(err)
 	}

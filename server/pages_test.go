@@ -1,84 +1,27 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/imagebadger/imagebadger/analysis"
-	"github.com/imagebadger/imagebadger/images"
-	"github.com/imagebadger/imagebadger/internal/testing/apispec"
-	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
-	"github.com/imagebadger/imagebadger/netguard"
-	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/server"
-	"github.com/imagebadger/imagebadger/store"
 )
-
-// pageStack is the real service (store, registry client, images service,
-// server) in front of an in-process registry, for the HTML pages.
-type pageStack struct {
-	url   string
-	reg   string // the registry's host:port
-	srv   *server.Server
-	store *store.Store
-	http  *http.Client // follows no redirect, so tests see them
-}
-
-func newPageStack(tb testing.TB) *pageStack {
-	tb.Helper()
-	reg := faultreg.Start(tb).Host
-	st, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "ib.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	client, err := registry.New(registry.Options{
-		Transport: netguard.New(true).Transport(),
-		Timeout:   5 * time.Second,
-		Keychain:  authn.NewMultiKeychain(),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	base, err := analysis.ParseRepository(reg + "/acme/base")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := server.New(server.Config{
-		Images:  images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour}),
-		Store:   st,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: prometheus.NewRegistry(),
-		BaseURL: "https://badger.example",
-		Watched: []analysis.Repository{base},
-	})
-	hs := httptest.NewServer(apispec.Handler(tb, srv))
-	tb.Cleanup(hs.Close)
-	return &pageStack{
-		url: hs.URL, reg: reg, srv: srv, store: st,
-		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-	}
-}
 
 // familyImage builds an image of n layers on parent (nil for none), each
 // with a Dockerfile-like command, and the given labels.
@@ -125,16 +68,16 @@ func pagePush(tb testing.TB, img v1.Image, refs ...string) {
 }
 
 // pushPageFamily pushes acme/base:1 and acme/app:1.0 (also latest) built on it.
-func pushPageFamily(t *testing.T, s *pageStack) {
+func pushPageFamily(t *testing.T, s *stack.Stack) {
 	t.Helper()
 	base := familyImage(t, nil, 2, nil)
-	pagePush(t, base, s.reg+"/acme/base:1")
+	pagePush(t, base, s.Registry.Host+"/acme/base:1")
 	app := familyImage(t, base, 3, map[string]string{
 		"org.opencontainers.image.version":  "1.0.4",
 		"org.opencontainers.image.revision": "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a",
 		"org.opencontainers.image.source":   "https://github.com/acme/app",
 	})
-	pagePush(t, app, s.reg+"/acme/app:1.0", s.reg+"/acme/app:latest")
+	pagePush(t, app, s.Registry.Host+"/acme/app:1.0", s.Registry.Host+"/acme/app:latest")
 }
 
 type pageAnswer struct {
@@ -144,9 +87,13 @@ type pageAnswer struct {
 	doc    *goquery.Document
 }
 
-func (s *pageStack) do(t *testing.T, req *http.Request) pageAnswer {
+// noRedirects is the pages' client: a redirect is an answer to check.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// pageDo sends req to the pages and reads the answer.
+func pageDo(t *testing.T, req *http.Request) pageAnswer {
 	t.Helper()
-	resp, err := s.http.Do(req)
+	resp, err := noRedirects.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,13 +111,14 @@ func (s *pageStack) do(t *testing.T, req *http.Request) pageAnswer {
 	return a
 }
 
-func (s *pageStack) get(t *testing.T, path string) pageAnswer {
+// pageGet gets the page at path of s.
+func pageGet(t *testing.T, s *stack.Stack, path string) pageAnswer {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.url+path, nil)
+	req, err := http.NewRequest(http.MethodGet, s.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.do(t, req)
+	return pageDo(t, req)
 }
 
 func (a pageAnswer) testid(id string) *goquery.Selection {
@@ -181,16 +129,16 @@ func (a pageAnswer) testid(id string) *goquery.Selection {
 }
 
 func TestPagesAnswerHTMLWithTheirContent(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	pushPageFamily(t, s)
-	app := "/images/" + s.reg + "/acme/app:1.0"
+	app := "/images/" + s.Registry.Host + "/acme/app:1.0"
 
 	// The base first, so it is known as a parent candidate.
-	if a := s.get(t, "/images/"+s.reg+"/acme/base:1"); a.status != http.StatusOK {
+	if a := pageGet(t, s, "/images/"+s.Registry.Host+"/acme/base:1"); a.status != http.StatusOK {
 		t.Fatalf("base page: %d\n%s", a.status, a.body)
 	}
-	s.get(t, "/images/"+s.reg+"/acme/app:latest") // a second known tag on the same image
-	a := s.get(t, app)
+	pageGet(t, s, "/images/"+s.Registry.Host+"/acme/app:latest") // a second known tag on the same image
+	a := pageGet(t, s, app)
 	if a.status != http.StatusOK {
 		t.Fatalf("GET %s: %d\n%s", app, a.status, a.body)
 	}
@@ -205,20 +153,20 @@ func TestPagesAnswerHTMLWithTheirContent(t *testing.T) {
 	if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP %q", csp)
 	}
-	if got := a.testid("reference").Text(); got != s.reg+"/acme/app:1.0" {
+	if got := a.testid("reference").Text(); got != s.Registry.Host+"/acme/app:1.0" {
 		t.Errorf("reference %q", got)
 	}
 	if n := a.testid("layer-row").Length(); n != 5 {
 		t.Errorf("%d layers, want 5", n)
 	}
-	if got := a.testid("parent-link").Text(); got != s.reg+"/acme/base:1" {
+	if got := a.testid("parent-link").Text(); got != s.Registry.Host+"/acme/base:1" {
 		t.Errorf("parent %q", got)
 	}
 	if got := a.testid("meta-Version").Text(); got != "1.0.4" {
 		t.Errorf("version %q", got)
 	}
 	md, _ := a.testid("badge-version").Find("[data-testid=snippet-markdown]").Attr("value")
-	if !strings.Contains(md, "https://badger.example/badges/version/"+s.reg+"/acme/app:1.0.svg") {
+	if !strings.Contains(md, "https://badger.example/badges/version/"+s.Registry.Host+"/acme/app:1.0.svg") {
 		t.Errorf("snippet without the base URL: %s", md)
 	}
 	var tags []string
@@ -228,25 +176,25 @@ func TestPagesAnswerHTMLWithTheirContent(t *testing.T) {
 	}
 
 	// A reference without a tag is the latest tag, under its canonical URL.
-	a = s.get(t, "/images/"+s.reg+"/acme/app?x=1")
-	if a.status != http.StatusFound || a.header.Get("Location") != "/images/"+s.reg+"/acme/app:latest?x=1" {
+	a = pageGet(t, s, "/images/"+s.Registry.Host+"/acme/app?x=1")
+	if a.status != http.StatusFound || a.header.Get("Location") != "/images/"+s.Registry.Host+"/acme/app:latest?x=1" {
 		t.Errorf("no-tag reference: %d → %q", a.status, a.header.Get("Location"))
 	}
 
-	home := s.get(t, "/")
+	home := pageGet(t, s, "/")
 	if home.status != http.StatusOK {
 		t.Fatalf("home: %d", home.status)
 	}
 	var recent []string
 	home.testid("recent-item").Find("a.ref").Each(func(_ int, sel *goquery.Selection) { recent = append(recent, sel.Text()) })
-	if strings.Join(recent, ",") != s.reg+"/acme/app,"+s.reg+"/acme/base" {
+	if strings.Join(recent, ",") != s.Registry.Host+"/acme/app,"+s.Registry.Host+"/acme/base" {
 		t.Errorf("recently changed %v", recent)
 	}
-	if got := home.testid("watched-item").Text(); !strings.Contains(got, s.reg+"/acme/base") || !strings.Contains(got, "1 tag known") {
+	if got := home.testid("watched-item").Text(); !strings.Contains(got, s.Registry.Host+"/acme/base") || !strings.Contains(got, "1 tag known") {
 		t.Errorf("watched %q", got)
 	}
 
-	repo := s.get(t, "/repositories/"+s.reg+"/acme/app")
+	repo := pageGet(t, s, "/repositories/"+s.Registry.Host+"/acme/app")
 	if repo.status != http.StatusOK {
 		t.Fatalf("repository: %d\n%s", repo.status, repo.body)
 	}
@@ -256,13 +204,13 @@ func TestPagesAnswerHTMLWithTheirContent(t *testing.T) {
 	if got := repo.testid("group-platforms").Text(); !strings.Contains(got, "linux/amd64") || !strings.Contains(got, "5 layers") {
 		t.Errorf("group platforms %q", got)
 	}
-	if href, _ := repo.testid("group-link").Attr("href"); href != "/images/"+s.reg+"/acme/app:1.0" {
+	if href, _ := repo.testid("group-link").Attr("href"); href != "/images/"+s.Registry.Host+"/acme/app:1.0" {
 		t.Errorf("group link %q", href)
 	}
 }
 
 func TestSearch(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	for _, tc := range []struct {
 		q        string
 		status   int
@@ -277,7 +225,7 @@ func TestSearch(t *testing.T) {
 		{"ghcr.io/acme/app:1.2@sha256:" + strings.Repeat("a", 64), http.StatusSeeOther, "/images/ghcr.io/acme/app@sha256:" + strings.Repeat("a", 64), ""},
 	} {
 		t.Run(tc.q, func(t *testing.T) {
-			a := s.get(t, "/?q="+url.QueryEscape(tc.q))
+			a := pageGet(t, s, "/?q="+url.QueryEscape(tc.q))
 			if a.status != tc.status || a.header.Get("Location") != tc.location {
 				t.Fatalf("%d → %q, want %d → %q", a.status, a.header.Get("Location"), tc.status, tc.location)
 			}
@@ -289,17 +237,17 @@ func TestSearch(t *testing.T) {
 }
 
 func TestRefreshForm(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	pushPageFamily(t, s)
-	path := "/images/" + s.reg + "/acme/app:1.0"
+	path := "/images/" + s.Registry.Host + "/acme/app:1.0"
 	post := func(site string) pageAnswer {
-		req, err := http.NewRequest(http.MethodPost, s.url+path+"/refresh", strings.NewReader("platform=linux%2Famd64"))
+		req, err := http.NewRequest(http.MethodPost, s.URL+path+"/refresh", strings.NewReader("platform=linux%2Famd64"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Sec-Fetch-Site", site)
-		return s.do(t, req)
+		return pageDo(t, req)
 	}
 	if a := post("cross-site"); a.status != http.StatusForbidden || a.testid("error").Length() != 1 {
 		t.Errorf("cross-site refresh: %d\n%s", a.status, a.body)
@@ -308,9 +256,9 @@ func TestRefreshForm(t *testing.T) {
 	if want := path + "?platform=linux%2Famd64"; a.status != http.StatusSeeOther || a.header.Get("Location") != want {
 		t.Errorf("refresh: %d → %q, want 303 → %q", a.status, a.header.Get("Location"), want)
 	}
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/images/"+s.reg+"/acme/gone:1/refresh", nil)
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/images/"+s.Registry.Host+"/acme/gone:1/refresh", nil)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	if a := s.do(t, req); a.status != http.StatusNotFound || a.testid("error").Length() != 1 {
+	if a := pageDo(t, req); a.status != http.StatusNotFound || a.testid("error").Length() != 1 {
 		t.Errorf("refresh of a missing image: %d", a.status)
 	}
 	// Past the client's refresh limit (20 in 10 minutes), the button goes
@@ -323,14 +271,14 @@ func TestRefreshForm(t *testing.T) {
 	if last.status != http.StatusSeeOther || last.header.Get("Location") != want {
 		t.Fatalf("refresh past the limit: %d → %q, want 303 → %q", last.status, last.header.Get("Location"), want)
 	}
-	page := s.get(t, want)
+	page := pageGet(t, s, want)
 	if page.status != 200 || !strings.Contains(page.testid("notice").Text(), "this one was not made") {
 		t.Errorf("the page after a refused refresh: %d, notice %q", page.status, page.testid("notice").Text())
 	}
 }
 
 func TestPageErrorsAreFriendlyHTML(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	for _, tc := range []struct {
 		path    string
 		status  int
@@ -343,9 +291,9 @@ func TestPageErrorsAreFriendlyHTML(t *testing.T) {
 		{"/no/such/page", http.StatusNotFound, "Page not found"},
 		{"/static/nothing.css", http.StatusNotFound, "Not found"},
 	} {
-		path := strings.ReplaceAll(tc.path, "REG", s.reg)
+		path := strings.ReplaceAll(tc.path, "REG", s.Registry.Host)
 		t.Run(path, func(t *testing.T) {
-			a := s.get(t, path)
+			a := pageGet(t, s, path)
 			if a.status != tc.status {
 				t.Errorf("status %d, want %d", a.status, tc.status)
 			}
@@ -365,7 +313,7 @@ func TestPageErrorsAreFriendlyHTML(t *testing.T) {
 	}
 	// Machine routes keep the JSON error shape.
 	for _, path := range []string{"/api/v1/nothing", "/v1/nothing", "/hooks/nothing"} {
-		a := s.get(t, path)
+		a := pageGet(t, s, path)
 		if a.status != http.StatusNotFound || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
 			t.Errorf("%s: %d %s", path, a.status, a.header.Get("Content-Type"))
 		}
@@ -373,13 +321,13 @@ func TestPageErrorsAreFriendlyHTML(t *testing.T) {
 }
 
 func TestStaticFiles(t *testing.T) {
-	s := newPageStack(t)
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	for path, ctype := range map[string]string{
 		"/static/style.css":   "text/css; charset=utf-8",
 		"/static/app.js":      "text/javascript; charset=utf-8",
 		"/static/favicon.svg": "image/svg+xml",
 	} {
-		a := s.get(t, path)
+		a := pageGet(t, s, path)
 		if a.status != http.StatusOK || a.header.Get("Content-Type") != ctype {
 			t.Errorf("%s: %d %q", path, a.status, a.header.Get("Content-Type"))
 			continue
@@ -388,16 +336,16 @@ func TestStaticFiles(t *testing.T) {
 		if etag == "" || !strings.Contains(a.header.Get("Cache-Control"), "max-age") {
 			t.Errorf("%s: ETag %q, Cache-Control %q", path, etag, a.header.Get("Cache-Control"))
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
 		req.Header.Set("If-None-Match", etag)
-		if a := s.do(t, req); a.status != http.StatusNotModified {
+		if a := pageDo(t, req); a.status != http.StatusNotModified {
 			t.Errorf("%s with If-None-Match: %d, want 304", path, a.status)
 		}
 	}
-	if a := s.get(t, "/static/"); a.status != http.StatusNotFound {
+	if a := pageGet(t, s, "/static/"); a.status != http.StatusNotFound {
 		t.Errorf("/static/ lists the folder: %d", a.status)
 	}
-	if a := s.get(t, "/favicon.ico"); a.status != http.StatusMovedPermanently || a.header.Get("Location") != "/static/favicon.svg" {
+	if a := pageGet(t, s, "/favicon.ico"); a.status != http.StatusMovedPermanently || a.header.Get("Location") != "/static/favicon.svg" {
 		t.Errorf("favicon.ico: %d %q", a.status, a.header.Get("Location"))
 	}
 }
@@ -408,7 +356,7 @@ func TestStaticFiles(t *testing.T) {
 // reports the page weight: the HTML plus the stylesheet and script it loads.
 // Targets: at most 2 ms and 100 KB.
 func BenchmarkImagePage(b *testing.B) {
-	s := newPageStack(b)
+	s := stack.New(b, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	labels := map[string]string{}
 	for _, k := range []string{"title", "description", "version", "revision", "source", "licenses", "vendor", "url", "documentation", "created"} {
 		labels["org.opencontainers.image."+k] = "a realistic value for " + k
@@ -417,19 +365,19 @@ func BenchmarkImagePage(b *testing.B) {
 	labels["org.opencontainers.image.revision"] = "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a"
 	base := familyImage(b, nil, 12, nil)
 	app := familyImage(b, base, 48, labels)
-	pagePush(b, base, s.reg+"/acme/base:1")
-	pagePush(b, app, s.reg+"/acme/app:1.0", s.reg+"/acme/app:1", s.reg+"/acme/app:latest")
+	pagePush(b, base, s.Registry.Host+"/acme/base:1")
+	pagePush(b, app, s.Registry.Host+"/acme/app:1.0", s.Registry.Host+"/acme/app:1", s.Registry.Host+"/acme/app:latest")
 
 	get := func(path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
-		s.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		s.Server.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		if rec.Code != http.StatusOK {
 			b.Fatalf("GET %s: %d\n%s", path, rec.Code, rec.Body)
 		}
 		return rec
 	}
-	get("/images/" + s.reg + "/acme/base:1")
-	page := "/images/" + s.reg + "/acme/app:1.0"
+	get("/images/" + s.Registry.Host + "/acme/base:1")
+	page := "/images/" + s.Registry.Host + "/acme/app:1.0"
 	html := get(page).Body.Len()
 	if !strings.Contains(get(page).Body.String(), `data-testid="parent-link"`) {
 		b.Fatal("the benchmark page has no parent")
@@ -446,7 +394,7 @@ func BenchmarkImagePage(b *testing.B) {
 		for b.Loop() {
 			i++
 			rec := httptest.NewRecorder()
-			s.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, page+"?platform=plan9/amd64/v"+strconv.Itoa(i), nil))
+			s.Server.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, page+"?platform=plan9/amd64/v"+strconv.Itoa(i), nil))
 			if rec.Code != http.StatusOK {
 				b.Fatal(rec.Code)
 			}
@@ -458,7 +406,7 @@ func BenchmarkImagePage(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			rec := httptest.NewRecorder()
-			s.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, page, nil))
+			s.Server.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, page, nil))
 			if rec.Code != http.StatusOK {
 				b.Fatal(rec.Code)
 			}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 func getBody(t *testing.T, url string) string {
@@ -44,9 +46,9 @@ func refresh(t *testing.T, url string) {
 // clock, not from the service's earlier answers.
 func TestKeptResponsesFollowTheirAnswers(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := newStack(t, 5*time.Second)
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	ref := reg.Host + "/acme/app:1"
-	api, page := s.url+"/api/v1/images/"+ref, s.url+"/images/"+ref
+	api, page := s.URL+"/api/v1/images/"+ref, s.URL+"/images/"+ref
 	first, _ := pushRandom(t, ref).Digest()
 
 	var rep analysis.Report

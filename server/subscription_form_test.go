@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 // TestSubscriptionFormOffersTheOptions: the form offers every format with
@@ -13,8 +15,8 @@ import (
 // fields, the tag filters, the coalescing window and the opt-in events
 // (unticked).
 func TestSubscriptionFormOffersTheOptions(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
-	resp, err := http.Get(s.url + "/subscriptions/new?image=" + s.registry + "/acme/base")
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	resp, err := http.Get(s.URL + "/subscriptions/new?image=" + s.Registry.Host + "/acme/base")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,97 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/imagebadger/imagebadger/images"
-	"github.com/imagebadger/imagebadger/internal/testing/apispec"
-	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
-	"github.com/imagebadger/imagebadger/netguard"
-	"github.com/imagebadger/imagebadger/notify"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/ratelimit"
-	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/server"
-	"github.com/imagebadger/imagebadger/store"
 )
-
-// hookStack is the real service with webhooks: store, images.Service on an
-// in-process registry, the notify worker and watcher running, behind an
-// httptest server.
-type hookStack struct {
-	url      string
-	registry string
-	reg      *faultreg.Registry
-	store    *store.Store
-	watcher  *notify.Watcher
-}
-
-type hookOptions struct {
-	hookToken    string
-	perClient    ratelimit.Limit
-	runWatcher   bool
-	allowPrivate bool
-	// log receives the server's log; nil discards it.
-	log io.Writer
-	// watcherNow is the watcher's clock; nil is time.Now. Polls see as
-	// due only what is due by it, so a test of a poll moves it on.
-	watcherNow func() time.Time
-}
-
-func newHookStack(t *testing.T, o hookOptions) *hookStack {
-	t.Helper()
-	reg := faultreg.Start(t)
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	client, err := registry.New(registry.Options{Transport: netguard.New(true).Transport(), Timeout: 5 * time.Second,
-		Keychain: authn.NewMultiKeychain()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.log == nil {
-		o.log = io.Discard
-	}
-	logger := slog.New(slog.NewJSONHandler(o.log, nil))
-	builder := notify.NewBuilder("http://imagebadger.test")
-	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour, Events: builder})
-	guard := netguard.New(o.allowPrivate)
-	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond, Logger: logger,
-		Builder: builder, Differ: svc})
-	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour, Wake: worker.Wake, Logger: logger,
-		Now: o.watcherNow})
-	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: builder, Worker: worker, Guard: guard,
-		PerClient: o.perClient})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = worker.Run(ctx) })
-	if o.runWatcher {
-		wg.Go(func() { _ = watcher.Run(ctx) })
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	srv := server.New(server.Config{
-		Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry(), BaseURL: "http://imagebadger.test",
-		Subscriptions: subs, Watcher: watcher, HookToken: o.hookToken,
-	})
-	hs := httptest.NewServer(apispec.Handler(t, srv))
-	t.Cleanup(hs.Close)
-	return &hookStack{url: hs.URL, registry: reg.Host, reg: reg, store: st, watcher: watcher}
-}
 
 // push pushes a new random image to ref and returns its digest.
 func push(t *testing.T, ref string) string {
@@ -229,12 +154,12 @@ func call(t *testing.T, method, url, token string, body any) (int, http.Header, 
 }
 
 func TestSubscriptionAPI(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	ref := s.registry + "/acme/base:1.0"
+	ref := s.Registry.Host + "/acme/base:1.0"
 	old := push(t, ref)
 
-	code, hdr, sub := call(t, "POST", s.url+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL + "/hook"})
+	code, hdr, sub := call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL + "/hook"})
 	if code != 201 || sub.ID == "" || sub.Image != ref || sub.URL != rc.URL+"/hook" || sub.Status != "active" ||
 		!strings.HasPrefix(sub.Secret, "whsec_") || sub.Token == "" || sub.CreatedAt == "" ||
 		strings.Join(sub.Events, ",") != "image.updated,base.updated" {
@@ -250,12 +175,12 @@ func TestSubscriptionAPI(t *testing.T) {
 
 	// The token is required, and shown only at creation.
 	for _, tok := range []string{"", "wrong"} {
-		code, _, a := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, tok, nil)
+		code, _, a := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, tok, nil)
 		if code != 401 || a.Error == nil || a.Error.Code != "unauthorized" {
 			t.Errorf("GET with token %q: %d %+v", tok, code, a.Error)
 		}
 	}
-	code, _, got := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	code, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if code != 200 || got.Secret != "" || got.Token != "" || len(got.Deliveries) != 1 ||
 		got.Deliveries[0].Type != "webhook.ping" || got.Deliveries[0].Status != "delivered" || got.Deliveries[0].Attempt != 1 ||
 		got.Deliveries[0].StatusCode == nil || *got.Deliveries[0].StatusCode != 200 {
@@ -266,7 +191,7 @@ func TestSubscriptionAPI(t *testing.T) {
 	// it is noticed again.
 	moved := push(t, ref)
 	for range 2 {
-		if code, _, _ := call(t, "POST", s.url+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+		if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
 			t.Fatalf("refresh: %d", code)
 		}
 	}
@@ -277,26 +202,26 @@ func TestSubscriptionAPI(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	rc.wait(t, sub.Secret, "image.updated", 1)
-	code, _, got = call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	code, _, got = call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if code != 200 || len(got.Deliveries) != 2 || got.Deliveries[0].Type != "image.updated" || got.Deliveries[0].Status != "delivered" {
 		t.Errorf("deliveries after the move = %+v", got.Deliveries)
 	}
 
-	if code, _, _ := call(t, "DELETE", s.url+"/api/v1/subscriptions/"+sub.ID, "wrong", nil); code != 401 {
+	if code, _, _ := call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, "wrong", nil); code != 401 {
 		t.Errorf("DELETE with a wrong token: %d", code)
 	}
-	if code, _, _ := call(t, "DELETE", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil); code != 204 {
+	if code, _, _ := call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil); code != 204 {
 		t.Errorf("DELETE: %d", code)
 	}
-	code, _, a := call(t, "GET", s.url+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	code, _, a := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if code != 404 || a.Error == nil || a.Error.Code != "not_found" {
 		t.Errorf("GET after DELETE: %d %+v", code, a.Error)
 	}
 }
 
 func TestSubscriptionAPIErrors(t *testing.T) {
-	s := newHookStack(t, hookOptions{perClient: ratelimit.Limit{Burst: 2, Period: time.Hour}})
-	ref := s.registry + "/acme/base:1.0"
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, PerClient: ratelimit.Limit{Burst: 2, Period: time.Hour}, Server: &server.Config{}})
+	ref := s.Registry.Host + "/acme/base:1.0"
 	push(t, ref)
 	for _, tc := range []struct {
 		name   string
@@ -316,7 +241,7 @@ func TestSubscriptionAPIErrors(t *testing.T) {
 		{"rate limited", map[string]any{"image": ref, "url": "http://169.254.169.254/"}, 429, "rate_limited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, hdr, a := call(t, "POST", s.url+"/api/v1/subscriptions", "", tc.body)
+			code, hdr, a := call(t, "POST", s.URL+"/api/v1/subscriptions", "", tc.body)
 			if code != tc.status || a.Error == nil || a.Error.Code != tc.code || a.Error.Message == "" {
 				t.Errorf("%d %+v, want %d %s", code, a.Error, tc.status, tc.code)
 			}
@@ -356,29 +281,29 @@ func get(t *testing.T, target string) (int, string) {
 }
 
 func TestSubscriptionForms(t *testing.T) {
-	s := newHookStack(t, hookOptions{allowPrivate: true})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	rc := newHookReceiver(t)
-	ref := s.registry + "/acme/base:1.0"
+	ref := s.Registry.Host + "/acme/base:1.0"
 	push(t, ref)
 
-	code, page := get(t, s.url+"/subscriptions/new?image="+url.QueryEscape(ref))
+	code, page := get(t, s.URL+"/subscriptions/new?image="+url.QueryEscape(ref))
 	if code != 200 || !strings.Contains(page, `data-testid="subscription-form"`) || !strings.Contains(page, `value="`+ref+`"`) {
 		t.Fatalf("form page: %d", code)
 	}
 	// Docker Hub images get their push webhook URL on the form.
-	if _, page := get(t, s.url+"/subscriptions/new?image=acme/app"); !strings.Contains(page, "/hooks/dockerhub/") {
+	if _, page := get(t, s.URL+"/subscriptions/new?image=acme/app"); !strings.Contains(page, "/hooks/dockerhub/") {
 		t.Error("no Docker Hub webhook on the form for a Docker Hub image")
 	}
 
 	values := url.Values{"image": {ref}, "url": {rc.URL}, "events": {"image.updated"}}
 	// Cross-site posts are refused and create nothing.
-	if code, _ := form(t, s.url+"/subscriptions", "cross-site", values); code != 403 {
+	if code, _ := form(t, s.URL+"/subscriptions", "cross-site", values); code != 403 {
 		t.Errorf("cross-site form post: %d, want 403", code)
 	}
-	if n, _ := s.store.SubscribedImages(context.Background()); len(n) != 0 {
+	if n, _ := s.Store.SubscribedImages(context.Background()); len(n) != 0 {
 		t.Fatalf("a refused post created %v", n)
 	}
-	code, page = form(t, s.url+"/subscriptions", "same-origin", values)
+	code, page = form(t, s.URL+"/subscriptions", "same-origin", values)
 	if code != 201 || !strings.Contains(page, "whsec_") || !strings.Contains(page, `data-testid="manage-link"`) {
 		t.Fatalf("same-origin form post: %d\n%s", code, page)
 	}
@@ -388,28 +313,28 @@ func TestSubscriptionForms(t *testing.T) {
 	}
 	manage := page[i+len(`href="`):]
 	manage = strings.ReplaceAll(manage[:strings.IndexByte(manage, '"')], "&amp;", "&")
-	if code, page := get(t, s.url+manage); code != 200 || !strings.Contains(page, `data-testid="delivery"`) || !strings.Contains(page, "webhook.ping") {
+	if code, page := get(t, s.URL+manage); code != 200 || !strings.Contains(page, `data-testid="delivery"`) || !strings.Contains(page, "webhook.ping") {
 		t.Errorf("manage page: %d", code)
 	} else if want := `href="/images/` + ref + `" data-testid="subscription-image"`; !strings.Contains(page, want) {
 		t.Errorf("the manage page does not link back to its image (%s)", want)
 	}
 	id := strings.TrimPrefix(manage[:strings.IndexByte(manage, '?')], "/subscriptions/")
-	if code, _ := get(t, s.url+"/subscriptions/"+id); code != 401 {
+	if code, _ := get(t, s.URL+"/subscriptions/"+id); code != 401 {
 		t.Errorf("manage page without token: %d, want 401", code)
 	}
 	// A refused form is shown again with the reason.
 	bad := url.Values{"image": {ref}, "url": {"ftp://x"}, "events": {"image.updated"}}
-	if code, page := form(t, s.url+"/subscriptions", "", bad); code != 400 || !strings.Contains(page, `data-testid="form-error"`) || !strings.Contains(page, "ftp://x") {
+	if code, page := form(t, s.URL+"/subscriptions", "", bad); code != 400 || !strings.Contains(page, `data-testid="form-error"`) || !strings.Contains(page, "ftp://x") {
 		t.Errorf("bad form: %d", code)
 	}
 	tok, _ := url.ParseQuery(manage[strings.IndexByte(manage, '?')+1:])
-	if code, _ := form(t, s.url+"/subscriptions/"+id+"/delete", "cross-site", url.Values{"token": tok["token"]}); code != 403 {
+	if code, _ := form(t, s.URL+"/subscriptions/"+id+"/delete", "cross-site", url.Values{"token": tok["token"]}); code != 403 {
 		t.Errorf("cross-site delete: %d, want 403", code)
 	}
-	if code, page := form(t, s.url+"/subscriptions/"+id+"/delete", "same-origin", url.Values{"token": tok["token"]}); code != 200 || !strings.Contains(page, `data-testid="deleted"`) {
+	if code, page := form(t, s.URL+"/subscriptions/"+id+"/delete", "same-origin", url.Values{"token": tok["token"]}); code != 200 || !strings.Contains(page, `data-testid="deleted"`) {
 		t.Errorf("delete: %d", code)
 	}
-	if code, _ := get(t, s.url+manage); code != 404 {
+	if code, _ := get(t, s.URL+manage); code != 404 {
 		t.Errorf("manage page after delete: %d, want 404", code)
 	}
 }

@@ -21,22 +21,41 @@ const (
 // after it (empty for a deletion) and before it (empty for a creation).
 type TagChange struct {
 	// ID orders changes (a later change has a larger ID) and is the
-	// history's paging cursor.
-	ID                        int64
+	// history's paging cursor and the fan-out's place in the log.
+	ID int64
+	// Set groups the changes recorded in one transaction (tags moved
+	// together to one image): the ID of its first change. Only the
+	// fan-out's reads fill it.
+	Set                       int64
 	Registry, Repository, Tag string
 	Kind                      string
 	Digest, Previous          string
 	At                        time.Time
 }
 
-// insertChange appends one change to the history inside tx. digest and
-// previous are nil or a string, for the NULLs of the table.
-func insertChange(ctx context.Context, tx *tx, repo analysis.Repository, tag, kind string, digest, previous any, at time.Time) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO tag_changes (registry, repository, tag, kind, digest, previous_digest, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, repo.Registry, repo.Name, tag, kind, digest, previous, millis(at)); err != nil {
-		return fmt.Errorf("store: record %s change of %s:%s: %w", kind, repo, tag, err)
+// ChangeLogScope is the change log itself: every transaction that logs
+// changes bumps it before it logs them. On PostgreSQL the bump holds the
+// scope's row until the commit, so change IDs are taken in the order their
+// transactions commit, and a reader of the log in ID order never passes a
+// change that commits later. Other processes learn of new changes through
+// the stamp's NOTIFY (OnChangeLogged).
+const ChangeLogScope Scope = "changes"
+
+// insertChange appends one change to the log inside tx and returns its ID.
+// set is the ID of the first change the transaction logged (0 for that
+// first one itself), which numbers the change set. digest and previous are
+// nil or a string, for the NULLs of the table.
+func insertChange(ctx context.Context, tx *tx, set int64, repo analysis.Repository, tag, kind string, digest, previous any, at time.Time) (int64, error) {
+	var setCol any
+	if set > 0 {
+		setCol = set
 	}
-	return nil
+	var id int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO tag_changes (registry, repository, tag, kind, digest, previous_digest, at, change_set)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, repo.Registry, repo.Name, tag, kind, digest, previous, millis(at), setCol).Scan(&id); err != nil {
+		return 0, fmt.Errorf("store: record %s change of %s:%s: %w", kind, repo, tag, err)
+	}
+	return id, nil
 }
 
 // MaxHistoryPage bounds one page of history.

@@ -40,10 +40,10 @@ func TestHistoryRecordsEachChangeOnce(t *testing.T) {
 	repo := analysis.Repository{Registry: "r.example", Name: "acme/app"}
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
 
-	record(t, s, repo, "1", desc("sha256:a"), at(0), nil)
-	record(t, s, repo, "1", desc("sha256:a"), at(1), nil) // checked again
-	record(t, s, repo, "2", desc("sha256:a"), at(2), nil)
-	record(t, s, repo, "1", desc("sha256:b"), at(3), nil)
+	record(t, s, repo, "1", desc("sha256:a"), at(0))
+	record(t, s, repo, "1", desc("sha256:a"), at(1)) // checked again
+	record(t, s, repo, "2", desc("sha256:a"), at(2))
+	record(t, s, repo, "1", desc("sha256:b"), at(3))
 	if c, err := s.RecordDeletion(ctx, store.TagDeletion{Repo: repo, Tag: "1", Previous: "sha256:a", At: at(4)}); !errors.Is(err, store.ErrTagMoved) || c.Previous != "sha256:b" {
 		t.Errorf("deletion from a stale digest = %+v, %v; want ErrTagMoved from sha256:b", c, err)
 	}
@@ -85,7 +85,7 @@ func TestHistoryRecordsEachChangeOnce(t *testing.T) {
 	}
 
 	// Pushed again: a new tag.
-	if c := record(t, s, repo, "1", desc("sha256:c"), at(7), nil); c.Previous != "" || !c.Moved {
+	if c := record(t, s, repo, "1", desc("sha256:c"), at(7)); c.Previous != "" || !c.Moved {
 		t.Errorf("tag pushed again = %+v, want new", c)
 	}
 	if st, err := s.Tag(ctx, repo, "1"); err != nil || st.Digest != "sha256:c" {
@@ -137,9 +137,9 @@ func TestRecordTagsIsOneCompareAndSet(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	repo := analysis.Repository{Registry: "r.example", Name: "acme/base"}
-	record(t, s, repo, "1", desc("sha256:a"), t0, nil)
-	record(t, s, repo, "1.0", desc("sha256:a"), t0, nil)
-	record(t, s, repo, "1.0", desc("sha256:z"), t0, nil) // moved behind the caller's back
+	record(t, s, repo, "1", desc("sha256:a"), t0)
+	record(t, s, repo, "1.0", desc("sha256:a"), t0)
+	record(t, s, repo, "1.0", desc("sha256:z"), t0) // moved behind the caller's back
 	checks, err := s.RecordTags(ctx, []store.TagRecord{
 		{Repo: repo, Tag: "1", Previous: "sha256:a", To: desc("sha256:b"), At: t0.Add(time.Minute)},
 		{Repo: repo, Tag: "1.0", Previous: "sha256:a", To: desc("sha256:b"), At: t0.Add(time.Minute)},
@@ -233,7 +233,7 @@ func TestMigrationCarriesMovesOver(t *testing.T) {
 	if diff := cmp.Diff([]string{"created 2 →sha256:b", "moved 1 sha256:a→sha256:b", "created 1 →sha256:a"}, summary(hist)); diff != "" {
 		t.Errorf("carried-over history (-want +got):\n%s", diff)
 	}
-	if got, _ := s.TagsEverAt(ctx, repo, []string{"sha256:a"}); !cmp.Equal(got, []string{"1"}) {
+	if got, _ := s.TagsEverAt(ctx, repo, []string{"sha256:a"}, 0); !cmp.Equal(got, []string{"1"}) {
 		t.Errorf("tags ever at sha256:a = %v", got)
 	}
 	found, err := s.Search(ctx, "acme/ap", 10)
@@ -242,33 +242,32 @@ func TestMigrationCarriesMovesOver(t *testing.T) {
 	}
 	// A change recorded now is numbered after the carried-over ones
 	// (PostgreSQL's identity was moved past them), so it is the newest.
-	record(t, s, repo, "2", desc("sha256:c"), time.UnixMilli(4000), nil)
+	record(t, s, repo, "2", desc("sha256:c"), time.UnixMilli(4000))
 	hist, _, err = s.History(ctx, store.HistoryQuery{Repo: repo, Limit: 1})
 	if err != nil || len(hist) != 1 || hist[0].Digest != "sha256:c" || hist[0].ID <= 3 {
 		t.Errorf("newest change after the migration = %+v, %v", hist, err)
 	}
 }
 
-// TestDedupKeyAndAudience: an event with a key already stored is not
-// stored or delivered again, and takes the newer payload while unsent;
-// audiences pick tag or repository-wide subscriptions.
-func TestDedupKeyAndAudience(t *testing.T) {
+// TestEventKeysAreOneOfAKind: an event whose key is stored already is not
+// stored again, and a delivery naming the key goes to the stored event, so
+// a fan-out step written again (after a crash) queues nothing twice; once
+// claimed, a retry sends what the first attempt sent.
+func TestEventKeysAreOneOfAKind(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	addSub(t, s, "sub_tag", "1.0", store.SubscriptionActive)
 	addSub(t, s, "sub_repo", "", store.SubscriptionActive)
-	ev := func(id, tag string, aud store.Audience, key, payload string) store.Event {
-		return store.Event{ID: id, Type: "base.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
-			Payload: []byte(payload), Audience: aud, DedupKey: key}
+	ev := func(id, tag, key, payload string) store.OutboxEvent {
+		return store.OutboxEvent{Key: key, ID: id, Type: "base.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
+			Payload: []byte(payload), At: t0}
 	}
-	record(t, s, subRepo, "x", desc("sha256:1"), t0, []store.Event{
-		ev("msg_tag", "1.0", store.AudienceTag, "k-tag", `{"n":1}`),
-		ev("msg_repo", "", store.AudienceRepository, "k-repo", `{"n":1}`),
-	})
-	record(t, s, subRepo, "y", desc("sha256:1"), t0, []store.Event{
-		ev("msg_tag_again", "1.0", store.AudienceTag, "k-tag", `{"n":2}`),
-		ev("msg_repo_again", "", store.AudienceRepository, "k-repo", `{"n":2}`),
-	})
+	tell(t, s, ev("msg_tag", "1.0", "k-tag", `{"n":1}`), store.EventDelivery{SubscriptionID: "sub_tag"})
+	tell(t, s, ev("msg_repo", "", "k-repo", `{"n":1}`), store.EventDelivery{SubscriptionID: "sub_repo"})
+	if n := tell(t, s, ev("msg_tag_again", "1.0", "k-tag", `{"n":2}`), store.EventDelivery{SubscriptionID: "sub_tag"}); n != 0 {
+		t.Errorf("the same key told again queued %d deliveries", n)
+	}
+	tell(t, s, ev("msg_repo_again", "", "k-repo", `{"n":2}`), store.EventDelivery{SubscriptionID: "sub_repo"})
 	got := deliveredTo(t, s, "sub_tag", "sub_repo")
 	want := map[string][]string{"sub_tag": {"msg_tag"}, "sub_repo": {"msg_repo"}}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -279,25 +278,21 @@ func TestDedupKeyAndAudience(t *testing.T) {
 		t.Fatalf("claims = %d, %v", len(claims), err)
 	}
 	for _, c := range claims {
-		if string(c.Payload) != `{"n":2}` {
-			t.Errorf("%s carries %s, want the newer payload", c.WebhookID, c.Payload)
+		if string(c.Payload) != `{"n":1}` {
+			t.Errorf("%s carries %s, want the first payload stored", c.WebhookID, c.Payload)
 		}
-	}
-	// Once claimed, what is being sent is left alone: a later duplicate
-	// changes nothing, and the retry sends what the first attempt sent.
-	record(t, s, subRepo, "z", desc("sha256:1"), t0, []store.Event{ev("msg_tag_3", "1.0", store.AudienceTag, "k-tag", `{"n":3}`)})
-	for _, c := range claims {
 		if err := s.RecordAttempt(ctx, store.AttemptResult{DeliveryID: c.ID, Owner: "w", StartedAt: t0.Add(time.Second),
 			StatusCode: 500, Error: "500", NextAttemptAt: t0.Add(2 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	tell(t, s, ev("msg_tag_3", "1.0", "k-tag", `{"n":3}`), store.EventDelivery{SubscriptionID: "sub_tag"})
 	again, err := s.ClaimDeliveries(ctx, "w", t0.Add(time.Minute), time.Minute, 10, 0)
 	if err != nil || len(again) != 2 {
 		t.Fatalf("second claims = %d, %v", len(again), err)
 	}
 	for _, c := range again {
-		if string(c.Payload) != `{"n":2}` {
+		if string(c.Payload) != `{"n":1}` {
 			t.Errorf("retry of %s carries %s, want what the first attempt sent", c.WebhookID, c.Payload)
 		}
 	}
@@ -311,9 +306,9 @@ func TestSearchFindsPartsOfNames(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	names := []string{"acme/app", "acme/app-worker", "acme/webapp", "other/application", "acme/base", "x/a_b", "x/axb"}
 	for i, n := range names {
-		record(t, s, analysis.Repository{Registry: "r.example", Name: n}, "1", desc("sha256:a"), t0.Add(time.Duration(i)*time.Minute), nil)
+		record(t, s, analysis.Repository{Registry: "r.example", Name: n}, "1", desc("sha256:a"), t0.Add(time.Duration(i)*time.Minute))
 	}
-	record(t, s, analysis.Repository{Registry: "r.example", Name: "acme/app"}, "2", desc("sha256:b"), t0.Add(time.Hour), nil)
+	record(t, s, analysis.Repository{Registry: "r.example", Name: "acme/app"}, "2", desc("sha256:b"), t0.Add(time.Hour))
 	search := func(term string) []string {
 		t.Helper()
 		rs, err := s.Search(ctx, term, 10)
@@ -353,7 +348,7 @@ func TestSearchFindsPartsOfNames(t *testing.T) {
 	for i := 0; len(long) < 600; i++ {
 		long += strconv.FormatInt(int64(i*i*7919%1000003), 12)
 	}
-	record(t, s, analysis.Repository{Registry: "r.example", Name: long}, "1", desc("sha256:a"), t0, nil)
+	record(t, s, analysis.Repository{Registry: "r.example", Name: long}, "1", desc("sha256:a"), t0)
 	for _, at := range []int{2, 290, 580} {
 		if got := search(long[at : at+12]); !cmp.Equal(got, []string{long}) {
 			t.Errorf("search part %d of the long name = %v", at, got)
@@ -371,7 +366,7 @@ func TestSearchFindsPartsOfNames(t *testing.T) {
 // TestRacingStoresRecordEachChangeOnce: two stores on one database (two
 // processes of a deployment, on PostgreSQL) record the same listing's moves
 // and then the same deletion at once, in opposite tag orders: every change
-// is recorded once, with its events once, the loser of each race is told
+// is recorded once, each batch as one change set, the loser of each race is told
 // ErrTagMoved, and neither waits on the other for ever (the rows are locked
 // in one order). Each store's cache then reads what the database holds.
 func TestRacingStoresRecordEachChangeOnce(t *testing.T) {
@@ -380,11 +375,10 @@ func TestRacingStoresRecordEachChangeOnce(t *testing.T) {
 	a, b := open(t, path), open(t, path)
 	repo := analysis.Repository{Registry: "r.example", Name: "acme/base"}
 	tags := []string{"1", "1.0", "1.0.1", "latest"}
-	batch := func(from, to string, order []string, at time.Time, ids string) []store.TagRecord {
+	batch := func(from, to string, order []string, at time.Time) []store.TagRecord {
 		var rs []store.TagRecord
 		for _, tag := range order {
-			rs = append(rs, store.TagRecord{Repo: repo, Tag: tag, Previous: from, To: desc(to), At: at,
-				Events: []store.Event{{ID: "msg_" + ids + "_" + tag, Type: "image.updated", Registry: repo.Registry, Repository: repo.Name, Tag: tag, Payload: []byte("{}")}}})
+			rs = append(rs, store.TagRecord{Repo: repo, Tag: tag, Previous: from, To: desc(to), At: at})
 		}
 		return rs
 	}
@@ -414,11 +408,11 @@ func TestRacingStoresRecordEachChangeOnce(t *testing.T) {
 		at := t0.Add(time.Duration(round) * time.Minute)
 		race("moves to "+step.to,
 			func() error {
-				_, err := a.RecordTags(ctx, batch(step.from, step.to, tags, at, "a"+step.to))
+				_, err := a.RecordTags(ctx, batch(step.from, step.to, tags, at))
 				return err
 			},
 			func() error {
-				_, err := b.RecordTags(ctx, batch(step.from, step.to, reversed, at, "b"+step.to))
+				_, err := b.RecordTags(ctx, batch(step.from, step.to, reversed, at))
 				return err
 			})
 	}
@@ -448,12 +442,30 @@ func TestRacingStoresRecordEachChangeOnce(t *testing.T) {
 	if diff := cmp.Diff(want, count); diff != "" {
 		t.Errorf("changes recorded (-want +got):\n%s", diff)
 	}
-	var events int
-	if err := rawDB(t, path).QueryRow(`SELECT COUNT(*) FROM events`).Scan(&events); err != nil {
-		t.Fatal(err)
+	// The log holds each batch as one set: the creations, the moves, the
+	// deletion.
+	var sets [][]string
+	for pos := int64(0); ; {
+		set, err := a.NextChangeSet(ctx, pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(set) == 0 {
+			break
+		}
+		var kinds []string
+		for _, c := range set {
+			if c.Set != set[0].Set {
+				t.Errorf("change %d of set %d is in set %d", c.ID, set[0].Set, c.Set)
+			}
+			kinds = append(kinds, c.Kind)
+		}
+		sets = append(sets, kinds)
+		pos = set[len(set)-1].ID
 	}
-	if events != 2*len(tags) {
-		t.Errorf("%d events stored, want one per tag and move (%d)", events, 2*len(tags))
+	n := len(tags)
+	if diff := cmp.Diff([][]string{slices.Repeat([]string{"created"}, n), slices.Repeat([]string{"moved"}, n), {"deleted"}}, sets); diff != "" {
+		t.Errorf("change sets (-want +got):\n%s", diff)
 	}
 	// On PostgreSQL each store answers as the database holds once it has
 	// learnt the other's stamps, which every process is told within a

@@ -32,6 +32,7 @@ func copyTables() []copyTable {
 		{name: "known_repositories", identity: "id"},
 		{name: "repository_grams"},
 		{name: "gram_counts"},
+		{name: "fanout_cursors"},
 	}
 }
 

@@ -113,14 +113,24 @@ func (s *Store) PlatformOf(ctx context.Context, repo analysis.Repository, digest
 	return p, nil
 }
 
-// TagsEverAt returns every tag of repo that has pointed at one of digests,
-// now or in the past, sorted.
-func (s *Store) TagsEverAt(ctx context.Context, repo analysis.Repository, digests []string) ([]string, error) {
+// TagsEverAt returns the tags of repo that ever pointed at one of digests,
+// by the change log and the tags as they are, sorted. With upTo > 0 it is
+// as of the change at upTo: the log read up to there, and a tag changed
+// since left to the caller, who knows where it pointed then.
+func (s *Store) TagsEverAt(ctx context.Context, repo analysis.Repository, digests []string, upTo int64) ([]string, error) {
 	var out []string
 	for _, d := range digests {
-		tags, err := s.strings(ctx, `SELECT tag FROM tag_changes WHERE registry = ? AND repository = ? AND digest = ?
-			UNION SELECT tag FROM tags WHERE registry = ? AND repository = ? AND digest = ?`,
-			repo.Registry, repo.Name, d, repo.Registry, repo.Name, d)
+		q := `SELECT tag FROM tag_changes WHERE registry = ? AND repository = ? AND digest = ?
+			UNION SELECT tag FROM tags WHERE registry = ? AND repository = ? AND digest = ?`
+		args := []any{repo.Registry, repo.Name, d, repo.Registry, repo.Name, d}
+		if upTo > 0 {
+			q = `SELECT tag FROM tag_changes WHERE registry = ? AND repository = ? AND digest = ? AND id <= ?
+				UNION SELECT t.tag FROM tags t WHERE t.registry = ? AND t.repository = ? AND t.digest = ?
+				AND NOT EXISTS (SELECT 1 FROM tag_changes c WHERE c.registry = t.registry AND c.repository = t.repository
+					AND c.tag = t.tag AND c.id > ?)`
+			args = []any{repo.Registry, repo.Name, d, upTo, repo.Registry, repo.Name, d, upTo}
+		}
+		tags, err := s.strings(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}

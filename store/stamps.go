@@ -51,6 +51,19 @@ type stamps struct {
 	by   map[Scope]Stamp
 	// watchers are told of stamps learnt from other processes.
 	watchers []func(Scope, Stamp)
+	// logged are told of every new stamp of ChangeLogScope, this
+	// process's and others'.
+	logged []func()
+}
+
+// changeLogged calls the logged listeners.
+func (s *stamps) changeLogged() {
+	s.mu.RLock()
+	logged := s.logged
+	s.mu.RUnlock()
+	for _, fn := range logged {
+		fn()
+	}
 }
 
 func (s *stamps) get(scope Scope) Stamp {
@@ -109,6 +122,9 @@ func (s *Store) learnExternal(scope Scope, st Stamp) {
 	for _, w := range watchers {
 		w(scope, st)
 	}
+	if scope == ChangeLogScope {
+		s.stamps.changeLogged()
+	}
 }
 
 // OnExternalChange registers fn to be told of every change another process
@@ -119,6 +135,16 @@ func (s *Store) OnExternalChange(fn func(Scope, Stamp)) {
 	s.stamps.mu.Lock()
 	defer s.stamps.mu.Unlock()
 	s.stamps.watchers = append(s.stamps.watchers, fn)
+}
+
+// OnChangeLogged registers fn to be called whenever changes are logged: by
+// this process once their transaction has committed, by another sharing
+// the database once its stamp is learnt. notify's fan-out is woken this way.
+// fn must not block.
+func (s *Store) OnChangeLogged(fn func()) {
+	s.stamps.mu.Lock()
+	defer s.stamps.mu.Unlock()
+	s.stamps.logged = append(s.stamps.logged, fn)
 }
 
 // Stamp returns scope's current change stamp. Caches read it before they
@@ -153,9 +179,13 @@ func (s *Store) bump(ctx context.Context, t *tx, scopes ...Scope) (map[Scope]Sta
 	return s.engine.bump(ctx, s, t, slices.Compact(sorted))
 }
 
-// publish makes committed stamps current in memory.
+// publish makes committed stamps current in memory, and tells the
+// listeners of the change log when it grew.
 func (s *Store) publish(given map[Scope]Stamp) {
 	for sc, st := range given {
 		s.stamps.learn(sc, st)
+	}
+	if _, ok := given[ChangeLogScope]; ok {
+		s.stamps.changeLogged()
 	}
 }

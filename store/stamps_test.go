@@ -32,10 +32,10 @@ func TestChangeStamps(t *testing.T) {
 		do      func()
 		changed []store.Scope
 	}{
-		{"new tag", func() { record(t, s, app, "1", d("a"), at, nil) }, []store.Scope{appScope}},
-		{"checked again", func() { record(t, s, app, "1", d("a"), at.Add(time.Minute), nil) }, nil},
-		{"moved", func() { record(t, s, app, "1", d("b"), at.Add(2*time.Minute), nil) }, []store.Scope{appScope}},
-		{"other repository", func() { record(t, s, base, "1", d("c"), at, nil) }, []store.Scope{baseScope}},
+		{"new tag", func() { record(t, s, app, "1", d("a"), at) }, []store.Scope{appScope}},
+		{"checked again", func() { record(t, s, app, "1", d("a"), at.Add(time.Minute)) }, nil},
+		{"moved", func() { record(t, s, app, "1", d("b"), at.Add(2*time.Minute)) }, []store.Scope{appScope}},
+		{"other repository", func() { record(t, s, base, "1", d("c"), at) }, []store.Scope{baseScope}},
 		{"platforms", func() {
 			if err := s.RecordPlatforms(ctx, []store.PlatformImage{{Repo: base, Digest: "sha256:c", PlatformDigest: "sha256:c",
 				Platform: "linux/amd64", ChainID: "sha256:x", LayerCount: 1, FirstSeen: at}}); err != nil {
@@ -88,7 +88,7 @@ func TestChangeStamps(t *testing.T) {
 			t.Errorf("reopened: %s stamp %d, the first store says %d", sc, a, b)
 		}
 	}
-	record(t, again, app, "2", d("d"), at, nil)
+	record(t, again, app, "2", d("d"), at)
 	if got := again.Stamp(appScope); got <= highest {
 		t.Errorf("reopened store gave stamp %d, not past the highest before (%d)", got, highest)
 	}

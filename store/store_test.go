@@ -116,14 +116,14 @@ func TestRecordTag(t *testing.T) {
 
 // record records repo:tag at d from wherever the store says it points,
 // retrying when another writer moved it in between, as images.Service does.
-func record(t testing.TB, s *store.Store, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time, events []store.Event) store.TagCheck {
+func record(t testing.TB, s *store.Store, repo analysis.Repository, tag string, d analysis.Descriptor, at time.Time) store.TagCheck {
 	t.Helper()
 	prev := ""
 	if st, err := s.Tag(context.Background(), repo, tag); err == nil {
 		prev = st.Digest
 	}
 	for {
-		c, err := s.RecordTag(context.Background(), store.TagRecord{Repo: repo, Tag: tag, Previous: prev, To: d, At: at, Events: events})
+		c, err := s.RecordTag(context.Background(), store.TagRecord{Repo: repo, Tag: tag, Previous: prev, To: d, At: at})
 		if errors.Is(err, store.ErrTagMoved) {
 			prev = c.Previous
 			continue
@@ -149,7 +149,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d := analysis.Descriptor{Digest: "sha256:" + string(rune('a'+i%26)), MediaType: "m"}
-			record(t, s, repo, "t"+string(rune('A'+i%50)), d, time.Now(), nil)
+			record(t, s, repo, "t"+string(rune('A'+i%50)), d, time.Now())
 			if _, err := s.Tag(ctx, repo, "t"+string(rune('A'+i%50))); err != nil {
 				errs <- err
 			}

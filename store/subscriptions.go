@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
-	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
 // Subscription statuses. A subscription starts pending and becomes active
@@ -55,11 +54,21 @@ type Subscription struct {
 	// shown to nobody once stored.
 	Headers []Header
 	// Tags filters the tags a repository-wide subscription follows.
-	Tags tagfilter.Spec
+	Tags TagFilter
 	// Coalesce is the window within which the moves of one image are sent
 	// as one delivery; zero sends each at once.
 	Coalesce time.Duration
 }
+
+// TagFilter is the filter of the tags a repository-wide subscription
+// follows, as stored (docs/API.md: tags.include, tags.exclude, tags.semver);
+// notify reads it with package tagfilter. Empty fields do not filter.
+type TagFilter struct {
+	Include, Exclude, Semver string
+}
+
+// IsZero reports whether f follows every tag.
+func (f TagFilter) IsZero() bool { return f == TagFilter{} }
 
 // FormatStandard is the default delivery format: the Standard Webhooks
 // payload of docs/API.md.
@@ -139,10 +148,12 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	if err != nil {
 		return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 	}
+	// A subscription hears the changes logged after it was made: its
+	// since_change is the log's last change now.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions
 		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, created_at, failing_since,
-		 format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)`,
+		 format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms, since_change)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM tag_changes))`,
 		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, receiver, sub.Secret, sub.TokenHash,
 		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt),
 		sub.Format, headers, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds()); err != nil {
@@ -326,18 +337,18 @@ func (s *Store) SubscribedImages(ctx context.Context) ([]analysis.Reference, err
 }
 
 // RepositoryFilters returns the tag filters of the subscriptions to every
-// tag of repo that are not disabled, one each (a zero Spec for one that
+// tag of repo that are not disabled, one each (a zero TagFilter for one that
 // follows every tag), for the watcher to poll only followed tags.
-func (s *Store) RepositoryFilters(ctx context.Context, repo analysis.Repository) ([]tagfilter.Spec, error) {
+func (s *Store) RepositoryFilters(ctx context.Context, repo analysis.Repository) ([]TagFilter, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT tag_include, tag_exclude, tag_semver FROM subscriptions
 		WHERE registry = ? AND repository = ? AND tag = '' AND status <> ? ORDER BY id`, repo.Registry, repo.Name, SubscriptionDisabled)
 	if err != nil {
 		return nil, fmt.Errorf("store: tag filters of %s: %w", repo, err)
 	}
 	defer rows.Close()
-	var out []tagfilter.Spec
+	var out []TagFilter
 	for rows.Next() {
-		var f tagfilter.Spec
+		var f TagFilter
 		if err := rows.Scan(&f.Include, &f.Exclude, &f.Semver); err != nil {
 			return nil, fmt.Errorf("store: tag filters of %s: %w", repo, err)
 		}

@@ -33,13 +33,49 @@ func addSub(t testing.TB, s *store.Store, id, tag, status string, events ...stri
 	}
 }
 
-// move records repo:tag moving to digest with one event of type typ, as
-// images.Service does.
+// move records repo:tag moving to digest and, when it moved, tells one
+// event of type typ (webhook-id eventID) to every subscription the store
+// selects for it, as notify's fan-out does for subscriptions without
+// filters.
 func move(t testing.TB, s *store.Store, tag, digest, eventID, typ string, at time.Time) {
 	t.Helper()
-	events := []store.Event{{ID: eventID, Type: typ, Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
-		Payload: []byte(`{"type":"` + typ + `"}`)}}
-	record(t, s, subRepo, tag, analysis.Descriptor{Digest: digest, MediaType: "m"}, at, events)
+	if c := record(t, s, subRepo, tag, analysis.Descriptor{Digest: digest, MediaType: "m"}, at); !c.Moved {
+		return
+	}
+	subs, err := s.Subscribers(context.Background(), store.SubscriberQuery{Repo: subRepo, Type: typ, Tag: tag,
+		Tagged: true, RepositoryWide: true, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []store.EventDelivery
+	for _, sub := range subs {
+		ds = append(ds, store.EventDelivery{SubscriptionID: sub.ID})
+	}
+	tell(t, s, store.OutboxEvent{Key: eventID, ID: eventID, Type: typ, Registry: subRepo.Registry, Repository: subRepo.Name, Tag: tag,
+		Payload: []byte(`{"type":"` + typ + `"}`), At: at}, ds...)
+}
+
+// tell stores e with its deliveries ds (their event and type filled in)
+// in one step of the fan-out, as notify's does.
+func tell(t testing.TB, s *store.Store, e store.OutboxEvent, ds ...store.EventDelivery) int {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := s.ClaimFanOut(ctx, "test", e.At, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ds {
+		ds[i].EventKey, ds[i].Type, ds[i].At = e.Key, e.Type, e.At
+	}
+	n, err := s.CommitFanOut(ctx, store.FanOutStep{Owner: "test", From: cur, To: cur, Now: e.At, Lease: time.Minute,
+		Events: []store.OutboxEvent{e}, Deliveries: ds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseFanOut(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func deliveredTo(t *testing.T, s *store.Store, subs ...string) map[string][]string {
@@ -58,11 +94,12 @@ func deliveredTo(t *testing.T, s *store.Store, subs ...string) map[string][]stri
 	return out
 }
 
-// TestEnqueueMatchesSubscriptions checks that a move's event is queued, in
-// its transaction, once for every pending or active subscription of its tag
-// or of its whole repository that wants its type, and for no other (a
-// pending one's wait for its ping: TestPendingSubscriptionsBacklog).
-func TestEnqueueMatchesSubscriptions(t *testing.T) {
+// TestSubscribersOfAnEvent checks which subscriptions the store offers the
+// fan-out for an event: every pending or active subscription of its tag or
+// of its whole repository that wants its type, and no other (a pending
+// one's wait for its ping: TestPendingSubscriptionsBacklog); an audience of
+// the tag's alone or the repository's alone narrows it.
+func TestSubscribersOfAnEvent(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	addSub(t, s, "sub_tag", "1.0", store.SubscriptionActive)
 	addSub(t, s, "sub_repo", "", store.SubscriptionActive)
@@ -74,7 +111,7 @@ func TestEnqueueMatchesSubscriptions(t *testing.T) {
 	move(t, s, "1.0", "sha256:aa", "msg_1", "image.updated", t0)
 	move(t, s, "2.0", "sha256:bb", "msg_2", "image.updated", t0)
 	move(t, s, "1.0", "sha256:cc", "msg_3", "base.updated", t0)
-	// No move, no event: the events given are not stored.
+	// No move, nothing to tell.
 	move(t, s, "1.0", "sha256:cc", "msg_never", "image.updated", t0)
 
 	got := deliveredTo(t, s, "sub_tag", "sub_repo", "sub_other_tag", "sub_pending", "sub_disabled", "sub_base_only")
@@ -90,36 +127,61 @@ func TestEnqueueMatchesSubscriptions(t *testing.T) {
 	}
 	// Events of other repositories reach nobody here.
 	other := analysis.Repository{Registry: subRepo.Registry, Name: "acme/other"}
-	record(t, s, other, "1.0", analysis.Descriptor{Digest: "sha256:dd", MediaType: "m"}, t0,
-		[]store.Event{{ID: "msg_4", Type: "image.updated", Registry: other.Registry, Repository: other.Name, Tag: "1.0", Payload: []byte(`{}`)}})
-	if c, _ := s.DeliveryCounts(context.Background()); c[store.DeliveryPending] != 9 {
-		t.Errorf("pending deliveries = %v, want 9", c)
+	if subs, err := s.Subscribers(context.Background(), store.SubscriberQuery{Repo: other, Type: "image.updated", Tag: "1.0",
+		Tagged: true, RepositoryWide: true, Limit: 10}); err != nil || len(subs) != 0 {
+		t.Errorf("subscribers of another repository: %v, %v", subs, err)
+	}
+	for _, tc := range []struct {
+		tagged, repositoryWide bool
+		want                   []string
+	}{
+		{true, false, []string{"sub_base_only", "sub_pending", "sub_tag"}},
+		{false, true, []string{"sub_repo"}},
+		{true, true, []string{"sub_base_only", "sub_pending", "sub_repo", "sub_tag"}},
+	} {
+		var ids []string
+		for after := ""; ; {
+			subs, err := s.Subscribers(context.Background(), store.SubscriberQuery{Repo: subRepo, Type: "base.updated", Tag: "1.0",
+				Tagged: tc.tagged, RepositoryWide: tc.repositoryWide, After: after, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(subs) == 0 {
+				break
+			}
+			ids, after = append(ids, subs[0].ID), subs[0].ID
+		}
+		if diff := cmp.Diff(tc.want, ids); diff != "" {
+			t.Errorf("tagged %v, repository-wide %v, one a page (-want +got):\n%s", tc.tagged, tc.repositoryWide, diff)
+		}
 	}
 }
 
-// TestEventsRollBackWithTheMove checks the outbox's atomicity: when the
-// events cannot be stored, neither the move nor any delivery is.
-func TestEventsRollBackWithTheMove(t *testing.T) {
+// TestFanOutStepIsAllOrNothing checks the fan-out's atomicity: a step that
+// cannot be written (a delivery naming no event of the step) writes
+// nothing, and leaves the cursor where it was.
+func TestFanOutStepIsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	addSub(t, s, "sub_tag", "1.0", store.SubscriptionActive)
-	move(t, s, "1.0", "sha256:aa", "msg_dup", "image.updated", t0)
-	// The same event id again violates the primary key after the
-	// deliveries of the first statement... the whole move must vanish.
-	_, err := s.RecordTag(ctx, store.TagRecord{Repo: subRepo, Tag: "1.0", Previous: "sha256:aa",
-		To: analysis.Descriptor{Digest: "sha256:bb", MediaType: "m"}, At: t0.Add(time.Minute),
-		Events: []store.Event{
-			{ID: "msg_new", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
-			{ID: "msg_dup", Type: "image.updated", Registry: subRepo.Registry, Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`)},
-		}})
+	move(t, s, "1.0", "sha256:aa", "msg_first", "image.updated", t0)
+	cur, err := s.ClaimFanOut(ctx, "test", t0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CommitFanOut(ctx, store.FanOutStep{Owner: "test", From: cur, To: store.FanOutCursor{Position: cur.Position + 1}, Now: t0,
+		Lease: time.Minute, Events: []store.OutboxEvent{{Key: "k-new", ID: "msg_new", Type: "image.updated", Registry: subRepo.Registry,
+			Repository: subRepo.Name, Tag: "1.0", Payload: []byte(`{}`), At: t0}},
+		Deliveries: []store.EventDelivery{{SubscriptionID: "sub_tag", EventKey: "k-new", Type: "image.updated"},
+			{SubscriptionID: "sub_tag", EventKey: "k-nowhere", Type: "image.updated"}}})
 	if err == nil {
-		t.Fatal("want an error for a duplicate event id")
+		t.Fatal("want an error for a delivery of no event")
 	}
-	if st, _ := s.Tag(ctx, subRepo, "1.0"); st.Digest != "sha256:aa" {
-		t.Errorf("tag moved to %s despite the failed transaction", st.Digest)
+	if got := deliveredTo(t, s, "sub_tag"); !cmp.Equal(got["sub_tag"], []string{"msg_first"}) {
+		t.Errorf("deliveries = %v, want only the first event's", got)
 	}
-	if got := deliveredTo(t, s, "sub_tag"); !cmp.Equal(got["sub_tag"], []string{"msg_dup"}) {
-		t.Errorf("deliveries = %v, want only the first move's", got)
+	if again, err := s.ClaimFanOut(ctx, "test", t0, time.Minute); err != nil || again != cur {
+		t.Errorf("cursor after the failed step: %+v, %v; want %+v", again, err, cur)
 	}
 }
 

@@ -49,7 +49,7 @@ func TestTagReadsMatchTheDatabase(t *testing.T) {
 	}
 	mustRecord := func(tag, d string, at time.Time) {
 		t.Helper()
-		record(t, s, repo, tag, desc(d), at, nil)
+		record(t, s, repo, tag, desc(d), at)
 	}
 	same("nothing yet", "1", "2")
 	mustRecord("1", "sha256:a", t0)
@@ -101,7 +101,7 @@ func TestTagReadsRaceWrites(t *testing.T) {
 			for i := 0; i < moves; i++ {
 				tag := fmt.Sprint(i % tags)
 				d := analysis.Descriptor{Digest: fmt.Sprintf("sha256:%d-%d", w, i), MediaType: "m"}
-				record(t, s, repo, tag, d, at.Add(time.Duration(i)*time.Second), nil)
+				record(t, s, repo, tag, d, at.Add(time.Duration(i)*time.Second))
 			}
 		})
 	}

@@ -94,56 +94,6 @@ type TagCheck struct {
 // can describe the move again from there and retry.
 var ErrTagMoved = errors.New("store: the tag moved since it was read")
 
-// Event is something subscribers may be told about, emitted in the same
-// transaction as the tag move that caused it (the outbox pattern), so a move
-// is never recorded without its events nor an event without its move.
-type Event struct {
-	// ID is unique and stable; webhook deliveries use it as webhook-id.
-	ID   string
-	Type string
-	// Registry, Repository and Tag name the image the event is about, which
-	// is what subscriptions are matched against.
-	Registry, Repository, Tag string
-	// Payload is the JSON body delivered to subscribers.
-	Payload []byte
-	// Audience says which subscriptions of the repository get it: those
-	// naming Tag and the repository-wide ones (the zero value), or one kind
-	// alone.
-	Audience Audience
-	// DedupKey, when set, makes the event one of a kind: an event with the
-	// same key already stored is not stored again (its payload is replaced by
-	// this one while none of its deliveries has been attempted), so a cause
-	// noticed twice at once is told once.
-	DedupKey string
-	// Tags are the tags the event concerns when Tag is empty (a
-	// repository-wide base.updated: the image's tags): a filtered
-	// subscription gets it when it follows one of them. Not stored.
-	Tags []string
-	// CoalesceKey, when set, names what the event is about (its type and
-	// image) for subscriptions that coalesce: their deliveries of one key
-	// within a window become one. Empty for events sent as they come
-	// (version.released, tag.deleted).
-	CoalesceKey string
-	// Release marks a version.released candidate: a tag seen for the first
-	// time that parses as a version. It is queued only for the
-	// subscriptions for which it is higher than every version tag the
-	// repository had (tagfilter.Filter.Releases).
-	Release bool
-}
-
-// Audience is who among the subscriptions of an event's repository gets it.
-type Audience int
-
-// Audiences of an event.
-const (
-	// AudienceAll: subscriptions to the event's tag and repository-wide ones.
-	AudienceAll Audience = iota
-	// AudienceTag: only subscriptions to the event's tag.
-	AudienceTag
-	// AudienceRepository: only repository-wide subscriptions.
-	AudienceRepository
-)
-
 // TagRecord is one resolution of a tag to record.
 type TagRecord struct {
 	Repo analysis.Repository
@@ -155,18 +105,15 @@ type TagRecord struct {
 	// To is where the registry says the tag points now.
 	To analysis.Descriptor
 	At time.Time
-	// Events are stored with the move, each with one pending delivery per
-	// subscription that wants it; they are ignored when the tag did not
-	// move (To.Digest == Previous).
-	Events []Event
 }
 
 // RecordTag records that r.Repo:r.Tag resolved to r.To at r.At, and that the
 // image is known in the repository. When the tag is new or moved, the change
-// goes into the tag history with r.Events and their deliveries, and the
-// repository's change stamp is bumped, all in one transaction. It reports
-// whether the tag moved. A tag recorded as deleted and seen again is new:
-// its change is "created", from no previous digest.
+// goes into the change log and the repository's change stamp is bumped, in
+// the same transaction; that is all a move records (notify's fan-out tells
+// subscribers from the log). It reports whether the tag moved. A tag
+// recorded as deleted and seen again is new: its change is "created", from
+// no previous digest.
 func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
 	checks, err := s.RecordTags(ctx, []TagRecord{r})
 	if len(checks) == 0 {
@@ -179,7 +126,7 @@ func (s *Store) RecordTag(ctx context.Context, r TagRecord) (TagCheck, error) {
 // transaction: every record is a compare-and-set, and when one fails the
 // whole batch is refused with ErrTagMoved (the TagChecks then say where each
 // tag points), so moves noticed together (a base rebuild moving four tags,
-// seen by one listing) are recorded, and their events stored, as one.
+// seen by one listing) are recorded as one change set, told as one.
 func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, error) {
 	if len(rs) == 0 {
 		return nil, nil
@@ -226,47 +173,40 @@ func (s *Store) RecordTags(ctx context.Context, rs []TagRecord) ([]TagCheck, err
 	slices.Sort(moved)
 	var given map[Scope]Stamp
 	stamp := before
-	queued := 0
 	if len(moved) > 0 {
+		// The stamps first: the change log's row lock orders the change IDs
+		// by commit (see ChangeLogScope).
+		if given, err = s.bump(ctx, tx, scope, ChangeLogScope); err != nil {
+			return nil, err
+		}
+		stamp = given[scope]
 		latest := rs[moved[0]].At
+		var set int64
 		for _, i := range moved {
 			r := rs[i]
 			kind, prev := ChangeMoved, any(checks[i].Previous)
 			if checks[i].Previous == "" {
 				kind, prev = ChangeCreated, nil
 			}
-			if err := insertChange(ctx, tx, r.Repo, r.Tag, kind, r.To.Digest, prev, r.At); err != nil {
+			id, err := insertChange(ctx, tx, set, r.Repo, r.Tag, kind, r.To.Digest, prev, r.At)
+			if err != nil {
 				return nil, err
+			}
+			if set == 0 {
+				set = id
 			}
 			if r.At.After(latest) {
 				latest = r.At
 			}
 		}
-		// The events once every change is in the history: whether a new
-		// tag is a release depends on the other tags, those recorded with
-		// it ("2.1" and "2.1.0" pushed together) included.
-		for _, i := range moved {
-			n, err := s.enqueue(ctx, tx, rs[i].Events, rs[i].At)
-			if err != nil {
-				return nil, err
-			}
-			queued += n
-		}
 		if err := s.knowRepository(ctx, tx, repo, latest); err != nil {
 			return nil, err
 		}
-		if given, err = s.bump(ctx, tx, scope); err != nil {
-			return nil, err
-		}
-		stamp = given[scope]
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: record tags of %s: %w", repo, err)
 	}
 	s.publish(given)
-	if queued >= outboxGrowth {
-		s.engine.outboxGrew(ctx, s)
-	}
 	for i, r := range rs {
 		s.tags.put(keyOf(r.Repo, r.Tag), tagEntry{state: states[i]}, stamp)
 	}
@@ -335,16 +275,12 @@ type TagDeletion struct {
 	// known as deleted (or never known, which records nothing).
 	Previous string
 	At       time.Time
-	// Events are stored with the deletion when it is recorded now (the
-	// tag.deleted of docs/API.md), each with its deliveries, as a move's.
-	Events []Event
 }
 
 // RecordDeletion records that d.Repo:d.Tag is gone from its registry: the
 // tag leaves the tags (and so every tag group and tags list), its deletion
-// goes into the history once with d.Events (tag.deleted, for the
-// subscriptions that opted in) and their deliveries, and the repository's
-// change stamp is bumped, so answers and badges say so at once. For a tag
+// goes into the change log once (notify tells it as tag.deleted), and the
+// repository's change stamp is bumped, so answers and badges say so at once. For a tag
 // already recorded as deleted it only notes when the registry was asked.
 // TagCheck.Moved reports whether the deletion was recorded now.
 func (s *Store) RecordDeletion(ctx context.Context, d TagDeletion) (TagCheck, error) {
@@ -398,17 +334,14 @@ func (s *Store) RecordDeletion(ctx context.Context, d TagDeletion) (TagCheck, er
 		d.Repo.Registry, d.Repo.Name, d.Tag, prev, at, at); err != nil {
 		return TagCheck{}, fmt.Errorf("store: record deletion of %s:%s: %w", d.Repo, d.Tag, err)
 	}
-	if err := insertChange(ctx, tx, d.Repo, d.Tag, ChangeDeleted, nil, prev, d.At); err != nil {
+	given, err := s.bump(ctx, tx, scope, ChangeLogScope)
+	if err != nil {
 		return TagCheck{}, err
 	}
-	if _, err := s.enqueue(ctx, tx, d.Events, d.At); err != nil {
+	if _, err := insertChange(ctx, tx, 0, d.Repo, d.Tag, ChangeDeleted, nil, prev, d.At); err != nil {
 		return TagCheck{}, err
 	}
 	if err := s.knowRepository(ctx, tx, d.Repo, d.At); err != nil {
-		return TagCheck{}, err
-	}
-	given, err := s.bump(ctx, tx, scope)
-	if err != nil {
 		return TagCheck{}, err
 	}
 	if err := tx.Commit(); err != nil {

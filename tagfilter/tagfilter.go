@@ -1,10 +1,9 @@
 // Package tagfilter decides which tags a repository-wide subscription
 // follows (docs/API.md, "Webhook subscriptions": tags.include, tags.exclude,
 // tags.semver) and which new tag is a release (version.released). It is pure
-// and shared by the store, which applies it in the transaction that queues a
-// move's deliveries, the watcher, which polls only followed tags, and the
-// subscription API, which validates filters with the errors the contract
-// names.
+// and shared by notify, whose fan-out judges every subscription by it and
+// whose watcher polls only followed tags, and by the subscription API, which
+// validates filters with the errors the contract names.
 package tagfilter
 
 import (
@@ -87,16 +86,6 @@ func Parse(s Spec) (*Filter, error) {
 		f.constraint = c
 	}
 	return f, nil
-}
-
-// MustParse is Parse for specs already validated (read back from the
-// store): one that no longer parses follows nothing rather than everything.
-func MustParse(s Spec) *Filter {
-	f, err := Parse(s)
-	if err != nil {
-		return &Filter{spec: s, include: regexp.MustCompile(`\A\z.`)}
-	}
-	return f
 }
 
 // Spec returns what f was parsed from.

@@ -60,9 +60,9 @@ func TestParseNamesTheField(t *testing.T) {
 // TestReleases checks version.released's rule: a new tag higher than every
 // version tag the repository had, within the constraint.
 func TestReleases(t *testing.T) {
-	all := tagfilter.MustParse(tagfilter.Spec{})
-	minor := tagfilter.MustParse(tagfilter.Spec{Semver: "~1.4"})
-	pre := tagfilter.MustParse(tagfilter.Spec{Semver: ">=2.0.0-0"})
+	all := mustParse(t, tagfilter.Spec{})
+	minor := mustParse(t, tagfilter.Spec{Semver: "~1.4"})
+	pre := mustParse(t, tagfilter.Spec{Semver: ">=2.0.0-0"})
 	cases := []struct {
 		name   string
 		f      *tagfilter.Filter
@@ -89,4 +89,13 @@ func TestReleases(t *testing.T) {
 			t.Errorf("%s: Releases(%q, %v) = %v, want %v", c.name, c.tag, c.others, got, c.want)
 		}
 	}
+}
+
+func mustParse(t *testing.T, s tagfilter.Spec) *tagfilter.Filter {
+	t.Helper()
+	f, err := tagfilter.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -69,7 +69,8 @@ func newHub(cfg *Config) (*registry.Hub, error) {
 // serve runs the web service until ctx is cancelled (SIGINT or SIGTERM),
 // then stops accepting requests, lets those in flight finish for up to 20
 // seconds, stops what writes to the database (the watcher, the background
-// inspections, the delivery worker, in that order) and closes it last.
+// inspections, the fan-out, the delivery worker, in that order) and closes
+// it last.
 func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(logw, nil))
 	tuneGC(ctx)
@@ -90,10 +91,7 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Tag moves become events (and outbox rows) in the transaction that
-	// records them.
-	events := notify.NewBuilder(cfg.BaseURL)
-	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Events: events, Logger: log})
+	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log})
 	n, err := svc.LoadIndex(ctx)
 	if err != nil {
 		return err
@@ -103,17 +101,29 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	webhookGuard := netguard.New(cfg.AllowPrivateWebhooks)
+	// Links in payloads and pings point at the public URL.
+	events := notify.NewBuilder(cfg.BaseURL)
 	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg,
 		Builder: events, Differ: svc})
-	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Wake: worker.Wake, Logger: log})
+	// Moves are recorded with their change, nothing more; the fan-out tells
+	// them, woken by each commit (and, on PostgreSQL, by other processes').
+	fanOut := notify.NewFanOut(notify.FanOutOptions{Store: st, Images: svc, Builder: events, Wake: worker.Wake, Logger: log})
+	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Logger: log})
 	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: events, Worker: worker, Guard: webhookGuard})
 	watchCtx, stopWatcher := context.WithCancel(context.WithoutCancel(ctx))
+	fanCtx, stopFanOut := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	watcherDone, workerDone := make(chan struct{}), make(chan struct{})
+	watcherDone, fanOutDone, workerDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watcherDone)
 		if err := watcher.Run(watchCtx); err != nil {
 			log.Error("watcher stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer close(fanOutDone)
+		if err := fanOut.Run(fanCtx); err != nil {
+			log.Error("fan-out stopped", "err", err)
 		}
 	}()
 	go func() {
@@ -122,6 +132,9 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 			log.Error("webhook worker stopped", "err", err)
 		}
 	}()
+	// What writes to the database stops in the order the work flows: the
+	// watcher and the background inspections (which record moves), the
+	// fan-out (which tells them), the worker (which sends what it wrote).
 	defer func() {
 		stopWatcher()
 		<-watcherDone
@@ -130,6 +143,8 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 		if err := svc.Close(cctx); err != nil {
 			log.Warn("shutdown", "err", err)
 		}
+		stopFanOut()
+		<-fanOutDone
 		stopWorker()
 		<-workerDone
 	}()
@@ -150,7 +165,8 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", store.Redacted(cfg.DB), "base_url", cfg.BaseURL)
+	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", store.Redacted(cfg.DB), "base_url", cfg.BaseURL,
+		"fan_out", fanOut.Owner())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

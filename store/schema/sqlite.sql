@@ -1,7 +1,7 @@
 -- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty
 -- database new ones copy (see createFresh), is made from it. Both are made by
 -- `go test ./store/ -run TestSchemaSnapshot -update` from migrations
--- 0001_content_and_tags.sql to 0042_printable_dedup_keys.sql; do not edit.
+-- 0001_content_and_tags.sql to 0043_change_log_fan_out.sql; do not edit.
 
 CREATE TABLE manifests (
     digest      TEXT PRIMARY KEY,
@@ -64,7 +64,7 @@ CREATE TABLE subscriptions (
     client          TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
     failing_since   BIGINT
-, receiver TEXT NOT NULL DEFAULT '', format TEXT NOT NULL DEFAULT 'standardwebhooks', headers TEXT NOT NULL DEFAULT '[]', tag_include TEXT NOT NULL DEFAULT '', tag_exclude TEXT NOT NULL DEFAULT '', tag_semver TEXT NOT NULL DEFAULT '', coalesce_ms BIGINT NOT NULL DEFAULT 0);
+, receiver TEXT NOT NULL DEFAULT '', format TEXT NOT NULL DEFAULT 'standardwebhooks', headers TEXT NOT NULL DEFAULT '[]', tag_include TEXT NOT NULL DEFAULT '', tag_exclude TEXT NOT NULL DEFAULT '', tag_semver TEXT NOT NULL DEFAULT '', coalesce_ms BIGINT NOT NULL DEFAULT 0, since_change BIGINT NOT NULL DEFAULT 0);
 
 CREATE INDEX subscriptions_by_subject ON subscriptions (registry, repository, tag, status);
 
@@ -171,7 +171,7 @@ CREATE TABLE tag_changes (
     digest          TEXT,
     previous_digest TEXT,
     at              BIGINT NOT NULL
-);
+, change_set BIGINT);
 
 CREATE INDEX tag_changes_by_repository ON tag_changes (registry, repository, id);
 
@@ -249,3 +249,14 @@ CREATE INDEX deliveries_held ON deliveries (subscription_id, coalesce_key);
 CREATE INDEX deliveries_by_first_event ON deliveries (first_event_id);
 
 CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at, id);
+
+CREATE INDEX tag_changes_by_set ON tag_changes (change_set);
+
+CREATE TABLE fanout_cursors (
+    name            TEXT PRIMARY KEY,
+    position        BIGINT NOT NULL,
+    event_key       TEXT NOT NULL DEFAULT '',
+    subscription_id TEXT NOT NULL DEFAULT '',
+    lease_owner     TEXT,
+    lease_until     BIGINT
+);
