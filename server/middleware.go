@@ -1,7 +1,9 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +54,18 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 	return m
 }
 
+// newBuildInfoGauge is imagebadger_build_info: always 1, its labels name
+// the build (version, commit, date and the Go release it was compiled
+// with), as Prometheus exporters conventionally say what is running.
+func newBuildInfoGauge(b BuildInfo) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "imagebadger_build_info",
+		Help: "The build that serves: version, commit, build date and Go version; always 1.",
+	}, []string{"version", "commit", "date", "goversion"})
+	g.WithLabelValues(b.Version, b.Commit, b.Date, runtime.Version()).Set(1)
+	return g
+}
+
 // statusWriter remembers the status code written, for logs and metrics.
 type statusWriter struct {
 	http.ResponseWriter
@@ -75,18 +89,58 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// logRequests logs one line per request with its outcome and duration.
-func (s *Server) logRequests(next http.Handler) http.Handler {
+// quietRoute marks the handler of a route whose requests are logged at
+// debug rather than info: badges (most of the traffic, one request per
+// README view), the health checks and /metrics, which machines ask for on
+// a timer. Their lines would bury the ones a person looks for at info.
+type quietRoute struct{ http.Handler }
+
+// quiet marks h as the handler of a quiet route (see quietRoute).
+func quiet(h http.Handler) http.Handler { return quietRoute{h} }
+
+// logEveryRoute puts the request log around the handler of every route
+// registered on the router, at the level the route asks for: debug for a
+// quiet route, info for any other. Wrapping each route once, at start,
+// spares a request the per-request middleware chain of the router, and a
+// route added later is logged without being told to.
+func (s *Server) logEveryRoute() {
+	_ = s.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		h := route.GetHandler()
+		if h == nil {
+			return nil
+		}
+		level := slog.LevelInfo
+		if q, ok := h.(quietRoute); ok {
+			level, h = slog.LevelDebug, q.Handler
+		}
+		tmpl, _ := route.GetPathTemplate()
+		route.Handler(s.logRequests(level, tmpl, h))
+		return nil
+	})
+}
+
+// logRequests logs one line per request to next, the route whose path
+// template is route, at level: its outcome and duration. A request below
+// the logger's level costs one Enabled check and nothing more (no status
+// recorder, no clock, no attributes), which keeps the cached badge path as
+// fast with the log as without it.
+func (s *Server) logRequests(level slog.Level, route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if !s.log.Enabled(ctx, level) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		route := ""
-		if cr := mux.CurrentRoute(r); cr != nil {
-			route, _ = cr.GetPathTemplate()
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
 		}
-		s.log.InfoContext(r.Context(), "http", "method", r.Method, "path", loggedPath(r), "route", route,
-			"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		s.log.LogAttrs(ctx, level, "http", slog.String("method", r.Method), slog.String("path", loggedPath(r)),
+			slog.String("route", route), slog.Int("status", status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 	})
 }
 

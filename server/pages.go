@@ -56,6 +56,8 @@ const pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-sr
 // pages holds what the HTML pages need besides the image service.
 type pages struct {
 	baseURL string
+	// version is the serving build as the footer shows it.
+	version string
 	watched []analysis.Repository
 	now     func() time.Time
 	// etags of the embedded static files, computed once at start-up.
@@ -68,6 +70,7 @@ type pages struct {
 func newPages(cfg Config) *pages {
 	p := &pages{
 		baseURL: strings.TrimRight(cfg.BaseURL, "/"),
+		version: cfg.Build.Display(),
 		watched: cfg.Watched,
 		now:     cfg.Now,
 		etags:   map[string]string{},
@@ -96,7 +99,7 @@ func newPages(cfg Config) *pages {
 }
 
 func (p *pages) options() templates.Options {
-	return templates.Options{BaseURL: p.baseURL, Now: p.now()}
+	return templates.Options{BaseURL: p.baseURL, Now: p.now(), Version: p.version}
 }
 
 // pageRoutes registers the HTML pages and their static files. They live
@@ -180,6 +183,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 		Description:    "Inspect any container image: layers, sizes, labels, tags, parent image and README badges.",
 		BaseURL:        opt.BaseURL,
 		NoHeaderSearch: true,
+		Version:        opt.Version,
 	}}
 	status := http.StatusOK
 	if q, ok := r.URL.Query()["q"]; ok {
@@ -478,7 +482,7 @@ func registryOf(r *http.Request) string {
 
 func (s *Server) errorPage(r *http.Request, status int, heading, text string) templates.ErrorPage {
 	page := templates.ErrorPage{
-		Meta:    templates.Meta{Title: heading, BaseURL: s.pages.baseURL, NoHeaderSearch: true},
+		Meta:    templates.Meta{Title: heading, BaseURL: s.pages.baseURL, NoHeaderSearch: true, Version: s.pages.version},
 		Status:  status,
 		Heading: heading,
 		Message: text,
@@ -586,7 +590,7 @@ func (s *Server) diffPage(w http.ResponseWriter, r *http.Request) error {
 // the term.
 func (s *Server) searchPage(w http.ResponseWriter, r *http.Request) error {
 	opt := s.pages.options()
-	page := templates.HomePage{Meta: templates.Meta{Title: "Search", BaseURL: opt.BaseURL}, Query: cleanQuery(r.URL.Query().Get("q"))}
+	page := templates.HomePage{Meta: templates.Meta{Title: "Search", BaseURL: opt.BaseURL, Version: opt.Version}, Query: cleanQuery(r.URL.Query().Get("q"))}
 	status := http.StatusOK
 	switch {
 	case page.Query == "":

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,19 +23,21 @@ import (
 // answer 404 where docs/API.md wants 405.
 func (s *Server) routes() {
 	r := s.router
-	r.Use(s.logRequests)
 	r.NotFoundHandler = s.handle("not_found", func(w http.ResponseWriter, r *http.Request) error {
 		return errNoRoute
 	})
 	r.MethodNotAllowedHandler = s.handle("method_not_allowed", s.methodNotAllowed)
 
 	// Badges first: they are most of the traffic (every README view), and
-	// gorilla/mux tries routes in order, one regular expression each.
-	r.Handle("/badges/{kind}/{reference:.+}.svg", s.handle("badge", s.badge)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/healthz", s.handle("healthz", s.healthz)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/readyz", s.handle("readyz", s.readyz)).Methods(http.MethodGet, http.MethodHead)
+	// gorilla/mux tries routes in order, one regular expression each. The
+	// machine routes are quiet: logged at debug (see quietRoute).
+	r.Handle("/badges/{kind}/{reference:.+}.svg", quiet(s.handle("badge", s.badge))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/healthz", quiet(s.handle("healthz", s.healthz))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/readyz", quiet(s.handle("readyz", s.readyz))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/healthz/registries", s.handle("healthz_registries", s.registriesStatus)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	if !s.separateMetrics {
+		r.Handle("/metrics", quiet(s.metricsExposition())).Methods(http.MethodGet)
+	}
 
 	r.Handle("/api/v1/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/api/v1/images/{reference:.+}/refresh", s.apiCrossOrigin().Handler(s.handle("api_refresh", s.apiRefresh))).Methods(http.MethodPost)
@@ -49,6 +52,23 @@ func (s *Server) routes() {
 	s.pageRoutes()
 	s.subscriptionRoutes()
 	s.hookRoutes()
+	s.logEveryRoute()
+}
+
+// metricsExposition is the Prometheus text exposition of the service's
+// registry.
+func (s *Server) metricsExposition() http.Handler {
+	return promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})
+}
+
+// MetricsHandler serves GET /metrics alone, logged as the main router's
+// /metrics would be, for a listener of its own (--metrics-addr): metrics
+// then stay on an address that only the scraper reaches. Anything else
+// there answers 404.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.logRequests(slog.LevelDebug, "/metrics", s.metricsExposition()))
+	return mux
 }
 
 // methodNotAllowed answers a route asked with a method it does not take:

@@ -62,6 +62,45 @@ type Config struct {
 	// hook) before it is answered 429; the default is
 	// DefaultTokenFailureLimit.
 	TokenFailures ratelimit.Limit
+	// SeparateMetrics leaves /metrics off the router (it answers 404
+	// there): the process serves MetricsHandler on an address of its own
+	// (--metrics-addr), so the metrics are not public wherever the pages
+	// are.
+	SeparateMetrics bool
+	// Build names the binary that serves, for the page footer and the
+	// imagebadger_build_info gauge. Optional.
+	Build BuildInfo
+}
+
+// BuildInfo is what a binary knows of its own making: set at link time
+// (-ldflags -X) or read from the module's build information. It is shown
+// in the page footer and exported as imagebadger_build_info, so a person
+// reporting a problem, or a dashboard, can say which build answered.
+type BuildInfo struct {
+	// Version is a release (v1.2.3), a pseudo-version, or "devel".
+	Version string
+	// Commit is the VCS revision the binary was built from, empty when
+	// unknown.
+	Commit string
+	// Date is when it was built or committed (RFC 3339), empty when
+	// unknown.
+	Date string
+}
+
+// Display is the build as the page footer shows it: the version, with the
+// commit's first 12 characters when the version does not name it.
+func (b BuildInfo) Display() string {
+	c := b.Commit
+	if len(c) > 12 {
+		c = c[:12]
+	}
+	if c == "" || strings.Contains(b.Version, c) {
+		return b.Version
+	}
+	if b.Version == "" {
+		return c
+	}
+	return b.Version + " (" + c + ")"
 }
 
 // Defaults of Config.
@@ -95,6 +134,8 @@ type Server struct {
 	hookToken string
 	// responses keeps encoded JSON reports and rendered image pages (32 MiB).
 	responses *responseMemo
+	// separateMetrics is Config.SeparateMetrics.
+	separateMetrics bool
 }
 
 // New returns a Server with every route registered.
@@ -126,9 +167,11 @@ func New(cfg Config) *Server {
 
 		hookRefreshes: ratelimit.New(cfg.HookRefreshes),
 		tokenFailures: ratelimit.New(cfg.TokenFailures),
+
+		separateMetrics: cfg.SeparateMetrics,
 	}
 	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(newBudgetCollector(cfg.Images.Budgets))
+		cfg.Metrics.MustRegister(newBudgetCollector(cfg.Images.Budgets), newBuildInfoGauge(cfg.Build))
 	}
 	s.routes()
 	return s

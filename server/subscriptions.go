@@ -349,7 +349,7 @@ func formRequest(r *http.Request) notify.CreateRequest {
 // subscriptionNewPage answers /subscriptions/new?image=…: the form.
 func (s *Server) subscriptionNewPage(w http.ResponseWriter, r *http.Request) error {
 	form := templates.SubscriptionForm{
-		Meta:    templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Meta:    templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL, Version: s.pages.version},
 		Image:   r.URL.Query().Get("image"),
 		Events:  eventChoices(nil),
 		Formats: formatChoices(""),
@@ -406,7 +406,7 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 	}
 	w.Header().Set("Cache-Control", "no-store") // the secret and the manage link
 	page := templates.SubscriptionCreated{
-		Meta:         templates.Meta{Title: "Subscribed", BaseURL: s.pages.baseURL},
+		Meta:         templates.Meta{Title: "Subscribed", BaseURL: s.pages.baseURL, Version: s.pages.version},
 		Subscription: subscriptionView(c.Subscription, s.pages.now()),
 		Secret:       c.Secret,
 		ManageHref:   manageHref(c.ID, c.Token),
@@ -422,7 +422,7 @@ func (s *Server) renderForm(w http.ResponseWriter, r *http.Request, req notify.C
 		names = append(names, h.Name)
 	}
 	form := templates.SubscriptionForm{
-		Meta:        templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL},
+		Meta:        templates.Meta{Title: "Subscribe", BaseURL: s.pages.baseURL, Version: s.pages.version},
 		Image:       req.Image,
 		URL:         req.URL,
 		Events:      eventChoices(req.Events),
@@ -450,7 +450,7 @@ func (s *Server) subscriptionPage(w http.ResponseWriter, r *http.Request) error 
 	}
 	now := s.pages.now()
 	page := templates.SubscriptionPage{
-		Meta:         templates.Meta{Title: "Subscription " + sub.ID, BaseURL: s.pages.baseURL},
+		Meta:         templates.Meta{Title: "Subscription " + sub.ID, BaseURL: s.pages.baseURL, Version: s.pages.version},
 		Subscription: subscriptionView(sub, now),
 		Token:        token,
 		DeleteAction: "/subscriptions/" + url.PathEscape(sub.ID) + "/delete",
@@ -479,7 +479,7 @@ func (s *Server) subscriptionDeletePage(w http.ResponseWriter, r *http.Request) 
 	if err := s.subs.Delete(r.Context(), id, r.PostFormValue("token")); err != nil {
 		return s.subscriptionPageError(w, r, err)
 	}
-	page := templates.SubscriptionDeleted{Meta: templates.Meta{Title: "Subscription deleted", BaseURL: s.pages.baseURL}, ID: id}
+	page := templates.SubscriptionDeleted{Meta: templates.Meta{Title: "Subscription deleted", BaseURL: s.pages.baseURL, Version: s.pages.version}, ID: id}
 	return s.render(w, r, http.StatusOK, templates.SubscriptionDeletedPage(page))
 }
 

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -58,10 +61,13 @@ const copyBatch = 200
 // Copy copies every row of every table of from into to, which must be
 // empty (its schema is made by opening it), table by table, each table in
 // one transaction, in batches; ids are kept, so a pending delivery is the
-// same delivery on the new database. progress, when set, is told each
-// table's count. It is how a deployment moves between SQLite and
+// same delivery on the new database. Every table of from is read in one
+// read transaction (see readSnapshot), so a source that a running service
+// writes to meanwhile still gives a consistent copy: rows written
+// together are copied together or not at all. progress, when set, is told
+// each table's count. It is how a deployment moves between SQLite and
 // PostgreSQL.
-func Copy(ctx context.Context, from, to *Store, progress func(table string, rows int)) error {
+func Copy(ctx context.Context, from, to *Store, progress func(table string, rows int)) (err error) {
 	for _, t := range copyTables() {
 		var n int
 		if err := to.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t.name).Scan(&n); err != nil {
@@ -71,8 +77,13 @@ func Copy(ctx context.Context, from, to *Store, progress func(table string, rows
 			return fmt.Errorf("store: copy: the target is not empty (%s has %d rows); copy into a new database", t.name, n)
 		}
 	}
+	src, release, err := readSnapshot(ctx, from)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, release()) }()
 	for _, t := range copyTables() {
-		n, err := copyRows(ctx, from, to, t)
+		n, err := copyRows(ctx, src, to, t)
 		if err != nil {
 			return err
 		}
@@ -83,8 +94,49 @@ func Copy(ctx context.Context, from, to *Store, progress func(table string, rows
 	return to.engine.afterCopy(ctx, to)
 }
 
-func copyRows(ctx context.Context, from, to *Store, t copyTable) (int, error) {
-	rows, err := from.read.QueryContext(ctx, `SELECT * FROM `+t.name)
+// snapshotReader is where Copy reads the source: one read transaction.
+type snapshotReader interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// readSnapshot begins the read transaction every table of s is read in,
+// and returns it with the function that ends it. PostgreSQL: REPEATABLE
+// READ, whose snapshot, taken at the first read, holds for every later
+// one. SQLite: a deferred transaction on one connection of the read pool
+// (which a BEGIN IMMEDIATE, the pool's default, cannot take on a
+// read-only connection); its first read takes a snapshot of the WAL that
+// every later read of the transaction sees, while writers go on.
+func readSnapshot(ctx context.Context, s *Store) (snapshotReader, func() error, error) {
+	if _, ok := s.engine.(*postgres); ok {
+		t, err := s.read.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: copy: begin reading the source: %w", err)
+		}
+		return t, t.Rollback, nil
+	}
+	c, err := s.read.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: copy: begin reading the source: %w", err)
+	}
+	if _, err := c.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("store: copy: begin reading the source: %w", err)
+	}
+	release := func() error {
+		if _, err := c.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); err != nil {
+			// A connection whose transaction could not be ended must not go
+			// back to the pool.
+			_ = c.Raw(func(any) error { return driver.ErrBadConn })
+			c.Close()
+			return fmt.Errorf("store: copy: end reading the source: %w", err)
+		}
+		return c.Close()
+	}
+	return c, release, nil
+}
+
+func copyRows(ctx context.Context, from snapshotReader, to *Store, t copyTable) (int, error) {
+	rows, err := from.QueryContext(ctx, `SELECT * FROM `+t.name)
 	if err != nil {
 		return 0, fmt.Errorf("store: copy %s: %w", t.name, err)
 	}

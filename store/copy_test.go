@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +134,52 @@ func TestCopyAcrossEngines(t *testing.T) {
 		if ds, err := s.Deliveries(ctx, "sub_a", 10); err != nil || len(ds) != 1 || ds[0].WebhookID != "msg_1" {
 			t.Errorf("%s: deliveries %+v %v", s.Engine(), ds, err)
 		}
+	}
+}
+
+// TestCopyIsOneSnapshot: Copy reads its source in one snapshot, so a source
+// written to during the copy gives a consistent copy. A pair of rows
+// written in one transaction (a manifest and a config) is in the copy
+// whole or not at all: the pair written between the copy of manifests and
+// that of configs is in neither, and so are those a writer adds alongside.
+func TestCopyIsOneSnapshot(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "src.db")
+	src := open(t, path)
+	w := newPairWriter(t, path, 512)
+	for range 50 {
+		if err := w.write(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dstPath := filepath.Join(t.TempDir(), "dst.db")
+	dst := open(t, dstPath)
+
+	stop := make(chan struct{})
+	running := make(chan struct{})
+	var werr error
+	var wg sync.WaitGroup
+	wg.Go(func() { werr = w.loop(ctx, stop, running, 100_000) })
+	<-running
+	var perr error
+	err := store.Copy(ctx, src, dst, func(table string, _ int) {
+		if table == "manifests" {
+			perr = w.write(ctx)
+		}
+	})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if werr != nil || perr != nil {
+		t.Fatalf("the writers: %v, %v", werr, perr)
+	}
+	ms, cs := pairsIn(t, rawDB(t, dstPath))
+	if diff := cmp.Diff(ms, cs); diff != "" {
+		t.Errorf("pairs written in one transaction are split in the copy (-manifests +configs):\n%s", diff)
+	}
+	if len(ms) < 50 {
+		t.Errorf("the copy holds %d pairs, fewer than the 50 written before it", len(ms))
 	}
 }

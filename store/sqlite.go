@@ -11,9 +11,10 @@ import (
 	"net/url"
 	"os"
 	"sync/atomic"
+	"time"
 
 	// The SQLite driver, registered as "sqlite3"; its connections are
-	// also used directly for the backup API (see restore).
+	// also used directly for the backup API (see copyDatabase).
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
@@ -190,17 +191,39 @@ func restore(ctx context.Context, db *sql.DB, b []byte) error {
 		return err
 	}
 	defer c.Close()
-	return c.Raw(func(dc any) error {
-		bk, err := dc.(*sqlite3.SQLiteConn).Backup("main", src, "main")
+	return c.Raw(func(dc any) error { return copyDatabase(ctx, dc.(*sqlite3.SQLiteConn), src) })
+}
+
+// backupRetry is how long copyDatabase waits before it tries again a copy
+// that a writer of the destination, or a checkpoint of the source, held up.
+const backupRetry = 10 * time.Millisecond
+
+// copyDatabase overwrites dst's main database with src's through SQLite's
+// online backup API: restore and Backup both go through it. Every page is
+// copied in one step, inside one read transaction on src, so the copy is
+// one snapshot of src even while other connections write to it. A step
+// that finds a database busy is tried again until ctx ends.
+func copyDatabase(ctx context.Context, dst, src *sqlite3.SQLiteConn) error {
+	bk, err := dst.Backup("main", src, "main")
+	if err != nil {
+		return err
+	}
+	for {
+		done, err := bk.Step(-1)
 		if err != nil {
-			return err
-		}
-		if _, err := bk.Step(-1); err != nil {
 			bk.Finish()
 			return err
 		}
-		return bk.Finish()
-	})
+		if done {
+			return bk.Finish()
+		}
+		select {
+		case <-ctx.Done():
+			bk.Finish()
+			return ctx.Err()
+		case <-time.After(backupRetry):
+		}
+	}
 }
 
 // bump numbers stamps from memory: the single writer connection serialises

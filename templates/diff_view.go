@@ -89,7 +89,7 @@ func NewDiffPage(d *analysis.Diff, from, to *analysis.Report, opt Options) DiffP
 	p.From = diffSide("Before", d.From, from, fp)
 	p.To = diffSide("After", d.To, to, tp)
 	p.Meta = Meta{Title: "What changed from " + p.From.Ref + " to " + p.To.Ref,
-		Description: "Layers, size and metadata that changed between " + p.From.Ref + " and " + p.To.Ref + ".", BaseURL: opt.BaseURL}
+		Description: "Layers, size and metadata that changed between " + p.From.Ref + " and " + p.To.Ref + ".", BaseURL: opt.BaseURL, Version: opt.Version}
 	switch {
 	case p.Identical:
 		p.Summary = "The two images have the same layers and metadata."

@@ -86,7 +86,7 @@ func NewHistoryPage(registry, repository, tag string, changes []TagChange, next 
 		title = "History of " + repo + ":" + tag
 	}
 	p := HistoryPage{
-		Meta:           Meta{Title: title, Description: "Every recorded change of the tags of " + repo + ": created, moved, removed.", BaseURL: opt.BaseURL},
+		Meta:           Meta{Title: title, Description: "Every recorded change of the tags of " + repo + ": created, moved, removed.", BaseURL: opt.BaseURL, Version: opt.Version},
 		Repository:     repo,
 		RepositoryHref: RepositoryHref(repo),
 		Tag:            tag,

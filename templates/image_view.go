@@ -233,6 +233,7 @@ func NewImagePage(rep *analysis.Report, want string, history []TagChange, opt Op
 		Title:       ref,
 		Description: "Layers, size, metadata, parent image and badges of " + ref + ".",
 		BaseURL:     opt.BaseURL,
+		Version:     opt.Version,
 	}
 	plat, ok := rep.Select(want)
 	if !ok && want != "" {

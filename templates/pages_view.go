@@ -243,6 +243,7 @@ func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, removed []analy
 			Title:       repo,
 			Description: "Tags of " + repo + " grouped by the image they point at.",
 			BaseURL:     opt.BaseURL,
+			Version:     opt.Version,
 		},
 		Repository:  repo,
 		Href:        RepositoryHref(repo),
@@ -336,7 +337,7 @@ func NewTagRemovedPage(d *analysis.TagDeleted, opt Options) ErrorPage {
 	repo := DisplayRepository(d.Ref.Registry, d.Ref.Name)
 	at := NewTimeView(d.At, opt.Now)
 	return ErrorPage{
-		Meta:    Meta{Title: ref + " removed", BaseURL: opt.BaseURL, NoHeaderSearch: true},
+		Meta:    Meta{Title: ref + " removed", BaseURL: opt.BaseURL, NoHeaderSearch: true, Version: opt.Version},
 		Heading: "Tag removed",
 		Message: fmt.Sprintf("%s was removed from its registry %s (%s). It last pointed at %s.", ref, at.Relative, at.Absolute, d.Digest),
 		Query:   ref,

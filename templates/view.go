@@ -98,10 +98,12 @@ type KV struct {
 }
 
 // Options carry what every page builder needs besides its data: the public
-// base URL (for copy-paste snippets) and the clock.
+// base URL (for copy-paste snippets), the clock and the serving build.
 type Options struct {
 	BaseURL string
 	Now     time.Time
+	// Version is the serving build, for every page's Meta (see Meta.Version).
+	Version string
 }
 
 func (o Options) base() string { return strings.TrimRight(o.BaseURL, "/") }

@@ -1,8 +1,10 @@
 // Command imagebadger is the whole service in one binary: the web service
 // (serve, the default), one-off inspection of an image (inspect), tag listing
 // (tags), a self-contained demonstration (demo), what changed between two
-// images (diff) and moving a deployment's database between SQLite and
-// PostgreSQL (copy-db). All wiring happens here;
+// images (diff), moving a deployment's database between SQLite and
+// PostgreSQL (copy-db), and what an operator runs beside the service: a
+// snapshot of its database (backup), a container healthcheck (healthcheck)
+// and the build (version). All wiring happens here;
 // the packages take explicit values and hold no global configuration.
 package main
 
@@ -23,19 +25,25 @@ import (
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/server"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
-		msg, ok := analysis.PublicMessage(err)
-		if !ok {
-			msg = err.Error()
-		}
-		fmt.Fprintln(os.Stderr, "imagebadger:", msg)
+		fmt.Fprintln(os.Stderr, "imagebadger:", publicMessage(err))
 		os.Exit(exitCode(err))
 	}
+}
+
+// publicMessage is what the command says of err: the message meant for a
+// person when err carries one, else err itself.
+func publicMessage(err error) string {
+	if msg, ok := analysis.PublicMessage(err); ok {
+		return msg
+	}
+	return err.Error()
 }
 
 // usageError marks a mistake on the command line (exit status 2).
@@ -62,6 +70,13 @@ type command struct {
 	// besides them).
 	flags         func(fs *flag.FlagSet)
 	registryFlags bool
+	// configure, when set, is called once the flags are registered, for a
+	// command on which a flag of the configuration means something else
+	// (demo's --db).
+	configure func(cfg *Config, fs *flag.FlagSet)
+	// noFlags: it takes no flags at all (version), not even the registry
+	// flags.
+	noFlags bool
 	// output: it takes --json.
 	output bool
 	// nargs is the number of arguments it takes.
@@ -75,13 +90,15 @@ type invocation struct {
 	args           []string
 	json           bool
 	stdout, stderr io.Writer
+	// build is the binary's own version, commit and date.
+	build server.BuildInfo
 }
 
 // commands lists the subcommands, in the order help shows them.
 func commands() []command {
 	return []command{
 		{name: "serve", summary: "the web service: pages, JSON API, badges, hooks, watcher and webhook delivery (the default)",
-			server: true, run: func(ctx context.Context, inv invocation) error { return serve(ctx, inv.cfg, inv.stderr) }},
+			server: true, run: func(ctx context.Context, inv invocation) error { return serve(ctx, inv.cfg, inv.build, inv.stderr) }},
 		{name: "inspect", args: "REFERENCE", summary: "inspect one image from its registry and print its report", output: true, nargs: 1,
 			run: func(ctx context.Context, inv invocation) error {
 				return inspect(ctx, inv.cfg, inv.args[0], inv.json, inv.stdout)
@@ -90,10 +107,13 @@ func commands() []command {
 			run: func(ctx context.Context, inv invocation) error {
 				return tags(ctx, inv.cfg, inv.args[0], inv.json, inv.stdout)
 			}},
-		{name: "demo", summary: "serve an in-process registry seeded with a small family of images, for a look without network access",
-			server: true, run: func(ctx context.Context, inv invocation) error { return runDemo(ctx, inv.cfg, inv.stdout, inv.stderr) }},
+		demoCommand(),
 		diffCommand(),
 		copyDBCommand(),
+		backupCommand(),
+		healthcheckCommand(),
+		{name: "version", summary: "the version, commit and build date of this binary (also --version)", noFlags: true,
+			run: func(_ context.Context, inv invocation) error { return printVersion(inv.stdout, inv.build) }},
 	}
 }
 
@@ -106,16 +126,70 @@ func usage(w io.Writer) {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nEvery flag also reads its environment variable (--poll-interval: IMAGEBADGER_POLL_INTERVAL).")
-	fmt.Fprintln(w, "imagebadger SUBCOMMAND --help lists the subcommand's flags.")
+	fmt.Fprintln(w, "\nEvery flag also reads its environment variable (--poll-interval: IMAGEBADGER_POLL_INTERVAL),")
+	fmt.Fprintln(w, "or the file named by that variable with _FILE appended (IMAGEBADGER_HOOK_TOKEN_FILE=/run/secrets/token).")
+	fmt.Fprintln(w, "imagebadger SUBCOMMAND --help lists the subcommand's flags; imagebadger --version names this build.")
+}
+
+// commandUsage writes what imagebadger SUBCOMMAND --help prints.
+func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
+	line := "imagebadger " + c.name
+	if !c.noFlags {
+		line += " [FLAGS]"
+	}
+	if c.args != "" {
+		line += " " + c.args
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n%s.\n", line, strings.ToUpper(c.summary[:1])+c.summary[1:])
+	if c.noFlags {
+		return
+	}
+	fmt.Fprintln(w, "\nFlags (each also read from IMAGEBADGER_ and its name in upper case, or from the file that")
+	fmt.Fprintln(w, "variable with _FILE appended names):")
+	printFlags(w, fs)
+}
+
+// printFlags writes the flags of fs as flag.PrintDefaults does, but
+// written --name, as every message and document writes them.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, text := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if typ != "" {
+			head += " " + typ
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", head, strings.ReplaceAll(text, "\n", "\n    \t"))
+		switch f.DefValue {
+		case "", "false", "0", "0s":
+		default:
+			if g, ok := f.Value.(flag.Getter); ok {
+				if _, isString := g.Get().(string); isString {
+					fmt.Fprintf(w, " (default %q)", f.DefValue)
+					break
+				}
+			}
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // run is main without the process: it parses args (with environment
 // variables, read through lookupEnv, as defaults) and runs one subcommand.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		usage(stdout)
-		return nil
+	build := currentBuild()
+	if len(args) > 0 {
+		switch args[0] {
+		case "help", "-h", "-help", "--help":
+			if len(args) > 1 && args[0] == "help" {
+				// imagebadger help inspect: that subcommand's help.
+				return run(ctx, []string{args[1], "--help"}, lookupEnv, stdout, stderr)
+			}
+			usage(stdout)
+			return nil
+		case "-version", "--version":
+			return printVersion(stdout, build)
+		}
 	}
 	name := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -123,17 +197,62 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	i := slices.IndexFunc(commands(), func(c command) bool { return c.name == name })
 	if i < 0 {
-		usage(stderr)
-		return usageError{fmt.Sprintf("unknown subcommand %q", name)}
+		msg := fmt.Sprintf("unknown subcommand %q", name)
+		if near := nearest(name, commandNames()); near != "" {
+			msg += "; did you mean " + near + "?"
+		}
+		return usageError{msg + " (imagebadger --help lists the subcommands)"}
 	}
 	c := commands()[i]
 	cfg := defaultConfig()
+	fs, inv := c.flagSet(cfg)
+	inv.stdout, inv.stderr, inv.build = stdout, stderr, build
+	if err := cfg.fromEnv(fs, lookupEnv); err != nil {
+		return usageError{err.Error()}
+	}
+	rest, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		commandUsage(stdout, c, fs)
+		return nil
+	}
+	if u, ok := err.(unknownFlag); ok {
+		u.owners = flagOwners(u.name)
+		err = u
+	}
+	if err != nil {
+		return usageError{fmt.Sprintf("%s: %v (imagebadger %s --help lists its flags)", c.name, err, c.name)}
+	}
+	if err := cfg.validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	if len(rest) != c.nargs {
+		return arityError(c, rest)
+	}
+	inv.args = rest
+	if !c.output {
+		return c.run(ctx, *inv)
+	}
+	// A table is written cell by cell: one write to the terminal or pipe
+	// at the end, not one system call per cell.
+	out := bufio.NewWriter(stdout)
+	inv.stdout = out
+	err = c.run(ctx, *inv)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// flagSet registers the flags c takes on a new flag set, bound to cfg and
+// to the invocation it returns. The set writes nothing itself: run and
+// commandUsage say what there is to say, once.
+func (c command) flagSet(cfg *Config) (*flag.FlagSet, *invocation) {
 	fs := flag.NewFlagSet("imagebadger "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: imagebadger %s [FLAGS] %s\n\n%s.\n\nFlags (each also read from IMAGEBADGER_ and its name in upper case):\n",
-			c.name, c.args, strings.ToUpper(c.summary[:1])+c.summary[1:])
-		fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	inv := &invocation{cfg: cfg}
+	if c.noFlags {
+		return fs, inv
 	}
 	if c.flags == nil || c.registryFlags {
 		cfg.register(fs, c.server)
@@ -141,40 +260,34 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if c.flags != nil {
 		c.flags(fs)
 	}
-	inv := invocation{cfg: cfg, stdout: stdout, stderr: stderr}
 	if c.output {
 		fs.BoolVar(&inv.json, "json", false, "print the JSON answer of the API instead of a table")
 	}
-	if err := cfg.fromEnv(fs, lookupEnv); err != nil {
-		return usageError{err.Error()}
+	if c.configure != nil {
+		c.configure(cfg, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return nil
+	return fs, inv
+}
+
+// commandNames lists the subcommands, for suggestions.
+func commandNames() []string {
+	var out []string
+	for _, c := range commands() {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// flagOwners names the subcommands that take the flag name, for the
+// message about a flag given to one that does not.
+func flagOwners(name string) []string {
+	var out []string
+	for _, c := range commands() {
+		if fs, _ := c.flagSet(defaultConfig()); fs.Lookup(name) != nil {
+			out = append(out, c.name)
 		}
-		return usageError{err.Error()}
 	}
-	if err := cfg.validate(); err != nil {
-		return usageError{err.Error()}
-	}
-	if fs.NArg() != c.nargs {
-		return usageError{fmt.Sprintf("usage: imagebadger %s [FLAGS] %s", c.name, c.args)}
-	}
-	inv.args = fs.Args()
-	if !c.output {
-		return c.run(ctx, inv)
-	}
-	// A table is written cell by cell: one write to the terminal or pipe
-	// at the end, not one system call per cell.
-	out := bufio.NewWriter(stdout)
-	inv.stdout = out
-	err := c.run(ctx, inv)
-	if ferr := out.Flush(); err == nil {
-		err = ferr
-	}
-	return err
+	return out
 }
 
 // Config is every setting of docs/API.md's configuration table.
@@ -195,7 +308,16 @@ type Config struct {
 	// RegistryEndpoints maps registries to the hosts their requests go to
 	// ("docker.io=mirror.internal:5000"), parsed by endpoints.
 	RegistryEndpoints string
+	// LogLevel is debug, info, warn or error; LogFormat json or text.
+	LogLevel, LogFormat string
+	// MetricsAddr, when set, is where /metrics is served instead of Addr.
+	MetricsAddr string
 }
+
+// logLevels are the words --log-level takes, logFormats those of
+// --log-format.
+func logLevels() []string  { return []string{"debug", "info", "warn", "error"} }
+func logFormats() []string { return []string{"json", "text"} }
 
 func defaultConfig() *Config {
 	return &Config{
@@ -205,6 +327,8 @@ func defaultConfig() *Config {
 		RegistryTimeout:     20 * time.Second,
 		RegistryConcurrency: 8,
 		DockerHubAPI:        "https://hub.docker.com",
+		LogLevel:            "info",
+		LogFormat:           "json",
 	}
 }
 
@@ -218,6 +342,9 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.StringVar(&c.Watch, "watch", c.Watch, "comma-separated repositories tracked continuously as base-image candidates")
 		fs.StringVar(&c.HookToken, "hook-token", c.HookToken, "bearer token for POST /hooks/registry; empty disables it")
 		fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", c.AllowPrivateWebhooks, "permit webhook targets on loopback and private addresses")
+		fs.Var(&choice{val: &c.LogLevel, allowed: logLevels()}, "log-level", "`level` of the log: debug, info, warn or error; requests are logged at info, except badges, /healthz, /readyz and /metrics, at debug")
+		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
+		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
 	}
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often tracked tags are re-checked")
 	fs.BoolVar(&c.AllowPrivateRegistries, "allow-private-registries", c.AllowPrivateRegistries, "permit registries on loopback and private addresses")
@@ -229,20 +356,29 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 }
 
 // fromEnv sets each flag from its environment variable (IMAGEBADGER_ and the
-// flag name in upper snake case); flags on the command line then override.
-// An empty variable counts as unset, except for the flags whose empty value
-// means something (IMAGEBADGER_DOCKERHUB_API= turns the web API off).
+// flag name in upper snake case) or from the file its _FILE form names (see
+// envValue); flags on the command line then override. A value that is not
+// of the flag's form names the variable and the form wanted.
 func (c *Config) fromEnv(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		// Not configuration: what one run of a command prints or compares.
-		if f.Name == "json" || f.Name == "platform" {
+		if !fromEnvironment(f.Name) {
 			return
 		}
-		env := "IMAGEBADGER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := lookupEnv(env); ok && (v != "" || f.Name == "dockerhub-api") {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+		v, source, fromFile, ok, err := envValue(f.Name, lookupEnv)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		if !ok {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			if fromFile {
+				// A secret's value is not repeated in a message.
+				errs = append(errs, fmt.Errorf("%s: the value read is not %s", source, wants(f, err)))
+			} else {
+				errs = append(errs, fmt.Errorf("%s=%q: want %s", source, v, wants(f, err)))
 			}
 		}
 	})
@@ -272,6 +408,12 @@ func (c *Config) validate() error {
 	}
 	if _, err := endpoints(c.RegistryEndpoints); err != nil {
 		return err
+	}
+	if !slices.Contains(logLevels(), c.LogLevel) {
+		return fmt.Errorf("--log-level %q: want %s", c.LogLevel, orList(logLevels(), "or"))
+	}
+	if !slices.Contains(logFormats(), c.LogFormat) {
+		return fmt.Errorf("--log-format %q: want %s", c.LogFormat, orList(logFormats(), "or"))
 	}
 	return nil
 }

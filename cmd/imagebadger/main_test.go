@@ -9,13 +9,16 @@ import (
 )
 
 // TestHelp: imagebadger --help lists every subcommand, each subcommand's
-// --help lists its flags, and both succeed (exit status 0).
+// --help lists its flags (written --name, as messages and docs write them)
+// once, on standard output, with nothing on standard error, and both
+// succeed (exit status 0).
 func TestHelp(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"--help"}, func(string) (string, bool) { return "", false }, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"--help"}, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, c := range []string{"serve", "inspect REFERENCE", "tags REPOSITORY", "demo", "diff FROM TO", "copy-db --from SRC --to DST"} {
+	for _, c := range []string{"serve", "inspect REFERENCE", "tags REPOSITORY", "demo", "diff FROM TO", "copy-db --from SRC --to DST",
+		"backup --to FILE", "healthcheck", "version"} {
 		if !strings.Contains(out.String(), "  "+c) {
 			t.Errorf("--help does not list %q:\n%s", c, out.String())
 		}
@@ -25,29 +28,42 @@ func TestHelp(t *testing.T) {
 		flags []string
 		not   []string
 	}{
-		{"serve", []string{"-addr", "-db", "-base-url", "-hook-token", "-allow-private-registries"}, []string{"-json"}},
-		{"inspect", []string{"-json", "-allow-private-registries", "-registry-timeout"}, []string{"-addr", "-hook-token"}},
-		{"tags", []string{"-json"}, []string{"-db"}},
-		{"demo", []string{"-addr"}, []string{"-json"}},
-		{"diff", []string{"-json", "-platform", "-allow-private-registries", "-registry-timeout"}, []string{"-addr", "-db", "-from"}},
-		{"copy-db", []string{"-from", "-to"}, []string{"-db", "-addr", "-json", "-registry-timeout", "-platform"}},
+		{"serve", []string{"--addr", "--db", "--base-url", "--hook-token", "--allow-private-registries", "--log-level", "--log-format", "--metrics-addr"}, []string{"--json"}},
+		{"inspect", []string{"--json", "--allow-private-registries", "--registry-timeout"}, []string{"--addr", "--hook-token", "--log-level"}},
+		{"tags", []string{"--json"}, []string{"--db"}},
+		{"demo", []string{"--addr", "--db", "--log-level"}, []string{"--json"}},
+		{"diff", []string{"--json", "--platform", "--allow-private-registries", "--registry-timeout"}, []string{"--addr", "--db", "--from"}},
+		{"copy-db", []string{"--from", "--to"}, []string{"--db", "--addr", "--json", "--registry-timeout", "--platform"}},
+		{"backup", []string{"--db", "--to"}, []string{"--addr", "--json", "--registry-timeout"}},
+		{"healthcheck", []string{"--url", "--addr", "--timeout"}, []string{"--db", "--json"}},
+		{"version", nil, []string{"--db", "--json", "--addr"}},
 	} {
-		out.Reset()
-		if err := run(context.Background(), []string{tc.cmd, "--help"}, func(string) (string, bool) { return "", false }, &out, &errOut); err != nil {
-			t.Errorf("%s --help: %v", tc.cmd, err)
-		}
-		for _, f := range tc.flags {
-			if !strings.Contains(out.String(), "  "+f+" ") && !strings.Contains(out.String(), "  "+f+"\n") {
-				t.Errorf("%s --help does not list %s:\n%s", tc.cmd, f, out.String())
+		for _, help := range []string{"--help", "-h", "-help"} {
+			out.Reset()
+			errOut.Reset()
+			if err := run(context.Background(), []string{tc.cmd, help}, noEnv, &out, &errOut); err != nil {
+				t.Errorf("%s %s: %v", tc.cmd, help, err)
 			}
-		}
-		for _, f := range tc.not {
-			if strings.Contains(out.String(), "  "+f+" ") || strings.Contains(out.String(), "  "+f+"\n") {
-				t.Errorf("%s --help lists %s, which it does not take", tc.cmd, f)
+			if n := strings.Count(out.String(), "Usage: imagebadger "+tc.cmd); n != 1 || errOut.Len() != 0 {
+				t.Errorf("%s %s prints its usage %d times, and %q on standard error", tc.cmd, help, n, errOut.String())
+			}
+			for _, f := range tc.flags {
+				if !strings.Contains(out.String(), "  "+f+" ") && !strings.Contains(out.String(), "  "+f+"\n") {
+					t.Errorf("%s --help does not list %s:\n%s", tc.cmd, f, out.String())
+				}
+			}
+			for _, f := range tc.not {
+				if strings.Contains(out.String(), "  "+f+" ") || strings.Contains(out.String(), "  "+f+"\n") {
+					t.Errorf("%s --help lists %s, which it does not take", tc.cmd, f)
+				}
 			}
 		}
 	}
-	err := run(context.Background(), []string{"nope"}, func(string) (string, bool) { return "", false }, &out, &errOut)
+	out.Reset()
+	if err := run(context.Background(), []string{"help", "inspect"}, noEnv, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "Usage: imagebadger inspect [FLAGS] REFERENCE\n") {
+		t.Errorf("help inspect: %v\n%s", err, out.String())
+	}
+	err := run(context.Background(), []string{"nope"}, noEnv, &out, &errOut)
 	if exitCode(err) != 2 || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown subcommand: %v (exit %d)", err, exitCode(err))
 	}

@@ -66,13 +66,42 @@ func newHub(cfg *Config) (*registry.Hub, error) {
 	})
 }
 
+// listener is one address serve answers on: the main one, and the metrics
+// one of --metrics-addr.
+type listener struct {
+	name, addr string
+	hs         *http.Server
+	ln         net.Listener
+}
+
+// newLogger is the service's log: log/slog's JSON or text handler on w,
+// at the level --log-level names.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Sprintf("--log-level %q: want %s", level, orList(logLevels(), "or"))}
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Sprintf("--log-format %q: want %s", format, orList(logFormats(), "or"))}
+}
+
 // serve runs the web service until ctx is cancelled (SIGINT or SIGTERM),
 // then stops accepting requests, lets those in flight finish for up to 20
-// seconds, stops what writes to the database (the watcher, the background
+// seconds, stops the metrics listener (so the drain can still be scraped),
+// stops what writes to the database (the watcher, the background
 // inspections, the fan-out, the delivery worker, in that order) and closes
 // it last.
-func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(logw, nil))
+func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Writer) error {
+	log, err := newLogger(logw, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
 	tuneGC(ctx)
 	st, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -150,35 +179,62 @@ func serve(ctx context.Context, cfg *Config, logw io.Writer) error {
 	}()
 
 	srv := server.New(server.Config{
-		Subscriptions: subs,
-		Watcher:       watcher,
-		HookToken:     cfg.HookToken,
-		Images:        svc,
-		Store:         st,
-		Logger:        log,
-		Metrics:       reg,
-		BaseURL:       cfg.BaseURL,
-		Watched:       watch,
+		Subscriptions:   subs,
+		Watcher:         watcher,
+		HookToken:       cfg.HookToken,
+		Images:          svc,
+		Store:           st,
+		Logger:          log,
+		Metrics:         reg,
+		BaseURL:         cfg.BaseURL,
+		Watched:         watch,
+		SeparateMetrics: cfg.MetricsAddr != "",
+		Build:           build,
 	})
-	hs := server.HTTPServer(srv, log)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	// Both listeners are opened before either serves, so a taken port
+	// stops the start rather than leaving half a service.
+	listeners := []listener{{name: "main", addr: cfg.Addr, hs: server.HTTPServer(srv, log)}}
+	if cfg.MetricsAddr != "" {
+		listeners = append(listeners, listener{name: "metrics", addr: cfg.MetricsAddr, hs: server.HTTPServer(srv.MetricsHandler(), log)})
 	}
-	log.Info("imagebadger serving", "addr", ln.Addr().String(), "db", store.Redacted(cfg.DB), "base_url", cfg.BaseURL,
-		"fan_out", fanOut.Owner())
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	for i := range listeners {
+		l := &listeners[i]
+		if l.ln, err = net.Listen("tcp", l.addr); err != nil {
+			for _, opened := range listeners[:i] {
+				opened.ln.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", l.addr, err)
+		}
+	}
+	attrs := []any{"addr", listeners[0].ln.Addr().String(), "db", store.Redacted(cfg.DB), "base_url", cfg.BaseURL, "version", build.Version,
+		"fan_out", fanOut.Owner()}
+	if len(listeners) > 1 {
+		attrs = append(attrs, "metrics_addr", listeners[1].ln.Addr().String())
+	}
+	log.Info("imagebadger serving", attrs...)
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() {
+			if err := l.hs.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s on %s: %w", l.name, l.addr, err)
+			}
+		}()
+	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	// In order: the main listener drains its requests, then the metrics
+	// listener, which could be scraped meanwhile, stops too.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, l := range listeners {
+		if err := l.hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = errors.Join(serveErr, fmt.Errorf("shut down the %s listener: %w", l.name, err))
+		}
+		log.Info("stopped serving", "listener", l.name, "addr", l.ln.Addr().String())
 	}
-	return nil
+	return serveErr
 }

@@ -127,6 +127,26 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
+// BinaryWithLDFlags builds ./cmd/imagebadger with go build -ldflags ldflags
+// (a release build's -X main.version=… and the like) into t.TempDir() and
+// returns the executable's path, for a test of what those flags set.
+func BinaryWithLDFlags(t testing.TB, ldflags string) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "imagebadger")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-ldflags", ldflags, "-o", bin, "./cmd/imagebadger")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -ldflags %q ./cmd/imagebadger: %v\n%s", ldflags, err, out)
+	}
+	return bin
+}
+
 // Main runs the package's tests, then stops the shared PostgreSQL cluster and
 // removes the binary that Binary built. Use it as
 // `func TestMain(m *testing.M) { testenv.Main(m) }`.
