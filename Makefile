@@ -16,7 +16,7 @@ export GOTOOLCHAIN := auto
 # crane is installed by `go install`, so put GOPATH/bin on PATH for the tests.
 export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run deps generate lint check test bench fuzz clean
+.PHONY: all build run deps generate lint check test test-deploy bench fuzz clean
 
 all: build
 
@@ -41,6 +41,11 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	@db="$$(./scripts/vulndb.sh)" && govulncheck -db "file://$$db" ./...
+	@# deploy/ is a module of its own (its tests use the Kubernetes API types):
+	@# the same checks there, with the staticcheck this module's go.mod pins.
+	cd deploy && $(GO) vet ./...
+	@sc="$$($(GO) tool -n staticcheck)" && cd deploy && echo "staticcheck ./... (in deploy)" && $$sc ./...
+	@db="$$(./scripts/vulndb.sh)" && cd deploy && govulncheck -test -db "file://$$db" ./...
 	@before="$$(git status --porcelain -- '*_templ.go'; git ls-files --cached --others --exclude-standard '*_templ.go' | xargs -r sha256sum)"; \
 	$(GO) tool templ generate -log-level error || exit 1; \
 	after="$$(git status --porcelain -- '*_templ.go'; git ls-files --cached --others --exclude-standard '*_templ.go' | xargs -r sha256sum)"; \
@@ -51,6 +56,7 @@ lint:
 test: deps
 	$(MAKE) --no-print-directory lint
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory test-deploy
 	@echo "== the store's suite again, on PostgreSQL"
 	$(GO) test -race -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./store/ -args -store.engine=postgres
 
@@ -63,6 +69,12 @@ check:
 	./scripts/deps.sh --npm
 	$(MAKE) --no-print-directory lint
 	$(GO) test -count=1 -timeout 5m $(TESTFLAGS) $(UNITPKGS)
+	$(MAKE) --no-print-directory test-deploy
+
+# The deployment files (deploy/) against the Compose schema, the Kubernetes API
+# types, systemd-analyze and the binary's flags; deploy/ is a module of its own.
+test-deploy:
+	cd deploy && $(GO) test -count=1 -timeout 5m $(TESTFLAGS) ./...
 
 # Each program runs even when one before it failed; the target fails at the end,
 # naming those that did. soak is the issue-7 load test (a minute of mixed traffic

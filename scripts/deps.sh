@@ -3,7 +3,8 @@
 #   Debian packages: docker-registry (the CNCF distribution registry), skopeo, chromium, wrk,
 #                    curl and jq (the shell consumers of the MicroBadger API test),
 #                    postgresql (throwaway clusters for the store suite and the replicas tests),
-#                    apache2-utils (htpasswd, for the registry with auth: htpasswd)
+#                    apache2-utils (htpasswd, for the registry with auth: htpasswd),
+#                    systemd (systemd-analyze, which checks deploy/systemd's unit)
 #   Go tools:        crane (go-containerregistry's CLI), into $(go env GOPATH)/bin
 #   npm packages:    the Teams format's independent reader (notify/testdata/teams: Microsoft's
 #                    adaptivecards), with `npm ci` from the committed package-lock.json; needs
@@ -38,7 +39,7 @@ if [[ "${1:-}" == "--npm" ]]; then
 	exit 0
 fi
 
-APT_PACKAGES=(docker-registry skopeo chromium wrk curl jq postgresql apache2-utils)
+APT_PACKAGES=(docker-registry skopeo chromium wrk curl jq postgresql apache2-utils systemd)
 CRANE_VERSION=v0.22.1
 
 if [[ "${1:-}" == "--print-apt-packages" ]]; then
