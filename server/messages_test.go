@@ -1,11 +1,17 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
 )
 
 // TestPastedURLIsAnsweredWithTheReferenceToWrite: a reference pasted as a
@@ -33,5 +39,55 @@ func TestPastedURLIsAnsweredWithTheReferenceToWrite(t *testing.T) {
 	a = p.get(t, "/?q="+url.QueryEscape(pasted))
 	if loc := a.header.Get("Location"); a.status != http.StatusSeeOther || loc != "/images/127.0.0.1:5055/me/app:1" {
 		t.Errorf("search box: %d → %q, want 303 → the image page of the reference without http://", a.status, loc)
+	}
+}
+
+// TestNotFoundSaysWhetherRepositoryOrTagIsMissing: a reference the registry
+// lacks answers 404 not_found saying whether its repository or its tag is
+// missing, as crane's listing of the repository judges; the page of a
+// missing tag links the repository's page, which lists the tags there are.
+func TestNotFoundSaysWhetherRepositoryOrTagIsMissing(t *testing.T) {
+	p := newPageStack(t)
+	pagePush(t, familyImage(t, nil, 1, nil), p.reg+"/acme/app:1")
+	if _, err := crane.ListTags(p.reg+"/acme/nothing", crane.WithAuth(authn.Anonymous)); err == nil {
+		t.Fatal("crane lists acme/nothing, which the test needs missing")
+	}
+	if tags, err := crane.ListTags(p.reg+"/acme/app", crane.WithAuth(authn.Anonymous)); err != nil || slices.Contains(tags, "nope") {
+		t.Fatalf("crane lists acme/app as %v, %v; the test needs it without the tag nope", tags, err)
+	}
+	for _, tc := range []struct {
+		ref, heading, says, link string
+	}{
+		{p.reg + "/acme/app:nope", "Image not found", "repository " + p.reg + "/acme/app has no tag nope", "/repositories/" + p.reg + "/acme/app"},
+		{p.reg + "/acme/nothing:1", "Repository not found", "repository " + p.reg + "/acme/nothing does not exist", ""},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			var body errorBody
+			resp, err := http.Get(p.url + "/api/v1/images/" + tc.ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusNotFound || body.Error.Code != "not_found" || body.Error.Message != tc.says {
+				t.Errorf("API: %d %+v, want 404 not_found saying %q", resp.StatusCode, body.Error, tc.says)
+			}
+			a := p.get(t, "/images/"+tc.ref)
+			if a.status != http.StatusNotFound || a.doc.Find("h1").Text() != tc.heading || a.testid("error-message").Text() != tc.says {
+				t.Errorf("page: %d, %q: %q; want 404, %q: %q", a.status, a.doc.Find("h1").Text(), a.testid("error-message").Text(), tc.heading, tc.says)
+			}
+			var links []string
+			a.testid("error-links").Find("a").Each(func(_ int, s *goquery.Selection) { links = append(links, s.AttrOr("href", "")) })
+			if tc.link != "" && !slices.Contains(links, tc.link) || tc.link == "" && len(links) > 0 {
+				t.Errorf("page links %v, want %q", links, tc.link)
+			}
+			if tc.link != "" {
+				if repo := p.get(t, tc.link); repo.status != http.StatusOK {
+					t.Errorf("the linked repository page answers %d", repo.status)
+				}
+			}
+		})
 	}
 }

@@ -460,6 +460,12 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err erro
 	if errors.Is(err, analysis.ErrUnauthorized) {
 		page.CredentialsFor = registryOf(r)
 	}
+	if m, ok := analysis.MissingIn(err); ok && m.Part != analysis.MissingRepository && (m.Ref.Tag != "" || m.Ref.Digest != "") {
+		// The tag or digest is not there: the repository's page lists
+		// those that are.
+		repo := templates.DisplayRepository(m.Ref.Registry, m.Ref.Name)
+		page.Links = append(page.Links, templates.Link{Text: "All tags of " + repo, Href: templates.RepositoryHref(repo)})
+	}
 	s.renderErrorPage(w, r, page)
 }
 
@@ -509,6 +515,9 @@ func errorText(err error, status int, msg string) (heading, text string) {
 	case errors.Is(err, analysis.ErrInvalidReference):
 		return "Not an image reference", msg
 	case errors.Is(err, analysis.ErrNotFound):
+		if m, ok := analysis.MissingIn(err); ok && m.Part == analysis.MissingRepository {
+			return "Repository not found", msg
+		}
 		return "Image not found", msg
 	case errors.Is(err, analysis.ErrForbidden):
 		return "Registry not allowed", msg

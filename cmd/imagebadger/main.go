@@ -29,11 +29,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
-		msg, ok := analysis.PublicMessage(err)
-		if !ok {
-			msg = err.Error()
-		}
-		fmt.Fprintln(os.Stderr, "imagebadger:", msg)
+		fmt.Fprintln(os.Stderr, "imagebadger:", message(err))
 		os.Exit(exitCode(err))
 	}
 }
