@@ -91,3 +91,16 @@ func TestNotFoundSaysWhetherRepositoryOrTagIsMissing(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedSearchReadsAsSentences: the home page's answer to a query that
+// is neither a reference nor part of a known name says both, as two
+// sentences, the first closed by its full stop.
+func TestRefusedSearchReadsAsSentences(t *testing.T) {
+	p := newPageStack(t)
+	a := p.get(t, "/?q="+url.QueryEscape("UPPER/Case:1"))
+	text := strings.Join(strings.Fields(a.testid("search-error").Text()), " ")
+	first, second, ok := strings.Cut(text, ". ")
+	if a.status != http.StatusBadRequest || !ok || !strings.Contains(first, "upper-case letters") || second != "No known repository's name contains it either." {
+		t.Errorf("%d, search error %q: want two sentences, the reference's problem and that no name contains it", a.status, text)
+	}
+}

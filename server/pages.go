@@ -217,7 +217,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 				if page.Error == "" {
 					page.Error = "That is not an image reference."
 				}
-				page.Error += " No known repository's name contains it either."
+				page.NoMatch = true
 				status = http.StatusBadRequest
 			}
 		}

@@ -78,6 +78,17 @@ func relativeTime(t, now time.Time) string {
 // round divides d by unit, rounding to the nearest whole number.
 func round(d, unit time.Duration) int { return int((d + unit/2) / unit) }
 
+// sentence ends s with a full stop when it has no closing punctuation, so
+// that a message written as a clause (an error's) reads as a sentence
+// before the next one.
+func sentence(s string) string {
+	s = strings.TrimRight(s, " ")
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
+}
+
 func plural(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit
