@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,12 +88,7 @@ func sentence(s string) string {
 	return s + "."
 }
 
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
-}
+func plural(n int, unit string) string { return analysis.Count(n, unit) }
 
 // Link is a labelled link; Current marks the entry describing this page.
 type Link struct {

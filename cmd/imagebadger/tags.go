@@ -34,7 +34,7 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
-	fmt.Fprintf(w, "%s  %d tags, %d images\n\n", repo, list.TagCount, len(list.Groups))
+	fmt.Fprintf(w, "%s  %s, %s\n\n", repo, analysis.Count(list.TagCount, "tag"), analysis.Count(len(list.Groups), "image"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DIGEST\tPLATFORMS\tTAGS")
 	for _, g := range list.Groups {
