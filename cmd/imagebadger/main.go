@@ -44,6 +44,10 @@ func exitCode(err error) int {
 	if errors.As(err, &u) {
 		return 2
 	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	return 1
 }
 
@@ -90,6 +94,7 @@ func commands() []command {
 			server: true, run: func(ctx context.Context, inv invocation) error { return runDemo(ctx, inv.cfg, inv.stdout, inv.stderr) }},
 		diffCommand(),
 		copyDBCommand(),
+		checkBaseCommand(),
 	}
 }
 
