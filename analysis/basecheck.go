@@ -130,10 +130,13 @@ func CheckPlatformBase(p *Platform, base Base, current *Report) PlatformBaseChec
 		c.Reason = "the base is named by digest alone, which never moves: name its tag (--base REPOSITORY:TAG)"
 		return c
 	}
-	c.Current = &current.Digest
+	// Copies: current is a report shared by every read of it.
+	now := current.Digest
+	c.Current = &now
 	cp := current.basePlatform(p.Platform)
 	if cp != nil {
-		c.CurrentPlatform = &cp.Digest
+		d := cp.Digest
+		c.CurrentPlatform = &d
 	}
 	switch {
 	case base.BuiltOn != "" && (base.BuiltOn == current.Digest || cp != nil && base.BuiltOn == cp.Digest):

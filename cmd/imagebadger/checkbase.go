@@ -28,7 +28,10 @@ type exitError struct {
 	err  error
 }
 
+// Error is the error's own text.
 func (e exitError) Error() string { return e.err.Error() }
+
+// Unwrap exposes the error, whose public message is what is printed.
 func (e exitError) Unwrap() error { return e.err }
 
 // ExitCode is the process's exit status for the error.
