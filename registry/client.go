@@ -242,12 +242,12 @@ func (c *Client) Fetch(ctx context.Context, ref analysis.Reference) (analysis.De
 }
 
 // missingPart tells what a registry that answered a manifest read with
-// "not found" (err) lacks. NAME_UNKNOWN says the repository (the
-// distribution spec's code for a repository it does not know);
-// MANIFEST_UNKNOWN may not mean the repository exists, since distribution
-// answers it for a manifest of a repository it does not have too, so then
-// the repository's tag list (one GET) tells the two apart: NAME_UNKNOWN
-// there, or a list.
+// "not found" (err) lacks. NAME_UNKNOWN, the distribution spec's code for
+// an unknown repository, says the repository. Any other "not found" may
+// still be one (distribution answers MANIFEST_UNKNOWN for a manifest of a
+// repository it does not have), so the repository's tag list (one GET)
+// decides: NAME_UNKNOWN or 404 there, no repository; a list, no such tag or
+// digest.
 func (c *Client) missingPart(ctx context.Context, err error, repo name.Repository) analysis.MissingPart {
 	if hasCode(err, transport.NameUnknownErrorCode) {
 		return analysis.MissingRepository
