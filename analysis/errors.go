@@ -104,3 +104,60 @@ func DeletedTag(err error) (*TagDeleted, bool) {
 	}
 	return nil, false
 }
+
+// MissingPart says which part of a reference a registry does not have.
+type MissingPart int
+
+// The parts a registry can be missing.
+const (
+	// MissingUnclear: the registry said "not found" without saying what
+	// (an answer to HEAD has no body).
+	MissingUnclear MissingPart = iota
+	// MissingRepository: the registry has no such repository.
+	MissingRepository
+	// MissingImage: the repository exists, but not the tag or digest.
+	MissingImage
+)
+
+// Missing is a registry's "not found" for a reference, with what it lacks:
+// a person's next step differs (check the repository's name, or pick one of
+// its tags), so the command line and the pages each suggest theirs.
+type Missing struct {
+	Ref  Reference
+	Part MissingPart
+	// Err is the registry's answer, for logs.
+	Err error
+}
+
+// Error says what is missing, in words a person reads.
+func (m *Missing) Error() string {
+	repo := m.Ref.Repository.String()
+	switch {
+	case m.Part == MissingRepository:
+		return "repository " + repo + " does not exist"
+	case m.Part == MissingImage && m.Ref.Digest != "":
+		return "repository " + repo + " has no image " + ShortDigest(m.Ref.Digest)
+	case m.Part == MissingImage:
+		return "repository " + repo + " has no tag " + m.Ref.Tag
+	}
+	return "image " + m.Ref.String() + " not found on " + m.Ref.Registry
+}
+
+// Unwrap exposes the registry's answer.
+func (m *Missing) Unwrap() error { return m.Err }
+
+// NewMissing returns the error a read of something a registry lacks
+// answers: of kind ErrNotFound, with Missing's text as its public message
+// and m itself reachable with MissingIn.
+func NewMissing(m Missing) error {
+	return &Error{Kind: ErrNotFound, Message: m.Error(), Err: &m}
+}
+
+// MissingIn returns the Missing in err's chain, if any.
+func MissingIn(err error) (*Missing, bool) {
+	var m *Missing
+	if errors.As(err, &m) {
+		return m, true
+	}
+	return nil, false
+}

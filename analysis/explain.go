@@ -2,9 +2,45 @@ package analysis
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
+
+// urlScheme matches a URL's scheme at the start of what was typed: a
+// reference copied from a browser's address bar or a registry's web page
+// (https://), or written in skopeo's transport syntax (docker://). One slash
+// is enough, since an HTTP router cleans "//" in a path to "/".
+var urlScheme = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*):/+`)
+
+// schemeProblem returns, when s starts with a URL scheme, what to write
+// instead: the same text without it (for a Docker Hub page, the repository
+// that page shows). what names what s should have been ("reference",
+// "repository"). "" when s has no scheme.
+func schemeProblem(s, what string) string {
+	m := urlScheme.FindStringSubmatch(s)
+	if m == nil {
+		return ""
+	}
+	rest := strings.TrimRight(s[len(m[0]):], "/")
+	for _, page := range []string{"hub.docker.com/_/", "hub.docker.com/r/"} {
+		if after, ok := strings.CutPrefix(rest, page); ok {
+			// hub.docker.com/_/python/tags is the page of python.
+			parts := strings.Split(after, "/")
+			n := 1
+			if page == "hub.docker.com/r/" {
+				n = 2
+			}
+			if len(parts) >= n {
+				rest = strings.Join(parts[:n], "/")
+			}
+		}
+	}
+	if rest == "" {
+		return fmt.Sprintf("it is a URL; write the %s without %s://", what, strings.ToLower(m[1]))
+	}
+	return fmt.Sprintf("write the %s without %s://: %s", what, strings.ToLower(m[1]), truncate(rest, 80))
+}
 
 // problem returns what is wrong with s as an image reference
 // ([registry/]repository[:tag][@digest], docker's grammar), written for the

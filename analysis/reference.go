@@ -74,6 +74,9 @@ func ParseReference(s string) (Reference, error) {
 	if s == "" || len(s) > maxReferenceLength {
 		return Reference{}, Errorf(ErrInvalidReference, nil, "%q is not an image reference", truncate(s, 80))
 	}
+	if p := schemeProblem(s, "reference"); p != "" {
+		return Reference{}, Errorf(ErrInvalidReference, nil, "%q is not an image reference: %s", truncate(s, 80), p)
+	}
 	if p := problem(s, true); p != "" {
 		return Reference{}, Errorf(ErrInvalidReference, nil, "%q is not an image reference: %s", truncate(s, 80), p)
 	}
@@ -105,6 +108,9 @@ func ParseReference(s string) (Reference, error) {
 func ParseRepository(s string) (Repository, error) {
 	if s == "" || len(s) > maxReferenceLength {
 		return Repository{}, Errorf(ErrInvalidReference, nil, "%q is not a repository name", truncate(s, 80))
+	}
+	if p := schemeProblem(s, "repository"); p != "" {
+		return Repository{}, Errorf(ErrInvalidReference, nil, "%q is not a repository name: %s", truncate(s, 80), p)
 	}
 	if p := problem(s, false); p != "" {
 		return Repository{}, Errorf(ErrInvalidReference, nil, "%q is not a repository name: %s", truncate(s, 80), p)

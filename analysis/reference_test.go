@@ -70,3 +70,38 @@ func TestInvalidReferencesSayWhatIsWrong(t *testing.T) {
 		}
 	}
 }
+
+// TestPastedURLsSayToDropTheScheme: a reference pasted with a URL scheme
+// (a browser's address bar, skopeo's docker:// transport, or a path an HTTP
+// router has cleaned to one slash) is refused with the reference to write
+// instead, and that suggestion is one docker's grammar accepts.
+func TestPastedURLsSayToDropTheScheme(t *testing.T) {
+	for _, tc := range []struct{ in, scheme, want string }{
+		{"http://127.0.0.1:5055/me/app:1", "http://", "127.0.0.1:5055/me/app:1"},
+		{"https://ghcr.io/acme/app:1.2/", "https://", "ghcr.io/acme/app:1.2"},
+		{"HTTPS://ghcr.io/acme/app", "https://", "ghcr.io/acme/app"},
+		{"http:/127.0.0.1:5055/me/app:1", "http://", "127.0.0.1:5055/me/app:1"},
+		{"docker://alpine:3.20", "docker://", "alpine:3.20"},
+		{"https://hub.docker.com/_/python/tags", "https://", "python"},
+		{"https://hub.docker.com/r/acme/app", "https://", "acme/app"},
+	} {
+		_, err := analysis.ParseReference(tc.in)
+		msg, _ := analysis.PublicMessage(err)
+		if !errors.Is(err, analysis.ErrInvalidReference) || !strings.HasSuffix(msg, "write the reference without "+tc.scheme+": "+tc.want) {
+			t.Errorf("ParseReference(%q): %v, want a message ending %q", tc.in, err, "write the reference without "+tc.scheme+": "+tc.want)
+		}
+		if _, err := name.ParseReference(tc.want); err != nil {
+			t.Errorf("the suggestion %q for %q is not a reference to docker's grammar: %v", tc.want, tc.in, err)
+		}
+	}
+	_, err := analysis.ParseRepository("https://127.0.0.1:5055/me/app")
+	if msg, _ := analysis.PublicMessage(err); !errors.Is(err, analysis.ErrInvalidReference) || !strings.HasSuffix(msg, "write the repository without https://: 127.0.0.1:5055/me/app") {
+		t.Errorf("ParseRepository of a URL: %v", err)
+	}
+	// A registry with a port is not a scheme.
+	for _, ok := range []string{"localhost:5000/app:1", "127.0.0.1:5055/me/app"} {
+		if _, err := analysis.ParseReference(ok); err != nil {
+			t.Errorf("ParseReference(%q): %v", ok, err)
+		}
+	}
+}

@@ -19,3 +19,13 @@ func HumanSize(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
+
+// Count writes n of unit as a person reads it: "1 layer", "3 layers",
+// "0 tags". Pages and the command line all use it, so no count reads "1
+// tags". unit is a noun whose plural adds an s.
+func Count(n int, unit string) string {
+	if n == 1 || n == -1 {
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

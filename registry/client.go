@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/imagebadger/imagebadger/analysis"
 )
@@ -218,7 +219,13 @@ func (c *Client) Resolve(ctx context.Context, ref analysis.Reference) (d analysi
 		}
 		return analysis.Descriptor{Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Size: desc.Size}, nil, nil
 	}
-	if cerr := c.classify(ctx, err, n, ref.Registry, what); !errors.Is(cerr, analysis.ErrUpstream) {
+	cerr := c.classify(ctx, err, n, ref.Registry, what)
+	if errors.Is(cerr, analysis.ErrNotFound) {
+		// An answer to HEAD has no body to say what is missing; asking
+		// would cost every poll of a deleted tag a request.
+		return analysis.Descriptor{}, nil, missing(cerr, ref, analysis.MissingUnclear)
+	}
+	if !errors.Is(cerr, analysis.ErrUpstream) {
 		return analysis.Descriptor{}, nil, cerr
 	}
 	return c.Fetch(ctx, ref)
@@ -237,12 +244,60 @@ func (c *Client) Fetch(ctx context.Context, ref analysis.Reference) (analysis.De
 	defer cancel()
 	got, err := c.puller.Get(ctx, n)
 	if err != nil {
-		return analysis.Descriptor{}, nil, c.classify(ctx, err, n, ref.Registry, what)
+		cerr := c.classify(ctx, err, n, ref.Registry, what)
+		if errors.Is(cerr, analysis.ErrNotFound) {
+			return analysis.Descriptor{}, nil, missing(cerr, ref, c.missingPart(ctx, err, n.Context()))
+		}
+		return analysis.Descriptor{}, nil, cerr
 	}
 	if err := analysis.CheckMediaType(string(got.MediaType), what); err != nil {
 		return analysis.Descriptor{}, nil, err
 	}
 	return analysis.Descriptor{Digest: got.Digest.String(), MediaType: string(got.MediaType), Size: got.Size}, got.Manifest, nil
+}
+
+// missingPart tells what a registry that answered a manifest read with
+// "not found" (err) lacks. NAME_UNKNOWN, the distribution spec's code for
+// an unknown repository, says the repository. Any other "not found" may
+// still be one (distribution answers MANIFEST_UNKNOWN for a manifest of a
+// repository it does not have), so the repository's tag list (one GET)
+// decides: NAME_UNKNOWN or 404 there, no repository; a list, no such tag or
+// digest.
+func (c *Client) missingPart(ctx context.Context, err error, repo name.Repository) analysis.MissingPart {
+	if hasCode(err, transport.NameUnknownErrorCode) {
+		return analysis.MissingRepository
+	}
+	_, lerr := c.puller.Lister(ctx, repo)
+	switch {
+	case lerr == nil:
+		return analysis.MissingImage
+	case hasCode(lerr, transport.NameUnknownErrorCode), isStatus(lerr, http.StatusNotFound):
+		return analysis.MissingRepository
+	}
+	return analysis.MissingUnclear
+}
+
+// missing turns the "not found" cerr of a read of ref into one that says
+// which part is missing.
+func missing(cerr error, ref analysis.Reference, part analysis.MissingPart) error {
+	var cause error = cerr
+	if ae := (*analysis.Error)(nil); errors.As(cerr, &ae) && ae.Err != nil {
+		cause = ae.Err
+	}
+	return analysis.NewMissing(analysis.Missing{Ref: ref, Part: part, Err: cause})
+}
+
+// hasCode reports whether err is a registry answer carrying the
+// distribution spec's error code.
+func hasCode(err error, code transport.ErrorCode) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && slices.ContainsFunc(te.Errors, func(d transport.Diagnostic) bool { return d.Code == code })
+}
+
+// isStatus reports whether err is a registry answer with that status.
+func isStatus(err error, status int) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == status
 }
 
 // Manifest fetches the manifest or index with the given digest. The registry's
@@ -420,7 +475,11 @@ func (c *Client) ListTags(ctx context.Context, repo analysis.Repository) ([]stri
 	defer cancel()
 	lister, err := c.puller.Lister(ctx, r)
 	if err != nil {
-		return nil, c.classify(ctx, err, r.Tag("latest"), repo.Registry, what)
+		cerr := c.classify(ctx, err, r.Tag("latest"), repo.Registry, what)
+		if errors.Is(cerr, analysis.ErrNotFound) {
+			return nil, missing(cerr, analysis.Reference{Repository: repo}, analysis.MissingRepository)
+		}
+		return nil, cerr
 	}
 	var tags []string
 	for lister.HasNext() && len(tags) < maxTags {

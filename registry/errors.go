@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -142,11 +145,58 @@ func classify(err error, registry, what string) error {
 		}
 		return analysis.Errorf(analysis.ErrUpstream, err, "registry %s answered %d for %s", registry, te.StatusCode, what)
 	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return analysis.Errorf(analysis.ErrUpstream, fmt.Errorf("%w: %w", analysis.ErrUnreachable, err), "registry %s cannot be reached", registry)
+	if why := unreachable(err, registry); why != "" {
+		return analysis.Errorf(analysis.ErrUpstream, fmt.Errorf("%w: %w", analysis.ErrUnreachable, err), "%s", why)
 	}
 	return analysis.Errorf(analysis.ErrUpstream, err, "reading %s from %s failed", what, registry)
+}
+
+// InsecureFlag is the setting that makes the service speak plain HTTP to a
+// registry, named in the message of a TLS handshake that met plain HTTP.
+const InsecureFlag = "--insecure-registries"
+
+// unreachable says why no conversation with registry could start, in the
+// words of the failure a person can act on (no such host, a refused
+// connection, a TLS handshake that met plain HTTP or an untrusted
+// certificate); "" when err is not such a failure.
+func unreachable(err error, registry string) string {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		var dnsErr *net.DNSError
+		var errno syscall.Errno
+		switch {
+		case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+			return fmt.Sprintf("registry %s cannot be reached: no such host (the name %s does not resolve)", registry, dnsErr.Name)
+		case errors.As(err, &dnsErr):
+			return fmt.Sprintf("registry %s cannot be reached: its name %s could not be looked up (%s)", registry, dnsErr.Name, dnsErr.Err)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return fmt.Sprintf("the registry at %s refused the connection: nothing listens on that port, or a firewall refuses it", registry)
+		case errors.As(err, &errno):
+			return fmt.Sprintf("registry %s cannot be reached: %s", registry, errno)
+		}
+		return fmt.Sprintf("registry %s cannot be reached", registry)
+	}
+	var header tls.RecordHeaderError
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var alert tls.AlertError
+	switch {
+	case errors.As(err, &header), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Sprintf("registry %s cannot be reached: the TLS handshake failed: its answer is not TLS (is it plain HTTP? see %s)", registry, InsecureFlag)
+	case errors.As(err, &unknownCA):
+		return fmt.Sprintf("registry %s cannot be reached: the TLS handshake failed: its certificate is signed by an authority this system does not trust", registry)
+	case errors.As(err, &hostname):
+		return fmt.Sprintf("registry %s cannot be reached: the TLS handshake failed: its certificate is not valid for that name (%s)", registry, hostname.Error())
+	case errors.As(err, &invalid):
+		return fmt.Sprintf("registry %s cannot be reached: the TLS handshake failed: its certificate is not valid (%s)", registry, invalid.Error())
+	case errors.As(err, &verify):
+		return fmt.Sprintf("registry %s cannot be reached: the TLS handshake failed: its certificate could not be verified", registry)
+	case errors.As(err, &alert):
+		return fmt.Sprintf("registry %s cannot be reached: the TLS handshake failed: the registry refused it (%s)", registry, alert.Error())
+	}
+	return ""
 }
 
 // ParseRetryAfter reads a Retry-After header in either of its two forms

@@ -221,7 +221,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 				if page.Error == "" {
 					page.Error = "That is not an image reference."
 				}
-				page.Error += " No known repository's name contains it either."
+				page.NoMatch = true
 				status = http.StatusBadRequest
 			}
 		}
@@ -464,6 +464,12 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err erro
 	if errors.Is(err, analysis.ErrUnauthorized) {
 		page.CredentialsFor = registryOf(r)
 	}
+	if m, ok := analysis.MissingIn(err); ok && m.Part != analysis.MissingRepository && (m.Ref.Tag != "" || m.Ref.Digest != "") {
+		// The tag or digest is not there: the repository's page lists
+		// those that are.
+		repo := templates.DisplayRepository(m.Ref.Registry, m.Ref.Name)
+		page.Links = append(page.Links, templates.Link{Text: "All tags of " + repo, Href: templates.RepositoryHref(repo)})
+	}
 	s.renderErrorPage(w, r, page)
 }
 
@@ -513,6 +519,9 @@ func errorText(err error, status int, msg string) (heading, text string) {
 	case errors.Is(err, analysis.ErrInvalidReference):
 		return "Not an image reference", msg
 	case errors.Is(err, analysis.ErrNotFound):
+		if m, ok := analysis.MissingIn(err); ok && m.Part == analysis.MissingRepository {
+			return "Repository not found", msg
+		}
 		return "Image not found", msg
 	case errors.Is(err, analysis.ErrForbidden):
 		return "Registry not allowed", msg

@@ -284,10 +284,10 @@ func TestPageErrorsAreFriendlyHTML(t *testing.T) {
 		status  int
 		heading string
 	}{
-		{"/images/" + "REG/acme/nothing:1", http.StatusNotFound, "Image not found"},
+		{"/images/" + "REG/acme/nothing:1", http.StatusNotFound, "Repository not found"},
 		{"/images/UPPER/Case:1", http.StatusBadRequest, "Not an image reference"},
 		{"/images/169.254.169.254/x:1", http.StatusForbidden, "Registry not allowed"},
-		{"/repositories/REG/acme/nothing", http.StatusNotFound, "Image not found"},
+		{"/repositories/REG/acme/nothing", http.StatusNotFound, "Repository not found"},
 		{"/no/such/page", http.StatusNotFound, "Page not found"},
 		{"/static/nothing.css", http.StatusNotFound, "Not found"},
 	} {

@@ -16,6 +16,9 @@ type HomePage struct {
 	Query string
 	// Error says why Query was refused; empty when nothing was searched.
 	Error string
+	// NoMatch, with Error, adds that no known repository's name contains
+	// Query either, so it was not taken as a search.
+	NoMatch bool
 	// Results are the known repositories whose name contains Query, when
 	// it named no image this service knows.
 	Results []SearchItem

@@ -266,7 +266,7 @@ func SubscriptionNew(p SubscriptionForm) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			for _, h := range p.HeaderRows() {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<p class=\"header-row\"><input name=\"header_name\" type=\"text\" value=\"")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<p class=\"header-field\"><input name=\"header_name\" type=\"text\" value=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -294,7 +294,7 @@ func TestHomePage(t *testing.T) {
 		},
 	}
 	doc := render(t, templates.Home(page))
-	if got := byID(doc, "search-error").Text(); got != page.Error {
+	if got := strings.TrimSpace(byID(doc, "search-error").Text()); got != page.Error+"." {
 		t.Errorf("error %q", got)
 	}
 	input := byID(doc, "search-input")

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,12 +77,18 @@ func relativeTime(t, now time.Time) string {
 // round divides d by unit, rounding to the nearest whole number.
 func round(d, unit time.Duration) int { return int((d + unit/2) / unit) }
 
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
+// sentence ends s with a full stop when it has no closing punctuation, so
+// that a message written as a clause (an error's) reads as a sentence
+// before the next one.
+func sentence(s string) string {
+	s = strings.TrimRight(s, " ")
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
 	}
-	return strconv.Itoa(n) + " " + unit + "s"
+	return s + "."
 }
+
+func plural(n int, unit string) string { return analysis.Count(n, unit) }
 
 // Link is a labelled link; Current marks the entry describing this page.
 type Link struct {

@@ -72,11 +72,11 @@ func TestFlagAfterTheReference(t *testing.T) {
 		want string
 	}{
 		{[]string{"inspect", ref, "--registry-timeout", "2s"}, "--allow-private-registries"},
-		{[]string{"inspect", ref, "--allow-private-registries", "--registry-timeout", "2s"}, "cannot be reached"},
-		{[]string{"inspect", "--registry-timeout=2s", ref, "--allow-private-registries", "--json"}, "cannot be reached"},
+		{[]string{"inspect", ref, "--allow-private-registries", "--registry-timeout", "2s"}, "refused the connection"},
+		{[]string{"inspect", "--registry-timeout=2s", ref, "--allow-private-registries", "--json"}, "refused the connection"},
 	} {
 		err := run(context.Background(), tc.args, noEnv, io.Discard, io.Discard)
-		if err == nil || exitCode(err) != 1 || !strings.Contains(publicMessage(err), tc.want) {
+		if err == nil || exitCode(err) != 1 || !strings.Contains(message(err), tc.want) {
 			t.Errorf("%v: %v (exit %d), want a failure saying %q", tc.args, err, exitCode(err), tc.want)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -56,13 +57,13 @@ func copyDB(ctx context.Context, from, to string, w io.Writer) error {
 	total := 0
 	err = store.Copy(ctx, src, dst, func(table string, rows int) {
 		total += rows
-		fmt.Fprintf(w, "%-20s %8d rows\n", table, rows)
+		fmt.Fprintf(w, "%-20s %13s\n", table, analysis.Count(rows, "row"))
 	})
 	err = errors.Join(err, dst.Close())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "copied %d rows from %s (%s) to %s (%s)\n", total, store.Redacted(from), src.Engine(), store.Redacted(to), engineOf(to))
+	fmt.Fprintf(w, "copied %s from %s (%s) to %s (%s)\n", analysis.Count(total, "row"), store.Redacted(from), src.Engine(), store.Redacted(to), engineOf(to))
 	return nil
 }
 

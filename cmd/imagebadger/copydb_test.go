@@ -37,7 +37,7 @@ func TestCopyDB(t *testing.T) {
 			t.Errorf("copy-db does not report table %s:\n%s", table, out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "copied 1 rows") {
+	if !strings.Contains(out.String(), "copied 1 row from") {
 		t.Errorf("copy-db summary:\n%s", out.String())
 	}
 	got, err := store.Open(ctx, dst)

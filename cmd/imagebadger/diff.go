@@ -65,12 +65,12 @@ func printDiff(w io.Writer, d *analysis.Diff) error {
 	fmt.Fprintf(w, "from  %s  %s\n", d.From.Reference, d.From.Digest)
 	fmt.Fprintf(w, "to    %s  %s\n", d.To.Reference, d.To.Digest)
 	fmt.Fprintf(w, "platform %s\n\n", d.Platform)
-	fmt.Fprintf(w, "shared: %d layers, %s\n", d.Shared.LayerCount, analysis.HumanSize(d.Shared.Size))
+	fmt.Fprintf(w, "shared: %s, %s\n", analysis.Count(d.Shared.LayerCount, "layer"), analysis.HumanSize(d.Shared.Size))
 	for _, part := range []struct {
 		name   string
 		layers []analysis.DiffLayer
 	}{{"removed", d.Removed}, {"added", d.Added}} {
-		fmt.Fprintf(w, "%s: %d layers\n", part.name, len(part.layers))
+		fmt.Fprintf(w, "%s: %s\n", part.name, analysis.Count(len(part.layers), "layer"))
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, l := range part.layers {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", analysis.ShortDigest(l.Digest), analysis.HumanSize(l.Size), oneLine(l.CreatedBy, 100))

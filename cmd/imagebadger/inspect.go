@@ -64,7 +64,7 @@ func printReport(w io.Writer, rep *analysis.Report) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  total: %d layers, %s to download\n", p.LayerCount, analysis.HumanSize(p.DownloadSize))
+		fmt.Fprintf(w, "  total: %s, %s to download\n", analysis.Count(p.LayerCount, "layer"), analysis.HumanSize(p.DownloadSize))
 		md := p.Metadata
 		for _, kv := range [][2]string{
 			{"title", md.Title}, {"version", md.Version}, {"revision", md.Revision}, {"source", md.Source},

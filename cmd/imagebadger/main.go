@@ -32,18 +32,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "imagebadger:", publicMessage(err))
+		fmt.Fprintln(os.Stderr, "imagebadger:", message(err))
 		os.Exit(exitCode(err))
 	}
-}
-
-// publicMessage is what the command says of err: the message meant for a
-// person when err carries one, else err itself.
-func publicMessage(err error) string {
-	if msg, ok := analysis.PublicMessage(err); ok {
-		return msg
-	}
-	return err.Error()
 }
 
 // usageError marks a mistake on the command line (exit status 2).
@@ -55,6 +46,10 @@ func exitCode(err error) int {
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
+	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	return 1
 }
@@ -110,6 +105,7 @@ func commands() []command {
 		demoCommand(),
 		diffCommand(),
 		copyDBCommand(),
+		checkBaseCommand(),
 		backupCommand(),
 		healthcheckCommand(),
 		{name: "version", summary: "the version, commit and build date of this binary (also --version)", noFlags: true,

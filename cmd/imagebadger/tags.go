@@ -34,7 +34,7 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
-	fmt.Fprintf(w, "%s  %d tags, %d images\n\n", repo, list.TagCount, len(list.Groups))
+	fmt.Fprintf(w, "%s  %s, %s\n\n", repo, analysis.Count(list.TagCount, "tag"), analysis.Count(len(list.Groups), "image"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DIGEST\tPLATFORMS\tTAGS")
 	for _, g := range list.Groups {
@@ -47,20 +47,28 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 // cfg over a throw-away database in memory. closeAll waits for what the service
 // started and closes the database.
 func oneOff(ctx context.Context, cfg *Config) (svc *images.Service, closeAll func(), err error) {
+	svc, _, closeAll, err = oneOffWithStore(ctx, cfg)
+	return svc, closeAll, err
+}
+
+// oneOffWithStore is oneOff with the database the service keeps what it
+// read in, for a command that looks at what the registry sent beyond the
+// report (an index's own annotations).
+func oneOffWithStore(ctx context.Context, cfg *Config) (svc *images.Service, st *store.Store, closeAll func(), err error) {
 	client, err := newClient(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	hub, err := newHub(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	st, err := store.OpenMemory(ctx)
+	st, err = store.OpenMemory(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	svc = images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval})
-	return svc, func() {
+	return svc, st, func() {
 		_ = svc.Close(context.WithoutCancel(ctx))
 		_ = st.Close()
 	}, nil
