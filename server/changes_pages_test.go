@@ -25,20 +25,20 @@ func pushChangeFamily(t *testing.T, s *stack.Stack) (base, v22, v23 v1.Image) {
 		return map[string]string{"org.opencontainers.image.version": v, "org.opencontainers.image.revision": rev,
 			"org.opencontainers.image.source": "https://github.com/acme/app"}
 	}
-	base = familyImage(t, nil, 3, nil)
-	pagePush(t, base, s.Registry.Host+"/acme/base:1")
+	base = stack.Image(t, nil, 3, nil)
+	stack.PushImage(t, base, s.Registry.Host+"/acme/base:1")
 	// Built a few weeks apart: the repository page orders its groups by
 	// creation, newest first.
-	v22 = must(mutate.CreatedAt(familyImage(t, base, 1, labels("2.2.7", "3f9a1c5e7b2d")), v1.Time{Time: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}))
-	v23 = must(mutate.CreatedAt(familyImage(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b")), v1.Time{Time: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}))
-	pagePush(t, v22, s.Registry.Host+"/acme/app:2.2", s.Registry.Host+"/acme/app:latest")
-	pagePush(t, v23, s.Registry.Host+"/acme/app:2.3")
+	v22 = must(mutate.CreatedAt(stack.Image(t, base, 1, labels("2.2.7", "3f9a1c5e7b2d")), v1.Time{Time: time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)}))
+	v23 = must(mutate.CreatedAt(stack.Image(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b")), v1.Time{Time: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}))
+	stack.PushImage(t, v22, s.Registry.Host+"/acme/app:2.2", s.Registry.Host+"/acme/app:latest")
+	stack.PushImage(t, v23, s.Registry.Host+"/acme/app:2.3")
 	for _, ref := range []string{"acme/base:1", "acme/app:2.2", "acme/app:latest", "acme/app:2.3"} {
 		if a := pageGet(t, s, "/images/"+s.Registry.Host+"/"+ref); a.status != 200 {
 			t.Fatalf("%s: %d", ref, a.status)
 		}
 	}
-	pagePush(t, v23, s.Registry.Host+"/acme/app:latest")
+	stack.PushImage(t, v23, s.Registry.Host+"/acme/app:latest")
 	if a := pageGet(t, s, "/api/v1/images/"+s.Registry.Host+"/acme/app:latest?refresh=1"); a.status != 200 {
 		t.Fatalf("refresh: %d", a.status)
 	}

@@ -66,14 +66,14 @@ func short(img v1.Image) string { return analysis.ShortDigest(must(img.Digest())
 func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "hook-s3cret"}})
 	repo := s.Registry.Host + "/acme/base"
-	old := familyImage(t, nil, 2, nil)
-	pagePush(t, old, repo+":3.19.4", repo+":3.19", repo+":3")
-	listTags(t, s, repo)
+	old := stack.Image(t, nil, 2, nil)
+	stack.PushImage(t, old, repo+":3.19.4", repo+":3.19", repo+":3")
+	s.ListTags(t, repo)
 
 	if err := crane.Delete(repo + ":3.19.4"); err != nil {
 		t.Fatal(err)
 	}
-	code, _, a := call(t, "POST", s.URL+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil)
+	code, _, a := stack.Call(t, "POST", s.URL+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil)
 	if code != 404 || a.Error == nil || a.Error.Code != "not_found" {
 		t.Fatalf("refresh of the deleted tag: %d %+v", code, a.Error)
 	}
@@ -126,9 +126,9 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 	}
 
 	// Pushed again: a new tag, created from nothing.
-	again := familyImage(t, nil, 2, nil)
-	pagePush(t, again, repo+":3.19.4")
-	if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil); code != 200 {
+	again := stack.Image(t, nil, 2, nil)
+	stack.PushImage(t, again, repo+":3.19.4")
+	if code, _, _ := stack.Call(t, "POST", s.URL+"/api/v1/images/"+repo+":3.19.4/refresh", "", nil); code != 200 {
 		t.Fatalf("refresh after the tag came back: %d", code)
 	}
 	getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/history?tag=3.19.4", &h)
@@ -141,7 +141,7 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 	if err := crane.Delete(repo + ":3"); err != nil {
 		t.Fatal(err)
 	}
-	listTags(t, s, repo)
+	s.ListTags(t, repo)
 	getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/history?tag=3&limit=1", &h)
 	if got := h.summary(); !cmp.Equal(got, []string{"deleted 3 " + short(old) + "→null"}) {
 		t.Errorf("after the listing, history of 3 = %v", got)
@@ -186,12 +186,12 @@ func TestHistoryAPIPagesAndRefusals(t *testing.T) {
 	repo := reg + "/acme/app"
 	var pushed []string
 	for i := range 6 {
-		img := familyImage(t, nil, 1, nil)
-		pagePush(t, img, repo+":moving")
+		img := stack.Image(t, nil, 1, nil)
+		stack.PushImage(t, img, repo+":moving")
 		getJSON(t, s.URL+"/api/v1/images/"+repo+":moving?refresh=1", &analysis.Report{})
 		pushed = append(pushed, short(img))
 		if i == 0 {
-			pagePush(t, img, repo+":still")
+			stack.PushImage(t, img, repo+":still")
 			getJSON(t, s.URL+"/api/v1/images/"+repo+":still?refresh=1", &analysis.Report{})
 		}
 	}
@@ -307,12 +307,12 @@ func TestDiffAPI(t *testing.T) {
 		return map[string]string{"org.opencontainers.image.version": v, "org.opencontainers.image.revision": rev,
 			"org.opencontainers.image.source": "https://github.com/acme/app"}
 	}
-	base := familyImage(t, nil, 3, nil)
-	pagePush(t, base, reg+"/acme/base:1")
-	v1img := familyImage(t, base, 1, labels("2.2.7", "3f9a1c5e7b2d"))
-	v2img := familyImage(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b"))
-	pagePush(t, v1img, reg+"/acme/app:2.2")
-	pagePush(t, v2img, reg+"/acme/app:2.3")
+	base := stack.Image(t, nil, 3, nil)
+	stack.PushImage(t, base, reg+"/acme/base:1")
+	v1img := stack.Image(t, base, 1, labels("2.2.7", "3f9a1c5e7b2d"))
+	v2img := stack.Image(t, base, 2, labels("2.3.1", "0f3c2a9d8e7b"))
+	stack.PushImage(t, v1img, reg+"/acme/app:2.2")
+	stack.PushImage(t, v2img, reg+"/acme/app:2.3")
 	getJSON(t, s.URL+"/api/v1/images/"+reg+"/acme/base:1", &analysis.Report{})
 
 	var d diffAnswer
@@ -372,8 +372,8 @@ func TestDiffAPI(t *testing.T) {
 	}
 
 	// A platform one side lacks is 400; different platforms compare.
-	amd := familyImage(t, base, 1, nil)
-	arm := mutate.ConfigMediaType(familyImage(t, nil, 2, nil), types.OCIConfigJSON)
+	amd := stack.Image(t, base, 1, nil)
+	arm := mutate.ConfigMediaType(stack.Image(t, nil, 2, nil), types.OCIConfigJSON)
 	cf := must(arm.ConfigFile()).DeepCopy()
 	cf.Architecture, cf.Variant = "arm64", "v8"
 	arm = must(mutate.ConfigFile(arm, cf))
@@ -408,10 +408,10 @@ func TestSearchAPI(t *testing.T) {
 	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
 	reg := startRegistry(t)
 	for _, r := range []string{"acme/app", "acme/app-worker", "acme/base", "other/webapp"} {
-		pagePush(t, familyImage(t, nil, 1, nil), reg+"/"+r+":1")
+		stack.PushImage(t, stack.Image(t, nil, 1, nil), reg+"/"+r+":1")
 		getJSON(t, s.URL+"/api/v1/images/"+reg+"/"+r+":1", &analysis.Report{})
 	}
-	pagePush(t, familyImage(t, nil, 1, nil), reg+"/acme/app:2")
+	stack.PushImage(t, stack.Image(t, nil, 1, nil), reg+"/acme/app:2")
 	getJSON(t, s.URL+"/api/v1/images/"+reg+"/acme/app:2", &analysis.Report{})
 	var out struct {
 		Results []struct {
@@ -454,10 +454,10 @@ func TestPollNoticesADeletedTag(t *testing.T) {
 	var ahead atomic.Int64
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
 	ref := s.Registry.Host + "/acme/app:1.0"
-	img := familyImage(t, nil, 1, nil)
-	pagePush(t, img, ref)
-	rc := newHookReceiver(t)
-	sub := subscribe(t, s, rc, ref, "/app", "image.updated")
+	img := stack.Image(t, nil, 1, nil)
+	stack.PushImage(t, img, ref)
+	rc := stack.NewReceiver(t)
+	sub := s.Subscribe(t, rc, ref, "/app", "image.updated")
 	if err := crane.Delete(ref); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestPollNoticesADeletedTag(t *testing.T) {
 		t.Errorf("history after two polls (-want +got):\n%s", diff)
 	}
 	// A deleted tag gives no event.
-	if got := rc.payloads(t, sub.Secret, "/app", "image.updated"); len(got) != 0 {
+	if got := rc.Payloads(t, sub.Secret, "/app", "image.updated"); len(got) != 0 {
 		t.Errorf("%d image.updated for a deletion", len(got))
 	}
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -18,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
@@ -35,97 +33,6 @@ import (
 // service (registry, store, images, notify's builder and worker, the API):
 // what counts is the outbox (the deliveries each subscription got, as its
 // API shows them) and the verified webhooks a real receiver got.
-
-// payloads returns the verified payloads of type typ the receiver got on
-// path.
-func (rc *hookReceiver) payloads(t *testing.T, secret, path, typ string) []map[string]any {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []map[string]any
-	for _, m := range rc.msgs {
-		var p map[string]any
-		if m.path != path || json.Unmarshal(m.body, &p) != nil || p["type"] != typ {
-			continue
-		}
-		if err := wh.Verify(m.body, m.header); err != nil {
-			t.Errorf("%s to %s: %v", typ, path, err)
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// waitPayloads waits (bounded) until the receiver has n payloads of typ on
-// path and returns them.
-func (rc *hookReceiver) waitPayloads(t *testing.T, secret, path, typ string, n int) []map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := rc.payloads(t, secret, path, typ)
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d %s webhooks to %s within 10 s, want %d", len(got), typ, path, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// subscribe creates a subscription delivering to the receiver's path and
-// waits for its ping.
-func subscribe(t *testing.T, s *stack.Stack, rc *hookReceiver, image, path string, events ...string) subAnswer {
-	t.Helper()
-	code, _, sub := call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": image, "url": rc.URL + path, "events": events})
-	if code != 201 || sub.Status != "active" {
-		t.Fatalf("subscribe %s: %d %+v", image, code, sub)
-	}
-	rc.waitPayloads(t, sub.Secret, path, "webhook.ping", 1)
-	return sub
-}
-
-// deliveryCount counts the subscription's deliveries of type typ, as its API
-// lists them once the fan-out has told what is logged: every row of the
-// outbox, sent or not.
-func deliveryCount(t *testing.T, s *stack.Stack, sub subAnswer, typ string) int {
-	t.Helper()
-	s.Settle(t)
-	code, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
-	if code != 200 {
-		t.Fatalf("GET subscription %s: %d", sub.ID, code)
-	}
-	n := 0
-	for _, d := range got.Deliveries {
-		if d.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
-// listTags lists a repository's tags from the registry, through the API.
-func listTags(t *testing.T, s *stack.Stack, repo string) {
-	t.Helper()
-	var out map[string]any
-	if code := getJSON(t, s.URL+"/api/v1/repositories/"+repo+"/tags?refresh=1", &out); code != 200 {
-		t.Fatalf("list %s: %d %v", repo, code, out)
-	}
-}
-
-// parentOf reads ref's report and returns its first platform's parent.
-func parentOf(t *testing.T, s *stack.Stack, ref string) *analysis.Parent {
-	t.Helper()
-	var rep analysis.Report
-	if code := getJSON(t, s.URL+"/api/v1/images/"+ref, &rep); code != 200 || len(rep.Platforms) == 0 {
-		t.Fatalf("report of %s: %d", ref, code)
-	}
-	return rep.Platforms[0].Parent
-}
 
 // registryEnvelope is a distribution notification of pushes of tags of repo,
 // as the registry at host sends it.
@@ -163,34 +70,34 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "hook-s3cret"}})
 			runtimeRepo, appRepo := s.Registry.Host+"/acme/runtime", s.Registry.Host+"/acme/app"
-			base := familyImage(t, nil, 3, nil)
+			base := stack.Image(t, nil, 3, nil)
 			for _, tg := range baseTags {
-				pagePush(t, base, runtimeRepo+":"+tg)
+				stack.PushImage(t, base, runtimeRepo+":"+tg)
 			}
-			app := familyImage(t, base, 2, nil)
+			app := stack.Image(t, base, 2, nil)
 			for _, tg := range appTags {
-				pagePush(t, app, appRepo+":"+tg)
+				stack.PushImage(t, app, appRepo+":"+tg)
 			}
-			listTags(t, s, runtimeRepo)
-			listTags(t, s, appRepo)
-			if p := parentOf(t, s, appRepo+":2.3.1"); p == nil || p.Repository != "acme/runtime" || p.Outdated {
+			s.ListTags(t, runtimeRepo)
+			s.ListTags(t, appRepo)
+			if p := s.ParentOf(t, appRepo+":2.3.1"); p == nil || p.Repository != "acme/runtime" || p.Outdated {
 				t.Fatalf("test setup: app's parent %+v, want the current acme/runtime", p)
 			}
-			rc := newHookReceiver(t)
-			tagSub := subscribe(t, s, rc, appRepo+":2.3.1", "/tag", "base.updated")
-			repoSub := subscribe(t, s, rc, appRepo, "/repo", "base.updated")
+			rc := stack.NewReceiver(t)
+			tagSub := s.Subscribe(t, rc, appRepo+":2.3.1", "/tag", "base.updated")
+			repoSub := s.Subscribe(t, rc, appRepo, "/repo", "base.updated")
 
-			rebuilt := familyImage(t, nil, 3, nil)
+			rebuilt := stack.Image(t, nil, 3, nil)
 			newBase := must(rebuilt.Digest()).String()
 			for _, tg := range baseTags {
-				pagePush(t, rebuilt, runtimeRepo+":"+tg)
+				stack.PushImage(t, rebuilt, runtimeRepo+":"+tg)
 			}
 			switch how {
 			case "listing":
-				listTags(t, s, runtimeRepo)
+				s.ListTags(t, runtimeRepo)
 			case "refresh":
 				for _, tg := range baseTags {
-					if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+runtimeRepo+":"+tg+"/refresh", "", nil); code != 200 {
+					if code, _, _ := stack.Call(t, "POST", s.URL+"/api/v1/images/"+runtimeRepo+":"+tg+"/refresh", "", nil); code != 200 {
 						t.Fatalf("refresh %s: %d", tg, code)
 					}
 				}
@@ -221,18 +128,18 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 			}
 
 			// The report, the one definition: the child is outdated now.
-			if p := parentOf(t, s, appRepo+":2.3.1"); p == nil || !p.Outdated || p.CurrentDigest != newBase {
+			if p := s.ParentOf(t, appRepo+":2.3.1"); p == nil || !p.Outdated || p.CurrentDigest != newBase {
 				t.Errorf("after the rebuild: app's parent %+v, want outdated at %s", p, newBase)
 			}
 			// Every delivery is in the outbox once the moves are told.
-			if n := deliveryCount(t, s, tagSub, "base.updated"); n != 1 {
+			if n := s.DeliveryCount(t, tagSub, "base.updated"); n != 1 {
 				t.Errorf("the subscription to app:2.3.1 has %d base.updated deliveries, want 1", n)
 			}
-			if n := deliveryCount(t, s, repoSub, "base.updated"); n != 1 {
+			if n := s.DeliveryCount(t, repoSub, "base.updated"); n != 1 {
 				t.Errorf("the repository-wide subscription has %d base.updated deliveries, want 1 (one image)", n)
 			}
-			tagMsg := rc.waitPayloads(t, tagSub.Secret, "/tag", "base.updated", 1)[0]
-			repoMsg := rc.waitPayloads(t, repoSub.Secret, "/repo", "base.updated", 1)[0]
+			tagMsg := rc.WaitPayloads(t, tagSub.Secret, "/tag", "base.updated", 1)[0]
+			repoMsg := rc.WaitPayloads(t, repoSub.Secret, "/repo", "base.updated", 1)[0]
 			for name, p := range map[string]map[string]any{"tag": tagMsg, "repository-wide": repoMsg} {
 				data, _ := p["data"].(map[string]any)
 				img, _ := data["image"].(map[string]any)
@@ -293,39 +200,39 @@ func TestLabelOnlyRebuildOfOneParentTagIsNotOutdated(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 			runtimeRepo, appRepo := s.Registry.Host+"/acme/runtime", s.Registry.Host+"/acme/app"
-			runtime := familyImage(t, nil, 3, map[string]string{"org.opencontainers.image.version": "1.4.2"})
+			runtime := stack.Image(t, nil, 3, map[string]string{"org.opencontainers.image.version": "1.4.2"})
 			for _, tg := range []string{"1.4.2", "1.4", "1", "latest"} {
-				pagePush(t, runtime, runtimeRepo+":"+tg)
+				stack.PushImage(t, runtime, runtimeRepo+":"+tg)
 			}
-			app := familyImage(t, runtime, 2, nil)
-			pagePush(t, app, appRepo+":2.3.1", appRepo+":2.3")
-			listTags(t, s, runtimeRepo)
-			listTags(t, s, appRepo)
-			rc := newHookReceiver(t)
-			tagSub := subscribe(t, s, rc, appRepo+":2.3.1", "/tag", "base.updated")
-			repoSub := subscribe(t, s, rc, appRepo, "/repo", "base.updated")
+			app := stack.Image(t, runtime, 2, nil)
+			stack.PushImage(t, app, appRepo+":2.3.1", appRepo+":2.3")
+			s.ListTags(t, runtimeRepo)
+			s.ListTags(t, appRepo)
+			rc := stack.NewReceiver(t)
+			tagSub := s.Subscribe(t, rc, appRepo+":2.3.1", "/tag", "base.updated")
+			repoSub := s.Subscribe(t, rc, appRepo, "/repo", "base.updated")
 
 			relabelled := relabel(t, runtime, "org.opencontainers.image.revision", "rebuilt-with-a-label")
 			if err := crane.Push(relabelled, runtimeRepo+":1.4.2"); err != nil {
 				t.Fatal(err)
 			}
 			if how == "refresh" {
-				if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+runtimeRepo+":1.4.2/refresh", "", nil); code != 200 {
+				if code, _, _ := stack.Call(t, "POST", s.URL+"/api/v1/images/"+runtimeRepo+":1.4.2/refresh", "", nil); code != 200 {
 					t.Fatalf("refresh: %d", code)
 				}
 			} else {
-				listTags(t, s, runtimeRepo)
+				s.ListTags(t, runtimeRepo)
 			}
-			if p := parentOf(t, s, appRepo+":2.3.1"); p == nil || p.Outdated {
+			if p := s.ParentOf(t, appRepo+":2.3.1"); p == nil || p.Outdated {
 				t.Errorf("report: app's parent %+v, want not outdated (same layers)", p)
 			}
 			if b := getBadge(t, s.URL+"/badges/base/"+appRepo+":2.3.1.svg", nil); strings.Contains(string(b.body), "outdated") {
 				t.Errorf("badge says outdated: %s", b.body)
 			}
-			if n := deliveryCount(t, s, tagSub, "base.updated"); n != 0 {
+			if n := s.DeliveryCount(t, tagSub, "base.updated"); n != 0 {
 				t.Errorf("the subscription to app:2.3.1 got %d base.updated, want none", n)
 			}
-			if n := deliveryCount(t, s, repoSub, "base.updated"); n != 0 {
+			if n := s.DeliveryCount(t, repoSub, "base.updated"); n != 0 {
 				t.Errorf("the repository-wide subscription got %d base.updated, want none", n)
 			}
 		})
@@ -450,10 +357,10 @@ func recentItems(t *testing.T, s *stack.Stack) (tags [][]string, texts []string)
 func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
 	appRepo := s.Registry.Host + "/acme/app"
-	v22 := familyImage(t, nil, 2, nil)
-	v23 := familyImage(t, nil, 2, nil)
-	pagePush(t, v22, appRepo+":2.2", appRepo+":2.2.7")
-	pagePush(t, v23, appRepo+":2.3", appRepo+":2.3.1")
+	v22 := stack.Image(t, nil, 2, nil)
+	v23 := stack.Image(t, nil, 2, nil)
+	stack.PushImage(t, v22, appRepo+":2.2", appRepo+":2.2.7")
+	stack.PushImage(t, v23, appRepo+":2.3", appRepo+":2.3.1")
 	if a := pageGet(t, s, "/api/v1/repositories/"+appRepo+"/tags?refresh=1"); a.status != 200 {
 		t.Fatalf("list: %d", a.status)
 	}
@@ -494,20 +401,20 @@ func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
 func TestImageUpdatedCarriesTheDiffOfTheMove(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
 	ref := s.Registry.Host + "/acme/app:2"
-	base := familyImage(t, nil, 2, nil)
-	old := familyImage(t, base, 1, map[string]string{"org.opencontainers.image.version": "2.2.7"})
-	pagePush(t, old, ref)
-	rc := newHookReceiver(t)
-	sub := subscribe(t, s, rc, ref, "/app", "image.updated")
+	base := stack.Image(t, nil, 2, nil)
+	old := stack.Image(t, base, 1, map[string]string{"org.opencontainers.image.version": "2.2.7"})
+	stack.PushImage(t, old, ref)
+	rc := stack.NewReceiver(t)
+	sub := s.Subscribe(t, rc, ref, "/app", "image.updated")
 	_, oldDiffIDs, _ := craneLayers(t, ref)
 
-	moved := familyImage(t, base, 2, map[string]string{"org.opencontainers.image.version": "2.3.1"})
-	pagePush(t, moved, ref)
-	if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+	moved := stack.Image(t, base, 2, map[string]string{"org.opencontainers.image.version": "2.3.1"})
+	stack.PushImage(t, moved, ref)
+	if code, _, _ := stack.Call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
 		t.Fatalf("refresh: %d", code)
 	}
 	digests, diffIDs, sizes := craneLayers(t, ref)
-	p := rc.waitPayloads(t, sub.Secret, "/app", "image.updated", 1)[0]
+	p := rc.WaitPayloads(t, sub.Secret, "/app", "image.updated", 1)[0]
 	data := p["data"].(map[string]any)
 	changes, ok := data["changes"].(map[string]any)
 	if !ok {

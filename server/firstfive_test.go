@@ -149,15 +149,15 @@ func TestHookTokensNeverReachTheLog(t *testing.T) {
 // duplicate that would send everything twice.
 func TestDuplicateSubscriptionIs409(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
-	push(t, s.Registry.Host+"/acme/app:1")
+	rc := stack.NewReceiver(t)
+	stack.Push(t, s.Registry.Host+"/acme/app:1")
 	req := map[string]any{"image": s.Registry.Host + "/acme/app:1", "url": rc.URL + "/hook", "events": []string{"image.updated", "base.updated"}}
-	code, _, first := call(t, http.MethodPost, s.URL+"/api/v1/subscriptions", "", req)
+	code, _, first := stack.Call(t, http.MethodPost, s.URL+"/api/v1/subscriptions", "", req)
 	if code != 201 {
 		t.Fatalf("first: %d", code)
 	}
 	req["events"] = []string{"base.updated", "image.updated"} // the same set, another order
-	code, header, _ := call(t, http.MethodPost, s.URL+"/api/v1/subscriptions", "", req)
+	code, header, _ := stack.Call(t, http.MethodPost, s.URL+"/api/v1/subscriptions", "", req)
 	if code != 409 || header.Get("Location") != "/api/v1/subscriptions/"+first.ID {
 		t.Errorf("second identical: %d Location %q, want 409 and %s", code, header.Get("Location"), first.ID)
 	}
@@ -168,7 +168,7 @@ func TestDuplicateSubscriptionIs409(t *testing.T) {
 		t.Errorf("409 body %+v, want subscription_exists naming %s", e, first.ID)
 	}
 	req["events"] = []string{"image.updated"} // other events: another subscription
-	if code, _, _ := call(t, http.MethodPost, s.URL+"/api/v1/subscriptions", "", req); code != 201 {
+	if code, _, _ := stack.Call(t, http.MethodPost, s.URL+"/api/v1/subscriptions", "", req); code != 201 {
 		t.Errorf("same image and URL, other events: %d, want 201", code)
 	}
 }

@@ -49,14 +49,14 @@ func errCode(m map[string]any) string {
 // move; without the token nothing is refreshed.
 func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "s3cret"}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
-	old := push(t, ref)
-	_, _, sub := call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL, "events": []string{"image.updated"}})
+	old := stack.Push(t, ref)
+	_, _, sub := stack.Call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL, "events": []string{"image.updated"}})
 	if sub.Status != "active" {
 		t.Fatalf("subscription %+v", sub)
 	}
-	moved := push(t, ref)
+	moved := stack.Push(t, ref)
 	envelope := `{"events":[{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + moved +
 		`","repository":"acme/base","tag":"1.0","url":"http://` + s.Registry.Host + `/v2/acme/base/manifests/` + moved +
 		`"},"request":{"host":"` + s.Registry.Host + `"},"source":{"addr":"registry-host:5000"}}]}`
@@ -80,7 +80,7 @@ func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
 	if got := out["refreshing"]; len(got.([]any)) != 1 || got.([]any)[0] != ref {
 		t.Errorf("refreshing = %v", got)
 	}
-	img := rc.wait(t, sub.Secret, "image.updated", 1)[0]["data"].(map[string]any)["image"].(map[string]any)
+	img := rc.Wait(t, sub.Secret, "image.updated", 1)[0]["data"].(map[string]any)["image"].(map[string]any)
 	if img["digest"] != moved || img["previousDigest"] != old {
 		t.Errorf("image.updated = %v", img)
 	}

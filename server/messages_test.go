@@ -50,7 +50,7 @@ func TestPastedURLIsAnsweredWithTheReferenceToWrite(t *testing.T) {
 // missing tag links the repository's page, which lists the tags there are.
 func TestNotFoundSaysWhetherRepositoryOrTagIsMissing(t *testing.T) {
 	p := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
-	pagePush(t, familyImage(t, nil, 1, nil), p.Registry.Host+"/acme/app:1")
+	stack.PushImage(t, stack.Image(t, nil, 1, nil), p.Registry.Host+"/acme/app:1")
 	if _, err := crane.ListTags(p.Registry.Host+"/acme/nothing", crane.WithAuth(authn.Anonymous)); err == nil {
 		t.Fatal("crane lists acme/nothing, which the test needs missing")
 	}

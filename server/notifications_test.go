@@ -28,75 +28,17 @@ import (
 // them) and by what a real receiver gets. The expectations are
 // docs/API.md's.
 
-// create posts a subscription request as a script would and returns its
-// answer; want is the status expected.
-func create(t *testing.T, s *stack.Stack, body map[string]any, want int) (subAnswer, map[string]any) {
-	t.Helper()
-	raw, _ := json.Marshal(body)
-	resp, err := http.Post(s.URL+"/api/v1/subscriptions", "application/json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var a subAnswer
-	var m map[string]any
-	_ = json.Unmarshal(b, &a)
-	_ = json.Unmarshal(b, &m)
-	if resp.StatusCode != want {
-		t.Fatalf("create %v: %d %s, want %d", body, resp.StatusCode, b, want)
-	}
-	return a, m
-}
-
-// refreshNow asks the API to re-resolve ref, as a script after a push would.
-func refreshNow(t *testing.T, s *stack.Stack, ref string) {
-	t.Helper()
-	resp, err := http.Post(s.URL+"/api/v1/images/"+ref+"/refresh", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("refresh %s: %s", ref, resp.Status)
-	}
-}
-
 // deliveredTags returns the tags of the subscription's deliveries of typ,
 // read from the payloads the receiver got on path.
-func deliveredTags(t *testing.T, rc *hookReceiver, sub subAnswer, path, typ string) []string {
+func deliveredTags(t *testing.T, rc *stack.Receiver, sub stack.Subscription, path, typ string) []string {
 	t.Helper()
 	var out []string
-	for _, p := range rc.payloads(t, sub.Secret, path, typ) {
+	for _, p := range rc.Payloads(t, sub.Secret, path, typ) {
 		img := p["data"].(map[string]any)["image"].(map[string]any)
 		out = append(out, img["tag"].(string))
 	}
 	slices.Sort(out)
 	return out
-}
-
-// waitOutbox waits (bounded) until the fan-out has told what is logged and
-// the subscription's deliveries are all delivered.
-func waitOutbox(t *testing.T, s *stack.Stack, sub subAnswer) {
-	t.Helper()
-	s.Settle(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
-		pending := 0
-		for _, d := range got.Deliveries {
-			if d.Status == "pending" {
-				pending++
-			}
-		}
-		if pending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d deliveries of %s still pending after 10 s", pending, sub.ID)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestTagFiltersFollowOnlyTheirTags: a repository-wide subscription with
@@ -107,15 +49,15 @@ func waitOutbox(t *testing.T, s *stack.Stack, sub subAnswer) {
 func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 	var ahead atomic.Int64
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	lib := s.Registry.Host + "/acme/lib"
-	push(t, lib+":1.4.0")
-	minor, _ := create(t, s, map[string]any{"image": lib, "url": rc.URL + "/minor", "events": []string{"image.updated"},
+	stack.Push(t, lib+":1.4.0")
+	minor, _ := s.Create(t, map[string]any{"image": lib, "url": rc.URL + "/minor", "events": []string{"image.updated"},
 		"tags": map[string]any{"semver": "~1.4"}}, 201)
-	rc.wait(t, minor.Secret, "webhook.ping", 1)
+	rc.Wait(t, minor.Secret, "webhook.ping", 1)
 	s.Registry.Requests() // forget the subscription's own listing
 	for _, tag := range []string{"1.4.3", "1.5.0", "2.0.0"} {
-		push(t, lib+":"+tag)
+		stack.Push(t, lib+":"+tag)
 	}
 	s.Registry.Requests()
 	ahead.Add(int64(2 * time.Hour)) // the repository is due again
@@ -131,30 +73,30 @@ func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 			t.Errorf("the poll asked the registry about a tag nobody follows: %s", r)
 		}
 	}
-	waitOutbox(t, s, minor)
+	s.WaitOutbox(t, minor)
 	if got := deliveredTags(t, rc, minor, "/minor", "image.updated"); !slices.Equal(got, []string{"1.4.3"}) {
 		t.Errorf("~1.4 got image.updated for %v, want only 1.4.3", got)
 	}
 
 	pre := s.Registry.Host + "/acme/pre"
-	push(t, pre+":1.4.0")
-	admits, _ := create(t, s, map[string]any{"image": pre, "url": rc.URL + "/pre", "events": []string{"image.updated"},
+	stack.Push(t, pre+":1.4.0")
+	admits, _ := s.Create(t, map[string]any{"image": pre, "url": rc.URL + "/pre", "events": []string{"image.updated"},
 		"tags": map[string]any{"semver": ">=1.4.0-0"}}, 201)
-	noRC, _ := create(t, s, map[string]any{"image": pre, "url": rc.URL + "/norc", "events": []string{"image.updated"},
+	noRC, _ := s.Create(t, map[string]any{"image": pre, "url": rc.URL + "/norc", "events": []string{"image.updated"},
 		"tags": map[string]any{"semver": ">=1.4.0-0", "exclude": "-rc"}}, 201)
-	noPre, _ := create(t, s, map[string]any{"image": pre, "url": rc.URL + "/nopre", "events": []string{"image.updated"},
+	noPre, _ := s.Create(t, map[string]any{"image": pre, "url": rc.URL + "/nopre", "events": []string{"image.updated"},
 		"tags": map[string]any{"semver": "~1.4"}}, 201)
-	push(t, pre+":1.4.4-rc1")
-	refreshNow(t, s, pre+":1.4.4-rc1")
-	push(t, pre+":1.4.4")
-	refreshNow(t, s, pre+":1.4.4")
-	for _, sub := range []subAnswer{admits, noRC, noPre} {
-		waitOutbox(t, s, sub)
+	stack.Push(t, pre+":1.4.4-rc1")
+	s.Refresh(t, pre+":1.4.4-rc1")
+	stack.Push(t, pre+":1.4.4")
+	s.Refresh(t, pre+":1.4.4")
+	for _, sub := range []stack.Subscription{admits, noRC, noPre} {
+		s.WaitOutbox(t, sub)
 	}
 	if got := deliveredTags(t, rc, admits, "/pre", "image.updated"); !slices.Equal(got, []string{"1.4.4", "1.4.4-rc1"}) {
 		t.Errorf(">=1.4.0-0 got %v, want the release candidate and the release", got)
 	}
-	for path, sub := range map[string]subAnswer{"/norc": noRC, "/nopre": noPre} {
+	for path, sub := range map[string]stack.Subscription{"/norc": noRC, "/nopre": noPre} {
 		if got := deliveredTags(t, rc, sub, path, "image.updated"); !slices.Equal(got, []string{"1.4.4"}) {
 			t.Errorf("%s got %v, want only 1.4.4", path, got)
 		}
@@ -167,20 +109,20 @@ func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 // repository-wide subscription may ask for it.
 func TestVersionReleased(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	app := s.Registry.Host + "/acme/rel"
-	push(t, app+":2.0.0")
-	plain, _ := create(t, s, map[string]any{"image": app, "url": rc.URL + "/plain", "events": []string{"version.released", "image.updated"}}, 201)
-	pre, _ := create(t, s, map[string]any{"image": app, "url": rc.URL + "/pre", "events": []string{"version.released"},
+	stack.Push(t, app+":2.0.0")
+	plain, _ := s.Create(t, map[string]any{"image": app, "url": rc.URL + "/plain", "events": []string{"version.released", "image.updated"}}, 201)
+	pre, _ := s.Create(t, map[string]any{"image": app, "url": rc.URL + "/pre", "events": []string{"version.released"},
 		"tags": map[string]any{"semver": ">=2.0.0-0"}}, 201)
 	for _, tag := range []string{"2.1.0", "1.9.9", "2.2.0-rc1", "latest"} {
-		push(t, app+":"+tag)
-		refreshNow(t, s, app+":"+tag)
+		stack.Push(t, app+":"+tag)
+		s.Refresh(t, app+":"+tag)
 	}
-	push(t, app+":2.1.0") // moves: a rebuild of 2.1.0, not a release
-	refreshNow(t, s, app+":2.1.0")
-	waitOutbox(t, s, plain)
-	waitOutbox(t, s, pre)
+	stack.Push(t, app+":2.1.0") // moves: a rebuild of 2.1.0, not a release
+	s.Refresh(t, app+":2.1.0")
+	s.WaitOutbox(t, plain)
+	s.WaitOutbox(t, pre)
 	if got := deliveredTags(t, rc, plain, "/plain", "version.released"); !slices.Equal(got, []string{"2.1.0"}) {
 		t.Errorf("version.released for %v, want only 2.1.0", got)
 	}
@@ -190,7 +132,7 @@ func TestVersionReleased(t *testing.T) {
 	if got := deliveredTags(t, rc, pre, "/pre", "version.released"); !slices.Equal(got, []string{"2.1.0", "2.2.0-rc1"}) {
 		t.Errorf("with a constraint admitting pre-releases: version.released for %v, want 2.1.0 and 2.2.0-rc1", got)
 	}
-	_, m := create(t, s, map[string]any{"image": app + ":2.1.0", "url": rc.URL + "/tag", "events": []string{"version.released"}}, 400)
+	_, m := s.Create(t, map[string]any{"image": app + ":2.1.0", "url": rc.URL + "/tag", "events": []string{"version.released"}}, 400)
 	if msg := errorMessage(m); !strings.Contains(msg, "version.released") {
 		t.Errorf("a tag subscription asking version.released: %q", msg)
 	}
@@ -209,9 +151,9 @@ func errorMessage(m map[string]any) string {
 // the form alike.
 func TestInvalidOptionsNameTheField(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	lib := s.Registry.Host + "/acme/lib"
-	push(t, lib+":1.0")
+	stack.Push(t, lib+":1.0")
 	many := map[string]any{}
 	for i := range 9 {
 		many[fmt.Sprintf("X-H%d", i)] = "v"
@@ -226,18 +168,18 @@ func TestInvalidOptionsNameTheField(t *testing.T) {
 		"url":          {"format": "github"},
 	} {
 		body["image"], body["url"] = lib, rc.URL+"/x"
-		_, m := create(t, s, body, 400)
+		_, m := s.Create(t, body, 400)
 		if msg := errorMessage(m); !strings.HasPrefix(msg, field+":") {
 			t.Errorf("%s: message %q does not name the field", field, msg)
 		}
 	}
 	for _, h := range []string{"webhook-signature", "Content-Type", "Host"} {
-		_, m := create(t, s, map[string]any{"image": lib, "url": rc.URL + "/x", "headers": map[string]any{h: "x"}}, 400)
+		_, m := s.Create(t, map[string]any{"image": lib, "url": rc.URL + "/x", "headers": map[string]any{h: "x"}}, 400)
 		if msg := errorMessage(m); !strings.Contains(msg, "headers:") {
 			t.Errorf("reserved header %s: %q", h, msg)
 		}
 	}
-	_, m := create(t, s, map[string]any{"image": lib + ":1.0", "url": rc.URL + "/x", "tags": map[string]any{"semver": "~1"}}, 400)
+	_, m := s.Create(t, map[string]any{"image": lib + ":1.0", "url": rc.URL + "/x", "tags": map[string]any{"semver": "~1"}}, 400)
 	if msg := errorMessage(m); !strings.HasPrefix(msg, "tags:") {
 		t.Errorf("filters on a tag subscription: %q", msg)
 	}
@@ -282,16 +224,16 @@ func index(t *testing.T, ref string, imgs map[string]v1.Image) string {
 // says), and one without gets two.
 func TestCoalescingAnIndexPushedPlatformByPlatform(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/multi:1.0"
-	start := index(t, ref, map[string]v1.Image{"linux/amd64": familyImage(t, nil, 1, nil)})
-	held, _ := create(t, s, map[string]any{"image": ref, "url": rc.URL + "/held", "events": []string{"image.updated"}, "coalesce": "3s"}, 201)
-	each, _ := create(t, s, map[string]any{"image": ref, "url": rc.URL + "/each", "events": []string{"image.updated"}, "coalesce": "0s"}, 201)
-	amd := familyImage(t, nil, 2, nil)
+	start := index(t, ref, map[string]v1.Image{"linux/amd64": stack.Image(t, nil, 1, nil)})
+	held, _ := s.Create(t, map[string]any{"image": ref, "url": rc.URL + "/held", "events": []string{"image.updated"}, "coalesce": "3s"}, 201)
+	each, _ := s.Create(t, map[string]any{"image": ref, "url": rc.URL + "/each", "events": []string{"image.updated"}, "coalesce": "0s"}, 201)
+	amd := stack.Image(t, nil, 2, nil)
 	index(t, ref, map[string]v1.Image{"linux/amd64": amd})
-	refreshNow(t, s, ref)
-	end := index(t, ref, map[string]v1.Image{"linux/amd64": amd, "linux/arm64": familyImage(t, nil, 3, nil)})
-	refreshNow(t, s, ref)
+	s.Refresh(t, ref)
+	end := index(t, ref, map[string]v1.Image{"linux/amd64": amd, "linux/arm64": stack.Image(t, nil, 3, nil)})
+	s.Refresh(t, ref)
 
 	// Within the window: one delivery, held, and the log says until when.
 	var got map[string]any
@@ -307,17 +249,17 @@ func TestCoalescingAnIndexPushedPlatformByPlatform(t *testing.T) {
 		events[0]["coalesced"] != 2.0 {
 		t.Errorf("within the window, image.updated deliveries %v, want one held, coalescing 2", events)
 	}
-	now := rc.wait(t, each.Secret, "image.updated", 2)
+	now := rc.Wait(t, each.Secret, "image.updated", 2)
 	if len(now) != 2 {
 		t.Fatalf("coalesce 0s: %d deliveries", len(now))
 	}
 	// At the window's end: one delivery, from the start to the end.
-	rc.waitPayloads(t, held.Secret, "/held", "image.updated", 1)
+	rc.WaitPayloads(t, held.Secret, "/held", "image.updated", 1)
 	time.Sleep(200 * time.Millisecond)
-	if msgs := rc.payloads(t, held.Secret, "/held", "image.updated"); len(msgs) != 1 {
+	if msgs := rc.Payloads(t, held.Secret, "/held", "image.updated"); len(msgs) != 1 {
 		t.Fatalf("coalescing: %d deliveries, want 1", len(msgs))
 	}
-	msgs := rc.payloads(t, held.Secret, "/held", "image.updated")
+	msgs := rc.Payloads(t, held.Secret, "/held", "image.updated")
 	img := msgs[0]["data"].(map[string]any)["image"].(map[string]any)
 	if img["previousDigest"] != start || img["digest"] != end {
 		t.Errorf("coalesced from %v to %v, want %s to %s", img["previousDigest"], img["digest"], start, end)
@@ -347,60 +289,36 @@ func getJSONAuth(t *testing.T, u, token string, v any) int {
 	return resp.StatusCode
 }
 
-// switchable is a receiver that answers 503 until it is switched on.
-type switchable struct {
-	*hookReceiver
-	up atomic.Bool
-}
-
-func newSwitchable(t *testing.T) *switchable {
-	rc := &switchable{hookReceiver: &hookReceiver{}}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		if !rc.up.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		rc.mu.Lock()
-		rc.msgs = append(rc.msgs, hookMsg{r.URL.Path, r.Header.Clone(), b})
-		rc.mu.Unlock()
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
 // TestEventsWhilePendingArriveAfterRecovery: a subscription whose ping
 // failed stays pending; a move meanwhile is queued (not dropped, the
 // defect of issue 14) and not sent while the receiver is down, then
 // arrives once the ping's retry is answered, after it.
 func TestEventsWhilePendingArriveAfterRecovery(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newSwitchable(t)
+	rc := stack.NewReceiver(t)
+	rc.Down.Store(true)
 	ref := s.Registry.Host + "/acme/base:1.0"
-	push(t, ref)
-	sub, _ := create(t, s, map[string]any{"image": ref, "url": rc.URL + "/hook"}, 201)
+	stack.Push(t, ref)
+	sub, _ := s.Create(t, map[string]any{"image": ref, "url": rc.URL + "/hook"}, 201)
 	if sub.Status != "pending" {
 		t.Fatalf("status %s, want pending (the receiver is down)", sub.Status)
 	}
-	moved := push(t, ref)
-	refreshNow(t, s, ref)
+	moved := stack.Push(t, ref)
+	s.Refresh(t, ref)
 	s.Settle(t)
-	_, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	_, _, got := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if len(got.Deliveries) != 2 || got.Deliveries[0].Type != "image.updated" || got.Deliveries[0].Attempt != 0 {
 		t.Fatalf("deliveries %+v, want the queued image.updated, not yet attempted, and the ping", got.Deliveries)
 	}
-	rc.up.Store(true) // the ping's retry is due 5 s after its first attempt
-	msgs := rc.waitPayloads(t, sub.Secret, "/hook", "image.updated", 1)
+	rc.Down.Store(false) // the ping's retry is due 5 s after its first attempt
+	msgs := rc.WaitPayloads(t, sub.Secret, "/hook", "image.updated", 1)
 	if img := msgs[0]["data"].(map[string]any)["image"].(map[string]any); img["digest"] != moved {
 		t.Errorf("delivered %v, want the move to %s", img["digest"], moved)
 	}
-	rc.mu.Lock()
-	first := rc.msgs[0]
-	rc.mu.Unlock()
-	if !bytes.Contains(first.body, []byte(`"webhook.ping"`)) {
-		t.Errorf("the first request the receiver got was %s, want the ping", first.body)
+	if first := rc.Messages()[0]; !bytes.Contains(first.Body, []byte(`"webhook.ping"`)) {
+		t.Errorf("the first request the receiver got was %s, want the ping", first.Body)
 	}
-	_, _, got = call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	_, _, got = stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if got.Status != "active" {
 		t.Errorf("status %s after the ping was delivered", got.Status)
 	}
@@ -409,39 +327,39 @@ func TestEventsWhilePendingArriveAfterRecovery(t *testing.T) {
 // TestWrongTokensAreRateLimited: 30 wrong tokens on any token route give
 // 429 with Retry-After (and then even a right token waits).
 func TestWrongTokensAreRateLimited(t *testing.T) {
-	routes := map[string]func(s *stack.Stack, sub subAnswer, repoPath, tok string) (*http.Request, error){
-		"GET subscription": func(s *stack.Stack, sub subAnswer, _, tok string) (*http.Request, error) {
+	routes := map[string]func(s *stack.Stack, sub stack.Subscription, repoPath, tok string) (*http.Request, error){
+		"GET subscription": func(s *stack.Stack, sub stack.Subscription, _, tok string) (*http.Request, error) {
 			r, err := http.NewRequest("GET", s.URL+"/api/v1/subscriptions/"+sub.ID, nil)
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return r, err
 		},
-		"DELETE subscription": func(s *stack.Stack, sub subAnswer, _, tok string) (*http.Request, error) {
+		"DELETE subscription": func(s *stack.Stack, sub stack.Subscription, _, tok string) (*http.Request, error) {
 			r, err := http.NewRequest("DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, nil)
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return r, err
 		},
-		"manage page": func(s *stack.Stack, sub subAnswer, _, tok string) (*http.Request, error) {
+		"manage page": func(s *stack.Stack, sub stack.Subscription, _, tok string) (*http.Request, error) {
 			return http.NewRequest("GET", s.URL+"/subscriptions/"+sub.ID+"?token="+url.QueryEscape(tok), nil)
 		},
-		"registry hook": func(s *stack.Stack, _ subAnswer, _, tok string) (*http.Request, error) {
+		"registry hook": func(s *stack.Stack, _ stack.Subscription, _, tok string) (*http.Request, error) {
 			r, err := http.NewRequest("POST", s.URL+"/hooks/registry", strings.NewReader(`{"events":[]}`))
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return r, err
 		},
-		"docker hub hook": func(s *stack.Stack, _ subAnswer, _, tok string) (*http.Request, error) {
+		"docker hub hook": func(s *stack.Stack, _ stack.Subscription, _, tok string) (*http.Request, error) {
 			return http.NewRequest("POST", s.URL+"/hooks/dockerhub/"+tok, strings.NewReader(`{}`))
 		},
-		"refresh hook": func(s *stack.Stack, _ subAnswer, repoPath, tok string) (*http.Request, error) {
+		"refresh hook": func(s *stack.Stack, _ stack.Subscription, repoPath, tok string) (*http.Request, error) {
 			return http.NewRequest("POST", s.URL+"/images/"+repoPath+"/"+tok, nil)
 		},
 	}
 	for name, req := range routes {
 		t.Run(name, func(t *testing.T) {
 			s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "right-hook-token"}})
-			rc := newHookReceiver(t)
+			rc := stack.NewReceiver(t)
 			ref := s.Registry.Host + "/acme/base:1.0"
-			push(t, ref)
-			sub := subscribe(t, s, rc, ref, "/hook")
+			stack.Push(t, ref)
+			sub := s.Subscribe(t, rc, ref, "/hook")
 			codes := map[int]int{}
 			var retry string
 			for i := range 30 {
@@ -481,9 +399,9 @@ func TestWrongTokensAreRateLimited(t *testing.T) {
 // sends; trailing data after the JSON object is 400.
 func TestCrossSitePostsAreRefused(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
-	push(t, ref)
+	stack.Push(t, ref)
 	body := fmt.Sprintf(`{"image": %q, "url": %q}`, ref, rc.URL+"/hook")
 	post := func(path, contentType, body string, header map[string]string) (int, map[string]any) {
 		req, _ := http.NewRequest("POST", s.URL+path, strings.NewReader(body))
@@ -509,7 +427,7 @@ func TestCrossSitePostsAreRefused(t *testing.T) {
 			t.Errorf("refresh with %v: %d, want 403", h, code)
 		}
 	}
-	if n := len(rc.payloads(t, "whsec_AAAA", "/hook", "webhook.ping")); n != 0 {
+	if n := len(rc.Payloads(t, "whsec_AAAA", "/hook", "webhook.ping")); n != 0 {
 		t.Errorf("a refused request still created a subscription (%d pings)", n)
 	}
 	// curl -d '{…}': form-encoded, no Origin, no Sec-Fetch-Site.
@@ -557,7 +475,7 @@ func TestHeaderValuesNeverShown(t *testing.T) {
 	}))
 	t.Cleanup(rc.Close)
 	ref := s.Registry.Host + "/acme/base:1.0"
-	push(t, ref)
+	stack.Push(t, ref)
 	var pages [][]byte
 	resp := mustDo(t, "POST", s.URL+"/api/v1/subscriptions", "", fmt.Sprintf(`{"image": %q, "url": %q, "format": "slack", "headers": {"Authorization": %q}}`, ref, rc.URL+"/hook", secret))
 	pages = append(pages, resp)
@@ -570,8 +488,8 @@ func TestHeaderValuesNeverShown(t *testing.T) {
 	}
 	id, token := c["id"].(string), c["token"].(string)
 	fail.Store(true)
-	push(t, ref)
-	refreshNow(t, s, ref)
+	stack.Push(t, ref)
+	s.Refresh(t, ref)
 	deadline := time.Now().Add(10 * time.Second)
 	for sent.Load() < 2 && time.Now().Before(deadline) { // the ping and a failed attempt
 		time.Sleep(10 * time.Millisecond)
@@ -642,9 +560,9 @@ func postForm(t *testing.T, u string, form url.Values) []byte {
 // manage token are Cache-Control: no-store.
 func TestSubscriptionPagesAreNoStore(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
-	push(t, ref)
+	stack.Push(t, ref)
 	resp, err := http.PostForm(s.URL+"/subscriptions", url.Values{"image": {ref}, "url": {rc.URL + "/x"}, "events": {"image.updated"}})
 	if err != nil {
 		t.Fatal(err)

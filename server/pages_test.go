@@ -9,75 +9,24 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/PuerkitoBio/goquery"
-	"github.com/google/go-containerregistry/pkg/crane"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/server"
 )
 
-// familyImage builds an image of n layers on parent (nil for none), each
-// with a Dockerfile-like command, and the given labels.
-func familyImage(tb testing.TB, parent v1.Image, n int, labels map[string]string) v1.Image {
-	tb.Helper()
-	if parent == nil {
-		parent = mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	}
-	var adds []mutate.Addendum
-	for i := range n {
-		l, err := random.Layer(int64(200+i*37), types.OCILayer)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{
-			CreatedBy: fmt.Sprintf("RUN /bin/sh -c apt-get install -y --no-install-recommends package-%02d libpackage-%02d-dev && rm -rf /var/lib/apt/lists/* # buildkit", i, i),
-			Created:   v1.Time{Time: time.Date(2026, 11, 20, 10, i, 0, 0, time.UTC)},
-		}})
-	}
-	img, err := mutate.Append(parent, adds...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Labels = labels
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		tb.Fatal(err)
-	}
-	return img
-}
-
-func pagePush(tb testing.TB, img v1.Image, refs ...string) {
-	tb.Helper()
-	for _, r := range refs {
-		if err := crane.Push(img, r); err != nil {
-			tb.Fatal(err)
-		}
-	}
-}
-
 // pushPageFamily pushes acme/base:1 and acme/app:1.0 (also latest) built on it.
 func pushPageFamily(t *testing.T, s *stack.Stack) {
 	t.Helper()
-	base := familyImage(t, nil, 2, nil)
-	pagePush(t, base, s.Registry.Host+"/acme/base:1")
-	app := familyImage(t, base, 3, map[string]string{
+	base := stack.Image(t, nil, 2, nil)
+	stack.PushImage(t, base, s.Registry.Host+"/acme/base:1")
+	app := stack.Image(t, base, 3, map[string]string{
 		"org.opencontainers.image.version":  "1.0.4",
 		"org.opencontainers.image.revision": "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a",
 		"org.opencontainers.image.source":   "https://github.com/acme/app",
 	})
-	pagePush(t, app, s.Registry.Host+"/acme/app:1.0", s.Registry.Host+"/acme/app:latest")
+	stack.PushImage(t, app, s.Registry.Host+"/acme/app:1.0", s.Registry.Host+"/acme/app:latest")
 }
 
 type pageAnswer struct {
@@ -363,10 +312,10 @@ func BenchmarkImagePage(b *testing.B) {
 	}
 	labels["org.opencontainers.image.source"] = "https://github.com/acme/app"
 	labels["org.opencontainers.image.revision"] = "0f3c2a9d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a"
-	base := familyImage(b, nil, 12, nil)
-	app := familyImage(b, base, 48, labels)
-	pagePush(b, base, s.Registry.Host+"/acme/base:1")
-	pagePush(b, app, s.Registry.Host+"/acme/app:1.0", s.Registry.Host+"/acme/app:1", s.Registry.Host+"/acme/app:latest")
+	base := stack.Image(b, nil, 12, nil)
+	app := stack.Image(b, base, 48, labels)
+	stack.PushImage(b, base, s.Registry.Host+"/acme/base:1")
+	stack.PushImage(b, app, s.Registry.Host+"/acme/app:1.0", s.Registry.Host+"/acme/app:1", s.Registry.Host+"/acme/app:latest")
 
 	get := func(path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()

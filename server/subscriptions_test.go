@@ -1,165 +1,26 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/ratelimit"
 	"github.com/imagebadger/imagebadger/server"
 )
 
-// push pushes a new random image to ref and returns its digest.
-func push(t *testing.T, ref string) string {
-	t.Helper()
-	img, err := random.Image(256, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := crane.Push(img, ref); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return d.String()
-}
-
-// hookReceiver keeps every webhook it gets, answering 200.
-type hookReceiver struct {
-	*httptest.Server
-	mu   sync.Mutex
-	msgs []hookMsg
-}
-
-type hookMsg struct {
-	path   string
-	header http.Header
-	body   []byte
-}
-
-func newHookReceiver(t *testing.T) *hookReceiver {
-	t.Helper()
-	rc := &hookReceiver{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		rc.msgs = append(rc.msgs, hookMsg{r.URL.Path, r.Header.Clone(), b})
-		rc.mu.Unlock()
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-// wait returns the verified payloads of type typ once there are n, or fails.
-func (rc *hookReceiver) wait(t *testing.T, secret, typ string, n int) []map[string]any {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var out []map[string]any
-		rc.mu.Lock()
-		for _, m := range rc.msgs {
-			var p map[string]any
-			if err := json.Unmarshal(m.body, &p); err != nil || p["type"] != typ {
-				continue
-			}
-			if err := wh.Verify(m.body, m.header); err != nil {
-				t.Errorf("%s: %v", typ, err)
-			}
-			out = append(out, p)
-		}
-		rc.mu.Unlock()
-		if len(out) >= n || time.Now().After(deadline) {
-			if len(out) != n {
-				t.Fatalf("got %d %s webhooks, want %d", len(out), typ, n)
-			}
-			return out
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-type subAnswer struct {
-	ID         string   `json:"id"`
-	Image      string   `json:"image"`
-	URL        string   `json:"url"`
-	Events     []string `json:"events"`
-	Status     string   `json:"status"`
-	Secret     string   `json:"secret"`
-	Token      string   `json:"token"`
-	CreatedAt  string   `json:"createdAt"`
-	Deliveries []struct {
-		ID         string `json:"id"`
-		Event      string `json:"event"`
-		Type       string `json:"type"`
-		Attempt    int    `json:"attempt"`
-		Status     string `json:"status"`
-		StatusCode *int   `json:"statusCode"`
-		Error      string `json:"error"`
-		At         string `json:"at"`
-	} `json:"deliveries"`
-	Error *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func call(t *testing.T, method, url, token string, body any) (int, http.Header, subAnswer) {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		rd = bytes.NewReader(j)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var a subAnswer
-	raw, _ := io.ReadAll(resp.Body)
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &a); err != nil {
-			t.Fatalf("%s %s: %v in %q", method, url, err, raw)
-		}
-		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-			t.Errorf("%s %s: Content-Type %q", method, url, ct)
-		}
-	}
-	return resp.StatusCode, resp.Header, a
-}
-
 func TestSubscriptionAPI(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
-	old := push(t, ref)
+	old := stack.Push(t, ref)
 
-	code, hdr, sub := call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL + "/hook"})
+	code, hdr, sub := stack.Call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL + "/hook"})
 	if code != 201 || sub.ID == "" || sub.Image != ref || sub.URL != rc.URL+"/hook" || sub.Status != "active" ||
 		!strings.HasPrefix(sub.Secret, "whsec_") || sub.Token == "" || sub.CreatedAt == "" ||
 		strings.Join(sub.Events, ",") != "image.updated,base.updated" {
@@ -168,19 +29,19 @@ func TestSubscriptionAPI(t *testing.T) {
 	if hdr.Get("Location") != "/api/v1/subscriptions/"+sub.ID {
 		t.Errorf("Location = %q", hdr.Get("Location"))
 	}
-	ping := rc.wait(t, sub.Secret, "webhook.ping", 1)[0]
+	ping := rc.Wait(t, sub.Secret, "webhook.ping", 1)[0]
 	if ping["data"].(map[string]any)["subscription"] != sub.ID {
 		t.Errorf("ping = %v", ping)
 	}
 
 	// The token is required, and shown only at creation.
 	for _, tok := range []string{"", "wrong"} {
-		code, _, a := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, tok, nil)
+		code, _, a := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, tok, nil)
 		if code != 401 || a.Error == nil || a.Error.Code != "unauthorized" {
 			t.Errorf("GET with token %q: %d %+v", tok, code, a.Error)
 		}
 	}
-	code, _, got := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	code, _, got := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if code != 200 || got.Secret != "" || got.Token != "" || len(got.Deliveries) != 1 ||
 		got.Deliveries[0].Type != "webhook.ping" || got.Deliveries[0].Status != "delivered" || got.Deliveries[0].Attempt != 1 ||
 		got.Deliveries[0].StatusCode == nil || *got.Deliveries[0].StatusCode != 200 {
@@ -189,31 +50,31 @@ func TestSubscriptionAPI(t *testing.T) {
 
 	// A move noticed by the API's refresh is delivered once, however often
 	// it is noticed again.
-	moved := push(t, ref)
+	moved := stack.Push(t, ref)
 	for range 2 {
-		if code, _, _ := call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+		if code, _, _ := stack.Call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
 			t.Fatalf("refresh: %d", code)
 		}
 	}
-	upd := rc.wait(t, sub.Secret, "image.updated", 1)[0]
+	upd := rc.Wait(t, sub.Secret, "image.updated", 1)[0]
 	img := upd["data"].(map[string]any)["image"].(map[string]any)
 	if img["digest"] != moved || img["previousDigest"] != old || img["reference"] != ref || img["url"] != "http://imagebadger.test/images/"+ref {
 		t.Errorf("image.updated data = %v", img)
 	}
 	time.Sleep(100 * time.Millisecond)
-	rc.wait(t, sub.Secret, "image.updated", 1)
-	code, _, got = call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	rc.Wait(t, sub.Secret, "image.updated", 1)
+	code, _, got = stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if code != 200 || len(got.Deliveries) != 2 || got.Deliveries[0].Type != "image.updated" || got.Deliveries[0].Status != "delivered" {
 		t.Errorf("deliveries after the move = %+v", got.Deliveries)
 	}
 
-	if code, _, _ := call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, "wrong", nil); code != 401 {
+	if code, _, _ := stack.Call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, "wrong", nil); code != 401 {
 		t.Errorf("DELETE with a wrong token: %d", code)
 	}
-	if code, _, _ := call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil); code != 204 {
+	if code, _, _ := stack.Call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil); code != 204 {
 		t.Errorf("DELETE: %d", code)
 	}
-	code, _, a := call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+	code, _, a := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
 	if code != 404 || a.Error == nil || a.Error.Code != "not_found" {
 		t.Errorf("GET after DELETE: %d %+v", code, a.Error)
 	}
@@ -222,7 +83,7 @@ func TestSubscriptionAPI(t *testing.T) {
 func TestSubscriptionAPIErrors(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, PerClient: ratelimit.Limit{Burst: 2, Period: time.Hour}, Server: &server.Config{}})
 	ref := s.Registry.Host + "/acme/base:1.0"
-	push(t, ref)
+	stack.Push(t, ref)
 	for _, tc := range []struct {
 		name   string
 		body   any
@@ -241,7 +102,7 @@ func TestSubscriptionAPIErrors(t *testing.T) {
 		{"rate limited", map[string]any{"image": ref, "url": "http://169.254.169.254/"}, 429, "rate_limited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, hdr, a := call(t, "POST", s.URL+"/api/v1/subscriptions", "", tc.body)
+			code, hdr, a := stack.Call(t, "POST", s.URL+"/api/v1/subscriptions", "", tc.body)
 			if code != tc.status || a.Error == nil || a.Error.Code != tc.code || a.Error.Message == "" {
 				t.Errorf("%d %+v, want %d %s", code, a.Error, tc.status, tc.code)
 			}
@@ -282,9 +143,9 @@ func get(t *testing.T, target string) (int, string) {
 
 func TestSubscriptionForms(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := newHookReceiver(t)
+	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
-	push(t, ref)
+	stack.Push(t, ref)
 
 	code, page := get(t, s.URL+"/subscriptions/new?image="+url.QueryEscape(ref))
 	if code != 200 || !strings.Contains(page, `data-testid="subscription-form"`) || !strings.Contains(page, `value="`+ref+`"`) {
