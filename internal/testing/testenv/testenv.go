@@ -127,12 +127,15 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
-// Main runs the package's tests and then removes the binary that Binary built. Use it
-// as `func TestMain(m *testing.M) { testenv.Main(m) }`.
+// Main runs the package's tests and then removes the binary that Binary built and
+// the image layout that Image wrote. Use it as
+// `func TestMain(m *testing.M) { testenv.Main(m) }`.
 func Main(m *testing.M) {
 	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
+	for _, dir := range []string{build.dir, imageBuild.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
