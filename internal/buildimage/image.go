@@ -34,17 +34,17 @@ func build(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	baseFiles, err := baseEntries()
+	inputs, err := readBaseInputs()
+	if err != nil {
+		return err
+	}
+	baseFiles, err := baseEntries(inputs.caCerts)
 	if err != nil {
 		return err
 	}
 	base, err := layer(baseFiles, src.epoch)
 	if err != nil {
 		return fmt.Errorf("base layer: %w", err)
-	}
-	inputs, err := readBaseInputs()
-	if err != nil {
-		return err
 	}
 
 	var images, attestations []mutate.IndexAddendum
@@ -151,8 +151,7 @@ func platformImage(p platform, src source, gb goBuild, base v1.Layer, bin string
 		mutate.Addendum{Layer: base, History: v1.History{Created: created,
 			CreatedBy: "buildimage: CA certificates, time zones, user nonroot (65532), " + dataDir + ", /tmp"}},
 		mutate.Addendum{Layer: binLayer, History: v1.History{Created: created,
-			CreatedBy: fmt.Sprintf("%s go %s ./cmd/imagebadger -> %s", strings.Join(gb.env, " "),
-				strings.Join(gb.args[:len(gb.args)-1], " "), binaryPath)}},
+			CreatedBy: fmt.Sprintf("%s go %s -> %s", strings.Join(gb.env, " "), shellWords(gb.args), binaryPath)}},
 	)
 	if err != nil {
 		return nil, err
@@ -197,12 +196,24 @@ func platformImage(p platform, src source, gb goBuild, base v1.Layer, bin string
 	return img, nil
 }
 
+// shellWords joins args as a shell would need them, quoting those with spaces.
+func shellWords(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if strings.ContainsAny(a, " \t") {
+			out[i] = "'" + a + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 // readBaseInputs reads what the provenance says of the base's sources.
 func readBaseInputs() (baseInputs, error) {
 	var in baseInputs
 	var err error
 	if in.caCerts, err = readFileLimited(caCertsPath, caCertsLimit); err != nil {
-		return baseInputs{}, fmt.Errorf("CA certificates: %w", err)
+		return baseInputs{}, fmt.Errorf("CA certificates (Debian package ca-certificates): %w", err)
 	}
 	in.tzdataZi, err = readFileLimited(filepath.Join(zoneinfoDir, "tzdata.zi"), zoneFileLimit)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -64,14 +64,10 @@ func file(name string, mode int64, data []byte) entry {
 
 // baseEntries returns the files of the empty base: the passwd and group
 // entries of the nonroot user, the name-service order for the pure-Go
-// resolver, the CA bundle, the time zones, /data owned by the user and a
-// world-writable, sticky /tmp. Everything else is root's and read-only to
-// the user.
-func baseEntries() ([]entry, error) {
-	certs, err := readFileLimited(caCertsPath, caCertsLimit)
-	if err != nil {
-		return nil, fmt.Errorf("CA certificates (Debian package ca-certificates): %w", err)
-	}
+// resolver, the CA bundle certs, the time zones, /data owned by the user
+// and a world-writable, sticky /tmp. Everything else is root's and
+// read-only to the user.
+func baseEntries(certs []byte) ([]entry, error) {
 	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\n%s:x:%d:%d:%s:%s:/sbin/nologin\n",
 		nonrootName, nonrootID, nonrootID, nonrootName, dataDir)
 	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", nonrootName, nonrootID)
