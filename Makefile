@@ -71,9 +71,9 @@ test: deps
 
 # The edit-test loop: lint, then the unit tests, which need no registry
 # process, browser, database server or root (the end-to-end tests in e2e/
-# and the harness's own tests in internal/testing/testenv are what `make
-# test` adds). Under a minute once the build cache is warm.
-UNITPKGS = $(shell $(GO) list ./... | grep -v -e '/e2e$$' -e '/internal/testing/testenv$$')
+# and its subfolders, and the harness's own tests in internal/testing/testenv,
+# are what `make test` adds). Under a minute once the build cache is warm.
+UNITPKGS = $(shell $(GO) list ./... | grep -v -e '/e2e$$' -e '/e2e/' -e '/internal/testing/testenv$$')
 check:
 	./scripts/deps.sh --npm
 	$(MAKE) --no-print-directory lint

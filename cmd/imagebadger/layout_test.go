@@ -38,6 +38,7 @@ var allowedImports = map[string][]string{
 
 	// The image build program works from the outside: go build, git, files.
 	"internal/buildimage": {},
+	"e2e/imagebuild":      {"*"},
 }
 
 // TestLayout checks the shape of the module with go list: every package's

@@ -1,4 +1,10 @@
-package e2e_test
+// Package imagebuild_test checks the OCI image `make image` builds: pushed to
+// Debian's CNCF distribution registry and judged by crane, skopeo, go version
+// -m, tar, find, chroot and qemu-user rather than by the build program's own
+// types, and built twice to the same digests. It is a package of its own so
+// that its two image builds have their own test timeout and run beside the
+// other end-to-end tests.
+package imagebuild_test
 
 import (
 	"bufio"
@@ -24,9 +30,63 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imagebadger/imagebadger/internal/testing/apispec"
 	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// report is the part of the image report (the API's and inspect --json's)
+// these tests read.
+type report struct {
+	Digest    string `json:"digest"`
+	Platforms []struct {
+		Platform string            `json:"platform"`
+		Digest   string            `json:"digest"`
+		Labels   map[string]string `json:"labels"`
+		Layers   []struct {
+			Digest string `json:"digest"`
+			Size   int64  `json:"size"`
+		} `json:"layers"`
+	} `json:"platforms"`
+}
+
+// getJSON decodes the 200 answer of GET url, checked against docs/openapi.yaml.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	c := &http.Client{Transport: apispec.Transport(t, http.DefaultTransport)}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cleanEnv is the test's environment without IMAGEBADGER_ and DOCKER_CONFIG
+// variables, for commands whose configuration the test decides.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IMAGEBADGER_") && !strings.HasPrefix(kv, "DOCKER_CONFIG=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
 
 // What the image tests decode of crane's and skopeo's answers, on their own
 // rather than through go-containerregistry's types, which the build uses.
