@@ -28,6 +28,10 @@ func build(ctx context.Context, o options) error {
 	if strings.ContainsAny(src.version, " \t\n\"'\\") {
 		return fmt.Errorf("version %q: no spaces, quotes or backslashes (it is passed in -ldflags)", src.version)
 	}
+	// Refused before minutes of compiling rather than after.
+	if err := checkReplaceable(filepath.Clean(o.out)); err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "buildimage-")
 	if err != nil {
 		return fmt.Errorf("temporary directory: %w", err)
@@ -325,8 +329,9 @@ func writeLayout(out string, idx v1.ImageIndex, src source) error {
 	return nil
 }
 
-// removeLayout removes the OCI layout at dir, if there is one.
-func removeLayout(dir string) error {
+// checkReplaceable makes sure dir is missing, empty or an OCI layout, the
+// only things the build replaces.
+func checkReplaceable(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -338,6 +343,14 @@ func removeLayout(dir string) error {
 		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
 			return fmt.Errorf("replace %s: it is not an OCI image layout (no oci-layout file); remove it or choose another OUT", dir)
 		}
+	}
+	return nil
+}
+
+// removeLayout removes the OCI layout at dir, if there is one.
+func removeLayout(dir string) error {
+	if err := checkReplaceable(dir); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("replace %s: %w", dir, err)
