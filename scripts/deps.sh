@@ -5,6 +5,10 @@
 #                    postgresql (throwaway clusters for the store suite and the replicas tests),
 #                    apache2-utils (htpasswd, for the registry with auth: htpasswd),
 #                    systemd (systemd-analyze, which checks deploy/systemd's unit)
+#                    `make image`'s inputs: gcc-aarch64-linux-gnu and libc6-dev-arm64-cross
+#                    (cgo cross-compiler and static C library for linux/arm64),
+#                    ca-certificates and tzdata (the image's CA bundle and time zones),
+#                    and qemu-user-static (runs the arm64 binary in the image tests)
 #   Go tools:        crane (go-containerregistry's CLI), into $(go env GOPATH)/bin
 #   npm packages:    the Teams format's independent reader (notify/testdata/teams: Microsoft's
 #                    adaptivecards), with `npm ci` from the committed package-lock.json; needs
@@ -39,7 +43,8 @@ if [[ "${1:-}" == "--npm" ]]; then
 	exit 0
 fi
 
-APT_PACKAGES=(docker-registry skopeo chromium wrk curl jq postgresql apache2-utils systemd)
+APT_PACKAGES=(docker-registry skopeo chromium wrk curl jq postgresql apache2-utils systemd
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross ca-certificates tzdata qemu-user-static)
 CRANE_VERSION=v0.22.1
 
 if [[ "${1:-}" == "--print-apt-packages" ]]; then

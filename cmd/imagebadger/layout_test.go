@@ -35,6 +35,10 @@ var allowedImports = map[string][]string{
 	"bench/soak":       {"*"},
 	"internal/testing": {"*"},
 	"e2e":              {"*"},
+
+	// The image build program works from the outside: go build, git, files.
+	"internal/buildimage": {},
+	"e2e/imagebuild":      {"*"},
 }
 
 // TestLayout checks the shape of the module with go list: every package's

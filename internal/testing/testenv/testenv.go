@@ -148,13 +148,15 @@ func BinaryWithLDFlags(t testing.TB, ldflags string) string {
 }
 
 // Main runs the package's tests, then stops the shared PostgreSQL cluster and
-// removes the binary that Binary built. Use it as
-// `func TestMain(m *testing.M) { testenv.Main(m) }`.
+// removes the binary that Binary built and the image layout that Image wrote.
+// Use it as `func TestMain(m *testing.M) { testenv.Main(m) }`.
 func Main(m *testing.M) {
 	code := m.Run()
 	stopShared()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
+	for _, dir := range []string{build.dir, imageBuild.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
