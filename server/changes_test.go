@@ -10,11 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/crane"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebadger/imagebadger/analysis"
@@ -153,7 +151,7 @@ func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := `{"events":[{"id":"d1","action":"delete","target":{"repository":"acme/base","tag":"3.19"},"request":{"host":"` + s.Registry.Host + `"}}]}`
-	if code, out := hookPost(t, s.URL+"/hooks/registry", "hook-s3cret", "application/vnd.docker.distribution.events.v1+json", body); code != 202 {
+	if code, out := stack.PostHook(t, s.URL+"/hooks/registry", "hook-s3cret", "application/vnd.docker.distribution.events.v1+json", body); code != 202 {
 		t.Fatalf("hook: %d %v", code, out)
 	}
 	waitDeleted(t, s, repo+":3.19")
@@ -250,13 +248,6 @@ func startRegistry(t *testing.T) string {
 	return faultreg.Start(t).Host
 }
 
-func pushIndex(t *testing.T, ref string, idx v1.ImageIndex) {
-	t.Helper()
-	if err := remote.WriteIndex(must(name.ParseReference(ref)), idx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // diffAnswer is the diff API's answer as a client reads it.
 type diffAnswer struct {
 	From, To struct {
@@ -281,22 +272,6 @@ type diffAnswer struct {
 	errorBody
 }
 
-// craneLayers is what crane reports of an image's layers: digests and
-// sizes from the manifest, diffIDs from the config, base first.
-func craneLayers(t *testing.T, ref string) (digests, diffIDs []string, sizes []int64) {
-	t.Helper()
-	m := must(v1.ParseManifest(strings.NewReader(string(must(crane.Manifest(ref))))))
-	cf := must(v1.ParseConfigFile(strings.NewReader(string(must(crane.Config(ref))))))
-	for _, l := range m.Layers {
-		digests = append(digests, l.Digest.String())
-		sizes = append(sizes, l.Size)
-	}
-	for _, d := range cf.RootFS.DiffIDs {
-		diffIDs = append(diffIDs, d.String())
-	}
-	return digests, diffIDs, sizes
-}
-
 // TestDiffAPI compares images pushed by the test; every expectation comes
 // from what crane reports of them (layer digests, diffIDs and sizes), not
 // from the service.
@@ -319,8 +294,8 @@ func TestDiffAPI(t *testing.T) {
 	if code := getJSON(t, s.URL+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:2.2")+"&to="+url.QueryEscape(reg+"/acme/app:2.3"), &d); code != 200 {
 		t.Fatalf("diff: %d %+v", code, d.Error)
 	}
-	fd, fdiff, fsizes := craneLayers(t, reg+"/acme/app:2.2")
-	td, tdiff, tsizes := craneLayers(t, reg+"/acme/app:2.3")
+	fd, fdiff, fsizes := stack.CraneLayers(t, reg+"/acme/app:2.2")
+	td, tdiff, tsizes := stack.CraneLayers(t, reg+"/acme/app:2.3")
 	shared := 0
 	for shared < len(fdiff) && shared < len(tdiff) && fdiff[shared] == tdiff[shared] {
 		shared++
@@ -380,7 +355,7 @@ func TestDiffAPI(t *testing.T) {
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
 		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}})
-	pushIndex(t, reg+"/acme/app:multi", idx)
+	stack.PushIndex(t, reg+"/acme/app:multi", idx)
 	d = diffAnswer{}
 	getJSON(t, s.URL+"/api/v1/diff?from="+url.QueryEscape(reg+"/acme/app:multi")+"&to="+url.QueryEscape(reg+"/acme/app:multi")+"&platform=linux/arm64", &d)
 	if d.Platform != "linux/arm64/v8" || d.From.PlatformDigest != must(arm.Digest()).String() || d.Shared.LayerCount != 2 {
@@ -451,30 +426,32 @@ func TestSearchAPI(t *testing.T) {
 // interval apart on the watcher's clock, so each finds the tracked tag due
 // (the subscription checked it just before).
 func TestPollNoticesADeletedTag(t *testing.T) {
-	var ahead atomic.Int64
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
-	ref := s.Registry.Host + "/acme/app:1.0"
-	img := stack.Image(t, nil, 1, nil)
-	stack.PushImage(t, img, ref)
-	rc := stack.NewReceiver(t)
-	sub := s.Subscribe(t, rc, ref, "/app", "image.updated")
-	if err := crane.Delete(ref); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		ahead.Add(int64(2 * time.Hour)) // past the interval (1 h, ±10 %) since the last check
-		if err := s.Watcher.Poll(t.Context()); err != nil {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		var ahead atomic.Int64
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
+		ref := s.Registry.Host + "/acme/app:1.0"
+		img := stack.Image(t, nil, 1, nil)
+		stack.PushImage(t, img, ref)
+		rc := stack.NewReceiver(t)
+		sub := s.Subscribe(t, rc, ref, "/app", "image.updated")
+		if err := crane.Delete(ref); err != nil {
 			t.Fatal(err)
 		}
-	}
-	waitDeleted(t, s, ref)
-	var h history
-	getJSON(t, s.URL+"/api/v1/repositories/"+s.Registry.Host+"/acme/app/history", &h)
-	if diff := cmp.Diff([]string{"deleted 1.0 " + short(img) + "→null", "created 1.0 null→" + short(img)}, h.summary()); diff != "" {
-		t.Errorf("history after two polls (-want +got):\n%s", diff)
-	}
-	// A deleted tag gives no event.
-	if got := rc.Payloads(t, sub.Secret, "/app", "image.updated"); len(got) != 0 {
-		t.Errorf("%d image.updated for a deletion", len(got))
-	}
+		for range 2 {
+			ahead.Add(int64(2 * time.Hour)) // past the interval (1 h, ±10 %) since the last check
+			if err := s.Watcher.Poll(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitDeleted(t, s, ref)
+		var h history
+		getJSON(t, s.URL+"/api/v1/repositories/"+s.Registry.Host+"/acme/app/history", &h)
+		if diff := cmp.Diff([]string{"deleted 1.0 " + short(img) + "→null", "created 1.0 null→" + short(img)}, h.summary()); diff != "" {
+			t.Errorf("history after two polls (-want +got):\n%s", diff)
+		}
+		// A deleted tag gives no event.
+		if got := rc.Payloads(t, sub.Secret, "/app", "image.updated"); len(got) != 0 {
+			t.Errorf("%d image.updated for a deletion", len(got))
+		}
+	})
 }

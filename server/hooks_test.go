@@ -2,9 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,28 +11,6 @@ import (
 	"github.com/imagebadger/imagebadger/server"
 )
 
-func hookPost(t *testing.T, target, token, contentType, body string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", target, strings.NewReader(body))
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("POST %s: %v in %q", target, err, b)
-	}
-	return resp.StatusCode, out
-}
-
 func errCode(m map[string]any) string {
 	if e, ok := m["error"].(map[string]any); ok {
 		s, _ := e["code"].(string)
@@ -44,51 +19,9 @@ func errCode(m map[string]any) string {
 	return ""
 }
 
-// TestRegistryHookRefreshesAndDelivers: an authenticated distribution
-// notification of a push refreshes the tag, and the subscriber hears of the
-// move; without the token nothing is refreshed.
-func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "s3cret"}})
-	rc := stack.NewReceiver(t)
-	ref := s.Registry.Host + "/acme/base:1.0"
-	old := stack.Push(t, ref)
-	_, _, sub := stack.Call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL, "events": []string{"image.updated"}})
-	if sub.Status != "active" {
-		t.Fatalf("subscription %+v", sub)
-	}
-	moved := stack.Push(t, ref)
-	envelope := `{"events":[{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + moved +
-		`","repository":"acme/base","tag":"1.0","url":"http://` + s.Registry.Host + `/v2/acme/base/manifests/` + moved +
-		`"},"request":{"host":"` + s.Registry.Host + `"},"source":{"addr":"registry-host:5000"}}]}`
-
-	for _, tc := range []struct{ name, token string }{{"no token", ""}, {"wrong token", "nope"}} {
-		code, out := hookPost(t, s.URL+"/hooks/registry", tc.token, "application/vnd.docker.distribution.events.v1+json", envelope)
-		if code != 401 || errCode(out) != "unauthorized" {
-			t.Errorf("%s: %d %v", tc.name, code, out)
-		}
-	}
-	if st, _ := s.Store.Tag(context.Background(), analysis.Repository{Registry: s.Registry.Host, Name: "acme/base"}, "1.0"); st.Digest != old {
-		t.Fatalf("an unauthenticated hook moved the tag to %s", st.Digest)
-	}
-	if code, out := hookPost(t, s.URL+"/hooks/registry", "s3cret", "text/plain", envelope); code != 400 || errCode(out) != "invalid_request" {
-		t.Errorf("wrong media type: %d %v", code, out)
-	}
-	code, out := hookPost(t, s.URL+"/hooks/registry", "s3cret", "application/vnd.docker.distribution.events.v2+json", envelope)
-	if code != 202 {
-		t.Fatalf("hook: %d %v", code, out)
-	}
-	if got := out["refreshing"]; len(got.([]any)) != 1 || got.([]any)[0] != ref {
-		t.Errorf("refreshing = %v", got)
-	}
-	img := rc.Wait(t, sub.Secret, "image.updated", 1)[0]["data"].(map[string]any)["image"].(map[string]any)
-	if img["digest"] != moved || img["previousDigest"] != old {
-		t.Errorf("image.updated = %v", img)
-	}
-}
-
 func TestRegistryHookIsOffWithoutToken(t *testing.T) {
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
-	code, out := hookPost(t, s.URL+"/hooks/registry", "", "application/json", `{"events":[]}`)
+	code, out := stack.PostHook(t, s.URL+"/hooks/registry", "", "application/json", `{"events":[]}`)
 	if code != 404 || errCode(out) != "not_found" {
 		t.Errorf("hook without --hook-token: %d %v", code, out)
 	}
@@ -111,18 +44,62 @@ func TestDockerHubHook(t *testing.T) {
 	token = token[:strings.IndexAny(token, `"<`)]
 	body := `{"push_data":{"tag":"1.2"},"repository":{"repo_name":"acme/app"}}`
 
-	code, out := hookPost(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", body)
+	code, out := stack.PostHook(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", body)
 	if code != 202 || len(out["refreshing"].([]any)) != 1 || out["refreshing"].([]any)[0] != "docker.io/acme/app:1.2" {
 		t.Errorf("hook: %d %v", code, out)
 	}
-	if code, out := hookPost(t, s.URL+"/hooks/dockerhub/wrong", "", "application/json", body); code != 401 || errCode(out) != "unauthorized" {
+	if code, out := stack.PostHook(t, s.URL+"/hooks/dockerhub/wrong", "", "application/json", body); code != 401 || errCode(out) != "unauthorized" {
 		t.Errorf("unknown token: %d %v", code, out)
 	}
 	other := `{"push_data":{"tag":"1"},"repository":{"repo_name":"someone/else"}}`
-	if code, out := hookPost(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", other); code != 401 || errCode(out) != "unauthorized" {
+	if code, out := stack.PostHook(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", other); code != 401 || errCode(out) != "unauthorized" {
 		t.Errorf("token of another repository: %d %v", code, out)
 	}
-	if code, out := hookPost(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", `{`); code != 400 || errCode(out) != "invalid_request" {
+	if code, out := stack.PostHook(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", `{`); code != 400 || errCode(out) != "invalid_request" {
 		t.Errorf("malformed body: %d %v", code, out)
 	}
+}
+
+// TestRegistryHookRefreshesAndDelivers: an authenticated distribution
+// notification of a push refreshes the tag, and the subscriber hears of the
+// move; without the token nothing is refreshed.
+func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "s3cret"}})
+		rc := stack.NewReceiver(t)
+		ref := s.Registry.Host + "/acme/base:1.0"
+		old := stack.Push(t, ref)
+		_, _, sub := stack.Call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL, "events": []string{"image.updated"}})
+		if sub.Status != "active" {
+			t.Fatalf("subscription %+v", sub)
+		}
+		moved := stack.Push(t, ref)
+		envelope := `{"events":[{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + moved +
+			`","repository":"acme/base","tag":"1.0","url":"http://` + s.Registry.Host + `/v2/acme/base/manifests/` + moved +
+			`"},"request":{"host":"` + s.Registry.Host + `"},"source":{"addr":"registry-host:5000"}}]}`
+
+		for _, tc := range []struct{ name, token string }{{"no token", ""}, {"wrong token", "nope"}} {
+			code, out := stack.PostHook(t, s.URL+"/hooks/registry", tc.token, "application/vnd.docker.distribution.events.v1+json", envelope)
+			if code != 401 || errCode(out) != "unauthorized" {
+				t.Errorf("%s: %d %v", tc.name, code, out)
+			}
+		}
+		if st, _ := s.Store.Tag(context.Background(), analysis.Repository{Registry: s.Registry.Host, Name: "acme/base"}, "1.0"); st.Digest != old {
+			t.Fatalf("an unauthenticated hook moved the tag to %s", st.Digest)
+		}
+		if code, out := stack.PostHook(t, s.URL+"/hooks/registry", "s3cret", "text/plain", envelope); code != 400 || errCode(out) != "invalid_request" {
+			t.Errorf("wrong media type: %d %v", code, out)
+		}
+		code, out := stack.PostHook(t, s.URL+"/hooks/registry", "s3cret", "application/vnd.docker.distribution.events.v2+json", envelope)
+		if code != 202 {
+			t.Fatalf("hook: %d %v", code, out)
+		}
+		if got := out["refreshing"]; len(got.([]any)) != 1 || got.([]any)[0] != ref {
+			t.Errorf("refreshing = %v", got)
+		}
+		img := rc.Wait(t, sub.Secret, "image.updated", 1)[0]["data"].(map[string]any)["image"].(map[string]any)
+		if img["digest"] != moved || img["previousDigest"] != old {
+			t.Errorf("image.updated = %v", img)
+		}
+	})
 }

@@ -15,69 +15,71 @@ import (
 )
 
 func TestSubscriptionAPI(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
-	rc := stack.NewReceiver(t)
-	ref := s.Registry.Host + "/acme/base:1.0"
-	old := stack.Push(t, ref)
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+		rc := stack.NewReceiver(t)
+		ref := s.Registry.Host + "/acme/base:1.0"
+		old := stack.Push(t, ref)
 
-	code, hdr, sub := stack.Call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL + "/hook"})
-	if code != 201 || sub.ID == "" || sub.Image != ref || sub.URL != rc.URL+"/hook" || sub.Status != "active" ||
-		!strings.HasPrefix(sub.Secret, "whsec_") || sub.Token == "" || sub.CreatedAt == "" ||
-		strings.Join(sub.Events, ",") != "image.updated,base.updated" {
-		t.Fatalf("create: %d %+v", code, sub)
-	}
-	if hdr.Get("Location") != "/api/v1/subscriptions/"+sub.ID {
-		t.Errorf("Location = %q", hdr.Get("Location"))
-	}
-	ping := rc.Wait(t, sub.Secret, "webhook.ping", 1)[0]
-	if ping["data"].(map[string]any)["subscription"] != sub.ID {
-		t.Errorf("ping = %v", ping)
-	}
-
-	// The token is required, and shown only at creation.
-	for _, tok := range []string{"", "wrong"} {
-		code, _, a := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, tok, nil)
-		if code != 401 || a.Error == nil || a.Error.Code != "unauthorized" {
-			t.Errorf("GET with token %q: %d %+v", tok, code, a.Error)
+		code, hdr, sub := stack.Call(t, "POST", s.URL+"/api/v1/subscriptions", "", map[string]any{"image": ref, "url": rc.URL + "/hook"})
+		if code != 201 || sub.ID == "" || sub.Image != ref || sub.URL != rc.URL+"/hook" || sub.Status != "active" ||
+			!strings.HasPrefix(sub.Secret, "whsec_") || sub.Token == "" || sub.CreatedAt == "" ||
+			strings.Join(sub.Events, ",") != "image.updated,base.updated" {
+			t.Fatalf("create: %d %+v", code, sub)
 		}
-	}
-	code, _, got := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
-	if code != 200 || got.Secret != "" || got.Token != "" || len(got.Deliveries) != 1 ||
-		got.Deliveries[0].Type != "webhook.ping" || got.Deliveries[0].Status != "delivered" || got.Deliveries[0].Attempt != 1 ||
-		got.Deliveries[0].StatusCode == nil || *got.Deliveries[0].StatusCode != 200 {
-		t.Fatalf("GET: %d %+v", code, got)
-	}
-
-	// A move noticed by the API's refresh is delivered once, however often
-	// it is noticed again.
-	moved := stack.Push(t, ref)
-	for range 2 {
-		if code, _, _ := stack.Call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
-			t.Fatalf("refresh: %d", code)
+		if hdr.Get("Location") != "/api/v1/subscriptions/"+sub.ID {
+			t.Errorf("Location = %q", hdr.Get("Location"))
 		}
-	}
-	upd := rc.Wait(t, sub.Secret, "image.updated", 1)[0]
-	img := upd["data"].(map[string]any)["image"].(map[string]any)
-	if img["digest"] != moved || img["previousDigest"] != old || img["reference"] != ref || img["url"] != "http://imagebadger.test/images/"+ref {
-		t.Errorf("image.updated data = %v", img)
-	}
-	time.Sleep(100 * time.Millisecond)
-	rc.Wait(t, sub.Secret, "image.updated", 1)
-	code, _, got = stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
-	if code != 200 || len(got.Deliveries) != 2 || got.Deliveries[0].Type != "image.updated" || got.Deliveries[0].Status != "delivered" {
-		t.Errorf("deliveries after the move = %+v", got.Deliveries)
-	}
+		ping := rc.Wait(t, sub.Secret, "webhook.ping", 1)[0]
+		if ping["data"].(map[string]any)["subscription"] != sub.ID {
+			t.Errorf("ping = %v", ping)
+		}
 
-	if code, _, _ := stack.Call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, "wrong", nil); code != 401 {
-		t.Errorf("DELETE with a wrong token: %d", code)
-	}
-	if code, _, _ := stack.Call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil); code != 204 {
-		t.Errorf("DELETE: %d", code)
-	}
-	code, _, a := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
-	if code != 404 || a.Error == nil || a.Error.Code != "not_found" {
-		t.Errorf("GET after DELETE: %d %+v", code, a.Error)
-	}
+		// The token is required, and shown only at creation.
+		for _, tok := range []string{"", "wrong"} {
+			code, _, a := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, tok, nil)
+			if code != 401 || a.Error == nil || a.Error.Code != "unauthorized" {
+				t.Errorf("GET with token %q: %d %+v", tok, code, a.Error)
+			}
+		}
+		code, _, got := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+		if code != 200 || got.Secret != "" || got.Token != "" || len(got.Deliveries) != 1 ||
+			got.Deliveries[0].Type != "webhook.ping" || got.Deliveries[0].Status != "delivered" || got.Deliveries[0].Attempt != 1 ||
+			got.Deliveries[0].StatusCode == nil || *got.Deliveries[0].StatusCode != 200 {
+			t.Fatalf("GET: %d %+v", code, got)
+		}
+
+		// A move noticed by the API's refresh is delivered once, however often
+		// it is noticed again.
+		moved := stack.Push(t, ref)
+		for range 2 {
+			if code, _, _ := stack.Call(t, "POST", s.URL+"/api/v1/images/"+ref+"/refresh", "", nil); code != 200 {
+				t.Fatalf("refresh: %d", code)
+			}
+		}
+		upd := rc.Wait(t, sub.Secret, "image.updated", 1)[0]
+		img := upd["data"].(map[string]any)["image"].(map[string]any)
+		if img["digest"] != moved || img["previousDigest"] != old || img["reference"] != ref || img["url"] != "http://imagebadger.test/images/"+ref {
+			t.Errorf("image.updated data = %v", img)
+		}
+		time.Sleep(100 * time.Millisecond)
+		rc.Wait(t, sub.Secret, "image.updated", 1)
+		code, _, got = stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+		if code != 200 || len(got.Deliveries) != 2 || got.Deliveries[0].Type != "image.updated" || got.Deliveries[0].Status != "delivered" {
+			t.Errorf("deliveries after the move = %+v", got.Deliveries)
+		}
+
+		if code, _, _ := stack.Call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, "wrong", nil); code != 401 {
+			t.Errorf("DELETE with a wrong token: %d", code)
+		}
+		if code, _, _ := stack.Call(t, "DELETE", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil); code != 204 {
+			t.Errorf("DELETE: %d", code)
+		}
+		code, _, a := stack.Call(t, "GET", s.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, nil)
+		if code != 404 || a.Error == nil || a.Error.Code != "not_found" {
+			t.Errorf("GET after DELETE: %d %+v", code, a.Error)
+		}
+	})
 }
 
 func TestSubscriptionAPIErrors(t *testing.T) {

@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -365,4 +367,82 @@ func Image(tb testing.TB, parent v1.Image, n int, labels map[string]string) v1.I
 		tb.Fatal(err)
 	}
 	return img
+}
+
+// PostHook posts body to an inbound hook at target with token as its
+// bearer token and decodes the JSON answer.
+func PostHook(tb testing.TB, target, token, contentType, body string) (int, map[string]any) {
+	tb.Helper()
+	req, _ := http.NewRequest("POST", target, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		tb.Fatalf("POST %s: %v in %q", target, err, b)
+	}
+	return resp.StatusCode, out
+}
+
+// RegistryNotification is a distribution registry's notification of pushes
+// of tags of repo to digest, as the registry at host sends it to
+// /hooks/registry.
+func RegistryNotification(host, repo string, digest string, tags ...string) string {
+	var evs []string
+	for i, tg := range tags {
+		evs = append(evs, fmt.Sprintf(`{"id":"e%d","action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+			"digest":%q,"repository":%q,"url":"http://%s/v2/%s/manifests/%s","tag":%q},"request":{"host":%q}}`,
+			i, digest, repo, host, repo, digest, tg, host))
+	}
+	return `{"events":[` + strings.Join(evs, ",") + `]}`
+}
+
+// CraneLayers is what crane, an independent reader, reports of the layers
+// of the image at ref: their digests, diffIDs and sizes.
+func CraneLayers(tb testing.TB, ref string) (digests, diffIDs []string, sizes []int64) {
+	tb.Helper()
+	raw, err := crane.Manifest(ref)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if raw, err = crane.Config(ref); err != nil {
+		tb.Fatal(err)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range m.Layers {
+		digests = append(digests, l.Digest.String())
+		sizes = append(sizes, l.Size)
+	}
+	for _, d := range cf.RootFS.DiffIDs {
+		diffIDs = append(diffIDs, d.String())
+	}
+	return digests, diffIDs, sizes
+}
+
+// PushIndex pushes the index idx (and its images) to ref.
+func PushIndex(tb testing.TB, ref string, idx v1.ImageIndex) {
+	tb.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		tb.Fatal(err)
+	}
 }
