@@ -54,19 +54,17 @@ func (s *Service) indexReport(ctx context.Context, repo analysis.Repository, rep
 
 // tagView is what parent detection reads of tags: where they point, which
 // tags point at an image, which ever did. The plain view is the store as it
-// stands; a view as of a position in the change log lays the changes of one
-// repository logged since then back over it, so it is that repository's
-// tags as they stood right after that change. The fan-out judges a change
-// set by two such views, before and after it (see OutdatedBy), with the
-// same code that decides a report's parent and its outdated flag.
+// stands. A view as of a position in the change log has one repository's
+// tags as they stood right after the change at that position, read from
+// the log in one statement (store.TagsAsOf), so changes committed meanwhile,
+// by this process or another, cannot tear it. The fan-out judges a change
+// set by two such views, before and after it (see OutdatedBy), with the same
+// code that decides a report's parent and its outdated flag.
 type tagView struct {
 	st *store.Store
-	// repo and moved lay tag changes of one repository over the store:
-	// tag → the digest it pointed at, as of upTo ("" for none).
-	repo  analysis.Repository
-	moved map[string]string
-	// upTo bounds the history the view reads ("which tags ever pointed
-	// here"); 0 for none.
+	// repo's tags as of upTo, when upTo > 0: tag → digest.
+	repo analysis.Repository
+	asOf map[string]string
 	upTo int64
 }
 
@@ -75,37 +73,23 @@ func plainView(st *store.Store) *tagView { return &tagView{st: st} }
 // viewAsOf is the view of the store with repo's tags as they stood right
 // after the change at position.
 func (s *Service) viewAsOf(ctx context.Context, repo analysis.Repository, position int64) (*tagView, error) {
-	later, err := s.store.ChangesAfter(ctx, repo, position)
+	asOf, err := s.store.TagsAsOf(ctx, repo, position)
 	if err != nil {
 		return nil, err
 	}
-	v := &tagView{st: s.store, repo: repo, moved: make(map[string]string, len(later)), upTo: position}
-	// Newest first, so what stays for a tag is where it pointed before the
-	// first change after position.
-	for i := len(later) - 1; i >= 0; i-- {
-		v.moved[later[i].Tag] = later[i].Previous
-	}
-	return v, nil
+	return &tagView{st: s.store, repo: repo, asOf: asOf, upTo: position}, nil
 }
 
-// over reports whether the view changes repo's tags.
-func (v *tagView) over(repo analysis.Repository) bool {
-	return repo == v.repo && (len(v.moved) > 0 || v.upTo > 0)
-}
+// over reports whether the view has repo's tags as of a position.
+func (v *tagView) over(repo analysis.Repository) bool { return v.upTo > 0 && repo == v.repo }
 
 // tagsAt is store.TagsAt in the view.
 func (v *tagView) tagsAt(ctx context.Context, repo analysis.Repository, digest string) ([]string, error) {
-	tags, err := v.st.TagsAt(ctx, repo, digest)
-	if err != nil || !v.over(repo) {
-		return tags, err
+	if !v.over(repo) {
+		return v.st.TagsAt(ctx, repo, digest)
 	}
-	out := tags[:0:0]
-	for _, t := range tags {
-		if _, moves := v.moved[t]; !moves {
-			out = append(out, t)
-		}
-	}
-	for t, d := range v.moved {
+	var out []string
+	for t, d := range v.asOf {
 		if d == digest {
 			out = append(out, t)
 		}
@@ -114,8 +98,8 @@ func (v *tagView) tagsAt(ctx context.Context, repo analysis.Repository, digest s
 	return out, nil
 }
 
-// tagsEverAt is store.TagsEverAt in the view: the history up to the view's
-// position, and the tags pointing at one of digests as the view has them.
+// tagsEverAt is store.TagsEverAt in the view: the log up to the view's
+// position, and the tags that point at one of digests as the view has them.
 func (v *tagView) tagsEverAt(ctx context.Context, repo analysis.Repository, digests []string) ([]string, error) {
 	if !v.over(repo) {
 		return v.st.TagsEverAt(ctx, repo, digests, 0)
@@ -124,8 +108,8 @@ func (v *tagView) tagsEverAt(ctx context.Context, repo analysis.Repository, dige
 	if err != nil {
 		return nil, err
 	}
-	for t, d := range v.moved {
-		if d != "" && slices.Contains(digests, d) && !slices.Contains(tags, t) {
+	for t, d := range v.asOf {
+		if slices.Contains(digests, d) && !slices.Contains(tags, t) {
 			tags = append(tags, t)
 		}
 	}
@@ -135,20 +119,16 @@ func (v *tagView) tagsEverAt(ctx context.Context, repo analysis.Repository, dige
 
 // tagDigests is store.TagDigests in the view.
 func (v *tagView) tagDigests(ctx context.Context, repo analysis.Repository, tags []string) (map[string]string, error) {
-	now, err := v.st.TagDigests(ctx, repo, tags)
-	if err != nil || !v.over(repo) {
-		return now, err
+	if !v.over(repo) {
+		return v.st.TagDigests(ctx, repo, tags)
 	}
+	out := make(map[string]string, len(tags))
 	for _, t := range tags {
-		if d, moves := v.moved[t]; moves {
-			if d == "" {
-				delete(now, t)
-			} else {
-				now[t] = d
-			}
+		if d, ok := v.asOf[t]; ok {
+			out[t] = d
 		}
 	}
-	return now, nil
+	return out, nil
 }
 
 // attachParents fills the parent of each platform image of rep, recording in

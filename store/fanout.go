@@ -137,22 +137,6 @@ func (s *Store) NextChangeSet(ctx context.Context, position int64) ([]TagChange,
 	return set, nil
 }
 
-// ChangesAfter returns the changes of repo's tags logged after position,
-// oldest first: what was laid over the tags since then, for a view of them
-// as they stood at position.
-func (s *Store) ChangesAfter(ctx context.Context, repo analysis.Repository, position int64) ([]TagChange, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+changeColumns+` FROM tag_changes
-		WHERE registry = ? AND repository = ? AND id > ? ORDER BY id`, repo.Registry, repo.Name, position)
-	if err != nil {
-		return nil, fmt.Errorf("store: changes of %s after %d: %w", repo, position, err)
-	}
-	out, err := scanLogged(rows)
-	if err != nil {
-		return nil, fmt.Errorf("store: changes of %s after %d: %w", repo, position, err)
-	}
-	return out, nil
-}
-
 // TagsUpTo returns every tag repo had up to and including the change at
 // position, sorted: the tags a new version is compared with.
 func (s *Store) TagsUpTo(ctx context.Context, repo analysis.Repository, position int64) ([]string, error) {

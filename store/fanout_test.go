@@ -81,12 +81,13 @@ func TestFanOutLease(t *testing.T) {
 }
 
 // TestChangeLogViews: the log's reads that the fan-out and the as-of views
-// of parent detection make: a change set whole, the changes of one
-// repository after a position, the tags a repository had up to a position,
-// and the tags that ever pointed at an image up to a position.
+// of parent detection make: a change set whole, a repository's tags as they
+// stood after a change, the tags it had up to a change, and the tags that
+// ever pointed at an image up to a change.
 func TestChangeLogViews(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	dbPath := filepath.Join(t.TempDir(), "ib.db")
+	s := open(t, dbPath)
 	other := analysis.Repository{Registry: subRepo.Registry, Name: "acme/other"}
 	record(t, s, subRepo, "1", desc("sha256:a"), t0)
 	if _, err := s.RecordTags(ctx, []store.TagRecord{
@@ -116,12 +117,31 @@ func TestChangeLogViews(t *testing.T) {
 		"moved 1 sha256:a→sha256:b"}, summary(all)); diff != "" {
 		t.Fatalf("the log in order (-want +got):\n%s", diff)
 	}
-	after, err := s.ChangesAfter(ctx, subRepo, all[1].ID)
-	if err != nil {
+	// As of each change: 1 created at a; 2 and latest created at b; then
+	// (another repository's change, then) 1 moved to b.
+	for i, want := range []map[string]string{
+		{"1": "sha256:a"},
+		{"1": "sha256:a", "2": "sha256:b"},
+		{"1": "sha256:a", "2": "sha256:b", "latest": "sha256:b"},
+		{"1": "sha256:a", "2": "sha256:b", "latest": "sha256:b"},
+		{"1": "sha256:b", "2": "sha256:b", "latest": "sha256:b"},
+	} {
+		got, err := s.TagsAsOf(ctx, subRepo, all[i].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("tags as of change %d (-want +got):\n%s", all[i].ID, diff)
+		}
+	}
+	// A tag the log holds nothing of (recorded before the log began) is
+	// where it points, whatever the position.
+	if _, err := rawDB(t, dbPath).Exec(`INSERT INTO tags (registry, repository, tag, digest, media_type, first_seen_at, changed_at, checked_at)
+		VALUES ('` + subRepo.Registry + `', '` + subRepo.Name + `', 'old', 'sha256:o', 'm', 0, 0, 0)`); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"created latest →sha256:b", "moved 1 sha256:a→sha256:b"}, summary(after)); diff != "" {
-		t.Errorf("changes of the repository after the second (-want +got):\n%s", diff)
+	if got, err := s.TagsAsOf(ctx, subRepo, all[0].ID); err != nil || got["old"] != "sha256:o" {
+		t.Errorf("a tag from before the log, as of the first change: %v, %v", got, err)
 	}
 	if tags, err := s.TagsUpTo(ctx, subRepo, all[1].ID); err != nil || !cmp.Equal(tags, []string{"1", "2"}) {
 		t.Errorf("tags up to the second change: %v, %v", tags, err)

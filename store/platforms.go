@@ -115,8 +115,8 @@ func (s *Store) PlatformOf(ctx context.Context, repo analysis.Repository, digest
 
 // TagsEverAt returns the tags of repo that ever pointed at one of digests,
 // by the change log and the tags as they are, sorted. With upTo > 0 it is
-// as of the change at upTo: the log read up to there, and a tag changed
-// since left to the caller, who knows where it pointed then.
+// the log alone, up to and including the change at upTo (TagsAsOf has the
+// tags as they stood then).
 func (s *Store) TagsEverAt(ctx context.Context, repo analysis.Repository, digests []string, upTo int64) ([]string, error) {
 	var out []string
 	for _, d := range digests {
@@ -124,11 +124,8 @@ func (s *Store) TagsEverAt(ctx context.Context, repo analysis.Repository, digest
 			UNION SELECT tag FROM tags WHERE registry = ? AND repository = ? AND digest = ?`
 		args := []any{repo.Registry, repo.Name, d, repo.Registry, repo.Name, d}
 		if upTo > 0 {
-			q = `SELECT tag FROM tag_changes WHERE registry = ? AND repository = ? AND digest = ? AND id <= ?
-				UNION SELECT t.tag FROM tags t WHERE t.registry = ? AND t.repository = ? AND t.digest = ?
-				AND NOT EXISTS (SELECT 1 FROM tag_changes c WHERE c.registry = t.registry AND c.repository = t.repository
-					AND c.tag = t.tag AND c.id > ?)`
-			args = []any{repo.Registry, repo.Name, d, upTo, repo.Registry, repo.Name, d, upTo}
+			q = `SELECT DISTINCT tag FROM tag_changes WHERE registry = ? AND repository = ? AND digest = ? AND id <= ?`
+			args = []any{repo.Registry, repo.Name, d, upTo}
 		}
 		tags, err := s.strings(ctx, q, args...)
 		if err != nil {
@@ -137,6 +134,45 @@ func (s *Store) TagsEverAt(ctx context.Context, repo analysis.Repository, digest
 		out = append(out, tags...)
 	}
 	return sortedUnique(out), nil
+}
+
+// TagsAsOf returns where each of repo's tags pointed right after the change
+// at position: for a tag changed up to there, its latest change; for one
+// first changed after it, where that change found it; for one never
+// changed (recorded before the log began), where it points. A tag deleted
+// or not yet created then is left out. It is one statement, so one snapshot
+// of the database, whatever other processes commit meanwhile.
+func (s *Store) TagsAsOf(ctx context.Context, repo analysis.Repository, position int64) (map[string]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT tag, digest FROM (
+			SELECT c.tag, c.digest FROM tag_changes c
+			WHERE c.registry = ? AND c.repository = ? AND c.id = (SELECT MAX(c2.id) FROM tag_changes c2
+				WHERE c2.registry = c.registry AND c2.repository = c.repository AND c2.tag = c.tag AND c2.id <= ?)
+			UNION ALL
+			SELECT c.tag, c.previous_digest FROM tag_changes c
+			WHERE c.registry = ? AND c.repository = ? AND c.id > ? AND c.id = (SELECT MIN(c2.id) FROM tag_changes c2
+				WHERE c2.registry = c.registry AND c2.repository = c.repository AND c2.tag = c.tag)
+			UNION ALL
+			SELECT t.tag, t.digest FROM tags t
+			WHERE t.registry = ? AND t.repository = ? AND NOT EXISTS (SELECT 1 FROM tag_changes c
+				WHERE c.registry = t.registry AND c.repository = t.repository AND c.tag = t.tag)
+		) AS as_of WHERE digest IS NOT NULL`,
+		repo.Registry, repo.Name, position, repo.Registry, repo.Name, position, repo.Registry, repo.Name)
+	if err != nil {
+		return nil, fmt.Errorf("store: tags of %s as of change %d: %w", repo, position, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var tag, digest string
+		if err := rows.Scan(&tag, &digest); err != nil {
+			return nil, fmt.Errorf("store: tags of %s as of change %d: %w", repo, position, err)
+		}
+		out[tag] = digest
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: tags of %s as of change %d: %w", repo, position, err)
+	}
+	return out, nil
 }
 
 // TagDigests returns where each given tag of repo points now; unknown tags are left out.
