@@ -92,7 +92,7 @@ test-deploy:
 	cd deploy && $(GO) test -count=1 -timeout 5m $(TESTFLAGS) ./...
 
 # Each program runs even when one before it failed; the target fails at the end,
-# naming those that did. soak is the issue-7 load test (a minute of mixed traffic
+# naming those that did. soak is the load test (a minute of mixed traffic
 # during a refresh storm; SOAKFLAGS='-duration 10s' for a short run).
 SOAKFLAGS ?=
 bench:

@@ -81,7 +81,7 @@ func benchFanOut(b *testing.B, formats ...string) {
 	tr := loopbackTransport()
 	tr.MaxIdleConnsPerHost = 64
 	// The worker as serve configures it: 32 attempts in flight, 16 per receiver.
-	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: tr})
+	w := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: tr})
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = w.Run(wctx) })

@@ -70,7 +70,7 @@ func TestPollingLeavesTheLastFifthOfABudget(t *testing.T) {
 	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Millisecond})
 	defer svc.Close(context.Background())
 	ref := analysis.Reference{Repository: analysis.Repository{Registry: host, Name: "acme/app"}, Tag: "1"}
-	w := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Interval: time.Hour,
+	w := notify.NewWatcher(notify.WatcherOptions{Images: svc, Store: st, Interval: time.Hour,
 		Watched: []analysis.Repository{ref.Repository}})
 	if err := w.Poll(context.Background()); err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ type fanOutEnv struct {
 
 func newFanOutEnv(t *testing.T, engine string) *fanOutEnv {
 	t.Helper()
-	s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 	return &fanOutEnv{Stack: s, rc: stack.NewReceiver(t), repo: analysis.Repository{Registry: s.Registry.Host, Name: "acme/app"}}
 }
 

@@ -77,7 +77,7 @@ func TestBaseRebuildMovingSeveralTagsGivesOneBaseUpdatedPerImage(t *testing.T) {
 		appTags := []string{"2.3.1", "2.3", "2"}
 		for _, how := range []string{"listing", "refresh", "hook"} {
 			t.Run(how, func(t *testing.T) {
-				s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "hook-s3cret"}})
+				s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Options{HookToken: "hook-s3cret"}})
 				runtimeRepo, appRepo := s.Registry.Host+"/acme/runtime", s.Registry.Host+"/acme/app"
 				base := stack.Image(t, nil, 3, nil)
 				for _, tg := range baseTags {
@@ -209,7 +209,7 @@ func TestLabelOnlyRebuildOfOneParentTagIsNotOutdated(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
 		for _, how := range []string{"refresh", "listing"} {
 			t.Run(how, func(t *testing.T) {
-				s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+				s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 				runtimeRepo, appRepo := s.Registry.Host+"/acme/runtime", s.Registry.Host+"/acme/app"
 				runtime := stack.Image(t, nil, 3, map[string]string{"org.opencontainers.image.version": "1.4.2"})
 				for _, tg := range []string{"1.4.2", "1.4", "1", "latest"} {
@@ -251,8 +251,8 @@ func TestLabelOnlyRebuildOfOneParentTagIsNotOutdated(t *testing.T) {
 	})
 }
 
-// TestDemoLabelOnlyRebuildIsNotOutdated reproduces the issue's report on the
-// demo family itself: after the seeding, acme/runtime:1.4.2 (a two-platform
+// TestDemoLabelOnlyRebuildIsNotOutdated: a label-only rebuild, on the demo
+// family itself: after the seeding, acme/runtime:1.4.2 (a two-platform
 // index) is rebuilt with a new label and pushed to 1.4.2 alone; 1.4, 1 and
 // latest stay on the old build. Noticed by a refresh and by the watched
 // listing, as `imagebadger demo` would, the move must give app:2.3.1's
@@ -352,7 +352,7 @@ func TestDemoLabelOnlyRebuildIsNotOutdated(t *testing.T) {
 // reading of the two images pushed.
 func TestImageUpdatedCarriesTheDiffOfTheMove(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 		ref := s.Registry.Host + "/acme/app:2"
 		base := stack.Image(t, nil, 2, nil)
 		old := stack.Image(t, base, 1, map[string]string{"org.opencontainers.image.version": "2.2.7"})
@@ -423,7 +423,7 @@ func deliveredTags(t *testing.T, rc *stack.Receiver, sub stack.Subscription, pat
 func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
 		var ahead atomic.Int64
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Options{}})
 		rc := stack.NewReceiver(t)
 		lib := s.Registry.Host + "/acme/lib"
 		stack.Push(t, lib+":1.4.0")
@@ -485,7 +485,7 @@ func TestTagFiltersFollowOnlyTheirTags(t *testing.T) {
 // repository-wide subscription may ask for it.
 func TestVersionReleased(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 		rc := stack.NewReceiver(t)
 		app := s.Registry.Host + "/acme/rel"
 		stack.Push(t, app+":2.0.0")
@@ -544,7 +544,7 @@ func index(t *testing.T, ref string, imgs map[string]v1.Image) string {
 // says), and one without gets two.
 func TestCoalescingAnIndexPushedPlatformByPlatform(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 		rc := stack.NewReceiver(t)
 		ref := s.Registry.Host + "/acme/multi:1.0"
 		start := index(t, ref, map[string]v1.Image{"linux/amd64": stack.Image(t, nil, 1, nil)})
@@ -603,7 +603,7 @@ func TestCoalescingAnIndexPushedPlatformByPlatform(t *testing.T) {
 // arrives once the ping's retry is answered, after it.
 func TestEventsWhilePendingArriveAfterRecovery(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 		rc := stack.NewReceiver(t)
 		rc.Down.Store(true)
 		ref := s.Registry.Host + "/acme/base:1.0"

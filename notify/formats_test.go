@@ -124,7 +124,7 @@ func sendFormats(t *testing.T, headers map[string][]store.Header) (*capture, map
 		t.Fatal(err)
 	}
 	tell(t, st, evs)
-	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0 }})
+	w := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0 }})
 	if n, err := w.RunOnce(context.Background()); err != nil || n != 2*len(notify.Formats()) {
 		t.Fatalf("sent %d (%v), want a ping and an event per format", n, err)
 	}
@@ -150,7 +150,7 @@ func verifySigned(t *testing.T, g captured, secret string) {
 	}
 }
 
-// The words a person reads, whatever the format (the example).
+// The words a person reads, whatever the format.
 const (
 	wordsRebuilt  = "127.0.0.1:5000/acme/base:3.20 was rebuilt: 2 layers changed, +4.1 MB"
 	wordsOutdated = "127.0.0.1:5000/acme/app:2.3 is built on it and is now outdated"
@@ -462,7 +462,7 @@ func TestMicroBadgerBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	tell(t, st, []notify.Event{ev})
-	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0.Add(time.Minute) }})
+	w := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0.Add(time.Minute) }})
 	if _, err := w.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}

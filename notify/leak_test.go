@@ -21,8 +21,8 @@ func TestRunLeavesNothingRunning(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	clk := &clock{t: t0}
 	f := &fakeImages{st: st, now: clk.Now, digest: func(int) string { return dOld }} // never where the hook says
-	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
-	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), PollInterval: 10 * time.Millisecond})
+	w := notify.NewWatcher(notify.WatcherOptions{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
+	worker := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: loopbackTransport(), PollInterval: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	go func() { done <- w.Run(ctx) }()

@@ -65,10 +65,10 @@ type Images interface {
 	Read(ctx context.Context, ref analysis.Reference, how images.ReadOptions) (images.Answer, error)
 }
 
-// SubscriptionsConfig holds the collaborators and limits of Subscriptions.
+// SubscriptionsOptions holds the collaborators and limits of Subscriptions.
 // Store, Images, Builder and Guard are required; zero limits mean the
 // defaults named on them.
-type SubscriptionsConfig struct {
+type SubscriptionsOptions struct {
 	Store   *store.Store
 	Images  Images
 	Builder *Builder
@@ -83,22 +83,23 @@ type SubscriptionsConfig struct {
 	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
 	Now        func() time.Time
 	// PerClient bounds the subscriptions one client address may create
-	// (default DefaultCreationLimit).
+	// (default DefaultCreationBurst a DefaultCreationPeriod).
 	PerClient ratelimit.Limit
 	// MaxPerImage caps the subscriptions (not disabled) of one tag or
 	// repository (default DefaultMaxPerImage).
 	MaxPerImage int
 }
 
-// Defaults of SubscriptionsConfig.
-var (
-	DefaultCreationLimit = ratelimit.Limit{Burst: 10, Period: time.Hour}
+// Defaults of SubscriptionsOptions: the creations one client may make (a
+// burst, refilled over a period) and the cap of subscriptions per tag or
+// repository.
+const (
+	DefaultCreationBurst  = 10
+	DefaultCreationPeriod = time.Hour
+	DefaultMaxPerImage    = 100
 )
 
-// DefaultMaxPerImage is the default cap of subscriptions per tag or repository.
-const DefaultMaxPerImage = 100
-
-func (c SubscriptionsConfig) withDefaults() SubscriptionsConfig {
+func (c SubscriptionsOptions) withDefaults() SubscriptionsOptions {
 	if c.LookupHost == nil {
 		c.LookupHost = func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -108,7 +109,7 @@ func (c SubscriptionsConfig) withDefaults() SubscriptionsConfig {
 		c.Now = time.Now
 	}
 	if c.PerClient.IsZero() {
-		c.PerClient = DefaultCreationLimit
+		c.PerClient = ratelimit.Limit{Burst: DefaultCreationBurst, Period: DefaultCreationPeriod}
 	}
 	if c.MaxPerImage <= 0 {
 		c.MaxPerImage = DefaultMaxPerImage
@@ -130,7 +131,7 @@ type Subscriptions struct {
 }
 
 // NewSubscriptions returns a Subscriptions.
-func NewSubscriptions(cfg SubscriptionsConfig) *Subscriptions {
+func NewSubscriptions(cfg SubscriptionsOptions) *Subscriptions {
 	cfg = cfg.withDefaults()
 	return &Subscriptions{
 		store:       cfg.Store,

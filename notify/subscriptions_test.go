@@ -27,14 +27,14 @@ type subsEnv struct {
 	subs   *notify.Subscriptions
 }
 
-func newSubsEnv(t *testing.T, allowPrivate bool, cfg notify.SubscriptionsConfig) *subsEnv {
+func newSubsEnv(t *testing.T, allowPrivate bool, cfg notify.SubscriptionsOptions) *subsEnv {
 	t.Helper()
 	e := &subsEnv{st: openStore(t), clock: &clock{t: t0}}
 	e.images = &fakeImages{st: e.st, now: e.clock.Now}
 	cfg.Store, cfg.Images, cfg.Now = e.st, e.images, e.clock.Now
 	cfg.Builder = notify.NewBuilder("http://localhost:8080")
 	cfg.Guard = netguard.New(allowPrivate)
-	cfg.Worker = notify.NewWorker(notify.WorkerConfig{Store: e.st, Transport: loopbackTransport(), Now: e.clock.Now,
+	cfg.Worker = notify.NewWorker(notify.WorkerOptions{Store: e.st, Transport: loopbackTransport(), Now: e.clock.Now,
 		Rand: func() float64 { return 0.5 }})
 	if cfg.LookupHost == nil {
 		cfg.LookupHost = func(ctx context.Context, host string) ([]netip.Addr, error) {
@@ -54,7 +54,7 @@ func newSubsEnv(t *testing.T, allowPrivate bool, cfg notify.SubscriptionsConfig)
 }
 
 func TestCreatePingsAndActivates(t *testing.T) {
-	e := newSubsEnv(t, true, notify.SubscriptionsConfig{})
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
 	var secret atomic.Value
 	secret.Store("whsec_AAAA")
 	rc := newReceiver(t, func() string { return secret.Load().(string) }, always(200))
@@ -109,10 +109,10 @@ func TestCreatePingsAndActivates(t *testing.T) {
 
 // TestFailedPingLeavesPendingAndRetries: a ping the receiver refuses leaves
 // the subscription pending, the ping retried in 5 s. Events that happen
-// meanwhile are queued, not dropped (the defect of issue 14), and wait for
+// meanwhile are queued, not dropped, and wait for
 // the receiver: once the ping is delivered they follow, in order.
 func TestFailedPingLeavesPendingAndRetries(t *testing.T) {
-	e := newSubsEnv(t, true, notify.SubscriptionsConfig{})
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
 	var secret atomic.Value
 	secret.Store("whsec_AAAA")
 	var code atomic.Int32
@@ -136,7 +136,7 @@ func TestFailedPingLeavesPendingAndRetries(t *testing.T) {
 	if _, ds, _ := e.subs.Get(context.Background(), c.ID, c.Token); len(ds) != 3 {
 		t.Fatalf("a pending subscription has %d deliveries, want the ping and two events", len(ds))
 	}
-	w := notify.NewWorker(notify.WorkerConfig{Store: e.st, Transport: loopbackTransport(), Now: e.clock.Now, Rand: func() float64 { return 0.5 }})
+	w := notify.NewWorker(notify.WorkerOptions{Store: e.st, Transport: loopbackTransport(), Now: e.clock.Now, Rand: func() float64 { return 0.5 }})
 	e.clock.Set(t0.Add(2 * time.Second))
 	if n, err := w.RunOnce(context.Background()); err != nil || n != 0 {
 		t.Fatalf("before the ping's retry: %d attempts (%v), want none: the events wait for the ping", n, err)
@@ -189,7 +189,7 @@ func TestCreateRefusals(t *testing.T) {
 		{"unknown event", notify.CreateRequest{Image: "acme/app:1", URL: "https://hooks.example.com/", Events: []string{"image.deleted"}}, true, notify.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newSubsEnv(t, tc.allowPrivate, notify.SubscriptionsConfig{})
+			e := newSubsEnv(t, tc.allowPrivate, notify.SubscriptionsOptions{})
 			_, err := e.subs.Create(context.Background(), tc.req)
 			if !errors.Is(err, tc.kind) {
 				t.Fatalf("err = %v, want kind %v", err, tc.kind)
@@ -205,7 +205,7 @@ func TestCreateRefusals(t *testing.T) {
 }
 
 func TestCreateIsRateLimitedPerClient(t *testing.T) {
-	e := newSubsEnv(t, true, notify.SubscriptionsConfig{PerClient: ratelimit.Limit{Burst: 3, Period: time.Hour}, MaxPerImage: 100})
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{PerClient: ratelimit.Limit{Burst: 3, Period: time.Hour}, MaxPerImage: 100})
 	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
 	n := 0
 	create := func(client string) error {
@@ -233,7 +233,7 @@ func TestCreateIsRateLimitedPerClient(t *testing.T) {
 }
 
 func TestCreateIsCappedPerImage(t *testing.T) {
-	e := newSubsEnv(t, true, notify.SubscriptionsConfig{MaxPerImage: 2})
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{MaxPerImage: 2})
 	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
 	for i := range 3 {
 		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: fmt.Sprintf("%s/%d", rc.URL, i), Client: fmt.Sprint(i)})
@@ -251,9 +251,9 @@ func TestCreateIsCappedPerImage(t *testing.T) {
 }
 
 func TestRepositoryWideBaselineListsTags(t *testing.T) {
-	e := newSubsEnv(t, true, notify.SubscriptionsConfig{})
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
 	lister := &fakeLister{fakeImages: e.images, tags: []string{"a"}, resolve: true}
-	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: e.st, Images: lister, Builder: notify.NewBuilder("http://x"),
+	subs := notify.NewSubscriptions(notify.SubscriptionsOptions{Store: e.st, Images: lister, Builder: notify.NewBuilder("http://x"),
 		Guard: netguard.New(true), Now: e.clock.Now})
 	if _, err := subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base", URL: "http://127.0.0.1:9/", Client: "c"}); err != nil {
 		t.Fatal(err)
@@ -264,7 +264,7 @@ func TestRepositoryWideBaselineListsTags(t *testing.T) {
 }
 
 func TestHookTokens(t *testing.T) {
-	e := newSubsEnv(t, true, notify.SubscriptionsConfig{})
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
 	r := analysis.Repository{Registry: "docker.io", Name: "acme/app"}
 	tok, err := e.subs.HookToken(context.Background(), r)
 	if err != nil || len(tok) < 40 {

@@ -16,9 +16,9 @@ import (
 	"github.com/imagebadger/imagebadger/tagfilter"
 )
 
-// WatcherConfig holds a Watcher's collaborators; Images, Store and Interval
+// WatcherOptions holds a Watcher's collaborators; Images, Store and Interval
 // are required, and other zero fields mean the defaults named on them.
-type WatcherConfig struct {
+type WatcherOptions struct {
 	// Images checks tags through the same path as the API's refresh
 	// (images.Service), so one move gives one event however it was noticed.
 	Images Images
@@ -40,10 +40,10 @@ type WatcherConfig struct {
 	Rand        func() float64
 }
 
-// DefaultWatchConcurrency is WatcherConfig.Concurrency's default.
+// DefaultWatchConcurrency is WatcherOptions.Concurrency's default.
 const DefaultWatchConcurrency = 4
 
-func (c WatcherConfig) withDefaults() WatcherConfig {
+func (c WatcherOptions) withDefaults() WatcherOptions {
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultWatchConcurrency
 	}
@@ -124,7 +124,7 @@ func hookRetries() []time.Duration {
 }
 
 // NewWatcher returns a Watcher; call Run to start it.
-func NewWatcher(cfg WatcherConfig) *Watcher {
+func NewWatcher(cfg WatcherOptions) *Watcher {
 	cfg = cfg.withDefaults()
 	return &Watcher{
 		images:      cfg.Images,

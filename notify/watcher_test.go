@@ -104,7 +104,7 @@ func (f *fakeLister) Tags(ctx context.Context, repo analysis.Repository, how ima
 func newWatcher(t *testing.T, images notify.Images, st *store.Store, clk *clock, logged *atomic.Int32) *notify.Watcher {
 	t.Helper()
 	st.OnChangeLogged(func() { logged.Add(1) })
-	return notify.NewWatcher(notify.WatcherConfig{Images: images, Store: st, Interval: time.Minute, Now: clk.Now})
+	return notify.NewWatcher(notify.WatcherOptions{Images: images, Store: st, Interval: time.Minute, Now: clk.Now})
 }
 
 func TestPollRefreshesSubscribedTags(t *testing.T) {
@@ -215,7 +215,7 @@ func TestRefreshRequestsAreServed(t *testing.T) {
 	f := &fakeImages{st: st, now: clk.Now}
 	var wakes atomic.Int32
 	st.OnChangeLogged(func() { wakes.Add(1) })
-	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
+	w := notify.NewWatcher(notify.WatcherOptions{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
 	tag := repo.WithTag("1.0")
 	for range 3 {
 		if !w.Refresh(tag, "") {
@@ -259,7 +259,7 @@ func TestHookRefreshWaitsForTheTag(t *testing.T) {
 		}
 		return dNew
 	}}
-	w := notify.NewWatcher(notify.WatcherConfig{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
+	w := notify.NewWatcher(notify.WatcherOptions{Images: f, Store: st, Interval: time.Hour, Now: clk.Now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()

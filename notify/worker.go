@@ -32,9 +32,9 @@ const (
 	keptAnswer = 1 << 10
 )
 
-// WorkerConfig holds a Worker's collaborators; Store and Transport are
+// WorkerOptions holds a Worker's collaborators; Store and Transport are
 // required.
-type WorkerConfig struct {
+type WorkerOptions struct {
 	Store *store.Store
 	// Transport carries webhook requests. It must be netguard's, so that
 	// every dial is judged on its resolved address.
@@ -107,14 +107,14 @@ type Worker struct {
 	duration     prometheus.Histogram
 }
 
-// Defaults of WorkerConfig.
+// Defaults of WorkerOptions.
 const (
 	DefaultConcurrency  = 32
 	DefaultPollInterval = time.Second
 	DefaultRetention    = 30 * 24 * time.Hour
 )
 
-func (c WorkerConfig) withDefaults() WorkerConfig {
+func (c WorkerOptions) withDefaults() WorkerOptions {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,7 +146,7 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 }
 
 // NewWorker returns a Worker; call Run to start it.
-func NewWorker(cfg WorkerConfig) *Worker {
+func NewWorker(cfg WorkerOptions) *Worker {
 	cfg = cfg.withDefaults()
 	w := &Worker{
 		store:        cfg.Store,

@@ -37,7 +37,7 @@ func newWorkerEnv(t *testing.T, status func(int) int) *workerEnv {
 	return e
 }
 
-func (e *workerEnv) worker(cfg notify.WorkerConfig) *notify.Worker {
+func (e *workerEnv) worker(cfg notify.WorkerOptions) *notify.Worker {
 	cfg.Store = e.st
 	if cfg.Transport == nil {
 		cfg.Transport = loopbackTransport()
@@ -70,7 +70,7 @@ func runOnce(t *testing.T, w *notify.Worker) int {
 func TestDeliveryIsSignedAndRecorded(t *testing.T) {
 	e := newWorkerEnv(t, always(http.StatusNoContent))
 	id := moveTag(t, e.st, "1.0", dNew, t0)
-	if n := runOnce(t, e.worker(notify.WorkerConfig{})); n != 1 {
+	if n := runOnce(t, e.worker(notify.WorkerOptions{})); n != 1 {
 		t.Fatalf("attempts = %d", n)
 	}
 	got := e.rc.requests()
@@ -81,7 +81,7 @@ func TestDeliveryIsSignedAndRecorded(t *testing.T) {
 	if len(ds) != 1 || ds[0].Status != store.DeliveryDelivered || ds[0].Attempts != 1 || ds[0].LastStatusCode != 204 || ds[0].WebhookID != id {
 		t.Errorf("delivery = %+v", ds)
 	}
-	if n := runOnce(t, e.worker(notify.WorkerConfig{})); n != 0 {
+	if n := runOnce(t, e.worker(notify.WorkerOptions{})); n != 0 {
 		t.Errorf("a delivered row was attempted again (%d)", n)
 	}
 }
@@ -91,7 +91,7 @@ func TestDeliveryIsSignedAndRecorded(t *testing.T) {
 func TestRetryScheduleWithInjectedClock(t *testing.T) {
 	e := newWorkerEnv(t, always(http.StatusInternalServerError))
 	id := moveTag(t, e.st, "1.0", dNew, t0)
-	w := e.worker(notify.WorkerConfig{})
+	w := e.worker(notify.WorkerOptions{})
 	want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
 		10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour}
 	now := t0
@@ -139,7 +139,7 @@ func TestRetryJitterStaysClose(t *testing.T) {
 	for _, r := range []float64{0, 0.999999} {
 		e := newWorkerEnv(t, always(http.StatusBadGateway))
 		moveTag(t, e.st, "1.0", dNew, t0)
-		runOnce(t, e.worker(notify.WorkerConfig{Rand: func() float64 { return r }}))
+		runOnce(t, e.worker(notify.WorkerOptions{Rand: func() float64 { return r }}))
 		got := e.deliveries(t)[0].NextAttemptAt.Sub(t0)
 		if got < 4500*time.Millisecond || got > 5500*time.Millisecond {
 			t.Errorf("rand %v: first retry after %s, want 5s ± 10%%", r, got)
@@ -169,7 +169,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 			t.Cleanup(srv.Close)
 			e.sub = addSubscription(t, e.st, "sub_a", "1.0", srv.URL)
 			moveTag(t, e.st, "1.0", dNew, t0)
-			runOnce(t, e.worker(notify.WorkerConfig{}))
+			runOnce(t, e.worker(notify.WorkerOptions{}))
 			if got := e.deliveries(t)[0].NextAttemptAt.Sub(t0); got != tc.want {
 				t.Errorf("next attempt after %s, want %s", got, tc.want)
 			}
@@ -181,7 +181,7 @@ func TestGoneDisablesTheSubscription(t *testing.T) {
 	e := newWorkerEnv(t, always(http.StatusGone))
 	moveTag(t, e.st, "1.0", dNew, t0)
 	moveTag(t, e.st, "1.0", dOld, t0)
-	w := e.worker(notify.WorkerConfig{Concurrency: 1})
+	w := e.worker(notify.WorkerOptions{Concurrency: 1})
 	runOnce(t, w)
 	sub, _ := e.st.Subscription(context.Background(), e.sub.ID)
 	if sub.Status != store.SubscriptionDisabled {
@@ -202,7 +202,7 @@ func TestGoneDisablesTheSubscription(t *testing.T) {
 
 func TestFiveDaysOfFailuresDisable(t *testing.T) {
 	e := newWorkerEnv(t, always(http.StatusInternalServerError))
-	w := e.worker(notify.WorkerConfig{})
+	w := e.worker(notify.WorkerOptions{})
 	moveTag(t, e.st, "1.0", dNew, t0)
 	runOnce(t, w)
 	// A new event every day; all fail.
@@ -227,7 +227,7 @@ func TestSuccessResetsTheFailureRun(t *testing.T) {
 		}
 		return 200
 	})
-	w := e.worker(notify.WorkerConfig{})
+	w := e.worker(notify.WorkerOptions{})
 	moveTag(t, e.st, "1.0", dNew, t0)
 	runOnce(t, w)
 	fail.Store(false)
@@ -254,7 +254,7 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	var mu sync.Mutex
 	var dialed []string
 	moveTag(t, e.st, "1.0", dNew, t0)
-	runOnce(t, e.worker(notify.WorkerConfig{Transport: guardedTransport(netguard.New(true), &dialed, &mu)}))
+	runOnce(t, e.worker(notify.WorkerOptions{Transport: guardedTransport(netguard.New(true), &dialed, &mu)}))
 	d := e.deliveries(t)[0]
 	if d.Status != store.DeliveryPending || d.LastStatusCode != http.StatusTemporaryRedirect || d.Attempts != 1 {
 		t.Errorf("delivery after a redirect = %+v, want a failed attempt with 307", d)
@@ -296,7 +296,7 @@ func TestRefusedTargetsAtDialTime(t *testing.T) {
 			var mu sync.Mutex
 			var dialed []string
 			moveTag(t, e.st, "1.0", dNew, t0)
-			runOnce(t, e.worker(notify.WorkerConfig{Transport: guardedTransport(netguard.New(tc.allowPrivate), &dialed, &mu)}))
+			runOnce(t, e.worker(notify.WorkerOptions{Transport: guardedTransport(netguard.New(tc.allowPrivate), &dialed, &mu)}))
 			d := e.deliveries(t)[0]
 			if d.LastError != "the target address is refused by this service's network policy" || d.LastStatusCode != 0 || d.Status != store.DeliveryPending {
 				t.Errorf("delivery = %+v, want refused by policy", d)
@@ -350,7 +350,7 @@ func TestAnswerIsReadOnlyUpTo64KiB(t *testing.T) {
 	e.sub = addSubscription(t, e.st, "sub_a", "1.0", srv.URL)
 	moveTag(t, e.st, "1.0", dNew, t0)
 	ct := &countingTransport{RoundTripper: loopbackTransport()}
-	runOnce(t, e.worker(notify.WorkerConfig{Transport: ct}))
+	runOnce(t, e.worker(notify.WorkerOptions{Transport: ct}))
 	if n := ct.read.Load(); n > 64<<10 {
 		t.Errorf("read %d bytes of the answer, want at most 64 KiB", n)
 	}
@@ -373,7 +373,7 @@ func TestAttemptDeadline(t *testing.T) {
 	t.Cleanup(func() { close(release); srv.Close() })
 	e.sub = addSubscription(t, e.st, "sub_a", "1.0", srv.URL)
 	moveTag(t, e.st, "1.0", dNew, t0)
-	runOnce(t, e.worker(notify.WorkerConfig{Timeout: 200 * time.Millisecond}))
+	runOnce(t, e.worker(notify.WorkerOptions{Timeout: 200 * time.Millisecond}))
 	if d := e.deliveries(t)[0]; d.LastError != "no answer within 200ms" || d.Status != store.DeliveryPending {
 		t.Errorf("delivery = %+v", d)
 	}
@@ -400,7 +400,7 @@ func TestTwoWorkersNeverSendTheSameAttempt(t *testing.T) {
 	clk := &clock{t: t0}
 	var wg sync.WaitGroup
 	for range 2 {
-		w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: clk.Now, Concurrency: 4})
+		w := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: loopbackTransport(), Now: clk.Now, Concurrency: 4})
 		wg.Go(func() {
 			if _, err := w.RunOnce(context.Background()); err != nil {
 				t.Error(err)
@@ -430,7 +430,7 @@ func TestRunFinishesItsAttemptOnShutdown(t *testing.T) {
 	t.Cleanup(srv.Close)
 	e.sub = addSubscription(t, e.st, "sub_a", "1.0", srv.URL)
 	moveTag(t, e.st, "1.0", dNew, t0)
-	w := e.worker(notify.WorkerConfig{PollInterval: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	w := e.worker(notify.WorkerOptions{PollInterval: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
@@ -469,7 +469,7 @@ func TestRunPrunesOldDeliveries(t *testing.T) {
 	for i := 0; i < notify.DeliveryLogSize+extra; i++ {
 		ids = append(ids, moveTag(t, e.st, "1.0", fmt.Sprintf("sha256:%064x", i), t0.Add(time.Duration(i)*time.Minute)))
 	}
-	w := e.worker(notify.WorkerConfig{PollInterval: 10 * time.Millisecond, Retention: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	w := e.worker(notify.WorkerOptions{PollInterval: 10 * time.Millisecond, Retention: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	e.clock.Set(t0.Add(time.Hour)) // every move due: all delivered before pruning
 	for runOnce(t, w) > 0 {
 	}
@@ -547,7 +547,7 @@ func TestHungReceiverLeavesSlotsForOthers(t *testing.T) {
 	moveTag(t, st, "2.0", dNew, t0.Add(time.Minute)) // due after every hung delivery
 
 	clk := &clock{t: t0.Add(time.Hour)}
-	w := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: loopbackTransport(), Now: clk.Now,
+	w := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: loopbackTransport(), Now: clk.Now,
 		Concurrency: 4, PerReceiver: 2, Timeout: time.Minute, PollInterval: 10 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -57,7 +57,7 @@ func pushRandom(t *testing.T, ref string) v1.Image {
 
 func TestImageReportAndRequestCounts(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	img := pushRandom(t, reg.Host+"/acme/app:1")
 	reg.Requests()
 
@@ -112,7 +112,7 @@ func TestImageReportAndRequestCounts(t *testing.T) {
 
 func TestErrorsAnswerTheContract(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	pushRandom(t, reg.Host+"/acme/app:1")
 	for _, tc := range []struct {
 		path   string
@@ -150,7 +150,7 @@ func TestHangingRegistryTimesOutWhileHealthzAnswers(t *testing.T) {
 	}))
 	defer hang.Close()
 	defer close(block)
-	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Options{}})
 
 	done := make(chan struct{})
 	var code int
@@ -183,7 +183,7 @@ func TestHangingRegistryTimesOutWhileHealthzAnswers(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Options{}})
 	http.Get(s.URL + "/healthz")
 	resp, err := http.Get(s.URL + "/metrics")
 	if err != nil {
@@ -209,7 +209,7 @@ func decode(t *testing.T, resp *http.Response, v any) {
 // while plain reads go on being answered from the store.
 func TestRefreshesAreRateLimitedPerClient(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	pushRandom(t, reg.Host+"/acme/app:1")
 	url := s.URL + "/api/v1/images/" + reg.Host + "/acme/app:1"
 	for i := 0; i < 20; i++ {
@@ -242,7 +242,7 @@ func TestRefreshesAreRateLimitedPerClient(t *testing.T) {
 // once while one background HEAD refreshes the tag for the next reader.
 func TestStaleReadsDoNotWaitOnTheRegistry(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := stack.New(t, stack.Options{Timeout: 10 * time.Second, FreshFor: 50 * time.Millisecond, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 10 * time.Second, FreshFor: 50 * time.Millisecond, Server: &server.Options{}})
 	pushRandom(t, reg.Host+"/acme/app:1")
 	var rep analysis.Report
 	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1", &rep); code != 200 {

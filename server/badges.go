@@ -66,7 +66,7 @@ type badges struct {
 	refs *lru.Cache[string, analysis.Reference]
 }
 
-func newBadges(cfg Config) *badges {
+func newBadges(cfg Options) *badges {
 	o := cfg.Badges.withDefaults()
 	refs, err := lru.New[string, analysis.Reference](o.CacheSize)
 	if err != nil {

@@ -146,7 +146,7 @@ func checkBadgeHeaders(t *testing.T, a badgeAnswer, cacheable bool) {
 
 func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Options{Badges: server.BadgeOptions{}}}).URL
 	img := labelledImage(t, 3, linuxAMD64, map[string]string{
 		"org.opencontainers.image.version":  "2.3.1",
 		"org.opencontainers.image.revision": "0f3c2a9e1b7d4c5a",
@@ -201,7 +201,7 @@ func TestBadgeKindsHeadersAndConditionalRequests(t *testing.T) {
 
 func TestBadgeErrors(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Options{Badges: server.BadgeOptions{}}}).URL
 	pushTo(t, reg.Host+"/acme/app:1", labelledImage(t, 1, linuxAMD64, nil))
 
 	// Unknown images are grey "not found" badges with status 200.
@@ -249,7 +249,7 @@ func TestBadgeErrors(t *testing.T) {
 
 func TestBadgePlatformSelection(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: 0}, Server: &server.Options{Badges: server.BadgeOptions{}}}).URL
 	amd := labelledImage(t, 2, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0-amd64"})
 	arm := labelledImage(t, 4, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, map[string]string{"org.opencontainers.image.version": "1.0-arm64"})
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
@@ -284,7 +284,7 @@ func TestBadgePlatformSelection(t *testing.T) {
 func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 	reg := faultreg.Start(t)
 	// Every stored tag is stale at once, so every badge would refresh if it could.
-	url := stack.New(t, stack.Options{FreshFor: time.Nanosecond, Images: images.Options{RetryFailedAfter: 100 * time.Millisecond}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL
+	url := stack.New(t, stack.Options{FreshFor: time.Nanosecond, Images: images.Options{RetryFailedAfter: 100 * time.Millisecond}, Server: &server.Options{Badges: server.BadgeOptions{}}}).URL
 	ref := reg.Host + "/acme/app:1"
 	pushTo(t, ref, labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.version": "1.0.0"}))
 	u := url + "/badges/version/" + ref + ".svg"
@@ -330,7 +330,7 @@ func TestBadgeNeverWaitsOnTheRegistry(t *testing.T) {
 // shows the image once the inspection, started once, has finished.
 func TestBadgeFirstInspection(t *testing.T) {
 	reg := faultreg.Start(t)
-	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: time.Minute}, Server: &server.Config{Badges: server.BadgeOptions{}}}).URL // waits 3 s, as served
+	url := stack.New(t, stack.Options{FreshFor: time.Hour, Images: images.Options{RetryFailedAfter: time.Minute}, Server: &server.Options{Badges: server.BadgeOptions{}}}).URL // waits 3 s, as served
 	pushTo(t, reg.Host+"/acme/quick:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "MIT"}))
 	pushTo(t, reg.Host+"/acme/slow:1", labelledImage(t, 1, linuxAMD64, map[string]string{"org.opencontainers.image.licenses": "BSD-3-Clause"}))
 	reg.Requests()
@@ -402,7 +402,7 @@ func BenchmarkBadgeCached(b *testing.B) {
 	client, _ := registry.New(registry.Options{Transport: netguard.New(true).Transport(), Keychain: authn.NewMultiKeychain()})
 	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour})
 	defer svc.Close(context.Background())
-	srv := server.New(server.Config{
+	srv := server.New(server.Options{
 		Images: svc, Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
 	})
 	baseline := badge.Render(badge.Badge{Left: "version", Right: "1.0.3", Color: badge.ColorValue})

@@ -32,7 +32,7 @@ func TestRateLimitBudgetsAreShown(t *testing.T) {
 	host := strings.TrimPrefix(reg.URL, "http://")
 	ref := host + "/acme/app:1"
 	pushRandom(t, ref)
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	var rep struct{ Digest string }
 	if status := getJSON(t, s.URL+"/api/v1/images/"+ref, &rep); status != 200 {
 		t.Fatalf("image report: %d", status)

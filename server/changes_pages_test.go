@@ -56,7 +56,7 @@ func texts(sel *goquery.Selection) []string {
 // changed metadata and the forge link; a platform one side lacks is a
 // friendly 400.
 func TestDiffPage(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	_, v22, v23 := pushChangeFamily(t, s)
 	from, to := s.Registry.Host+"/acme/app:2.2", s.Registry.Host+"/acme/app:2.3"
 	a := pageGet(t, s, templates.DiffHref(from, to))
@@ -101,7 +101,7 @@ func TestDiffPage(t *testing.T) {
 // with links to each move's diff, pages through them, and the image,
 // repository and home pages link to it and to the diffs.
 func TestHistoryPagesAndLinks(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	_, v22, v23 := pushChangeFamily(t, s)
 	repo := s.Registry.Host + "/acme/app"
 	wantDiff := templates.DiffHref(repo+"@"+must(v22.Digest()).String(), repo+"@"+must(v23.Digest()).String())
@@ -174,7 +174,7 @@ func TestHistoryPagesAndLinks(t *testing.T) {
 // TestSearchBox: a part of a name shows the known repositories containing
 // it; a known image goes to its page; /search always lists.
 func TestSearchBox(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	pushChangeFamily(t, s)
 	a := pageGet(t, s, "/?q=acme")
 	if a.status != 200 {

@@ -62,7 +62,7 @@ func short(img v1.Image) string { return analysis.ShortDigest(must(img.Digest())
 // the deletion. Pushed again, it is a new tag. A listing and the
 // registry's delete notification notice deletions too.
 func TestDeletedTagIsAnsweredEverywhere(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "hook-s3cret"}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Options{HookToken: "hook-s3cret"}})
 	repo := s.Registry.Host + "/acme/base"
 	old := stack.Image(t, nil, 2, nil)
 	stack.PushImage(t, old, repo+":3.19.4", repo+":3.19", repo+":3")
@@ -179,7 +179,7 @@ func waitDeleted(t *testing.T, s *stack.Stack, ref string) {
 // without gaps or repeats, keeps one tag's changes when asked, and refuses
 // what it cannot answer with the contract's codes.
 func TestHistoryAPIPagesAndRefusals(t *testing.T) {
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	reg := startRegistry(t)
 	repo := reg + "/acme/app"
 	var pushed []string
@@ -276,7 +276,7 @@ type diffAnswer struct {
 // from what crane reports of them (layer digests, diffIDs and sizes), not
 // from the service.
 func TestDiffAPI(t *testing.T) {
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	reg := startRegistry(t)
 	labels := func(v, rev string) map[string]string {
 		return map[string]string{"org.opencontainers.image.version": v, "org.opencontainers.image.revision": rev,
@@ -380,7 +380,7 @@ func TestDiffAPI(t *testing.T) {
 
 // TestSearchAPI finds known repositories by part of their name.
 func TestSearchAPI(t *testing.T) {
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	reg := startRegistry(t)
 	for _, r := range []string{"acme/app", "acme/app-worker", "acme/base", "other/webapp"} {
 		stack.PushImage(t, stack.Image(t, nil, 1, nil), reg+"/"+r+":1")
@@ -428,7 +428,7 @@ func TestSearchAPI(t *testing.T) {
 func TestPollNoticesADeletedTag(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
 		var ahead atomic.Int64
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Config{}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, WatcherNow: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }, Server: &server.Options{}})
 		ref := s.Registry.Host + "/acme/app:1.0"
 		img := stack.Image(t, nil, 1, nil)
 		stack.PushImage(t, img, ref)

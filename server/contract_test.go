@@ -53,7 +53,7 @@ func do(t *testing.T, method, url, contentType string, body io.Reader) (*http.Re
 // TestWrongMethodIs405WithAllow: a route asked with a method it does not
 // take answers 405 method_not_allowed, with the methods it takes in Allow.
 func TestWrongMethodIs405WithAllow(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{HookToken: "t"}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{HookToken: "t"}})
 	for _, tc := range []struct{ method, path, allow string }{
 		{http.MethodDelete, "/api/v1/images/" + s.Registry.Host + "/acme/app:1", "GET"},
 		{http.MethodPut, "/api/v1/subscriptions", "POST"},
@@ -72,7 +72,7 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 
 // TestBodyOverTheLimitIs413: 64 KiB for JSON bodies, 1 MiB for hooks.
 func TestBodyOverTheLimitIs413(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{HookToken: "t"}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{HookToken: "t"}})
 	big := `{"image": "` + s.Registry.Host + `/acme/app:1", "url": "http://127.0.0.1:9/", "pad": "` + strings.Repeat("x", 65<<10) + `"}`
 	resp, body := do(t, http.MethodPost, s.URL+"/api/v1/subscriptions", "application/json", strings.NewReader(big))
 	var e errorBody
@@ -105,9 +105,9 @@ func TestBodyOverTheLimitIs413(t *testing.T) {
 // metadata address says it is never dialled.
 func TestRefusedRegistriesNameTheFlag(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := stack.New(t, stack.Options{Timeout: 0, Server: &server.Config{}}) // a loopback registry is allowed here…
+	s := stack.New(t, stack.Options{Timeout: 0, Server: &server.Options{}}) // a loopback registry is allowed here…
 	pushRandom(t, reg.Host+"/acme/app:1")
-	strict := stack.New(t, stack.Options{StrictRegistries: true, Server: &server.Config{}}) // …and refused here
+	strict := stack.New(t, stack.Options{StrictRegistries: true, Server: &server.Options{}}) // …and refused here
 	var e errorBody
 	if code := getJSON(t, strict.URL+"/api/v1/images/"+reg.Host+"/acme/app:1", &e); code != 403 || e.Error.Code != "registry_forbidden" ||
 		!strings.Contains(e.Error.Message, "--allow-private-registries") || !strings.Contains(e.Error.Message, reg.Host) {
@@ -127,7 +127,7 @@ func TestRefusedRegistriesNameTheFlag(t *testing.T) {
 // a token in a path as {token}.
 func TestHookTokensNeverReachTheLog(t *testing.T) {
 	var log syncBuffer
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Log: &log, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Log: &log, Server: &server.Options{}})
 	repo := s.Registry.Host + "/acme/app"
 	pushTo(t, repo+":1", labelled(t, 1, nil, ""))
 	_, img := getMap(t, s.URL+"/v1/images/"+repo+":1")
@@ -148,7 +148,7 @@ func TestHookTokensNeverReachTheLog(t *testing.T) {
 // image, URL and events answers 409 naming the first, instead of a silent
 // duplicate that would send everything twice.
 func TestDuplicateSubscriptionIs409(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 	rc := stack.NewReceiver(t)
 	stack.Push(t, s.Registry.Host+"/acme/app:1")
 	req := map[string]any{"image": s.Registry.Host + "/acme/app:1", "url": rc.URL + "/hook", "events": []string{"image.updated", "base.updated"}}
@@ -185,7 +185,7 @@ func mustJSON(t *testing.T, v any) string {
 // TestShieldsEndpoint: the badge as shields.io's endpoint schema
 // (schemaVersion 1, label, message, color, isError), cached as badges are.
 func TestShieldsEndpoint(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{}})
 	ref := s.Registry.Host + "/acme/app:1"
 	pushTo(t, ref, labelled(t, 1, map[string]string{"org.opencontainers.image.version": "1.4.2"}, ""))
 	for _, tc := range []struct {
@@ -227,7 +227,7 @@ func TestShieldsEndpoint(t *testing.T) {
 // "cannot be reached" in the page's title as in its message, not "answered
 // with an error".
 func TestUnreachableRegistryPage(t *testing.T) {
-	s := stack.New(t, stack.Options{Timeout: 0, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 0, Server: &server.Options{}})
 	resp, body := do(t, http.MethodGet, s.URL+"/images/127.0.0.1:1/acme/app:1", "", nil)
 	page := string(body)
 	if resp.StatusCode != 502 || !strings.Contains(page, "<title>The registry cannot be reached") || !strings.Contains(page, "cannot be reached</") ||

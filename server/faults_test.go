@@ -19,7 +19,7 @@ import (
 // TestRegistryFaults: for each way a registry can misbehave, the service
 // answers the documented error, stores nothing unverified, and keeps serving.
 func TestRegistryFaults(t *testing.T) {
-	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: time.Second, Server: &server.Options{}})
 	healthy := faultreg.Start(t)
 	pushRandom(t, healthy.Host+"/acme/fine:1")
 	for _, tc := range []struct {

@@ -19,7 +19,7 @@ import (
 // as the HTML page, each one index range read (the server time of one
 // request, without the network).
 func BenchmarkHistory10000(b *testing.B) {
-	s := stack.New(b, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(b, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	repo := analysis.Repository{Registry: "registry.example", Name: "acme/app"}
 	const moves = 10_000
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

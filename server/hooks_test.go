@@ -20,7 +20,7 @@ func errCode(m map[string]any) string {
 }
 
 func TestRegistryHookIsOffWithoutToken(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{}})
 	code, out := stack.PostHook(t, s.URL+"/hooks/registry", "", "application/json", `{"events":[]}`)
 	if code != 404 || errCode(out) != "not_found" {
 		t.Errorf("hook without --hook-token: %d %v", code, out)
@@ -34,7 +34,7 @@ func TestRegistryHookIsOffWithoutToken(t *testing.T) {
 // TestDockerHubHook checks the per-repository token. The watcher is not run:
 // the refresh it queues would reach Docker Hub, and tests stay on loopback.
 func TestDockerHubHook(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{}})
 	_, page := get(t, s.URL+"/subscriptions/new?image="+url.QueryEscape("acme/app:1"))
 	i := strings.Index(page, "/hooks/dockerhub/")
 	if i < 0 {
@@ -65,7 +65,7 @@ func TestDockerHubHook(t *testing.T) {
 // move; without the token nothing is refreshed.
 func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "s3cret"}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, Watcher: true, AllowPrivateWebhooks: true, Server: &server.Options{HookToken: "s3cret"}})
 		rc := stack.NewReceiver(t)
 		ref := s.Registry.Host + "/acme/base:1.0"
 		old := stack.Push(t, ref)

@@ -30,7 +30,7 @@ func (r raw) MediaType() (types.MediaType, error) { return r.mt, nil }
 // declares 10 GB answer 502 registry_error, and the service keeps serving.
 func TestOversizedContentIsARegistryError(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	big, _ := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": types.OCIManifestSchema1,
 		"config":      map[string]any{"mediaType": types.OCIConfigJSON, "size": 2, "digest": fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("{}")))},

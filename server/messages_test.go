@@ -23,12 +23,12 @@ import (
 func TestPastedURLIsAnsweredWithTheReferenceToWrite(t *testing.T) {
 	const pasted = "http://127.0.0.1:5055/me/app:1"
 	const want = "write the reference without http://: 127.0.0.1:5055/me/app:1"
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	var body errorBody
 	if code := getJSON(t, s.URL+"/api/v1/images/"+pasted, &body); code != http.StatusBadRequest || body.Error.Code != "invalid_reference" || !strings.Contains(body.Error.Message, want) {
 		t.Errorf("API: %d %+v, want 400 invalid_reference saying %q", code, body.Error, want)
 	}
-	p := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	p := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	// The router answers a path with "//" by a redirect to its clean form,
 	// which a browser follows.
 	a := pageGet(t, p, "/images/"+pasted)
@@ -49,7 +49,7 @@ func TestPastedURLIsAnsweredWithTheReferenceToWrite(t *testing.T) {
 // missing, as crane's listing of the repository judges; the page of a
 // missing tag links the repository's page, which lists the tags there are.
 func TestNotFoundSaysWhetherRepositoryOrTagIsMissing(t *testing.T) {
-	p := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	p := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	stack.PushImage(t, stack.Image(t, nil, 1, nil), p.Registry.Host+"/acme/app:1")
 	if _, err := crane.ListTags(p.Registry.Host+"/acme/nothing", crane.WithAuth(authn.Anonymous)); err == nil {
 		t.Fatal("crane lists acme/nothing, which the test needs missing")
@@ -98,7 +98,7 @@ func TestNotFoundSaysWhetherRepositoryOrTagIsMissing(t *testing.T) {
 // is neither a reference nor part of a known name says both, as two
 // sentences, the first closed by its full stop.
 func TestRefusedSearchReadsAsSentences(t *testing.T) {
-	p := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	p := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	a := pageGet(t, p, "/?q="+url.QueryEscape("UPPER/Case:1"))
 	text := strings.Join(strings.Fields(a.testid("search-error").Text()), " ")
 	first, second, ok := strings.Cut(text, ". ")

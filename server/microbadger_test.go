@@ -209,7 +209,7 @@ func getMap(t *testing.T, url string) (int, map[string]any) {
 // definitions, every tag in Versions, LatestVersion the longest tag of the
 // requested image, and the fields docs/API.md derives from labels.
 func TestMicroBadgerAPIFirstRequest(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{}})
 	repo := s.Registry.Host + "/acme/app"
 	current := labelled(t, 2, map[string]string{
 		"org.label-schema.license":          "MIT",
@@ -299,7 +299,7 @@ func TestMicroBadgerAPIFirstRequest(t *testing.T) {
 // tag of the repository when posted to, with any or no body; a wrong token
 // is refused and refreshes nothing; calls are limited per repository.
 func TestRefreshHook(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{}})
 	repo := s.Registry.Host + "/acme/hooked"
 	pushTo(t, repo+":1", labelled(t, 1, nil, ""))
 	_, img := getMap(t, s.URL+"/v1/images/"+repo+":1")

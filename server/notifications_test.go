@@ -34,7 +34,7 @@ func errorMessage(m map[string]any) string {
 // invalid_request with a message naming its field, from the API and from
 // the form alike.
 func TestInvalidOptionsNameTheField(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 	rc := stack.NewReceiver(t)
 	lib := s.Registry.Host + "/acme/lib"
 	stack.Push(t, lib+":1.0")
@@ -111,7 +111,7 @@ func TestWrongTokensAreRateLimited(t *testing.T) {
 	}
 	for name, req := range routes {
 		t.Run(name, func(t *testing.T) {
-			s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{HookToken: "right-hook-token"}})
+			s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{HookToken: "right-hook-token"}})
 			rc := stack.NewReceiver(t)
 			ref := s.Registry.Host + "/acme/base:1.0"
 			stack.Push(t, ref)
@@ -154,7 +154,7 @@ func TestWrongTokensAreRateLimited(t *testing.T) {
 // "simple" text/plain POST needs no preflight), and take what curl -d
 // sends; trailing data after the JSON object is 400.
 func TestCrossSitePostsAreRefused(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
 	stack.Push(t, ref)
@@ -215,7 +215,7 @@ func TestHeaderValuesNeverShown(t *testing.T) {
 	const secret = "Bearer s3cr3t-8f1e2d3c4b5a"
 	const formSecret = "glptt-f0rm-s3cr3t-99"
 	var logs syncBuffer
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Log: &logs, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Log: &logs, Server: &server.Options{}})
 	var sent atomic.Int32
 	var fail atomic.Bool
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -315,7 +315,7 @@ func postForm(t *testing.T, u string, form url.Values) []byte {
 // TestSubscriptionPagesAreNoStore: the pages holding a secret or the
 // manage token are Cache-Control: no-store.
 func TestSubscriptionPagesAreNoStore(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
 	stack.Push(t, ref)

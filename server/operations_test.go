@@ -49,7 +49,7 @@ func (l *lockedBuffer) String() string {
 // opsServer is a server whose log goes to a buffer at level, with the
 // default network policy (so a badge of a loopback registry is answered at
 // once, without a registry).
-func opsServer(t *testing.T, level slog.Level, cfg server.Config) (*httptest.Server, *lockedBuffer) {
+func opsServer(t *testing.T, level slog.Level, cfg server.Options) (*httptest.Server, *lockedBuffer) {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
 	if err != nil {
@@ -144,7 +144,7 @@ func TestRequestLogLevels(t *testing.T) {
 		{slog.LevelWarn, nil},
 	} {
 		t.Run(tc.level.String(), func(t *testing.T) {
-			hs, logs := opsServer(t, tc.level, server.Config{})
+			hs, logs := opsServer(t, tc.level, server.Options{})
 			for _, p := range []string{badgePath, "/healthz", "/readyz", "/metrics", "/", "/search"} {
 				if code, body := fetch(t, hs.URL+p); code != http.StatusOK {
 					t.Fatalf("GET %s: %d %s", p, code, body)
@@ -163,7 +163,7 @@ func TestRequestLogLevels(t *testing.T) {
 func TestSeparateMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	srv := func() *server.Server {
-		hs, _ := opsServer(t, slog.LevelInfo, server.Config{Metrics: reg, SeparateMetrics: true})
+		hs, _ := opsServer(t, slog.LevelInfo, server.Options{Metrics: reg, SeparateMetrics: true})
 		if code, _ := fetch(t, hs.URL+"/metrics"); code != http.StatusNotFound {
 			t.Errorf("/metrics on the main address: %d, want 404", code)
 		}
@@ -188,7 +188,7 @@ func TestSeparateMetrics(t *testing.T) {
 // footer of every page, errors included.
 func TestBuildInfo(t *testing.T) {
 	build := server.BuildInfo{Version: "v1.2.3", Commit: "0f3c2a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a", Date: "2026-11-20T10:00:00Z"}
-	hs, _ := opsServer(t, slog.LevelInfo, server.Config{Build: build})
+	hs, _ := opsServer(t, slog.LevelInfo, server.Options{Build: build})
 	_, metrics := fetch(t, hs.URL+"/metrics")
 	want := `imagebadger_build_info{commit="0f3c2a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a",date="2026-11-20T10:00:00Z",goversion="` + runtime.Version() + `",version="v1.2.3"} 1`
 	if !strings.Contains(metrics, want) {

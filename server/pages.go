@@ -67,7 +67,7 @@ type pages struct {
 	bufs sync.Pool
 }
 
-func newPages(cfg Config) *pages {
+func newPages(cfg Options) *pages {
 	p := &pages{
 		baseURL: strings.TrimRight(cfg.BaseURL, "/"),
 		version: cfg.Build.Display(),

@@ -78,7 +78,7 @@ func (a pageAnswer) testid(id string) *goquery.Selection {
 }
 
 func TestPagesAnswerHTMLWithTheirContent(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	pushPageFamily(t, s)
 	app := "/images/" + s.Registry.Host + "/acme/app:1.0"
 
@@ -159,7 +159,7 @@ func TestPagesAnswerHTMLWithTheirContent(t *testing.T) {
 }
 
 func TestSearch(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	for _, tc := range []struct {
 		q        string
 		status   int
@@ -186,7 +186,7 @@ func TestSearch(t *testing.T) {
 }
 
 func TestRefreshForm(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	pushPageFamily(t, s)
 	path := "/images/" + s.Registry.Host + "/acme/app:1.0"
 	post := func(site string) pageAnswer {
@@ -227,7 +227,7 @@ func TestRefreshForm(t *testing.T) {
 }
 
 func TestPageErrorsAreFriendlyHTML(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	for _, tc := range []struct {
 		path    string
 		status  int
@@ -270,7 +270,7 @@ func TestPageErrorsAreFriendlyHTML(t *testing.T) {
 }
 
 func TestStaticFiles(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	for path, ctype := range map[string]string{
 		"/static/style.css":   "text/css; charset=utf-8",
 		"/static/app.js":      "text/javascript; charset=utf-8",
@@ -305,7 +305,7 @@ func TestStaticFiles(t *testing.T) {
 // reports the page weight: the HTML plus the stylesheet and script it loads.
 // Targets: at most 2 ms and 100 KB.
 func BenchmarkImagePage(b *testing.B) {
-	s := stack.New(b, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(b, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	labels := map[string]string{}
 	for _, k := range []string{"title", "description", "version", "revision", "source", "licenses", "vendor", "url", "documentation", "created"} {
 		labels["org.opencontainers.image."+k] = "a realistic value for " + k

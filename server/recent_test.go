@@ -36,7 +36,7 @@ func recentItems(t *testing.T, s *stack.Stack) (tags [][]string, texts []string)
 // were: the feed lists recorded changes, not a regrouping of where the tags
 // point today.
 func TestCopyOfOneTagOntoAnotherShowsThatMoveAlone(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Config{BaseURL: "https://badger.example"}})
+	s := stack.New(t, stack.Options{Registry: true, Watch: []string{"acme/base"}, Server: &server.Options{BaseURL: "https://badger.example"}})
 	appRepo := s.Registry.Host + "/acme/app"
 	v22 := stack.Image(t, nil, 2, nil)
 	v23 := stack.Image(t, nil, 2, nil)

@@ -46,7 +46,7 @@ func refresh(t *testing.T, url string) {
 // clock, not from the service's earlier answers.
 func TestKeptResponsesFollowTheirAnswers(t *testing.T) {
 	reg := faultreg.Start(t)
-	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
 	ref := reg.Host + "/acme/app:1"
 	api, page := s.URL+"/api/v1/images/"+ref, s.URL+"/images/"+ref
 	first, _ := pushRandom(t, ref).Digest()

@@ -19,9 +19,9 @@ import (
 	"github.com/imagebadger/imagebadger/store"
 )
 
-// Config holds what the server needs; every field is required unless noted,
+// Options holds what the server needs; every field is required unless noted,
 // and zero optional fields mean the defaults named on them.
-type Config struct {
+type Options struct {
 	Images *images.Service
 	// Store answers the pages' listings that are not image reads: recent
 	// changes and the watched bases' activity.
@@ -51,16 +51,16 @@ type Config struct {
 	HookToken string
 	// Refreshes bounds the refreshes one client may ask for (the refresh
 	// route and button, ?refresh=1): each costs registry requests. The
-	// default is DefaultRefreshLimit; a negative Burst means no limit.
+	// default is DefaultRefreshBurst a DefaultRefreshPeriod; a negative Burst means no limit.
 	Refreshes ratelimit.Limit
 	// HookRefreshes bounds the refresh hook (POST /images/{repository}/{token})
 	// per repository: each call re-reads every tag of the repository from
-	// its registry. The default is DefaultHookRefreshLimit.
+	// its registry. The default is DefaultHookRefreshBurst a DefaultHookRefreshPeriod.
 	HookRefreshes ratelimit.Limit
 	// TokenFailures bounds the wrong tokens one client may try on the token
 	// routes (a subscription's API and page, the inbound hooks, the refresh
 	// hook) before it is answered 429; the default is
-	// DefaultTokenFailureLimit.
+	// DefaultTokenFailureBurst a DefaultTokenFailurePeriod.
 	TokenFailures ratelimit.Limit
 	// SeparateMetrics leaves /metrics off the router (it answers 404
 	// there): the process serves MetricsHandler on an address of its own
@@ -103,14 +103,18 @@ func (b BuildInfo) Display() string {
 	return b.Version + " (" + c + ")"
 }
 
-// Defaults of Config.
-var (
-	DefaultRefreshLimit     = ratelimit.Limit{Burst: 20, Period: 10 * time.Minute}
-	DefaultHookRefreshLimit = ratelimit.Limit{Burst: 3, Period: time.Minute}
-	// DefaultTokenFailureLimit: 20 wrong tokens, then one every 30 s. A
+// Defaults of Options: each limit's burst and the period over which it
+// refills.
+const (
+	DefaultRefreshBurst      = 20
+	DefaultRefreshPeriod     = 10 * time.Minute
+	DefaultHookRefreshBurst  = 3
+	DefaultHookRefreshPeriod = time.Minute
+	// DefaultTokenFailureBurst: 20 wrong tokens, then one every 30 s. A
 	// token is 256 random bits, so this only stops a client hammering the
 	// routes; a person who mistyped a link is never held up.
-	DefaultTokenFailureLimit = ratelimit.Limit{Burst: 20, Period: 10 * time.Minute}
+	DefaultTokenFailureBurst  = 20
+	DefaultTokenFailurePeriod = 10 * time.Minute
 )
 
 // Server routes requests to handlers.
@@ -134,20 +138,20 @@ type Server struct {
 	hookToken string
 	// responses keeps encoded JSON reports and rendered image pages (32 MiB).
 	responses *responseMemo
-	// separateMetrics is Config.SeparateMetrics.
+	// separateMetrics is Options.SeparateMetrics.
 	separateMetrics bool
 }
 
 // New returns a Server with every route registered.
-func New(cfg Config) *Server {
+func New(cfg Options) *Server {
 	if cfg.Refreshes.IsZero() {
-		cfg.Refreshes = DefaultRefreshLimit
+		cfg.Refreshes = ratelimit.Limit{Burst: DefaultRefreshBurst, Period: DefaultRefreshPeriod}
 	}
 	if cfg.HookRefreshes.IsZero() {
-		cfg.HookRefreshes = DefaultHookRefreshLimit
+		cfg.HookRefreshes = ratelimit.Limit{Burst: DefaultHookRefreshBurst, Period: DefaultHookRefreshPeriod}
 	}
 	if cfg.TokenFailures.IsZero() {
-		cfg.TokenFailures = DefaultTokenFailureLimit
+		cfg.TokenFailures = ratelimit.Limit{Burst: DefaultTokenFailureBurst, Period: DefaultTokenFailurePeriod}
 	}
 	s := &Server{
 		images:    cfg.Images,

@@ -15,7 +15,7 @@ import (
 // fields, the tag filters, the coalescing window and the opt-in events
 // (unticked).
 func TestSubscriptionFormOffersTheOptions(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 	resp, err := http.Get(s.URL + "/subscriptions/new?image=" + s.Registry.Host + "/acme/base")
 	if err != nil {
 		t.Fatal(err)

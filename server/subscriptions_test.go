@@ -16,7 +16,7 @@ import (
 
 func TestSubscriptionAPI(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 		rc := stack.NewReceiver(t)
 		ref := s.Registry.Host + "/acme/base:1.0"
 		old := stack.Push(t, ref)
@@ -83,7 +83,7 @@ func TestSubscriptionAPI(t *testing.T) {
 }
 
 func TestSubscriptionAPIErrors(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, PerClient: ratelimit.Limit{Burst: 2, Period: time.Hour}, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, PerClient: ratelimit.Limit{Burst: 2, Period: time.Hour}, Server: &server.Options{}})
 	ref := s.Registry.Host + "/acme/base:1.0"
 	stack.Push(t, ref)
 	for _, tc := range []struct {
@@ -144,7 +144,7 @@ func get(t *testing.T, target string) (int, string) {
 }
 
 func TestSubscriptionForms(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Config{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
 	rc := stack.NewReceiver(t)
 	ref := s.Registry.Host + "/acme/base:1.0"
 	stack.Push(t, ref)

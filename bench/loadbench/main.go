@@ -489,7 +489,7 @@ func serveChild(ctx context.Context, regHost, db, logPath, cpuProfile string, ou
 		return err
 	}
 	defer svc.Close(context.Background())
-	srv := server.New(server.Config{Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry()})
+	srv := server.New(server.Options{Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry()})
 	hs := server.HTTPServer(withBaseline(srv, badge.Render(badge.Badge{Left: "version", Right: benchVersion, Color: badge.ColorValue})), logger)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

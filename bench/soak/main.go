@@ -1,4 +1,4 @@
-// Command soak is the load test of issue 7: the whole service, as
+// Command soak is the service's load test: the whole service, as
 // `imagebadger serve` runs it, under a minute of mixed traffic while its
 // registry is slow and busy and webhooks flow, with the figures that say
 // whether it holds up.

@@ -34,7 +34,7 @@ const (
 
 var classes = []string{classBadge, classPage, classJSON}
 
-// Targets of issue 7.
+// Targets of the load test: what a deployment may expect under it.
 const (
 	targetBadgeP99  = 10 * time.Millisecond
 	targetRSSGrowth = 0.10

@@ -12,7 +12,7 @@ import (
 // reports) while every page and JSON answer allocates, so with Go's default
 // GOGC=100 the collector ran several times a second under load, and each
 // cycle's pauses and mark assists showed in the tail latency of cached
-// badges (the soak of issue 7). The heap is therefore given at least
+// badges (bench/soak measures it). The heap is therefore given at least
 // gcHeadroom of room to grow between collections: the collection percentage
 // is raised while the live heap is small and falls back to Go's 100 as it
 // grows (a service holding a million images' parent index collects as Go

@@ -12,7 +12,9 @@ import (
 // allowedImports is the import direction of docs/DESIGN.md, package by
 // package: what each of the service's packages may import of this module.
 // cmd wires everything; nothing imports server or cmd; analysis imports
-// nothing of the module; registry I/O stays out of analysis.
+// nothing of the module; registry I/O stays out of analysis; the store
+// records and decides nothing about who is notified, so it imports neither
+// notify nor tagfilter.
 var allowedImports = map[string][]string{
 	"analysis":         {},
 	"netguard":         {},
@@ -21,7 +23,7 @@ var allowedImports = map[string][]string{
 	"docs":             {},
 	"static":           {},
 	"registry":         {"analysis"},
-	"store":            {"analysis", "tagfilter"},
+	"store":            {"analysis"},
 	"badge":            {"analysis"},
 	"images":           {"analysis", "registry", "store"},
 	"notify":           {"analysis", "images", "netguard", "ratelimit", "registry", "store", "tagfilter"},
@@ -42,8 +44,10 @@ var allowedImports = map[string][]string{
 }
 
 // TestLayout checks the shape of the module with go list: every package's
-// imports of this module follow allowedImports, and analysis depends on
-// neither net/http nor registry, directly or through anything it imports.
+// imports of this module follow allowedImports; analysis depends on
+// neither net/http nor registry, and the store on neither notify nor
+// tagfilter, directly or through anything they import; and images, which
+// records what registries say, declares nothing that builds events.
 func TestLayout(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "github.com/imagebadger/imagebadger/...").Output()
 	if err != nil {
@@ -91,6 +95,23 @@ func TestLayout(t *testing.T) {
 	for _, d := range strings.Fields(string(deps)) {
 		if d == "net/http" || d == "github.com/imagebadger/imagebadger/registry" {
 			t.Errorf("analysis depends on %s", d)
+		}
+	}
+	if deps, err = exec.Command("go", "list", "-deps", "github.com/imagebadger/imagebadger/store").Output(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range strings.Fields(string(deps)) {
+		if d == "github.com/imagebadger/imagebadger/notify" || d == "github.com/imagebadger/imagebadger/tagfilter" {
+			t.Errorf("store depends on %s", d)
+		}
+	}
+	api, err := exec.Command("go", "doc", "-short", "github.com/imagebadger/imagebadger/images").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(api), "\n") {
+		if strings.Contains(line, "Event") {
+			t.Errorf("images declares %q: events are notify's to make", strings.TrimSpace(line))
 		}
 	}
 }

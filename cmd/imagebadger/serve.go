@@ -132,13 +132,13 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	webhookGuard := netguard.New(cfg.AllowPrivateWebhooks)
 	// Links in payloads and pings point at the public URL.
 	events := notify.NewBuilder(cfg.BaseURL)
-	worker := notify.NewWorker(notify.WorkerConfig{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg,
+	worker := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg,
 		Builder: events, Differ: svc})
 	// Moves are recorded with their change, nothing more; the fan-out tells
 	// them, woken by each commit (and, on PostgreSQL, by other processes').
 	fanOut := notify.NewFanOut(notify.FanOutOptions{Store: st, Images: svc, Builder: events, Wake: worker.Wake, Logger: log})
-	watcher := notify.NewWatcher(notify.WatcherConfig{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Logger: log})
-	subs := notify.NewSubscriptions(notify.SubscriptionsConfig{Store: st, Images: svc, Builder: events, Worker: worker, Guard: webhookGuard})
+	watcher := notify.NewWatcher(notify.WatcherOptions{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Logger: log})
+	subs := notify.NewSubscriptions(notify.SubscriptionsOptions{Store: st, Images: svc, Builder: events, Worker: worker, Guard: webhookGuard})
 	watchCtx, stopWatcher := context.WithCancel(context.WithoutCancel(ctx))
 	fanCtx, stopFanOut := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
@@ -178,7 +178,7 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 		<-workerDone
 	}()
 
-	srv := server.New(server.Config{
+	srv := server.New(server.Options{
 		Subscriptions:   subs,
 		Watcher:         watcher,
 		HookToken:       cfg.HookToken,

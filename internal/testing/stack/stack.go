@@ -91,7 +91,7 @@ type Options struct {
 	// Server serves the HTTP routes; its Images, Store, Logger, Metrics,
 	// Subscriptions and Watcher are the stack's, BaseURL defaults to
 	// http://imagebadger.test and the other fields are used as given.
-	Server *server.Config
+	Server *server.Options
 	// Log receives the service's JSON log; nil discards it.
 	Log io.Writer
 }
@@ -184,13 +184,13 @@ func New(tb testing.TB, o Options) *Stack {
 	s.Builder = notify.NewBuilder(baseURL)
 	if o.Notify || o.Watcher {
 		guard := netguard.New(o.AllowPrivateWebhooks)
-		s.Worker = notify.NewWorker(notify.WorkerConfig{Store: s.Store, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond,
+		s.Worker = notify.NewWorker(notify.WorkerOptions{Store: s.Store, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond,
 			Logger: logger, Builder: s.Builder, Differ: s.Images})
 		s.FanOut = notify.NewFanOut(notify.FanOutOptions{Store: s.Store, Images: s.Images, Builder: s.Builder, Wake: s.Worker.Wake,
 			Logger: logger, Lease: 2 * time.Second, CatchUp: 100 * time.Millisecond})
-		s.Watcher = notify.NewWatcher(notify.WatcherConfig{Images: s.Images, Store: s.Store, Interval: time.Hour, Logger: logger,
+		s.Watcher = notify.NewWatcher(notify.WatcherOptions{Images: s.Images, Store: s.Store, Interval: time.Hour, Logger: logger,
 			Now: o.WatcherNow, Watched: s.Watched})
-		s.Subs = notify.NewSubscriptions(notify.SubscriptionsConfig{Store: s.Store, Images: s.Images, Builder: s.Builder,
+		s.Subs = notify.NewSubscriptions(notify.SubscriptionsOptions{Store: s.Store, Images: s.Images, Builder: s.Builder,
 			Worker: s.Worker, Guard: guard, PerClient: o.PerClient})
 		wg.Go(func() { _ = s.Worker.Run(ctx) })
 		wg.Go(func() { _ = s.FanOut.Run(ctx) })

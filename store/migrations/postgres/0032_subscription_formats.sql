@@ -1,4 +1,4 @@
--- What a subscription asks of its deliveries besides the events (issue 14):
+-- What a subscription asks of its deliveries besides the events:
 -- format is how each delivery is shaped for its receiver (standardwebhooks,
 -- slack, discord, teams, ntfy, github, gitlab, microbadger); headers are
 -- the extra request headers sent on every attempt, a JSON array of
