@@ -95,13 +95,18 @@ test-deploy:
 # naming those that did. soak is the load test (a minute of mixed traffic
 # during a refresh storm; SOAKFLAGS='-duration 10s' for a short run).
 SOAKFLAGS ?=
+# BENCH_BASELINE is the revision bench/replicas measures beside this tree's
+# (fan-out and push-to-delivery latency, the builds interleaved in one run):
+# the change flow before the change log, whose figures the fan-out must keep.
+# Empty measures this tree alone.
+BENCH_BASELINE ?= 29f31af
 bench:
 	@failed=""; \
 	for cmd in "$(GO) test -run ^$$ -bench . -benchmem ./..." \
 		"$(GO) test -run ^$$ -bench . -benchmem ./store/ -args -store.engine=postgres" \
 		"$(GO) run ./bench/benchcmp" \
 		"$(GO) run ./bench/loadbench" \
-		"$(GO) run ./bench/replicas" \
+		"$(GO) run ./bench/replicas -baseline=$(BENCH_BASELINE)" \
 		"$(GO) run ./bench/soak $(SOAKFLAGS)"; do \
 		echo "== $$cmd"; \
 		$$cmd || failed="$$failed\n  $$cmd"; \

@@ -10,7 +10,16 @@
 //  2. polling: 10,000 tracked tags (100 watched repositories of 100 tags)
 //     behind a proxy that holds every registry request 30 ms, and the time
 //     until every tag has been checked, with how many checks that took (one
-//     a tag when the processes share the work).
+//     a tag when the processes share the work);
+//  3. latency: a push, then the refresh a registry's notification asks
+//     for, and the time until the tag's subscriber has the image.updated,
+//     200 times, with its p50 and p99 (target: p99 at most 100 ms on both
+//     deployments).
+//
+// With -baseline REV the fan-out and the latency are measured for the code
+// at git revision REV too, side by side in the same run (the deployments of
+// the two builds interleaved), so a change is judged against what it
+// replaced on the same machine at the same moment.
 //
 // The cached badge on each engine is measured by bench/loadbench (part 3).
 // The registry is go-containerregistry's, in this process; PostgreSQL is a
@@ -19,7 +28,7 @@
 //
 // Usage:
 //
-//	go run ./bench/replicas [-strict]
+//	go run ./bench/replicas [-strict] [-baseline REV] [-parts fanout,polling,latency]
 package main
 
 import (
@@ -66,17 +75,22 @@ const (
 	registryRTT  = 30 * time.Millisecond
 	fanOutTarget = 30 * time.Second
 	waitLimit    = 5 * time.Minute
+	// latencySamples is how many pushes the latency part times per build
+	// and deployment; latencyTarget is its p99's.
+	latencySamples = 200
+	latencyTarget  = 100 * time.Millisecond
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	strict := flag.Bool("strict", false, "exit non-zero when a target is missed")
-	parts := flag.String("parts", "fanout,polling", "the parts to run")
+	parts := flag.String("parts", "fanout,polling,latency", "the parts to run")
+	baseline := flag.String("baseline", "", "also measure the fan-out and the latency of the code at this git revision, side by side")
 	only := flag.String("deployments", "", "run only the deployments whose name contains this")
 	keep := flag.Bool("keep", false, "keep the working directory (databases, process logs) and say where")
 	flag.Parse()
-	missed, err := run(ctx, options{parts: *parts, only: *only, keep: *keep}, os.Stdout)
+	missed, err := run(ctx, options{parts: *parts, only: *only, keep: *keep, baseline: *baseline}, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "replicas:", err)
 		os.Exit(1)
@@ -98,8 +112,13 @@ type deployment struct {
 }
 
 type options struct {
-	parts, only string
-	keep        bool
+	parts, only, baseline string
+	keep                  bool
+}
+
+// build is one binary measured: this tree's, or the baseline's.
+type build struct {
+	name, bin string
 }
 
 func run(ctx context.Context, o options, out io.Writer) ([]string, error) {
@@ -116,6 +135,15 @@ func run(ctx context.Context, o options, out io.Writer) ([]string, error) {
 	bin, err := serveproc.Build(ctx, dir)
 	if err != nil {
 		return nil, err
+	}
+	builds := []build{{"", bin}}
+	if o.baseline != "" {
+		fmt.Fprintf(out, "replicas: building ./cmd/imagebadger at %s…\n", o.baseline)
+		old, err := serveproc.BuildRevision(ctx, dir, o.baseline)
+		if err != nil {
+			return nil, err
+		}
+		builds = []build{{"before", old}, {"after", bin}}
 	}
 	cluster, err := pgtest.Start(ctx, pgtest.Options{Durable: true})
 	if err != nil {
@@ -139,7 +167,7 @@ func run(ctx context.Context, o options, out io.Writer) ([]string, error) {
 			deployments = append(deployments, d)
 		}
 	}
-	e := &env{bin: bin, dir: dir, registry: regHost, out: out}
+	e := &env{bin: bin, builds: builds, dir: dir, registry: regHost, out: out}
 
 	var missed []string
 	if strings.Contains(o.parts, "fanout") {
@@ -154,6 +182,13 @@ func run(ctx context.Context, o options, out io.Writer) ([]string, error) {
 			return nil, err
 		}
 	}
+	if strings.Contains(o.parts, "latency") {
+		m, err := e.latencyPart(ctx, deployments)
+		if err != nil {
+			return nil, err
+		}
+		missed = append(missed, m...)
+	}
 	return missed, nil
 }
 
@@ -166,16 +201,20 @@ func (e *env) fanOutPart(ctx context.Context, deployments []deployment) ([]strin
 	if err := e.setupFanOut(ctx); err != nil {
 		return nil, err
 	}
-	for i, d := range deployments {
-		took, err := e.fanOut(ctx, d, i)
-		if err != nil {
-			return nil, fmt.Errorf("fan-out on %s: %w", d.name, err)
-		}
-		fmt.Fprintf(out, "  %-22s %6.2f s  %7.0f deliveries/s\n", d.name, took.Seconds(), float64(fanTags*perTag)/took.Seconds())
-		if d.procs == 3 {
-			fmt.Fprintf(out, "FAN-OUT 10000 ON POSTGRES WITH 3 PROCESSES %.2f s (target <= %s)\n", took.Seconds(), fanOutTarget)
-			if took > fanOutTarget {
-				missed = append(missed, "fan-out")
+	k := 0
+	for _, d := range deployments {
+		for _, b := range e.builds {
+			took, err := e.fanOut(ctx, b, d, k)
+			k++
+			if err != nil {
+				return nil, fmt.Errorf("fan-out on %s %s: %w", d.name, b.name, err)
+			}
+			fmt.Fprintf(out, "  %-22s %-6s %6.2f s  %7.0f deliveries/s\n", d.name, b.name, took.Seconds(), float64(fanTags*perTag)/took.Seconds())
+			if d.procs == 3 && b.name != "before" {
+				fmt.Fprintf(out, "FAN-OUT 10000 ON POSTGRES WITH 3 PROCESSES %.2f s (target <= %s)\n", took.Seconds(), fanOutTarget)
+				if took > fanOutTarget {
+					missed = append(missed, "fan-out")
+				}
 			}
 		}
 	}
@@ -207,6 +246,7 @@ func (e *env) pollingPart(ctx context.Context, deployments []deployment) error {
 
 type env struct {
 	bin, dir, registry string
+	builds             []build
 	out                io.Writer
 
 	// fan-out
@@ -308,13 +348,13 @@ func (e *env) tagAll(ctx context.Context, repo string, n int, img v1.Image) erro
 // fanOut runs deployment d on a copy of the template, records the listing
 // that finds every tag at image k%2 (k counts the runs, so each run is a
 // move), and returns how long the 10,000 deliveries took.
-func (e *env) fanOut(ctx context.Context, d deployment, k int) (time.Duration, error) {
+func (e *env) fanOut(ctx context.Context, b build, d deployment, k int) (time.Duration, error) {
 	dsn, st, err := e.copyTemplate(ctx, d)
 	if err != nil {
 		return 0, err
 	}
 	defer st.Close()
-	procs, stop, err := e.start(ctx, d, dsn, "fan", "--poll-interval", "1h")
+	procs, stop, err := e.start(ctx, b.bin, d, dsn, "fan"+b.name, "--poll-interval", "1h")
 	if err != nil {
 		return 0, err
 	}
@@ -395,8 +435,8 @@ func (e *env) copyTemplate(ctx context.Context, d deployment) (string, *store.St
 	return dsn, to, nil
 }
 
-// start runs d's processes on dsn with args.
-func (e *env) start(ctx context.Context, d deployment, dsn, part string, args ...string) ([]*serveproc.Proc, func(), error) {
+// start runs d's processes of the binary bin on dsn with args.
+func (e *env) start(ctx context.Context, bin string, d deployment, dsn, part string, args ...string) ([]*serveproc.Proc, func(), error) {
 	var procs []*serveproc.Proc
 	stop := func() {
 		var wg sync.WaitGroup
@@ -407,7 +447,7 @@ func (e *env) start(ctx context.Context, d deployment, dsn, part string, args ..
 	}
 	for i := range d.procs {
 		logPath := filepath.Join(e.dir, fmt.Sprintf("%s-%s-%d.log", part, strings.NewReplacer(" ", "", ",", "-").Replace(d.name), i))
-		p, err := serveproc.Start(ctx, e.bin, dsn, logPath,
+		p, err := serveproc.Start(ctx, bin, dsn, logPath,
 			append([]string{"--allow-private-registries", "--allow-private-webhooks"}, args...))
 		if err != nil {
 			stop()
@@ -456,7 +496,7 @@ func (e *env) poll(ctx context.Context, d deployment) (time.Duration, int, error
 	}
 	before := e.counts()
 	start := time.Now()
-	_, stop, err := e.start(ctx, d, dsn, "poll", "--poll-interval", "30m", "--watch", strings.Join(watch, ","))
+	_, stop, err := e.start(ctx, e.bin, d, dsn, "poll", "--poll-interval", "30m", "--watch", strings.Join(watch, ","))
 	if err != nil {
 		return 0, 0, err
 	}

@@ -36,6 +36,33 @@ func Build(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
+// BuildRevision builds ./cmd/imagebadger as it was at the git revision rev
+// of the module the program runs in (extracted with git archive into dir,
+// built there) and returns the binary's path: the "before" of a benchmark
+// that compares a change with the code it replaced, in one run.
+func BuildRevision(ctx context.Context, dir, rev string) (string, error) {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	src := filepath.Join(dir, "src-"+rev)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, rev, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git archive %s: %v\n%s", rev, err, out)
+	}
+	bin := filepath.Join(dir, "imagebadger-"+rev)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/imagebadger")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/imagebadger at %s: %v\n%s", rev, err, out)
+	}
+	return bin, nil
+}
+
 // Proc is a running `imagebadger serve`.
 type Proc struct {
 	Addr    string // "127.0.0.1:PORT"
