@@ -133,7 +133,7 @@ func TestReplicasFanOutABaseMoveOnceThroughAKill(t *testing.T) {
 			t.Fatalf("test setup: %s's parent is not known: %+v", refs[i], rep)
 		}
 	}
-	subscribeMany(t, procs, rc, refs, perChild, perAddress)
+	subscribeMany(t, procs, rc.URL, refs, perChild, perAddress, 2, []string{"base.updated"}, rc.secret)
 
 	moves := 0
 	for round := 1; ; round++ {
@@ -208,15 +208,17 @@ func killMidFanOut(t *testing.T, ctx context.Context, db *sql.DB, owners map[str
 	return nil
 }
 
-// subscribeMany makes perChild subscriptions of base.updated to each of
-// refs, spread over the processes and over source addresses (perAddress
-// each, under the limit of creations per client).
-func subscribeMany(t *testing.T, procs []*testenv.Server, rc *baseReceiver, refs []string, perChild, perAddress int) {
+// subscribeMany makes perRef subscriptions to events of each of refs,
+// delivering to receiverURL plus "/s/N", spread over the processes and
+// over source addresses 127.0.subnet.x (perAddress each, under the limit
+// of creations per client); keep is given each one's path and secret.
+func subscribeMany(t *testing.T, procs []*testenv.Server, receiverURL string, refs []string, perRef, perAddress int, subnet byte,
+	events []string, keep func(path, secret string)) {
 	t.Helper()
-	n := len(refs) * perChild
+	n := len(refs) * perRef
 	clients := map[int]*http.Client{}
 	for a := range n / perAddress {
-		clients[a] = sourceClient(t, net.IPv4(127, 0, 2, byte(1+a)))
+		clients[a] = sourceClient(t, net.IPv4(127, 0, subnet, byte(1+a)))
 	}
 	jobs := make(chan int)
 	errs := make(chan error, n)
@@ -225,7 +227,7 @@ func subscribeMany(t *testing.T, procs []*testenv.Server, rc *baseReceiver, refs
 		wg.Go(func() {
 			for i := range jobs {
 				path := fmt.Sprintf("/s/%d", i)
-				body, _ := json.Marshal(map[string]any{"image": refs[i%len(refs)], "url": rc.URL + path, "events": []string{"base.updated"}})
+				body, _ := json.Marshal(map[string]any{"image": refs[i%len(refs)], "url": receiverURL + path, "events": events})
 				resp, err := clients[i/perAddress].Post(procs[i%len(procs)].URL+"/api/v1/subscriptions", "application/json", bytes.NewReader(body))
 				if err != nil {
 					errs <- err
@@ -238,7 +240,7 @@ func subscribeMany(t *testing.T, procs []*testenv.Server, rc *baseReceiver, refs
 					errs <- fmt.Errorf("subscription %d: %s %.300s", i, resp.Status, raw)
 					continue
 				}
-				rc.secret(path, sub.Secret)
+				keep(path, sub.Secret)
 			}
 		})
 	}

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -517,27 +516,9 @@ func (r *readmeRun) craneDigest(t *testing.T, s string) string {
 // readmeServer is a running `imagebadger demo` or `imagebadger serve`.
 type readmeServer struct {
 	cmd  *exec.Cmd
-	out  *syncOutput
+	out  *testenv.Buffer
 	done chan struct{}
 	err  error
-}
-
-// syncOutput collects a process's output for the test to read as it comes.
-type syncOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *syncOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *syncOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
 }
 
 // startServer starts a demo or serve command in the background, replacing
@@ -548,7 +529,7 @@ func (r *readmeRun) startServer(t *testing.T, sub, text string, env []string) {
 		r.server.stop(t)
 		r.server, r.demoReg = nil, ""
 	}
-	s := &readmeServer{out: &syncOutput{}, done: make(chan struct{})}
+	s := &readmeServer{out: &testenv.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command("/bin/sh", "-c", "exec "+text)
 	s.cmd.Dir, s.cmd.Env = r.dir, env
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out

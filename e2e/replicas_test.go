@@ -378,47 +378,11 @@ func TestReplicasFanOutSurvivesAKill(t *testing.T) {
 		refs[i] = fmt.Sprintf("%s/acme/fan%d:1.0", reg, i)
 		whPush(t, refs[i], whImage(t, nil, 1))
 	}
-	clients := map[int]*http.Client{}
-	for a := range images * perImage / perAddress {
-		clients[a] = sourceClient(t, net.IPv4(127, 0, 1, byte(1+a)))
-	}
-	jobs := make(chan int)
-	errs := make(chan error, images*perImage)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				path := fmt.Sprintf("/s/%d", i)
-				body, _ := json.Marshal(map[string]any{"image": refs[i%images], "url": rc.URL + path, "events": []string{"image.updated"}})
-				resp, err := clients[i/perAddress].Post(procs[i%len(procs)].URL+"/api/v1/subscriptions", "application/json", bytes.NewReader(body))
-				if err != nil {
-					errs <- err
-					continue
-				}
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				var sub whSubscription
-				if resp.StatusCode != http.StatusCreated || json.Unmarshal(raw, &sub) != nil || sub.Status != "active" {
-					errs <- fmt.Errorf("subscription %d: %s %.300s", i, resp.Status, raw)
-					continue
-				}
-				rc.mu.Lock()
-				rc.secrets[path] = sub.Secret
-				rc.mu.Unlock()
-			}
-		}()
-	}
-	for i := range images * perImage {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	subscribeMany(t, procs, rc.URL, refs, perImage, perAddress, 1, []string{"image.updated"}, func(path, secret string) {
+		rc.mu.Lock()
+		rc.secrets[path] = secret
+		rc.mu.Unlock()
+	})
 
 	for i, ref := range refs {
 		whPush(t, ref, whImage(t, nil, 1))

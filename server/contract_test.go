@@ -1,36 +1,17 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 	"github.com/imagebadger/imagebadger/server"
 )
-
-// syncBuffer is a log a test reads while the server writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func do(t *testing.T, method, url, contentType string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
@@ -126,7 +107,7 @@ func TestRefusedRegistriesNameTheFlag(t *testing.T) {
 // TestHookTokensNeverReachTheLog: the request log and the error log show
 // a token in a path as {token}.
 func TestHookTokensNeverReachTheLog(t *testing.T) {
-	var log syncBuffer
+	var log testenv.Buffer
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, Log: &log, Server: &server.Options{}})
 	repo := s.Registry.Host + "/acme/app"
 	pushTo(t, repo+":1", labelled(t, 1, nil, ""))

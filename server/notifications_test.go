@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 	"github.com/imagebadger/imagebadger/server"
 )
 
@@ -214,7 +215,7 @@ func TestCrossSitePostsAreRefused(t *testing.T) {
 func TestHeaderValuesNeverShown(t *testing.T) {
 	const secret = "Bearer s3cr3t-8f1e2d3c4b5a"
 	const formSecret = "glptt-f0rm-s3cr3t-99"
-	var logs syncBuffer
+	var logs testenv.Buffer
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Log: &logs, Server: &server.Options{}})
 	var sent atomic.Int32
 	var fail atomic.Bool

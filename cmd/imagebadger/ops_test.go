@@ -13,34 +13,15 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 	"github.com/imagebadger/imagebadger/server"
 	"github.com/imagebadger/imagebadger/store"
 )
-
-// syncBuffer is the standard error of an in-process serve: its goroutines
-// log while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // logLine is one line of the log in either format, as key → value.
 type logLine map[string]string
@@ -101,7 +82,7 @@ func parseLog(t *testing.T, format, log string) []logLine {
 // inProcess is a serve run by run in this process.
 type inProcess struct {
 	addr, metricsAddr string
-	logs              *syncBuffer
+	logs              *testenv.Buffer
 	cancel            context.CancelFunc
 	done              chan error
 }
@@ -113,7 +94,7 @@ type inProcess struct {
 func startServe(t *testing.T, env map[string]string, args ...string) *inProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &inProcess{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), addr: freeAddr(t)}
+	p := &inProcess{logs: &testenv.Buffer{}, cancel: cancel, done: make(chan error, 1), addr: freeAddr(t)}
 	args = append([]string{"serve", "--addr", p.addr, "--db", filepath.Join(t.TempDir(), "ib.db")}, args...)
 	go func() { p.done <- run(ctx, args, envOf(env), io.Discard, p.logs) }()
 	t.Cleanup(func() { p.stop(t) })

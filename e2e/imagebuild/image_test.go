@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -811,7 +810,7 @@ func checkChroot(t *testing.T, p pushedImage) {
 	port := testenv.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	srv := run(append(c.Config.Cmd, "--addr", addr, "--allow-private-registries")...)
-	var logs syncWriter
+	var logs testenv.Buffer
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -977,22 +976,4 @@ func withoutVars(env []string, names ...string) []string {
 		}
 	}
 	return out
-}
-
-// syncWriter is a buffer a child process's stdout and stderr both write to.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

@@ -51,7 +51,7 @@ type Server struct {
 	// DBPath is the database file the server uses.
 	DBPath string
 
-	out     *syncBuffer
+	out     *Buffer
 	done    chan struct{}
 	waitErr error
 }
@@ -147,7 +147,7 @@ func startServer(bin string, opts ServeOptions) (*Server, error) {
 	s := &Server{
 		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		DBPath: opts.DBPath,
-		out:    &syncBuffer{},
+		out:    &Buffer{},
 		done:   make(chan struct{}),
 	}
 	s.URL = "http://" + s.Addr
@@ -239,19 +239,23 @@ func (s *Server) ExitErr() error {
 // Output returns everything the process wrote to stdout and stderr so far.
 func (s *Server) Output() string { return s.out.String() }
 
-// syncBuffer is a bytes.Buffer safe for the copying goroutines of exec and readers.
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent use: the output of a process
+// (or of an in-process server's log) that its goroutines write while a test
+// reads it.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
