@@ -1,20 +1,16 @@
 package server_test
 
 import (
-	"context"
 	"encoding/xml"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -22,17 +18,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/badge"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
-	"github.com/imagebadger/imagebadger/netguard"
-	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/server"
-	"github.com/imagebadger/imagebadger/store"
 )
 
 // labelledImage is a random image of the platform with config labels.
@@ -377,8 +369,8 @@ func TestBadgeFirstInspection(t *testing.T) {
 // memory with the same headers: the in-process half of what bench/loadbench
 // measures over loopback.
 func BenchmarkBadgeCached(b *testing.B) {
-	reg := faultreg.Start(b)
-	host := reg.Host
+	s := stack.New(b, stack.Options{Registry: true, Server: &server.Options{}})
+	host := s.Registry.Host
 	img, err := random.Image(1024, 2)
 	if err != nil {
 		b.Fatal(err)
@@ -394,17 +386,7 @@ func BenchmarkBadgeCached(b *testing.B) {
 	if err := remote.Write(ref, img); err != nil {
 		b.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), filepath.Join(b.TempDir(), "ib.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	client, _ := registry.New(registry.Options{Transport: netguard.New(true).Transport(), Keychain: authn.NewMultiKeychain()})
-	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Hour})
-	defer svc.Close(context.Background())
-	srv := server.New(server.Options{
-		Images: svc, Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
-	})
+	srv := s.Server
 	baseline := badge.Render(badge.Badge{Left: "version", Right: "1.0.3", Color: badge.ColorValue})
 	fromMemory := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -3,13 +3,11 @@ package server_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,14 +15,10 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/imagebadger/imagebadger/images"
-	"github.com/imagebadger/imagebadger/netguard"
-	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/server"
-	"github.com/imagebadger/imagebadger/store"
 )
 
 // lockedBuffer is a log destination the handlers of concurrent requests
@@ -49,28 +43,10 @@ func (l *lockedBuffer) String() string {
 // opsServer is a server whose log goes to a buffer at level, with the
 // default network policy (so a badge of a loopback registry is answered at
 // once, without a registry).
-func opsServer(t *testing.T, level slog.Level, cfg server.Options) (*httptest.Server, *lockedBuffer) {
+func opsServer(t *testing.T, level slog.Level, cfg server.Options) (*stack.Stack, *lockedBuffer) {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	client, err := registry.New(registry.Options{Transport: netguard.New(false).Transport(), Keychain: authn.NewMultiKeychain()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := images.New(images.Options{Client: client, Store: st})
-	t.Cleanup(func() { svc.Close(context.Background()) })
 	logs := &lockedBuffer{}
-	cfg.Images, cfg.Store = svc, st
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
-	if cfg.Metrics == nil {
-		cfg.Metrics = prometheus.NewRegistry()
-	}
-	hs := httptest.NewServer(server.New(cfg))
-	t.Cleanup(hs.Close)
-	return hs, logs
+	return stack.New(t, stack.Options{StrictRegistries: true, Server: &cfg, Log: logs, LogLevel: level}), logs
 }
 
 // requestLine is the part of a request's log line the tests compare.
@@ -170,7 +146,7 @@ func TestSeparateMetrics(t *testing.T) {
 		if code, _ := fetch(t, hs.URL+"/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz on the main address: %d", code)
 		}
-		return hs.Config.Handler.(*server.Server)
+		return hs.Server
 	}()
 	ms := httptest.NewServer(srv.MetricsHandler())
 	defer ms.Close()

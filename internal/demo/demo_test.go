@@ -2,7 +2,6 @@ package demo_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/demo"
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/netguard"
 	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/store"
@@ -32,11 +32,7 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "demo.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := stack.OpenStore(t, stack.SQLite)
 	client, err := registry.New(registry.Options{
 		Transport: netguard.New(true).Transport(),
 		Timeout:   10 * time.Second,

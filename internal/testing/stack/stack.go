@@ -88,12 +88,15 @@ type Options struct {
 	WatcherNow func() time.Time
 	// PerClient bounds the subscriptions one client may create.
 	PerClient ratelimit.Limit
-	// Server serves the HTTP routes; its Images, Store, Logger, Metrics,
-	// Subscriptions and Watcher are the stack's, BaseURL defaults to
-	// http://imagebadger.test and the other fields are used as given.
+	// Server serves the HTTP routes; its Images, Store, Logger,
+	// Subscriptions and Watcher are the stack's, Metrics a new registry
+	// unless given, BaseURL defaults to http://imagebadger.test, and the
+	// other fields are used as given.
 	Server *server.Options
-	// Log receives the service's JSON log; nil discards it.
-	Log io.Writer
+	// Log receives the service's JSON log at LogLevel (default info); nil
+	// discards it.
+	Log      io.Writer
+	LogLevel slog.Level
 }
 
 // Stack is a running service.
@@ -127,7 +130,7 @@ func New(tb testing.TB, o Options) *Stack {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	logger := slog.New(slog.NewJSONHandler(o.Log, nil))
+	logger := slog.New(slog.NewJSONHandler(o.Log, &slog.HandlerOptions{Level: o.LogLevel}))
 	s := &Stack{}
 	if o.Registry {
 		s.Registry = faultreg.Start(tb)
@@ -200,7 +203,10 @@ func New(tb testing.TB, o Options) *Stack {
 	}
 	if o.Server != nil {
 		cfg := *o.Server
-		cfg.Images, cfg.Store, cfg.Logger, cfg.Metrics, cfg.BaseURL = s.Images, s.Store, logger, prometheus.NewRegistry(), baseURL
+		cfg.Images, cfg.Store, cfg.Logger, cfg.BaseURL = s.Images, s.Store, logger, baseURL
+		if cfg.Metrics == nil {
+			cfg.Metrics = prometheus.NewRegistry()
+		}
 		if len(s.Watched) > 0 {
 			cfg.Watched = s.Watched
 		}
