@@ -83,9 +83,9 @@ func runBinary(t *testing.T, env map[string]string, args ...string) (string, str
 	return stdout.String(), stderr.String(), err
 }
 
-// flagLine is a flag in the usage that Go's flag package prints: two spaces, a
-// dash and the name.
-var flagLine = regexp.MustCompile(`^ {2}-([a-z0-9][a-z0-9-]*)\b`)
+// flagLine is a flag in the usage the binary prints: two spaces, one or two
+// dashes and the name.
+var flagLine = regexp.MustCompile(`^ {2}--?([a-z0-9][a-z0-9-]*)\b`)
 
 // serveVariables returns the environment variables `imagebadger serve` reads:
 // IMAGEBADGER_ and each of its flags' names in upper snake case, the rule its
