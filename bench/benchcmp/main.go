@@ -46,6 +46,7 @@ type settings struct {
 	strict  bool
 	filter  *regexp.Regexp
 	bin     string // a prebuilt imagebadger instead of building ./cmd/imagebadger
+	hold    bool   // set up, print the comparisons' commands and wait instead of timing
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&s.timeout, "timeout", time.Minute, "deadline for one run of one command")
 	fs.BoolVar(&s.strict, "strict", false, "exit non-zero when a comparison misses its target")
 	fs.StringVar(&s.bin, "imagebadger", "", "use this imagebadger binary instead of building ./cmd/imagebadger (e.g. to compare builds)")
+	fs.BoolVar(&s.hold, "hold", false, "set up, print the selected comparisons' command lines and wait for an interrupt, to profile one side by hand (perf, callgrind)")
 	runPattern := fs.String("run", "", "only comparisons whose name matches this regexp")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: benchcmp [flags] ['CMD A' 'CMD B']")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,9 +37,14 @@ type env struct {
 	crane       string // empty when crane is not installed
 	app         string // registry + "/bench/app:1", the realistic image
 	appDigest   string // its manifest digest
-	slow        string // "127.0.0.1:PORT" of a proxy adding 30 ms to every registry request
-	many        string // "bench/many": 1,000 tags over a few digests
-	manyTags    int
+	// based is the realistic image again, its manifest annotated with the
+	// base it was built on (base, which holds its first layer) as a build
+	// tool annotates it: what check-base reads.
+	based, basedDigest string
+	base, baseDigest   string
+	slow               string // "127.0.0.1:PORT" of a proxy adding 30 ms to every registry request
+	many               string // "bench/many": 1,000 tags over a few digests
+	manyTags           int
 	// hub is the Docker Hub API double, behind a 30 ms proxy (hubSlow),
 	// serving library/many, whose 1,000 tags the registry holds too;
 	// hubRegistry is another 30 ms proxy to the registry that stands in
@@ -76,6 +82,36 @@ var comparisons = []struct {
 			var inspected struct{ Digest string } // skopeo's own output format
 			if err := json.Unmarshal(b, &inspected); err != nil || inspected.Digest != e.appDigest {
 				return fmt.Errorf("skopeo inspect: want Digest %s, got %.200q", e.appDigest, b)
+			}
+			return nil
+		},
+	},
+	{
+		// check-base reads the image and then its base, manifest and config
+		// of each, and compares their layers. Without imagebadger a pipeline
+		// learns the same with skopeo inspect of both (each prints the digest
+		// and the layers), so that pair is the counterpart: the same four
+		// registry reads in two processes, where imagebadger makes them in
+		// one. The shell that runs the pair adds its own start-up (about a
+		// millisecond) to B's time.
+		name:   "check-base vs skopeo inspect of the image and of its base",
+		target: 0.50,
+		commands: func(e *env) ([]string, []string, error) {
+			return []string{e.imagebadger, "check-base", "--json", "--allow-private-registries", e.based},
+				[]string{"sh", "-c", fmt.Sprintf("%[1]s inspect --tls-verify=false docker://%[2]s && exec %[1]s inspect --tls-verify=false docker://%[3]s",
+					e.skopeo, e.based, e.base)}, nil
+		},
+		check: func(e *env, a, b []byte) error {
+			var check struct{ Digest, Status string } // check-base's answer
+			if err := json.Unmarshal(a, &check); err != nil || check.Digest != e.basedDigest || check.Status != "current" {
+				return fmt.Errorf("imagebadger check-base --json: want digest %s with its base current, got %.200q", e.basedDigest, a)
+			}
+			dec := json.NewDecoder(bytes.NewReader(b))
+			for _, want := range []string{e.basedDigest, e.baseDigest} {
+				var inspected struct{ Digest string }
+				if err := dec.Decode(&inspected); err != nil || inspected.Digest != want {
+					return fmt.Errorf("skopeo inspect of the image and its base: want Digest %s, got %.200q", want, b)
+				}
 			}
 			return nil
 		},
@@ -162,6 +198,9 @@ func runSuite(ctx context.Context, s settings, out io.Writer) error {
 		return err
 	}
 
+	if s.hold {
+		return hold(ctx, e, s, out)
+	}
 	var failed []string
 	for _, row := range comparisons {
 		if s.filter != nil && !s.filter.MatchString(row.name) {
@@ -202,6 +241,25 @@ func runSuite(ctx context.Context, s settings, out io.Writer) error {
 	return nil
 }
 
+// hold prints the command lines of the selected comparisons and waits until ctx
+// ends (an interrupt), keeping the registry and the binary they name.
+func hold(ctx context.Context, e *env, s settings, out io.Writer) error {
+	for _, row := range comparisons {
+		if s.filter != nil && !s.filter.MatchString(row.name) {
+			continue
+		}
+		a, b, err := row.commands(e)
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", row.name, err)
+			continue
+		}
+		fmt.Fprintf(out, "%s\n  A %s\n  B %s\n", row.name, strings.Join(a, " "), strings.Join(b, " "))
+	}
+	fmt.Fprintln(out, "holding; interrupt to stop")
+	<-ctx.Done()
+	return nil
+}
+
 // setup starts the registry, pushes the image and builds imagebadger. cleanup is
 // always safe to call.
 func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, func(), error) {
@@ -225,18 +283,34 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	e.registry = reg.Addr
 	e.app = reg.Addr + "/bench/app:1"
 
-	img, err := realisticImage()
+	base, img, err := realisticImage()
 	if err != nil {
 		return nil, cleanup, fmt.Errorf("build image: %w", err)
 	}
 	if err := push(ctx, img, e.app, "1.0", "latest"); err != nil {
 		return nil, cleanup, fmt.Errorf("push %s: %w\nregistry log:\n%s", e.app, err, reg.Log())
 	}
-	d, err := img.Digest()
-	if err != nil {
+	if e.appDigest, err = digest(img); err != nil {
 		return nil, cleanup, err
 	}
-	e.appDigest = d.String()
+	e.base = reg.Addr + "/bench/base:1"
+	if err := push(ctx, base, e.base); err != nil {
+		return nil, cleanup, fmt.Errorf("push %s: %w", e.base, err)
+	}
+	if e.baseDigest, err = digest(base); err != nil {
+		return nil, cleanup, err
+	}
+	based := mutate.Annotations(img, map[string]string{
+		"org.opencontainers.image.base.name":   e.base,
+		"org.opencontainers.image.base.digest": e.baseDigest,
+	}).(v1.Image)
+	e.based = reg.Addr + "/bench/app:based"
+	if err := push(ctx, based, e.based); err != nil {
+		return nil, cleanup, fmt.Errorf("push %s: %w", e.based, err)
+	}
+	if e.basedDigest, err = digest(based); err != nil {
+		return nil, cleanup, err
+	}
 
 	fmt.Fprintln(out, "pushing 1,000 tags and starting a 30 ms latency proxy…")
 	e.many, e.manyTags = "bench/many", 1000
@@ -288,10 +362,20 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	return e, cleanup, nil
 }
 
+// digest is img's manifest digest as text.
+func digest(img v1.Image) (string, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
+}
+
 // realisticImage is an OCI image of 8 layers of varied sizes whose config has history
 // (with empty-layer entries between the layers, as Dockerfiles produce), labels,
-// environment and an entrypoint: what inspecting a real application image reads.
-func realisticImage() (v1.Image, error) {
+// environment and an entrypoint: what inspecting a real application image reads. base
+// is the image of its first layer alone, the base it was built on.
+func realisticImage() (base, app v1.Image, err error) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
@@ -310,15 +394,23 @@ func realisticImage() (v1.Image, error) {
 	for i, step := range steps {
 		layer, err := random.Layer(int64(4<<10+rng.IntN(256<<10)), types.OCILayer)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h := v1.History{CreatedBy: step, Created: v1.Time{Time: created.Add(time.Duration(i) * time.Minute)}}
 		if img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: h}); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		history = append(history, h)
 		if i == 0 {
 			history = append(history, v1.History{CreatedBy: `/bin/sh -c #(nop)  CMD ["bash"]`, Created: h.Created, EmptyLayer: true})
+			if base, err = withConfig(img, func(cf *v1.ConfigFile) {
+				cf.Created = h.Created
+				cf.History = slices.Clone(history)
+				cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+				cf.Config.Cmd = []string{"bash"}
+			}); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	for _, step := range []string{
@@ -330,27 +422,35 @@ func realisticImage() (v1.Image, error) {
 		history = append(history, v1.History{CreatedBy: step + " # buildkit", Created: v1.Time{Time: created.Add(time.Hour)}, EmptyLayer: true})
 	}
 
+	app, err = withConfig(img, func(cf *v1.ConfigFile) {
+		cf.Created = v1.Time{Time: created.Add(time.Hour)}
+		cf.History = history
+		cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "APP_HOME=/srv"}
+		cf.Config.Entrypoint = []string{"/usr/local/bin/app"}
+		cf.Config.User = "app"
+		cf.Config.WorkingDir = "/srv"
+		cf.Config.Labels = map[string]string{
+			"org.opencontainers.image.version":     "1.0.3",
+			"org.opencontainers.image.revision":    "0f3c2a9e1b7d4c5a6f8e9d0c1b2a3f4e5d6c7b8a",
+			"org.opencontainers.image.source":      "https://github.com/acme/app",
+			"org.opencontainers.image.licenses":    "Apache-2.0",
+			"org.opencontainers.image.title":       "app",
+			"org.opencontainers.image.description": "A benchmark image shaped like a real application.",
+			"org.opencontainers.image.created":     created.Format(time.RFC3339),
+		}
+	})
+	return base, app, err
+}
+
+// withConfig is img with its config file, for linux/amd64, changed by edit.
+func withConfig(img v1.Image, edit func(cf *v1.ConfigFile)) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
 	cf.Architecture, cf.OS = "amd64", "linux"
-	cf.Created = v1.Time{Time: created.Add(time.Hour)}
-	cf.History = history
-	cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "APP_HOME=/srv"}
-	cf.Config.Entrypoint = []string{"/usr/local/bin/app"}
-	cf.Config.User = "app"
-	cf.Config.WorkingDir = "/srv"
-	cf.Config.Labels = map[string]string{
-		"org.opencontainers.image.version":     "1.0.3",
-		"org.opencontainers.image.revision":    "0f3c2a9e1b7d4c5a6f8e9d0c1b2a3f4e5d6c7b8a",
-		"org.opencontainers.image.source":      "https://github.com/acme/app",
-		"org.opencontainers.image.licenses":    "Apache-2.0",
-		"org.opencontainers.image.title":       "app",
-		"org.opencontainers.image.description": "A benchmark image shaped like a real application.",
-		"org.opencontainers.image.created":     created.Format(time.RFC3339),
-	}
+	edit(cf)
 	return mutate.ConfigFile(img, cf)
 }
 
