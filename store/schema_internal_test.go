@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,7 +76,10 @@ func TestSchemaSnapshot(t *testing.T) {
 		if err := os.WriteFile("schema/sqlite.sql", []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile("schema/sqlite.db", template(t, b.String(), ms), 0o644); err != nil {
+		if err := os.WriteFile("schema/sqlite.db", template(t, b.String(), ms, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("schema/sqlite-memory.db", template(t, b.String(), ms, 1024), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		// The package under test embeds the files as they were when it
@@ -141,6 +145,12 @@ func TestSchemaSnapshot(t *testing.T) {
 			t.Errorf("a new database %s records migrations %v as applied, want %v", name, applied, versions)
 		}
 	}
+	for name, want := range map[*Store]int{mem: 1024, file: 4096} {
+		var size int
+		if err := name.write.db.QueryRow(`PRAGMA page_size`).Scan(&size); err != nil || size != want {
+			t.Errorf("a new database's page size = %d, %v; want %d", size, err, want)
+		}
+	}
 	for name, s := range map[string]*Store{"new": file, "empty": empty} {
 		var mode string
 		if err := s.write.db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
@@ -165,11 +175,15 @@ func memdb(t *testing.T, name string) *sql.DB {
 }
 
 // template is the database image of schema with migrations ms recorded as
-// applied at 0 (new, so without free pages to vacuum).
-func template(t *testing.T, schema string, ms []migration) []byte {
+// applied at 0 (new, so without free pages to vacuum), in pages of
+// pageSize bytes.
+func template(t *testing.T, schema string, ms []migration, pageSize int) []byte {
 	t.Helper()
 	ctx := context.Background()
-	db := memdb(t, "/schema-template")
+	db := memdb(t, fmt.Sprintf("/schema-template-%d", pageSize))
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", pageSize)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.ExecContext(ctx, schemaMigrations); err != nil {
 		t.Fatal(err)
 	}
