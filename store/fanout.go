@@ -48,24 +48,30 @@ var ErrFanOutLost = errors.New("store: the fan-out lease was lost")
 // lease owner holds, and returns the cursor; ErrFanOutHeld when another
 // owner's lease has not expired.
 func (s *Store) ClaimFanOut(ctx context.Context, owner string, now time.Time, lease time.Duration) (FanOutCursor, error) {
-	// A database created from the schema template has no cursor yet; one
-	// migrated from before the change log was given its place then.
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO fanout_cursors (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING`,
-		fanOutName); err != nil {
-		return FanOutCursor{}, fmt.Errorf("store: claim the fan-out: %w", err)
+	for range 2 {
+		var c FanOutCursor
+		err := s.write.QueryRowContext(ctx, `UPDATE fanout_cursors SET lease_owner = ?, lease_until = ?
+			WHERE name = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until <= ?)
+			RETURNING position, event_key, subscription_id`,
+			owner, millis(now.Add(lease)), fanOutName, owner, millis(now)).Scan(&c.Position, &c.EventKey, &c.SubscriptionID)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return FanOutCursor{}, fmt.Errorf("store: claim the fan-out: %w", err)
+		}
+		// Held by another, or no cursor yet: a database created from the
+		// schema template has none (one migrated from before the change log
+		// was given its place then), and gets it at 0.
+		res, err := s.write.ExecContext(ctx, `INSERT INTO fanout_cursors (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING`,
+			fanOutName)
+		if n, err := rowsAffected(res, err); err != nil {
+			return FanOutCursor{}, fmt.Errorf("store: claim the fan-out: %w", err)
+		} else if n == 0 {
+			return FanOutCursor{}, ErrFanOutHeld
+		}
 	}
-	var c FanOutCursor
-	err := s.write.QueryRowContext(ctx, `UPDATE fanout_cursors SET lease_owner = ?, lease_until = ?
-		WHERE name = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until <= ?)
-		RETURNING position, event_key, subscription_id`,
-		owner, millis(now.Add(lease)), fanOutName, owner, millis(now)).Scan(&c.Position, &c.EventKey, &c.SubscriptionID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return FanOutCursor{}, ErrFanOutHeld
-	}
-	if err != nil {
-		return FanOutCursor{}, fmt.Errorf("store: claim the fan-out: %w", err)
-	}
-	return c, nil
+	return FanOutCursor{}, ErrFanOutHeld
 }
 
 // FanOutBehind reports whether the log holds changes past the fan-out's
@@ -113,26 +119,18 @@ func scanLogged(rows *sql.Rows) ([]TagChange, error) {
 // changes were recorded in one transaction, so the set is whole once its
 // first change is visible.
 func (s *Store) NextChangeSet(ctx context.Context, position int64) ([]TagChange, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+changeColumns+` FROM tag_changes WHERE id > ? ORDER BY id LIMIT 1`, position)
+	// Sets are whole and in order in the log, so the first change after
+	// position begins a set; it holds no change_set (it is the set's
+	// number), and the others name it.
+	rows, err := s.read.QueryContext(ctx, `SELECT `+changeColumns+` FROM tag_changes
+		WHERE id = (SELECT MIN(id) FROM tag_changes WHERE id > ?) OR change_set = (SELECT MIN(id) FROM tag_changes WHERE id > ?)
+		ORDER BY id`, position, position)
 	if err != nil {
 		return nil, fmt.Errorf("store: change log after %d: %w", position, err)
-	}
-	first, err := scanLogged(rows)
-	if err != nil {
-		return nil, fmt.Errorf("store: change log after %d: %w", position, err)
-	}
-	if len(first) == 0 {
-		return first, nil
-	}
-	// A set's first change holds no change_set (it is the set's number);
-	// the others name it.
-	if rows, err = s.read.QueryContext(ctx, `SELECT `+changeColumns+` FROM tag_changes WHERE id = ? OR change_set = ? ORDER BY id`,
-		first[0].Set, first[0].Set); err != nil {
-		return nil, fmt.Errorf("store: change set %d: %w", first[0].Set, err)
 	}
 	set, err := scanLogged(rows)
 	if err != nil {
-		return nil, fmt.Errorf("store: change set %d: %w", first[0].Set, err)
+		return nil, fmt.Errorf("store: change log after %d: %w", position, err)
 	}
 	return set, nil
 }
