@@ -188,12 +188,12 @@ func New(tb testing.TB, o Options) *Stack {
 	if o.Notify || o.Watcher {
 		guard := netguard.New(o.AllowPrivateWebhooks)
 		s.Worker = notify.NewWorker(notify.WorkerOptions{Store: s.Store, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond,
-			Logger: logger, Builder: s.Builder, Differ: s.Images})
+			Logger: logger, Builder: s.Builder, Differ: s.Images.System()})
 		s.FanOut = notify.NewFanOut(notify.FanOutOptions{Store: s.Store, Images: s.Images, Builder: s.Builder, Wake: s.Worker.Wake,
 			Logger: logger, Lease: 2 * time.Second, CatchUp: 100 * time.Millisecond})
-		s.Watcher = notify.NewWatcher(notify.WatcherOptions{Images: s.Images, Store: s.Store, Interval: time.Hour, Logger: logger,
+		s.Watcher = notify.NewWatcher(notify.WatcherOptions{Images: s.Images.System(), Store: s.Store, Interval: time.Hour, Logger: logger,
 			Now: o.WatcherNow, Watched: s.Watched})
-		s.Subs = notify.NewSubscriptions(notify.SubscriptionsOptions{Store: s.Store, Images: s.Images, Builder: s.Builder,
+		s.Subs = notify.NewSubscriptions(notify.SubscriptionsOptions{Store: s.Store, Images: s.Images.System(), Builder: s.Builder,
 			Worker: s.Worker, Guard: guard, PerClient: o.PerClient})
 		wg.Go(func() { _ = s.Worker.Run(ctx) })
 		wg.Go(func() { _ = s.FanOut.Run(ctx) })
