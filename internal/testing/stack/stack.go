@@ -62,6 +62,9 @@ type Options struct {
 	// Endpoints maps registries to the hosts their requests go to
 	// (registry.Options.Endpoints).
 	Endpoints map[string]string
+	// Keychain gives the service registry credentials; nil gives none
+	// (the host's Docker config is never read in tests).
+	Keychain authn.Keychain
 	// Registry starts a registry for the test (faultreg: go-containerregistry's
 	// in-process one, recording requests and misbehaving on demand).
 	Registry bool
@@ -153,10 +156,13 @@ func New(tb testing.TB, o Options) *Stack {
 	default:
 		s.Store = OpenStore(tb, o.Engine)
 	}
+	if o.Keychain == nil {
+		o.Keychain = authn.NewMultiKeychain()
+	}
 	client, err := registry.New(registry.Options{
 		Transport: netguard.New(!o.StrictRegistries).Transport(),
 		Timeout:   o.Timeout,
-		Keychain:  authn.NewMultiKeychain(),
+		Keychain:  o.Keychain,
 		Endpoints: o.Endpoints,
 	})
 	if err != nil {
