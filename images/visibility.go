@@ -39,6 +39,9 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("%q is not a policy: use %s or %s", s, PrivateToSignedIn, PrivateToEveryone)
 }
 
+// Policy is who is shown private repositories (Options.PrivateImages).
+func (s *Service) Policy() Policy { return s.opts.PrivateImages }
+
 // ErrForbidden: the viewer may see the private repository but not change
 // what the service keeps of it (a read token subscribing or refreshing).
 var ErrForbidden = errors.New("images: not allowed for this viewer")

@@ -464,6 +464,9 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err erro
 	if errors.Is(err, analysis.ErrUnauthorized) {
 		page.CredentialsFor = registryOf(r)
 	}
+	if status == http.StatusNotFound && s.images.Policy() == images.PrivateToSignedIn && !s.signInConfigured() {
+		page.PrivateHelp = true
+	}
 	if m, ok := analysis.MissingIn(err); ok && m.Part != analysis.MissingRepository && (m.Ref.Tag != "" || m.Ref.Digest != "") {
 		// The tag or digest is not there: the repository's page lists
 		// those that are.

@@ -21,3 +21,8 @@ func (s *Server) viewer(r *http.Request) auth.Viewer {
 func (s *Server) badgeViewer(r *http.Request, repository analysis.Repository) auth.Viewer {
 	return s.viewer(r)
 }
+
+// signInConfigured reports whether anyone can sign in, and so be shown
+// private images under the default policy; the not-found pages say how to
+// change that when nobody can. None is configured until sign-in fills it.
+func (s *Server) signInConfigured() bool { return false }

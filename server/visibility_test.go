@@ -144,6 +144,13 @@ func TestPrivateImageAnswersAsMissing(t *testing.T) {
 			})
 		}
 
+		// The not-found page says how private images are shown here: to
+		// nobody, until sign-in is configured or the policy changed.
+		if a := ask(t, http.MethodGet, s.URL+"/images/"+h+"/private/app:1", "", nil); a.status != http.StatusNotFound ||
+			!strings.Contains(a.body, `data-testid="private-help"`) || !strings.Contains(a.body, "--private-images=everyone") {
+			t.Errorf("the not-found page does not say how to see private images: %d\n%s", a.status, a.body)
+		}
+
 		// Search and "recently changed" leave the private repository out,
 		// and show the public one.
 		var found struct {
@@ -193,6 +200,9 @@ func TestPrivateImagesForEveryone(t *testing.T) {
 	}
 	if a := ask(t, http.MethodGet, s.URL+"/api/v1/search?q=private", "", nil); !strings.Contains(a.body, `"repository": "private/app"`) {
 		t.Errorf("search leaves the private repository out: %s", a.body)
+	}
+	if a := ask(t, http.MethodGet, s.URL+"/images/"+reg.Host+"/nothere/app:1", "", nil); a.status != http.StatusNotFound || strings.Contains(a.body, "private-help") {
+		t.Errorf("with the policy everyone, the not-found page still speaks of hidden private images: %d", a.status)
 	}
 	if anon := reg.Anonymous("/private/app/"); len(anon) != 0 {
 		t.Errorf("the policy everyone asked the registry anonymously: %q", anon)
