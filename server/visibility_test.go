@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/badge"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
@@ -142,6 +144,25 @@ func TestPrivateImageAnswersAsMissing(t *testing.T) {
 					t.Errorf("a missing repository answers 200: %s", missing.body)
 				}
 			})
+		}
+
+		// The repository's refresh hook, whose token anyone gets from the
+		// subscription form, answers as for a missing repository too.
+		hook := func(name string) answer {
+			repo, err := analysis.ParseRepository(h + "/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := s.Subs.HookToken(context.Background(), repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := ask(t, http.MethodPost, s.URL+"/images/"+h+"/"+name+"/"+tok, "", nil)
+			a.body = strings.ReplaceAll(a.body, "private/app", "nothere/app")
+			return a
+		}
+		if private, missing := hook("private/app"), hook("nothere/app"); private != missing || missing.status != http.StatusNotFound {
+			t.Errorf("the refresh hook: the private repository answers %d %s, a missing one %d %s", private.status, private.body, missing.status, missing.body)
 		}
 
 		// The not-found page says how private images are shown here: to
