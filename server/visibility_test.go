@@ -114,6 +114,9 @@ func TestPrivateImageAnswersAsMissing(t *testing.T) {
 			{"api refresh", "POST", "/api/v1/images/{h}/{n}:1/refresh", "", ""},
 			{"microbadger v1", "GET", "/v1/images/{h}/{n}:1", "", ""},
 			{"page image", "GET", "/images/{h}/{n}:1", "", ""},
+			{"page refresh", "POST", "/images/{h}/{n}:1/refresh", "application/x-www-form-urlencoded", ""},
+			{"page subscribe", "POST", "/subscriptions", "application/x-www-form-urlencoded",
+				"image={h}/{n}:1&url=" + receiver.URL + "/hook&events=image.updated"},
 			{"api tags", "GET", "/api/v1/repositories/{h}/{n}/tags", "", ""},
 			{"page repository", "GET", "/repositories/{h}/{n}", "", ""},
 			{"api history", "GET", "/api/v1/repositories/{h}/{n}/history", "", ""},
@@ -140,8 +143,14 @@ func TestPrivateImageAnswersAsMissing(t *testing.T) {
 					t.Errorf("the private repository answers\n%d %s\n%s\n\na missing one\n%d %s\n%s",
 						private.status, private.contentType, private.body, missing.status, missing.contentType, missing.body)
 				}
-				if private.status == http.StatusOK && !strings.Contains(r.name, "badge") && !strings.Contains(r.name, "shields") {
-					t.Errorf("a missing repository answers 200: %s", missing.body)
+				// Both are the answer for a missing repository, not some
+				// other failure answered alike.
+				if strings.HasPrefix(r.name, "badge ") || strings.HasPrefix(r.name, "shields ") {
+					if !strings.Contains(missing.body, "not found") {
+						t.Errorf("a missing repository's badge does not say not found: %s", missing.body)
+					}
+				} else if missing.status != http.StatusNotFound {
+					t.Errorf("a missing repository answers %d, want 404: %s", missing.status, missing.body)
 				}
 			})
 		}
