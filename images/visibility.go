@@ -140,7 +140,16 @@ func (s *Service) verdict(ctx context.Context, ref analysis.Reference, learn boo
 // visibility is unknown has never been read; it is not hidden, for there
 // is nothing of it to show.
 func (s *Service) hiddenFrom(v analysis.Visibility, viewer auth.Viewer, repo analysis.Repository) bool {
-	return v == analysis.VisibilityPrivate && s.opts.PrivateImages != PrivateToEveryone && !viewer.MaySeePrivate(repo.String())
+	if v != analysis.VisibilityPrivate || s.opts.PrivateImages == PrivateToEveryone {
+		return false
+	}
+	// The repository's name matters only to a badge token; it is not
+	// made for every other read.
+	name := ""
+	if viewer.BadgeRepository != "" {
+		name = repo.String()
+	}
+	return !viewer.MaySeePrivate(name)
 }
 
 // guard is the one visibility check every read passes, after the read:
@@ -156,8 +165,10 @@ func (s *Service) guard(ctx context.Context, viewer auth.Viewer, ref analysis.Re
 	if s.opts.PrivateImages == PrivateToEveryone {
 		return readErr
 	}
-	_, deleted := analysis.DeletedTag(readErr)
-	learn := readErr == nil || deleted
+	learn := readErr == nil
+	if !learn {
+		_, learn = analysis.DeletedTag(readErr)
+	}
 	if !learn {
 		notBefore = time.Time{}
 	}
