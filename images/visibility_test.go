@@ -235,3 +235,34 @@ func TestHiddenParentLeftOut(t *testing.T) {
 		t.Error("leaving the parent out for one viewer changed the kept answer")
 	}
 }
+
+// TestHiddenLeaveRoom: a private repository ranked first in search, or
+// changed last, does not crowd the visible one out of a short page.
+func TestHiddenLeaveRoom(t *testing.T) {
+	ctx := context.Background()
+	reg := faultreg.Start(t)
+	pushImage(t, reg.Host+"/open/app:1")
+	pushImage(t, reg.Host+"/a-private/app:1") // ranked before open/app by name
+	reg.Add(faultreg.Rule{Fault: faultreg.RequireBasicAuth, PathContains: "/a-private/", Username: "u", Password: "p"})
+	svc := stack.New(t, stack.Options{Keychain: keychain{reg.Host: {Username: "u", Password: "p"}}}).Images
+	person := auth.Viewer{Person: "dev@example.com"}
+	for _, r := range []string{"/open/app:1", "/a-private/app:1"} { // the private one changed last
+		if _, err := svc.Read(ctx, person, mustRef(t, reg.Host+r), images.ReadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if found, err := svc.Search(ctx, person, "app", 1); err != nil || len(found) != 1 || found[0].Repo.Name != "a-private/app" {
+		t.Fatalf("a person's search: %+v %v, want a-private/app first", found, err)
+	}
+	found, err := svc.Search(ctx, auth.Viewer{}, "app", 1)
+	if err != nil || len(found) != 1 || found[0].Repo.Name != "open/app" {
+		t.Errorf("anonymous search, one result: %+v %v, want open/app", found, err)
+	}
+	if recent, err := svc.RecentChanges(ctx, person, 1); err != nil || len(recent) != 1 || recent[0].Repository != "a-private/app" {
+		t.Fatalf("a person's recent changes: %+v %v, want a-private/app first", recent, err)
+	}
+	recent, err := svc.RecentChanges(ctx, auth.Viewer{}, 1)
+	if err != nil || len(recent) != 1 || recent[0].Repository != "open/app" {
+		t.Errorf("anonymous recent changes, one row: %+v %v, want open/app's", recent, err)
+	}
+}
