@@ -29,14 +29,14 @@ func (s *Store) CreateSession(ctx context.Context, ss Session) error {
 }
 
 // SessionByHash returns the session whose secret hashes to hash, if it has
-// not expired at now, or an error wrapping analysis.ErrNotFound.
+// not expired at now, or an error wrapping ErrUnknownCredential.
 func (s *Store) SessionByHash(ctx context.Context, hash string, now time.Time) (Session, error) {
 	var ss Session
 	var created, expires int64
 	err := s.read.QueryRowContext(ctx, `SELECT hash, person, created_at, expires_at FROM sessions WHERE hash = ? AND expires_at > ?`,
 		hash, millis(now)).Scan(&ss.Hash, &ss.Person, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, fmt.Errorf("store: session: %w", analysis.ErrNotFound)
+		return Session{}, fmt.Errorf("store: session: %w", ErrUnknownCredential)
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("store: session: %w", err)
@@ -108,11 +108,11 @@ func scanAPIToken(sc interface{ Scan(...any) error }) (APIToken, error) {
 }
 
 // APITokenByID returns the token id, revoked and expired ones included
-// (the caller judges them), or an error wrapping analysis.ErrNotFound.
+// (the caller judges them), or an error wrapping ErrUnknownCredential.
 func (s *Store) APITokenByID(ctx context.Context, id string) (APIToken, error) {
 	t, err := scanAPIToken(s.read.QueryRowContext(ctx, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return APIToken{}, fmt.Errorf("store: API token %s: %w", id, analysis.ErrNotFound)
+		return APIToken{}, fmt.Errorf("store: API token %s: %w", id, ErrUnknownCredential)
 	}
 	if err != nil {
 		return APIToken{}, fmt.Errorf("store: API token %s: %w", id, err)
@@ -143,7 +143,7 @@ func (s *Store) APITokens(ctx context.Context, person string) ([]APIToken, error
 }
 
 // RevokeAPIToken revokes person's token id as of at. A token that is not
-// person's, or does not exist, is an error wrapping analysis.ErrNotFound;
+// person's, or does not exist, is an error wrapping ErrUnknownCredential;
 // revoking a revoked token keeps its first revocation.
 func (s *Store) RevokeAPIToken(ctx context.Context, person, id string, at time.Time) error {
 	res, err := s.write.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND person = ?`,
@@ -153,59 +153,66 @@ func (s *Store) RevokeAPIToken(ctx context.Context, person, id string, at time.T
 		return fmt.Errorf("store: revoke API token %s: %w", id, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: revoke API token %s: %w", id, analysis.ErrNotFound)
+		return fmt.Errorf("store: revoke API token %s: %w", id, ErrUnknownCredential)
 	}
 	return nil
 }
 
-// BadgeSalt returns the salt of repo's badge token, recording newSalt()
-// first if repo has none, so that a repository keeps one token until it
+// ErrUnknownCredential marks a session or token the store does not hold
+// (or no longer: expired, deleted). It wraps analysis.ErrNotFound, so
+// either may be checked; auth, which imports the store alone, checks this.
+var ErrUnknownCredential = fmt.Errorf("no such session, token or badge token: %w", analysis.ErrNotFound)
+
+// BadgeSalt returns the salt of the badge token of repository name on
+// registry (named apart, not as an analysis.Repository, for auth, which
+// imports the store alone), recording newSalt()
+// first if it has none, so that a repository keeps one token until it
 // is regenerated.
-func (s *Store) BadgeSalt(ctx context.Context, repo analysis.Repository, newSalt func() string, at time.Time) (string, error) {
+func (s *Store) BadgeSalt(ctx context.Context, registry, name string, newSalt func() string, at time.Time) (string, error) {
 	var salt string
 	err := s.read.QueryRowContext(ctx, `SELECT salt FROM badge_tokens WHERE registry = ? AND repository = ?`,
-		repo.Registry, repo.Name).Scan(&salt)
+		registry, name).Scan(&salt)
 	if err == nil {
 		return salt, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("store: badge token of %s: %w", repo, err)
+		return "", fmt.Errorf("store: badge token of %s/%s: %w", registry, name, err)
 	}
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO badge_tokens (registry, repository, salt, created_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (registry, repository) DO NOTHING`, repo.Registry, repo.Name, newSalt(), millis(at)); err != nil {
-		return "", fmt.Errorf("store: badge token of %s: %w", repo, err)
+		VALUES (?, ?, ?, ?) ON CONFLICT (registry, repository) DO NOTHING`, registry, name, newSalt(), millis(at)); err != nil {
+		return "", fmt.Errorf("store: badge token of %s/%s: %w", registry, name, err)
 	}
 	// Read back through the writer: another request may have won the race.
 	if err := s.write.QueryRowContext(ctx, `SELECT salt FROM badge_tokens WHERE registry = ? AND repository = ?`,
-		repo.Registry, repo.Name).Scan(&salt); err != nil {
-		return "", fmt.Errorf("store: badge token of %s: %w", repo, err)
+		registry, name).Scan(&salt); err != nil {
+		return "", fmt.Errorf("store: badge token of %s/%s: %w", registry, name, err)
 	}
 	return salt, nil
 }
 
-// BadgeSaltIfAny returns the salt of repo's badge token, or an error
+// BadgeSaltIfAny returns the salt of the repository's badge token, or an error
 // wrapping analysis.ErrNotFound when none was ever made (then no token
-// opens repo's badges).
-func (s *Store) BadgeSaltIfAny(ctx context.Context, repo analysis.Repository) (string, error) {
+// opens its badges).
+func (s *Store) BadgeSaltIfAny(ctx context.Context, registry, name string) (string, error) {
 	var salt string
 	err := s.read.QueryRowContext(ctx, `SELECT salt FROM badge_tokens WHERE registry = ? AND repository = ?`,
-		repo.Registry, repo.Name).Scan(&salt)
+		registry, name).Scan(&salt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("store: badge token of %s: %w", repo, analysis.ErrNotFound)
+		return "", fmt.Errorf("store: badge token of %s/%s: %w", registry, name, ErrUnknownCredential)
 	}
 	if err != nil {
-		return "", fmt.Errorf("store: badge token of %s: %w", repo, err)
+		return "", fmt.Errorf("store: badge token of %s/%s: %w", registry, name, err)
 	}
 	return salt, nil
 }
 
-// SetBadgeSalt gives repo's badge token the salt salt, retiring the token
+// SetBadgeSalt gives the repository's badge token the salt salt, retiring the token
 // made from the one before.
-func (s *Store) SetBadgeSalt(ctx context.Context, repo analysis.Repository, salt string, at time.Time) error {
+func (s *Store) SetBadgeSalt(ctx context.Context, registry, name, salt string, at time.Time) error {
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO badge_tokens (registry, repository, salt, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (registry, repository) DO UPDATE SET salt = excluded.salt, created_at = excluded.created_at`,
-		repo.Registry, repo.Name, salt, millis(at)); err != nil {
-		return fmt.Errorf("store: new badge token of %s: %w", repo, err)
+		registry, name, salt, millis(at)); err != nil {
+		return fmt.Errorf("store: new badge token of %s/%s: %w", registry, name, err)
 	}
 	return nil
 }

@@ -110,28 +110,28 @@ func TestBadgeSalts(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
 	app := analysis.Repository{Registry: "r.example", Name: "acme/app"}
 	other := analysis.Repository{Registry: "r.example", Name: "acme/other"}
-	if _, err := s.BadgeSaltIfAny(ctx, app); !errors.Is(err, analysis.ErrNotFound) {
+	if _, err := s.BadgeSaltIfAny(ctx, app.Registry, app.Name); !errors.Is(err, analysis.ErrNotFound) {
 		t.Errorf("before any salt: %v, want not found", err)
 	}
 	salts := []string{"s1", "s2", "s3"}
 	next := func() string { x := salts[0]; salts = salts[1:]; return x }
-	first, err := s.BadgeSalt(ctx, app, next, t0)
+	first, err := s.BadgeSalt(ctx, app.Registry, app.Name, next, t0)
 	if err != nil || first != "s1" {
 		t.Fatalf("first salt %q (%v), want s1", first, err)
 	}
-	if again, err := s.BadgeSalt(ctx, app, next, t0); err != nil || again != "s1" {
+	if again, err := s.BadgeSalt(ctx, app.Registry, app.Name, next, t0); err != nil || again != "s1" {
 		t.Errorf("second read %q (%v), want s1 kept", again, err)
 	}
-	if o, err := s.BadgeSalt(ctx, other, next, t0); err != nil || o != "s2" {
+	if o, err := s.BadgeSalt(ctx, other.Registry, other.Name, next, t0); err != nil || o != "s2" {
 		t.Errorf("other repository's salt %q (%v), want s2 (a kept salt draws none)", o, err)
 	}
-	if err := s.SetBadgeSalt(ctx, app, "new", t0.Add(time.Hour)); err != nil {
+	if err := s.SetBadgeSalt(ctx, app.Registry, app.Name, "new", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.BadgeSaltIfAny(ctx, app); err != nil || got != "new" {
+	if got, err := s.BadgeSaltIfAny(ctx, app.Registry, app.Name); err != nil || got != "new" {
 		t.Errorf("after regenerating %q (%v), want new", got, err)
 	}
-	if got, _ := s.BadgeSaltIfAny(ctx, other); got != "s2" {
+	if got, _ := s.BadgeSaltIfAny(ctx, other.Registry, other.Name); got != "s2" {
 		t.Errorf("other repository's salt became %q", got)
 	}
 }
