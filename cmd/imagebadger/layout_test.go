@@ -29,7 +29,7 @@ var allowedImports = map[string][]string{
 	"images":           {"analysis", "registry", "store"},
 	"notify":           {"analysis", "images", "netguard", "ratelimit", "registry", "store", "tagfilter"},
 	"templates":        {"analysis", "badge"},
-	"server":           {"analysis", "badge", "docs", "images", "notify", "ratelimit", "static", "store", "tagfilter", "templates"},
+	"server":           {"analysis", "auth", "badge", "docs", "images", "notify", "ratelimit", "static", "store", "tagfilter", "templates"},
 	"internal/demo":    {"analysis", "images", "registry", "store"},
 	"cmd/imagebadger":  {"*"},
 	"bench/benchcmp":   {"*"},
