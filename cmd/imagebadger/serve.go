@@ -120,6 +120,12 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	if err != nil {
 		return err
 	}
+	signIn, err := newAuth(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	log.Info("sign-in", "oidc_issuer", cfg.SignIn.OIDCIssuer, "auth_proxy_header", cfg.SignIn.AuthProxyHeader,
+		"auth_proxy_trusted", cfg.SignIn.AuthProxyTrusted)
 	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log})
 	n, err := svc.LoadIndex(ctx)
 	if err != nil {
@@ -179,6 +185,7 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	}()
 
 	srv := server.New(server.Options{
+		Auth:            signIn,
 		Subscriptions:   subs,
 		Watcher:         watcher,
 		HookToken:       cfg.HookToken,
