@@ -116,7 +116,7 @@ func (s *Server) decideBadge(r *http.Request, kindText, refText, want string) (s
 	if err != nil || want != "" && !validPlatform(want) {
 		return grey(badge.TextInvalid, badgeCacheControl), nil
 	}
-	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{Wait: s.badges.opts.Wait})
+	a, err := s.images.Read(r.Context(), s.badgeViewer(r, ref.Repository), ref, images.ReadOptions{Wait: s.badges.opts.Wait})
 	if err != nil {
 		text, cache, ok := badgeFailureText(err)
 		if !ok {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -72,6 +73,8 @@ func statusOf(err error) (code string, status int) {
 		return "method_not_allowed", http.StatusMethodNotAllowed
 	case errors.Is(err, errCrossOrigin):
 		return "cross_origin", http.StatusForbidden
+	case errors.Is(err, images.ErrForbidden):
+		return "forbidden", http.StatusForbidden
 	case errors.Is(err, analysis.ErrNotFound):
 		return "not_found", http.StatusNotFound
 	case errors.Is(err, analysis.ErrForbidden):

@@ -463,3 +463,16 @@ func (s *Server) apiNewBadgeToken(w http.ResponseWriter, r *http.Request) error 
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 }
+
+// pageBadgeToken is the badge token of repo for the image page: for a
+// signed-in person and a private repository only, else empty.
+func (s *Server) pageBadgeToken(r *http.Request, repo analysis.Repository) (string, error) {
+	if s.auth == nil || !s.viewer(r).SignedIn() {
+		return "", nil
+	}
+	v, _, err := s.store.Visibility(r.Context(), repo)
+	if err != nil || v != analysis.VisibilityPrivate {
+		return "", err
+	}
+	return s.auth.BadgeToken(r.Context(), repo.Registry, repo.Name)
+}

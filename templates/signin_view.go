@@ -1,5 +1,10 @@
 package templates
 
+import (
+	"net/url"
+	"strings"
+)
+
 // TokensPage is /settings/tokens: the signed-in person's API tokens, a
 // form to make one, and the one just made, shown this once.
 type TokensPage struct {
@@ -30,4 +35,21 @@ type SignInPage struct {
 	Proxy bool
 	// Error is why a sign-in failed, when it did.
 	Error string
+}
+
+// WithBadgeToken puts the private repository's badge token in every
+// snippet, so that a README outside shows the badge, and says so on the
+// page; only signed-in people are given a page made with it.
+func (p *ImagePage) WithBadgeToken(tok string) {
+	p.BadgeToken = tok
+	for i, b := range p.Badges {
+		sep := "?"
+		if strings.Contains(b.Src, "?") {
+			sep = "&"
+		}
+		withToken := b.Src + sep + "token=" + url.QueryEscape(tok)
+		b.Markdown = strings.Replace(b.Markdown, b.Src, withToken, 1)
+		b.HTML = strings.Replace(b.HTML, b.Src, withToken, 1)
+		p.Badges[i] = b
+	}
 }

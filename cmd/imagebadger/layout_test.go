@@ -26,7 +26,7 @@ var allowedImports = map[string][]string{
 	"store":            {"analysis"},
 	"badge":            {"analysis"},
 	"auth":             {"store"},
-	"images":           {"analysis", "registry", "store"},
+	"images":           {"analysis", "auth", "registry", "store"},
 	"notify":           {"analysis", "images", "netguard", "ratelimit", "registry", "store", "tagfilter"},
 	"templates":        {"analysis", "badge"},
 	"server":           {"analysis", "auth", "badge", "docs", "images", "notify", "ratelimit", "static", "store", "tagfilter", "templates"},

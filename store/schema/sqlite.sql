@@ -149,7 +149,7 @@ CREATE INDEX parents_by_parent ON parents (parent_registry, parent_repository, p
 CREATE TABLE repositories (
     registry    TEXT NOT NULL,
     repository  TEXT NOT NULL,
-    listed_at   BIGINT NOT NULL,
+    listed_at   BIGINT NOT NULL, visibility TEXT NOT NULL DEFAULT '', visibility_checked_at BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (registry, repository)
 );
 

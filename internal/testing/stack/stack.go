@@ -63,6 +63,9 @@ type Options struct {
 	// Endpoints maps registries to the hosts their requests go to
 	// (registry.Options.Endpoints).
 	Endpoints map[string]string
+	// Keychain gives the service registry credentials; nil gives none
+	// (the host's Docker config is never read in tests).
+	Keychain authn.Keychain
 	// Registry starts a registry for the test (faultreg: go-containerregistry's
 	// in-process one, recording requests and misbehaving on demand).
 	Registry bool
@@ -160,10 +163,13 @@ func New(tb testing.TB, o Options) *Stack {
 	default:
 		s.Store = OpenStore(tb, o.Engine)
 	}
+	if o.Keychain == nil {
+		o.Keychain = authn.NewMultiKeychain()
+	}
 	client, err := registry.New(registry.Options{
 		Transport: netguard.New(!o.StrictRegistries).Transport(),
 		Timeout:   o.Timeout,
-		Keychain:  authn.NewMultiKeychain(),
+		Keychain:  o.Keychain,
 		Endpoints: o.Endpoints,
 	})
 	if err != nil {
@@ -195,12 +201,12 @@ func New(tb testing.TB, o Options) *Stack {
 	if o.Notify || o.Watcher {
 		guard := netguard.New(o.AllowPrivateWebhooks)
 		s.Worker = notify.NewWorker(notify.WorkerOptions{Store: s.Store, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond,
-			Logger: logger, Builder: s.Builder, Differ: s.Images})
+			Logger: logger, Builder: s.Builder, Differ: s.Images.System()})
 		s.FanOut = notify.NewFanOut(notify.FanOutOptions{Store: s.Store, Images: s.Images, Builder: s.Builder, Wake: s.Worker.Wake,
 			Logger: logger, Lease: 2 * time.Second, CatchUp: 100 * time.Millisecond})
-		s.Watcher = notify.NewWatcher(notify.WatcherOptions{Images: s.Images, Store: s.Store, Interval: time.Hour, Logger: logger,
+		s.Watcher = notify.NewWatcher(notify.WatcherOptions{Images: s.Images.System(), Store: s.Store, Interval: time.Hour, Logger: logger,
 			Now: o.WatcherNow, Watched: s.Watched})
-		s.Subs = notify.NewSubscriptions(notify.SubscriptionsOptions{Store: s.Store, Images: s.Images, Builder: s.Builder,
+		s.Subs = notify.NewSubscriptions(notify.SubscriptionsOptions{Store: s.Store, Images: s.Images.System(), Builder: s.Builder,
 			Worker: s.Worker, Guard: guard, PerClient: o.PerClient})
 		wg.Go(func() { _ = s.Worker.Run(ctx) })
 		wg.Go(func() { _ = s.FanOut.Run(ctx) })
