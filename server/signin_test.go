@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/oidcprovider"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/netguard"
@@ -385,4 +387,143 @@ func TestNoSecretInTheDatabase(t *testing.T) {
 			}
 		}
 	})
+}
+
+// withCookie asks like ask, as the holder of session (and bearer token,
+// when given).
+func withCookie(t *testing.T, method, u string, session *http.Cookie, token string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if session != nil {
+		req.AddCookie(session)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+}
+
+// TestPrivateImagesForSignedInPeople: under the default policy a private
+// image that anonymous visitors are answered as missing is shown to a
+// signed-in person (pages, API, search) and to token holders; the image
+// page gives signed-in people the badge token in its snippets; that token
+// opens the repository's badges and shields endpoint and not another
+// private repository's; a read token reads but may not refresh (403
+// forbidden), a write token refreshes and subscribes.
+func TestPrivateImagesForSignedInPeople(t *testing.T) {
+	reg := faultreg.Start(t)
+	pushRandom(t, reg.Host+"/private/app:1")
+	pushRandom(t, reg.Host+"/private/other:1")
+	for _, p := range []string{"/private/", "/nothere/"} {
+		reg.Add(faultreg.Rule{Fault: faultreg.RequireBasicAuth, PathContains: p, Username: "reader", Password: "s3cret"})
+	}
+	creds := credentials{reg.Host: {Username: "reader", Password: "s3cret"}}
+	p := oidcprovider.Start(t, oidcprovider.Options{})
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(receiver.Close)
+	st := stack.New(t, stack.Options{Keychain: creds, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{},
+		Auth: &auth.Options{OIDC: auth.OIDCOptions{Issuer: p.Issuer(), ClientID: p.ClientID(), ClientSecret: p.ClientSecret(),
+			Allowed: []string{"ada@example.com"}, Transport: netguard.New(true).Transport()}, BadgeKey: []byte("k")}})
+	h := reg.Host
+	app, other := h+"/private/app:1", h+"/private/other:1"
+	// An anonymous visitor first: the read learns the repositories are
+	// private and answers as for a missing one.
+	for _, ref := range []string{app, other} {
+		if a := ask(t, "GET", st.URL+"/api/v1/images/"+ref, "", nil); a.status != 404 {
+			t.Fatalf("anonymous read of %s: %d %s, want 404", ref, a.status, a.body)
+		}
+	}
+	c := browserClient(t)
+	signIn(t, st, p, c, "ada@example.com", "/")
+	u, _ := url.Parse(st.URL)
+	var session *http.Cookie
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == auth.SessionCookie {
+			session = ck
+		}
+	}
+	if a := withCookie(t, "GET", st.URL+"/api/v1/images/"+app, session, ""); a.status != 200 {
+		t.Errorf("signed-in read: %d %s", a.status, a.body)
+	}
+	if a := withCookie(t, "GET", st.URL+"/api/v1/search?q=private", session, ""); !strings.Contains(a.body, "private/app") {
+		t.Errorf("signed-in search leaves the private repository out: %s", a.body)
+	}
+	if a := ask(t, "GET", st.URL+"/api/v1/search?q=private", "", nil); strings.Contains(a.body, "private/app") {
+		t.Errorf("anonymous search shows the private repository: %s", a.body)
+	}
+	page := withCookie(t, "GET", st.URL+"/images/"+app, session, "")
+	doc, err := goquery.NewDocumentFromReader(strings.NewReader(page.body))
+	if err != nil || page.status != 200 {
+		t.Fatalf("signed-in image page: %d %v", page.status, err)
+	}
+	tok := doc.Find(`[data-testid="badge-token-value"]`).Text()
+	md := doc.Find(`[data-testid="badge-version"] [data-testid="snippet-markdown"]`).AttrOr("value", doc.Find(`[data-testid="badge-version"] [data-testid="snippet-markdown"]`).Text())
+	if !strings.HasPrefix(tok, "ibb_") || !strings.Contains(md, "?token="+url.QueryEscape(tok)) {
+		t.Fatalf("the page's badge token %q, snippet %q: want the token in the snippet", tok, md)
+	}
+	// The page kept for a signed-in person is never served to anyone else.
+	if a := ask(t, "GET", st.URL+"/images/"+app, "", nil); a.status != 404 || strings.Contains(a.body, tok) {
+		t.Errorf("the anonymous image page after a signed-in one: %d, token shown: %v", a.status, strings.Contains(a.body, tok))
+	}
+	// The badge token opens its repository's badge and shields endpoint,
+	// and nothing of the other private repository.
+	badge := func(ref, token string) answer {
+		q := ""
+		if token != "" {
+			q = "?token=" + url.QueryEscape(token)
+		}
+		return ask(t, "GET", st.URL+"/badges/version/"+ref+".svg"+q, "", nil)
+	}
+	shield := func(ref, token string) answer {
+		return ask(t, "GET", st.URL+"/api/v1/shields/version/"+ref+"?token="+url.QueryEscape(token), "", nil)
+	}
+	missing := h + "/nothere/app:1"
+	if got, hidden := badge(app, tok), badge(app, ""); got.status != 200 || got.body == hidden.body {
+		t.Errorf("badge with its token: %d, same as without: %v", got.status, got.body == hidden.body)
+	}
+	if got, hidden := shield(app, tok), shield(app, ""); got.status != 200 || got == hidden {
+		t.Errorf("shields with the badge token: %d %s, the same as without: %v", got.status, got.body, got == hidden)
+	}
+	otherAnswer := badge(other, tok)
+	otherHidden := badge(other, "")
+	if otherAnswer != otherHidden {
+		t.Errorf("app's badge token on the other repository: %+v, want the anonymous answer %+v", otherAnswer, otherHidden)
+	}
+	if got, want := shield(other, tok), shield(other, ""); got != want {
+		t.Errorf("app's badge token on the other repository's shields: %+v, want the anonymous answer %+v", got, want)
+	}
+	if got, want := shield(other, tok), shield(missing, tok); strings.ReplaceAll(got.body, "private/other", "nothere/app") != want.body {
+		t.Errorf("app's badge token on the other repository's shields: %s, want the answer for a missing one %s", got.body, want.body)
+	}
+	// Tokens: read reads and may not refresh; write refreshes and subscribes.
+	var rd, wr tokenOut
+	call(t, c, "POST", st.URL+"/api/v1/tokens", "", map[string]any{"name": "r", "scope": "read"}, &rd)
+	call(t, c, "POST", st.URL+"/api/v1/tokens", "", map[string]any{"name": "w", "scope": "write"}, &wr)
+	anon := &http.Client{Timeout: 10 * time.Second}
+	if code, _ := call(t, anon, "GET", st.URL+"/api/v1/images/"+app, rd.Token, nil, nil); code != 200 {
+		t.Errorf("read token reading: %d", code)
+	}
+	var e apiErr
+	if code, _ := call(t, anon, "POST", st.URL+"/api/v1/images/"+app+"/refresh", rd.Token, nil, &e); code != 403 || e.Error.Code != "forbidden" {
+		t.Errorf("read token refreshing: %d %+v, want 403 forbidden", code, e)
+	}
+	if code, _ := call(t, anon, "POST", st.URL+"/api/v1/images/"+app+"/refresh", wr.Token, nil, nil); code != 200 {
+		t.Errorf("write token refreshing: %d", code)
+	}
+	sub := map[string]any{"image": app, "url": receiver.URL + "/hook"}
+	if code, _ := call(t, anon, "POST", st.URL+"/api/v1/subscriptions", rd.Token, sub, &e); code != 403 || e.Error.Code != "forbidden" {
+		t.Errorf("read token subscribing: %d %+v, want 403 forbidden", code, e)
+	}
+	if code, _ := call(t, anon, "POST", st.URL+"/api/v1/subscriptions", wr.Token, sub, nil); code != 201 {
+		t.Errorf("write token subscribing: %d, want 201", code)
+	}
 }
