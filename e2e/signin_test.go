@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -121,5 +122,36 @@ func TestReplicasShareSessionsAndTokens(t *testing.T) {
 	}
 	if code := send(t, "GET", a+"/api/v1/tokens", session, "", nil, nil); code != 401 {
 		t.Errorf("after signing out on one process the session, on the other: %d, want 401", code)
+	}
+}
+
+// fromAddr is a client whose connections leave from the loopback address
+// local, so that the service sees that address as the request's source.
+func fromAddr(local string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// TestProxyHeaderOnlyFromTrustedAddresses: the real binary behind an
+// authenticating proxy's header: a request from the trusted address
+// (127.0.0.2) carrying the header is that person's; the same request from
+// any other address (127.0.0.1) is anonymous, whatever the header says.
+func TestProxyHeaderOnlyFromTrustedAddresses(t *testing.T) {
+	srv := testenv.ServeProcess(t, testenv.Binary(t), testenv.ServeOptions{Args: []string{
+		"--auth-proxy-header", "X-Forwarded-Email", "--auth-proxy-trusted", "127.0.0.2/32", "--badge-token-key", "e2e-badge-key"}})
+	for _, tc := range []struct {
+		from string
+		want int
+	}{{"127.0.0.2", 200}, {"127.0.0.1", 401}} {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/tokens", nil)
+		req.Header.Set("X-Forwarded-Email", "ada@example.com")
+		resp, err := fromAddr(tc.from).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("the header from %s: %d, want %d", tc.from, resp.StatusCode, tc.want)
+		}
 	}
 }
