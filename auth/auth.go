@@ -198,6 +198,11 @@ func (a *Auth) startSession(ctx context.Context, w http.ResponseWriter, person s
 		return fmt.Errorf("auth: start session: %w", err)
 	}
 	http.SetCookie(w, a.cookie(SessionCookie, "/", secret, a.lifetime))
+	// Sign-ins are rare and the delete uses the expiry index: pruning here
+	// keeps the table to the sessions in use without a timer of its own.
+	if _, err := a.store.DeleteExpiredSessions(ctx, now); err != nil {
+		a.log.WarnContext(ctx, "prune expired sessions", "err", err)
+	}
 	return nil
 }
 
