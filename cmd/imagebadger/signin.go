@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -25,9 +26,7 @@ type SignIn struct {
 }
 
 // registerSignIn adds the sign-in flags of a serving process to fs.
-func (c *Config) registerSignIn(fs interface {
-	StringVar(p *string, name, value, usage string)
-}) {
+func (c *Config) registerSignIn(fs *flag.FlagSet) {
 	fs.StringVar(&c.SignIn.OIDCIssuer, "oidc-issuer", c.SignIn.OIDCIssuer, "OpenID Connect issuer URL to sign people in with; empty turns OpenID sign-in off")
 	fs.StringVar(&c.SignIn.OIDCClientID, "oidc-client-id", c.SignIn.OIDCClientID, "this service's client id at the OpenID provider (its redirect URI is the base URL + /signin/callback)")
 	fs.StringVar(&c.SignIn.OIDCClientSecret, "oidc-client-secret", c.SignIn.OIDCClientSecret, "this service's client secret at the OpenID provider")
