@@ -144,6 +144,18 @@ func (a *Auth) Viewer(r *http.Request) (Viewer, error) {
 	return a.sessionViewer(r)
 }
 
+// Carries reports whether r carries credentials of a kind Viewer reads (an
+// Authorization header, a session cookie, the proxy's header), without
+// looking them up: an answer made for such a request may show what an
+// anonymous one would not, so shared caches must not keep it.
+func (a *Auth) Carries(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" || (a.proxyHeader != "" && r.Header.Get(a.proxyHeader) != "") {
+		return true
+	}
+	_, err := r.Cookie(SessionCookie)
+	return err == nil
+}
+
 // proxyPerson is the person the authenticating proxy's header names, when
 // r comes straight from a trusted address; from any other address the
 // header is ignored, since anyone can set it.

@@ -476,3 +476,18 @@ func (s *Server) pageBadgeToken(r *http.Request, repo analysis.Repository) (stri
 	}
 	return s.auth.BadgeToken(r.Context(), repo.Registry, repo.Name)
 }
+
+// badgePrivateCacheControl is the Cache-Control of a badge answered to a
+// request with credentials: it may show a private image, so only the
+// browser that asked may keep it, never a shared cache.
+const badgePrivateCacheControl = "private, max-age=60"
+
+// badgeCache is the Cache-Control of a badge decided with cache: made
+// private for a request that carries credentials (a badge token in the
+// URL is not one: the URL itself is what caches keep it under).
+func (s *Server) badgeCache(r *http.Request, cache string) string {
+	if cache == badgeCacheControl && s.auth != nil && s.auth.Carries(r) {
+		return badgePrivateCacheControl
+	}
+	return cache
+}

@@ -504,6 +504,25 @@ func TestPrivateImagesForSignedInPeople(t *testing.T) {
 	if got, want := shield(other, tok), shield(missing, tok); strings.ReplaceAll(got.body, "private/other", "nothere/app") != want.body {
 		t.Errorf("app's badge token on the other repository's shields: %s, want the answer for a missing one %s", got.body, want.body)
 	}
+	// A badge answered to a session may show a private image: no shared
+	// cache may keep it. One answered to nobody in particular may be.
+	for _, tc := range []struct {
+		session *http.Cookie
+		want    string
+	}{{session, "private, max-age=60"}, {nil, "public, max-age=60"}} {
+		req, _ := http.NewRequest("GET", st.URL+"/badges/image/"+app+".svg", nil)
+		if tc.session != nil {
+			req.AddCookie(tc.session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Cache-Control"); got != tc.want {
+			t.Errorf("badge with session %v: Cache-Control %q, want %q", tc.session != nil, got, tc.want)
+		}
+	}
 	// Tokens: read reads and may not refresh; write refreshes and subscribes.
 	var rd, wr tokenOut
 	call(t, c, "POST", st.URL+"/api/v1/tokens", "", map[string]any{"name": "r", "scope": "read"}, &rd)
