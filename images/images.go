@@ -268,13 +268,13 @@ func (s *Service) Read(ctx context.Context, viewer auth.Viewer, ref analysis.Ref
 		if err := s.mayWrite(ctx, viewer, ref); err != nil {
 			return Answer{}, err
 		}
-		notBefore = s.opts.Now()
+		notBefore = s.opts.Now().Truncate(time.Millisecond) // as the store keeps it
 	}
 	a, err := s.read(ctx, ref, how)
 	if err := s.guard(ctx, viewer, ref, err, notBefore); err != nil {
 		return Answer{}, err
 	}
-	return a, nil
+	return s.withoutHiddenParents(ctx, viewer, a), nil
 }
 
 // read is Read without the visibility check.

@@ -51,34 +51,58 @@ func (s *Service) History(ctx context.Context, viewer auth.Viewer, q store.Histo
 }
 
 // Search finds known repositories by part of their name
-// (store.Store.Search), leaving out those viewer may not see.
+// (store.Store.Search), leaving out those viewer may not see. When some
+// were left out of a full page, the store is asked once more for a longer
+// one, so that hidden repositories do not crowd out the visible ones.
 func (s *Service) Search(ctx context.Context, viewer auth.Viewer, term string, limit int) ([]store.SearchResult, error) {
-	found, err := s.store.Search(ctx, term, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := found[:0]
-	for _, f := range found {
-		if s.shown(ctx, viewer, f.Repo) {
-			out = append(out, f)
+	ask := limit
+	var out []store.SearchResult
+	for try := range 2 {
+		found, err := s.store.Search(ctx, term, ask)
+		if err != nil {
+			return nil, err
 		}
+		out = out[:0]
+		for _, f := range found {
+			if len(out) < limit && s.shown(ctx, viewer, f.Repo) {
+				out = append(out, f)
+			}
+		}
+		if len(out) >= limit || len(found) < ask || try == 1 {
+			break
+		}
+		ask = limit * hiddenOverfetch
 	}
 	return out, nil
 }
 
+// hiddenOverfetch is how many times the asked number of rows a second
+// read of search results or recent changes asks for, when the first left
+// some out.
+const hiddenOverfetch = 4
+
 // RecentChanges returns the latest changes of every repository
 // (store.Store.RecentChanges), leaving out those of repositories viewer
-// may not see.
+// may not see, and reading once more, further back, when that left the
+// list short.
 func (s *Service) RecentChanges(ctx context.Context, viewer auth.Viewer, limit int) ([]store.TagChange, error) {
-	changes, err := s.store.RecentChanges(ctx, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := changes[:0]
-	for _, c := range changes {
-		if s.shown(ctx, viewer, analysis.Repository{Registry: c.Registry, Name: c.Repository}) {
-			out = append(out, c)
+	ask := limit
+	var out []store.TagChange
+	for try := range 2 {
+		changes, err := s.store.RecentChanges(ctx, ask)
+		if err != nil {
+			return nil, err
 		}
+		out = out[:0]
+		for _, c := range changes {
+			if len(out) < limit && s.shown(ctx, viewer, analysis.Repository{Registry: c.Registry, Name: c.Repository}) {
+				out = append(out, c)
+			}
+		}
+		if len(out) >= limit || len(changes) < ask || try == 1 {
+			break
+		}
+		ask = limit * hiddenOverfetch
 	}
 	return out, nil
 }

@@ -34,7 +34,7 @@ func (s *Service) Tags(ctx context.Context, viewer auth.Viewer, repo analysis.Re
 		if err := s.mayWrite(ctx, viewer, ref); err != nil {
 			return nil, err
 		}
-		notBefore = s.opts.Now()
+		notBefore = s.opts.Now().Truncate(time.Millisecond) // as the store keeps it
 	}
 	list, err := s.tags(ctx, repo, how)
 	if err := s.guard(ctx, viewer, ref, err, notBefore); err != nil {

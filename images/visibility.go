@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
@@ -80,6 +81,7 @@ func (y System) Check(ctx context.Context, ref analysis.Reference, how ReadOptio
 // repository's stamp is the one it was read under (a new verdict bumps it).
 type verdictEntry struct {
 	v     analysis.Visibility
+	scope store.Scope
 	stamp store.Stamp
 }
 
@@ -88,22 +90,21 @@ type verdictEntry struct {
 // with the service's credentials), or the stored one is older than
 // notBefore (a refresh people asked for), the registry is asked, once per
 // repository at a time (see registry.Client.Visibility), and the answer
-// recorded. ref is what the anonymous attempt reads.
+// recorded. ref is what the anonymous attempt reads. A kept verdict costs
+// no allocation, for every read of a kept answer asks for one.
 func (s *Service) verdict(ctx context.Context, ref analysis.Reference, learn bool, notBefore time.Time) (analysis.Visibility, error) {
 	repo := ref.Repository
-	scope := store.RepositoryScope(repo)
 	if notBefore.IsZero() {
-		stamp := s.store.Stamp(scope)
-		if e, ok := s.verdicts.Get(repo); ok && e.stamp == stamp {
-			if e.v != analysis.VisibilityUnknown || !learn {
-				return e.v, nil
-			}
+		if e, ok := s.verdicts.Get(repo); ok && e.stamp == s.store.Stamp(e.scope) && (e.v != analysis.VisibilityUnknown || !learn) {
+			return e.v, nil
 		}
+		scope := store.RepositoryScope(repo)
+		stamp := s.store.Stamp(scope)
 		v, _, err := s.store.Visibility(ctx, repo)
 		if err != nil {
 			return "", err
 		}
-		s.verdicts.Add(repo, verdictEntry{v: v, stamp: stamp})
+		s.verdicts.Add(repo, verdictEntry{v: v, scope: scope, stamp: stamp})
 		if v != analysis.VisibilityUnknown || !learn {
 			return v, nil
 		}
@@ -139,7 +140,16 @@ func (s *Service) verdict(ctx context.Context, ref analysis.Reference, learn boo
 // visibility is unknown has never been read; it is not hidden, for there
 // is nothing of it to show.
 func (s *Service) hiddenFrom(v analysis.Visibility, viewer auth.Viewer, repo analysis.Repository) bool {
-	return v == analysis.VisibilityPrivate && s.opts.PrivateImages != PrivateToEveryone && !viewer.MaySeePrivate(repo.String())
+	if v != analysis.VisibilityPrivate || s.opts.PrivateImages == PrivateToEveryone {
+		return false
+	}
+	// The repository's name matters only to a badge token; it is not
+	// made for every other read.
+	name := ""
+	if viewer.BadgeRepository != "" {
+		name = repo.String()
+	}
+	return !viewer.MaySeePrivate(name)
 }
 
 // guard is the one visibility check every read passes, after the read:
@@ -155,8 +165,10 @@ func (s *Service) guard(ctx context.Context, viewer auth.Viewer, ref analysis.Re
 	if s.opts.PrivateImages == PrivateToEveryone {
 		return readErr
 	}
-	_, deleted := analysis.DeletedTag(readErr)
-	learn := readErr == nil || deleted
+	learn := readErr == nil
+	if !learn {
+		_, learn = analysis.DeletedTag(readErr)
+	}
 	if !learn {
 		notBefore = time.Time{}
 	}
@@ -244,4 +256,39 @@ func (s *Service) learnVisibility(ctx context.Context, ref analysis.Reference) e
 	}
 	_, err := s.verdict(ctx, ref, true, time.Time{})
 	return err
+}
+
+// withoutHiddenParents is a with the parents viewer may not see left out:
+// a public image built on a private one must not name it (nor its tags,
+// nor the base badge show it). The kept answer is shared by every viewer,
+// so a copy is made only when something is left out, and its Version says
+// so: what was made from one answer never serves for the other.
+func (s *Service) withoutHiddenParents(ctx context.Context, viewer auth.Viewer, a Answer) Answer {
+	if s.opts.PrivateImages == PrivateToEveryone || a.Report == nil {
+		return a
+	}
+	var out *analysis.Report
+	for i, p := range a.Report.Platforms {
+		if p.Parent == nil {
+			continue
+		}
+		repo := analysis.Repository{Registry: p.Parent.Registry, Name: p.Parent.Repository}
+		// The parent was read with the service's credentials: learn its
+		// visibility if it is not known; not knowing it, leave it out.
+		v, err := s.verdict(ctx, analysis.Reference{Repository: repo}, true, time.Time{})
+		if err == nil && !s.hiddenFrom(v, viewer, repo) {
+			continue
+		}
+		if out == nil {
+			c := *a.Report
+			c.Platforms = slices.Clone(a.Report.Platforms)
+			out = &c
+		}
+		out.Platforms[i].Parent = nil
+	}
+	if out != nil {
+		a.Report = out
+		a.Version += "/without-hidden-parents"
+	}
+	return a
 }

@@ -7,7 +7,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/crane"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/auth"
@@ -178,4 +181,88 @@ func TestVisibilityCheck(t *testing.T) {
 			t.Errorf("after a restart, anonymous requests %q, want none", got)
 		}
 	})
+}
+
+// TestHiddenParentLeftOut: a public image built on a private one names its
+// parent only to a viewer who may see the parent; to anyone else its
+// report has no parent, and the answer's Version differs, so nothing made
+// for one viewer is served to the other.
+func TestHiddenParentLeftOut(t *testing.T) {
+	ctx := context.Background()
+	reg := faultreg.Start(t)
+	base, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := random.Layer(256, types.DockerLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, img := range map[string]v1.Image{reg.Host + "/private/base:1": base, reg.Host + "/open/child:1": child} {
+		if err := crane.Push(img, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg.Add(faultreg.Rule{Fault: faultreg.RequireBasicAuth, PathContains: "/private/", Username: "u", Password: "p"})
+	svc := stack.New(t, stack.Options{Keychain: keychain{reg.Host: {Username: "u", Password: "p"}}}).Images
+	person := auth.Viewer{Person: "dev@example.com"}
+	if _, err := svc.Read(ctx, person, mustRef(t, reg.Host+"/private/base:1"), images.ReadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	childRef := mustRef(t, reg.Host+"/open/child:1")
+	seen, err := svc.Read(ctx, person, childRef, images.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := seen.Report.Platforms[0].Parent; p == nil || p.Repository != "private/base" {
+		t.Fatalf("a person sees the parent %+v, want private/base", p)
+	}
+	hidden, err := svc.Read(ctx, auth.Viewer{}, childRef, images.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := hidden.Report.Platforms[0].Parent; p != nil {
+		t.Errorf("an anonymous viewer sees the private parent %+v", p)
+	}
+	if hidden.Version == seen.Version {
+		t.Errorf("both answers have Version %q", seen.Version)
+	}
+	if again, _ := svc.Read(ctx, person, childRef, images.ReadOptions{}); again.Report.Platforms[0].Parent == nil {
+		t.Error("leaving the parent out for one viewer changed the kept answer")
+	}
+}
+
+// TestHiddenLeaveRoom: a private repository ranked first in search, or
+// changed last, does not crowd the visible one out of a short page.
+func TestHiddenLeaveRoom(t *testing.T) {
+	ctx := context.Background()
+	reg := faultreg.Start(t)
+	pushImage(t, reg.Host+"/open/app:1")
+	pushImage(t, reg.Host+"/a-private/app:1") // ranked before open/app by name
+	reg.Add(faultreg.Rule{Fault: faultreg.RequireBasicAuth, PathContains: "/a-private/", Username: "u", Password: "p"})
+	svc := stack.New(t, stack.Options{Keychain: keychain{reg.Host: {Username: "u", Password: "p"}}}).Images
+	person := auth.Viewer{Person: "dev@example.com"}
+	for _, r := range []string{"/open/app:1", "/a-private/app:1"} { // the private one changed last
+		if _, err := svc.Read(ctx, person, mustRef(t, reg.Host+r), images.ReadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if found, err := svc.Search(ctx, person, "app", 1); err != nil || len(found) != 1 || found[0].Repo.Name != "a-private/app" {
+		t.Fatalf("a person's search: %+v %v, want a-private/app first", found, err)
+	}
+	found, err := svc.Search(ctx, auth.Viewer{}, "app", 1)
+	if err != nil || len(found) != 1 || found[0].Repo.Name != "open/app" {
+		t.Errorf("anonymous search, one result: %+v %v, want open/app", found, err)
+	}
+	if recent, err := svc.RecentChanges(ctx, person, 1); err != nil || len(recent) != 1 || recent[0].Repository != "a-private/app" {
+		t.Fatalf("a person's recent changes: %+v %v, want a-private/app first", recent, err)
+	}
+	recent, err := svc.RecentChanges(ctx, auth.Viewer{}, 1)
+	if err != nil || len(recent) != 1 || recent[0].Repository != "open/app" {
+		t.Errorf("anonymous recent changes, one row: %+v %v, want open/app's", recent, err)
+	}
 }

@@ -15,7 +15,8 @@ import (
 // open to anyone: it is, without a request, on a registry for which the
 // keychain holds no credentials (the service reads it as anyone would).
 // Otherwise one anonymous request asks, the manifest's HEAD for a tag or
-// digest, the first page of the tag list for a bare repository: served, the
+// digest (a GET where the registry refuses HEAD), the first page of the tag
+// list for a bare repository: served, the
 // repository is public; refused (401, 403, or a registry that hides it
 // with "not found", as some do for private repositories), private. Any
 // other failure is an error: no verdict, so the caller keeps the
@@ -41,6 +42,11 @@ func (c *Client) Visibility(ctx context.Context, ref analysis.Reference) (analys
 	defer cancel()
 	if ref.Tag != "" || ref.Digest != "" {
 		_, err = c.anonymous.Head(ctx, n)
+		if err != nil && !refusedAnonymously(err) && errors.Is(c.classify(ctx, err, n, ref.Registry, ref.String()), analysis.ErrUpstream) {
+			// A registry that refuses HEAD on manifests (see Resolve) is
+			// asked with GET.
+			_, err = c.anonymous.Get(ctx, n)
+		}
 	} else {
 		_, err = c.anonymous.Lister(ctx, n.Context())
 	}

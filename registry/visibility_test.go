@@ -66,3 +66,25 @@ func TestVisibility(t *testing.T) {
 		t.Fatalf("read with credentials: %v", err)
 	}
 }
+
+// A registry that answers HEAD on manifests with an error is asked with
+// GET, as Resolve does, rather than leaving the repository without a
+// verdict.
+func TestVisibilityWithoutHead(t *testing.T) {
+	ctx := context.Background()
+	reg := newTestRegistry(t)
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, reg.Host+"/open/app:1", img)
+	reg.Add(faultreg.Rule{Method: "HEAD", PathContains: "/manifests/", Fault: faultreg.ServerError})
+	c, _ := newInspector(t, registry.Options{Keychain: dockerConfig(t, map[string]string{reg.Host: "u:p"})})
+	reg.Requests()
+	if got, err := c.Visibility(ctx, reg.ref(t, "open/app:1")); err != nil || got != analysis.VisibilityPublic {
+		t.Fatalf("Visibility = %q, %v; want public", got, err)
+	}
+	if got := reg.Anonymous("/open/app/manifests/"); len(got) == 0 || got[len(got)-1] != "GET /v2/open/app/manifests/1" {
+		t.Errorf("anonymous requests %q, want a GET after the refused HEAD", got)
+	}
+}

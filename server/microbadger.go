@@ -299,8 +299,11 @@ func (s *Server) refreshHook(w http.ResponseWriter, r *http.Request) error {
 			Message: "this repository was refreshed a moment ago; try again later"}
 	}
 	// Sent right after a push: the registry, not a web API that may lag
-	// it, says where the tags point.
-	if _, err := s.images.System().Tags(r.Context(), repo, images.ReadOptions{Refresh: true, RegistryOnly: true}); err != nil {
+	// it, says where the tags point. The hook's token is handed to anyone
+	// on the subscription form, so it proves nothing about who may see the
+	// repository: the refresh is the request's viewer's, and of a private
+	// repository it answers as of a missing one.
+	if _, err := s.images.Tags(r.Context(), s.viewer(r), repo, images.ReadOptions{Refresh: true, RegistryOnly: true}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

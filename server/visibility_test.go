@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/badge"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
@@ -112,6 +114,9 @@ func TestPrivateImageAnswersAsMissing(t *testing.T) {
 			{"api refresh", "POST", "/api/v1/images/{h}/{n}:1/refresh", "", ""},
 			{"microbadger v1", "GET", "/v1/images/{h}/{n}:1", "", ""},
 			{"page image", "GET", "/images/{h}/{n}:1", "", ""},
+			{"page refresh", "POST", "/images/{h}/{n}:1/refresh", "application/x-www-form-urlencoded", ""},
+			{"page subscribe", "POST", "/subscriptions", "application/x-www-form-urlencoded",
+				"image={h}/{n}:1&url=" + receiver.URL + "/hook&events=image.updated"},
 			{"api tags", "GET", "/api/v1/repositories/{h}/{n}/tags", "", ""},
 			{"page repository", "GET", "/repositories/{h}/{n}", "", ""},
 			{"api history", "GET", "/api/v1/repositories/{h}/{n}/history", "", ""},
@@ -138,10 +143,35 @@ func TestPrivateImageAnswersAsMissing(t *testing.T) {
 					t.Errorf("the private repository answers\n%d %s\n%s\n\na missing one\n%d %s\n%s",
 						private.status, private.contentType, private.body, missing.status, missing.contentType, missing.body)
 				}
-				if private.status == http.StatusOK && !strings.Contains(r.name, "badge") && !strings.Contains(r.name, "shields") {
-					t.Errorf("a missing repository answers 200: %s", missing.body)
+				// Both are the answer for a missing repository, not some
+				// other failure answered alike.
+				if strings.HasPrefix(r.name, "badge ") || strings.HasPrefix(r.name, "shields ") {
+					if !strings.Contains(missing.body, "not found") {
+						t.Errorf("a missing repository's badge does not say not found: %s", missing.body)
+					}
+				} else if missing.status != http.StatusNotFound {
+					t.Errorf("a missing repository answers %d, want 404: %s", missing.status, missing.body)
 				}
 			})
+		}
+
+		// The repository's refresh hook, whose token anyone gets from the
+		// subscription form, answers as for a missing repository too.
+		hook := func(name string) answer {
+			repo, err := analysis.ParseRepository(h + "/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := s.Subs.HookToken(context.Background(), repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := ask(t, http.MethodPost, s.URL+"/images/"+h+"/"+name+"/"+tok, "", nil)
+			a.body = strings.ReplaceAll(a.body, "private/app", "nothere/app")
+			return a
+		}
+		if private, missing := hook("private/app"), hook("nothere/app"); private != missing || missing.status != http.StatusNotFound {
+			t.Errorf("the refresh hook: the private repository answers %d %s, a missing one %d %s", private.status, private.body, missing.status, missing.body)
 		}
 
 		// The not-found page says how private images are shown here: to
