@@ -21,6 +21,10 @@ import (
 // SessionCookie is the name of the cookie that carries a session's secret.
 const SessionCookie = "ib_session"
 
+// maxPersonLength bounds the identity a proxy's header may name (an
+// e-mail address is at most 254 bytes); a longer one is not believed.
+const maxPersonLength = 320
+
 // DefaultSessionLifetime is how long a sign-in lasts.
 const DefaultSessionLifetime = 7 * 24 * time.Hour
 
@@ -164,7 +168,7 @@ func (a *Auth) proxyPerson(r *http.Request) string {
 		return ""
 	}
 	v := strings.TrimSpace(r.Header.Get(a.proxyHeader))
-	if v == "" {
+	if v == "" || len(v) > maxPersonLength || strings.ContainsFunc(v, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
 		return ""
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -373,6 +373,16 @@ func TestProxyHeader(t *testing.T) {
 			t.Errorf("from %s: %+v %v, want person %q", tc.remote, v, err, tc.want)
 		}
 	}
+	// A name no proxy would send is not believed, even from a trusted
+	// address.
+	for _, bad := range []string{strings.Repeat("a", 321) + "@example.com", "ada@example.com\x00admin"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "10.1.2.3:5555"
+		r.Header["X-Forwarded-Email"] = []string{bad}
+		if v, _ := s.a.Viewer(r); v.Person != "" {
+			t.Errorf("header %.20q… believed as %q", bad, v.Person)
+		}
+	}
 	// And over a real connection from 127.0.0.1.
 	req, _ := http.NewRequest("GET", s.URL+"/p", nil)
 	req.Header.Set("X-Forwarded-Email", "ada@example.com")
