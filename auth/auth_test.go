@@ -513,3 +513,21 @@ func TestSignOut(t *testing.T) {
 		t.Errorf("after signing out the old cookie reads as %q", body)
 	}
 }
+
+// TestProviderDialledThroughNetguard: the provider is reached through the
+// transport given, netguard's: with loopback refused (a deployment that
+// does not allow private addresses) a provider on loopback is never
+// contacted and sign-in fails, naming the refusal.
+func TestProviderDialledThroughNetguard(t *testing.T) {
+	p := oidcprovider.Start(t, oidcprovider.Options{})
+	s := newSite(t, p, []string{"ada@example.com"}, func(o *auth.Options) {
+		o.OIDC.Transport = netguard.New(false).Transport()
+	})
+	code, body := get(t, browser(t), s.URL+"/signin")
+	if code != http.StatusInternalServerError || !strings.Contains(body, "loopback") {
+		t.Errorf("sign-in with loopback refused: %d %q, want a failure naming the refused address", code, body)
+	}
+	if n := len(p.AuthorizeRequests()); n != 0 {
+		t.Errorf("the provider saw %d authorization requests", n)
+	}
+}
