@@ -50,7 +50,8 @@ func bearerCall(t *testing.T, method, u, token string, body any) (int, string) {
 // the private image's page, search and badges (with the badge token from
 // the page, and in the browser without it) show it; tokens made on the
 // tokens page: a read token reads and is 403 on a write, a write token
-// subscribes; the badge token opens no other private repository.
+// subscribes, a revoked one is 401; the badge token opens no other private
+// repository.
 func TestSignInEndToEnd(t *testing.T) {
 	pub := testenv.Distribution(t)
 	priv := testenv.DistributionWithHtpasswd(t, "reader", "pw-signin-e2e-51c2")
@@ -140,5 +141,16 @@ func TestSignInEndToEnd(t *testing.T) {
 	}
 	if code, ec := bearerCall(t, "GET", srv.URL+"/api/v1/images/"+secret, read+"x", nil); code != 401 || ec != "unauthorized" {
 		t.Errorf("a wrong token: %d %s, want 401 unauthorized", code, ec)
+	}
+	// Revoked on the tokens page, the read token is 401 from then on.
+	tb.visit("/settings/tokens")
+	id := strings.Split(read, "_")[1]
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid="token-`+id+`"] [data-testid="token-revoke"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="tokens"]`)))
+	if got := tb.text(`[data-testid="token-` + id + `"] [data-testid="token-status"]`); got != "revoked" {
+		t.Errorf("after revoking, the page lists the token as %q", got)
+	}
+	if code, ec := bearerCall(t, "GET", srv.URL+"/api/v1/images/"+secret, read, nil); code != 401 || ec != "unauthorized" {
+		t.Errorf("the revoked token: %d %s, want 401 unauthorized", code, ec)
 	}
 }
