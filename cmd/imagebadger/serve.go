@@ -124,8 +124,12 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	if err != nil {
 		return err
 	}
-	log.Info("sign-in", "oidc_issuer", cfg.SignIn.OIDCIssuer, "auth_proxy_header", cfg.SignIn.AuthProxyHeader,
-		"auth_proxy_trusted", cfg.SignIn.AuthProxyTrusted)
+	if signIn == nil {
+		log.Info("no sign-in configured", "hint", "--oidc-issuer or --auth-proxy-header let people sign in")
+	} else {
+		log.Info("sign-in configured", "oidc_issuer", cfg.SignIn.OIDCIssuer, "auth_proxy_header", cfg.SignIn.AuthProxyHeader,
+			"auth_proxy_trusted", cfg.SignIn.AuthProxyTrusted)
+	}
 	policy, err := images.ParsePolicy(cfg.PrivateImages)
 	if err != nil {
 		return err
