@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 	"github.com/imagebadger/imagebadger/internal/testing/testenv"
 )
 
@@ -49,7 +50,11 @@ func visAsk(t *testing.T, method, url, contentType, body string) visAnswer {
 // image is served; repeated reads cost neither registry a request. With
 // --private-images=everyone the private image is served.
 func TestPrivateImagesStayPrivate(t *testing.T) {
-	open := testenv.Distribution(t)
+	open, openRequests, stop, err := distreg.CountingProxy(testenv.Distribution(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
 	priv := testenv.DistributionWithHtpasswd(t, "ci-user", "pw-visibility-51c2")
 	basic := remote.WithAuth(&authn.Basic{Username: priv.User, Password: priv.Password})
 	for _, tag := range []string{"1", "2"} {
@@ -126,15 +131,39 @@ func TestPrivateImagesStayPrivate(t *testing.T) {
 			}
 		}
 
+		// A refresh of the public image costs its registry, which the
+		// service holds no credentials for, the one HEAD a refresh costs:
+		// no visibility check there. An anonymous refresh of the private
+		// image costs its registry nothing: it is refused before.
+		before := openRequests()
+		if a := visAsk(t, "POST", srv.URL+"/api/v1/images/"+publicRef+"/refresh", "", ""); a.status != http.StatusOK {
+			t.Fatalf("refresh of the public image: %d %s", a.status, a.body)
+		}
+		if n := openRequests() - before; n != 1 {
+			t.Errorf("a refresh on the registry without credentials cost %d requests, want 1", n)
+		}
+		before = priv.Requests()
+		if a := visAsk(t, "POST", srv.URL+"/api/v1/images/"+h+"/team/secret:1/refresh", "", ""); a.status != http.StatusNotFound {
+			t.Errorf("anonymous refresh of the private image: %d", a.status)
+		}
+		if n := priv.Requests() - before; n != 0 {
+			t.Errorf("a refused refresh cost the registry %d requests", n)
+		}
+
 		// Reads answered from the store ask neither registry anything:
 		// the visibility is known.
-		before := priv.Requests()
+		before = priv.Requests()
+		openBefore := openRequests()
 		for range 3 {
 			visAsk(t, "GET", srv.URL+"/api/v1/images/"+h+"/team/secret:1", "", "")
 			visAsk(t, "GET", srv.URL+"/badges/image/"+h+"/team/secret:1.svg", "", "")
+			visAsk(t, "GET", srv.URL+"/badges/image/"+publicRef+".svg", "", "")
 		}
 		if n := priv.Requests() - before; n != 0 {
 			t.Errorf("repeated reads of the private image cost %d registry requests, want 0", n)
+		}
+		if n := openRequests() - openBefore; n != 0 {
+			t.Errorf("repeated reads of the public image cost %d registry requests, want 0", n)
 		}
 	})
 
