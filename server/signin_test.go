@@ -546,3 +546,30 @@ func TestPrivateImagesForSignedInPeople(t *testing.T) {
 		t.Errorf("write token subscribing: %d, want 201", code)
 	}
 }
+
+// TestWithoutSignIn: a service with no sign-in configured explains at
+// /signin and /settings/tokens how the operator configures it, has no
+// tokens to give (401), and refuses any bearer token on an API route
+// rather than ignoring it.
+func TestWithoutSignIn(t *testing.T) {
+	st := stack.New(t, stack.Options{Server: &server.Options{}})
+	for _, path := range []string{"/signin", "/settings/tokens"} {
+		a := ask(t, "GET", st.URL+path, "", nil)
+		doc, err := goquery.NewDocumentFromReader(strings.NewReader(a.body))
+		if err != nil || a.status != 200 || doc.Find(`[data-testid="signin-not-configured"]`).Length() != 1 ||
+			!strings.Contains(a.body, "--oidc-issuer") || !strings.Contains(a.body, "--private-images=everyone") {
+			t.Errorf("%s without sign-in: %d, want the page saying how to configure it", path, a.status)
+		}
+	}
+	var e apiErr
+	anon := &http.Client{Timeout: 10 * time.Second}
+	if code, _ := call(t, anon, "POST", st.URL+"/api/v1/tokens", "", map[string]any{"name": "x", "scope": "read"}, &e); code != 401 || e.Error.Code != "unauthorized" {
+		t.Errorf("making a token without sign-in: %d %+v, want 401", code, e)
+	}
+	if code, _ := call(t, anon, "GET", st.URL+"/api/v1/search?q=acme", "ib_0123456789abcdef_x", nil, &e); code != 401 || e.Error.Code != "unauthorized" {
+		t.Errorf("a bearer token without sign-in: %d %+v, want 401", code, e)
+	}
+	if code, _ := call(t, anon, "GET", st.URL+"/api/v1/search?q=acme", "", nil, nil); code != 200 {
+		t.Errorf("no token without sign-in: %d, want 200", code)
+	}
+}
