@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -62,6 +63,8 @@ func statusOf(err error) (code string, status int) {
 		return "invalid_request", http.StatusBadRequest
 	case errors.Is(err, errUnauthorized):
 		return "unauthorized", http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden):
+		return "forbidden", http.StatusForbidden
 	case errors.Is(err, errExists):
 		return "subscription_exists", http.StatusConflict
 	case errors.Is(err, errTooLarge):

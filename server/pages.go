@@ -316,7 +316,13 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	// The registry's rate-limit budget is said on the page when low; it is
 	// part of what the kept page was made from.
 	notice := s.budgetNotice(ref.Registry)
-	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited) + "\x00" + notice
+	// A signed-in person is shown a private repository's badge token; the
+	// page made with it is kept under it, never served to anyone else.
+	badgeToken, err := s.pageBadgeToken(r, ref.Repository)
+	if err != nil {
+		return err
+	}
+	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited) + "\x00" + notice + "\x00" + badgeToken
 	version := ""
 	if a.Version != "" {
 		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10)
@@ -340,6 +346,9 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	}
 	page.Hub = templates.NewHubView(a.Report.RepositoryInfo, a.Report.Repository, opt.Now)
 	page.BudgetNotice = notice
+	if badgeToken != "" {
+		page.WithBadgeToken(badgeToken)
+	}
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
 

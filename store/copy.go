@@ -36,6 +36,9 @@ func copyTables() []copyTable {
 		{name: "repository_grams"},
 		{name: "gram_counts"},
 		{name: "fanout_cursors"},
+		{name: "sessions"},
+		{name: "api_tokens"},
+		{name: "badge_tokens"},
 	}
 }
 

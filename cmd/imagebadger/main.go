@@ -309,6 +309,8 @@ type Config struct {
 	LogLevel, LogFormat string
 	// MetricsAddr, when set, is where /metrics is served instead of Addr.
 	MetricsAddr string
+	// SignIn is who may sign in and how (see signin.go).
+	SignIn SignIn
 	// PrivateImages is who sees images read with credentials (see
 	// images.Policy): signed-in or everyone.
 	PrivateImages string
@@ -351,6 +353,7 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.Var(&choice{val: &c.LogLevel, allowed: logLevels()}, "log-level", "`level` of the log: debug, info, warn or error; requests are logged at info, except badges, /healthz, /readyz and /metrics, at debug")
 		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
+		c.registerSignIn(fs)
 		fs.Var(&choice{val: &c.PrivateImages, allowed: privatePolicies()}, "private-images", "`policy`: who sees images read with credentials, signed-in (people signed in and token holders) or everyone")
 	}
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often tracked tags are re-checked")

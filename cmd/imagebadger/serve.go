@@ -120,6 +120,16 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	if err != nil {
 		return err
 	}
+	signIn, err := newAuth(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	if signIn == nil {
+		log.Info("no sign-in configured", "hint", "--oidc-issuer or --auth-proxy-header let people sign in")
+	} else {
+		log.Info("sign-in configured", "oidc_issuer", cfg.SignIn.OIDCIssuer, "auth_proxy_header", cfg.SignIn.AuthProxyHeader,
+			"auth_proxy_trusted", cfg.SignIn.AuthProxyTrusted)
+	}
 	policy, err := images.ParsePolicy(cfg.PrivateImages)
 	if err != nil {
 		return err
@@ -184,6 +194,7 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	}()
 
 	srv := server.New(server.Options{
+		Auth:            signIn,
 		Subscriptions:   subs,
 		Watcher:         watcher,
 		HookToken:       cfg.HookToken,

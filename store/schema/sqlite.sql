@@ -1,7 +1,7 @@
 -- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty
 -- database new ones copy (see createFresh), is made from it. Both are made by
 -- `go test ./store/ -run TestSchemaSnapshot -update` from migrations
--- 0001_content_and_tags.sql to 0044_repository_visibility.sql; do not edit.
+-- 0001_content_and_tags.sql to 0047_signin.sql; do not edit.
 
 CREATE TABLE manifests (
     digest      TEXT PRIMARY KEY,
@@ -259,4 +259,34 @@ CREATE TABLE fanout_cursors (
     subscription_id TEXT NOT NULL DEFAULT '',
     lease_owner     TEXT,
     lease_until     BIGINT
+);
+
+CREATE TABLE sessions (
+    hash       TEXT PRIMARY KEY,
+    person     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+
+CREATE INDEX sessions_expiry ON sessions (expires_at);
+
+CREATE TABLE api_tokens (
+    id         TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    person     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+);
+
+CREATE INDEX api_tokens_person ON api_tokens (person, created_at);
+
+CREATE TABLE badge_tokens (
+    registry   TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    salt       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (registry, repository)
 );
