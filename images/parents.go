@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/store"
@@ -455,6 +456,10 @@ func (s *Service) OutdatedBy(ctx context.Context, set []store.TagChange) ([]Outd
 	if err != nil || len(links) == 0 {
 		return nil, err
 	}
+	quiet, err := s.privateBase(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
 	before, err := s.viewAsOf(ctx, repo, set[0].ID-1)
 	if err != nil {
 		return nil, err
@@ -466,6 +471,17 @@ func (s *Service) OutdatedBy(ctx context.Context, set []store.TagChange) ([]Outd
 	var out []OutdatedImage
 	index := map[string]int{}
 	for _, l := range links {
+		if quiet {
+			// base.updated names the base and its digests: subscribers of a
+			// public child may be anyone, so a private base's move is told only
+			// about children that are private too, whose subscribers had to
+			// be allowed to see private images.
+			if v, err := s.verdict(ctx, analysis.Reference{Repository: l.Child}, false, time.Time{}); err != nil {
+				return nil, err
+			} else if v != analysis.VisibilityPrivate {
+				continue
+			}
+		}
 		child, err := s.report(ctx, l.Child, l.ChildDigest)
 		if err != nil {
 			continue // content gone or unreadable: nothing to say about it

@@ -292,3 +292,14 @@ func (s *Service) withoutHiddenParents(ctx context.Context, viewer auth.Viewer, 
 	}
 	return a
 }
+
+// privateBase reports whether a move of repo may be told only about its
+// private children (see OutdatedBy): repo is private and the policy hides
+// private repositories.
+func (s *Service) privateBase(ctx context.Context, repo analysis.Repository) (bool, error) {
+	if s.opts.PrivateImages == PrivateToEveryone {
+		return false, nil
+	}
+	v, err := s.verdict(ctx, analysis.Reference{Repository: repo}, false, time.Time{})
+	return v == analysis.VisibilityPrivate, err
+}

@@ -3,6 +3,7 @@ package images_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -264,5 +265,96 @@ func TestHiddenLeaveRoom(t *testing.T) {
 	recent, err := svc.RecentChanges(ctx, auth.Viewer{}, 1)
 	if err != nil || len(recent) != 1 || recent[0].Repository != "open/app" {
 		t.Errorf("anonymous recent changes, one row: %+v %v, want open/app's", recent, err)
+	}
+}
+
+// TestPrivateBaseMoveToldOnlyOfPrivateChildren: base.updated names the
+// base and its digests, and anyone may subscribe to a public image; so a
+// rebuild of a private base makes outdated, for the fan-out, only the
+// children that are private themselves, unless the policy shows private
+// images to everyone. The report still says the public child is outdated
+// to a person who may see its base.
+func TestPrivateBaseMoveToldOnlyOfPrivateChildren(t *testing.T) {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		for _, policy := range []images.Policy{images.PrivateToSignedIn, images.PrivateToEveryone} {
+			t.Run(string(policy), func(t *testing.T) { privateBaseMove(t, engine, policy) })
+		}
+	})
+}
+
+func privateBaseMove(t *testing.T, engine string, policy images.Policy) {
+	ctx := context.Background()
+	reg := faultreg.Start(t)
+	base, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grow := func(img v1.Image) v1.Image {
+		layer, err := random.Layer(256, types.DockerLayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := mutate.AppendLayers(img, layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for ref, img := range map[string]v1.Image{
+		reg.Host + "/private/base:1":  base,
+		reg.Host + "/open/child:1":    grow(base),
+		reg.Host + "/private/child:1": grow(base),
+	} {
+		if err := crane.Push(img, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg.Add(faultreg.Rule{Fault: faultreg.RequireBasicAuth, PathContains: "/private/", Username: "u", Password: "p"})
+	s := stack.New(t, stack.Options{Engine: engine, Keychain: keychain{reg.Host: {Username: "u", Password: "p"}}, Images: images.Options{PrivateImages: policy}})
+	person := auth.Viewer{Person: "dev@example.com"}
+	for _, r := range []string{"/private/base:1", "/open/child:1", "/private/child:1"} {
+		if _, err := s.Images.Read(ctx, person, mustRef(t, reg.Host+r), images.ReadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := &logReader{st: s.Store}
+	log.take(t) // the first sightings
+
+	rebuilt, err := random.Image(256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crane.Push(rebuilt, reg.Host+"/private/base:1", crane.WithAuth(&authn.Basic{Username: "u", Password: "p"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Images.Read(ctx, person, mustRef(t, reg.Host+"/private/base:1"), images.ReadOptions{Refresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	sets := log.take(t)
+	if len(sets) != 1 {
+		t.Fatalf("%d change sets after the rebuild, want 1", len(sets))
+	}
+	out, err := s.Images.OutdatedBy(ctx, sets[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var told []string
+	for _, o := range out {
+		told = append(told, o.Child.Name)
+	}
+	slices.Sort(told)
+	want := []string{"private/child"}
+	if policy == images.PrivateToEveryone {
+		want = []string{"open/child", "private/child"}
+	}
+	if !slices.Equal(told, want) {
+		t.Errorf("outdated children told of: %v, want %v", told, want)
+	}
+	seen, err := s.Images.Read(ctx, person, mustRef(t, reg.Host+"/open/child:1"), images.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := seen.Report.Platforms[0].Parent; p == nil || !p.Outdated {
+		t.Errorf("the public child's parent, to a person: %+v, want outdated", p)
 	}
 }
