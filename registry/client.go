@@ -403,12 +403,16 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		release()
 		return nil, &rateLimitError{retryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
-	if resp.ContentLength > t.max {
+	limit := t.max
+	if tagged && info.maxBody > 0 {
+		limit = info.maxBody
+	}
+	if resp.ContentLength > limit {
 		resp.Body.Close()
 		release()
 		return nil, fmt.Errorf("%w: %d bytes declared", errManifestTooLarge, resp.ContentLength)
 	}
-	resp.Body = &releasingBody{limitedBody: &limitedBody{rc: resp.Body, left: t.max}, release: release}
+	resp.Body = &releasingBody{limitedBody: &limitedBody{rc: resp.Body, left: limit, max: limit}, release: release}
 	return resp, nil
 }
 
@@ -433,6 +437,7 @@ func (e *budgetError) Error() string {
 type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
+	max  int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -441,7 +446,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
-			return 0, fmt.Errorf("%w: more than %d bytes", errManifestTooLarge, analysis.MaxManifestBytes)
+			return 0, fmt.Errorf("%w: more than %d bytes", errManifestTooLarge, b.max)
 		}
 		return 0, err
 	}
