@@ -53,7 +53,11 @@ type Options struct {
 // go-containerregistry Puller, so the authentication handshake with a
 // repository happens once and later requests cost exactly one round trip.
 type Client struct {
-	puller    *remote.Puller
+	puller *remote.Puller
+	// transport is what the puller sends through, for the range requests
+	// the puller cannot make (tables of contents of layers).
+	transport http.RoundTripper
+	userAgent string
 	timeout   time.Duration
 	insecure  map[string]bool
 	endpoints map[string]string
@@ -97,8 +101,9 @@ func New(o Options) (*Client, error) {
 	o = o.withDefaults()
 	bud := newBudgets()
 	limited := &limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency), budgets: bud, now: o.Now}
+	guarded := &realmGuard{next: limited, keychain: o.Keychain}
 	opts := []remote.Option{
-		remote.WithTransport(&realmGuard{next: limited, keychain: o.Keychain}),
+		remote.WithTransport(guarded),
 		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithUserAgent(o.UserAgent),
 		remote.WithPageSize(listPageSize),
@@ -111,7 +116,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: new puller: %w", err)
 	}
-	c := &Client{puller: p, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
+	c := &Client{puller: p, transport: guarded, userAgent: o.UserAgent, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
 	for _, h := range o.Insecure {
 		if h = strings.TrimSpace(h); h != "" {
 			c.insecure[h] = true

@@ -87,7 +87,11 @@ type LayerContents struct {
 	BytesRead int64
 }
 
-// LayerContents reads a layer's entries: the blob fetched once, decompressed
+// LayerContents reads a layer's entries. An eStargz or zstd:chunked layer
+// is listed from its table of contents alone, read by range requests (the
+// footer, then the table; or the table where the annotations say), whose
+// digests are the files'; when the registry ignores ranges or the table
+// cannot be used, and for every other layer, the blob is fetched once, decompressed
 // on the fly (gzip, zstd or none, told by its first bytes rather than by a
 // media type that registries and tools get wrong), its digest verified, and
 // every regular file hashed on the way; nothing is written to disk and
@@ -110,6 +114,20 @@ func (c *Client) LayerContents(ctx context.Context, repo analysis.Repository, bl
 	timeout := c.timeout + time.Duration(blob.Size/opts.MinRate)*time.Second
 	ctx, cancel := context.WithTimeout(withRequest(ctx, requestInfo{registry: repo.Registry, host: n.Context().RegistryStr(), poll: c.poll, maxBody: max(blob.Size, 1)}), timeout)
 	defer cancel()
+	if format := tocFormat(blob); format != "" {
+		got, err := c.readTOC(ctx, n.(name.Digest), blob, format, opts)
+		switch {
+		case err == nil:
+			opts.Progress(blob.Size)
+			return got, nil
+		case errors.Is(err, errRangesIgnored), errors.Is(err, errBadTOC):
+			// Read the stream, which holds every entry all the same.
+		case errors.Is(err, analysis.ErrTooLarge), errors.Is(err, analysis.ErrInvalidLayer):
+			return LayerContents{}, fmt.Errorf("registry: %s: %w", what, err)
+		default:
+			return LayerContents{}, c.classify(ctx, err, n, repo.Registry, what)
+		}
+	}
 	layer, err := c.puller.Layer(ctx, n.(name.Digest))
 	if err != nil {
 		return LayerContents{}, c.classify(ctx, err, n, repo.Registry, what)
@@ -188,8 +206,8 @@ func readLayerStream(r io.Reader, blob LayerBlob, opts LayerOptions) (LayerConte
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return LayerContents{}, err
 	}
-	if isEstargz(blob) {
-		entries = withoutEstargzMetadata(entries)
+	if tocFormat(blob) != "" {
+		entries = withoutFormatMetadata(entries)
 	}
 	return LayerContents{Entries: entries, Source: SourceStream, Compression: compression}, nil
 }

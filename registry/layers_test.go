@@ -27,7 +27,7 @@ import (
 
 // contentsTar is a layer's tar written by the test, with the entries it
 // must read back (written by hand, with sha256 of the bodies).
-func contentsTar(t testing.TB) ([]byte, []analysis.LayerEntry) {
+func contentsTar(t testing.TB, extra ...[]byte) ([]byte, []analysis.LayerEntry) {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -46,6 +46,9 @@ func contentsTar(t testing.TB) ([]byte, []analysis.LayerEntry) {
 	write(&tar.Header{Name: "usr/lib/big.so", Typeflag: tar.TypeReg, Mode: 0o755}, big)
 	write(&tar.Header{Name: "etc/.wh.old", Typeflag: tar.TypeReg, Mode: 0o644}, "")
 	write(&tar.Header{Name: "lib", Typeflag: tar.TypeSymlink, Linkname: "usr/lib", Mode: 0o777}, "")
+	for i, b := range extra {
+		write(&tar.Header{Name: fmt.Sprintf("opt/extra%d.bin", i), Typeflag: tar.TypeReg, Mode: 0o600}, string(b))
+	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +59,9 @@ func contentsTar(t testing.TB) ([]byte, []analysis.LayerEntry) {
 		{Path: "usr/lib/big.so", Type: analysis.TypeFile, Size: int64(len(big)), Mode: 0o755, Digest: sum(big)},
 		{Path: "etc/.wh.old", Type: analysis.TypeFile, Mode: 0o644, Digest: sum("")},
 		{Path: "lib", Type: analysis.TypeSymlink, Mode: 0o777, LinkTarget: "usr/lib"},
+	}
+	for i, b := range extra {
+		want = append(want, analysis.LayerEntry{Path: fmt.Sprintf("opt/extra%d.bin", i), Type: analysis.TypeFile, Size: int64(len(b)), Mode: 0o600, Digest: sum(string(b))})
 	}
 	return buf.Bytes(), want
 }
