@@ -36,6 +36,9 @@ func copyTables() []copyTable {
 		{name: "repository_grams"},
 		{name: "gram_counts"},
 		{name: "fanout_cursors"},
+		{name: "layer_contents"},
+		{name: "layer_content_dirs"},
+		{name: "image_contents"},
 	}
 }
 
