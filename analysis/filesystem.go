@@ -93,6 +93,9 @@ type Filesystem struct {
 	// history lists, per path, the contents layers wrote to it.
 	history map[string][]version
 	layers  int
+	// partial marks a filesystem built from some directories of each
+	// layer only (see NewPartialFilesystem).
+	partial bool
 }
 
 type version struct {
@@ -103,6 +106,16 @@ type version struct {
 // NewFilesystem returns the empty filesystem below an image's base layer.
 func NewFilesystem() *Filesystem {
 	return &Filesystem{nodes: map[string]*Node{}, history: map[string][]version{}}
+}
+
+// NewPartialFilesystem returns an empty filesystem for replaying some
+// directories of each layer, enough to list one directory: what a listing
+// needs is in that directory's entries and its ancestors'. A hardlink whose
+// target lies outside them is kept, holding no bytes, rather than failing.
+func NewPartialFilesystem() *Filesystem {
+	f := NewFilesystem()
+	f.partial = true
+	return f
 }
 
 // Node returns the node at a cleaned absolute path, if there is one.
@@ -383,6 +396,10 @@ func (f *Filesystem) Apply(entries []LayerEntry) (LayerChanges, error) {
 			}
 			tp = joinPath(tdir, strings.TrimPrefix(tp[len(parentOf(tp)):], "/"))
 			t, ok := f.nodes[tp]
+			if !ok && f.partial {
+				n.LinkTarget = tp
+				break
+			}
 			if !ok || (t.Type != TypeFile && t.Type != TypeHardlink && t.Type != TypeOther && t.Type != TypeSymlink) {
 				return LayerChanges{}, Errorf(ErrInvalidLayer, nil, "hardlink %q: its target %q is not a file of the layer or below", e.Path, e.LinkTarget)
 			}

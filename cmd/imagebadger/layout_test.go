@@ -27,6 +27,7 @@ var allowedImports = map[string][]string{
 	"badge":            {"analysis"},
 	"auth":             {"store"},
 	"images":           {"analysis", "registry", "store"},
+	"contents":         {"analysis", "images", "registry", "store"},
 	"notify":           {"analysis", "images", "netguard", "ratelimit", "registry", "store", "tagfilter"},
 	"templates":        {"analysis", "badge"},
 	"server":           {"analysis", "badge", "docs", "images", "notify", "ratelimit", "static", "store", "tagfilter", "templates"},
