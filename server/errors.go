@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -69,6 +70,10 @@ func statusOf(err error) (code string, status int) {
 		return "method_not_allowed", http.StatusMethodNotAllowed
 	case errors.Is(err, errCrossOrigin):
 		return "cross_origin", http.StatusForbidden
+	case errors.Is(err, contents.ErrNotAnalyzed):
+		return "not_analyzed", http.StatusNotFound
+	case errors.Is(err, contents.ErrBusy):
+		return "unavailable", http.StatusServiceUnavailable
 	case errors.Is(err, analysis.ErrNotFound):
 		return "not_found", http.StatusNotFound
 	case errors.Is(err, analysis.ErrForbidden):

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/apispec"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
@@ -93,6 +94,10 @@ type Options struct {
 	// unless given, BaseURL defaults to http://imagebadger.test, and the
 	// other fields are used as given.
 	Server *server.Options
+	// Contents runs layer contents analyses (its Client and Store are the
+	// stack's) and serves their routes when Server is set; nil leaves them
+	// out.
+	Contents *contents.Options
 	// Log receives the service's JSON log at LogLevel (default info); nil
 	// discards it.
 	Log      io.Writer
@@ -116,6 +121,8 @@ type Stack struct {
 	Worker  *notify.Worker
 	Watcher *notify.Watcher
 	Subs    *notify.Subscriptions
+	// Contents is the contents service, when Options.Contents is set.
+	Contents *contents.Service
 }
 
 // New builds and starts a stack; everything stops when the test ends.
@@ -201,8 +208,18 @@ func New(tb testing.TB, o Options) *Stack {
 			wg.Go(func() { _ = s.Watcher.Run(ctx) })
 		}
 	}
+	if o.Contents != nil {
+		co := *o.Contents
+		co.Client, co.Store = client, s.Store
+		if co.Logger == nil {
+			co.Logger = logger
+		}
+		s.Contents = contents.New(co)
+		tb.Cleanup(s.Contents.Close)
+	}
 	if o.Server != nil {
 		cfg := *o.Server
+		cfg.Contents = s.Contents
 		cfg.Images, cfg.Store, cfg.Logger, cfg.BaseURL = s.Images, s.Store, logger, baseURL
 		if cfg.Metrics == nil {
 			cfg.Metrics = prometheus.NewRegistry()

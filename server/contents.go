@@ -1,0 +1,201 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/contents"
+	"github.com/imagebadger/imagebadger/images"
+)
+
+// contentsRoutes registers the layer contents routes when the service
+// analyses contents. The reference is resolved by images.Read, the one read
+// path every route goes through.
+func (s *Server) contentsRoutes() {
+	if s.contents == nil {
+		return
+	}
+	r := s.router
+	r.Handle("/api/v1/images/{reference:.+}/contents/tree", s.handle("api_contents_tree", s.apiContentsTree)).Methods(http.MethodGet)
+	r.Handle("/api/v1/images/{reference:.+}/contents", s.apiCrossOrigin().Handler(s.handle("api_contents_start", s.apiContentsStart))).Methods(http.MethodPost)
+	r.Handle("/api/v1/images/{reference:.+}/contents", s.handle("api_contents", s.apiContents)).Methods(http.MethodGet)
+}
+
+// contentsPlatform reads the route's reference through the one read path
+// and picks the platform image asked for (?platform=, linux/amd64 by
+// default, or the only one).
+func (s *Server) contentsPlatform(r *http.Request) (analysis.Reference, *analysis.Platform, error) {
+	ref, err := analysis.ParseReference(mux.Vars(r)["reference"])
+	if err != nil {
+		return ref, nil, err
+	}
+	want := r.URL.Query().Get("platform")
+	if want != "" && !validPlatform(want) {
+		return ref, nil, invalidRequest(fmt.Sprintf("platform %q is not os/arch[/variant]", want))
+	}
+	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{})
+	if err != nil {
+		return ref, nil, err
+	}
+	p, ok := a.Report.Select(want)
+	if !ok {
+		return ref, nil, analysis.Errorf(analysis.ErrInvalidRequest, nil, "%s has no platform image %s", ref, want)
+	}
+	return ref, p, nil
+}
+
+// writeContents answers a contents state: 200 with the result or the
+// failure, 202 with the progress (and Retry-After: 1) while it runs.
+func writeContents(w http.ResponseWriter, st contents.Status) error {
+	switch {
+	case st.Result != nil:
+		return writeJSON(w, http.StatusOK, st.Result)
+	case st.State == "failed":
+		return writeJSON(w, http.StatusOK, struct {
+			State   string `json:"state"`
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		}{st.State, st.Reason, st.Message})
+	}
+	w.Header().Set("Retry-After", "1")
+	return writeJSON(w, http.StatusAccepted, struct {
+		State string `json:"state"`
+		contents.Progress
+	}{st.State, st.Progress})
+}
+
+// apiContentsStart answers POST …/contents: start or join the analysis.
+func (s *Server) apiContentsStart(w http.ResponseWriter, r *http.Request) error {
+	if err := s.allowRefresh(r); err != nil {
+		return err
+	}
+	ref, p, err := s.contentsPlatform(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.contents.Start(r.Context(), ref.Repository, p)
+	if err != nil {
+		return err
+	}
+	return writeContents(w, st)
+}
+
+// apiContents answers GET …/contents.
+func (s *Server) apiContents(w http.ResponseWriter, r *http.Request) error {
+	_, p, err := s.contentsPlatform(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.contents.Status(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	return writeContents(w, st)
+}
+
+// apiContentsTree answers GET …/contents/tree.
+func (s *Server) apiContentsTree(w http.ResponseWriter, r *http.Request) error {
+	o, err := treeQuery(r)
+	if err != nil {
+		return err
+	}
+	_, p, err := s.contentsPlatform(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.contents.Tree(r.Context(), p, o)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, t)
+}
+
+// treeQuery reads path, layer, changes and cursor.
+func treeQuery(r *http.Request) (contents.TreeOptions, error) {
+	q := r.URL.Query()
+	o := contents.TreeOptions{Path: q.Get("path"), Layer: -1, Cursor: q.Get("cursor")}
+	if o.Path == "" {
+		o.Path = "/"
+	}
+	if o.Path[0] != '/' {
+		return o, invalidRequest("path must be absolute, such as /usr/lib")
+	}
+	if v := q.Get("layer"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return o, invalidRequest("layer must be a layer's index, 0 for the base")
+		}
+		o.Layer = n
+	}
+	switch q.Get("changes") {
+	case "", "0", "false":
+	case "1", "true":
+		if o.Layer < 0 {
+			return o, invalidRequest("changes=1 needs layer=N: the changes of which layer")
+		}
+		o.Changes = true
+	default:
+		return o, invalidRequest("changes is 1 or 0")
+	}
+	return o, nil
+}
+
+// filesDiff is the "files" member of a diff asked with files=1.
+type filesDiff struct {
+	Added   filesList `json:"added"`
+	Removed filesList `json:"removed"`
+	Changed filesList `json:"changed"`
+}
+
+type filesList struct {
+	Count int             `json:"count"`
+	Paths []filesDiffPath `json:"paths"`
+}
+
+type filesDiffPath struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+func newFilesList(entries []analysis.FileDiffEntry, count int) filesList {
+	l := filesList{Count: count, Paths: make([]filesDiffPath, len(entries))}
+	for i, e := range entries {
+		l.Paths[i] = filesDiffPath{Path: e.Path, Size: e.Size}
+	}
+	return l
+}
+
+// diffWithFiles adds the file-level diff to a diff when both platform
+// images' contents are analysed, and "files": null otherwise.
+func (s *Server) diffWithFiles(r *http.Request, c images.Compared) (any, error) {
+	out := struct {
+		*analysis.Diff
+		Files *filesDiff `json:"files"`
+	}{Diff: c.Diff}
+	if s.contents == nil {
+		return out, nil
+	}
+	from, to := platformByDigest(c.From, c.Diff.From.PlatformDigest), platformByDigest(c.To, c.Diff.To.PlatformDigest)
+	if from == nil || to == nil {
+		return out, nil
+	}
+	d, err := s.contents.FilesDiff(r.Context(), from, to)
+	if err != nil || d == nil {
+		return out, err
+	}
+	out.Files = &filesDiff{Added: newFilesList(d.Added, d.AddedCount), Removed: newFilesList(d.Removed, d.RemovedCount), Changed: newFilesList(d.Changed, d.ChangedCount)}
+	return out, nil
+}
+
+func platformByDigest(r *analysis.Report, digest string) *analysis.Platform {
+	for i := range r.Platforms {
+		if r.Platforms[i].Digest == digest {
+			return &r.Platforms[i]
+		}
+	}
+	return nil
+}
