@@ -187,3 +187,31 @@ func nilIfNotAnalyzed(err error) error {
 	}
 	return err
 }
+
+// LayerChanges returns what layer n of a platform image whose analysis is
+// done changed relative to the layers below, sorted by path.
+func (s *Service) LayerChanges(ctx context.Context, p *analysis.Platform, n int) ([]analysis.Change, error) {
+	if n < 0 || n >= len(p.Layers) {
+		return nil, analysis.Errorf(analysis.ErrInvalidRequest, nil, "the image has %d layers (0 to %d); there is no layer %d", len(p.Layers), len(p.Layers)-1, n)
+	}
+	if st, err := s.Status(ctx, p); err != nil {
+		return nil, err
+	} else if st.State != store.ContentsDone {
+		return nil, fmt.Errorf("contents: changes of %s: %w", p.Digest, ErrNotAnalyzed)
+	}
+	fs := analysis.NewFilesystem()
+	for i := 0; i <= n; i++ {
+		entries, err := s.opts.Store.LayerEntries(ctx, p.Layers[i].Digest)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := fs.Apply(entries)
+		if err != nil {
+			return nil, fmt.Errorf("contents: changes of %s, layer %d: %w", p.Digest, i, err)
+		}
+		if i == n {
+			return ch.Changes, nil
+		}
+	}
+	return nil, nil
+}

@@ -108,6 +108,7 @@ func commands() []command {
 		checkBaseCommand(),
 		backupCommand(),
 		healthcheckCommand(),
+		contentsCommand(),
 		{name: "version", summary: "the version, commit and build date of this binary (also --version)", noFlags: true,
 			run: func(_ context.Context, inv invocation) error { return printVersion(inv.stdout, inv.build) }},
 	}
@@ -308,6 +309,9 @@ type Config struct {
 	LogLevel, LogFormat string
 	// MetricsAddr, when set, is where /metrics is served instead of Addr.
 	MetricsAddr string
+	// ContentsMaxBytes and ContentsConcurrency bound contents analyses.
+	ContentsMaxBytes    int64
+	ContentsConcurrency int
 }
 
 // logLevels are the words --log-level takes, logFormats those of
@@ -325,6 +329,8 @@ func defaultConfig() *Config {
 		DockerHubAPI:        "https://hub.docker.com",
 		LogLevel:            "info",
 		LogFormat:           "json",
+		ContentsMaxBytes:    defaultContentsMaxBytes,
+		ContentsConcurrency: defaultContentsConcurrency,
 	}
 }
 
@@ -341,6 +347,7 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.Var(&choice{val: &c.LogLevel, allowed: logLevels()}, "log-level", "`level` of the log: debug, info, warn or error; requests are logged at info, except badges, /healthz, /readyz and /metrics, at debug")
 		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
+		c.registerContents(fs)
 	}
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often tracked tags are re-checked")
 	fs.BoolVar(&c.AllowPrivateRegistries, "allow-private-registries", c.AllowPrivateRegistries, "permit registries on loopback and private addresses")
@@ -403,6 +410,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if _, err := endpoints(c.RegistryEndpoints); err != nil {
+		return err
+	}
+	if err := c.validateContents(); err != nil {
 		return err
 	}
 	if !slices.Contains(logLevels(), c.LogLevel) {
