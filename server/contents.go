@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/badge"
 	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 )
@@ -198,4 +200,21 @@ func platformByDigest(r *analysis.Report, digest string) *analysis.Platform {
 		}
 	}
 	return nil
+}
+
+// efficiencyBadge is the efficiency badge of platform image p: its
+// contents' efficiency once analysed, grey "not analysed" until then.
+func (s *Server) efficiencyBadge(r *http.Request, p *analysis.Platform, grey func(text, cache string) shown) (shown, error) {
+	if s.contents == nil {
+		return grey(badge.TextNotAnalysed, badgeCacheControl), nil
+	}
+	st, err := s.contents.Status(r.Context(), p)
+	if err != nil && !errors.Is(err, contents.ErrNotAnalyzed) {
+		return shown{}, err
+	}
+	if err != nil || st.Result == nil {
+		return grey(badge.TextNotAnalysed, badgeCacheControl), nil
+	}
+	return shown{key: badge.Key{Kind: badge.Efficiency, Digest: p.Digest, Platform: p.Platform, Badge: badge.EfficiencyBadge(st.Result.Efficiency)},
+		status: http.StatusOK, cache: badgeCacheControl}, nil
 }

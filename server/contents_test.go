@@ -96,6 +96,10 @@ func TestContentsAPI(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || e.Error.Code != "not_analyzed" {
 			t.Fatalf("before any POST: %d %s, want 404 not_analyzed", resp.StatusCode, body)
 		}
+		badgeURL := s.URL + "/badges/efficiency/" + ref + ".svg"
+		if _, svg := do(t, http.MethodGet, badgeURL, "", nil); !strings.Contains(string(svg), "not analysed") {
+			t.Errorf("efficiency badge before the analysis:\n%s", svg)
+		}
 		resp, body = do(t, http.MethodPost, u, "", nil)
 		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
 			t.Fatalf("POST: %d %s", resp.StatusCode, body)
@@ -111,6 +115,10 @@ func TestContentsAPI(t *testing.T) {
 		}
 		if len(r.Layers) != 2 || r.Layers[1].Removed != 1 || r.Layers[1].RemovedSize != 500 || r.Layers[1].Modified != 1 {
 			t.Errorf("layers = %+v", r.Layers)
+		}
+		// 12 of 522 bytes kept: 2.3%, shown rounded down, red.
+		if _, svg := do(t, http.MethodGet, badgeURL, "", nil); !strings.Contains(string(svg), ">2%<") || !strings.Contains(string(svg), "#e05d44") {
+			t.Errorf("efficiency badge once analysed:\n%s", svg)
 		}
 		// A POST once done answers the result at once.
 		if resp, _ := do(t, http.MethodPost, u, "", nil); resp.StatusCode != http.StatusOK {
