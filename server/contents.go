@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/imagebadger/imagebadger/badge"
 	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/templates"
 )
 
 // contentsRoutes registers the layer contents routes when the service
@@ -217,4 +220,128 @@ func (s *Server) efficiencyBadge(r *http.Request, p *analysis.Platform, grey fun
 	}
 	return shown{key: badge.Key{Kind: badge.Efficiency, Digest: p.Digest, Platform: p.Platform, Badge: badge.EfficiencyBadge(st.Result.Efficiency)},
 		status: http.StatusOK, cache: badgeCacheControl}, nil
+}
+
+// contentsPageRoutes registers the contents page and its start button;
+// they come before the image page's route, which would take their paths.
+func (s *Server) contentsPageRoutes(cop *http.CrossOriginProtection) {
+	if s.contents == nil {
+		return
+	}
+	s.router.Handle("/images/{reference:.+}/contents", cop.Handler(s.handle("page_contents_start", s.contentsStartPage))).Methods(http.MethodPost)
+	s.router.Handle("/images/{reference:.+}/contents", s.handle("page_contents", s.contentsPage)).Methods(http.MethodGet, http.MethodHead)
+}
+
+// contentsStartPage answers the start button: start the analysis, then
+// show the page with its progress.
+func (s *Server) contentsStartPage(w http.ResponseWriter, r *http.Request) error {
+	if err := s.allowRefresh(r); err != nil {
+		return err
+	}
+	ref, p, err := s.contentsPlatform(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.contents.Start(r.Context(), ref.Repository, p); err != nil {
+		return err
+	}
+	target := templates.ImageHref(canonicalRef(ref)) + "/contents"
+	if q := r.URL.Query().Get("platform"); q != "" {
+		target += "?platform=" + url.QueryEscape(q)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+	return nil
+}
+
+// contentsPage answers /images/{reference}/contents: the start button, the
+// progress, or the result with one directory of the tree.
+func (s *Server) contentsPage(w http.ResponseWriter, r *http.Request) error {
+	ref, p, err := s.contentsPlatform(r)
+	if err != nil {
+		return err
+	}
+	opt := s.pages.options()
+	page := templates.NewContentsPage(canonicalRef(ref), r.URL.Query().Get("platform"), opt)
+	st, err := s.contents.Status(r.Context(), p)
+	switch {
+	case errors.Is(err, contents.ErrNotAnalyzed):
+		return s.render(w, r, http.StatusOK, templates.Contents(page))
+	case err != nil:
+		return err
+	}
+	switch {
+	case st.State == "failed":
+		page.State, page.Reason, page.Message = st.State, st.Reason, st.Message
+	case st.Result == nil:
+		page.SetProgress(st.State, st.LayersDone, st.LayersTotal, st.BytesRead, st.BytesTotal)
+	default:
+		res := st.Result
+		var wasted, largest []templates.ContentsPath
+		for _, x := range res.Wasted {
+			wasted = append(wasted, templates.ContentsPath{Path: x.Path, Size: analysis.HumanSize(x.Size), Detail: fmt.Sprintf("%d layers: %v", x.Copies, x.Layers)})
+		}
+		for _, x := range res.Largest {
+			largest = append(largest, templates.ContentsPath{Path: x.Path, Size: analysis.HumanSize(x.Size), Detail: strconv.Itoa(x.Layer)})
+		}
+		page.SetResult(res.Efficiency, res.FileCount, res.TotalSize, res.LayerFilesSize, res.WastedSize, wasted, largest)
+		o := pageTreeQuery(r)
+		if o.Layer >= len(p.Layers) {
+			o.Layer = -1
+		}
+		if o.Layer < 0 {
+			o.Changes = false
+		}
+		tree, err := s.contents.Tree(r.Context(), p, o)
+		if errors.Is(err, analysis.ErrNotFound) {
+			o.Path = "/"
+			tree, err = s.contents.Tree(r.Context(), p, o)
+		}
+		if err != nil {
+			return err
+		}
+		names := make([]string, len(p.Layers))
+		for i, l := range p.Layers {
+			names[i] = analysis.ShortDigest(l.Digest)
+			if c := templates.CleanCommand(l.CreatedBy); c != "" {
+				names[i] = oneLine(c, 60)
+			}
+		}
+		entries := make([]templates.ContentsTreeEntry, len(tree.Entries))
+		for i, e := range tree.Entries {
+			entries[i] = templates.ContentsTreeEntry{Name: e.Name, Type: e.Type, LinkTarget: e.LinkTarget, Size: e.Size, Layer: e.Layer}
+			if e.Change != nil {
+				entries[i].Change = *e.Change
+			}
+		}
+		next := ""
+		if tree.Next != nil {
+			next = *tree.Next
+		}
+		page.SetTree(templates.ContentsQuery{Path: tree.Path, Layer: o.Layer, Changes: o.Changes}, names, entries, next)
+	}
+	return s.render(w, r, http.StatusOK, templates.Contents(page))
+}
+
+// pageTreeQuery is treeQuery for the page, where a person's odd query
+// shows the root rather than an error.
+func pageTreeQuery(r *http.Request) contents.TreeOptions {
+	q := r.URL.Query()
+	o := contents.TreeOptions{Path: q.Get("path"), Layer: -1, Cursor: q.Get("cursor")}
+	if o.Path == "" || o.Path[0] != '/' {
+		o.Path = "/" + o.Path
+	}
+	if n, err := strconv.Atoi(q.Get("layer")); err == nil && n >= 0 {
+		o.Layer = n
+	}
+	o.Changes = q.Get("changes") == "1"
+	return o
+}
+
+// oneLine shortens a command to n runes on one line.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
