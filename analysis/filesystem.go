@@ -378,6 +378,14 @@ func (f *Filesystem) Apply(entries []LayerEntry) (LayerChanges, error) {
 		}
 		p := joinPath(dir, op.name)
 		e := op.entry
+		if e.Implicit {
+			if _, ok := f.nodes[p]; !ok {
+				if err := f.makeDirs(p, tr); err != nil {
+					return LayerChanges{}, err
+				}
+			}
+			continue
+		}
 		n := &Node{Type: e.Type, Mode: e.Mode, UID: e.UID, GID: e.GID, LinkTarget: e.LinkTarget, Layer: layer, content: -1}
 		switch e.Type {
 		case TypeFile:

@@ -75,6 +75,11 @@ type LayerEntry struct {
 	UID, GID   int
 	LinkTarget string
 	Digest     string
+	// Implicit marks a directory the tar does not hold but its entries
+	// need, as a store that lists directories on their own keeps it: Apply
+	// creates it where nothing is, exactly as it creates the directories a
+	// tar's entry names, and changes nothing where something is.
+	Implicit bool
 }
 
 // ReadLayerOptions bounds ReadLayer.

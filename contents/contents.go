@@ -46,7 +46,7 @@ const (
 	DefaultMaxBytes = 4_000_000_000
 	// DefaultLease is how long a layer's analysis is held by its process
 	// without renewal; it is renewed at a third of it.
-	DefaultLease = time.Minute
+	DefaultLease = 10 * time.Second
 	// DefaultQueue bounds the jobs waiting for a free slot.
 	DefaultQueue = 256
 	// waitPoll is how often a job waiting on another process's layer

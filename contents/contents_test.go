@@ -227,6 +227,12 @@ func TestAnalysis(t *testing.T) {
 		if len(reqs) != 1 || !strings.Contains(reqs[0], p2.Layers[2].Digest) {
 			t.Errorf("second image's blob requests %v, want only its own layer", reqs)
 		}
+		// /srv is named by no tar entry, only needed by /srv/data: the
+		// listing of the root still shows it.
+		tree, err = svc.Tree(context.Background(), p2, contents.TreeOptions{Path: "/", Layer: 2, Changes: true})
+		if err != nil || len(tree.Entries) != 1 || tree.Entries[0].Name != "srv" || tree.Entries[0].Type != "dir" || *tree.Entries[0].Change != "added" {
+			t.Errorf("root of the second image, changes of layer 2 = %+v, %v", tree.Entries, err)
+		}
 		d, err := svc.FilesDiff(context.Background(), p, p2)
 		if err != nil || d == nil {
 			t.Fatalf("files diff = %v, %v", d, err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -202,7 +203,11 @@ func (s *Store) layerEntries(ctx context.Context, digest, query string, args ...
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: layer entries %s: %w", digest, err)
 	}
-	slices.SortFunc(all, func(a, b seqEntry) int { return a.seq - b.seq })
+	// Tar order; the directories an entry needs (implicit, shallower
+	// first) before the entry.
+	slices.SortFunc(all, func(a, b seqEntry) int {
+		return cmp.Or(a.seq-b.seq, boolOrder(b.Implicit)-boolOrder(a.Implicit), len(a.Path)-len(b.Path))
+	})
 	out := make([]analysis.LayerEntry, len(all))
 	for i, e := range all {
 		out[i] = e.LayerEntry
@@ -268,6 +273,7 @@ func (s *Store) ImageContents(ctx context.Context, digest string) (ImageContents
 // sha256 as 32 raw bytes. About 50 bytes and the name per entry.
 const (
 	flagDigest   = 1 << 4
+	flagImplicit = 1 << 5
 	typeMask     = 0x0f
 	sha256Prefix = "sha256:"
 )
@@ -282,9 +288,14 @@ type seqEntry struct {
 	analysis.LayerEntry
 }
 
+// encodeDirs groups a layer's entries by directory. Each directory an
+// entry needs but the tar does not hold is kept too, marked implicit, in
+// its parent's row: listing a directory then never needs the rows below it.
 func encodeDirs(entries []analysis.LayerEntry) ([]encodedDir, error) {
 	byDir := map[string][]byte{}
 	var order []string
+	named := map[string]bool{}
+	var all []seqEntry
 	for i, e := range entries {
 		p, err := analysis.CleanLayerPath(e.Path)
 		if err != nil {
@@ -293,6 +304,22 @@ func encodeDirs(entries []analysis.LayerEntry) ([]encodedDir, error) {
 		if p == "/" {
 			continue
 		}
+		e.Path = p
+		base := p[strings.LastIndexByte(p, '/')+1:]
+		if !strings.HasPrefix(base, ".wh.") {
+			for d := parentDir(p); d != "/" && !named[d]; d = parentDir(d) {
+				named[d] = true
+				all = append(all, seqEntry{seq: i, LayerEntry: analysis.LayerEntry{Path: d, Type: analysis.TypeDir, Mode: 0o755, Implicit: true}})
+			}
+		}
+		if e.Type == analysis.TypeDir {
+			named[p] = true
+		}
+		all = append(all, seqEntry{seq: i, LayerEntry: e})
+	}
+	for _, se := range all {
+		e, i := se.LayerEntry, se.seq
+		p := e.Path
 		cut := strings.LastIndexByte(p, '/')
 		dir, base := p[:cut], p[cut+1:]
 		if dir == "" {
@@ -306,9 +333,13 @@ func encodeDirs(entries []analysis.LayerEntry) ([]encodedDir, error) {
 		b = binary.AppendUvarint(b, uint64(len(base)))
 		b = append(b, base...)
 		flags := byte(e.Type) & typeMask
+		if e.Implicit {
+			flags |= flagImplicit
+		}
 		var sum []byte
 		if hx, ok := strings.CutPrefix(e.Digest, sha256Prefix); ok {
-			if sum, err = hex.DecodeString(hx); err == nil && len(sum) == 32 {
+			if d, err := hex.DecodeString(hx); err == nil && len(d) == 32 {
+				sum = d
 				flags |= flagDigest
 			}
 		}
@@ -332,6 +363,21 @@ func encodeDirs(entries []analysis.LayerEntry) ([]encodedDir, error) {
 }
 
 var errCorrupt = errors.New("corrupt entries")
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func parentDir(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
 
 func decodeDir(out []seqEntry, dir string, b []byte) ([]seqEntry, error) {
 	uv := func() (uint64, bool) {
@@ -376,6 +422,7 @@ func decodeDir(out []seqEntry, dir string, b []byte) ([]seqEntry, error) {
 		}
 		e.Type = analysis.EntryType(flags & typeMask)
 		e.Mode, e.UID, e.GID, e.Size, e.LinkTarget = uint32(mode), int(uid), int(gid), int64(size), link
+		e.Implicit = flags&flagImplicit != 0
 		if flags&flagDigest != 0 {
 			if len(b) < 32 {
 				return nil, errCorrupt

@@ -61,6 +61,9 @@ func TestLayerContentsClaimAndKeep(t *testing.T) {
 		{Path: "/etc/hosts", Type: analysis.TypeFile, Size: 12, Mode: 0o644, UID: 1, GID: 2, Digest: contentsDigest(7)},
 		{Path: "/bin", Type: analysis.TypeSymlink, Mode: 0o777, LinkTarget: "usr/bin"},
 		{Path: "/etc/.wh.old", Type: analysis.TypeFile, Digest: contentsDigest(8)},
+		// The directories /usr/lib/x needs, which the tar does not hold.
+		{Path: "/usr", Type: analysis.TypeDir, Mode: 0o755, Implicit: true},
+		{Path: "/usr/lib", Type: analysis.TypeDir, Mode: 0o755, Implicit: true},
 		{Path: "/usr/lib/x", Type: analysis.TypeHardlink, LinkTarget: "etc/hosts"},
 	}
 	got, err := s.LayerEntries(ctx, layer)
@@ -74,7 +77,7 @@ func TestLayerContentsClaimAndKeep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]analysis.LayerEntry{want[1], want[3], want[4]}, got); diff != "" {
+	if diff := cmp.Diff([]analysis.LayerEntry{want[1], want[3], want[6]}, got); diff != "" {
 		t.Errorf("entries of /etc and /usr/lib (-want +got):\n%s", diff)
 	}
 
