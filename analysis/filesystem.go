@@ -143,6 +143,20 @@ func (f *Filesystem) Walk(fn func(path string, n Node)) {
 	}
 }
 
+// List calls fn for every entry directly in directory dir, in no order:
+// a listing needs one directory, not the whole filesystem sorted.
+func (f *Filesystem) List(dir string, fn func(path string, n Node)) {
+	prefix := dir + "/"
+	if dir == "/" {
+		prefix = "/"
+	}
+	for p, n := range f.nodes {
+		if len(p) > len(prefix) && strings.HasPrefix(p, prefix) && strings.IndexByte(p[len(prefix):], '/') < 0 {
+			fn(p, *n)
+		}
+	}
+}
+
 // CleanLayerPath turns a tar entry's name into the cleaned absolute path
 // it writes ("/" for the root itself). A name that climbs above the root,
 // or an empty one, is ErrInvalidLayer.
@@ -429,7 +443,9 @@ func (f *Filesystem) Apply(entries []LayerEntry) (LayerChanges, error) {
 		}
 		f.nodes[p] = n
 		tr.written(p, below, n)
-		f.history[p] = append(f.history[p], version{layer: layer, content: n.contentIfFile()})
+		if !f.partial {
+			f.history[p] = append(f.history[p], version{layer: layer, content: n.contentIfFile()})
+		}
 	}
 	f.layers++
 	return tr.result(), nil

@@ -92,32 +92,40 @@ func (s *Service) Tree(ctx context.Context, p *analysis.Platform, o TreeOptions)
 		return Tree{}, analysis.Errorf(analysis.ErrNotFound, nil, "%s is not a directory of this image after layer %d", dir, o.Layer)
 	}
 	kinds := map[string]string{}
-	var out []TreeEntry
+	type listed struct {
+		path   string
+		node   analysis.Node
+		change string
+	}
+	var all []listed
 	for _, c := range changes.Changes {
 		kinds[c.Path] = c.Kind.String()
 		if o.Changes && inDir(dir, c.Path) {
-			out = append(out, treeEntry(dir, c.Path, c.Node, c.Kind.String()))
+			all = append(all, listed{c.Path, c.Node, c.Kind.String()})
 		}
 	}
 	if !o.Changes {
-		fs.Walk(func(path string, n analysis.Node) {
-			if inDir(dir, path) {
-				out = append(out, treeEntry(dir, path, n, kinds[path]))
-			}
+		fs.List(dir, func(path string, n analysis.Node) {
+			all = append(all, listed{path, n, kinds[path]})
 		})
 	}
-	slices.SortFunc(out, func(a, b TreeEntry) int { return strings.Compare(a.Name, b.Name) })
+	// Sorting the paths of one directory sorts their names.
+	slices.SortFunc(all, func(a, b listed) int { return strings.Compare(a.path, b.path) })
+	start := 0
 	if o.Cursor != "" {
-		i, _ := slices.BinarySearchFunc(out, o.Cursor, func(e TreeEntry, c string) int { return strings.Compare(e.Name, c) })
-		for i < len(out) && out[i].Name <= o.Cursor {
-			i++
+		after := strings.TrimSuffix(dir, "/") + "/" + o.Cursor
+		start, _ = slices.BinarySearchFunc(all, after, func(e listed, c string) int { return strings.Compare(e.path, c) })
+		for start < len(all) && all[start].path <= after {
+			start++
 		}
-		out = out[i:]
 	}
-	t := Tree{Path: dir, Entries: out}
-	if len(out) > TreePageSize {
-		t.Entries = out[:TreePageSize]
-		next := t.Entries[TreePageSize-1].Name
+	end := min(len(all), start+TreePageSize)
+	t := Tree{Path: dir, Entries: make([]TreeEntry, 0, end-start)}
+	for _, e := range all[start:end] {
+		t.Entries = append(t.Entries, treeEntry(dir, e.path, e.node, e.change))
+	}
+	if end < len(all) {
+		next := t.Entries[len(t.Entries)-1].Name
 		t.Next = &next
 	}
 	if t.Entries == nil {

@@ -38,6 +38,9 @@ const (
 	// progressEvery is how many compressed bytes pass between two calls of
 	// LayerOptions.Progress.
 	progressEvery = 1 << 20
+	// decodeBuffer is how much decompressed data is handed to the tar
+	// reader at once.
+	decodeBuffer = 256 << 10
 )
 
 // LayerBlob names the layer blob to read, as its manifest describes it.
@@ -196,11 +199,30 @@ func readLayerStream(r io.Reader, blob LayerBlob, opts LayerOptions) (LayerConte
 		tr, compression = br, "none"
 	}
 	defer closeFn()
-	entries, err := analysis.ReadLayer(tr, analysis.ReadLayerOptions{MaxEntries: opts.MaxEntries})
+	// Decompression runs beside the tar reading and hashing, on another
+	// core: each is about half the work.
+	pr, pw := io.Pipe()
+	decoded := make(chan error, 1)
+	go func() {
+		bw := bufio.NewWriterSize(pw, decodeBuffer)
+		_, err := io.Copy(bw, tr)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+		decoded <- err
+	}()
+	entries, err := analysis.ReadLayer(pr, analysis.ReadLayerOptions{MaxEntries: opts.MaxEntries})
 	if err != nil {
+		pr.CloseWithError(err)
+		<-decoded
 		return LayerContents{}, err
 	}
-	if _, err := io.Copy(io.Discard, tr); err != nil {
+	if _, err := io.Copy(io.Discard, pr); err != nil {
+		<-decoded
+		return LayerContents{}, analysis.Errorf(analysis.ErrInvalidLayer, err, "the layer's %s stream is corrupt after its tar", compression)
+	}
+	if err := <-decoded; err != nil {
 		return LayerContents{}, analysis.Errorf(analysis.ErrInvalidLayer, err, "the layer's %s stream is corrupt after its tar", compression)
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
