@@ -24,7 +24,7 @@ import (
 
 // tarLayer is a layer of regular files (name → size, filled with fill) and
 // whiteouts (size -1), in the order given.
-func tarLayer(t *testing.T, fill byte, files ...any) v1.Layer {
+func tarLayer(t testing.TB, fill byte, files ...any) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -52,7 +52,7 @@ func tarLayer(t *testing.T, fill byte, files ...any) v1.Layer {
 	return l
 }
 
-func imageWith(t *testing.T, layers ...v1.Layer) v1.Image {
+func imageWith(t testing.TB, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
