@@ -246,7 +246,7 @@ func (s *Service) Start(ctx context.Context, repo analysis.Repository, p *analys
 		case s.queue <- struct{}{}:
 		default:
 			s.mu.Unlock()
-			return Status{}, ErrBusy
+			return Status{}, &analysis.Error{Kind: ErrBusy, Message: fmt.Sprintf("%d contents analyses are already queued; try again in a minute", s.opts.Queue)}
 		}
 		j = &job{repo: repo, platform: *p, state: store.ContentsQueued, done: make(chan struct{})}
 		j.progress.LayersTotal = len(p.Layers)

@@ -23,6 +23,7 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -332,4 +333,33 @@ func TestAnalysisSharedAcrossProcesses(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A full queue refuses a new analysis with a message, and takes it once
+// the queue has room again.
+func TestAnalysisQueueBound(t *testing.T) {
+	s := stack.New(t, stack.Options{Registry: true})
+	base1, base2, cleanup, app := fixture(t)
+	push(t, s.Registry.Host+"/acme/a:1", base1, base2)
+	push(t, s.Registry.Host+"/acme/b:1", cleanup, app)
+	repoA, pA := platform(t, s, s.Registry.Host+"/acme/a:1")
+	repoB, pB := platform(t, s, s.Registry.Host+"/acme/b:1")
+	s.Registry.Add(faultreg.Rule{PathContains: "/blobs/", Fault: faultreg.Hold})
+	svc := contents.New(contents.Options{Client: s.Client, Store: s.Store, Queue: 1, Concurrency: 1})
+	t.Cleanup(svc.Close)
+	if _, err := svc.Start(context.Background(), repoA, pA); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Start(context.Background(), repoB, pB)
+	if msg, _ := analysis.PublicMessage(err); !errors.Is(err, contents.ErrBusy) || !strings.Contains(msg, "already queued") {
+		t.Fatalf("a second image with a queue of 1: %v, want ErrBusy saying so", err)
+	}
+	s.Registry.Reset()
+	s.Registry.Release()
+	if st := analyse(t, svc, repoA, pA); st.State != store.ContentsDone {
+		t.Fatalf("first image: %+v", st)
+	}
+	if st := analyse(t, svc, repoB, pB); st.State != store.ContentsDone {
+		t.Fatalf("second image once the queue had room: %+v", st)
+	}
 }
