@@ -240,6 +240,16 @@ func (s *Service) Start(ctx context.Context, repo analysis.Repository, p *analys
 		return statusOf(rec)
 	}
 	s.mu.Lock()
+	_, running := s.jobs[p.Digest]
+	s.mu.Unlock()
+	if !running {
+		// Every layer known already (they are shared with images analysed
+		// before): the summary is computed now and the result answered.
+		if st, done, err := s.summariseKnown(ctx, p); err != nil || done {
+			return st, err
+		}
+	}
+	s.mu.Lock()
 	j, ok := s.jobs[p.Digest]
 	if !ok {
 		select {
@@ -316,6 +326,32 @@ func (s *Service) Status(ctx context.Context, p *analysis.Platform) (Status, err
 		return st, nil
 	}
 	return statusOf(rec)
+}
+
+// summariseKnown computes and keeps the summary of an image whose layers
+// are all analysed already; done is false when some layer is not.
+func (s *Service) summariseKnown(ctx context.Context, p *analysis.Platform) (Status, bool, error) {
+	infos, err := s.opts.Store.LayerContents(ctx, layerDigests(p))
+	if err != nil {
+		return Status{}, false, err
+	}
+	for _, l := range p.Layers {
+		if infos[l.Digest].State != store.ContentsDone {
+			return Status{}, false, nil
+		}
+	}
+	r, err := s.summarise(ctx, p)
+	if err != nil {
+		return Status{}, false, nil // the job says why, as for any image
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return Status{}, false, err
+	}
+	if err := s.opts.Store.SetImageContents(ctx, p.Digest, store.ContentsDone, "", "", body, s.opts.Now()); err != nil {
+		return Status{}, false, err
+	}
+	return Status{State: store.ContentsDone, Result: r}, true, nil
 }
 
 func statusOf(rec store.ImageContents) (Status, error) {

@@ -234,6 +234,18 @@ func TestAnalysis(t *testing.T) {
 		if err != nil || len(tree.Entries) != 1 || tree.Entries[0].Name != "srv" || tree.Entries[0].Type != "dir" || *tree.Entries[0].Change != "added" {
 			t.Errorf("root of the second image, changes of layer 2 = %+v, %v", tree.Entries, err)
 		}
+		// A third image of layers all known: the POST answers the result.
+		ref3 := s.Registry.Host + "/acme/third:1"
+		push(t, ref3, base1, base2)
+		repo3, p3 := platform(t, s, ref3)
+		s.Registry.Requests()
+		st3, err := svc.Start(context.Background(), repo3, p3)
+		if err != nil || st3.Result == nil || st3.Result.TotalSize != 1405 || st3.Result.FileCount != 10 {
+			t.Errorf("an image of known layers: %+v, %v, want its result at once (1,405 bytes in 10 entries)", st3, err)
+		}
+		if reqs := s.Registry.Requests("/blobs/"); len(reqs) != 0 {
+			t.Errorf("an image of known layers read blobs: %v", reqs)
+		}
 		d, err := svc.FilesDiff(context.Background(), p, p2)
 		if err != nil || d == nil {
 			t.Fatalf("files diff = %v, %v", d, err)
