@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
@@ -91,14 +92,15 @@ func push(t testing.TB, ref string, layers ...v1.Layer) {
 	}
 }
 
-// platform reads ref through the one read path, as the routes do.
+// platform reads ref through the one read path, as the routes do for an
+// anonymous visitor (the test registry's images are public).
 func platform(t testing.TB, s *stack.Stack, ref string) (analysis.Repository, *analysis.Platform) {
 	t.Helper()
 	r, err := analysis.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.Images.Read(context.Background(), r, images.ReadOptions{})
+	a, err := s.Images.Read(context.Background(), auth.Viewer{}, r, images.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,8 @@ type Client struct {
 	// the puller cannot make (tables of contents of layers).
 	transport http.RoundTripper
 	userAgent string
+	// anonymous reads as anyone may, for the visibility check (Visibility).
+	anonymous *remote.Puller
 	timeout   time.Duration
 	insecure  map[string]bool
 	endpoints map[string]string
@@ -102,9 +104,8 @@ func New(o Options) (*Client, error) {
 	bud := newBudgets()
 	limited := &limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency), budgets: bud, now: o.Now}
 	guarded := &realmGuard{next: limited, keychain: o.Keychain}
-	opts := []remote.Option{
+	common := []remote.Option{
 		remote.WithTransport(guarded),
-		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithUserAgent(o.UserAgent),
 		remote.WithPageSize(listPageSize),
 		// Retry only network flakes, once: a registry that is struggling is not
@@ -112,11 +113,16 @@ func New(o Options) (*Client, error) {
 		remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),
 		remote.WithRetryStatusCodes(http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
 	}
-	p, err := remote.NewPuller(opts...)
+	p, err := remote.NewPuller(append(slices.Clone(common), remote.WithAuthFromKeychain(o.Keychain))...)
 	if err != nil {
 		return nil, fmt.Errorf("registry: new puller: %w", err)
 	}
-	c := &Client{puller: p, transport: guarded, userAgent: o.UserAgent, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
+	// The same options with no credentials.
+	anon, err := remote.NewPuller(append(common, remote.WithAuth(authn.Anonymous))...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: new anonymous puller: %w", err)
+	}
+	c := &Client{puller: p, anonymous: anon, transport: guarded, userAgent: o.UserAgent, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
 	for _, h := range o.Insecure {
 		if h = strings.TrimSpace(h); h != "" {
 			c.insecure[h] = true

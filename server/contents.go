@@ -30,9 +30,10 @@ func (s *Server) contentsRoutes() {
 	r.Handle("/api/v1/images/{reference:.+}/contents", s.handle("api_contents", s.apiContents)).Methods(http.MethodGet)
 }
 
-// contentsPlatform reads the route's reference through the one read path
-// and picks the platform image asked for (?platform=, linux/amd64 by
-// default, or the only one).
+// contentsPlatform reads the route's reference through the one read path,
+// as the request's viewer (a private repository is answered as a missing
+// one to a viewer who may not see it), and picks the platform image asked
+// for (?platform=, linux/amd64 by default, or the only one).
 func (s *Server) contentsPlatform(r *http.Request) (analysis.Reference, *analysis.Platform, error) {
 	ref, err := analysis.ParseReference(mux.Vars(r)["reference"])
 	if err != nil {
@@ -42,7 +43,7 @@ func (s *Server) contentsPlatform(r *http.Request) (analysis.Reference, *analysi
 	if want != "" && !validPlatform(want) {
 		return ref, nil, invalidRequest(fmt.Sprintf("platform %q is not os/arch[/variant]", want))
 	}
-	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{})
+	a, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{})
 	if err != nil {
 		return ref, nil, err
 	}

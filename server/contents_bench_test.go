@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
@@ -41,7 +42,7 @@ func BenchmarkContentsPage100000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := s.Images.Read(context.Background(), r, images.ReadOptions{})
+	a, err := s.Images.Read(context.Background(), auth.Viewer{}, r, images.ReadOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

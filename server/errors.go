@@ -8,7 +8,9 @@ import (
 	"strconv"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/contents"
+	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -62,6 +64,8 @@ func statusOf(err error) (code string, status int) {
 		return "invalid_request", http.StatusBadRequest
 	case errors.Is(err, errUnauthorized):
 		return "unauthorized", http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden):
+		return "forbidden", http.StatusForbidden
 	case errors.Is(err, errExists):
 		return "subscription_exists", http.StatusConflict
 	case errors.Is(err, errTooLarge):
@@ -74,6 +78,8 @@ func statusOf(err error) (code string, status int) {
 		return "not_analyzed", http.StatusNotFound
 	case errors.Is(err, contents.ErrBusy):
 		return "unavailable", http.StatusServiceUnavailable
+	case errors.Is(err, images.ErrForbidden):
+		return "forbidden", http.StatusForbidden
 	case errors.Is(err, analysis.ErrNotFound):
 		return "not_found", http.StatusNotFound
 	case errors.Is(err, analysis.ErrForbidden):

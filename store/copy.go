@@ -39,6 +39,9 @@ func copyTables() []copyTable {
 		{name: "layer_contents"},
 		{name: "layer_content_dirs"},
 		{name: "image_contents"},
+		{name: "sessions"},
+		{name: "api_tokens"},
+		{name: "badge_tokens"},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 )
@@ -146,7 +147,7 @@ func contentsRun(ctx context.Context, cfg *Config, refText, platform string, lay
 		return err
 	}
 	defer closeAll()
-	a, err := svc.Read(ctx, ref, images.ReadOptions{Refresh: true})
+	a, err := svc.Read(ctx, auth.Operator(), ref, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}

@@ -103,8 +103,11 @@ func TestDocumentLoadsAndValidates(t *testing.T) {
 		"/api/v1/openapi.yaml":                     {"GET"},
 		"/api/v1/images/{reference}/contents":      {"GET", "POST"},
 		"/api/v1/images/{reference}/contents/tree": {"GET"},
-		"/healthz": {"GET", "HEAD"},
-		"/readyz":  {"GET", "HEAD"},
+		"/healthz":            {"GET", "HEAD"},
+		"/readyz":             {"GET", "HEAD"},
+		"/api/v1/tokens":      {"GET", "POST"},
+		"/api/v1/tokens/{id}": {"DELETE"},
+		"/api/v1/repositories/{repository}/badge-token": {"GET", "POST"},
 	}
 	for path, methods := range want {
 		item := s.doc.Paths.Value(path)

@@ -55,6 +55,13 @@ const (
 	// Hold makes the request wait until Release (or Reset, or Close), or
 	// until its context ends, then answers normally.
 	Hold
+	// RequireBasicAuth answers 401 with a Basic challenge, as a registry
+	// with `auth: htpasswd` does, unless the request carries Username and
+	// Password; with them it answers normally. The registry's ping (GET
+	// /v2/) then asks for credentials too, whatever PathContains says, so
+	// that clients holding some send them; repositories the rule does not
+	// match stay open to anonymous clients.
+	RequireBasicAuth
 )
 
 // Rule applies a Fault to requests with Method (empty: any) whose path
@@ -68,6 +75,8 @@ type Rule struct {
 	Pad          int
 	Location     string
 	Times        int
+	// Username and Password are what RequireBasicAuth accepts.
+	Username, Password string
 }
 
 // Registry is the test registry. Its Close also releases held requests.
@@ -83,7 +92,10 @@ type Registry struct {
 	release chan struct{} // closed by Release; nil: nothing held
 }
 
-type request struct{ method, path string }
+type request struct {
+	method, path string
+	anonymous    bool // without an Authorization header
+}
 
 type ruleState struct {
 	Rule
@@ -194,6 +206,19 @@ func (r *Registry) WaitRequests(n int, timeout time.Duration, paths ...string) [
 	}
 }
 
+// Anonymous is Peek of the requests that carried no Authorization header.
+func (r *Registry) Anonymous(paths ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var got []string
+	for _, q := range r.reqs {
+		if q.anonymous && (len(paths) == 0 || slices.ContainsFunc(paths, func(p string) bool { return strings.Contains(q.path, p) })) {
+			got = append(got, q.method+" "+q.path)
+		}
+	}
+	return got
+}
+
 func (r *Registry) listLocked(paths []string) []string {
 	var got []string
 	for _, q := range r.reqs {
@@ -209,12 +234,16 @@ func (r *Registry) listLocked(paths []string) []string {
 func (r *Registry) arrive(req *http.Request) (*Rule, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, request{req.Method, req.URL.Path})
+	r.reqs = append(r.reqs, request{req.Method, req.URL.Path, req.Header.Get("Authorization") == ""})
 	if r.arrived != nil {
 		close(r.arrived)
 		r.arrived = nil
 	}
 	for _, s := range r.rules {
+		if s.Fault == RequireBasicAuth && req.URL.Path == "/v2/" {
+			rule := s.Rule
+			return &rule, nil
+		}
 		if (s.Method == "" || s.Method == req.Method) && strings.Contains(req.URL.Path, s.PathContains) && (s.Times == 0 || s.used < s.Times) {
 			s.used++
 			rule := s.Rule
@@ -259,6 +288,15 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	case RedirectTo:
 		http.Redirect(w, req, rule.Location, http.StatusTemporaryRedirect)
+	case RequireBasicAuth:
+		if u, p, ok := req.BasicAuth(); ok && u == rule.Username && p == rule.Password {
+			r.inner.ServeHTTP(w, req)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="faultreg"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
 	default:
 		rec := httptest.NewRecorder()
 		r.inner.ServeHTTP(rec, req)
