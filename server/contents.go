@@ -74,12 +74,28 @@ func writeContents(w http.ResponseWriter, st contents.Status) error {
 	}{st.State, st.Progress})
 }
 
+// contentsWritable is contentsPlatform for a start: an analysis changes
+// what the service keeps of the repository, so it passes the check a
+// refresh passes (images.MayWrite) after the read has settled the
+// repository's visibility; a viewer who may see a private repository but
+// not change it (a read token) is refused with forbidden.
+func (s *Server) contentsWritable(r *http.Request) (analysis.Reference, *analysis.Platform, error) {
+	ref, p, err := s.contentsPlatform(r)
+	if err != nil {
+		return ref, nil, err
+	}
+	if err := s.images.MayWrite(r.Context(), s.viewer(r), ref, 0); err != nil {
+		return ref, nil, err
+	}
+	return ref, p, nil
+}
+
 // apiContentsStart answers POST …/contents: start or join the analysis.
 func (s *Server) apiContentsStart(w http.ResponseWriter, r *http.Request) error {
 	if err := s.allowRefresh(r); err != nil {
 		return err
 	}
-	ref, p, err := s.contentsPlatform(r)
+	ref, p, err := s.contentsWritable(r)
 	if err != nil {
 		return err
 	}
@@ -239,7 +255,7 @@ func (s *Server) contentsStartPage(w http.ResponseWriter, r *http.Request) error
 	if err := s.allowRefresh(r); err != nil {
 		return err
 	}
-	ref, p, err := s.contentsPlatform(r)
+	ref, p, err := s.contentsWritable(r)
 	if err != nil {
 		return err
 	}
