@@ -23,10 +23,13 @@ const (
 	Commit  Kind = "commit"
 	License Kind = "license"
 	Base    Kind = "base"
+	// Efficiency is the layer contents' efficiency, known once someone
+	// asked for the image's contents (see EfficiencyBadge).
+	Efficiency Kind = "efficiency"
 )
 
 // Kinds returns every kind, in the order of docs/API.md.
-func Kinds() []Kind { return []Kind{Image, Version, Commit, License, Base} }
+func Kinds() []Kind { return []Kind{Image, Version, Commit, License, Base, Efficiency} }
 
 // ParseKind accepts exactly the names of Kinds; anything else is an unknown
 // kind, which the server answers with 404.

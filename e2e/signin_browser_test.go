@@ -145,7 +145,12 @@ func TestSignInEndToEnd(t *testing.T) {
 	// Revoked on the tokens page, the read token is 401 from then on.
 	tb.visit("/settings/tokens")
 	id := strings.Split(read, "_")[1]
-	tb.do(chromedp.Click(chromedp.CSS(`[data-testid="token-`+id+`"] [data-testid="token-revoke"]`)),
+	// The old page's list stays visible until the form's answer replaces
+	// it: wait for the revoke button to be gone, so the status is read on
+	// the new page and not from a node the navigation removes.
+	revoke := `[data-testid="token-` + id + `"] [data-testid="token-revoke"]`
+	tb.do(chromedp.Click(chromedp.CSS(revoke)),
+		chromedp.WaitNotPresent(chromedp.CSS(revoke)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="tokens"]`)))
 	if got := tb.text(`[data-testid="token-` + id + `"] [data-testid="token-status"]`); got != "revoked" {
 		t.Errorf("after revoking, the page lists the token as %q", got)

@@ -54,6 +54,10 @@ type Options struct {
 // repository happens once and later requests cost exactly one round trip.
 type Client struct {
 	puller *remote.Puller
+	// transport is what the puller sends through, for the range requests
+	// the puller cannot make (tables of contents of layers).
+	transport http.RoundTripper
+	userAgent string
 	// anonymous reads as anyone may, for the visibility check (Visibility).
 	anonymous *remote.Puller
 	timeout   time.Duration
@@ -99,8 +103,9 @@ func New(o Options) (*Client, error) {
 	o = o.withDefaults()
 	bud := newBudgets()
 	limited := &limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency), budgets: bud, now: o.Now}
+	guarded := &realmGuard{next: limited, keychain: o.Keychain}
 	common := []remote.Option{
-		remote.WithTransport(&realmGuard{next: limited, keychain: o.Keychain}),
+		remote.WithTransport(guarded),
 		remote.WithUserAgent(o.UserAgent),
 		remote.WithPageSize(listPageSize),
 		// Retry only network flakes, once: a registry that is struggling is not
@@ -117,7 +122,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: new anonymous puller: %w", err)
 	}
-	c := &Client{puller: p, anonymous: anon, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
+	c := &Client{puller: p, anonymous: anon, transport: guarded, userAgent: o.UserAgent, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
 	for _, h := range o.Insecure {
 		if h = strings.TrimSpace(h); h != "" {
 			c.insecure[h] = true
@@ -409,12 +414,16 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		release()
 		return nil, &rateLimitError{retryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
-	if resp.ContentLength > t.max {
+	limit := t.max
+	if tagged && info.maxBody > 0 {
+		limit = info.maxBody
+	}
+	if resp.ContentLength > limit {
 		resp.Body.Close()
 		release()
 		return nil, fmt.Errorf("%w: %d bytes declared", errManifestTooLarge, resp.ContentLength)
 	}
-	resp.Body = &releasingBody{limitedBody: &limitedBody{rc: resp.Body, left: t.max}, release: release}
+	resp.Body = &releasingBody{limitedBody: &limitedBody{rc: resp.Body, left: limit, max: limit}, release: release}
 	return resp, nil
 }
 
@@ -439,6 +448,7 @@ func (e *budgetError) Error() string {
 type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
+	max  int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -447,7 +457,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
-			return 0, fmt.Errorf("%w: more than %d bytes", errManifestTooLarge, analysis.MaxManifestBytes)
+			return 0, fmt.Errorf("%w: more than %d bytes", errManifestTooLarge, b.max)
 		}
 		return 0, err
 	}

@@ -18,6 +18,9 @@ type requestInfo struct {
 	// poll marks a background poll, which must leave the last part of a
 	// known rate-limit budget to reads people asked for.
 	poll bool
+	// maxBody, when set, bounds this request's response bodies instead of
+	// the manifest limit: a layer blob's declared size.
+	maxBody int64
 }
 
 func withRequest(ctx context.Context, info requestInfo) context.Context {

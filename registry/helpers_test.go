@@ -37,7 +37,7 @@ func (tr *testRegistry) ref(t *testing.T, s string) analysis.Reference {
 	return r
 }
 
-func push(t *testing.T, ref string, img v1.Image) {
+func push(t testing.TB, ref string, img v1.Image) {
 	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {

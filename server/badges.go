@@ -130,6 +130,9 @@ func (s *Server) decideBadge(r *http.Request, kindText, refText, want string) (s
 	if !ok {
 		return grey(badge.TextNotFound, badgeCacheControl), nil
 	}
+	if kind == badge.Efficiency {
+		return s.efficiencyBadge(r, p, grey)
+	}
 	return shown{key: badge.Key{Kind: kind, Digest: p.Digest, Platform: p.Platform, Badge: badge.For(kind, a.Report, p)},
 		status: http.StatusOK, cache: badgeCacheControl}, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -73,6 +74,10 @@ func statusOf(err error) (code string, status int) {
 		return "method_not_allowed", http.StatusMethodNotAllowed
 	case errors.Is(err, errCrossOrigin):
 		return "cross_origin", http.StatusForbidden
+	case errors.Is(err, contents.ErrNotAnalyzed):
+		return "not_analyzed", http.StatusNotFound
+	case errors.Is(err, contents.ErrBusy):
+		return "unavailable", http.StatusServiceUnavailable
 	case errors.Is(err, images.ErrForbidden):
 		return "forbidden", http.StatusForbidden
 	case errors.Is(err, analysis.ErrNotFound):

@@ -129,6 +129,13 @@ func (s *Server) apiDiff(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if v := r.URL.Query().Get("files"); v == "1" || v == "true" {
+		out, err := s.diffWithFiles(r, c)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, out)
+	}
 	return writeJSON(w, http.StatusOK, c.Diff)
 }
 

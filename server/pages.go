@@ -60,6 +60,8 @@ type pages struct {
 	version string
 	watched []analysis.Repository
 	now     func() time.Time
+	// contents says the contents pages are served, so pages link to them.
+	contents bool
 	// etags of the embedded static files, computed once at start-up.
 	etags map[string]string
 	// bufs recycles the buffers pages are rendered into: a page is tens of
@@ -69,11 +71,12 @@ type pages struct {
 
 func newPages(cfg Options) *pages {
 	p := &pages{
-		baseURL: strings.TrimRight(cfg.BaseURL, "/"),
-		version: cfg.Build.Display(),
-		watched: cfg.Watched,
-		now:     cfg.Now,
-		etags:   map[string]string{},
+		baseURL:  strings.TrimRight(cfg.BaseURL, "/"),
+		version:  cfg.Build.Display(),
+		watched:  cfg.Watched,
+		now:      cfg.Now,
+		contents: cfg.Contents != nil,
+		etags:    map[string]string{},
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -99,7 +102,7 @@ func newPages(cfg Options) *pages {
 }
 
 func (p *pages) options() templates.Options {
-	return templates.Options{BaseURL: p.baseURL, Now: p.now(), Version: p.version}
+	return templates.Options{BaseURL: p.baseURL, Now: p.now(), Version: p.version, Contents: p.contents}
 }
 
 // pageRoutes registers the HTML pages and their static files. They live
@@ -113,6 +116,7 @@ func (s *Server) pageRoutes() {
 	}))
 	r.Handle("/", s.handle("page_home", s.homePage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/images/{reference:.+}/refresh", cop.Handler(s.handle("page_refresh", s.refreshPage))).Methods(http.MethodPost)
+	s.contentsPageRoutes(cop)
 	r.Handle("/images/{reference:.+}", s.handle("page_image", s.imagePage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/repositories/{repository:.+}/history", s.handle("page_history", s.historyPage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/repositories/{repository:.+}", s.handle("page_repository", s.repositoryPage)).Methods(http.MethodGet, http.MethodHead)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/notify"
 	"github.com/imagebadger/imagebadger/ratelimit"
@@ -68,6 +69,9 @@ type Options struct {
 	// (--metrics-addr), so the metrics are not public wherever the pages
 	// are.
 	SeparateMetrics bool
+	// Contents analyses layer contents on demand; nil leaves the contents
+	// routes, page and badge out. Optional.
+	Contents *contents.Service
 	// Build names the binary that serves, for the page footer and the
 	// imagebadger_build_info gauge. Optional.
 	Build BuildInfo
@@ -124,16 +128,17 @@ const (
 
 // Server routes requests to handlers.
 type Server struct {
-	images  *images.Service
-	store   *store.Store
-	log     *slog.Logger
-	metrics *prometheus.Registry
-	http    *httpMetrics
-	router  *mux.Router
-	pages   *pages
-	badges  *badges
-	subs    *notify.Subscriptions
-	watcher *notify.Watcher
+	images   *images.Service
+	store    *store.Store
+	log      *slog.Logger
+	metrics  *prometheus.Registry
+	http     *httpMetrics
+	router   *mux.Router
+	pages    *pages
+	badges   *badges
+	subs     *notify.Subscriptions
+	watcher  *notify.Watcher
+	contents *contents.Service
 	// refreshes limits on-demand refreshes per client, hookRefreshes the
 	// refresh hook per repository.
 	refreshes, hookRefreshes *ratelimit.Keyed
@@ -173,6 +178,7 @@ func New(cfg Options) *Server {
 
 		subs:      cfg.Subscriptions,
 		watcher:   cfg.Watcher,
+		contents:  cfg.Contents,
 		hookToken: cfg.HookToken,
 		refreshes: ratelimit.New(cfg.Refreshes),
 

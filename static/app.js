@@ -1,5 +1,6 @@
 // imagebadger: small progressive enhancements. Every page works without this
-// script; it only adds copy buttons and feedback on the refresh button.
+// script; it only adds copy buttons, feedback on the refresh button, the
+// contents page's live progress and its layer selector's instant choice.
 (function () {
   "use strict";
 
@@ -49,5 +50,34 @@
         btn.lastChild.textContent = " Checking…";
       }
     });
+  });
+
+  // The contents page while an analysis runs: poll the API each second,
+  // move the progress bar, and show the result once it is done.
+  document.querySelectorAll("[data-contents-poll]").forEach(function (box) {
+    var url = box.getAttribute("data-contents-poll");
+    var bar = box.querySelector("progress");
+    var text = box.querySelector("[data-testid=contents-progress-text]");
+    var polls = 0;
+    function poll() {
+      if (++polls > 3600) { return; }
+      fetch(url, { headers: { Accept: "application/json" } }).then(function (resp) {
+        if (resp.status !== 202) { window.location.reload(); return null; }
+        return resp.json();
+      }).then(function (p) {
+        if (!p) { return; }
+        bar.max = Math.max(p.bytesTotal, 1);
+        bar.value = p.bytesRead;
+        text.textContent = "layer " + Math.min(p.layersDone + 1, p.layersTotal) + " of " + p.layersTotal + ", " +
+          p.bytesRead + " of " + p.bytesTotal + " bytes read";
+        setTimeout(poll, 1000);
+      }, function () { setTimeout(poll, 2000); });
+    }
+    setTimeout(poll, 1000);
+  });
+
+  // The layer selector shows its choice at once.
+  document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
+    el.addEventListener("change", function () { el.form.submit(); });
   });
 })();

@@ -119,6 +119,9 @@ type PlatformView struct {
 	Summary  string
 	Labels   []KV
 	Parent   *ParentView
+	// ContentsHref is the page of what is inside the layers; empty when
+	// the service does not serve it.
+	ContentsHref string
 }
 
 // LayerView is one row of the layers table.
@@ -140,6 +143,8 @@ type LayerView struct {
 	Created     TimeView
 	// Inherited marks layers that come from the parent image.
 	Inherited bool
+	// ContentsHref shows what the layer changed, on the contents page.
+	ContentsHref string
 }
 
 // BarSegment is one rectangle of the layer-size bar, in a 1000-unit-wide
@@ -282,6 +287,16 @@ func NewImagePage(rep *analysis.Report, want string, history []TagChange, opt Op
 	}
 	if plat != nil {
 		p.Platform = newPlatformView(rep, plat, opt)
+		if opt.Contents {
+			p.Platform.ContentsHref = p.Href + "/contents" + platQuery
+			sep := "?"
+			if platQuery != "" {
+				sep = "&"
+			}
+			for i := range p.Platform.Layers {
+				p.Platform.Layers[i].ContentsHref = p.Platform.ContentsHref + sep + "layer=" + strconv.Itoa(i) + "&changes=1"
+			}
+		}
 	}
 	p.History = NewHistoryEntries(rep.Registry, rep.Repository, history, opt.Now)
 	return p

@@ -179,7 +179,7 @@ func TestImagePage(t *testing.T) {
 	if !cmp.Equal(tags, []string{"latest", "2.3", "2.3.1"}) {
 		t.Errorf("tags %v", tags)
 	}
-	if n := byID(doc, "badges").Find("img").Length(); n != 5 {
+	if n := byID(doc, "badges").Find("img").Length(); n != 6 {
 		t.Errorf("%d badges", n)
 	}
 	img := byID(doc, "badge-base").Find("img")

@@ -109,6 +109,9 @@ type Options struct {
 	Now     time.Time
 	// Version is the serving build, for every page's Meta (see Meta.Version).
 	Version string
+	// Contents says the layer contents pages are served, so the image
+	// page links to them.
+	Contents bool
 }
 
 func (o Options) base() string { return strings.TrimRight(o.BaseURL, "/") }

@@ -109,6 +109,7 @@ func commands() []command {
 		checkBaseCommand(),
 		backupCommand(),
 		healthcheckCommand(),
+		contentsCommand(),
 		{name: "version", summary: "the version, commit and build date of this binary (also --version)", noFlags: true,
 			run: func(_ context.Context, inv invocation) error { return printVersion(inv.stdout, inv.build) }},
 	}
@@ -309,6 +310,9 @@ type Config struct {
 	LogLevel, LogFormat string
 	// MetricsAddr, when set, is where /metrics is served instead of Addr.
 	MetricsAddr string
+	// ContentsMaxBytes and ContentsConcurrency bound contents analyses.
+	ContentsMaxBytes    int64
+	ContentsConcurrency int
 	// SignIn is who may sign in and how (see signin.go).
 	SignIn SignIn
 	// PrivateImages is who sees images read with credentials (see
@@ -336,6 +340,8 @@ func defaultConfig() *Config {
 		DockerHubAPI:        "https://hub.docker.com",
 		LogLevel:            "info",
 		LogFormat:           "json",
+		ContentsMaxBytes:    defaultContentsMaxBytes,
+		ContentsConcurrency: defaultContentsConcurrency,
 		PrivateImages:       string(images.DefaultPrivateImages),
 	}
 }
@@ -353,6 +359,7 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.Var(&choice{val: &c.LogLevel, allowed: logLevels()}, "log-level", "`level` of the log: debug, info, warn or error; requests are logged at info, except badges, /healthz, /readyz and /metrics, at debug")
 		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
+		c.registerContents(fs)
 		c.registerSignIn(fs)
 		fs.Var(&choice{val: &c.PrivateImages, allowed: privatePolicies()}, "private-images", "`policy`: who sees images read with credentials, signed-in (people signed in and token holders) or everyone")
 	}
@@ -417,6 +424,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if _, err := endpoints(c.RegistryEndpoints); err != nil {
+		return err
+	}
+	if err := c.validateContents(); err != nil {
 		return err
 	}
 	if !slices.Contains(logLevels(), c.LogLevel) {

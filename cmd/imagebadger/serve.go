@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/netguard"
 	"github.com/imagebadger/imagebadger/notify"
@@ -193,7 +194,13 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 		<-workerDone
 	}()
 
+	// Contents analyses stop before the store closes; a layer cut short
+	// leaves only a lease that runs out.
+	contentsSvc := contents.New(contents.Options{Client: client, Store: st, MaxBytes: cfg.ContentsMaxBytes,
+		Concurrency: cfg.ContentsConcurrency, Logger: log})
+	defer contentsSvc.Close()
 	srv := server.New(server.Options{
+		Contents:        contentsSvc,
 		Auth:            signIn,
 		Subscriptions:   subs,
 		Watcher:         watcher,

@@ -1,7 +1,7 @@
 -- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty
 -- database new ones copy (see createFresh), is made from it. Both are made by
 -- `go test ./store/ -run TestSchemaSnapshot -update` from migrations
--- 0001_content_and_tags.sql to 0047_signin.sql; do not edit.
+-- 0001_content_and_tags.sql to 0050_layer_contents.sql; do not edit.
 
 CREATE TABLE manifests (
     digest      TEXT PRIMARY KEY,
@@ -289,4 +289,35 @@ CREATE TABLE badge_tokens (
     salt       TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (registry, repository)
+);
+
+CREATE TABLE layer_contents (
+    digest       TEXT PRIMARY KEY,
+    state        TEXT NOT NULL,
+    reason       TEXT NOT NULL DEFAULT '',
+    message      TEXT NOT NULL DEFAULT '',
+    source       TEXT NOT NULL DEFAULT '',
+    compression  TEXT NOT NULL DEFAULT '',
+    entry_count  BIGINT NOT NULL DEFAULT 0,
+    bytes_read   BIGINT NOT NULL DEFAULT 0,
+    lease_owner  TEXT,
+    lease_until  BIGINT,
+    updated_at   BIGINT NOT NULL
+);
+
+CREATE TABLE layer_content_dirs (
+    digest   TEXT NOT NULL REFERENCES layer_contents (digest) ON DELETE CASCADE,
+    dir      TEXT NOT NULL,
+    entries  BLOB NOT NULL,
+    PRIMARY KEY (digest, dir)
+) WITHOUT ROWID;
+
+CREATE TABLE image_contents (
+    digest        TEXT PRIMARY KEY,
+    state         TEXT NOT NULL,
+    reason        TEXT NOT NULL DEFAULT '',
+    message       TEXT NOT NULL DEFAULT '',
+    summary       BLOB,
+    requested_at  BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
 );

@@ -364,7 +364,8 @@ func isJSON(contentType string) bool {
 // checked reports whether a request belongs to the JSON API: the routes
 // under /api/, /v1/ and /hooks/, /healthz and /readyz, and the
 // MicroBadger-style refresh hook POST /images/{repository}/{token}, which is
-// not the image page's HTML form POST /images/{reference}/refresh.
+// not the image page's HTML forms POST /images/{reference}/refresh and
+// /images/{reference}/contents.
 func checked(method, path string) bool {
 	switch {
 	case strings.HasPrefix(path, "/api/"), strings.HasPrefix(path, "/v1/"), strings.HasPrefix(path, "/hooks/"):
@@ -373,7 +374,7 @@ func checked(method, path string) bool {
 		return true
 	case method == http.MethodPost && strings.HasPrefix(path, "/images/"):
 		rest := strings.TrimSuffix(strings.TrimPrefix(path, "/images/"), "/")
-		return strings.Contains(rest, "/") && !strings.HasSuffix(rest, "/refresh")
+		return strings.Contains(rest, "/") && !strings.HasSuffix(rest, "/refresh") && !strings.HasSuffix(rest, "/contents")
 	}
 	return false
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/contents"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/apispec"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
@@ -97,6 +98,10 @@ type Options struct {
 	// unless given, BaseURL defaults to http://imagebadger.test, and the
 	// other fields are used as given.
 	Server *server.Options
+	// Contents runs layer contents analyses (its Client and Store are the
+	// stack's) and serves their routes when Server is set; nil leaves them
+	// out.
+	Contents *contents.Options
 	// Auth configures sign-in (the stack's store and logger are used; its
 	// BaseURL defaults to the test server's own URL, where the OpenID
 	// callback is reached); nil is a service without sign-in.
@@ -124,6 +129,8 @@ type Stack struct {
 	Worker  *notify.Worker
 	Watcher *notify.Watcher
 	Subs    *notify.Subscriptions
+	// Contents is the contents service, when Options.Contents is set.
+	Contents *contents.Service
 	// Auth is the sign-in of Options.Auth.
 	Auth *auth.Auth
 }
@@ -214,8 +221,18 @@ func New(tb testing.TB, o Options) *Stack {
 			wg.Go(func() { _ = s.Watcher.Run(ctx) })
 		}
 	}
+	if o.Contents != nil {
+		co := *o.Contents
+		co.Client, co.Store = client, s.Store
+		if co.Logger == nil {
+			co.Logger = logger
+		}
+		s.Contents = contents.New(co)
+		tb.Cleanup(s.Contents.Close)
+	}
 	if o.Server != nil {
 		cfg := *o.Server
+		cfg.Contents = s.Contents
 		cfg.Images, cfg.Store, cfg.Logger, cfg.BaseURL = s.Images, s.Store, logger, baseURL
 		if cfg.Metrics == nil {
 			cfg.Metrics = prometheus.NewRegistry()
