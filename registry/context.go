@@ -18,6 +18,16 @@ type requestInfo struct {
 	// poll marks a background poll, which must leave the last part of a
 	// known rate-limit budget to reads people asked for.
 	poll bool
+	// max, when set, bounds this request's response body instead of
+	// analysis.MaxManifestBytes (attestation blobs, SBOMs among them, are
+	// larger than any manifest).
+	max int64
+	// absent is a tag the caller knows the repository lacks (from its tag
+	// list): a manifest request for it is answered 404 without asking the
+	// registry. go-containerregistry reads the referrers fallback tag after
+	// a referrers API that is missing; when the listing shows no such tag,
+	// that request would only cost a round trip.
+	absent string
 }
 
 func withRequest(ctx context.Context, info requestInfo) context.Context {
