@@ -36,6 +36,7 @@ func copyTables() []copyTable {
 		{name: "repository_grams"},
 		{name: "gram_counts"},
 		{name: "fanout_cursors"},
+		{name: "supply_chains"},
 	}
 }
 

@@ -1,7 +1,7 @@
 -- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty
 -- database new ones copy (see createFresh), is made from it. Both are made by
 -- `go test ./store/ -run TestSchemaSnapshot -update` from migrations
--- 0001_content_and_tags.sql to 0043_change_log_fan_out.sql; do not edit.
+-- 0001_content_and_tags.sql to 0055_supply_chains.sql; do not edit.
 
 CREATE TABLE manifests (
     digest      TEXT PRIMARY KEY,
@@ -259,4 +259,14 @@ CREATE TABLE fanout_cursors (
     subscription_id TEXT NOT NULL DEFAULT '',
     lease_owner     TEXT,
     lease_until     BIGINT
+);
+
+CREATE TABLE supply_chains (
+    registry     TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    sbom_digest  TEXT NOT NULL,
+    checked_at   BIGINT NOT NULL,
+    PRIMARY KEY (registry, repository, digest)
 );
