@@ -37,6 +37,11 @@ func (s *Service) lookSupply(ctx context.Context, repo analysis.Repository, rep 
 				return nil, err
 			}
 		}
+		for _, p := range rep.Platforms {
+			if sc := found[p.Digest]; sc != nil && sc.Provenance != nil {
+				s.learnMaterials(ctx, p.Platform, sc.Provenance, polling)
+			}
+		}
 		return nil, nil
 	})
 }
