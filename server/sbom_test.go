@@ -130,3 +130,20 @@ func testSupplyChainReportAndSBOM(t *testing.T, engine string) {
 		t.Errorf("bad cursor: %d %+v", code, e)
 	}
 }
+
+// TestSupplyChainBadgeRoutes: the three badges through the badge route, for
+// an image with a provenance and an SBOM of 3 packages and no signature.
+func TestSupplyChainBadgeRoutes(t *testing.T) {
+	reg := faultreg.StartWith(t, faultreg.Options{Referrers: true})
+	s := stack.New(t, stack.Options{Timeout: 5 * time.Second, Server: &server.Options{}})
+	supplyfix.Push(t, reg.Host+"/acme/app:1", supplyfix.Options{
+		Platforms:    []supplyfix.Platform{{OS: "linux", Architecture: "amd64"}},
+		SBOMPackages: 3,
+	})
+	for kind, want := range map[string]string{"sbom": "3 packages", "provenance": "SLSA v0.2", "signed": "unsigned"} {
+		code, body := get(t, s.URL+"/badges/"+kind+"/"+reg.Host+"/acme/app:1.svg")
+		if code != 200 || !strings.Contains(body, ">"+want+"<") {
+			t.Errorf("%s badge: %d, want %q in\n%s", kind, code, want, body)
+		}
+	}
+}
