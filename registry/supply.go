@@ -210,7 +210,7 @@ func (f *finder) subject(ctx context.Context, s *Supply, digest string) {
 		}
 	}
 	if f.tags[base+".sig"] {
-		f.cosignSignatures(ctx, s, base+".sig")
+		f.cosignSignatures(ctx, s, base+".sig", digest)
 	}
 	if f.tags[base+".att"] {
 		if _, body, err := f.byTag(ctx, base+".att"); err == nil {
@@ -247,9 +247,10 @@ func (f *finder) byTag(ctx context.Context, tag string) (analysis.Descriptor, []
 	return d, body, nil
 }
 
-// cosignSignatures lists the signatures of a cosign .sig manifest: one
-// layer each, the signature in an annotation.
-func (f *finder) cosignSignatures(ctx context.Context, s *Supply, tag string) {
+// cosignSignatures lists the signatures of a cosign .sig manifest of
+// subject: one layer each, the signature in an annotation over the layer,
+// judged (its layer read) when a trust rule covers the repository.
+func (f *finder) cosignSignatures(ctx context.Context, s *Supply, tag, subject string) {
 	_, body, err := f.byTag(ctx, tag)
 	if err != nil {
 		return
@@ -258,10 +259,23 @@ func (f *finder) cosignSignatures(ctx context.Context, s *Supply, tag string) {
 	if err != nil {
 		return
 	}
+	judge := f.in.verifier != nil && f.in.verifier.Applies(f.repo)
 	for _, l := range m.Layers {
-		if _, ok := l.Annotations[analysis.AnnotationCosignSignature]; ok {
-			s.sign(analysis.Signature{Format: analysis.SignatureCosign, Digest: l.Digest.String(), FoundBy: analysis.FoundByTag})
+		b64, ok := l.Annotations[analysis.AnnotationCosignSignature]
+		if !ok {
+			continue
 		}
+		sig := analysis.Signature{Format: analysis.SignatureCosign, Digest: l.Digest.String(), FoundBy: analysis.FoundByTag}
+		if judge {
+			verified, reason := false, ""
+			if payload, err := f.blob(ctx, l); err != nil {
+				reason = "the signed payload could not be read"
+			} else {
+				verified, sig.Signer, reason = f.in.verifier.VerifyCosign(f.repo, payload, b64, subject)
+			}
+			sig.Verified, sig.Reason = &verified, reason
+		}
+		s.sign(sig)
 	}
 }
 

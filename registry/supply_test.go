@@ -6,10 +6,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -24,6 +30,7 @@ import (
 	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/registry"
+	"github.com/imagebadger/imagebadger/trust"
 )
 
 // supplyFixture is a BuildKit-shaped image with everything that signs and
@@ -367,5 +374,129 @@ func TestSupplyChainSingleManifest(t *testing.T) {
 	}
 	if reqs := tr.Requests(); len(reqs) != 3 {
 		t.Errorf("requests = %q, want the tag list, the referrers API and the .sig manifest", reqs)
+	}
+}
+
+// TestSupplyChainVerifiesCosignSignatures: under a rule with the signer's
+// key, the good signature verifies (true, the key named as signer), the
+// same signature with one byte changed does not (false, with a reason), and
+// a repository no rule covers keeps null. Nothing is dialled but the
+// registry, asserted at the dialer.
+func TestSupplyChainVerifiesCosignSignatures(t *testing.T) {
+	ctx := context.Background()
+	tr := newTestRegistry(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cosign.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rulesFile := filepath.Join(dir, "trust.yaml")
+	if err := os.WriteFile(rulesFile, []byte("rules:\n  - repositories: [\""+tr.Host+"/acme/*\"]\n    cosign:\n      keys: [cosign.pub]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := trust.Load(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	signed := func(repo string) (digest string, good, bad string) {
+		img := imageSpec{layers: 1}.build(t)
+		digest = digestString(t, img)
+		push(t, tr.Host+"/"+repo+":1", img)
+		payload := []byte(`{"critical":{"identity":{"docker-reference":"` + tr.Host + "/" + repo + `"},"image":{"docker-manifest-digest":"` + digest + `"},"type":"cosign container image signature"},"optional":null}`)
+		sum := sha256.Sum256(payload)
+		sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tampered := slices.Clone(sig)
+		tampered[len(tampered)/2] ^= 0x01
+		// Two signatures in one .sig manifest, as two `cosign sign` runs
+		// leave them; the second payload differs by a space so the layers differ.
+		sigImg := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+		sigImg, err = mutate.Append(sigImg,
+			mutate.Addendum{Layer: static.NewLayer(payload, analysis.MediaTypeCosignSimple), Annotations: map[string]string{analysis.AnnotationCosignSignature: base64.StdEncoding.EncodeToString(sig)}},
+			mutate.Addendum{Layer: static.NewLayer(append(slices.Clone(payload), ' '), analysis.MediaTypeCosignSimple), Annotations: map[string]string{analysis.AnnotationCosignSignature: base64.StdEncoding.EncodeToString(tampered)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		push(t, tr.Host+"/"+repo+":"+registry.FallbackTag(digest)+".sig", sigImg)
+		ls, _ := sigImg.Layers()
+		return digest, digestString(t, ls[0]), digestString(t, ls[1])
+	}
+	covered, goodSig, badSig := signed("acme/app")
+	outside, outGood, outBad := signed("other/app")
+
+	var mu sync.Mutex
+	var dialled []string
+	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialled = append(dialled, addr)
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(transport.CloseIdleConnections)
+	_, in := newInspector(t, registry.Options{Transport: transport})
+	judged := registry.NewInspector(in.client, in.content).WithVerifier(rules)
+	yes, no := true, false
+	for _, tc := range []struct {
+		repo, digest string
+		want         []analysis.Signature
+	}{
+		{"acme/app", covered, []analysis.Signature{
+			{Format: "cosign", Digest: goodSig, FoundBy: "tag", Verified: &yes, Signer: "cosign.pub (sha256:"},
+			{Format: "cosign", Digest: badSig, FoundBy: "tag", Verified: &no, Reason: "no trusted key verifies the signature"},
+		}},
+		{"other/app", outside, []analysis.Signature{
+			{Format: "cosign", Digest: outGood, FoundBy: "tag"},
+			{Format: "cosign", Digest: outBad, FoundBy: "tag"},
+		}},
+	} {
+		ref := tr.ref(t, tc.repo+":1")
+		if _, err := inspect(t, in, ref); err != nil {
+			t.Fatal(err)
+		}
+		tr.Requests()
+		got, err := judged.SupplyChain(ctx, ref.Repository, tc.digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs := got[tc.digest].Signatures
+		// The signer names the key file and its fingerprint; compare the name.
+		for i := range sigs {
+			if strings.HasPrefix(sigs[i].Signer, "cosign.pub (sha256:") {
+				sigs[i].Signer = "cosign.pub (sha256:"
+			}
+		}
+		if diff := cmp.Diff(tc.want, sigs, supplyOrder); diff != "" {
+			t.Errorf("%s signatures (-want +got):\n%s", tc.repo, diff)
+		}
+		// The tag list, the referrers API, the .sig manifest, and under a
+		// rule the two signed payloads.
+		want := 3
+		if tc.repo == "acme/app" {
+			want = 5
+		}
+		if reqs := tr.Requests(); len(reqs) != want {
+			t.Errorf("%s: %d requests, want %d: %q", tc.repo, len(reqs), want, reqs)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range dialled {
+		if a != tr.Host {
+			t.Errorf("dialled %s, which is not the registry (%s)", a, tr.Host)
+		}
+	}
+	if len(dialled) == 0 {
+		t.Error("nothing was dialled: the test's transport was not used")
 	}
 }

@@ -25,6 +25,7 @@ var allowedImports = map[string][]string{
 	"registry":         {"analysis"},
 	"store":            {"analysis"},
 	"badge":            {"analysis"},
+	"trust":            {"analysis"},
 	"auth":             {"store"},
 	"images":           {"analysis", "registry", "store"},
 	"notify":           {"analysis", "images", "netguard", "ratelimit", "registry", "store", "tagfilter"},

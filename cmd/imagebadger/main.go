@@ -308,6 +308,8 @@ type Config struct {
 	LogLevel, LogFormat string
 	// MetricsAddr, when set, is where /metrics is served instead of Addr.
 	MetricsAddr string
+	// Trust names the signature trust rules file; empty judges no signature.
+	Trust string
 }
 
 // logLevels are the words --log-level takes, logFormats those of
@@ -341,6 +343,7 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.Var(&choice{val: &c.LogLevel, allowed: logLevels()}, "log-level", "`level` of the log: debug, info, warn or error; requests are logged at info, except badges, /healthz, /readyz and /metrics, at debug")
 		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
+		fs.StringVar(&c.Trust, "trust", c.Trust, "`file` of signature trust rules (cosign keys per repository pattern); empty leaves every signature unjudged")
 	}
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often tracked tags are re-checked")
 	fs.BoolVar(&c.AllowPrivateRegistries, "allow-private-registries", c.AllowPrivateRegistries, "permit registries on loopback and private addresses")

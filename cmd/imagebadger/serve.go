@@ -20,6 +20,7 @@ import (
 	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/server"
 	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/trust"
 )
 
 // repositories parses the --watch list.
@@ -120,7 +121,15 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	if err != nil {
 		return err
 	}
-	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log})
+	var verifier registry.Verifier
+	if cfg.Trust != "" {
+		rules, err := trust.Load(cfg.Trust)
+		if err != nil {
+			return fmt.Errorf("--trust: %w", err)
+		}
+		verifier = rules
+	}
+	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log, Verifier: verifier})
 	n, err := svc.LoadIndex(ctx)
 	if err != nil {
 		return err
