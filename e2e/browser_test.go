@@ -385,9 +385,10 @@ func TestPagesInBrowser(t *testing.T) {
 		if n := tb.count(`[data-testid=outdated]`); n != 0 {
 			t.Error("app on the current runtime is shown as outdated")
 		}
-		// Every badge image loaded (an SVG with a width).
-		if got := tb.eval(`String([...document.querySelectorAll("[data-testid=badges] img")].filter(i => i.complete && i.naturalWidth > 0).length)`); got != "5" {
-			t.Errorf("%s badge images loaded, want 5", got)
+		// Every badge image loaded (an SVG with a width): docs/API.md's
+		// eight kinds.
+		if got := tb.eval(`String([...document.querySelectorAll("[data-testid=badges] img")].filter(i => i.complete && i.naturalWidth > 0).length)`); got != "8" {
+			t.Errorf("%s badge images loaded, want 8", got)
 		}
 		if got := tb.eval(`document.querySelector("[data-testid=subscribe]").getAttribute("href")`); got != "/subscriptions/new?image="+urlQueryEscape(reg+"/acme/app:2.3") {
 			t.Errorf("subscribe link %q", got)
