@@ -387,6 +387,20 @@ func ParseProvenance(predicateType string, predicate []byte, what string) (*Prov
 			p.Revision = rev
 		}
 	}
+	if p.Source == "" {
+		// A build that names no config source lists its repository among
+		// the materials, a Git URI with its commit.
+		for _, m := range materials {
+			rev := m.Digest["gitCommit"]
+			if rev == "" {
+				rev = m.Digest["sha1"]
+			}
+			if rev != "" && (strings.HasPrefix(m.URI, "git+") || strings.HasPrefix(m.URI, "https://")) {
+				p.Source, p.Revision = strings.TrimPrefix(m.URI, "git+"), rev
+				break
+			}
+		}
+	}
 	// A Git source carries its ref after '#'; the repository is what is shown.
 	if i := strings.IndexByte(p.Source, '#'); i >= 0 {
 		p.Source = p.Source[:i]

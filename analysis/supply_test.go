@@ -112,6 +112,23 @@ func TestParseProvenance(t *testing.T) {
 	}
 }
 
+// TestParseProvenanceSourceFromMaterials: a provenance without a config
+// source (as imagebadger's own image build writes it) names its repository
+// among the resolved dependencies.
+func TestParseProvenanceSourceFromMaterials(t *testing.T) {
+	body := `{"buildDefinition":{"externalParameters":{"platform":"linux/amd64"},"resolvedDependencies":[
+ {"uri":"pkg:golang/stdlib@go1.26.8","digest":{"sha256":"00"}},
+ {"uri":"git+https://github.com/imagebadger/imagebadger","digest":{"gitCommit":"` + gitRevision + `"}}]},
+"runDetails":{"builder":{"id":"https://github.com/imagebadger/imagebadger/internal/buildimage"}}}`
+	p, err := analysis.ParseProvenance(analysis.PredicateSLSAv1, []byte(body), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Source != "https://github.com/imagebadger/imagebadger" || p.Revision != gitRevision {
+		t.Errorf("source %q revision %q", p.Source, p.Revision)
+	}
+}
+
 // TestParseProvenanceBuildKitKeys: the vcs hints are read under either
 // generation's key, in either predicate version.
 func TestParseProvenanceBuildKitKeys(t *testing.T) {
