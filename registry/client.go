@@ -348,6 +348,9 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	info, tagged := requestOf(req.Context())
 	if tagged && info.absent != "" && strings.HasSuffix(req.URL.Path, "/manifests/"+info.absent) {
+		if info.fellBack != nil {
+			*info.fellBack = true
+		}
 		return absentManifest(req), nil
 	}
 	own := tagged && sameHost(host, info.host)

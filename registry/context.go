@@ -28,6 +28,9 @@ type requestInfo struct {
 	// a referrers API that is missing; when the listing shows no such tag,
 	// that request would only cost a round trip.
 	absent string
+	// fellBack, when set, is told that the absent tag was asked for: the
+	// referrers API was missing and go-containerregistry fell back to it.
+	fellBack *bool
 }
 
 func withRequest(ctx context.Context, info requestInfo) context.Context {

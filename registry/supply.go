@@ -68,28 +68,33 @@ func (c *Client) blob(ctx context.Context, repo analysis.Repository, kind, diges
 // not an index), its fallback tag sha256-{hex}. fallbackListed tells
 // whether the repository's tag list holds that tag: when it does, the tag
 // is read at once (one request); when it does not, only the API is asked
-// (one request), and a missing API means no referrers.
-func (c *Client) Referrers(ctx context.Context, repo analysis.Repository, digest string, fallbackListed bool) ([]v1.Descriptor, error) {
+// (one request), and a missing API means no referrers. missing reports
+// that the registry has no referrers API (404, an error page, or an answer
+// that is not an index), so a caller need not ask it again for another
+// digest of the same repository.
+func (c *Client) Referrers(ctx context.Context, repo analysis.Repository, digest string, fallbackListed bool) (refs []v1.Descriptor, missing bool, err error) {
 	what := "referrers of " + repo.Name + "@" + analysis.ShortDigest(digest)
 	tag := FallbackTag(digest)
 	if fallbackListed {
 		d, body, err := c.Fetch(ctx, analysis.Reference{Repository: repo, Tag: tag})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !analysis.IsIndex(d.MediaType) {
 			// Some registries resolve the fallback tag to the subject itself.
-			return nil, nil
+			return nil, false, nil
 		}
-		return referrerList(body, what)
+		refs, err := referrerList(body, what)
+		return refs, false, err
 	}
 	n, err := c.name(repo.WithDigest(digest))
 	if err != nil {
-		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo.WithDigest(digest))
+		return nil, false, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo.WithDigest(digest))
 	}
+	fellBack := false
 	tctx := c.tagged(ctx, repo.Registry, n)
 	info, _ := requestOf(tctx)
-	info.absent = tag
+	info.absent, info.fellBack = tag, &fellBack
 	ctx, cancel := context.WithTimeout(withRequest(tctx, info), c.timeout)
 	defer cancel()
 	idx, err := remote.Referrers(n.(name.Digest), remote.Reuse(c.puller), remote.WithContext(ctx))
@@ -97,15 +102,15 @@ func (c *Client) Referrers(ctx context.Context, repo analysis.Repository, digest
 		cerr := c.classify(ctx, err, n, repo.Registry, what)
 		if errors.Is(cerr, analysis.ErrUpstream) && !errors.Is(cerr, analysis.ErrUnreachable) {
 			// An error page where the API should be: as good as no API.
-			return nil, nil
+			return nil, true, nil
 		}
-		return nil, cerr
+		return nil, false, cerr
 	}
 	m, err := idx.IndexManifest()
 	if err != nil {
-		return nil, analysis.Errorf(analysis.ErrUpstream, err, "%s is not a valid index", what)
+		return nil, false, analysis.Errorf(analysis.ErrUpstream, err, "%s is not a valid index", what)
 	}
-	return capped(m.Manifests), nil
+	return capped(m.Manifests), fellBack, nil
 }
 
 // FallbackTag is the tag under which the referrers of digest are kept on
@@ -198,15 +203,22 @@ type finder struct {
 	repo analysis.Repository
 	// tags are the repository's tags of the sha256-{hex} forms.
 	tags map[string]bool
+	// noAPI is set once the registry has shown it has no referrers API.
+	noAPI bool
 }
 
 // subject finds what refers to digest: its referrers and cosign's tags.
 func (f *finder) subject(ctx context.Context, s *Supply, digest string) {
 	base := FallbackTag(digest)
-	refs, err := f.in.client.Referrers(ctx, f.repo, digest, f.tags[base])
-	if err == nil {
-		for _, d := range refs {
-			f.referrer(ctx, s, d)
+	// Where the registry has shown it has no referrers API, only a listed
+	// fallback tag can hold referrers.
+	if !f.noAPI || f.tags[base] {
+		refs, missing, err := f.in.client.Referrers(ctx, f.repo, digest, f.tags[base])
+		f.noAPI = f.noAPI || missing
+		if err == nil {
+			for _, d := range refs {
+				f.referrer(ctx, s, d)
+			}
 		}
 	}
 	if f.tags[base+".sig"] {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
+	"github.com/imagebadger/imagebadger/internal/testing/supplyfix"
 	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/trust"
 )
@@ -498,5 +500,43 @@ func TestSupplyChainVerifiesCosignSignatures(t *testing.T) {
 	}
 	if len(dialled) == 0 {
 		t.Error("nothing was dialled: the test's transport was not used")
+	}
+}
+
+// TestSupplyChainSinglePlatformIndex: BuildKit makes an index even for one
+// platform, to hold its attestation manifest. Where the registry has no
+// referrers API, its first 404 spares the platform image's request: the tag
+// list and one referrers request, then the attestation manifest and its two
+// statements (2 + N). With the API, the index's and the platform image's
+// referrers are both asked for (3 + N).
+func TestSupplyChainSinglePlatformIndex(t *testing.T) {
+	for _, tc := range []struct {
+		referrers bool
+		want      int
+	}{{false, 2 + 3}, {true, 3 + 3}} {
+		t.Run(fmt.Sprintf("referrers API %v", tc.referrers), func(t *testing.T) {
+			ctx := context.Background()
+			r := faultreg.StartWith(t, faultreg.Options{Referrers: tc.referrers})
+			pushed := supplyfix.Push(t, r.Host+"/acme/one:1", supplyfix.Options{Platforms: []supplyfix.Platform{{OS: "linux", Architecture: "amd64"}}, SBOMPackages: 2})
+			_, in := newInspector(t, registry.Options{})
+			ref, err := analysis.ParseReference(r.Host + "/acme/one:1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := inspect(t, in, ref); err != nil {
+				t.Fatal(err)
+			}
+			r.Requests()
+			got, err := in.SupplyChain(ctx, ref.Repository, pushed.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc := got[pushed.Platforms["linux/amd64"]]; sc == nil || sc.SBOM == nil || sc.SBOM.Packages != 2 || sc.Provenance == nil {
+				t.Errorf("supply chain %+v", sc)
+			}
+			if reqs := r.Requests(); len(reqs) != tc.want {
+				t.Errorf("%d requests, want %d:\n%s", len(reqs), tc.want, strings.Join(reqs, "\n"))
+			}
+		})
 	}
 }
