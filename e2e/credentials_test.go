@@ -91,8 +91,10 @@ func TestCredentialedRegistries(t *testing.T) {
 
 			t.Run("with credentials", func(t *testing.T) {
 				srv := testenv.ServeProcess(t, bin, testenv.ServeOptions{
-					Env:  []string{"DOCKER_CONFIG=" + cfg},
-					Args: []string{"--dockerhub-api", "", "--allow-private-webhooks"},
+					Env: []string{"DOCKER_CONFIG=" + cfg},
+					// Shown to everyone: what is checked here is that the
+					// credentials work (visibility_test.go hides them).
+					Args: []string{"--dockerhub-api", "", "--allow-private-webhooks", "--private-images=everyone"},
 				})
 				var rep report
 				getJSON(t, srv.URL+"/api/v1/images/"+ref, &rep)

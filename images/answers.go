@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -172,9 +173,13 @@ func (s *Service) reportVia(ctx context.Context, repo analysis.Repository, diges
 // Platforms returns the platform images of each of repo's images named by
 // digests, for showing sizes next to a tag listing. An image whose report
 // cannot be built is left out rather than failing the whole page. The
-// platforms are shared with the cache: callers must not change them.
-func (s *Service) Platforms(ctx context.Context, repo analysis.Repository, digests []string) map[string][]analysis.Platform {
+// platforms are shared with the cache: callers must not change them. A
+// repository viewer may not see has none.
+func (s *Service) Platforms(ctx context.Context, viewer auth.Viewer, repo analysis.Repository, digests []string) map[string][]analysis.Platform {
 	out := make(map[string][]analysis.Platform, len(digests))
+	if !s.shown(ctx, viewer, repo) {
+		return out
+	}
 	for _, d := range digests {
 		if ctx.Err() != nil {
 			break

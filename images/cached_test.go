@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
@@ -50,7 +51,7 @@ func newCachedEnv(t *testing.T) *cachedEnv {
 // read is a plain read, as the pages and the API make it.
 func (e *cachedEnv) read(t *testing.T, ref string) (*analysis.Report, bool, error) {
 	t.Helper()
-	a, err := e.svc.Read(context.Background(), e.ref(t, ref), images.ReadOptions{})
+	a, err := e.svc.Read(context.Background(), auth.Viewer{}, e.ref(t, ref), images.ReadOptions{})
 	return a.Report, a.Stale, err
 }
 
@@ -98,16 +99,16 @@ func TestPlainReadsNeverAskTheRegistryOnceKnown(t *testing.T) {
 	// Never seen: the read does not wait past its limit for the first
 	// inspection, which goes on in the background.
 	e.reg.Add(holdRegistry...)
-	if _, err := e.svc.Read(ctx, e.ref(t, "acme/app:2"), images.ReadOptions{Wait: 10 * time.Millisecond}); !errors.Is(err, images.ErrNotYet) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/app:2"), images.ReadOptions{Wait: 10 * time.Millisecond}); !errors.Is(err, images.ErrNotYet) {
 		t.Fatalf("read of an image never seen, registry held: %v, want ErrNotYet", err)
 	}
 	e.reg.Reset()
 	e.reg.Release()
 
-	if _, err := e.svc.Read(ctx, e.ref(t, "acme/base:1"), images.ReadOptions{Refresh: true}); err != nil {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/base:1"), images.ReadOptions{Refresh: true}); err != nil {
 		t.Fatal(err)
 	}
-	wantA, err := e.svc.Read(ctx, e.ref(t, "acme/app:2"), images.ReadOptions{Refresh: true})
+	wantA, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/app:2"), images.ReadOptions{Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,26 +159,26 @@ func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 	e.reg.Add(holdRegistry...)
 	app := e.ref(t, "acme/app:1")
 	for range 10 {
-		if _, err := e.svc.Read(ctx, app, quick); !errors.Is(err, images.ErrNotYet) {
+		if _, err := e.svc.Read(ctx, auth.Viewer{}, app, quick); !errors.Is(err, images.ErrNotYet) {
 			t.Fatalf("read while the registry is held: %v, want ErrNotYet", err)
 		}
 	}
-	if _, err := e.svc.Read(ctx, e.ref(t, "acme/other:1"), quick); !errors.Is(err, images.ErrNotYet) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/other:1"), quick); !errors.Is(err, images.ErrNotYet) {
 		t.Fatalf("second reference: %v, want ErrNotYet", err)
 	}
-	if _, err := e.svc.Read(ctx, e.ref(t, "acme/third:1"), quick); !errors.Is(err, images.ErrBusy) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/third:1"), quick); !errors.Is(err, images.ErrBusy) {
 		t.Errorf("third inspection over MaxInspections 2: %v, want ErrBusy", err)
 	}
 	e.reg.Release()
 
-	a, err := e.svc.Read(ctx, app, images.ReadOptions{})
+	a, err := e.svc.Read(ctx, auth.Viewer{}, app, images.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := img.Digest(); a.Report.Digest != d.String() {
 		t.Errorf("digest %s, want %s", a.Report.Digest, d)
 	}
-	if _, err := e.svc.Read(ctx, e.ref(t, "acme/other:1"), images.ReadOptions{}); err != nil {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/other:1"), images.ReadOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	heads := 0
@@ -192,18 +193,18 @@ func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 
 	// A failure is remembered for RetryFailedAfter, then tried again.
 	missing := e.ref(t, "acme/missing:1")
-	if _, err := e.svc.Read(ctx, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
 		t.Fatalf("missing image: %v", err)
 	}
 	e.reg.Requests()
-	if _, err := e.svc.Read(ctx, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
 		t.Errorf("missing image again: %v", err)
 	}
 	if got := e.reg.Requests("/manifests/", "/blobs/"); len(got) != 0 {
 		t.Errorf("a remembered failure asked the registry %v", got)
 	}
 	e.advance(2 * time.Minute)
-	if _, err := e.svc.Read(ctx, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, missing, images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
 		t.Errorf("second try: %v", err)
 	}
 	if got := e.reg.Requests("/manifests/"); len(got) == 0 {
@@ -213,7 +214,7 @@ func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 	// Close waits for inspections in flight and refuses new ones.
 	e.reg.Add(holdRegistry...)
 	third := e.ref(t, "acme/third:1")
-	if _, err := e.svc.Read(ctx, third, quick); !errors.Is(err, images.ErrNotYet) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, third, quick); !errors.Is(err, images.ErrNotYet) {
 		t.Fatalf("third: %v, want ErrNotYet", err)
 	}
 	closed := make(chan error, 1)
@@ -227,10 +228,10 @@ func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Read(ctx, third, images.ReadOptions{}); err != nil {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, third, images.ReadOptions{}); err != nil {
 		t.Errorf("the inspection in flight at Close did not finish: %v", err)
 	}
-	if _, err := e.svc.Read(ctx, e.ref(t, "acme/fourth:1"), images.ReadOptions{}); !errors.Is(err, images.ErrBusy) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/fourth:1"), images.ReadOptions{}); !errors.Is(err, images.ErrBusy) {
 		t.Errorf("after Close: %v, want ErrBusy", err)
 	}
 }

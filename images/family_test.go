@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
@@ -107,7 +108,7 @@ func (e *env) inspect(ref string) *analysis.Report {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	a, err := e.svc.Read(context.Background(), r, images.ReadOptions{Refresh: true})
+	a, err := e.svc.Read(context.Background(), auth.Viewer{}, r, images.ReadOptions{Refresh: true})
 	if err != nil {
 		e.t.Fatalf("inspect %s: %v", ref, err)
 	}

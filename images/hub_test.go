@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/hubapi"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
@@ -83,7 +84,7 @@ func TestDockerHubListing(t *testing.T) {
 	h.reg.Requests()
 	ctx := context.Background()
 
-	list, err := h.svc.Tags(ctx, base, images.ReadOptions{Refresh: true})
+	list, err := h.svc.Tags(ctx, auth.Viewer{}, base, images.ReadOptions{Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestDockerHubListing(t *testing.T) {
 	}
 
 	// The report carries Docker Hub's facts.
-	ans, err := h.svc.Read(ctx, base.WithTag("1"), images.ReadOptions{})
+	ans, err := h.svc.Read(ctx, auth.Viewer{}, base.WithTag("1"), images.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +121,13 @@ func TestDockerHubListing(t *testing.T) {
 	h.push("library/base:2", c)
 	tags["2"] = c
 	h.serve(tags)
-	if _, err := h.svc.Tags(ctx, base, images.ReadOptions{Refresh: true}); err != nil {
+	if _, err := h.svc.Tags(ctx, auth.Viewer{}, base, images.ReadOptions{Refresh: true}); err != nil {
 		t.Fatal(err)
 	}
 	if ch := slices.Concat(h.log.take(t)...); len(ch) != 1 || ch[0].Tag != "2" || ch[0].Digest != must(c.Digest()).String() {
 		t.Errorf("changes after moving tag 2: %+v, want one for tag 2", ch)
 	}
-	if _, err := h.svc.Tags(ctx, base, images.ReadOptions{Refresh: true}); err != nil {
+	if _, err := h.svc.Tags(ctx, auth.Viewer{}, base, images.ReadOptions{Refresh: true}); err != nil {
 		t.Fatal(err)
 	}
 	if ch := slices.Concat(h.log.take(t)...); len(ch) != 0 {
@@ -150,7 +151,7 @@ func TestDockerHubFallsBackAndYieldsToTheRegistry(t *testing.T) {
 				h.hub.MalformPage(1)
 			}
 			h.reg.Requests()
-			list, err := h.svc.Tags(context.Background(), base, images.ReadOptions{Refresh: true})
+			list, err := h.svc.Tags(context.Background(), auth.Viewer{}, base, images.ReadOptions{Refresh: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,11 +169,11 @@ func TestDockerHubFallsBackAndYieldsToTheRegistry(t *testing.T) {
 		h.push("library/base:1", a)
 		h.serve(map[string]v1.Image{"1": a})
 		ctx := context.Background()
-		if _, err := h.svc.Tags(ctx, base, images.ReadOptions{Refresh: true}); err != nil {
+		if _, err := h.svc.Tags(ctx, auth.Viewer{}, base, images.ReadOptions{Refresh: true}); err != nil {
 			t.Fatal(err)
 		}
 		h.push("library/base:1", b) // Docker Hub's listing still says a
-		ans, err := h.svc.Read(ctx, base.WithTag("1"), images.ReadOptions{Refresh: true})
+		ans, err := h.svc.Read(ctx, auth.Viewer{}, base.WithTag("1"), images.ReadOptions{Refresh: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -63,6 +64,9 @@ type Options struct {
 	// Verifier judges the cosign signatures found under the trust rules;
 	// nil leaves every signature unjudged (verified null).
 	Verifier registry.Verifier
+	// PrivateImages is who is shown private repositories (--private-images;
+	// default DefaultPrivateImages).
+	PrivateImages Policy
 }
 
 // Defaults of Options.
@@ -95,6 +99,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = DefaultCacheSize
+	}
+	if o.PrivateImages == "" {
+		o.PrivateImages = DefaultPrivateImages
 	}
 	return o
 }
@@ -136,7 +143,10 @@ type Service struct {
 	// it again; both are facts about digests that never change.
 	indexed *lru.Cache[string, struct{}]
 	linked  *lru.Cache[store.ParentLink, struct{}]
-	bg      background
+	// verdicts are the repositories' visibility verdicts, by repository,
+	// each kept under the repository's stamp (see verdict).
+	verdicts *lru.Cache[analysis.Repository, verdictEntry]
+	bg       background
 	// indexBehind is set when another process sharing the database has
 	// recorded new platform images; the next parent lookup reads them
 	// first (from indexFrom on).
@@ -165,6 +175,7 @@ func New(o Options) *Service {
 		answers:       mustLRU[analysis.Reference, answerEntry](o.CacheSize),
 		indexed:       mustLRU[string, struct{}](knownSetSize),
 		linked:        mustLRU[store.ParentLink, struct{}](knownSetSize),
+		verdicts:      mustLRU[analysis.Repository, verdictEntry](o.CacheSize),
 	}
 	s.bg.init(o.CacheSize)
 	o.Store.OnExternalChange(func(scope store.Scope, _ store.Stamp) {
@@ -245,12 +256,32 @@ type Answer struct {
 	Version string
 }
 
-// Read answers the report of ref. A plain read answers from the store
-// without asking the registry, starting a background refresh when the tag
-// was last checked more than FreshFor ago; an image never seen is inspected
-// (in the background, shared with every concurrent reader) and waited for
-// up to how.Wait. With how.Refresh the tag is re-resolved first.
-func (s *Service) Read(ctx context.Context, ref analysis.Reference, how ReadOptions) (Answer, error) {
+// Read answers the report of ref to viewer. A plain read answers from the
+// store without asking the registry, starting a background refresh when the
+// tag was last checked more than FreshFor ago; an image never seen is
+// inspected (in the background, shared with every concurrent reader) and
+// waited for up to how.Wait. With how.Refresh the tag is re-resolved first,
+// and the repository's visibility checked again; a refresh is a write, so
+// a viewer may make one only of what it may change (see mayWrite). Every
+// answer passes the visibility check: a private repository that viewer may
+// not see answers as one that does not exist.
+func (s *Service) Read(ctx context.Context, viewer auth.Viewer, ref analysis.Reference, how ReadOptions) (Answer, error) {
+	var notBefore time.Time
+	if how.Refresh && !how.Polling {
+		if err := s.mayWrite(ctx, viewer, ref); err != nil {
+			return Answer{}, err
+		}
+		notBefore = s.opts.Now().Truncate(time.Millisecond) // as the store keeps it
+	}
+	a, err := s.read(ctx, ref, how)
+	if err := s.guard(ctx, viewer, ref, err, notBefore); err != nil {
+		return Answer{}, err
+	}
+	return s.withoutHiddenParents(ctx, viewer, a), nil
+}
+
+// read is Read without the visibility check.
+func (s *Service) read(ctx context.Context, ref analysis.Reference, how ReadOptions) (Answer, error) {
 	if how.Refresh {
 		r, err := s.resolve(ctx, ref, true, how.Polling)
 		if err != nil {
@@ -377,19 +408,36 @@ type Compared struct {
 	From, To *analysis.Report
 }
 
-// Diff compares two images, each read through Read with how (answered from
-// the store when known, inspected otherwise), for platform (see
-// analysis.DiffImages: linux/amd64 unless given). A side without the
+// Diff compares two images, each read through Read by viewer with how
+// (answered from the store when known, inspected otherwise), for platform
+// (see analysis.DiffImages: linux/amd64 unless given). A side without the
 // platform is an error of kind analysis.ErrInvalidRequest.
-func (s *Service) Diff(ctx context.Context, from, to analysis.Reference, platform string, how ReadOptions) (Compared, error) {
-	a, err := s.Read(ctx, from, how)
+func (s *Service) Diff(ctx context.Context, viewer auth.Viewer, from, to analysis.Reference, platform string, how ReadOptions) (Compared, error) {
+	a, err := s.Read(ctx, viewer, from, how)
 	if err != nil {
 		return Compared{}, err
 	}
-	b, err := s.Read(ctx, to, how)
+	b, err := s.Read(ctx, viewer, to, how)
 	if err != nil {
 		return Compared{}, err
 	}
+	return compare(a, b, platform)
+}
+
+// diff is Diff without the visibility check.
+func (s *Service) diff(ctx context.Context, from, to analysis.Reference, platform string, how ReadOptions) (Compared, error) {
+	a, err := s.read(ctx, from, how)
+	if err != nil {
+		return Compared{}, err
+	}
+	b, err := s.read(ctx, to, how)
+	if err != nil {
+		return Compared{}, err
+	}
+	return compare(a, b, platform)
+}
+
+func compare(a, b Answer, platform string) (Compared, error) {
 	d, err := analysis.DiffImages(a.Report, b.Report, platform)
 	if err != nil {
 		return Compared{}, err

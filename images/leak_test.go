@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"go.uber.org/goleak"
 
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 )
 
@@ -26,11 +27,11 @@ func TestCloseLeavesNothingRunning(t *testing.T) {
 	e.reg.Add(holdRegistry...)
 	ctx := context.Background()
 	quick := images.ReadOptions{Wait: time.Millisecond}
-	if _, err := e.svc.Read(ctx, e.ref(t, "acme/app:1"), quick); !errors.Is(err, images.ErrNotYet) {
+	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/app:1"), quick); !errors.Is(err, images.ErrNotYet) {
 		t.Fatalf("read with the registry held: %v", err)
 	}
 	repo := e.ref(t, "acme/app:1").Repository
-	if _, err := e.svc.Tags(ctx, repo, quick); !errors.Is(err, images.ErrNotYet) {
+	if _, err := e.svc.Tags(ctx, auth.Viewer{}, repo, quick); !errors.Is(err, images.ErrNotYet) {
 		t.Fatalf("listing with the registry held: %v", err)
 	}
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 )
 
@@ -21,7 +22,7 @@ func TestStoredAnswersFollowMoves(t *testing.T) {
 	child := must(analysis.ParseReference(e.host + "/acme/child:1"))
 	stored := func() *analysis.Parent {
 		t.Helper()
-		a, err := e.svc.Read(context.Background(), child, images.ReadOptions{})
+		a, err := e.svc.Read(context.Background(), auth.Viewer{}, child, images.ReadOptions{})
 		rep := a.Report
 		if err != nil {
 			t.Fatal(err)
@@ -40,8 +41,8 @@ func TestStoredAnswersFollowMoves(t *testing.T) {
 	}
 	// Between changes, reads share one answer: a repeated read copies
 	// nothing (which is why answers are read-only).
-	a, _ := e.svc.Read(context.Background(), child, images.ReadOptions{})
-	b, _ := e.svc.Read(context.Background(), child, images.ReadOptions{})
+	a, _ := e.svc.Read(context.Background(), auth.Viewer{}, child, images.ReadOptions{})
+	b, _ := e.svc.Read(context.Background(), auth.Viewer{}, child, images.ReadOptions{})
 	if a.Report != b.Report || a.Version != b.Version {
 		t.Error("two reads with nothing changed between them answered two copies")
 	}
@@ -63,7 +64,7 @@ func TestStoredAnswersFollowCandidateRepositories(t *testing.T) {
 	child := must(analysis.ParseReference(e.host + "/acme/child:1"))
 	parentRepo := func() string {
 		t.Helper()
-		a, err := e.svc.Read(context.Background(), child, images.ReadOptions{})
+		a, err := e.svc.Read(context.Background(), auth.Viewer{}, child, images.ReadOptions{})
 		rep := a.Report
 		if err != nil {
 			t.Fatal(err)

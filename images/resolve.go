@@ -151,6 +151,9 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, mode l
 	if err != nil {
 		return lookedUp{}, err
 	}
+	if err := s.learnVisibility(ctx, ref); err != nil {
+		return lookedUp{}, err
+	}
 	s.refreshFacts(ctx, ref.Repository)
 	if body != nil {
 		if err := s.store.PutManifest(ctx, desc.Digest, desc.MediaType, body); err != nil {

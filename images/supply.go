@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -82,9 +83,11 @@ const SBOMPageSize = 500
 // analysis.Report.Select), those whose name or purl contain q (ignoring
 // case) when q is given, from cursor on (an offset into the matches, as
 // Next gave it). It reads the image through Read, so it is known, visible
-// and as fresh as any read; an image without an SBOM is not found.
-func (s *Service) SBOM(ctx context.Context, ref analysis.Reference, platform, q, cursor string, how ReadOptions) (SBOMPage, error) {
-	a, err := s.Read(ctx, ref, how)
+// and as fresh as any read, and passes the one visibility check: to a
+// viewer who may not see a private repository it answers as for one that
+// does not exist. An image without an SBOM is not found.
+func (s *Service) SBOM(ctx context.Context, viewer auth.Viewer, ref analysis.Reference, platform, q, cursor string, how ReadOptions) (SBOMPage, error) {
+	a, err := s.Read(ctx, viewer, ref, how)
 	if err != nil {
 		return SBOMPage{}, err
 	}

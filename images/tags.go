@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -24,8 +25,26 @@ const resolveParallel = 32
 // it now. A listing asks the registry for the tag list (paginated), then one
 // HEAD per tag, concurrently; manifests and configs are fetched only for
 // digests never seen. Each tag goes through Check, so its moves are recorded
-// in the change log.
-func (s *Service) Tags(ctx context.Context, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
+// in the change log. The answer passes Read's visibility check for viewer,
+// and a refresh is a write, as Read's is.
+func (s *Service) Tags(ctx context.Context, viewer auth.Viewer, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
+	ref := analysis.Reference{Repository: repo}
+	var notBefore time.Time
+	if how.Refresh && !how.Polling {
+		if err := s.mayWrite(ctx, viewer, ref); err != nil {
+			return nil, err
+		}
+		notBefore = s.opts.Now().Truncate(time.Millisecond) // as the store keeps it
+	}
+	list, err := s.tags(ctx, repo, how)
+	if err := s.guard(ctx, viewer, ref, err, notBefore); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// tags is Tags without the visibility check.
+func (s *Service) tags(ctx context.Context, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
 	if how.Refresh {
 		listed, err := s.listed(ctx, repo, true, how)
 		if err != nil {
@@ -110,6 +129,11 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, how ReadOp
 	client, _ := s.reader(how.Polling)
 	tags, err := client.ListTags(ctx, repo)
 	if err != nil {
+		return time.Time{}, err
+	}
+	// Read with the service's credentials: whether anyone may, is known
+	// before anything of the repository is recorded.
+	if err := s.learnVisibility(ctx, analysis.Reference{Repository: repo}); err != nil {
 		return time.Time{}, err
 	}
 	if only != nil {
@@ -279,9 +303,10 @@ func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed t
 
 // Versions returns every known image of repo with the tags that point at it
 // now, newest first, for MicroBadger's Versions list; the tags are listed
-// first if they never were, as Tags does.
-func (s *Service) Versions(ctx context.Context, repo analysis.Repository, how ReadOptions) ([]*analysis.Report, error) {
-	list, err := s.Tags(ctx, repo, how)
+// first if they never were, as Tags does, whose visibility check for
+// viewer the answer passes.
+func (s *Service) Versions(ctx context.Context, viewer auth.Viewer, repo analysis.Repository, how ReadOptions) ([]*analysis.Report, error) {
+	list, err := s.Tags(ctx, viewer, repo, how)
 	if err != nil {
 		return nil, err
 	}

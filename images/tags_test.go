@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 )
 
@@ -41,7 +42,7 @@ func TestThousandTagsOverFewDigests(t *testing.T) {
 	}
 	repo := must(analysis.ParseRepository(e.host + "/acme/many"))
 	e.reg.Requests()
-	list, err := e.svc.Tags(context.Background(), repo, images.ReadOptions{Refresh: true})
+	list, err := e.svc.Tags(context.Background(), auth.Viewer{}, repo, images.ReadOptions{Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestThousandTagsOverFewDigests(t *testing.T) {
 		t.Errorf("first listing made %d content GETs, want %d", n, 2*len(imgs))
 	}
 	// Listing again when nothing changed: the tag list, one HEAD per tag, no other GET.
-	if _, err := e.svc.Tags(context.Background(), repo, images.ReadOptions{Refresh: true}); err != nil {
+	if _, err := e.svc.Tags(context.Background(), auth.Viewer{}, repo, images.ReadOptions{Refresh: true}); err != nil {
 		t.Fatal(err)
 	}
 	reqs := e.reg.Requests()

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/notify"
 	"github.com/imagebadger/imagebadger/registry"
@@ -70,7 +71,7 @@ func TestPollingLeavesTheLastFifthOfABudget(t *testing.T) {
 	svc := images.New(images.Options{Client: client, Store: st, FreshFor: time.Millisecond})
 	defer svc.Close(context.Background())
 	ref := analysis.Reference{Repository: analysis.Repository{Registry: host, Name: "acme/app"}, Tag: "1"}
-	w := notify.NewWatcher(notify.WatcherOptions{Images: svc, Store: st, Interval: time.Hour,
+	w := notify.NewWatcher(notify.WatcherOptions{Images: svc.System(), Store: st, Interval: time.Hour,
 		Watched: []analysis.Repository{ref.Repository}})
 	if err := w.Poll(context.Background()); err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func TestPollingLeavesTheLastFifthOfABudget(t *testing.T) {
 	if tg, _ := st.Tag(context.Background(), ref.Repository, "1"); tg.Digest != first {
 		t.Errorf("the poll recorded the move to %s without reading it", tg.Digest)
 	}
-	ans, err := svc.Read(context.Background(), ref, images.ReadOptions{Refresh: true})
+	ans, err := svc.Read(context.Background(), auth.Viewer{}, ref, images.ReadOptions{Refresh: true})
 	if err != nil || ans.Report.Digest != second {
 		t.Errorf("a read asked for by a person: %v, digest %v, want %s", err, ans.Report, second)
 	}

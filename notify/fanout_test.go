@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/crane"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/server"
@@ -114,7 +115,7 @@ func TestFiltersDecideWhoHears(t *testing.T) {
 		for _, tag := range []string{"1.4.3", "latest", "1.5.0", "2.0.0", "1.4.4-rc1"} {
 			e.check(t, tag)
 		}
-		if _, err := e.Images.Read(context.Background(), e.repo.WithTag("1.4.3"), images.ReadOptions{}); err != nil {
+		if _, err := e.Images.Read(context.Background(), auth.Viewer{}, e.repo.WithTag("1.4.3"), images.ReadOptions{}); err != nil {
 			t.Fatal(err) // the child's parent is known from here on
 		}
 		stack.PushImage(t, stack.Image(t, nil, 2, nil), baseRef) // rebuilt: 1.4.3 and latest are outdated
@@ -152,7 +153,7 @@ func TestReleasesAreHeardByThoseToWhomTheyAreNew(t *testing.T) {
 		}
 		stack.PushImage(t, stack.Image(t, nil, 1, nil), e.repo.String()+":2.1", e.repo.String()+":2.1.0")
 		// One listing records both as one change set.
-		if _, err := e.Images.Tags(context.Background(), e.repo, images.ReadOptions{Refresh: true, RegistryOnly: true}); err != nil {
+		if _, err := e.Images.Tags(context.Background(), auth.Viewer{}, e.repo, images.ReadOptions{Refresh: true, RegistryOnly: true}); err != nil {
 			t.Fatal(err)
 		}
 		want := map[string][]string{"sub_all": {"1.4.2", "2.0.0", "2.1.0"}, "sub_minor": {"1.4.2", "1.4.3"}}

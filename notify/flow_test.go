@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/demo"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
@@ -317,11 +318,11 @@ func TestDemoLabelOnlyRebuildIsNotOutdated(t *testing.T) {
 				if err := svc.Check(ctx, runtimeRepo.WithTag("1.4.2"), images.ReadOptions{}); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := svc.Tags(ctx, runtimeRepo, images.ReadOptions{Refresh: true}); err != nil {
+				if _, err := svc.Tags(ctx, auth.Viewer{}, runtimeRepo, images.ReadOptions{Refresh: true}); err != nil {
 					t.Fatal(err)
 				}
 				s.Settle(t)
-				a, err := svc.Read(ctx, appRef, images.ReadOptions{})
+				a, err := svc.Read(ctx, auth.Viewer{}, appRef, images.ReadOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}

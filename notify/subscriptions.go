@@ -164,6 +164,12 @@ type CreateRequest struct {
 	Coalesce string
 	// Client is the requester's address, the key of the rate limit.
 	Client string
+	// Authorize, when set, says whether the requester may subscribe to the
+	// subject (the visibility check of the image service, with the
+	// requester as its viewer); its error is the answer. It runs once the
+	// request is otherwise valid and before anything about existing
+	// subscriptions to the subject is told.
+	Authorize func(ctx context.Context, subject analysis.Reference) error
 }
 
 // Limits of a subscription's options (docs/API.md).
@@ -224,6 +230,11 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 	}
 	if err := s.checkTarget(ctx, target); err != nil {
 		return Created{}, err
+	}
+	if req.Authorize != nil {
+		if err := req.Authorize(ctx, subject); err != nil {
+			return Created{}, err
+		}
 	}
 	sub := store.Subscription{
 		ID:        newID("sub_"),

@@ -52,7 +52,9 @@ type Options struct {
 // go-containerregistry Puller, so the authentication handshake with a
 // repository happens once and later requests cost exactly one round trip.
 type Client struct {
-	puller    *remote.Puller
+	puller *remote.Puller
+	// anonymous reads as anyone may, for the visibility check (Visibility).
+	anonymous *remote.Puller
 	timeout   time.Duration
 	insecure  map[string]bool
 	endpoints map[string]string
@@ -96,9 +98,8 @@ func New(o Options) (*Client, error) {
 	o = o.withDefaults()
 	bud := newBudgets()
 	limited := &limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency), budgets: bud, now: o.Now}
-	opts := []remote.Option{
+	common := []remote.Option{
 		remote.WithTransport(&realmGuard{next: limited, keychain: o.Keychain}),
-		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithUserAgent(o.UserAgent),
 		remote.WithPageSize(listPageSize),
 		// Retry only network flakes, once: a registry that is struggling is not
@@ -106,11 +107,16 @@ func New(o Options) (*Client, error) {
 		remote.WithRetryBackoff(remote.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),
 		remote.WithRetryStatusCodes(http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
 	}
-	p, err := remote.NewPuller(opts...)
+	p, err := remote.NewPuller(append(slices.Clone(common), remote.WithAuthFromKeychain(o.Keychain))...)
 	if err != nil {
 		return nil, fmt.Errorf("registry: new puller: %w", err)
 	}
-	c := &Client{puller: p, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
+	// The same options with no credentials.
+	anon, err := remote.NewPuller(append(common, remote.WithAuth(authn.Anonymous))...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: new anonymous puller: %w", err)
+	}
+	c := &Client{puller: p, anonymous: anon, timeout: o.Timeout, insecure: map[string]bool{}, endpoints: map[string]string{}, keychain: o.Keychain, budgets: bud}
 	for _, h := range o.Insecure {
 		if h = strings.TrimSpace(h); h != "" {
 			c.insecure[h] = true

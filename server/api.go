@@ -21,7 +21,7 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	a, err := s.images.Read(r.Context(), ref, how)
+	a, err := s.images.Read(r.Context(), s.viewer(r), ref, how)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (s *Server) apiRefresh(w http.ResponseWriter, r *http.Request) error {
 	if err := s.allowRefresh(r); err != nil {
 		return err
 	}
-	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true})
+	a, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func (s *Server) decideBadge(r *http.Request, kindText, refText, want string) (s
 	if err != nil || want != "" && !validPlatform(want) {
 		return grey(badge.TextInvalid, badgeCacheControl), nil
 	}
-	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{Wait: s.badges.opts.Wait})
+	a, err := s.images.Read(r.Context(), s.badgeViewer(r, ref.Repository), ref, images.ReadOptions{Wait: s.badges.opts.Wait})
 	if err != nil {
 		text, cache, ok := badgeFailureText(err)
 		if !ok {
@@ -149,7 +149,7 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeBadge(w, r, b.status, b.cache, s.badges.svgs.Get(b.key))
+	s.writeBadge(w, r, b.status, s.badgeCache(r, b.cache), s.badges.svgs.Get(b.key))
 	return nil
 }
 
@@ -182,7 +182,7 @@ func (s *Server) apiShields(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	clean := b.key.Badge.Cleaned()
-	w.Header().Set("Cache-Control", b.cache)
+	w.Header().Set("Cache-Control", s.badgeCache(r, b.cache))
 	return writeJSON(w, http.StatusOK, shieldsEndpoint{SchemaVersion: 1, Label: clean.Left, Message: clean.Right,
 		Color: strings.TrimPrefix(string(clean.Color), "#"), IsError: b.failed})
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/store"
 )
 
@@ -61,6 +63,8 @@ func statusOf(err error) (code string, status int) {
 		return "invalid_request", http.StatusBadRequest
 	case errors.Is(err, errUnauthorized):
 		return "unauthorized", http.StatusUnauthorized
+	case errors.Is(err, auth.ErrForbidden):
+		return "forbidden", http.StatusForbidden
 	case errors.Is(err, errExists):
 		return "subscription_exists", http.StatusConflict
 	case errors.Is(err, errTooLarge):
@@ -69,6 +73,8 @@ func statusOf(err error) (code string, status int) {
 		return "method_not_allowed", http.StatusMethodNotAllowed
 	case errors.Is(err, errCrossOrigin):
 		return "cross_origin", http.StatusForbidden
+	case errors.Is(err, images.ErrForbidden):
+		return "forbidden", http.StatusForbidden
 	case errors.Is(err, analysis.ErrNotFound):
 		return "not_found", http.StatusNotFound
 	case errors.Is(err, analysis.ErrForbidden):

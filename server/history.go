@@ -68,7 +68,7 @@ func (s *Server) historyQuery(r *http.Request) (store.HistoryQuery, error) {
 		}
 		q.Before = n
 	}
-	known, err := s.store.KnownRepository(r.Context(), repo)
+	known, err := s.images.KnownRepository(r.Context(), s.viewer(r), repo)
 	if err != nil {
 		return store.HistoryQuery{}, err
 	}
@@ -85,7 +85,7 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	changes, more, err := s.store.History(r.Context(), q)
+	changes, more, err := s.images.History(r.Context(), s.viewer(r), q)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (s *Server) apiDiff(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.images.Diff(r.Context(), from, to, platform, images.ReadOptions{})
+	c, err := s.images.Diff(r.Context(), s.viewer(r), from, to, platform, images.ReadOptions{})
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = min(n, maxSearchLimit)
 	}
-	found, err := s.store.Search(r.Context(), term, limit)
+	found, err := s.images.Search(r.Context(), s.viewer(r), term, limit)
 	if err != nil {
 		return err
 	}

@@ -107,11 +107,11 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	// The listing first, so the requested image's tags are all known.
-	versions, err := s.images.Versions(ctx, ref.Repository, images.ReadOptions{})
+	versions, err := s.images.Versions(ctx, s.viewer(r), ref.Repository, images.ReadOptions{})
 	if err != nil {
 		return err
 	}
-	a, err := s.images.Read(ctx, ref, images.ReadOptions{})
+	a, err := s.images.Read(ctx, s.viewer(r), ref, images.ReadOptions{})
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *Server) microBadgerVersionRoute(w http.ResponseWriter, r *http.Request)
 	if !digestPattern.MatchString(digest) {
 		return &analysis.Error{Kind: analysis.ErrInvalidReference, Message: "the version must be a digest, sha256: and 64 hexadecimal digits"}
 	}
-	versions, err := s.images.Versions(r.Context(), repo, images.ReadOptions{})
+	versions, err := s.images.Versions(r.Context(), s.viewer(r), repo, images.ReadOptions{})
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func (s *Server) lastUpdated(r *http.Request, ref analysis.Reference, rep *analy
 		return info.LastUpdated.UTC()
 	}
 	if ref.Digest == "" {
-		if st, err := s.store.Tag(r.Context(), ref.Repository, ref.Tag); err == nil && !st.Changed.IsZero() {
+		if st, err := s.images.TagState(r.Context(), s.viewer(r), ref); err == nil && !st.Changed.IsZero() {
 			return st.Changed.UTC().Truncate(time.Second)
 		}
 	}
@@ -299,8 +299,11 @@ func (s *Server) refreshHook(w http.ResponseWriter, r *http.Request) error {
 			Message: "this repository was refreshed a moment ago; try again later"}
 	}
 	// Sent right after a push: the registry, not a web API that may lag
-	// it, says where the tags point.
-	if _, err := s.images.Tags(r.Context(), repo, images.ReadOptions{Refresh: true, RegistryOnly: true}); err != nil {
+	// it, says where the tags point. The hook's token is handed to anyone
+	// on the subscription form, so it proves nothing about who may see the
+	// repository: the refresh is the request's viewer's, and of a private
+	// repository it answers as of a missing one.
+	if _, err := s.images.Tags(r.Context(), s.viewer(r), repo, images.ReadOptions{Refresh: true, RegistryOnly: true}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

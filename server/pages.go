@@ -194,7 +194,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 			status = http.StatusBadRequest
 		} else {
 			if refErr == nil {
-				known, err := s.store.KnownRepository(r.Context(), ref.Repository)
+				known, err := s.images.KnownRepository(r.Context(), s.viewer(r), ref.Repository)
 				if err != nil {
 					return err
 				}
@@ -226,7 +226,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	recent, err := s.store.RecentChanges(r.Context(), recentChangeRows)
+	recent, err := s.images.RecentChanges(r.Context(), s.viewer(r), recentChangeRows)
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ func (s *Server) homePage(w http.ResponseWriter, r *http.Request) error {
 	}
 	page.Recent = templates.NewRecentItems(rc, recentOnHome, opt.Now)
 	for _, repo := range s.pages.watched {
-		a, err := s.store.RepositoryActivity(r.Context(), repo)
+		a, err := s.images.RepositoryActivity(r.Context(), s.viewer(r), repo)
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func (s *Server) search(r *http.Request, term string, limit int) ([]templates.Se
 	if len(term) < store.MinSearchTerm {
 		return nil, nil
 	}
-	found, err := s.store.Search(r.Context(), term, limit)
+	found, err := s.images.Search(r.Context(), s.viewer(r), term, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		redirectTo(w, r, templates.ImageHref(canon))
 		return nil
 	}
-	a, err := s.images.Read(r.Context(), ref, images.ReadOptions{})
+	a, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{})
 	if err != nil {
 		return err
 	}
@@ -316,7 +316,13 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	// The registry's rate-limit budget is said on the page when low; it is
 	// part of what the kept page was made from.
 	notice := s.budgetNotice(ref.Registry)
-	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited) + "\x00" + notice
+	// A signed-in person is shown a private repository's badge token; the
+	// page made with it is kept under it, never served to anyone else.
+	badgeToken, err := s.pageBadgeToken(r, ref.Repository)
+	if err != nil {
+		return err
+	}
+	key := "page\x00" + ref.String() + "\x00" + platform + "\x00" + strconv.FormatBool(limited) + "\x00" + notice + "\x00" + badgeToken
 	version := ""
 	if a.Version != "" {
 		version = a.Version + "/" + strconv.FormatInt(opt.Now.Unix(), 10)
@@ -328,7 +334,7 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	// stamp, which the answer's version holds, so the kept page stays true.
 	var history []templates.TagChange
 	if ref.Tag != "" {
-		changes, _, err := s.store.History(r.Context(), store.HistoryQuery{Repo: ref.Repository, Tag: ref.Tag, Limit: historyOnImagePage})
+		changes, _, err := s.images.History(r.Context(), s.viewer(r), store.HistoryQuery{Repo: ref.Repository, Tag: ref.Tag, Limit: historyOnImagePage})
 		if err != nil {
 			return err
 		}
@@ -340,6 +346,9 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 	}
 	page.Hub = templates.NewHubView(a.Report.RepositoryInfo, a.Report.Repository, opt.Now)
 	page.BudgetNotice = notice
+	if badgeToken != "" {
+		page.WithBadgeToken(badgeToken)
+	}
 	return s.renderKept(w, r, http.StatusOK, templates.Image(page), key, version)
 }
 
@@ -361,7 +370,7 @@ func (s *Server) refreshPage(w http.ResponseWriter, r *http.Request) error {
 	if err := s.allowRefresh(r); err != nil {
 		// Back to the page, which says so, rather than an error page.
 		q.Set("notice", noticeRefreshLimited)
-	} else if _, err := s.images.Read(r.Context(), ref, images.ReadOptions{Refresh: true}); err != nil {
+	} else if _, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{Refresh: true}); err != nil {
 		return err
 	}
 	target := templates.ImageHref(canonicalRef(ref))
@@ -394,8 +403,8 @@ func (s *Server) repositoryPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	sizes := s.images.Platforms(ctx, repo, digests)
-	removed, err := s.store.Deleted(r.Context(), repo, removedOnRepositoryPage)
+	sizes := s.images.Platforms(ctx, s.viewer(r), repo, digests)
+	removed, err := s.images.Deleted(r.Context(), s.viewer(r), repo, removedOnRepositoryPage)
 	if err != nil {
 		return err
 	}
@@ -463,6 +472,9 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err erro
 	page := s.errorPage(r, status, heading, text)
 	if errors.Is(err, analysis.ErrUnauthorized) {
 		page.CredentialsFor = registryOf(r)
+	}
+	if status == http.StatusNotFound && s.images.Policy() == images.PrivateToSignedIn && !s.signInConfigured() {
+		page.PrivateHelp = true
 	}
 	if m, ok := analysis.MissingIn(err); ok && m.Part != analysis.MissingRepository && (m.Ref.Tag != "" || m.Ref.Digest != "") {
 		// The tag or digest is not there: the repository's page lists
@@ -568,7 +580,7 @@ func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	changes, more, err := s.store.History(r.Context(), q)
+	changes, more, err := s.images.History(r.Context(), s.viewer(r), q)
 	if err != nil {
 		return err
 	}
@@ -587,7 +599,7 @@ func (s *Server) diffPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.images.Diff(r.Context(), from, to, platform, images.ReadOptions{})
+	c, err := s.images.Diff(r.Context(), s.viewer(r), from, to, platform, images.ReadOptions{})
 	if err != nil {
 		return err
 	}

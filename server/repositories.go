@@ -31,5 +31,5 @@ func (s *Server) tagList(r *http.Request, repo analysis.Repository) (*analysis.T
 			return nil, err
 		}
 	}
-	return s.images.Tags(r.Context(), repo, how)
+	return s.images.Tags(r.Context(), s.viewer(r), repo, how)
 }

@@ -53,6 +53,8 @@ func (s *Server) routes() {
 	s.pageRoutes()
 	s.subscriptionRoutes()
 	s.hookRoutes()
+	s.signInRoutes()
+	s.apiTokenRoutes()
 	s.logEveryRoute()
 }
 

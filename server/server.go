@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/notify"
 	"github.com/imagebadger/imagebadger/ratelimit"
@@ -70,6 +71,10 @@ type Options struct {
 	// Build names the binary that serves, for the page footer and the
 	// imagebadger_build_info gauge. Optional.
 	Build BuildInfo
+	// Auth tells who a request comes from (sessions, the proxy's header,
+	// API and badge tokens); nil when no sign-in is configured, and then
+	// every request is anonymous. Optional.
+	Auth *auth.Auth
 }
 
 // BuildInfo is what a binary knows of its own making: set at link time
@@ -140,6 +145,8 @@ type Server struct {
 	responses *responseMemo
 	// separateMetrics is Options.SeparateMetrics.
 	separateMetrics bool
+	// auth is Options.Auth.
+	auth *auth.Auth
 }
 
 // New returns a Server with every route registered.
@@ -173,6 +180,7 @@ func New(cfg Options) *Server {
 		tokenFailures: ratelimit.New(cfg.TokenFailures),
 
 		separateMetrics: cfg.SeparateMetrics,
+		auth:            cfg.Auth,
 	}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(newBudgetCollector(cfg.Images.Budgets), newBuildInfoGauge(cfg.Build))

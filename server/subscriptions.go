@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -215,7 +216,7 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) e
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalidRequest("the body must be one JSON object, with nothing after it")
 	}
-	c, err := s.subs.Create(r.Context(), req.createRequest(clientAddr(r)))
+	c, err := s.subs.Create(r.Context(), s.authorized(r, req.createRequest(clientAddr(r))))
 	var exists *notify.ExistsError
 	if errors.As(err, &exists) {
 		w.Header().Set("Location", "/api/v1/subscriptions/"+exists.ID)
@@ -388,7 +389,7 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 		// Unticking every box is a mistake, not a request for everything.
 		return s.renderForm(w, r, req, http.StatusBadRequest, "Choose at least one event.")
 	}
-	c, err := s.subs.Create(r.Context(), req)
+	c, err := s.subs.Create(r.Context(), s.authorized(r, req))
 	if err != nil {
 		err = subscriptionError(err)
 		_, status := statusOf(err)
@@ -531,4 +532,15 @@ func subscriptionView(sub store.Subscription, now time.Time) templates.Subscript
 		v.Coalesce = sub.Coalesce.String()
 	}
 	return v
+}
+
+// authorized gives a subscription request the visibility check of a write
+// by the request's viewer: subscribing to a private repository needs a
+// viewer who may change it.
+func (s *Server) authorized(r *http.Request, req notify.CreateRequest) notify.CreateRequest {
+	viewer := s.viewer(r)
+	req.Authorize = func(ctx context.Context, subject analysis.Reference) error {
+		return s.images.MayWrite(ctx, viewer, subject, 0)
+	}
+	return req
 }

@@ -37,6 +37,9 @@ func copyTables() []copyTable {
 		{name: "gram_counts"},
 		{name: "fanout_cursors"},
 		{name: "supply_chains"},
+		{name: "sessions"},
+		{name: "api_tokens"},
+		{name: "badge_tokens"},
 	}
 }
 

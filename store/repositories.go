@@ -51,12 +51,13 @@ func (s *Store) RecordListing(ctx context.Context, repo analysis.Repository, at 
 }
 
 // Listed returns when repo's tags were last listed, or an error wrapping
-// analysis.ErrNotFound if never.
+// analysis.ErrNotFound if never (a repository row with listed_at 0 holds
+// only its visibility).
 func (s *Store) Listed(ctx context.Context, repo analysis.Repository) (time.Time, error) {
 	var at int64
 	err := s.read.QueryRowContext(ctx, `SELECT listed_at FROM repositories WHERE registry = ? AND repository = ?`,
 		repo.Registry, repo.Name).Scan(&at)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && at == 0) {
 		return time.Time{}, fmt.Errorf("store: listing of %s: %w", repo, analysis.ErrNotFound)
 	}
 	if err != nil {

@@ -170,20 +170,26 @@ func Error(p ErrorPage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<form class=\"search\" action=\"/\" method=\"get\" role=\"search\"><label for=\"q\">Try another image</label><div class=\"search-row\"><input id=\"q\" name=\"q\" type=\"search\" value=\"")
+			if p.PrivateHelp {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<section class=\"card\" aria-labelledby=\"private-h\" data-testid=\"private-help\"><h2 id=\"private-h\">Looking for a private image?</h2><p>Images this service reads with its registry credentials, and that their registry does not serve to anyone, are shown only to people who are signed in. No sign-in is configured here, so they are shown to nobody, and they answer as images that do not exist.</p><p>The operator can configure sign-in (<code>--oidc-issuer</code>, <code>--oidc-client-id</code>, <code>--oidc-client-secret</code> and <code>--oidc-allowed</code>, or an authenticating proxy with <code>--auth-proxy-header</code> and <code>--auth-proxy-trusted</code>), or, for an instance that only its network protects, start imagebadger with <code>--private-images=everyone</code>.</p></section>")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<form class=\"search\" action=\"/\" method=\"get\" role=\"search\"><label for=\"q\">Try another image</label><div class=\"search-row\"><input id=\"q\" name=\"q\" type=\"search\" value=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var11 string
 			templ_7745c5c3_Var11, templ_7745c5c3_Err = templruntime.NewAttributeExpression(p.Query).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `templates/error.templ`, Line: 31, Col: 57}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `templates/error.templ`, Line: 38, Col: 57}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var11)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "\" placeholder=\"e.g. alpine:3.20\" autocomplete=\"off\" autocapitalize=\"off\" spellcheck=\"false\" required> <button type=\"submit\" class=\"btn btn-primary\">Inspect</button></div></form><p><a href=\"/\">← Back to the home page</a></p></section>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "\" placeholder=\"e.g. alpine:3.20\" autocomplete=\"off\" autocapitalize=\"off\" spellcheck=\"false\" required> <button type=\"submit\" class=\"btn btn-primary\">Inspect</button></div></form><p><a href=\"/\">← Back to the home page</a></p></section>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -48,6 +48,9 @@ type ImagePage struct {
 	Hub *HubView
 	// BudgetNotice, when set, says the registry's rate-limit budget is low.
 	BudgetNotice string
+	// BadgeToken is the private repository's badge token, in the snippets
+	// and shown to signed-in people (see WithBadgeToken); empty otherwise.
+	BadgeToken string
 }
 
 // HubView is what Docker Hub's web API says of the repository.

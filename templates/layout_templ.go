@@ -139,7 +139,7 @@ func Layout(p Meta) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "</p></div></footer><script src=\"/static/app.js\" defer></script></body></html>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "</p><p class=\"account-links\"><a href=\"/signin\" data-testid=\"signin-link\">Sign in</a> · <a href=\"/settings/tokens\" data-testid=\"tokens-link\">API tokens</a></p></div></footer><script src=\"/static/app.js\" defer></script></body></html>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

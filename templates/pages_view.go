@@ -325,6 +325,11 @@ type ErrorPage struct {
 	// CredentialsFor, when set, names the registry that wants credentials
 	// this service lacks: the page then says how to give them.
 	CredentialsFor string
+	// PrivateHelp, on a not-found page, says that private images are shown
+	// to nobody here (the default policy and no sign-in configured) and
+	// how the operator changes that. Every not-found page says it, so it
+	// tells nothing of the image asked for.
+	PrivateHelp bool
 }
 
 // StatusText is the status line shown small above the heading.

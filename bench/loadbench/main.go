@@ -15,7 +15,12 @@
 //  3. engines: the same badge from a second child on PostgreSQL (a
 //     throwaway cluster of Debian's postgresql package, fsync on), against
 //     the child on SQLite, by both measures: a replica's cached badge should
-//     cost what the embedded default's does (target: within 10%).
+//     cost what the embedded default's does (target: within 10%);
+//  4. sign-in: the same badge, public, from a child with sign-in configured
+//     (an OpenID provider, never reached, and a proxy header), against the
+//     child without: who is asking is worked out for every request, and
+//     for an anonymous one that must cost next to nothing (targets:
+//     throughput within 5%, p99 at -rate req/s at most 3 ms).
 //
 // The server runs in a child process (this program started again with
 // -child), wired as `imagebadger serve` wires it (store, registry client,
@@ -42,6 +47,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -62,6 +68,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/badge"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/openloop"
@@ -108,13 +115,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	child := fs.Bool("child", false, "internal: run the server (the parent starts this)")
 	regHost := fs.String("registry", "", "internal: the registry the child reads")
 	db := fs.String("db", "", "internal: the child's database")
+	signIn := fs.Bool("signin", false, "internal: the child has sign-in configured")
 	logPath := fs.String("log", "", "internal: the child's request log")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write the SQLite child's CPU profile (go tool pprof) to this file, to see where a badge's time goes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *child {
-		return serveChild(ctx, *regHost, *db, *logPath, s.cpuProfile, out)
+		return serveChild(ctx, *regHost, *db, *logPath, s.cpuProfile, *signIn, out)
 	}
 	if s.rounds < 1 || s.duration < time.Second || s.rate < 1 || s.rate > 20000 ||
 		s.rateDuration < time.Duration(s.rounds)*time.Second || s.rateDuration > 5*time.Minute || s.duration > 5*time.Minute || s.rounds > 20 {
@@ -145,7 +153,7 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 
-	addr, childPID, stopChild, err := startChild(ctx, regHost, filepath.Join(dir, "imagebadger.db"), filepath.Join(dir, "requests.log"), s.cpuProfile)
+	addr, childPID, stopChild, err := startChild(ctx, regHost, filepath.Join(dir, "imagebadger.db"), filepath.Join(dir, "requests.log"), s.cpuProfile, false)
 	if err != nil {
 		return err
 	}
@@ -241,6 +249,11 @@ func bench(ctx context.Context, s settings, wrk string, out io.Writer) error {
 		return err
 	}
 	missed = append(missed, engineMissed...)
+	signInMissed, err := compareSignIn(ctx, s, wrk, regHost, ref, dir, badgeURL, childPID, out)
+	if err != nil {
+		return err
+	}
+	missed = append(missed, signInMissed...)
 	if len(missed) > 0 {
 		fmt.Fprintf(out, "targets missed: %s\n", strings.Join(missed, ", "))
 		if s.strict {
@@ -268,7 +281,7 @@ func compareEngines(ctx context.Context, s settings, wrk, regHost, ref, dir, sql
 	if err != nil {
 		return nil, err
 	}
-	addr, pgPID, stop, err := startChild(ctx, regHost, dsn, filepath.Join(dir, "requests-postgres.log"), "")
+	addr, pgPID, stop, err := startChild(ctx, regHost, dsn, filepath.Join(dir, "requests-postgres.log"), "", false)
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +341,82 @@ func compareEngines(ctx context.Context, s settings, wrk, regHost, ref, dir, sql
 	return missed, nil
 }
 
+// compareSignIn is part 4: the public badge of ref from a child with
+// sign-in configured against noSignIn, the child without, interleaved
+// round by round, by throughput (and CPU time per request, which load from
+// elsewhere on the machine hardly moves) and by p99 at the fixed rate.
+// noSignInPID is the child without's process. It returns the targets
+// missed.
+func compareSignIn(ctx context.Context, s settings, wrk, regHost, ref, dir, noSignIn string, noSignInPID int, out io.Writer) ([]string, error) {
+	addr, signInPID, stop, err := startChild(ctx, regHost, filepath.Join(dir, "imagebadger-signin.db"), filepath.Join(dir, "requests-signin.log"), "", true)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	withSignIn := "http://" + addr + "/badges/version/" + ref + ".svg"
+	if err := warm(ctx, withSignIn, "http://"+addr+baselinePath); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "sign-in: the same cached public badge from a child with sign-in configured and one without, interleaved\n")
+	var offRPS, onRPS, ratios, offCPU, onCPU []float64
+	// round runs one wrk round against u and adds the CPU time per
+	// request of pid to cpu.
+	round := func(u string, pid int, cpu *[]float64) (wrkResult, error) {
+		before := processCPU(pid)
+		r, err := runWrk(ctx, wrk, s, u)
+		if after := processCPU(pid); err == nil && before >= 0 && after >= 0 && r.requests > 0 {
+			*cpu = append(*cpu, float64(after-before)/float64(time.Microsecond)/float64(r.requests))
+		}
+		return r, err
+	}
+	for i := 0; i < s.rounds; i++ {
+		a, err := round(noSignIn, noSignInPID, &offCPU)
+		if err != nil {
+			return nil, err
+		}
+		b, err := round(withSignIn, signInPID, &onCPU)
+		if err != nil {
+			return nil, err
+		}
+		offRPS, onRPS, ratios = append(offRPS, a.rps), append(onRPS, b.rps), append(ratios, b.rps/a.rps)
+		fmt.Fprintf(out, "  round %d: without %8.0f req/s   with sign-in %8.0f req/s   ratio %.3f\n", i+1, a.rps, b.rps, ratios[i])
+	}
+	if len(offCPU) == s.rounds && len(onCPU) == s.rounds {
+		fmt.Fprintf(out, "  cpu/req: without %.1f µs, with sign-in %.1f µs (medians); SIGN-IN THROUGHPUT RATIO BY CPU %.3f (without ÷ with)\n",
+			median(offCPU), median(onCPU), median(offCPU)/median(onCPU))
+	}
+	var missed []string
+	ratio := median(onRPS) / median(offRPS)
+	lo, hi := slices.Min(ratios), slices.Max(ratios)
+	fmt.Fprintf(out, "SIGN-IN THROUGHPUT RATIO %.3f (with ÷ without, target >= 0.95); per-round %.3f-%.3f, noise ±%.1f%%\n",
+		ratio, lo, hi, 100*(hi-lo)/2/ratio)
+	if ratio < 0.95 {
+		missed = append(missed, "sign-in throughput ratio")
+	}
+	chunk := s.rateDuration / time.Duration(s.rounds)
+	var offRuns, onRuns []chunkRun
+	for i := 0; i < s.rounds; i++ {
+		for _, side := range []struct {
+			url  string
+			runs *[]chunkRun
+		}{{noSignIn, &offRuns}, {withSignIn, &onRuns}} {
+			r, err := openLoop(ctx, side.url, s.rate, chunk)
+			if err != nil {
+				return nil, err
+			}
+			*side.runs = append(*side.runs, r)
+		}
+	}
+	a, b := summarize(offRuns), summarize(onRuns)
+	fmt.Fprintf(out, "  without      %s\n  with sign-in %s\n", a, b)
+	fmt.Fprintf(out, "SIGN-IN P99 AT %d REQ/S: with sign-in %s, without %s (target: with sign-in <= 3ms)\n", s.rate,
+		b.p99.Round(time.Microsecond), a.p99.Round(time.Microsecond))
+	if b.p99 > 3*time.Millisecond || b.errors > 0 {
+		missed = append(missed, "sign-in p99")
+	}
+	return missed, nil
+}
+
 // startRegistry serves go-containerregistry's registry on loopback.
 func startRegistry() (host string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -364,12 +453,13 @@ func pushImage(ctx context.Context, ref string) error {
 
 // startChild starts this program with -child and reads the address it
 // listens on. stop sends SIGTERM and waits, killing after 10 s.
-func startChild(ctx context.Context, regHost, db, logPath, cpuProfile string) (addr string, pid int, stop func(), err error) {
+func startChild(ctx context.Context, regHost, db, logPath, cpuProfile string, signIn bool) (addr string, pid int, stop func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", 0, nil, err
 	}
-	cmd := exec.Command(self, "-child", "-registry", regHost, "-db", db, "-log", logPath, "-cpuprofile", cpuProfile)
+	cmd := exec.Command(self, "-child", "-registry", regHost, "-db", db, "-log", logPath, "-cpuprofile", cpuProfile,
+		"-signin="+strconv.FormatBool(signIn))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -450,7 +540,7 @@ func processCPU(pid int) time.Duration {
 
 // serveChild is the server side: the service wired as serve wires it, with
 // the baseline route, until SIGTERM.
-func serveChild(ctx context.Context, regHost, db, logPath, cpuProfile string, out io.Writer) error {
+func serveChild(ctx context.Context, regHost, db, logPath, cpuProfile string, signIn bool, out io.Writer) error {
 	if regHost == "" || db == "" || logPath == "" {
 		return errors.New("-child needs -registry, -db and -log")
 	}
@@ -489,7 +579,22 @@ func serveChild(ctx context.Context, regHost, db, logPath, cpuProfile string, ou
 		return err
 	}
 	defer svc.Close(context.Background())
-	srv := server.New(server.Options{Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry()})
+	opts := server.Options{Images: svc, Store: st, Logger: logger, Metrics: prometheus.NewRegistry()}
+	if signIn {
+		// Configured as a deployment would be: an OpenID provider (found on
+		// the first sign-in only, so never reached here) and a proxy header
+		// trusted from loopback, which the benchmark's requests never carry.
+		a, err := auth.New(auth.Options{Store: st, BaseURL: "http://127.0.0.1", Logger: logger,
+			OIDC: auth.OIDCOptions{Issuer: "http://127.0.0.1:9/never", ClientID: "bench", ClientSecret: "bench",
+				Allowed: []string{"bench@example.com"}, Transport: netguard.New(true).Transport()},
+			ProxyHeader: "X-Forwarded-Email", ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			BadgeKey: []byte("bench badge key")})
+		if err != nil {
+			return err
+		}
+		opts.Auth = a
+	}
+	srv := server.New(opts)
 	hs := server.HTTPServer(withBaseline(srv, badge.Render(badge.Badge{Left: "version", Right: benchVersion, Color: badge.ColorValue})), logger)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -106,7 +107,7 @@ func baseCheck(ctx context.Context, cfg *Config, refText, baseText, platform str
 		return analysis.BaseCheck{}, err
 	}
 	defer closeAll()
-	a, err := svc.Read(ctx, ref, images.ReadOptions{Refresh: true})
+	a, err := svc.Read(ctx, auth.Operator(), ref, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return analysis.BaseCheck{}, err
 	}
@@ -139,7 +140,7 @@ func baseCheck(ctx context.Context, cfg *Config, refText, baseText, platform str
 		}
 		cur, read := current[base.Ref]
 		if !read && base.Ref.Tag != "" {
-			b, err := svc.Read(ctx, base.Ref, images.ReadOptions{Refresh: true})
+			b, err := svc.Read(ctx, auth.Operator(), base.Ref, images.ReadOptions{Refresh: true})
 			if err != nil {
 				return analysis.BaseCheck{}, reword(err, "the base "+base.Ref.String()+": ")
 			}

@@ -110,6 +110,8 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"serve", "--registry-concurrency", "many"}, []string{"--registry-concurrency", "a whole number"}},
 		{[]string{"serve", "--log-level", "verbose"}, []string{"--log-level", "debug, info, warn or error"}},
 		{[]string{"serve", "--log-format", "xml"}, []string{"--log-format", "json or text"}},
+		{[]string{"serve", "--private-images", "nobody"}, []string{"--private-images", "signed-in or everyone"}},
+		{[]string{"inspect", "--private-images", "everyone", "alpine"}, []string{"unknown flag --private-images here"}},
 		{[]string{"serve", "---addr", ":1"}, []string{`"---addr" is not a flag`}},
 		{[]string{"version", "--json"}, []string{"unknown flag --json here", "inspect"}},
 		{[]string{"serve", "--version"}, []string{"imagebadger --version names this build"}},
@@ -258,6 +260,7 @@ func TestEnvironmentValueMessages(t *testing.T) {
 		{"IMAGEBADGER_REGISTRY_CONCURRENCY", "eight", "a whole number"},
 		{"IMAGEBADGER_LOG_LEVEL", "verbose", "debug, info, warn or error"},
 		{"IMAGEBADGER_LOG_FORMAT", "logfmt", "json or text"},
+		{"IMAGEBADGER_PRIVATE_IMAGES", "all", "signed-in or everyone"},
 	} {
 		err := run(context.Background(), []string{"serve"}, envOf(map[string]string{tc.env: tc.value}), io.Discard, io.Discard)
 		want := tc.env + `="` + tc.value + `": want ` + tc.want

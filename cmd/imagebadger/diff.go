@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 )
 
@@ -48,7 +49,7 @@ func diff(ctx context.Context, cfg *Config, fromText, toText, platform string, j
 		return err
 	}
 	defer closeAll()
-	c, err := svc.Diff(ctx, from, to, platform, images.ReadOptions{Refresh: true})
+	c, err := svc.Diff(ctx, auth.Operator(), from, to, platform, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}

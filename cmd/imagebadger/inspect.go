@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 )
 
@@ -25,7 +26,7 @@ func inspect(ctx context.Context, cfg *Config, refText string, jsonOut bool, w i
 		return err
 	}
 	defer closeAll()
-	a, err := svc.Read(ctx, ref, images.ReadOptions{Refresh: true})
+	a, err := svc.Read(ctx, auth.Operator(), ref, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}

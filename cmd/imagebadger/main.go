@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/server"
 )
 
@@ -310,6 +311,16 @@ type Config struct {
 	MetricsAddr string
 	// Trust names the signature trust rules file; empty judges no signature.
 	Trust string
+	// SignIn is who may sign in and how (see signin.go).
+	SignIn SignIn
+	// PrivateImages is who sees images read with credentials (see
+	// images.Policy): signed-in or everyone.
+	PrivateImages string
+}
+
+// privatePolicies are the words --private-images takes.
+func privatePolicies() []string {
+	return []string{string(images.PrivateToSignedIn), string(images.PrivateToEveryone)}
 }
 
 // logLevels are the words --log-level takes, logFormats those of
@@ -327,6 +338,7 @@ func defaultConfig() *Config {
 		DockerHubAPI:        "https://hub.docker.com",
 		LogLevel:            "info",
 		LogFormat:           "json",
+		PrivateImages:       string(images.DefaultPrivateImages),
 	}
 }
 
@@ -344,6 +356,8 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
 		fs.StringVar(&c.Trust, "trust", c.Trust, "`file` of signature trust rules (cosign keys per repository pattern); empty leaves every signature unjudged")
+		c.registerSignIn(fs)
+		fs.Var(&choice{val: &c.PrivateImages, allowed: privatePolicies()}, "private-images", "`policy`: who sees images read with credentials, signed-in (people signed in and token holders) or everyone")
 	}
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often tracked tags are re-checked")
 	fs.BoolVar(&c.AllowPrivateRegistries, "allow-private-registries", c.AllowPrivateRegistries, "permit registries on loopback and private addresses")
@@ -413,6 +427,9 @@ func (c *Config) validate() error {
 	}
 	if !slices.Contains(logFormats(), c.LogFormat) {
 		return fmt.Errorf("--log-format %q: want %s", c.LogFormat, orList(logFormats(), "or"))
+	}
+	if _, err := images.ParsePolicy(c.PrivateImages); err != nil {
+		return fmt.Errorf("--private-images %q: want %s", c.PrivateImages, orList(privatePolicies(), "or"))
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func TestHelp(t *testing.T) {
 		flags []string
 		not   []string
 	}{
-		{"serve", []string{"--addr", "--db", "--base-url", "--hook-token", "--allow-private-registries", "--log-level", "--log-format", "--metrics-addr"}, []string{"--json"}},
+		{"serve", []string{"--addr", "--db", "--base-url", "--hook-token", "--allow-private-registries", "--log-level", "--log-format", "--metrics-addr", "--private-images"}, []string{"--json"}},
 		{"inspect", []string{"--json", "--allow-private-registries", "--registry-timeout"}, []string{"--addr", "--hook-token", "--log-level"}},
 		{"tags", []string{"--json"}, []string{"--db"}},
 		{"demo", []string{"--addr", "--db", "--log-level"}, []string{"--json"}},

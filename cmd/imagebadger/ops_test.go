@@ -425,3 +425,30 @@ func TestBuildFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateImagesPolicyLogged: serve says at start who sees private
+// images: signed-in people by default, everyone when the flag or its
+// variable says so.
+func TestPrivateImagesPolicyLogged(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, nil, "signed-in"},
+		{map[string]string{"IMAGEBADGER_PRIVATE_IMAGES": "everyone"}, nil, "everyone"},
+		{nil, []string{"--private-images=everyone"}, "everyone"},
+	} {
+		p := startServe(t, tc.env, tc.args...)
+		found := ""
+		for _, l := range p.lines(t) {
+			if v, ok := l["private_images"]; ok {
+				found = v
+			}
+		}
+		if found != tc.want {
+			t.Errorf("env %v, args %v: logged private_images %q, want %q\n%s", tc.env, tc.args, found, tc.want, p.logs)
+		}
+		p.stop(t)
+	}
+}

@@ -129,7 +129,22 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 		}
 		verifier = rules
 	}
-	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log, Verifier: verifier})
+	signIn, err := newAuth(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	if signIn == nil {
+		log.Info("no sign-in configured", "hint", "--oidc-issuer or --auth-proxy-header let people sign in")
+	} else {
+		log.Info("sign-in configured", "oidc_issuer", cfg.SignIn.OIDCIssuer, "auth_proxy_header", cfg.SignIn.AuthProxyHeader,
+			"auth_proxy_trusted", cfg.SignIn.AuthProxyTrusted)
+	}
+	policy, err := images.ParsePolicy(cfg.PrivateImages)
+	if err != nil {
+		return err
+	}
+	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log, PrivateImages: policy, Verifier: verifier})
+	logPolicy(log, policy)
 	n, err := svc.LoadIndex(ctx)
 	if err != nil {
 		return err
@@ -142,12 +157,12 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	// Links in payloads and pings point at the public URL.
 	events := notify.NewBuilder(cfg.BaseURL)
 	worker := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: webhookGuard.Transport(), Logger: log, Metrics: reg,
-		Builder: events, Differ: svc})
+		Builder: events, Differ: svc.System()})
 	// Moves are recorded with their change, nothing more; the fan-out tells
 	// them, woken by each commit (and, on PostgreSQL, by other processes').
 	fanOut := notify.NewFanOut(notify.FanOutOptions{Store: st, Images: svc, Builder: events, Wake: worker.Wake, Logger: log})
-	watcher := notify.NewWatcher(notify.WatcherOptions{Images: svc, Store: st, Watched: watch, Interval: cfg.PollInterval, Logger: log})
-	subs := notify.NewSubscriptions(notify.SubscriptionsOptions{Store: st, Images: svc, Builder: events, Worker: worker, Guard: webhookGuard})
+	watcher := notify.NewWatcher(notify.WatcherOptions{Images: svc.System(), Store: st, Watched: watch, Interval: cfg.PollInterval, Logger: log})
+	subs := notify.NewSubscriptions(notify.SubscriptionsOptions{Store: st, Images: svc.System(), Builder: events, Worker: worker, Guard: webhookGuard})
 	watchCtx, stopWatcher := context.WithCancel(context.WithoutCancel(ctx))
 	fanCtx, stopFanOut := context.WithCancel(context.WithoutCancel(ctx))
 	workCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
@@ -188,6 +203,7 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	}()
 
 	srv := server.New(server.Options{
+		Auth:            signIn,
 		Subscriptions:   subs,
 		Watcher:         watcher,
 		HookToken:       cfg.HookToken,
@@ -246,4 +262,17 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 		log.Info("stopped serving", "listener", l.name, "addr", l.ln.Addr().String())
 	}
 	return serveErr
+}
+
+// logPolicy says at start who sees private images, so an operator knows
+// whether the images the service's credentials open are shown to anyone.
+func logPolicy(log *slog.Logger, policy images.Policy) {
+	switch policy {
+	case images.PrivateToEveryone:
+		log.Warn("private images are shown to everyone", "private_images", string(policy),
+			"hint", "images read with credentials are shown to anyone who can reach the service; only the network protects them")
+	default:
+		log.Info("private images are shown only to signed-in people and token holders", "private_images", string(policy),
+			"hint", "without sign-in configured that is nobody; --private-images=everyone shows them to all")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -25,7 +26,7 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 		return err
 	}
 	defer closeAll()
-	list, err := svc.Tags(ctx, repo, images.ReadOptions{Refresh: true})
+	list, err := svc.Tags(ctx, auth.Operator(), repo, images.ReadOptions{Refresh: true})
 	if err != nil {
 		return err
 	}

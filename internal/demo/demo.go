@@ -131,7 +131,7 @@ func (r *Registry) Seed(ctx context.Context, st *store.Store, client *registry.C
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
-			if _, err := svc.Tags(ctx, rp, images.ReadOptions{Refresh: true}); err != nil {
+			if _, err := svc.System().Tags(ctx, rp, images.ReadOptions{Refresh: true}); err != nil {
 				return fmt.Errorf("demo: list %s: %w", repo, err)
 			}
 		}

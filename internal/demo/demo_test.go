@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/demo"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
@@ -57,7 +58,7 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := svc.Read(ctx, r, images.ReadOptions{})
+		a, err := svc.Read(ctx, auth.Viewer{}, r, images.ReadOptions{})
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
@@ -98,7 +99,7 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := svc.Tags(ctx, baseRepo, images.ReadOptions{})
+	list, err := svc.Tags(ctx, auth.Viewer{}, baseRepo, images.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestSeedGivesEveryPageSomethingToShow(t *testing.T) {
 	if list.TagCount != 6 || len(list.Groups) != 3 {
 		t.Errorf("base: %d tags in %d groups, want 6 in 3", list.TagCount, len(list.Groups))
 	}
-	if _, err := svc.Read(ctx, baseRepo.WithTag("3.19.4"), images.ReadOptions{}); err == nil {
+	if _, err := svc.Read(ctx, auth.Viewer{}, baseRepo.WithTag("3.19.4"), images.ReadOptions{}); err == nil {
 		t.Error("the deleted base:3.19.4 reads as an image")
 	} else if _, ok := analysis.DeletedTag(err); !ok {
 		t.Errorf("base:3.19.4: %v, want it recorded as deleted", err)

@@ -149,7 +149,7 @@ CREATE INDEX parents_by_parent ON parents (parent_registry, parent_repository, p
 CREATE TABLE repositories (
     registry    TEXT NOT NULL,
     repository  TEXT NOT NULL,
-    listed_at   BIGINT NOT NULL,
+    listed_at   BIGINT NOT NULL, visibility TEXT NOT NULL DEFAULT '', visibility_checked_at BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (registry, repository)
 );
 
@@ -259,6 +259,36 @@ CREATE TABLE fanout_cursors (
     subscription_id TEXT NOT NULL DEFAULT '',
     lease_owner     TEXT,
     lease_until     BIGINT
+);
+
+CREATE TABLE sessions (
+    hash       TEXT PRIMARY KEY,
+    person     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+
+CREATE INDEX sessions_expiry ON sessions (expires_at);
+
+CREATE TABLE api_tokens (
+    id         TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL,
+    person     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+);
+
+CREATE INDEX api_tokens_person ON api_tokens (person, created_at);
+
+CREATE TABLE badge_tokens (
+    registry   TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    salt       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (registry, repository)
 );
 
 CREATE TABLE supply_chains (

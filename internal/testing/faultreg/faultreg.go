@@ -58,6 +58,13 @@ const (
 	// ErrorPage answers Status (200 when zero) with an HTML page, as a
 	// proxy or a registry's web front does where an API is missing.
 	ErrorPage
+	// RequireBasicAuth answers 401 with a Basic challenge, as a registry
+	// with `auth: htpasswd` does, unless the request carries Username and
+	// Password; with them it answers normally. The registry's ping (GET
+	// /v2/) then asks for credentials too, whatever PathContains says, so
+	// that clients holding some send them; repositories the rule does not
+	// match stay open to anonymous clients.
+	RequireBasicAuth
 )
 
 // Rule applies a Fault to requests with Method (empty: any) whose path
@@ -72,6 +79,8 @@ type Rule struct {
 	Location     string
 	Status       int
 	Times        int
+	// Username and Password are what RequireBasicAuth accepts.
+	Username, Password string
 }
 
 // Registry is the test registry. Its Close also releases held requests.
@@ -87,7 +96,10 @@ type Registry struct {
 	release chan struct{} // closed by Release; nil: nothing held
 }
 
-type request struct{ method, path string }
+type request struct {
+	method, path string
+	anonymous    bool // without an Authorization header
+}
 
 type ruleState struct {
 	Rule
@@ -211,6 +223,19 @@ func (r *Registry) WaitRequests(n int, timeout time.Duration, paths ...string) [
 	}
 }
 
+// Anonymous is Peek of the requests that carried no Authorization header.
+func (r *Registry) Anonymous(paths ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var got []string
+	for _, q := range r.reqs {
+		if q.anonymous && (len(paths) == 0 || slices.ContainsFunc(paths, func(p string) bool { return strings.Contains(q.path, p) })) {
+			got = append(got, q.method+" "+q.path)
+		}
+	}
+	return got
+}
+
 func (r *Registry) listLocked(paths []string) []string {
 	var got []string
 	for _, q := range r.reqs {
@@ -226,12 +251,16 @@ func (r *Registry) listLocked(paths []string) []string {
 func (r *Registry) arrive(req *http.Request) (*Rule, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, request{req.Method, req.URL.Path})
+	r.reqs = append(r.reqs, request{req.Method, req.URL.Path, req.Header.Get("Authorization") == ""})
 	if r.arrived != nil {
 		close(r.arrived)
 		r.arrived = nil
 	}
 	for _, s := range r.rules {
+		if s.Fault == RequireBasicAuth && req.URL.Path == "/v2/" {
+			rule := s.Rule
+			return &rule, nil
+		}
 		if (s.Method == "" || s.Method == req.Method) && strings.Contains(req.URL.Path, s.PathContains) && (s.Times == 0 || s.used < s.Times) {
 			s.used++
 			rule := s.Rule
@@ -284,6 +313,15 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(status)
 		w.Write([]byte("<!doctype html><title>Not here</title><p>This page does not exist.</p>"))
+	case RequireBasicAuth:
+		if u, p, ok := req.BasicAuth(); ok && u == rule.Username && p == rule.Password {
+			r.inner.ServeHTTP(w, req)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="faultreg"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
 	default:
 		rec := httptest.NewRecorder()
 		r.inner.ServeHTTP(rec, req)

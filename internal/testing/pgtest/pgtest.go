@@ -201,3 +201,14 @@ func binDir() (string, error) {
 	}
 	return "", ErrNotInstalled
 }
+
+// Dump is pg_dump's plain-text dump of the database at dsn, schema and
+// rows: what a backup of it would hold, for tests that look for what must
+// never be stored in clear.
+func (c *Cluster) Dump(ctx context.Context, dsn string) ([]byte, error) {
+	out, err := c.command(ctx, "pg_dump", "--dbname", dsn).Output()
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: pg_dump: %w", err)
+	}
+	return out, nil
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/apispec"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
@@ -62,6 +63,9 @@ type Options struct {
 	// Endpoints maps registries to the hosts their requests go to
 	// (registry.Options.Endpoints).
 	Endpoints map[string]string
+	// Keychain gives the service registry credentials; nil gives none
+	// (the host's Docker config is never read in tests).
+	Keychain authn.Keychain
 	// Registry starts a registry for the test (faultreg: go-containerregistry's
 	// in-process one, recording requests and misbehaving on demand).
 	Registry bool
@@ -93,6 +97,10 @@ type Options struct {
 	// unless given, BaseURL defaults to http://imagebadger.test, and the
 	// other fields are used as given.
 	Server *server.Options
+	// Auth configures sign-in (the stack's store and logger are used; its
+	// BaseURL defaults to the test server's own URL, where the OpenID
+	// callback is reached); nil is a service without sign-in.
+	Auth *auth.Options
 	// Log receives the service's JSON log at LogLevel (default info); nil
 	// discards it.
 	Log      io.Writer
@@ -116,6 +124,8 @@ type Stack struct {
 	Worker  *notify.Worker
 	Watcher *notify.Watcher
 	Subs    *notify.Subscriptions
+	// Auth is the sign-in of Options.Auth.
+	Auth *auth.Auth
 }
 
 // New builds and starts a stack; everything stops when the test ends.
@@ -153,10 +163,13 @@ func New(tb testing.TB, o Options) *Stack {
 	default:
 		s.Store = OpenStore(tb, o.Engine)
 	}
+	if o.Keychain == nil {
+		o.Keychain = authn.NewMultiKeychain()
+	}
 	client, err := registry.New(registry.Options{
 		Transport: netguard.New(!o.StrictRegistries).Transport(),
 		Timeout:   o.Timeout,
-		Keychain:  authn.NewMultiKeychain(),
+		Keychain:  o.Keychain,
 		Endpoints: o.Endpoints,
 	})
 	if err != nil {
@@ -188,12 +201,12 @@ func New(tb testing.TB, o Options) *Stack {
 	if o.Notify || o.Watcher {
 		guard := netguard.New(o.AllowPrivateWebhooks)
 		s.Worker = notify.NewWorker(notify.WorkerOptions{Store: s.Store, Transport: guard.Transport(), PollInterval: 20 * time.Millisecond,
-			Logger: logger, Builder: s.Builder, Differ: s.Images})
+			Logger: logger, Builder: s.Builder, Differ: s.Images.System()})
 		s.FanOut = notify.NewFanOut(notify.FanOutOptions{Store: s.Store, Images: s.Images, Builder: s.Builder, Wake: s.Worker.Wake,
 			Logger: logger, Lease: 2 * time.Second, CatchUp: 100 * time.Millisecond})
-		s.Watcher = notify.NewWatcher(notify.WatcherOptions{Images: s.Images, Store: s.Store, Interval: time.Hour, Logger: logger,
+		s.Watcher = notify.NewWatcher(notify.WatcherOptions{Images: s.Images.System(), Store: s.Store, Interval: time.Hour, Logger: logger,
 			Now: o.WatcherNow, Watched: s.Watched})
-		s.Subs = notify.NewSubscriptions(notify.SubscriptionsOptions{Store: s.Store, Images: s.Images, Builder: s.Builder,
+		s.Subs = notify.NewSubscriptions(notify.SubscriptionsOptions{Store: s.Store, Images: s.Images.System(), Builder: s.Builder,
 			Worker: s.Worker, Guard: guard, PerClient: o.PerClient})
 		wg.Go(func() { _ = s.Worker.Run(ctx) })
 		wg.Go(func() { _ = s.FanOut.Run(ctx) })
@@ -213,8 +226,28 @@ func New(tb testing.TB, o Options) *Stack {
 		if o.Notify || o.Watcher {
 			cfg.Subscriptions, cfg.Watcher = s.Subs, s.Watcher
 		}
+		// The listener is made before the server starts, so that sign-in
+		// knows the address its callback is reached at.
+		hs := httptest.NewUnstartedServer(nil)
+		hostURL := "http://" + hs.Listener.Addr().String()
+		if o.Auth != nil {
+			ao := *o.Auth
+			ao.Store = s.Store
+			if ao.Logger == nil {
+				ao.Logger = logger
+			}
+			if ao.BaseURL == "" {
+				ao.BaseURL = hostURL
+			}
+			a, err := auth.New(ao)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			s.Auth, cfg.Auth = a, a
+		}
 		s.Server = server.New(cfg)
-		hs := httptest.NewServer(apispec.Handler(tb, s.Server))
+		hs.Config.Handler = apispec.Handler(tb, s.Server)
+		hs.Start()
 		tb.Cleanup(hs.Close)
 		s.URL = hs.URL
 	}
@@ -273,6 +306,35 @@ func Open(tb testing.TB, dsn string) *store.Store {
 	}
 	tb.Cleanup(func() { st.Close() })
 	return st
+}
+
+// Dump is everything a backup of the database at dsn holds: for
+// PostgreSQL pg_dump's dump, for SQLite the bytes of the database file and
+// its write-ahead log (free pages and all), so that a test can look for
+// what must never be stored in clear.
+func Dump(tb testing.TB, dsn string) []byte {
+	tb.Helper()
+	if store.IsPostgres(dsn) {
+		if shared.cluster == nil {
+			tb.Fatal("stack: Dump of a PostgreSQL database this process's cluster did not make")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := shared.cluster.Dump(ctx, dsn)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return out
+	}
+	var out []byte
+	for _, f := range []string{dsn, dsn + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			tb.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	return out
 }
 
 // EachEngine runs f as two subtests, "sqlite" and "postgres", each given

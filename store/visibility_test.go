@@ -1,0 +1,69 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/store"
+)
+
+// A repository's visibility verdict is kept across a restart, bumps the
+// repository's stamp only when it changes, and lives beside the listing
+// time without making the repository look listed.
+func TestVisibilityKeptAndStamped(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ib.db")
+	s := open(t, path)
+	repo := analysis.Repository{Registry: "registry.example", Name: "acme/app"}
+	scope := store.RepositoryScope(repo)
+
+	if v, at, err := s.Visibility(ctx, repo); err != nil || v != analysis.VisibilityUnknown || !at.IsZero() {
+		t.Fatalf("never checked: %q %v %v, want unknown", v, at, err)
+	}
+	t0 := time.UnixMilli(1_700_000_000_000).UTC()
+	before := s.Stamp(scope)
+	if changed, err := s.RecordVisibility(ctx, repo, analysis.VisibilityPrivate, t0); err != nil || !changed {
+		t.Fatalf("first verdict: changed=%v err=%v, want changed", changed, err)
+	}
+	bumped := s.Stamp(scope)
+	if bumped == before {
+		t.Fatalf("a new verdict left the repository's stamp at %d", bumped)
+	}
+	if _, err := s.Listed(ctx, repo); !errors.Is(err, analysis.ErrNotFound) {
+		t.Fatalf("a repository only checked for visibility counts as listed: %v", err)
+	}
+	t1 := t0.Add(time.Hour)
+	if changed, err := s.RecordVisibility(ctx, repo, analysis.VisibilityPrivate, t1); err != nil || changed {
+		t.Fatalf("same verdict again: changed=%v err=%v, want unchanged", changed, err)
+	}
+	if s.Stamp(scope) != bumped {
+		t.Fatalf("an unchanged verdict bumped the stamp")
+	}
+	listedAt := t1.Add(time.Minute)
+	if err := s.RecordListing(ctx, repo, listedAt); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	v, at, err := s.Visibility(ctx, repo)
+	if err != nil || v != analysis.VisibilityPrivate || !at.Equal(t1) {
+		t.Fatalf("after reopening: %q %v %v, want private at %v", v, at, err, t1)
+	}
+	if got, err := s.Listed(ctx, repo); err != nil || !got.Equal(listedAt) {
+		t.Fatalf("listed = %v %v, want %v", got, err, listedAt)
+	}
+	if changed, err := s.RecordVisibility(ctx, repo, analysis.VisibilityPublic, t1.Add(time.Hour)); err != nil || !changed {
+		t.Fatalf("verdict turned public: changed=%v err=%v", changed, err)
+	}
+	if v, _, _ := s.Visibility(ctx, repo); v != analysis.VisibilityPublic {
+		t.Fatalf("verdict = %q, want public", v)
+	}
+	if got, err := s.Listed(ctx, repo); err != nil || !got.Equal(listedAt) {
+		t.Fatalf("a verdict moved the listing time: %v %v", got, err)
+	}
+}
