@@ -36,7 +36,9 @@ func imageMaterials(prov *analysis.Provenance, platform string) []analysis.Image
 // learnMaterials makes the image materials of what sc's provenance names
 // known: each fetched by its digest and indexed, and the tag it was built
 // from resolved now, so that whether the image is outdated can be told.
-// Failures are logged: a material that cannot be read is no parent.
+// Its visibility is learnt too, so that a private one is shown only to
+// those who may see it. Failures are logged: a material that cannot be
+// read is no parent.
 func (s *Service) learnMaterials(ctx context.Context, platform string, prov *analysis.Provenance, polling bool) {
 	for _, im := range imageMaterials(prov, platform) {
 		repo := im.Ref.Repository
@@ -46,6 +48,11 @@ func (s *Service) learnMaterials(ctx context.Context, platform string, prov *ana
 		}
 		if err == nil {
 			err = s.indexReport(ctx, repo, rep)
+		}
+		if err == nil {
+			// Read with the service's credentials: whether it is private
+			// decides who is shown it (see withoutHiddenParents).
+			err = s.learnVisibility(ctx, im.Ref)
 		}
 		if err == nil && im.Ref.Tag != "" {
 			err = s.checkMaterialTag(ctx, analysis.Reference{Repository: repo, Tag: im.Ref.Tag}, polling)
