@@ -1,6 +1,7 @@
 // Package trust judges signatures under the trust rules of docs/API.md
 // (`--trust FILE`): which keys, identities and trust stores vouch for which
-// repositories. Verification is sigstore-go's, offline: it never dials
+// repositories. Verification is sigstore's (its signature verifiers;
+// sigstore-go's root reads trusted roots), offline: it never dials
 // anything (the registry client has already read what is verified), so a
 // rule cannot make the service reach a transparency log or a key server.
 package trust
@@ -18,10 +19,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"go.yaml.in/yaml/v4"
@@ -281,32 +280,11 @@ func (r *Rule) Cosign(payload []byte, sig, subject string) Verdict {
 	return Verdict{Applies: true, Reason: reason}
 }
 
-// verifyWith checks a message signature with sigstore-go against one key,
-// given as the only trusted material.
+// verifyWith checks a message signature against one key: the signature
+// over the payload itself, as cosign signs it. It is what sigstore-go's
+// verify package does for a key-only message signature, without that
+// package, which would link a transparency-log client (grpc, go-openapi)
+// into the binary for a check that never reaches a log.
 func verifyWith(k *key, sig, payload []byte) error {
-	tm := root.NewTrustedPublicKeyMaterialFromMapping(map[string]*root.ExpiringKey{
-		k.id: root.NewExpiringKey(k.verifier, time.Time{}, time.Time{}),
-	})
-	sum := sha256.Sum256(payload)
-	return verify.VerifySignatureWithArtifacts(&messageSignature{sig: sig, digest: sum[:]}, keyContent(k.id), tm, []io.Reader{bytes.NewReader(payload)})
+	return k.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload))
 }
-
-// messageSignature is a signature over a message, as sigstore-go reads one.
-type messageSignature struct {
-	sig, digest []byte
-}
-
-func (m *messageSignature) Signature() []byte                                       { return m.sig }
-func (m *messageSignature) Digest() []byte                                          { return m.digest }
-func (m *messageSignature) DigestAlgorithm() string                                 { return "SHA2_256" }
-func (m *messageSignature) EnvelopeContent() verify.EnvelopeContent                 { return nil }
-func (m *messageSignature) MessageSignatureContent() verify.MessageSignatureContent { return m }
-
-// keyContent names the key the signature is checked with (its hint).
-type keyContent string
-
-func (k keyContent) CompareKey(any, root.TrustedMaterial) bool        { return false }
-func (k keyContent) ValidAtTime(time.Time, root.TrustedMaterial) bool { return true }
-func (k keyContent) Certificate() *x509.Certificate                   { return nil }
-func (k keyContent) PublicKey() verify.PublicKeyProvider              { return k }
-func (k keyContent) Hint() string                                     { return string(k) }
