@@ -61,6 +61,9 @@ type Platform struct {
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	Metadata     Metadata          `json:"metadata"`
 	Parent       *Parent           `json:"parent"`
+	// SupplyChain is what signs and attests the image, as last looked at;
+	// nil when it never was.
+	SupplyChain *SupplyChain `json:"supplyChain"`
 
 	// Author is the config's author field, which MicroBadger's API shows.
 	// Not part of the report's JSON.

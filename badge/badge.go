@@ -26,10 +26,18 @@ const (
 	// Efficiency is the layer contents' efficiency, known once someone
 	// asked for the image's contents (see EfficiencyBadge).
 	Efficiency Kind = "efficiency"
+	// Signed, SBOM and Provenance tell the supply chain: whether a
+	// signature verifies, how many packages the SBOM lists, which SLSA
+	// provenance the build left.
+	Signed     Kind = "signed"
+	SBOM       Kind = "sbom"
+	Provenance Kind = "provenance"
 )
 
 // Kinds returns every kind, in the order of docs/API.md.
-func Kinds() []Kind { return []Kind{Image, Version, Commit, License, Base, Efficiency} }
+func Kinds() []Kind {
+	return []Kind{Image, Version, Commit, License, Base, Efficiency, Signed, SBOM, Provenance}
+}
 
 // ParseKind accepts exactly the names of Kinds; anything else is an unknown
 // kind, which the server answers with 404.
@@ -87,6 +95,10 @@ const (
 	// TextUnauthorized: the registry wants credentials this service does
 	// not have (or refused those it has).
 	TextUnauthorized = "unauthorized"
+	// TextNone: no SBOM, or no provenance, is known for the image.
+	TextNone = "none"
+	// TextUnsigned: no signature is known for the image.
+	TextUnsigned = "unsigned"
 )
 
 // Length caps, in characters, so that a hostile label cannot make a badge
@@ -149,6 +161,22 @@ func For(kind Kind, rep *analysis.Report, p *analysis.Platform) Badge {
 		right = Clean(p.Metadata.Licenses, MaxRight)
 	case Base:
 		return baseBadge(p.Parent)
+	case Signed:
+		return signedBadge(p.SupplyChain)
+	case SBOM:
+		if sc := p.SupplyChain; sc != nil && sc.SBOM != nil {
+			n := sc.SBOM.Packages
+			if n == 1 {
+				return Badge{Left: label(kind), Right: "1 package", Color: ColorValue}
+			}
+			return Badge{Left: label(kind), Right: fmt.Sprintf("%d packages", n), Color: ColorValue}
+		}
+		return Missing(kind, TextNone)
+	case Provenance:
+		if sc := p.SupplyChain; sc != nil && sc.Provenance != nil {
+			return Badge{Left: label(kind), Right: slsaName(sc.Provenance.PredicateType), Color: ColorValue}
+		}
+		return Missing(kind, TextNone)
 	default:
 		return Missing(kind, TextNotFound)
 	}
@@ -156,6 +184,30 @@ func For(kind Kind, rep *analysis.Report, p *analysis.Platform) Badge {
 		return Missing(kind, TextNotGiven)
 	}
 	return Badge{Left: label(kind), Right: right, Color: ColorValue}
+}
+
+// signedBadge is green "verified" when a signature verifies under the
+// trust rules, blue "signed" when signatures exist but none verifies (or no
+// rule applies), grey "unsigned" otherwise.
+func signedBadge(sc *analysis.SupplyChain) Badge {
+	if sc == nil || len(sc.Signatures) == 0 {
+		return Missing(Signed, TextUnsigned)
+	}
+	for _, sig := range sc.Signatures {
+		if sig.Verified != nil && *sig.Verified {
+			return Badge{Left: label(Signed), Right: "verified", Color: ColorCurrent}
+		}
+	}
+	return Badge{Left: label(Signed), Right: "signed", Color: ColorValue}
+}
+
+// slsaName is the provenance badge's text for a predicate type: "SLSA v1",
+// "SLSA v0.2".
+func slsaName(predicateType string) string {
+	if v, ok := strings.CutPrefix(predicateType, "https://slsa.dev/provenance/"); ok && v != "" {
+		return Clean("SLSA "+v, MaxRight)
+	}
+	return Clean(predicateType, MaxRight)
 }
 
 // layers is the image badge's right text: "1 layer", "3 layers".

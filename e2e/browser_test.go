@@ -385,10 +385,10 @@ func TestPagesInBrowser(t *testing.T) {
 		if n := tb.count(`[data-testid=outdated]`); n != 0 {
 			t.Error("app on the current runtime is shown as outdated")
 		}
-		// Every badge image loaded (an SVG with a width): image, version,
-		// commit, license, base and efficiency.
-		if got := tb.eval(`String([...document.querySelectorAll("[data-testid=badges] img")].filter(i => i.complete && i.naturalWidth > 0).length)`); got != "6" {
-			t.Errorf("%s badge images loaded, want 6", got)
+		// Every badge image loaded (an SVG with a width): docs/API.md's
+		// nine kinds.
+		if got := tb.eval(`String([...document.querySelectorAll("[data-testid=badges] img")].filter(i => i.complete && i.naturalWidth > 0).length)`); got != "9" {
+			t.Errorf("%s badge images loaded, want 9", got)
 		}
 		if got := tb.eval(`document.querySelector("[data-testid=subscribe]").getAttribute("href")`); got != "/subscriptions/new?image="+urlQueryEscape(reg+"/acme/app:2.3") {
 			t.Errorf("subscribe link %q", got)

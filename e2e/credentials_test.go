@@ -101,16 +101,18 @@ func TestCredentialedRegistries(t *testing.T) {
 				if rep.Digest != digest || len(rep.Platforms) != 1 || rep.Platforms[0].LayerCount != 2 {
 					t.Fatalf("report digest %s layers %v, crane says %s", rep.Digest, rep.Platforms, digest)
 				}
-				// A second look costs one request at the registry (the
-				// HEAD) and none at the token server.
+				// A second look costs three requests at the registry (the
+				// HEAD, and the look for signatures and attestations: the
+				// tag list and the referrers API) and none at the token
+				// server.
 				regBefore := reg.Requests()
 				tokBefore := 0
 				if reg.Tokens != nil {
 					tokBefore = reg.Tokens.Requests()
 				}
 				refresh(t, srv.URL, ref)
-				if n := reg.Requests() - regBefore; n != 1 {
-					t.Errorf("a refresh cost %d registry requests, want 1", n)
+				if n := reg.Requests() - regBefore; n != 3 {
+					t.Errorf("a refresh cost %d registry requests, want 3", n)
 				}
 				if reg.Tokens != nil {
 					if n := reg.Tokens.Requests() - tokBefore; n != 0 {

@@ -50,11 +50,28 @@ func visAsk(t *testing.T, method, url, contentType, body string) visAnswer {
 // image is served; repeated reads cost neither registry a request. With
 // --private-images=everyone the private image is served.
 func TestPrivateImagesStayPrivate(t *testing.T) {
-	open, openRequests, stop, err := distreg.CountingProxy(testenv.Distribution(t))
+	// The anonymous registry's requests are counted by method and by
+	// what they ask for: manifests, tags, referrers, blobs.
+	open, openCounts, stop, err := distreg.MeteredProxy(testenv.Distribution(t), 0, func(r *http.Request) string {
+		kind := "other"
+		for _, k := range []string{"/manifests/", "/tags/", "/referrers/", "/blobs/"} {
+			if strings.Contains(r.URL.Path, k) {
+				kind = strings.Trim(k, "/")
+			}
+		}
+		return r.Method + " " + kind
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
+	openRequests := func() int {
+		n := 0
+		for _, c := range openCounts() {
+			n += c
+		}
+		return n
+	}
 	priv := testenv.DistributionWithHtpasswd(t, "ci-user", "pw-visibility-51c2")
 	basic := remote.WithAuth(&authn.Basic{Username: priv.User, Password: priv.Password})
 	for _, tag := range []string{"1", "2"} {
@@ -133,16 +150,34 @@ func TestPrivateImagesStayPrivate(t *testing.T) {
 
 		// A refresh of the public image costs its registry, which the
 		// service holds no credentials for, the one HEAD a refresh costs:
-		// no visibility check there. An anonymous refresh of the private
-		// image costs its registry nothing: it is refused before.
-		before := openRequests()
+		// no visibility check there (it would be a second HEAD of the
+		// manifest). Besides, the refresh looks again for what signs and
+		// attests the image: only its referrers and tag listings. An
+		// anonymous refresh of the private image costs its registry
+		// nothing: it is refused before.
+		countsBefore := openCounts()
 		if a := visAsk(t, "POST", srv.URL+"/api/v1/images/"+publicRef+"/refresh", "", ""); a.status != http.StatusOK {
 			t.Fatalf("refresh of the public image: %d %s", a.status, a.body)
 		}
-		if n := openRequests() - before; n != 1 {
-			t.Errorf("a refresh on the registry without credentials cost %d requests, want 1", n)
+		cost := openCounts()
+		for k, n := range countsBefore {
+			cost[k] -= n
 		}
-		before = priv.Requests()
+		for k, n := range cost {
+			switch {
+			case n == 0:
+			case k == "HEAD manifests":
+				if n != 1 {
+					t.Errorf("a refresh on the registry without credentials cost %d HEADs of the manifest, want 1 (all: %v)", n, cost)
+				}
+			case k != "GET referrers" && k != "GET tags":
+				t.Errorf("a refresh on the registry without credentials cost %d %s requests, want none (all: %v)", n, k, cost)
+			}
+		}
+		if cost["HEAD manifests"] == 0 {
+			t.Errorf("a refresh cost no HEAD of the manifest: %v", cost)
+		}
+		before := priv.Requests()
 		if a := visAsk(t, "POST", srv.URL+"/api/v1/images/"+h+"/team/secret:1/refresh", "", ""); a.status != http.StatusNotFound {
 			t.Errorf("anonymous refresh of the private image: %d", a.status)
 		}

@@ -104,6 +104,9 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 	if _, err := s.attachParents(ctx, ref.Repository, rep, deps); err != nil {
 		return Answer{}, err
 	}
+	if err := s.attachSupply(ctx, ref.Repository, rep); err != nil {
+		return Answer{}, err
+	}
 	rep.CheckedAt = checked
 	e := answerEntry{digest: digest, checked: kept, deps: deps.list, version: versionOf(digest, kept, deps.list), rep: rep}
 	e.full = e.version + "/" + strconv.FormatInt(checked.Unix(), 10)

@@ -61,6 +61,9 @@ type Options struct {
 	// CacheSize bounds the reports and the answers kept in memory (default
 	// 4096 each).
 	CacheSize int
+	// Verifier judges the cosign signatures found under the trust rules;
+	// nil leaves every signature unjudged (verified null).
+	Verifier registry.Verifier
 	// PrivateImages is who is shown private repositories (--private-images;
 	// default DefaultPrivateImages).
 	PrivateImages Policy
@@ -164,9 +167,9 @@ func New(o Options) *Service {
 		opts:          o,
 		client:        o.Client,
 		store:         o.Store,
-		inspector:     registry.NewInspector(o.Client, o.Store),
+		inspector:     registry.NewInspector(o.Client, o.Store).WithVerifier(o.Verifier),
 		pollClient:    poll,
-		pollInspector: registry.NewInspector(poll, o.Store),
+		pollInspector: registry.NewInspector(poll, o.Store).WithVerifier(o.Verifier),
 		index:         analysis.NewParentIndex(),
 		reports:       mustLRU[string, *analysis.Report](o.CacheSize),
 		answers:       mustLRU[analysis.Reference, answerEntry](o.CacheSize),

@@ -170,8 +170,9 @@ type parentFound struct {
 }
 
 // parentOf finds the parent of one platform image, as the tags stand in
-// view: named by annotations when the image says, else by the longest layer
-// prefix among known images of other repositories. It is the one definition
+// view: named by annotations when the image says, else by its provenance's
+// image materials, else by the longest layer prefix among known images of
+// other repositories. It is the one definition
 // of a report's parent and of its outdated flag.
 func (s *Service) parentOf(ctx context.Context, view *tagView, repo analysis.Repository, p *analysis.Platform, deps *reads) (parentFound, error) {
 	chain := analysis.ChainIDs(p.DiffIDs)
@@ -180,6 +181,11 @@ func (s *Service) parentOf(ctx context.Context, view *tagView, repo analysis.Rep
 			deps.addRepository(ref.Repository)
 			return s.annotatedParent(ctx, view, ref, p.Annotations[annotationBaseDigest], p, chain)
 		}
+	}
+	// The build's own record of what it used wins over a guess among the
+	// images this service happens to know.
+	if found, ok, err := s.provenanceParent(ctx, view, repo, p, chain, deps); err != nil || ok {
+		return found, err
 	}
 	if len(chain) == 0 {
 		return parentFound{}, nil

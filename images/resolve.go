@@ -166,6 +166,9 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, mode l
 	if err := s.indexReport(ctx, ref.Repository, l.rep); err != nil {
 		return lookedUp{}, err
 	}
+	if mode.read || (l.previous != "" && l.previous != desc.Digest) {
+		s.lookSupply(ctx, ref.Repository, l.rep, mode.polling)
+	}
 	return l, nil
 }
 

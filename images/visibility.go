@@ -258,33 +258,48 @@ func (s *Service) learnVisibility(ctx context.Context, ref analysis.Reference) e
 	return err
 }
 
-// withoutHiddenParents is a with the parents viewer may not see left out:
-// a public image built on a private one must not name it (nor its tags,
-// nor the base badge show it). The kept answer is shared by every viewer,
-// so a copy is made only when something is left out, and its Version says
-// so: what was made from one answer never serves for the other.
+// withoutHiddenParents is a with what viewer may not see of other
+// repositories left out: a public image built on a private one must not
+// name it, neither as its parent (nor its tags, nor the base badge show
+// it), whichever way the parent was found, nor among the image materials of
+// its provenance (a private base named by the build). The kept answer is
+// shared by every viewer, so a copy is made only when something is left
+// out, and its Version says so: what was made from one answer never serves
+// for the other.
 func (s *Service) withoutHiddenParents(ctx context.Context, viewer auth.Viewer, a Answer) Answer {
 	if s.opts.PrivateImages == PrivateToEveryone || a.Report == nil {
 		return a
 	}
 	var out *analysis.Report
-	for i, p := range a.Report.Platforms {
-		if p.Parent == nil {
-			continue
-		}
-		repo := analysis.Repository{Registry: p.Parent.Registry, Name: p.Parent.Repository}
-		// The parent was read with the service's credentials: learn its
-		// visibility if it is not known; not knowing it, leave it out.
-		v, err := s.verdict(ctx, analysis.Reference{Repository: repo}, true, time.Time{})
-		if err == nil && !s.hiddenFrom(v, viewer, repo) {
-			continue
-		}
+	copyReport := func() {
 		if out == nil {
 			c := *a.Report
 			c.Platforms = slices.Clone(a.Report.Platforms)
 			out = &c
 		}
-		out.Platforms[i].Parent = nil
+	}
+	// A parent was read with the service's credentials: learn its
+	// visibility if it is not known; not knowing it, leave it out. A
+	// material's was learnt when it was read (see learnMaterials): one
+	// still unknown could not be read, so nothing of it is known to hide,
+	// and a read of a kept answer asks no registry for it.
+	seen := func(repo analysis.Repository, learn bool) bool {
+		v, err := s.verdict(ctx, analysis.Reference{Repository: repo}, learn, time.Time{})
+		return err == nil && !s.hiddenFrom(v, viewer, repo)
+	}
+	for i, p := range a.Report.Platforms {
+		if p.Parent != nil && !seen(analysis.Repository{Registry: p.Parent.Registry, Name: p.Parent.Repository}, true) {
+			copyReport()
+			out.Platforms[i].Parent = nil
+		}
+		if mats, ok := s.visibleMaterials(analysis.Repository{Registry: a.Report.Registry, Name: a.Report.Repository}, p.SupplyChain, func(r analysis.Repository) bool { return seen(r, false) }); !ok {
+			copyReport()
+			sc := *p.SupplyChain
+			prov := *sc.Provenance
+			prov.Materials = mats
+			sc.Provenance = &prov
+			out.Platforms[i].SupplyChain = &sc
+		}
 	}
 	if out != nil {
 		a.Report = out
@@ -302,4 +317,30 @@ func (s *Service) privateBase(ctx context.Context, repo analysis.Repository) (bo
 	}
 	v, err := s.verdict(ctx, analysis.Reference{Repository: repo}, false, time.Time{})
 	return v == analysis.VisibilityPrivate, err
+}
+
+// visibleMaterials returns the provenance materials of sc that name no
+// image of another repository that seen refuses, and ok when that is all
+// of them (nothing to leave out). Materials that are no image, and images
+// of the report's own repository, are kept.
+func (s *Service) visibleMaterials(own analysis.Repository, sc *analysis.SupplyChain, seen func(analysis.Repository) bool) (kept []analysis.Material, ok bool) {
+	if sc == nil || sc.Provenance == nil {
+		return nil, true
+	}
+	all := sc.Provenance.Materials
+	cut := false
+	for i, m := range all {
+		im, isImage := analysis.ParseImageMaterial(m)
+		hide := isImage && im.Ref.Repository != own && !seen(im.Ref.Repository)
+		switch {
+		case hide && !cut:
+			kept, cut = append(make([]analysis.Material, 0, len(all)-1), all[:i]...), true
+		case !hide && cut:
+			kept = append(kept, m)
+		}
+	}
+	if !cut {
+		return nil, true
+	}
+	return kept, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -18,6 +19,7 @@ import (
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/internal/testing/supplyfix"
 )
 
 // keychain holds a user and password per registry host, as a Docker
@@ -357,4 +359,80 @@ func privateBaseMove(t *testing.T, engine string, policy images.Policy) {
 	if p := seen.Report.Platforms[0].Parent; p == nil || !p.Outdated {
 		t.Errorf("the public child's parent, to a person: %+v, want outdated", p)
 	}
+}
+
+// TestHiddenProvenanceBaseLeftOut: a public image whose provenance names a
+// private base (never read by anyone before) has that base as its parent,
+// by provenance, and among its materials, for a viewer who may see the
+// base; to an anonymous viewer the parent is null and the material is not
+// listed, while the materials that name nothing private (the frontend, a
+// Git repository) stay, and the answer's Version differs.
+func TestHiddenProvenanceBaseLeftOut(t *testing.T) {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		ctx := context.Background()
+		reg := faultreg.Start(t)
+		host := reg.Host
+		plat := []supplyfix.Platform{{OS: "linux", Architecture: "amd64", Layers: 2}}
+		base := supplyfix.Push(t, host+"/private/base:1", supplyfix.Options{Platforms: plat, SBOMPackages: 1})
+		baseURI := "pkg:docker/" + host + "/private/base@1?platform=linux%2Famd64"
+		frontend := "pkg:docker/docker/dockerfile@1.7"
+		git := "https://github.com/acme/app.git#abc"
+		supplyfix.Push(t, host+"/open/app:1", supplyfix.Options{SBOMPackages: 1, Platforms: []supplyfix.Platform{{
+			OS: "linux", Architecture: "amd64", Layers: 1, Base: base.Images["linux/amd64"],
+			Materials: []supplyfix.Material{
+				{URI: frontend, Digest: "sha256:" + strings.Repeat("d", 64)},
+				{URI: baseURI, Digest: base.Index},
+				{URI: git, Digest: "sha1:" + strings.Repeat("a", 40)},
+			},
+		}}})
+		reg.Add(faultreg.Rule{Fault: faultreg.RequireBasicAuth, PathContains: "/private/", Username: "u", Password: "p"})
+		svc := stack.New(t, stack.Options{Engine: engine, Keychain: keychain{host: {Username: "u", Password: "p"}}}).Images
+		app := mustRef(t, host+"/open/app:1")
+		uris := func(a images.Answer) []string {
+			var out []string
+			if sc := a.Report.Platforms[0].SupplyChain; sc != nil && sc.Provenance != nil {
+				for _, m := range sc.Provenance.Materials {
+					out = append(out, m.URI)
+				}
+			}
+			return out
+		}
+
+		person := auth.Viewer{Person: "dev@example.com"}
+		seen, err := svc.Read(ctx, person, app, images.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := seen.Report.Platforms[0].Parent; p == nil || p.Repository != "private/base" || p.Method != "provenance" ||
+			p.Digest != base.Platforms["linux/amd64"] {
+			t.Fatalf("a person sees the parent %+v, want private/base's %s by provenance", p, base.Platforms["linux/amd64"])
+		}
+		if got, want := uris(seen), []string{frontend, baseURI, git}; !slices.Equal(got, want) {
+			t.Errorf("a person sees the materials %q, want %q", got, want)
+		}
+
+		hidden, err := svc.Read(ctx, auth.Viewer{}, app, images.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := hidden.Report.Platforms[0].Parent; p != nil {
+			t.Errorf("an anonymous viewer sees the private parent %+v", p)
+		}
+		if got, want := uris(hidden), []string{frontend, git}; !slices.Equal(got, want) {
+			t.Errorf("an anonymous viewer sees the materials %q, want %q", got, want)
+		}
+		if hidden.Version == seen.Version {
+			t.Errorf("both answers have Version %q", seen.Version)
+		}
+		if _, err := svc.Read(ctx, auth.Viewer{}, mustRef(t, host+"/private/base:1"), images.ReadOptions{}); !errors.Is(err, analysis.ErrNotFound) {
+			t.Errorf("anonymous read of the base: %v, want not found", err)
+		}
+		again, err := svc.Read(ctx, person, app, images.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := uris(again); len(got) != 3 || again.Report.Platforms[0].Parent == nil {
+			t.Errorf("leaving the base out for one viewer changed the kept answer: materials %q, parent %+v", got, again.Report.Platforms[0].Parent)
+		}
+	})
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -335,38 +334,7 @@ func (c *Client) Manifest(ctx context.Context, repo analysis.Repository, digest 
 // checked against the limit before any request, and the body is verified
 // against the digest as it is read.
 func (c *Client) Config(ctx context.Context, repo analysis.Repository, digest string, size int64) ([]byte, error) {
-	what := "config " + repo.Name + "@" + analysis.ShortDigest(digest)
-	if size < 0 || size > analysis.MaxConfigBytes {
-		return nil, analysis.Errorf(analysis.ErrUpstream, nil, "%s declares %d bytes, more than the %d MiB limit", what, size, analysis.MaxConfigBytes>>20)
-	}
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		return nil, analysis.Errorf(analysis.ErrUpstream, err, "%s has an invalid digest", what)
-	}
-	repoName, err := c.name(repo.WithDigest(h.String()))
-	if err != nil {
-		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid reference", repo)
-	}
-	ctx, cancel := context.WithTimeout(c.tagged(ctx, repo.Registry, repoName), c.timeout)
-	defer cancel()
-	layer, err := c.puller.Layer(ctx, repoName.(name.Digest))
-	if err != nil {
-		return nil, c.classify(ctx, err, repoName, repo.Registry, what)
-	}
-	rc, err := layer.Compressed()
-	if err != nil {
-		return nil, c.classify(ctx, err, repoName, repo.Registry, what)
-	}
-	defer rc.Close()
-	// Reading to EOF makes go-containerregistry verify the digest.
-	body, err := io.ReadAll(io.LimitReader(rc, size+1))
-	if err != nil {
-		return nil, c.classify(ctx, err, repoName, repo.Registry, what)
-	}
-	if int64(len(body)) != size {
-		return nil, analysis.Errorf(analysis.ErrUpstream, nil, "%s is %d bytes but its manifest declares %d", what, len(body), size)
-	}
-	return body, nil
+	return c.blob(ctx, repo, "config", digest, size, analysis.MaxConfigBytes)
 }
 
 // limitTransport bounds every response body the registry sends (manifests,
@@ -390,6 +358,12 @@ func (e *rateLimitError) Error() string {
 func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	info, tagged := requestOf(req.Context())
+	if tagged && info.absent != "" && strings.HasSuffix(req.URL.Path, "/manifests/"+info.absent) {
+		if info.fellBack != nil {
+			*info.fellBack = true
+		}
+		return absentManifest(req), nil
+	}
 	own := tagged && sameHost(host, info.host)
 	if own && info.poll {
 		if b, ok := t.budgets.allowPoll(info.registry, req.Method, t.now()); !ok {

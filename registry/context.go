@@ -21,6 +21,15 @@ type requestInfo struct {
 	// maxBody, when set, bounds this request's response bodies instead of
 	// the manifest limit: a layer blob's declared size.
 	maxBody int64
+	// absent is a tag the caller knows the repository lacks (from its tag
+	// list): a manifest request for it is answered 404 without asking the
+	// registry. go-containerregistry reads the referrers fallback tag after
+	// a referrers API that is missing; when the listing shows no such tag,
+	// that request would only cost a round trip.
+	absent string
+	// fellBack, when set, is told that the absent tag was asked for: the
+	// referrers API was missing and go-containerregistry fell back to it.
+	fellBack *bool
 }
 
 func withRequest(ctx context.Context, info requestInfo) context.Context {

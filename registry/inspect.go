@@ -28,8 +28,29 @@ type Content interface {
 // does not hold yet. The report itself is analysis's pure work; the
 // Inspector only gathers the bytes it is made from.
 type Inspector struct {
-	client  *Client
-	content Content
+	client   *Client
+	content  Content
+	verifier Verifier
+}
+
+// Verifier judges cosign key signatures under trust rules (the trust
+// package implements it). Verification dials nothing: the payload is read
+// here, through the registry client, and only for a repository a rule
+// covers.
+type Verifier interface {
+	// Applies reports whether a rule with keys covers repo.
+	Applies(repo analysis.Repository) bool
+	// VerifyCosign judges sig (base64) over payload, which must name
+	// subject; reason says why it did not verify.
+	VerifyCosign(repo analysis.Repository, payload []byte, sig, subject string) (verified bool, signer, reason string)
+}
+
+// WithVerifier returns an Inspector like in that judges the signatures it
+// finds with v; nil leaves every signature unjudged (verified null).
+func (in *Inspector) WithVerifier(v Verifier) *Inspector {
+	c := *in
+	c.verifier = v
+	return &c
 }
 
 // NewInspector returns an Inspector reading through client into content.

@@ -77,12 +77,15 @@ func TestImageReportAndRequestCounts(t *testing.T) {
 		t.Fatalf("platforms = %+v", rep.Platforms)
 	}
 
-	// Immutable content is never fetched again: a refresh costs one HEAD.
+	// Immutable content is never fetched again: a refresh costs one HEAD,
+	// and the look for signatures and attestations, which come after the
+	// image (the tag list and the image's referrers).
+	refreshed := []string{"HEAD /v2/acme/app/manifests/1", "GET /v2/acme/app/tags/list", "GET /v2/acme/app/referrers/" + digest.String()}
 	reg.Requests()
 	if code := getJSON(t, s.URL+"/api/v1/images/"+reg.Host+"/acme/app:1?refresh=1", &rep); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	if got, want := reg.Requests(), []string{"HEAD /v2/acme/app/manifests/1"}; !cmp.Equal(got, want) {
+	if got, want := reg.Requests(), refreshed; !cmp.Equal(got, want) {
 		t.Errorf("refresh made requests %v, want %v", got, want)
 	}
 	// Without refresh, a freshly checked tag is answered from the store alone.
@@ -98,7 +101,7 @@ func TestImageReportAndRequestCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got, want := reg.Requests(), []string{"HEAD /v2/acme/app/manifests/1"}; resp.StatusCode != 200 || !cmp.Equal(got, want) {
+	if got, want := reg.Requests(), refreshed; resp.StatusCode != 200 || !cmp.Equal(got, want) {
 		t.Errorf("POST refresh: status %d, requests %v, want 200 and %v", resp.StatusCode, got, want)
 	}
 	// By digest, the stored manifest answers without any request.

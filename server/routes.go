@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	r.Handle("/api/v1/openapi.yaml", s.handle("api_openapi", s.openAPI)).Methods(http.MethodGet, http.MethodHead)
 	s.contentsRoutes()
 	r.Handle("/api/v1/images/{reference:.+}/refresh", s.apiCrossOrigin().Handler(s.handle("api_refresh", s.apiRefresh))).Methods(http.MethodPost)
+	r.Handle("/api/v1/images/{reference:.+}/sbom", s.handle("api_sbom", s.apiSBOM)).Methods(http.MethodGet)
 	r.Handle("/api/v1/images/{reference:.+}", s.handle("api_image", s.apiImage)).Methods(http.MethodGet)
 	r.Handle("/api/v1/repositories/{repository:.+}/tags", s.handle("api_tags", s.apiTags)).Methods(http.MethodGet)
 	r.Handle("/api/v1/repositories/{repository:.+}/history", s.handle("api_history", s.apiHistory)).Methods(http.MethodGet)

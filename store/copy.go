@@ -39,6 +39,7 @@ func copyTables() []copyTable {
 		{name: "layer_contents"},
 		{name: "layer_content_dirs"},
 		{name: "image_contents"},
+		{name: "supply_chains"},
 		{name: "sessions"},
 		{name: "api_tokens"},
 		{name: "badge_tokens"},

@@ -122,6 +122,57 @@ type PlatformView struct {
 	// ContentsHref is the page of what is inside the layers; empty when
 	// the service does not serve it.
 	ContentsHref string
+	// Supply is what signs and attests the image; nil when it was never
+	// looked at.
+	Supply *SupplyView
+}
+
+// SupplyView is the "Supply chain" section: who signed the image and
+// whether that was verified, what its SBOM lists, how it was built.
+type SupplyView struct {
+	Signatures []SignatureView
+	// Attestations says how many attestations were found ("3 attestations").
+	Attestations string
+	SBOM         *SBOMView
+	Provenance   *ProvenanceView
+}
+
+// SignatureView is one signature.
+type SignatureView struct {
+	Format      string
+	ShortDigest string
+	Digest      string
+	FoundBy     string
+	// Status is "verified", "not verified" or "not checked" (no trust rule).
+	Status string
+	Signer string
+	Reason string
+}
+
+// SBOMView summarises the SBOM and links to its packages.
+type SBOMView struct {
+	Format    string
+	Packages  string
+	Generator string
+	Href      string
+}
+
+// ProvenanceView is what the provenance says of the build.
+type ProvenanceView struct {
+	Kind      string
+	Builder   string
+	Source    string
+	SourceURL string
+	Revision  string
+	Materials []MaterialView
+}
+
+// MaterialView is one input of the build, linked to its page when it is
+// an image.
+type MaterialView struct {
+	URI         string
+	ShortDigest string
+	Href        string
 }
 
 // LayerView is one row of the layers table.
@@ -331,6 +382,9 @@ func newPlatformView(rep *analysis.Report, pl *analysis.Platform, opt Options) P
 		Summary:      pl.Metadata.Description,
 		Labels:       sortedLabels(pl.Labels),
 	}
+	if pl.SupplyChain != nil {
+		v.Supply = newSupplyView(rep, pl)
+	}
 	inherited := 0
 	if pl.Parent != nil {
 		v.Parent = newParentView(pl.Parent, pl.Platform)
@@ -481,6 +535,8 @@ func newParentView(pa *analysis.Parent, platform string) *ParentView {
 		Outdated:       pa.Outdated,
 	}
 	switch pa.Method {
+	case "provenance":
+		pv.Why = "named among the materials of the build's provenance, sharing its first " + plural(pa.MatchedLayers, "layer")
 	case "annotation":
 		pv.Why = "named by the image's base annotation"
 		if pa.MatchedLayers > 0 {
@@ -573,4 +629,60 @@ func metadataItems(m analysis.Metadata) []MetaItem {
 	add("Website", m.URL, WebURL(m.URL), false)
 	add("Documentation", m.Documentation, WebURL(m.Documentation), false)
 	return out
+}
+
+// newSupplyView builds the "Supply chain" section of platform pl.
+func newSupplyView(rep *analysis.Report, pl *analysis.Platform) *SupplyView {
+	sc := pl.SupplyChain
+	v := &SupplyView{Attestations: plural(len(sc.Attestations), "attestation")}
+	for _, sig := range sc.Signatures {
+		sv := SignatureView{Format: sig.Format, Digest: sig.Digest, ShortDigest: analysis.ShortDigest(sig.Digest), FoundBy: sig.FoundBy,
+			Status: "not checked", Signer: sig.Signer, Reason: sig.Reason}
+		if sig.Verified != nil {
+			sv.Status = "not verified"
+			if *sig.Verified {
+				sv.Status = "verified"
+			}
+		}
+		v.Signatures = append(v.Signatures, sv)
+	}
+	if sb := sc.SBOM; sb != nil {
+		href := "/api/v1/images/" + rep.Reference + "/sbom"
+		if pl.Platform != "" {
+			href += "?platform=" + url.QueryEscape(pl.Platform)
+		}
+		v.SBOM = &SBOMView{Format: sbomFormatName(sb.Format), Packages: plural(sb.Packages, "package"), Generator: sb.Generator, Href: href}
+	}
+	if pr := sc.Provenance; pr != nil {
+		pv := &ProvenanceView{Kind: pr.PredicateType, Builder: pr.Builder, Source: pr.Source, Revision: pr.Revision}
+		if k, ok := strings.CutPrefix(pr.PredicateType, "https://slsa.dev/provenance/"); ok {
+			pv.Kind = "SLSA " + k
+		}
+		if strings.HasPrefix(pr.Source, "https://") {
+			pv.SourceURL = pr.Source
+		}
+		for _, m := range pr.Materials {
+			mv := MaterialView{URI: m.URI, ShortDigest: analysis.ShortDigest(m.Digest)}
+			if im, ok := analysis.ParseImageMaterial(m); ok {
+				mv.Href = ImageHref(DisplayReference(im.Ref.Registry, im.Ref.Name, "", im.Ref.Digest))
+				if im.Platform != "" && im.Platform != "linux/amd64" {
+					mv.Href += "?platform=" + url.QueryEscape(im.Platform)
+				}
+			}
+			pv.Materials = append(pv.Materials, mv)
+		}
+		v.Provenance = pv
+	}
+	return v
+}
+
+// sbomFormatName is how people write an SBOM format.
+func sbomFormatName(f string) string {
+	switch f {
+	case analysis.SBOMSPDX:
+		return "SPDX"
+	case analysis.SBOMCycloneDX:
+		return "CycloneDX"
+	}
+	return f
 }

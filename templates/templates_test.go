@@ -179,8 +179,10 @@ func TestImagePage(t *testing.T) {
 	if !cmp.Equal(tags, []string{"latest", "2.3", "2.3.1"}) {
 		t.Errorf("tags %v", tags)
 	}
-	if n := byID(doc, "badges").Find("img").Length(); n != 6 {
-		t.Errorf("%d badges", n)
+	// docs/API.md's nine kinds: image, version, commit, license, base,
+	// efficiency, signed, sbom and provenance.
+	if n := byID(doc, "badges").Find("img").Length(); n != 9 {
+		t.Errorf("%d badges, want 9", n)
 	}
 	img := byID(doc, "badge-base").Find("img")
 	if src, _ := img.Attr("src"); src != "/badges/base/ghcr.io/acme/app:2.3.svg" {
@@ -521,5 +523,83 @@ func TestRefPartsBreakAtSeparatorsOnly(t *testing.T) {
 	h1, _ := byID(doc, "reference").Html()
 	if got := strings.Count(h1, "<wbr/>"); got != 4 || !strings.Contains(h1, "app<wbr/>:2.3") {
 		t.Errorf("title %q, want a break opportunity before each part (4) and none inside the tag", h1)
+	}
+}
+
+// TestImagePageSupplyChain: the "Supply chain" section says who signed the
+// image and whether it verified, links the SBOM's packages, and shows the
+// provenance's source, revision, builder and materials, each image
+// material linked to its page; the parent found by provenance says why.
+func TestImagePageSupplyChain(t *testing.T) {
+	rep := report()
+	yes, no := true, false
+	p := &rep.Platforms[0]
+	p.SupplyChain = &analysis.SupplyChain{
+		Signatures: []analysis.Signature{
+			{Format: "cosign", Digest: digest('1'), FoundBy: "tag", Verified: &yes, Signer: "cosign.pub (sha256:0123)"},
+			{Format: "cosign", Digest: digest('2'), FoundBy: "tag", Verified: &no, Reason: "no trusted key verifies the signature"},
+			{Format: "notation", Digest: digest('3'), FoundBy: "referrers"},
+		},
+		Attestations: []analysis.Attestation{{Kind: "provenance"}, {Kind: "sbom"}},
+		SBOM:         &analysis.SBOMSummary{Format: "spdx", Packages: 212, Generator: "syft-v1.18.1"},
+		Provenance: &analysis.Provenance{
+			PredicateType: "https://slsa.dev/provenance/v1", Builder: "https://github.com/acme/app/actions/runs/7",
+			Source: "https://github.com/acme/app", Revision: "0f3c0f3c",
+			Materials: []analysis.Material{
+				{URI: "pkg:docker/alpine@3.20?platform=linux%2Farm64", Digest: digest('a')},
+				{URI: "https://github.com/acme/app.git#main", Digest: "sha1:0f3c"},
+			},
+		},
+	}
+	p.Parent = &analysis.Parent{Registry: "docker.io", Repository: "library/alpine", Tags: []string{"3.20"}, Digest: digest('b'), LayerCount: 2, MatchedLayers: 2, Method: "provenance"}
+	doc := render(t, templates.Image(templates.NewImagePage(rep, "", nil, opts())))
+	sec := byID(doc, "supply-chain")
+	if sec.Length() != 1 {
+		t.Fatal("no supply chain section")
+	}
+	var statuses []string
+	sec.Find(`[data-testid="signature"]`).Each(func(_ int, s *goquery.Selection) {
+		st, _ := s.Attr("data-status")
+		statuses = append(statuses, st)
+	})
+	if strings.Join(statuses, ",") != "verified,not verified,not checked" {
+		t.Errorf("signature statuses %v", statuses)
+	}
+	if got := byID(doc, "signer").Text(); !strings.Contains(got, "cosign.pub (sha256:0123)") {
+		t.Errorf("signer %q", got)
+	}
+	if got := byID(doc, "signature-reason").Text(); !strings.Contains(got, "no trusted key verifies the signature") {
+		t.Errorf("reason %q", got)
+	}
+	link := byID(doc, "sbom-link")
+	if href, _ := link.Attr("href"); href != "/api/v1/images/"+rep.Reference+"/sbom?platform=linux%2Famd64" || link.Text() != "212 packages" {
+		t.Errorf("SBOM link %q %q", href, link.Text())
+	}
+	if got := byID(doc, "sbom").Text(); !strings.Contains(got, "SPDX") || !strings.Contains(got, "syft-v1.18.1") {
+		t.Errorf("SBOM %q", got)
+	}
+	if byID(doc, "provenance-kind").Text() != "SLSA v1" || byID(doc, "provenance-revision").Text() != "0f3c0f3c" ||
+		byID(doc, "provenance-builder").Text() != "https://github.com/acme/app/actions/runs/7" {
+		t.Errorf("provenance %q", byID(doc, "provenance").Text())
+	}
+	if href, _ := byID(doc, "provenance-source").Find("a").Attr("href"); href != "https://github.com/acme/app" {
+		t.Errorf("source link %q", href)
+	}
+	mats := byID(doc, "material")
+	if mats.Length() != 2 {
+		t.Fatalf("%d materials", mats.Length())
+	}
+	if href, _ := mats.Eq(0).Find("a").Attr("href"); href != "/images/alpine@"+digest('a')+"?platform=linux%2Farm64" {
+		t.Errorf("image material link %q", href)
+	}
+	if mats.Eq(1).Find("a").Length() != 0 {
+		t.Error("a Git material is linked as an image")
+	}
+	if got := byID(doc, "parent-why").Text(); !strings.Contains(got, "provenance") {
+		t.Errorf("parent why %q", got)
+	}
+	// Never looked at: no section.
+	if n := byID(render(t, templates.Image(templates.NewImagePage(report(), "", nil, opts()))), "supply-chain").Length(); n != 0 {
+		t.Error("a supply chain section for an image never looked at")
 	}
 }

@@ -25,6 +25,7 @@ var allowedImports = map[string][]string{
 	"registry":         {"analysis"},
 	"store":            {"analysis"},
 	"badge":            {"analysis"},
+	"trust":            {"analysis"},
 	"auth":             {"store"},
 	"images":           {"analysis", "auth", "registry", "store"},
 	"contents":         {"analysis", "images", "registry", "store"},

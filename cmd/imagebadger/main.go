@@ -313,6 +313,8 @@ type Config struct {
 	// ContentsMaxBytes and ContentsConcurrency bound contents analyses.
 	ContentsMaxBytes    int64
 	ContentsConcurrency int
+	// Trust names the signature trust rules file; empty judges no signature.
+	Trust string
 	// SignIn is who may sign in and how (see signin.go).
 	SignIn SignIn
 	// PrivateImages is who sees images read with credentials (see
@@ -360,6 +362,7 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
 		c.registerContents(fs)
+		fs.StringVar(&c.Trust, "trust", c.Trust, "`file` of signature trust rules (cosign keys per repository pattern); empty leaves every signature unjudged")
 		c.registerSignIn(fs)
 		fs.Var(&choice{val: &c.PrivateImages, allowed: privatePolicies()}, "private-images", "`policy`: who sees images read with credentials, signed-in (people signed in and token holders) or everyone")
 	}

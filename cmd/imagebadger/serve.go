@@ -21,6 +21,7 @@ import (
 	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/server"
 	"github.com/imagebadger/imagebadger/store"
+	"github.com/imagebadger/imagebadger/trust"
 )
 
 // repositories parses the --watch list.
@@ -121,6 +122,14 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	if err != nil {
 		return err
 	}
+	var verifier registry.Verifier
+	if cfg.Trust != "" {
+		rules, err := trust.Load(cfg.Trust)
+		if err != nil {
+			return fmt.Errorf("--trust: %w", err)
+		}
+		verifier = rules
+	}
 	signIn, err := newAuth(cfg, st, log)
 	if err != nil {
 		return err
@@ -135,7 +144,7 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	if err != nil {
 		return err
 	}
-	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log, PrivateImages: policy})
+	svc := images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, Logger: log, PrivateImages: policy, Verifier: verifier})
 	logPolicy(log, policy)
 	n, err := svc.LoadIndex(ctx)
 	if err != nil {

@@ -264,6 +264,7 @@ func TestImage(t *testing.T) {
 	t.Run("platform images", func(t *testing.T) { checkPlatformImages(t, p) })
 	t.Run("attestations", func(t *testing.T) { checkAttestations(t, p) })
 	t.Run("inspect", func(t *testing.T) { checkInspect(t, p) })
+	t.Run("supply chain", func(t *testing.T) { checkSupplyChain(t, p) })
 	t.Run("chroot", func(t *testing.T) { checkChroot(t, p) })
 	t.Run("arm64 under qemu", func(t *testing.T) { checkArm64(t, p) })
 }

@@ -1,7 +1,7 @@
 -- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty
 -- database new ones copy (see createFresh), is made from it. Both are made by
 -- `go test ./store/ -run TestSchemaSnapshot -update` from migrations
--- 0001_content_and_tags.sql to 0050_layer_contents.sql; do not edit.
+-- 0001_content_and_tags.sql to 0055_supply_chains.sql; do not edit.
 
 CREATE TABLE manifests (
     digest      TEXT PRIMARY KEY,
@@ -320,4 +320,14 @@ CREATE TABLE image_contents (
     summary       BLOB,
     requested_at  BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL
+);
+
+CREATE TABLE supply_chains (
+    registry     TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    sbom_digest  TEXT NOT NULL,
+    checked_at   BIGINT NOT NULL,
+    PRIMARY KEY (registry, repository, digest)
 );

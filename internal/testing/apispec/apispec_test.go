@@ -88,6 +88,7 @@ func TestDocumentLoadsAndValidates(t *testing.T) {
 	want := map[string][]string{
 		"/api/v1/images/{reference}":                {"GET"},
 		"/api/v1/images/{reference}/refresh":        {"POST"},
+		"/api/v1/images/{reference}/sbom":           {"GET"},
 		"/api/v1/repositories/{repository}/tags":    {"GET"},
 		"/api/v1/repositories/{repository}/history": {"GET"},
 		"/api/v1/diff":                             {"GET"},

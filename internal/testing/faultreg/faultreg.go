@@ -55,6 +55,9 @@ const (
 	// Hold makes the request wait until Release (or Reset, or Close), or
 	// until its context ends, then answers normally.
 	Hold
+	// ErrorPage answers Status (200 when zero) with an HTML page, as a
+	// proxy or a registry's web front does where an API is missing.
+	ErrorPage
 	// RequireBasicAuth answers 401 with a Basic challenge, as a registry
 	// with `auth: htpasswd` does, unless the request carries Username and
 	// Password; with them it answers normally. The registry's ping (GET
@@ -74,6 +77,7 @@ type Rule struct {
 	RetryAfter   int
 	Pad          int
 	Location     string
+	Status       int
 	Times        int
 	// Username and Password are what RequireBasicAuth accepts.
 	Username, Password string
@@ -102,17 +106,30 @@ type ruleState struct {
 	used int
 }
 
+// Options configures NewWith.
+type Options struct {
+	// Referrers turns on the OCI referrers API, which the registry lacks
+	// otherwise (as distribution 2.8 does).
+	Referrers bool
+}
+
 // New starts a registry that behaves until rules are added.
-func New() *Registry {
-	r := &Registry{inner: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+func New() *Registry { return NewWith(Options{}) }
+
+// NewWith is New with options.
+func NewWith(o Options) *Registry {
+	r := &Registry{inner: registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(o.Referrers))}
 	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
 	r.Host = strings.TrimPrefix(r.URL, "http://")
 	return r
 }
 
 // Start is New for a test: the registry is closed when tb ends.
-func Start(tb testing.TB) *Registry {
-	r := New()
+func Start(tb testing.TB) *Registry { return StartWith(tb, Options{}) }
+
+// StartWith is NewWith for a test.
+func StartWith(tb testing.TB, o Options) *Registry {
+	r := NewWith(o)
 	tb.Cleanup(r.Close)
 	return r
 }
@@ -288,6 +305,14 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	case RedirectTo:
 		http.Redirect(w, req, rule.Location, http.StatusTemporaryRedirect)
+	case ErrorPage:
+		status := rule.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		w.Write([]byte("<!doctype html><title>Not here</title><p>This page does not exist.</p>"))
 	case RequireBasicAuth:
 		if u, p, ok := req.BasicAuth(); ok && u == rule.Username && p == rule.Password {
 			r.inner.ServeHTTP(w, req)
