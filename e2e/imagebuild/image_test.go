@@ -902,24 +902,21 @@ func checkArm64(t *testing.T, p pushedImage) {
 }
 
 // TestImageReproducible builds the image a second time, from the same
-// commit, by running the build program directly with the platforms named
-// in the other order, another time zone, umask and temporary directory,
-// and checks every blob, and so every digest, comes out the same.
+// commit, through `make image` as the first build did (so with the
+// toolchain go.mod names, which the Makefile lets the go command fetch),
+// with the platforms named in the other order, another time zone, umask
+// and temporary directory, and checks every blob, and so every digest,
+// comes out the same.
 func TestImageReproducible(t *testing.T) {
 	first := testenv.Image(t)
 	second := filepath.Join(t.TempDir(), "again")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("sh", "-c", `umask 077 && exec "$0" run ./internal/buildimage -out "$1" -platforms linux/arm64,linux/amd64`,
-		goTool, second)
+	cmd := exec.Command("sh", "-c", `umask 077 && exec make --no-print-directory image OUT="$0" PLATFORMS=linux/arm64,linux/amd64`, second)
 	cmd.Dir = testenv.RepoRoot(t)
-	cmd.Env = append(withoutVars(os.Environ(), "SOURCE_DATE_EPOCH", "TZ", "TMPDIR"),
+	cmd.Env = append(withoutVars(os.Environ(), "SOURCE_DATE_EPOCH", "TZ", "TMPDIR", "OUT", "VERSION", "PLATFORMS", "GO"),
 		"TZ=Pacific/Chatham", "TMPDIR="+t.TempDir())
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go run ./internal/buildimage: %v\n%s", err, out)
+		t.Fatalf("make image: %v\n%s", err, out)
 	}
 	t.Logf("second build: %s", time.Since(start).Round(time.Second))
 
