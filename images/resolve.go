@@ -160,14 +160,29 @@ func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, mode l
 			return lookedUp{}, err
 		}
 	}
-	if l.rep, err = s.reportVia(ctx, ref.Repository, desc.Digest, mode.polling); err != nil {
-		return lookedUp{}, err
+	var supply func(*analysis.Report)
+	wantSupply := mode.read || (l.previous != "" && l.previous != desc.Digest)
+	if wantSupply && body != nil {
+		// The manifest is stored: the supply chain's look runs beside the
+		// report's reading (see lookSupply).
+		supply = s.lookSupply(ctx, ref.Repository, desc.Digest, mode.polling)
 	}
-	if err := s.indexReport(ctx, ref.Repository, l.rep); err != nil {
-		return lookedUp{}, err
+	l.rep, err = s.reportVia(ctx, ref.Repository, desc.Digest, mode.polling)
+	if err == nil {
+		err = s.indexReport(ctx, ref.Repository, l.rep)
 	}
-	if mode.read || (l.previous != "" && l.previous != desc.Digest) {
-		s.lookSupply(ctx, ref.Repository, l.rep, mode.polling)
+	if err == nil && wantSupply && supply == nil {
+		supply = s.lookSupply(ctx, ref.Repository, desc.Digest, mode.polling)
+	}
+	if supply != nil {
+		if err != nil {
+			supply(nil)
+		} else {
+			supply(l.rep)
+		}
+	}
+	if err != nil {
+		return lookedUp{}, err
 	}
 	return l, nil
 }

@@ -9,42 +9,71 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/store"
 )
 
 // lookSupply asks the registry what signs and attests each platform image of
-// rep and records it. Signatures come after the image, so every lookup for
-// a read (a first read, a refresh) and every move a poll finds looks again;
-// a listing's or a poll's check that finds a tag where it was does not. The
-// supply chain is an extra: a
-// failure is logged and the read goes on without it.
-func (s *Service) lookSupply(ctx context.Context, repo analysis.Repository, rep *analysis.Report, polling bool) {
-	_, _, _ = s.flight.Do("supply\x00"+reportKey(repo, rep.Digest), func() (any, error) {
-		ctx := context.WithoutCancel(ctx)
-		at := s.opts.Now()
-		_, inspector := s.reader(polling)
-		found, err := inspector.SupplyChain(ctx, repo, rep.Digest)
-		if err != nil {
-			s.opts.Logger.Info("supply chain unavailable", "image", repo.WithDigest(rep.Digest).String(), "err", err)
-			return nil, err
+// digest in repo and records it. Signatures come after the image, so every
+// lookup for a read (a first read, a refresh) and every move a poll finds
+// looks again; a listing's or a poll's check that finds a tag where it was
+// does not. The supply chain is an extra: a failure is logged and the read
+// goes on without it.
+//
+// The look needs only the top manifest, which must already be in the
+// store, so it starts at once and runs beside the reading of the report
+// (the platform manifests and configs): its requests (the tag list, the
+// referrers) then cost a read no round trip of its own. What it finds
+// about provenance materials needs the report's platforms, so the returned
+// finish waits for the look and then learns the materials of rep; call it
+// exactly once, with nil when the report could not be read.
+func (s *Service) lookSupply(ctx context.Context, repo analysis.Repository, digest string, polling bool) (finish func(rep *analysis.Report)) {
+	ctx = context.WithoutCancel(ctx)
+	done := make(chan struct{})
+	var found map[string]*registry.Supply
+	go func() {
+		defer close(done)
+		v, err, _ := s.flight.Do("supply\x00"+reportKey(repo, digest), func() (any, error) {
+			return s.findSupply(ctx, repo, digest, polling)
+		})
+		if err == nil {
+			found = v.(map[string]*registry.Supply)
 		}
-		for d, sc := range found {
-			body, err := json.Marshal(sc.SupplyChain)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := s.store.RecordSupplyChain(ctx, repo, d, store.SupplyRecord{Body: body, SBOMDigest: sc.SBOMDigest, Checked: at}); err != nil {
-				s.opts.Logger.Warn("supply chain not recorded", "image", repo.WithDigest(d).String(), "err", err)
-				return nil, err
-			}
+	}()
+	return func(rep *analysis.Report) {
+		<-done
+		if rep == nil {
+			return
 		}
 		for _, p := range rep.Platforms {
 			if sc := found[p.Digest]; sc != nil && sc.Provenance != nil {
 				s.learnMaterials(ctx, p.Platform, sc.Provenance, polling)
 			}
 		}
-		return nil, nil
-	})
+	}
+}
+
+// findSupply is one look of lookSupply: what the registry holds, recorded
+// per platform image digest.
+func (s *Service) findSupply(ctx context.Context, repo analysis.Repository, digest string, polling bool) (map[string]*registry.Supply, error) {
+	at := s.opts.Now()
+	_, inspector := s.reader(polling)
+	found, err := inspector.SupplyChain(ctx, repo, digest)
+	if err != nil {
+		s.opts.Logger.Info("supply chain unavailable", "image", repo.WithDigest(digest).String(), "err", err)
+		return nil, err
+	}
+	for d, sc := range found {
+		body, err := json.Marshal(sc.SupplyChain)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.store.RecordSupplyChain(ctx, repo, d, store.SupplyRecord{Body: body, SBOMDigest: sc.SBOMDigest, Checked: at}); err != nil {
+			s.opts.Logger.Warn("supply chain not recorded", "image", repo.WithDigest(d).String(), "err", err)
+			return nil, err
+		}
+	}
+	return found, nil
 }
 
 // attachSupply sets each platform's supplyChain from what the last look
