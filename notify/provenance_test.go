@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
@@ -36,10 +38,15 @@ func platformParents(t *testing.T, s *stack.Stack, ref string) map[string]*analy
 // base, for two platforms, neither base repository ever read before. The
 // parent is alpine (method provenance) on both platforms, never the builder
 // or the frontend; when alpine's tag moves to a rebuild, the report says
-// outdated and the subscriber gets base.updated.
+// outdated and the subscriber gets base.updated, noticed by the watcher's
+// poll of the base's tag, which nothing but the subscription asked for.
 func TestProvenanceNamesTheBase(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
+		// The watcher's clock, moved on by a poll interval (the stack's is
+		// an hour) when its poll is due.
+		var ahead atomic.Int64
+		watcherNow := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}, WatcherNow: watcherNow})
 		host := s.Registry.Host
 		plats := []supplyfix.Platform{{OS: "linux", Architecture: "amd64", Layers: 2}, {OS: "linux", Architecture: "arm64", Layers: 2}}
 		alpine := supplyfix.Push(t, host+"/library/alpine:3.20", supplyfix.Options{Platforms: plats, SBOMPackages: 1})
@@ -77,7 +84,13 @@ func TestProvenanceNamesTheBase(t *testing.T) {
 		rc := stack.NewReceiver(t)
 		sub := s.Subscribe(t, rc, host+"/acme/app:1", "/app", "base.updated")
 		rebuilt := supplyfix.Push(t, host+"/library/alpine:3.20", supplyfix.Options{Platforms: plats, SBOMPackages: 1})
-		s.Refresh(t, host+"/library/alpine:3.20")
+		// Nobody asks for alpine, nor watches it: the watcher polls the
+		// base's tag because a subscribed image is built on it, once its
+		// last check is a poll interval old.
+		ahead.Store(int64(2 * time.Hour))
+		if err := s.Watcher.Poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 
 		for plat, p := range platformParents(t, s, host+"/acme/app:1") {
 			if p == nil || p.Method != "provenance" || !p.Outdated || p.CurrentDigest != rebuilt.Index {

@@ -299,7 +299,8 @@ func (w *Watcher) again(ctx context.Context, r refreshRequest) {
 	w.later(ctx, r, waits[r.tries-1])
 }
 
-// Poll checks what is due once: every subscribed tag, and every tag of
+// Poll checks what is due once: every subscribed tag, the tags of the
+// parents of subscribed images (see store.SubscribedBases), and every tag of
 // watched repositories and of repositories subscribed to as a whole (by
 // listing them), that is due, claimed in batches from the items shared by
 // every process of the deployment. A tag checked meanwhile by anything else
@@ -391,11 +392,17 @@ func (w *Watcher) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	items := make([]store.Tracked, 0, len(subjects)+len(w.watched))
+	// The bases of subscribed images are polled too: a rebuilt base is
+	// what base.updated tells, and nobody need --watch it for that.
+	bases, err := w.store.SubscribedBases(ctx)
+	if err != nil {
+		return err
+	}
+	items := make([]store.Tracked, 0, len(subjects)+len(bases)+len(w.watched))
 	for _, r := range w.watched {
 		items = append(items, store.Tracked{Repo: r})
 	}
-	for _, s := range subjects {
+	for _, s := range slices.Concat(subjects, bases) {
 		items = append(items, store.Tracked{Repo: s.Repository, Tag: s.Tag})
 	}
 	if err := w.store.WantTracked(ctx, items, now); err != nil {

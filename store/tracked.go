@@ -112,3 +112,44 @@ func (s *Store) RescheduleTracked(ctx context.Context, owner string, it Tracked,
 	}
 	return nil
 }
+
+// MaxSubscribedBases bounds SubscribedBases: the base tags polled for the
+// sake of subscriptions, beside the subscribed tags themselves.
+const MaxSubscribedBases = 10_000
+
+// SubscribedBases returns the tags of the parents of the images that
+// subscriptions (not disabled) follow now: for each tag a subscription
+// names (or every tag of a repository-wide one), the parent recorded for
+// its image's platforms, by whatever method it was found, and that parent
+// image's tags as they point now. The watcher polls them, so that a base
+// rebuilt under its tag is noticed and its children's subscribers hear
+// base.updated, though nobody asked for the base to be watched. Once the
+// tag has moved it no longer points at the parent, and is no longer
+// wanted for that child, until a rebuild of the child records a new one.
+func (s *Store) SubscribedBases(ctx context.Context) ([]analysis.Reference, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT bt.registry, bt.repository, bt.tag
+		FROM subscriptions s
+		JOIN tags ct ON ct.registry = s.registry AND ct.repository = s.repository AND (s.tag = '' OR ct.tag = s.tag)
+		JOIN parents p ON p.registry = ct.registry AND p.repository = ct.repository AND p.digest = ct.digest
+		JOIN platform_images pi ON pi.registry = p.parent_registry AND pi.repository = p.parent_repository
+			AND pi.platform_digest = p.parent_platform_digest
+		JOIN tags bt ON bt.registry = pi.registry AND bt.repository = pi.repository AND bt.digest = pi.digest
+		WHERE s.status <> ?
+		ORDER BY bt.registry, bt.repository, bt.tag LIMIT ?`, SubscriptionDisabled, MaxSubscribedBases)
+	if err != nil {
+		return nil, fmt.Errorf("store: subscribed bases: %w", err)
+	}
+	defer rows.Close()
+	var out []analysis.Reference
+	for rows.Next() {
+		var r analysis.Reference
+		if err := rows.Scan(&r.Registry, &r.Name, &r.Tag); err != nil {
+			return nil, fmt.Errorf("store: subscribed bases: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: subscribed bases: %w", err)
+	}
+	return out, nil
+}
