@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -181,16 +182,39 @@ func (in *Inspector) SupplyChain(ctx context.Context, repo analysis.Repository, 
 	if err != nil {
 		return nil, err
 	}
-	shared := &Supply{}
-	f.subject(ctx, shared, digest)
+	// The attestation manifests the index names need no finding: they are
+	// read beside the referrers requests, which go one after another (the
+	// first tells whether the registry has the API at all).
 	inIndex := analysis.AttestationManifests(top)
+	fromIndex := make(map[string]*Supply, len(entries))
+	var wg sync.WaitGroup
 	for _, e := range entries {
 		d := e.Digest.String()
 		s := &Supply{}
-		for _, am := range inIndex[d] {
-			f.attestationManifest(ctx, s, am, analysis.FoundByIndex)
+		fromIndex[d] = s
+		if ams := inIndex[d]; len(ams) > 0 {
+			wg.Go(func() {
+				for _, am := range ams {
+					f.attestationManifest(ctx, s, am, analysis.FoundByIndex)
+				}
+			})
 		}
-		f.subject(ctx, s, d)
+	}
+	shared := &Supply{}
+	f.subject(ctx, shared, digest)
+	found := make(map[string]*Supply, len(entries))
+	for _, e := range entries {
+		d := e.Digest.String()
+		found[d] = &Supply{}
+		f.subject(ctx, found[d], d)
+	}
+	wg.Wait()
+	for _, e := range entries {
+		d := e.Digest.String()
+		// The index's attestations first, as BuildKit made them for this
+		// image; then what refers to the image, then to the index.
+		s := fromIndex[d]
+		s.merge(found[d])
 		s.merge(shared)
 		out[d] = s.done()
 	}
@@ -324,6 +348,7 @@ func (f *finder) attestationManifest(ctx context.Context, s *Supply, d v1.Descri
 // the first provenance and the first SBOM: the kind of the others is in
 // their annotations.
 func (f *finder) layers(ctx context.Context, s *Supply, m *v1.Manifest, foundBy string) {
+	f.prefetch(ctx, s, m)
 	for _, l := range m.Layers {
 		mt := string(l.MediaType)
 		if pt := sbomPredicate(mt); pt != "" {
@@ -334,10 +359,7 @@ func (f *finder) layers(ctx context.Context, s *Supply, m *v1.Manifest, foundBy 
 		if mt != analysis.MediaTypeInToto && mt != analysis.MediaTypeDSSE {
 			continue
 		}
-		pt := l.Annotations[analysis.AnnotationPredicateType]
-		if pt == "" {
-			pt = l.Annotations["predicateType"] // cosign's .att layers
-		}
+		pt := annotatedPredicate(l)
 		kind := analysis.AttestationKind(pt)
 		if pt == "" || (kind == analysis.KindProvenance && s.Provenance == nil) || (kind == analysis.KindSBOM && s.SBOM == nil) {
 			body, err := f.blob(ctx, l)
@@ -362,6 +384,43 @@ func (f *finder) layers(ctx context.Context, s *Supply, m *v1.Manifest, foundBy 
 		}
 		s.attest(analysis.Attestation{PredicateType: pt, Kind: kind, Digest: l.Digest.String(), FoundBy: foundBy})
 	}
+}
+
+// prefetch reads at once, side by side, the blobs of m that layers will
+// read one after another: the first provenance and the first SBOM by their
+// annotations, and any layer that does not say what it holds. layers then
+// finds them kept; the requests are the same, their round trips overlap.
+func (f *finder) prefetch(ctx context.Context, s *Supply, m *v1.Manifest) {
+	prov, sbom := s.Provenance != nil, s.SBOM != nil
+	var wg sync.WaitGroup
+	for _, l := range m.Layers {
+		mt := string(l.MediaType)
+		want := false
+		switch pt := annotatedPredicate(l); {
+		case sbomPredicate(mt) != "":
+			want, sbom = !sbom, true
+		case mt != analysis.MediaTypeInToto && mt != analysis.MediaTypeDSSE:
+		case pt == "":
+			want = true
+		case analysis.AttestationKind(pt) == analysis.KindProvenance:
+			want, prov = !prov, true
+		case analysis.AttestationKind(pt) == analysis.KindSBOM:
+			want, sbom = !sbom, true
+		}
+		if want {
+			wg.Go(func() { _, _ = f.blob(ctx, l) })
+		}
+	}
+	wg.Wait()
+}
+
+// annotatedPredicate is the predicate type an attestation layer's
+// annotations name, "" when they do not.
+func annotatedPredicate(l v1.Descriptor) string {
+	if pt := l.Annotations[analysis.AnnotationPredicateType]; pt != "" {
+		return pt
+	}
+	return l.Annotations["predicateType"] // cosign's .att layers
 }
 
 // readSBOM reads a bare SBOM document when none is read yet.
