@@ -102,6 +102,9 @@ type comparison struct {
 	name   string
 	a, b   []string
 	target float64 // the wanted upper bound of median(A)/median(B); 0 means none
+	// maxExtra, when set, is the wanted upper bound of median(A) − median(B):
+	// what A's extra work may cost, in time rather than as a ratio.
+	maxExtra time.Duration
 	// check, when set, judges the standard output of one run of each side before
 	// anything is timed, so a side that exits 0 without doing the work gives no ratio.
 	check func(a, b []byte) error
@@ -214,6 +217,17 @@ func report(out io.Writer, s settings, c comparison, r result) error {
 	fmt.Fprintf(out, "  A %s\n    %s\n", sa, strings.Join(c.a, " "))
 	fmt.Fprintf(out, "  B %s\n    %s\n", sb, strings.Join(c.b, " "))
 	ratio := float64(sa.median) / float64(sb.median)
+	if c.maxExtra > 0 {
+		extra := sa.median - sb.median
+		fmt.Fprintf(out, "%s: median A − median B = %v (target <= %v)\n", c.name, extra.Round(100*time.Microsecond), c.maxExtra)
+		if extra > c.maxExtra {
+			fmt.Fprintf(out, "  target missed\n")
+			if s.strict {
+				return fmt.Errorf("%s: %v more misses target %v", c.name, extra, c.maxExtra)
+			}
+		}
+		return nil
+	}
 	if c.target <= 0 {
 		fmt.Fprintf(out, "%s: ratio %.2f\n", c.name, ratio)
 		return nil

@@ -25,8 +25,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebadger/imagebadger/internal/testing/distreg"
+	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/hubapi"
 	"github.com/imagebadger/imagebadger/internal/testing/serveproc"
+	"github.com/imagebadger/imagebadger/internal/testing/supplyfix"
 )
 
 // env is what the comparisons run against.
@@ -53,20 +55,30 @@ type env struct {
 	hubSlow     string
 	hubRegistry string
 	hubCounts   func() map[string]int
+	// supply maps a registry kind ("distribution", "referrers") to the
+	// references, through a 30 ms proxy, of one BuildKit-shaped image with
+	// its attestation manifests ("attested") and one without ("plain").
+	supply map[string]map[string]string
+}
+
+// row is one comparison of the table.
+type row struct {
+	name   string
+	target float64
+	// maxExtra, when set, bounds median(A) − median(B) instead of a ratio.
+	maxExtra time.Duration
+	commands func(e *env) (a, b []string, err error)
+	check    func(e *env, a, b []byte) error
+	// rounds, warmup and timeout override the command line for slow rows (0: keep).
+	rounds  int
+	warmup  int
+	timeout time.Duration
 }
 
 // comparisons is the table of the project's whole-process comparisons. Add a row to
 // compare something new; commands builds both command lines from the environment.
 // check (optional) judges one run's standard output of each side before timing.
-var comparisons = []struct {
-	name     string
-	target   float64
-	commands func(e *env) (a, b []string, err error)
-	check    func(e *env, a, b []byte) error
-	// rounds, warmup and timeout override the command line for slow rows (0: keep).
-	rounds, warmup int
-	timeout        time.Duration
-}{
+var comparisons = []row{
 	{
 		name:   "inspect vs skopeo",
 		target: 0.50,
@@ -181,7 +193,48 @@ var comparisons = []struct {
 			return nil
 		},
 	},
+	supplyRow("distribution", "a registry without the referrers API", 2),
+	supplyRow("referrers", "a registry with the referrers API", 1),
 }
+
+// supplyRow compares the first inspect of a BuildKit image with its
+// attestations (an SLSA provenance and an SPDX SBOM in the index) against
+// the same image without them, through a proxy that holds every registry
+// request 30 ms: the supply chain's look may cost at most extra round
+// trips more.
+func supplyRow(kind, what string, extra int) row {
+	return row{
+		name:     fmt.Sprintf("inspect with attestations vs without, on %s (30 ms per request)", what),
+		maxExtra: time.Duration(extra) * supplyLatency,
+		rounds:   10,
+		commands: func(e *env) ([]string, []string, error) {
+			refs := e.supply[kind]
+			return []string{e.imagebadger, "inspect", "--json", "--allow-private-registries", refs["attested"]},
+				[]string{e.imagebadger, "inspect", "--json", "--allow-private-registries", refs["plain"]}, nil
+		},
+		check: func(e *env, a, b []byte) error {
+			var with, without struct {
+				Platforms []struct {
+					SupplyChain *struct {
+						Provenance *json.RawMessage
+						SBOM       *json.RawMessage
+					}
+				}
+			}
+			if err := json.Unmarshal(a, &with); err != nil || len(with.Platforms) != 1 || with.Platforms[0].SupplyChain == nil ||
+				with.Platforms[0].SupplyChain.Provenance == nil || with.Platforms[0].SupplyChain.SBOM == nil {
+				return fmt.Errorf("inspect of the attested image: want one platform with a provenance and an SBOM, got %.300q", a)
+			}
+			if err := json.Unmarshal(b, &without); err != nil || len(without.Platforms) != 1 {
+				return fmt.Errorf("inspect of the plain image: want one platform, got %.300q", b)
+			}
+			return nil
+		},
+	}
+}
+
+// supplyLatency is what the supply rows' proxy adds to every request.
+const supplyLatency = 30 * time.Millisecond
 
 // runSuite sets up the environment, runs every selected comparison and reports each.
 // A comparison that fails is reported and the others still run.
@@ -207,7 +260,7 @@ func runSuite(ctx context.Context, s settings, out io.Writer) error {
 			continue
 		}
 		a, b, err := row.commands(e)
-		c := comparison{name: row.name, a: a, b: b, target: row.target}
+		c := comparison{name: row.name, a: a, b: b, target: row.target, maxExtra: row.maxExtra}
 		rs := s
 		if row.rounds > 0 {
 			rs.rounds = row.rounds
@@ -351,6 +404,14 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 	cleanup = func() { stopHubReg(); stopHub(); e.hub.Close(); stopRest() }
 	e.hubSlow, e.hubRegistry, e.hubCounts = hubSlow, hubReg, counts
 
+	fmt.Fprintln(out, "pushing BuildKit-shaped images with and without attestations…")
+	stopSupply, err := setupSupply(e, reg.Addr)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	stopBefore := cleanup
+	cleanup = func() { stopSupply(); stopBefore() }
+
 	if s.bin != "" {
 		e.imagebadger = s.bin
 		return e, cleanup, nil
@@ -360,6 +421,47 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 		return nil, cleanup, err
 	}
 	return e, cleanup, nil
+}
+
+// setupSupply pushes the supply rows' images to the distribution registry
+// at distAddr (no referrers API) and to go-containerregistry's registry
+// with its referrers API on, and puts a 30 ms proxy before each.
+func setupSupply(e *env, distAddr string) (stop func(), err error) {
+	withAPI := faultreg.NewWith(faultreg.Options{Referrers: true})
+	var stops []func()
+	stop = func() {
+		for _, f := range stops {
+			f()
+		}
+		withAPI.Close()
+	}
+	e.supply = map[string]map[string]string{}
+	for kind, addr := range map[string]string{"distribution": distAddr, "referrers": withAPI.Host} {
+		slow, stopSlow, err := distreg.LatencyProxy(addr, supplyLatency)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, stopSlow)
+		e.supply[kind] = map[string]string{}
+		for variant, none := range map[string]bool{"attested": false, "plain": true} {
+			idx, _, err := supplyfix.Index(supplyfix.Options{NoAttestations: none, SBOMPackages: 50, Source: "https://github.com/acme/app", Revision: "abc",
+				Platforms: []supplyfix.Platform{{OS: "linux", Architecture: "amd64", Layers: 3,
+					Materials: []supplyfix.Material{{URI: "pkg:docker/docker/dockerfile@1.7", Digest: "sha256:" + strings.Repeat("d", 64)}}}}})
+			if err == nil {
+				var r name.Reference
+				if r, err = name.ParseReference(addr + "/bench/" + variant + ":1"); err == nil {
+					err = remote.WriteIndex(r, idx)
+				}
+			}
+			if err != nil {
+				stop()
+				return nil, fmt.Errorf("push the %s image to %s: %w", variant, kind, err)
+			}
+			e.supply[kind][variant] = slow + "/bench/" + variant + ":1"
+		}
+	}
+	return stop, nil
 }
 
 // digest is img's manifest digest as text.

@@ -51,6 +51,9 @@ type Options struct {
 	ProvenanceV1 bool
 	// Source and Revision are the provenance's vcs hints.
 	Source, Revision string
+	// NoAttestations leaves the attestation manifests out: the same index
+	// as a build without them makes it.
+	NoAttestations bool
 }
 
 // Pushed is what was pushed.
@@ -65,35 +68,9 @@ type Pushed struct {
 // Push builds the image o describes and pushes it to ref.
 func Push(t testing.TB, ref string, o Options) *Pushed {
 	t.Helper()
-	p := &Pushed{Platforms: map[string]string{}, Images: map[string]v1.Image{}}
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, pl := range o.Platforms {
-		img := build(t, pl)
-		d, err := img.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		plat := pl.OS + "/" + pl.Architecture
-		p.Platforms[plat], p.Images[plat] = d.String(), img
-		att := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-		predType, prov := provenance(pl, o)
-		att, err = mutate.Append(att,
-			mutate.Addendum{Layer: static.NewLayer(statement(predType, d.String(), prov), "application/vnd.in-toto+json"),
-				Annotations: map[string]string{"in-toto.io/predicate-type": predType}},
-			mutate.Addendum{Layer: static.NewLayer(statement("https://spdx.dev/Document", d.String(), SPDX(o.SBOMPackages)), "application/vnd.in-toto+json"),
-				Annotations: map[string]string{"in-toto.io/predicate-type": "https://spdx.dev/Document"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx = mutate.AppendManifests(idx,
-			mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: pl.OS, Architecture: pl.Architecture}}},
-			mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{
-				Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
-				Annotations: map[string]string{
-					"vnd.docker.reference.type":   "attestation-manifest",
-					"vnd.docker.reference.digest": d.String(),
-				},
-			}})
+	idx, p, err := Index(o)
+	if err != nil {
+		t.Fatal(err)
 	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -102,16 +79,58 @@ func Push(t testing.TB, ref string, o Options) *Pushed {
 	if err := remote.WriteIndex(r, idx, remote.WithAuth(authn.Anonymous)); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Index = d.String()
 	return p
 }
 
-func build(t testing.TB, pl Platform) v1.Image {
-	t.Helper()
+// Index builds the index o describes, for a caller that is not a test
+// (the benchmarks) or pushes it its own way.
+func Index(o Options) (v1.ImageIndex, *Pushed, error) {
+	p := &Pushed{Platforms: map[string]string{}, Images: map[string]v1.Image{}}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, pl := range o.Platforms {
+		img, err := build(pl)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return nil, nil, err
+		}
+		plat := pl.OS + "/" + pl.Architecture
+		p.Platforms[plat], p.Images[plat] = d.String(), img
+		idx = mutate.AppendManifests(idx,
+			mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: pl.OS, Architecture: pl.Architecture}}})
+		if o.NoAttestations {
+			continue
+		}
+		att := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+		predType, prov := provenance(pl, o)
+		att, err = mutate.Append(att,
+			mutate.Addendum{Layer: static.NewLayer(statement(predType, d.String(), prov), "application/vnd.in-toto+json"),
+				Annotations: map[string]string{"in-toto.io/predicate-type": predType}},
+			mutate.Addendum{Layer: static.NewLayer(statement("https://spdx.dev/Document", d.String(), SPDX(o.SBOMPackages)), "application/vnd.in-toto+json"),
+				Annotations: map[string]string{"in-toto.io/predicate-type": "https://spdx.dev/Document"}})
+		if err != nil {
+			return nil, nil, err
+		}
+		idx = mutate.AppendManifests(idx,
+			mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{
+				Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+				Annotations: map[string]string{
+					"vnd.docker.reference.type":   "attestation-manifest",
+					"vnd.docker.reference.digest": d.String(),
+				},
+			}})
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Index = d.String()
+	return idx, p, nil
+}
+
+func build(pl Platform) (v1.Image, error) {
 	base := pl.Base
 	if base == nil {
 		base = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
@@ -121,25 +140,21 @@ func build(t testing.TB, pl Platform) v1.Image {
 	for range n {
 		l, err := random.Layer(256, types.OCILayer)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		layers = append(layers, l)
 	}
 	img, err := mutate.AppendLayers(base, layers...)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = pl.OS, pl.Architecture
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return mutate.ConfigFile(img, cf)
 }
 
 func statement(predicateType, subject, predicate string) []byte {
