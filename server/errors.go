@@ -115,9 +115,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", loggedPath(r), "code", code, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", loggedPath(r), "client", clientAddr(r), "code", code, "err", err)
 	} else {
-		s.log.InfoContext(r.Context(), "request refused", "method", r.Method, "path", loggedPath(r), "code", code, "err", err)
+		s.log.InfoContext(r.Context(), "request refused", "method", r.Method, "path", loggedPath(r), "client", clientAddr(r), "code", code, "err", err)
 	}
 	var ae *analysis.Error
 	if errors.As(err, &ae) && ae.RetryAfter > 0 {
