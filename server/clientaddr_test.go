@@ -1,0 +1,131 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/server"
+)
+
+// syncBuffer is a log the server writes from its handlers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proxied sends a request as a reverse proxy on 127.0.0.1 forwards it for
+// client (X-Forwarded-For), with the bearer token tok, and returns the
+// status.
+func proxied(t *testing.T, method, url, client, tok string) int {
+	t.Helper()
+	var body *strings.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(`{"events":[]}`)
+	} else {
+		body = strings.NewReader("")
+	}
+	r, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r.Header.Set("Content-Type", "application/json")
+	if client != "" {
+		r.Header.Set("X-Forwarded-For", client)
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestWrongTokensBehindATrustedProxy: behind a reverse proxy on 127.0.0.1
+// named in TrustedProxies, 20 wrong tokens from one client lock that
+// client out of the token routes (429 even with the right token) and no
+// other: a second client's right token still opens its subscription and
+// the registry hook. Without TrustedProxies the header is ignored, every
+// request is the proxy's, and the second client is locked out too.
+func TestWrongTokensBehindATrustedProxy(t *testing.T) {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		for _, trusted := range []bool{true, false} {
+			name := "proxy trusted"
+			if !trusted {
+				name = "proxy not trusted"
+			}
+			t.Run(name, func(t *testing.T) {
+				opts := &server.Options{HookToken: "right-hook-token"}
+				if trusted {
+					opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+				}
+				log := &syncBuffer{}
+				s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: opts, Log: log})
+				rc := stack.NewReceiver(t)
+				ref := s.Registry.Host + "/acme/base:1.0"
+				stack.Push(t, ref)
+				sub := s.Subscribe(t, rc, ref, "/hook")
+				subURL := s.URL + "/api/v1/subscriptions/" + sub.ID
+				const attacker, other = "203.0.113.5", "203.0.113.6"
+
+				for i := range 20 {
+					if code := proxied(t, "GET", subURL, attacker, "wrong-token"); code != http.StatusUnauthorized {
+						t.Fatalf("wrong token %d from %s: %d, want 401", i+1, attacker, code)
+					}
+				}
+				if code := proxied(t, "GET", subURL, attacker, sub.Token); code != http.StatusTooManyRequests {
+					t.Errorf("the right token from %s after 20 wrong ones: %d, want 429", attacker, code)
+				}
+				if code := proxied(t, "POST", s.URL+"/hooks/registry", attacker, "right-hook-token"); code != http.StatusTooManyRequests {
+					t.Errorf("the registry hook from %s after 20 wrong tokens: %d, want 429", attacker, code)
+				}
+				wantOther := http.StatusOK
+				wantHook := http.StatusAccepted
+				if !trusted {
+					wantOther, wantHook = http.StatusTooManyRequests, http.StatusTooManyRequests
+				}
+				if code := proxied(t, "GET", subURL, other, sub.Token); code != wantOther {
+					t.Errorf("the right token from %s: %d, want %d", other, code, wantOther)
+				}
+				if code := proxied(t, "POST", s.URL+"/hooks/registry", other, "right-hook-token"); code != wantHook {
+					t.Errorf("the registry hook from %s: %d, want %d", other, code, wantHook)
+				}
+				// The request log names the client each limit was keyed by:
+				// 21 lines of the attacker's and one of the other's requests
+				// to the subscription, or all 22 of the proxy's.
+				want := map[string]int{attacker: 21, other: 1}
+				if !trusted {
+					want = map[string]int{"127.0.0.1": 22}
+				}
+				got := map[string]int{}
+				for line := range strings.Lines(log.String()) {
+					var l struct{ Msg, Route, Client string }
+					if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "http" && l.Route == "/api/v1/subscriptions/{id}" {
+						got[l.Client]++
+					}
+				}
+				if len(got) != len(want) || got[attacker] != want[attacker] || got[other] != want[other] || got["127.0.0.1"] != want["127.0.0.1"] {
+					t.Errorf("request log lines of the subscription route by client: %v, want %v", got, want)
+				}
+			})
+		}
+	})
+}
