@@ -385,7 +385,11 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 		if status >= 500 {
 			return err
 		}
-		msg, _ := analysis.PublicMessage(err)
+		if c, ok := analysis.CredentialsRefusedIn(err); ok {
+			// The form may show less than this; the log keeps all of it.
+			s.log.InfoContext(r.Context(), "subscription refused", "registry", c.Registry, "client", clientAddr(r), "err", err)
+		}
+		msg, _ := s.publicMessage(r, err)
 		if msg == "" {
 			msg = http.StatusText(status)
 		}
