@@ -116,3 +116,38 @@ func TestTrustedProxies(t *testing.T) {
 		t.Errorf("--trusted-proxies with a host name: %v, want a usage error naming the flag and the entry", err)
 	}
 }
+
+// TestKeywordDBIsRefused: a --db (or IMAGEBADGER_DB) written as a libpq
+// keyword string stops serve at start with a usage error that says to give
+// a postgres:// URL and repeats none of the value, and no SQLite file
+// named after it is created.
+func TestKeywordDBIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	const dsn = "host=db.internal user=ib password=Sup3rSecret dbname=imagebadger"
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flag", []string{"serve", "--addr", "127.0.0.1:0", "--db", dsn}, nil},
+		{"variable", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"IMAGEBADGER_DB": dsn}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			err := run(context.Background(), tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }, &stdout, &stderr)
+			var u usageError
+			if !errors.As(err, &u) || !strings.Contains(err.Error(), "postgres://") {
+				t.Fatalf("serve with a keyword --db: %v, want a usage error saying to give a postgres:// URL", err)
+			}
+			for _, part := range []string{"db.internal", "Sup3rSecret", "ib ", "imagebadger "} {
+				if shown := err.Error() + stdout.String() + stderr.String(); strings.Contains(shown, part) {
+					t.Errorf("the refusal repeats %q: %s", part, shown)
+				}
+			}
+		})
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("the directory holds %v (err %v), want no database file", entries, err)
+	}
+}

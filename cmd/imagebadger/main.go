@@ -27,6 +27,7 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/server"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 func main() {
@@ -441,6 +442,10 @@ func (c *Config) validate() error {
 	}
 	if !slices.Contains(logFormats(), c.LogFormat) {
 		return fmt.Errorf("--log-format %q: want %s", c.LogFormat, orList(logFormats(), "or"))
+	}
+	if store.IsKeywordDSN(c.DB) {
+		// Refused before anything opens or logs it (see store.ErrKeywordDSN).
+		return fmt.Errorf("--db: %w", store.ErrKeywordDSN)
 	}
 	if _, err := server.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
