@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imagebadger/imagebadger/store"
 )
 
 // TestDockerHubAPIFromTheEnvironment: docs/API.md's --dockerhub-api defaults
@@ -122,6 +124,12 @@ func TestTrustedProxies(t *testing.T) {
 // a postgres:// URL and repeats none of the value, and no SQLite file
 // named after it is created.
 func TestKeywordDBIsRefused(t *testing.T) {
+	source := filepath.Join(t.TempDir(), "source.db")
+	st, err := store.Open(context.Background(), source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	dir := t.TempDir()
 	t.Chdir(dir)
 	const dsn = "host=db.internal user=ib password=Sup3rSecret dbname=imagebadger"
@@ -132,13 +140,15 @@ func TestKeywordDBIsRefused(t *testing.T) {
 	}{
 		{"flag", []string{"serve", "--addr", "127.0.0.1:0", "--db", dsn}, nil},
 		{"variable", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"IMAGEBADGER_DB": dsn}},
+		{"copy-db source", []string{"copy-db", "--from", dsn, "--to", "copy.db"}, nil},
+		{"copy-db target", []string{"copy-db", "--from", source, "--to", dsn}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr strings.Builder
 			err := run(context.Background(), tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }, &stdout, &stderr)
 			var u usageError
-			if !errors.As(err, &u) || !strings.Contains(err.Error(), "postgres://") {
-				t.Fatalf("serve with a keyword --db: %v, want a usage error saying to give a postgres:// URL", err)
+			if err == nil || !strings.Contains(err.Error(), "postgres://") || (tc.args[0] == "serve" && !errors.As(err, &u)) {
+				t.Fatalf("%s with a keyword string: %v, want an error saying to give a postgres:// URL (for serve, a usage error)", tc.args[0], err)
 			}
 			for _, part := range []string{"db.internal", "Sup3rSecret", "ib ", "imagebadger "} {
 				if shown := err.Error() + stdout.String() + stderr.String(); strings.Contains(shown, part) {
