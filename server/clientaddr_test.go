@@ -2,14 +2,18 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/ratelimit"
 	"github.com/imagebadger/imagebadger/server"
 )
 
@@ -126,6 +130,59 @@ func TestWrongTokensBehindATrustedProxy(t *testing.T) {
 					t.Errorf("request log lines of the subscription route by client: %v, want %v", got, want)
 				}
 			})
+		}
+	})
+}
+
+// TestSubscriptionsPerClientBehindATrustedProxy: the subscriptions one
+// client may create are counted per client behind the trusted proxy (one
+// client's limit reached leaves another's whole), and a subscription
+// records the client, not the proxy, as the address that made it.
+func TestSubscriptionsPerClientBehindATrustedProxy(t *testing.T) {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true,
+			PerClient: ratelimit.Limit{Burst: 2, Period: time.Hour},
+			Server:    &server.Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
+		rc := stack.NewReceiver(t)
+		ref := s.Registry.Host + "/acme/base:1.0"
+		stack.Push(t, ref)
+		create := func(client string, i int) (int, string) {
+			t.Helper()
+			body := `{"image":"` + ref + `","url":"` + rc.URL + `/hook/` + strconv.Itoa(i) + `"}`
+			r, _ := http.NewRequest("POST", s.URL+"/api/v1/subscriptions", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Forwarded", `for="`+client+`:4711";proto=https`)
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var sub stack.Subscription
+			_ = json.NewDecoder(resp.Body).Decode(&sub)
+			return resp.StatusCode, sub.ID
+		}
+		var first string
+		for i := range 2 {
+			code, id := create("203.0.113.5", i)
+			if code != http.StatusCreated {
+				t.Fatalf("subscription %d from 203.0.113.5: %d, want 201", i+1, code)
+			}
+			if i == 0 {
+				first = id
+			}
+		}
+		if code, _ := create("203.0.113.5", 2); code != http.StatusTooManyRequests {
+			t.Errorf("a third subscription from 203.0.113.5: %d, want 429", code)
+		}
+		if code, _ := create("203.0.113.6", 3); code != http.StatusCreated {
+			t.Errorf("a subscription from 203.0.113.6: %d, want 201", code)
+		}
+		sub, err := s.Store.Subscription(context.Background(), first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sub.Client != "203.0.113.5" {
+			t.Errorf("the subscription records client %q, want 203.0.113.5", sub.Client)
 		}
 	})
 }
