@@ -161,3 +161,47 @@ func MissingIn(err error) (*Missing, bool) {
 	}
 	return nil, false
 }
+
+// CredentialsRefused is a registry's refusal of a read for want of
+// credentials, kept beside the message that tells the operator what to do
+// (give credentials, or check the ones held). Whether the service holds
+// credentials for a registry says which registries it can read; that is
+// the operator's and signed-in people's to know, so anyone else is shown
+// Anonymous, the same whichever the case.
+type CredentialsRefused struct {
+	// Registry is the registry that refused, What what was asked of it
+	// ("image registry.example/app:1").
+	Registry, What string
+	// Held is whether the service had credentials for the registry, which
+	// the registry refused.
+	Held bool
+	// Err is the registry's answer, for logs.
+	Err error
+}
+
+// Anonymous is the refusal in words that do not say whether the service
+// had credentials: the message for callers who may not know.
+func (c *CredentialsRefused) Anonymous() string {
+	return "registry " + c.Registry + " refused access to " + c.What +
+		": it needs credentials this service could not use for it. Whoever runs this service finds the detail in its log"
+}
+
+// Error is the registry's answer, as logs show it.
+func (c *CredentialsRefused) Error() string {
+	if c.Err == nil {
+		return "registry " + c.Registry + " refused " + c.What
+	}
+	return c.Err.Error()
+}
+
+// Unwrap exposes the registry's answer.
+func (c *CredentialsRefused) Unwrap() error { return c.Err }
+
+// CredentialsRefusedIn returns the CredentialsRefused in err's chain, if any.
+func CredentialsRefusedIn(err error) (*CredentialsRefused, bool) {
+	var c *CredentialsRefused
+	if errors.As(err, &c) {
+		return c, true
+	}
+	return nil, false
+}

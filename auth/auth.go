@@ -162,7 +162,13 @@ func (a *Auth) Carries(r *http.Request) bool {
 
 // proxyPerson is the person the authenticating proxy's header names, when
 // r comes straight from a trusted address; from any other address the
-// header is ignored, since anyone can set it.
+// header is ignored, since anyone can set it. The address is the TCP peer,
+// never the client a Forwarded or X-Forwarded-For header names (as the
+// server's rate limits use behind --trusted-proxies): the header is a
+// claim of the proxy that authenticated the person, so only the connection
+// itself can show it came from that proxy; a forwarded address is what
+// some proxy says about a hop further out, and believing it here would let
+// anyone who reaches a trusted network's forwarding proxy name a person.
 func (a *Auth) proxyPerson(r *http.Request) string {
 	if !a.ProxyConfigured() {
 		return ""

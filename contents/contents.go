@@ -424,6 +424,12 @@ func failure(err error) (reason, message string) {
 	if !ok {
 		msg = "the analysis failed"
 	}
+	if c, refused := analysis.CredentialsRefusedIn(err); refused {
+		// The message is kept and shown to whoever asks, so it does not
+		// say whether the service holds credentials (the log line of the
+		// failure does).
+		msg = c.Anonymous()
+	}
 	switch {
 	case errors.Is(err, analysis.ErrTooLarge):
 		return ReasonTooLarge, msg

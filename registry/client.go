@@ -190,7 +190,8 @@ func (c *Client) Budget(registry string) (Budget, bool) { return c.budgets.get(r
 
 // classify is the package's classify, with the unauthorized message saying
 // whether the service had credentials for the registry and how to give it
-// some.
+// some, and an analysis.CredentialsRefused in its chain saying the same to
+// code.
 func (c *Client) classify(ctx context.Context, err error, n name.Reference, registry, what string) error {
 	e := classify(err, registry, what)
 	var ae *analysis.Error
@@ -204,11 +205,16 @@ func (c *Client) classify(ctx context.Context, err error, n name.Reference, regi
 	msg := fmt.Sprintf("registry %s refused access to %s: it requires credentials this service does not have. "+
 		"Give them with `docker login %s` as the user the service runs as, or in the Docker config it reads ($DOCKER_CONFIG/config.json: auths, credHelpers or credsStore)",
 		registry, what, host)
+	held := false
 	if a, rerr := authn.Resolve(ctx, c.keychain, n.Context()); rerr == nil && a != authn.Anonymous {
+		held = true
 		msg = fmt.Sprintf("registry %s refused the credentials this service has for it (from the Docker config) for %s. "+
 			"Check them with `docker login %s` as the user the service runs as", registry, what, host)
 	}
-	return &analysis.Error{Kind: analysis.ErrUnauthorized, Message: msg, Err: ae.Err}
+	// The message says whether the service holds credentials; the
+	// CredentialsRefused beside it lets the server tell anyone else less.
+	return &analysis.Error{Kind: analysis.ErrUnauthorized, Message: msg,
+		Err: &analysis.CredentialsRefused{Registry: registry, What: what, Held: held, Err: ae.Err}}
 }
 
 // Resolve asks the registry what ref points at now, with one HEAD request.

@@ -100,11 +100,25 @@ func statusOf(err error) (code string, status int) {
 	return "internal", http.StatusInternalServerError
 }
 
+// publicMessage is the message of err that r's viewer is shown: its public
+// message, except that a registry's refusal for want of credentials says
+// whether this service holds some only to a signed-in person or a token
+// holder; anyone else reads one text for both cases (the detail is in the
+// log line of the refused request).
+func (s *Server) publicMessage(r *http.Request, err error) (string, bool) {
+	if c, ok := analysis.CredentialsRefusedIn(err); ok {
+		if v := s.viewer(r); !v.SignedIn() && v.Scope == "" {
+			return c.Anonymous(), true
+		}
+	}
+	return analysis.PublicMessage(err)
+}
+
 // writeError answers with the JSON error shape. The message shown is the
 // error's public message; anything else is logged, never shown.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, status := statusOf(err)
-	msg, ok := analysis.PublicMessage(err)
+	msg, ok := s.publicMessage(r, err)
 	if !ok {
 		msg = http.StatusText(status)
 		switch code {
@@ -115,9 +129,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", loggedPath(r), "code", code, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", loggedPath(r), "client", clientAddr(r), "code", code, "err", err)
 	} else {
-		s.log.InfoContext(r.Context(), "request refused", "method", r.Method, "path", loggedPath(r), "code", code, "err", err)
+		s.log.InfoContext(r.Context(), "request refused", "method", r.Method, "path", loggedPath(r), "client", clientAddr(r), "code", code, "err", err)
 	}
 	var ae *analysis.Error
 	if errors.As(err, &ae) && ae.RetryAfter > 0 {

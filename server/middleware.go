@@ -139,7 +139,7 @@ func (s *Server) logRequests(level slog.Level, route string, next http.Handler) 
 			status = http.StatusOK
 		}
 		s.log.LogAttrs(ctx, level, "http", slog.String("method", r.Method), slog.String("path", loggedPath(r)),
-			slog.String("route", route), slog.Int("status", status),
+			slog.String("route", route), slog.Int("status", status), slog.String("client", clientAddr(r)),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 	})
 }

@@ -6,6 +6,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -79,6 +80,11 @@ type Options struct {
 	// API and badge tokens); nil when no sign-in is configured, and then
 	// every request is anonymous. Optional.
 	Auth *auth.Auth
+	// TrustedProxies are the networks of reverse proxies (--trusted-proxies)
+	// whose Forwarded or X-Forwarded-For header names the client that
+	// rate limits and the request log are keyed by (see clientaddr.go);
+	// empty keys them by the TCP peer. Optional.
+	TrustedProxies []netip.Prefix
 }
 
 // BuildInfo is what a binary knows of its own making: set at link time
@@ -152,6 +158,8 @@ type Server struct {
 	separateMetrics bool
 	// auth is Options.Auth.
 	auth *auth.Auth
+	// trustedProxies is Options.TrustedProxies.
+	trustedProxies []netip.Prefix
 }
 
 // New returns a Server with every route registered.
@@ -187,6 +195,7 @@ func New(cfg Options) *Server {
 
 		separateMetrics: cfg.SeparateMetrics,
 		auth:            cfg.Auth,
+		trustedProxies:  cfg.TrustedProxies,
 	}
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(newBudgetCollector(cfg.Images.Budgets), newBuildInfoGauge(cfg.Build))
@@ -241,10 +250,12 @@ func (s *Server) apiCrossOrigin() *http.CrossOriginProtection {
 	return cop
 }
 
-// ServeHTTP implements http.Handler. A trailing slash is accepted on every
-// /v1 and /images route (MicroBadger's clients wrote them so), by routing
-// the path without it.
+// ServeHTTP implements http.Handler. The client address is resolved first
+// (see clientaddr.go), once for every limit and log line of the request. A
+// trailing slash is accepted on every /v1 and /images route (MicroBadger's
+// clients wrote them so), by routing the path without it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = s.withClient(r)
 	if p := r.URL.Path; len(p) > len("/images/") && strings.HasSuffix(p, "/") &&
 		(strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/images/")) {
 		r = r.Clone(r.Context())

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -281,16 +280,6 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(tok)
 }
 
-// clientAddr is the address rate limits are keyed by: the peer's IP. A
-// proxy's forwarding headers are not trusted, since any client can set them.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func manageHref(id, token string) string {
 	return "/subscriptions/" + url.PathEscape(id) + "?token=" + url.QueryEscape(token)
 }
@@ -396,7 +385,11 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 		if status >= 500 {
 			return err
 		}
-		msg, _ := analysis.PublicMessage(err)
+		if c, ok := analysis.CredentialsRefusedIn(err); ok {
+			// The form may show less than this; the log keeps all of it.
+			s.log.InfoContext(r.Context(), "subscription refused", "registry", c.Registry, "client", clientAddr(r), "err", err)
+		}
+		msg, _ := s.publicMessage(r, err)
 		if msg == "" {
 			msg = http.StatusText(status)
 		}

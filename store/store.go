@@ -21,11 +21,14 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/imagebadger/imagebadger/analysis"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -82,8 +85,12 @@ type engine interface {
 
 // Open opens the database named by dsn, creating it if needed, and applies
 // the migrations it has not seen: a postgres:// or postgresql:// URL (libpq
-// syntax) selects PostgreSQL, anything else is a SQLite file path.
+// syntax) selects PostgreSQL, anything else is a SQLite file path, except
+// a libpq keyword string (see ErrKeywordDSN).
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	if IsKeywordDSN(dsn) {
+		return nil, ErrKeywordDSN
+	}
 	s := newStore()
 	var err error
 	if IsPostgres(dsn) {
@@ -159,9 +166,30 @@ func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
+// ErrKeywordDSN refuses a database given as a libpq keyword string
+// (host=db user=app password=…): taken for a SQLite path it would become a
+// file named after it, password and all, and every message naming the
+// database would print it. The message repeats no part of the value.
+var ErrKeywordDSN = fmt.Errorf("store: the database is given as a PostgreSQL keyword string (host=… dbname=… password=…), which is not read; give it as a URL instead, postgres://USER:PASSWORD@HOST:PORT/DBNAME?sslmode=…: %w", analysis.ErrInvalidRequest)
+
+// keywordDSN matches a libpq keyword, followed by =, at the start of dsn or
+// after a space, as in a keyword/value connection string.
+var keywordDSN = regexp.MustCompile(`(?i)(^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|sslcert|sslkey|sslrootcert|sslpassword|connect_timeout|application_name|options|service|target_session_attrs|channel_binding|require_auth)\s*=`)
+
+// IsKeywordDSN reports whether dsn looks like a libpq keyword/value
+// connection string rather than a SQLite path: a known keyword, then =, at
+// its start or after a space.
+func IsKeywordDSN(dsn string) bool {
+	return !IsPostgres(dsn) && strings.Contains(dsn, "=") && keywordDSN.MatchString(dsn)
+}
+
 // Redacted is dsn fit for a log line or a message: a PostgreSQL URL with
-// its password (in the user part or as ?password=) replaced by xxxxx.
+// its password (in the user part or as ?password=) replaced by xxxxx, and
+// nothing of a keyword string.
 func Redacted(dsn string) string {
+	if IsKeywordDSN(dsn) {
+		return "(a PostgreSQL keyword string, not shown)"
+	}
 	if !IsPostgres(dsn) {
 		return dsn
 	}

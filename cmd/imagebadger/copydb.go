@@ -40,7 +40,7 @@ func copyDB(ctx context.Context, from, to string, w io.Writer) error {
 	if from == to {
 		return usageError{"copy-db: --from and --to name the same database"}
 	}
-	if !store.IsPostgres(from) {
+	if !store.IsPostgres(from) && !store.IsKeywordDSN(from) {
 		if _, err := os.Stat(from); err != nil {
 			return fmt.Errorf("copy-db: the source %s: %w", from, err)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/server"
+	"github.com/imagebadger/imagebadger/store"
 )
 
 func main() {
@@ -310,6 +311,9 @@ type Config struct {
 	LogLevel, LogFormat string
 	// MetricsAddr, when set, is where /metrics is served instead of Addr.
 	MetricsAddr string
+	// TrustedProxies are the CIDRs of reverse proxies whose forwarding
+	// headers name the client (server.ParseTrustedProxies reads them).
+	TrustedProxies string
 	// ContentsMaxBytes and ContentsConcurrency bound contents analyses.
 	ContentsMaxBytes    int64
 	ContentsConcurrency int
@@ -361,6 +365,7 @@ func (c *Config) register(fs *flag.FlagSet, server bool) {
 		fs.Var(&choice{val: &c.LogLevel, allowed: logLevels()}, "log-level", "`level` of the log: debug, info, warn or error; requests are logged at info, except badges, /healthz, /readyz and /metrics, at debug")
 		fs.Var(&choice{val: &c.LogFormat, allowed: logFormats()}, "log-format", "`format` of the log lines: json or text (log/slog's handlers)")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics on this address instead of --addr (where it then answers 404)")
+		fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of reverse proxies whose Forwarded or X-Forwarded-For names the client (the right-most address outside them); rate limits and logs then use that address")
 		c.registerContents(fs)
 		fs.StringVar(&c.Trust, "trust", c.Trust, "`file` of signature trust rules (cosign keys per repository pattern); empty leaves every signature unjudged")
 		c.registerSignIn(fs)
@@ -437,6 +442,13 @@ func (c *Config) validate() error {
 	}
 	if !slices.Contains(logFormats(), c.LogFormat) {
 		return fmt.Errorf("--log-format %q: want %s", c.LogFormat, orList(logFormats(), "or"))
+	}
+	if store.IsKeywordDSN(c.DB) {
+		// Refused before anything opens or logs it (see store.ErrKeywordDSN).
+		return fmt.Errorf("--db: %w", store.ErrKeywordDSN)
+	}
+	if _, err := server.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if _, err := images.ParsePolicy(c.PrivateImages); err != nil {
 		return fmt.Errorf("--private-images %q: want %s", c.PrivateImages, orList(privatePolicies(), "or"))

@@ -208,7 +208,12 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	contentsSvc := contents.New(contents.Options{Client: client, Store: st, MaxBytes: cfg.ContentsMaxBytes,
 		Concurrency: cfg.ContentsConcurrency, Logger: log})
 	defer contentsSvc.Close()
+	trusted, err := server.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	srv := server.New(server.Options{
+		TrustedProxies:  trusted,
 		Contents:        contentsSvc,
 		Auth:            signIn,
 		Subscriptions:   subs,
@@ -242,6 +247,9 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 		"fan_out", fanOut.Owner()}
 	if len(listeners) > 1 {
 		attrs = append(attrs, "metrics_addr", listeners[1].ln.Addr().String())
+	}
+	if len(trusted) > 0 {
+		attrs = append(attrs, "trusted_proxies", cfg.TrustedProxies)
 	}
 	log.Info("imagebadger serving", attrs...)
 	errc := make(chan error, len(listeners))
