@@ -43,6 +43,12 @@ type Verifier interface {
 	// VerifyCosign judges sig (base64) over payload, which must name
 	// subject; reason says why it did not verify.
 	VerifyCosign(repo analysis.Repository, payload []byte, sig, subject string) (verified bool, signer, reason string)
+	// AppliesNotation reports whether a rule with a Notation trust store
+	// covers repo.
+	AppliesNotation(repo analysis.Repository) bool
+	// VerifyNotation judges a Notation signature envelope of mediaType,
+	// which must sign subject.
+	VerifyNotation(repo analysis.Repository, mediaType string, envelope []byte, subject string) (verified bool, signer, reason string)
 }
 
 // WithVerifier returns an Inspector like in that judges the signatures it

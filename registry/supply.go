@@ -241,7 +241,7 @@ func (f *finder) subject(ctx context.Context, s *Supply, digest string) {
 		f.noAPI = f.noAPI || missing
 		if err == nil {
 			for _, d := range refs {
-				f.referrer(ctx, s, d)
+				f.referrer(ctx, s, d, digest)
 			}
 		}
 	}
@@ -315,11 +315,16 @@ func (f *finder) cosignSignatures(ctx context.Context, s *Supply, tag, subject s
 	}
 }
 
-// referrer handles one entry of a referrers list by its artifact type.
-func (f *finder) referrer(ctx context.Context, s *Supply, d v1.Descriptor) {
+// referrer handles one entry of a referrers list of subject by its
+// artifact type.
+func (f *finder) referrer(ctx context.Context, s *Supply, d v1.Descriptor, subject string) {
 	at := d.ArtifactType
 	if format, ok := analysis.SignatureFormat(at); ok {
-		s.sign(analysis.Signature{Format: format, Digest: d.Digest.String(), FoundBy: analysis.FoundByReferrers})
+		sig := analysis.Signature{Format: format, Digest: d.Digest.String(), FoundBy: analysis.FoundByReferrers}
+		if format == analysis.SignatureNotation && f.in.verifier != nil && f.in.verifier.AppliesNotation(f.repo) {
+			f.judgeNotation(ctx, &sig, d, subject)
+		}
+		s.sign(sig)
 		// A bundle that holds an attestation says of what kind.
 		if pt := d.Annotations["dev.sigstore.bundle.predicateType"]; pt != "" {
 			s.attest(analysis.Attestation{PredicateType: pt, Kind: analysis.AttestationKind(pt), Digest: d.Digest.String(), FoundBy: analysis.FoundByReferrers})
@@ -329,6 +334,27 @@ func (f *finder) referrer(ctx context.Context, s *Supply, d v1.Descriptor) {
 	if at == analysis.MediaTypeInToto || at == analysis.MediaTypeDSSE || sbomPredicate(at) != "" {
 		f.attestationManifest(ctx, s, d, analysis.FoundByReferrers)
 	}
+}
+
+// judgeNotation reads a Notation signature (its manifest, then the
+// envelope its layer holds: two requests) and judges it.
+func (f *finder) judgeNotation(ctx context.Context, sig *analysis.Signature, d v1.Descriptor, subject string) {
+	verified, reason := false, "the signature could not be read"
+	defer func() { sig.Verified, sig.Reason = &verified, reason }()
+	mt, body, err := f.in.manifest(ctx, f.repo, d.Digest.String())
+	if err != nil || !analysis.IsImageManifest(mt) {
+		return
+	}
+	m, err := analysis.ParseManifest(body, "Notation signature "+analysis.ShortDigest(d.Digest.String()))
+	if err != nil || len(m.Layers) == 0 {
+		return
+	}
+	l := m.Layers[0]
+	envelope, err := f.blob(ctx, l)
+	if err != nil {
+		return
+	}
+	verified, sig.Signer, reason = f.in.verifier.VerifyNotation(f.repo, string(l.MediaType), envelope, subject)
 }
 
 // attestationManifest reads a manifest whose layers are attestations.

@@ -1,7 +1,8 @@
 // Package trust judges signatures under the trust rules of docs/API.md
 // (`--trust FILE`): which keys, identities and trust stores vouch for which
 // repositories. Verification is sigstore's (its signature verifiers;
-// sigstore-go's root reads trusted roots), offline: it never dials
+// sigstore-go's root reads trusted roots) and the Notary Project's
+// (notation-core-go's envelopes), offline: it never dials
 // anything (the registry client has already read what is verified), so a
 // rule cannot make the service reach a transparency log or a key server.
 package trust
@@ -44,10 +45,13 @@ type Rule struct {
 	// Line is where the rule starts in its file, for messages.
 	Line int
 	keys []*key
-	// Keyless and Notation are read and checked but not verified against
-	// yet: signatures they would judge stay unverified (null).
-	Keyless  *Keyless
-	Notation string
+	// Keyless is read and checked but not verified against yet: the
+	// signatures it would judge stay unverified (null).
+	Keyless *Keyless
+	// Notation is the rule's Notation trust store, a directory of
+	// certificates (see JudgeNotation); notationCerts are what it holds.
+	Notation      string
+	notationCerts []*x509.Certificate
 }
 
 // Keyless is a rule's trusted root and identities for sigstore bundles and
@@ -163,7 +167,11 @@ func Parse(data []byte, file string) (*Rules, error) {
 			if st, err := os.Stat(ts); err != nil || !st.IsDir() {
 				return nil, fmt.Errorf("trust: %s: notation trust store %s is not a readable directory", at, s.Notation.TrustStore)
 			}
-			r.Notation = ts
+			certs, err := loadTrustStore(ts)
+			if err != nil {
+				return nil, fmt.Errorf("trust: %s: notation trust store %s: %w", at, s.Notation.TrustStore, err)
+			}
+			r.Notation, r.notationCerts = ts, certs
 		}
 		rs.rules = append(rs.rules, r)
 	}
