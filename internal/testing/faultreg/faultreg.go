@@ -70,8 +70,8 @@ const (
 	RequireBasicAuth
 	// Trickle sends the status and headers at once, then the body one byte
 	// per Delay, as a registry at the end of a saturated link does, until
-	// the body ends or the client gives up. An answer without a body (a
-	// HEAD) goes at once.
+	// the body ends or the client gives up; Release, Reset and Close send
+	// the rest at once. An answer without a body (a HEAD) goes at once.
 	Trickle
 	// PageTags answers a tag list (GET /v2/NAME/tags/list) Page tags at a
 	// time (fewer when the request's n asks for fewer), in order, after the
@@ -177,8 +177,9 @@ func (r *Registry) Reset() {
 	r.releaseLocked()
 }
 
-// Release lets every held request go on and removes the Hold rules, so that
-// no request is held until Hold rules are added again. Other rules stay.
+// Release lets every held request go on (and sends the rest of every
+// trickling answer at once) and removes the Hold rules, so that no request
+// is held until Hold rules are added again. Other rules stay.
 func (r *Registry) Release() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -283,7 +284,7 @@ func (r *Registry) arrive(req *http.Request) (*Rule, <-chan struct{}) {
 		if (s.Method == "" || s.Method == req.Method) && strings.Contains(req.URL.Path, s.PathContains) && (s.Times == 0 || s.used < s.Times) {
 			s.used++
 			rule := s.Rule
-			if rule.Fault != Hold {
+			if rule.Fault != Hold && rule.Fault != Trickle {
 				return &rule, nil
 			}
 			if r.release == nil {
@@ -398,6 +399,9 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 				}
 				select {
 				case <-time.After(rule.Delay):
+				case <-release:
+					w.Write(body[i+1:])
+					return
 				case <-req.Context().Done():
 					return
 				}

@@ -202,9 +202,28 @@ func TestTrickleSendsAByteAtATime(t *testing.T) {
 		t.Errorf("the manifest came in %s, faster than a byte per %s allows (%s)", time.Since(start), delay, min)
 	}
 
+	// Reset sends the rest of a trickling answer at once.
+	reg.Reset()
+	reg.Requests()
+	reg.Add(faultreg.Rule{Method: http.MethodGet, PathContains: "/manifests/", Fault: faultreg.Trickle, Delay: time.Hour})
+	released := make(chan []byte, 1)
+	go func() {
+		b, err := crane.Manifest(reg.Host + "/acme/app:1")
+		if err != nil {
+			t.Error(err)
+		}
+		released <- b
+	}()
+	if got := reg.WaitRequests(1, 10*time.Second, "/manifests/"); len(got) != 1 {
+		t.Fatalf("requests %v, want the manifest's GET", got)
+	}
+	reg.Reset()
+	if got := <-released; !bytes.Equal(got, whole) {
+		t.Errorf("manifest after Reset differs:\n%s\nwant\n%s", got, whole)
+	}
+
 	// A client that gives up ends the trickle: the registry's Close (at the
 	// test's end) would wait for a handler still sending.
-	reg.Reset()
 	reg.Add(faultreg.Rule{Method: http.MethodGet, PathContains: "/manifests/", Fault: faultreg.Trickle, Delay: time.Hour})
 	c := &http.Client{Timeout: 100 * time.Millisecond}
 	resp, err := c.Get(reg.URL + "/v2/acme/app/manifests/1")
