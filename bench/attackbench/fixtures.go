@@ -149,36 +149,32 @@ func pushSmall(ctx context.Context, host, repo, tag, version string) (*smallImag
 	return &smallImage{p: newPusher(host), manifest: *m, config: cf}, nil
 }
 
-// tag points repo:tag at the image itself (a new repository or tag, the
-// same digest).
-func (s *smallImage) tag(ctx context.Context, repo, tag string) error {
-	b, err := json.Marshal(s.manifest)
-	if err != nil {
-		return err
-	}
-	return s.p.manifest(ctx, repo, tag, s.manifest.MediaType, b)
-}
-
 // variant pushes repo:tag as an image of its own: the same layers under a
-// config labelled version, so a digest nobody has seen.
-func (s *smallImage) variant(ctx context.Context, repo, tag, version string) error {
+// config labelled version, so a digest nobody has seen. It returns the
+// manifest, for more tags of it (tag).
+func (s *smallImage) variant(ctx context.Context, repo, tag, version string) ([]byte, error) {
 	cf := s.config.DeepCopy()
 	cf.Config.Labels = map[string]string{versionLabel: version}
 	cb, err := json.Marshal(cf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	desc, err := s.p.blob(ctx, repo, cb)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := s.manifest
 	m.Config.Digest, m.Config.Size = desc.Digest, desc.Size
 	mb, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.p.manifest(ctx, repo, tag, m.MediaType, mb)
+	return mb, s.tag(ctx, repo, tag, mb)
+}
+
+// tag points repo:tag at manifest, one of the image's variants.
+func (s *smallImage) tag(ctx context.Context, repo, tag string, manifest []byte) error {
+	return s.p.manifest(ctx, repo, tag, s.manifest.MediaType, manifest)
 }
 
 // bigIndex is an image index of many platforms of many layers each: the

@@ -49,6 +49,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -85,6 +87,8 @@ type settings struct {
 	formGets      int
 	squatters     int
 	strict        bool
+	// only lists the attack numbers to run (all when empty).
+	only []int
 }
 
 // Repository names on the registries.
@@ -174,8 +178,20 @@ func run(ctx context.Context, args []string, out io.Writer) ([]row, error) {
 	fs.IntVar(&s.formGets, "form-gets", 300, "GETs of the subscription form")
 	fs.IntVar(&s.squatters, "squatters", 10, "addresses that each create 10 subscriptions to one image")
 	fs.BoolVar(&s.strict, "strict", false, "exit non-zero when an attack misses its targets")
+	keep := fs.Bool("keep", false, "keep the work directory (database, server logs) and print where it is")
+	only := fs.String("only", "", "comma-separated attack numbers (1-6) to run; empty runs all")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	for _, f := range strings.Split(*only, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 6 {
+			return nil, fmt.Errorf("-only: %q is not an attack number 1-6", f)
+		}
+		s.only = append(s.only, n)
 	}
 	if s.rate < 1 || s.rate > 2000 || s.quiet < time.Second || s.window < time.Second || s.attackTimeout < s.window ||
 		s.quiet > 5*time.Minute || s.attackTimeout > 10*time.Minute || s.platforms < 1 || s.platforms > 64 ||
@@ -188,7 +204,11 @@ func run(ctx context.Context, args []string, out io.Writer) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	if *keep {
+		fmt.Fprintf(out, "setup: work directory %s (kept)\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	e, cleanup, err := setup(ctx, s, dir, out)
 	defer cleanup()
 	if err != nil {
@@ -295,22 +315,42 @@ func (e *env) restart(ctx context.Context) error {
 // pushFixtures fills the registries (see the package comment) and installs
 // their faults.
 func (e *env) pushFixtures(ctx context.Context) error {
+	// The client's image shares no layer with any other: an image whose
+	// layers equal another's is its parent candidate, and reading it then
+	// involves the other's tags, which would mix another matter into
+	// every attack. The other images are variants (configs of their own on
+	// shared layers) of one base each, cheap to push by the hundred.
 	small, err := pushSmall(ctx, e.good.Host, clientRepo, "1", clientVersion)
 	if err != nil {
 		return err
 	}
 	defer small.p.close()
+	others, err := pushSmall(ctx, e.good.Host, otherRepo(0), "base", "2.0.0")
+	if err != nil {
+		return err
+	}
+	defer others.p.close()
 	// Never-seen images of the good registry, for the other person's reads.
 	e.otherMax = 4 * int((e.s.window+e.s.attackTimeout)/time.Second)
 	if err := parallel(e.otherMax, 4, func(i int) error {
-		return small.variant(ctx, otherRepo(i), "1", fmt.Sprintf("2.0.%d", i))
+		_, err := others.variant(ctx, otherRepo(i), "1", fmt.Sprintf("2.0.%d", i))
+		return err
 	}); err != nil {
 		return err
 	}
-	if err := parallel(e.s.tags, 8, func(i int) error { return small.tag(ctx, manyRepo, fmt.Sprintf("t%05d", i)) }); err != nil {
+	listed, err := pushSmall(ctx, e.good.Host, manyRepo, "base", "5.0.0")
+	if err != nil {
 		return err
 	}
-	if err := small.tag(ctx, selfLinkRepo, "1"); err != nil {
+	defer listed.p.close()
+	many, err := listed.variant(ctx, manyRepo, "t00000", "5.0.1")
+	if err != nil {
+		return err
+	}
+	if err := parallel(e.s.tags-1, 8, func(i int) error { return listed.tag(ctx, manyRepo, fmt.Sprintf("t%05d", i+1), many) }); err != nil {
+		return err
+	}
+	if _, err := listed.variant(ctx, selfLinkRepo, "1", "6.0.0"); err != nil {
 		return err
 	}
 	big, err := buildBigIndex(ctx, small.p, "bench/big-configs", e.s.platforms, e.s.layers)
@@ -330,7 +370,8 @@ func (e *env) pushFixtures(ctx context.Context) error {
 	defer slow.p.close()
 	e.slowMax = e.s.slowReads + 2*int((e.s.window+e.s.attackTimeout)/time.Second) + 10
 	if err := parallel(e.slowMax, 4, func(i int) error {
-		return slow.variant(ctx, slowRepo(i), "1", fmt.Sprintf("4.0.%d", i))
+		_, err := slow.variant(ctx, slowRepo(i), "1", fmt.Sprintf("4.0.%d", i))
+		return err
 	}); err != nil {
 		return err
 	}
@@ -374,6 +415,9 @@ func (e *env) measure(ctx context.Context) ([]row, error) {
 		quiet.sent, e.s.rate, quiet.errors, quiet.p50.Round(time.Microsecond), quiet.p99.Round(time.Microsecond))
 	var rows []row
 	for _, a := range attacks(e.s) {
+		if len(e.s.only) > 0 && !slices.Contains(e.s.only, a.number) {
+			continue
+		}
 		if err := e.restart(ctx); err != nil {
 			return rows, fmt.Errorf("restart before %s: %w", a.name, err)
 		}
