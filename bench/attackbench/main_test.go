@@ -131,3 +131,24 @@ func TestStatusCounts(t *testing.T) {
 		t.Errorf("statusText = %q", got)
 	}
 }
+
+func TestBadgeText(t *testing.T) {
+	svg := func(right string) []byte {
+		return []byte(`<svg xmlns="http://www.w3.org/2000/svg"><text>version</text><text>` + right + `</text></svg>`)
+	}
+	for _, tc := range []struct {
+		a    answer
+		want string
+	}{
+		{answer{status: 200, body: svg("2.0.7")}, badgeVersion},
+		{answer{status: 200, body: svg("not found yet")}, badgeNotFound},
+		{answer{status: 200, body: svg("not found")}, badgeNotFound},
+		{answer{status: 200, body: svg("try again")}, badgeOther},
+		{answer{status: 200, body: svg("2.0.70")}, badgeOther},
+		{answer{status: 404, body: svg("unknown badge")}, "404"},
+	} {
+		if got := badgeText(tc.a, "2.0.7"); got != tc.want {
+			t.Errorf("badgeText(%s) = %q, want %q", tc.a.body, got, tc.want)
+		}
+	}
+}

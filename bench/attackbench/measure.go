@@ -75,7 +75,8 @@ func send(ctx context.Context, c *http.Client, method, url string, header http.H
 	return answer{status: resp.StatusCode, body: b, err: err}
 }
 
-// statusCounts tallies statuses ("200", "500", "error") for a figure.
+// statusCounts tallies statuses ("200", "500", "no answer"), or other
+// outcomes by name, for a figure.
 type statusCounts struct {
 	mu sync.Mutex
 	n  map[string]int
@@ -86,6 +87,11 @@ func (s *statusCounts) add(a answer) {
 	if a.status == 0 {
 		key = "no answer"
 	}
+	s.addKey(key)
+}
+
+// addKey counts one of key, a status or another name of an outcome.
+func (s *statusCounts) addKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.n == nil {
@@ -105,6 +111,13 @@ func (s *statusCounts) non2xx() int {
 		}
 	}
 	return bad
+}
+
+// count is how many of key there were.
+func (s *statusCounts) count(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[key]
 }
 
 func (s *statusCounts) total() int {
