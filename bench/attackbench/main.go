@@ -21,8 +21,10 @@
 //     subscriptions to one image: may one more subscriber subscribe?
 //
 // Each attack is a phase during which the well-behaved client keeps its
-// rate (open loop, internal/testing/openloop); a quiet phase before them
-// is its yardstick. The table gives, per attack, the client's error rate,
+// rate (open loop, internal/testing/openloop), on a server restarted for
+// it, so that no attack inherits work or memory from the one before; the
+// client's quiet time, before the first attack and before each, is its
+// yardstick. The table gives, per attack, the client's error rate,
 // its p99 against the quiet p99, the attack's own figure, and PASS or FAIL
 // against the targets: no client error, p99 at most 2× quiet, and the
 // attack's own target where the issue sets one. The service runs on
@@ -34,7 +36,7 @@
 //
 // Usage:
 //
-//	go run ./bench/attackbench [-rate 100] [-quiet 10s] [-window 10s] [-rss-bound-mb 400] [-strict] [-bin PATH]
+//	go run ./bench/attackbench [-rate 100] [-quiet 4s] [-quiet-slice 2s] [-window 10s] [-rss-bound-mb 400] [-strict] [-bin PATH]
 package main
 
 import (
@@ -75,6 +77,7 @@ type settings struct {
 	bin           string
 	rate          int
 	quiet, window time.Duration
+	quietSlice    time.Duration
 	attackTimeout time.Duration
 	rssBoundMB    int
 	platforms     int
@@ -164,7 +167,8 @@ func run(ctx context.Context, args []string, out io.Writer) ([]row, error) {
 	var s settings
 	fs.StringVar(&s.bin, "bin", "", "the imagebadger binary to measure (default: go build ./cmd/imagebadger of this module)")
 	fs.IntVar(&s.rate, "rate", 100, "requests per second of the well-behaved client")
-	fs.DurationVar(&s.quiet, "quiet", 10*time.Second, "length of the quiet phase, the client's yardstick")
+	fs.DurationVar(&s.quiet, "quiet", 4*time.Second, "quiet time before the first attack; the client's yardstick is all the quiet time together")
+	fs.DurationVar(&s.quietSlice, "quiet-slice", 2*time.Second, "quiet time before each attack, after the server's restart, so that drift in the machine's load falls on the yardstick as on the attacks (0: none)")
 	fs.DurationVar(&s.window, "window", 10*time.Second, "shortest phase of each attack (the client runs until the attack is done); also how long the self-linking listing's client waits")
 	fs.DurationVar(&s.attackTimeout, "attack-timeout", 45*time.Second, "longest phase of each attack, and the deadline of its requests")
 	fs.IntVar(&s.rssBoundMB, "rss-bound-mb", 400, "the server's resident memory after the big index reads must stay at or under this (MB, 10^6 bytes)")
@@ -194,11 +198,12 @@ func run(ctx context.Context, args []string, out io.Writer) ([]row, error) {
 		s.only = append(s.only, n)
 	}
 	if s.rate < 1 || s.rate > 2000 || s.quiet < time.Second || s.window < time.Second || s.attackTimeout < s.window ||
+		s.quietSlice < 0 || s.quietSlice > time.Minute ||
 		s.quiet > 5*time.Minute || s.attackTimeout > 10*time.Minute || s.platforms < 1 || s.platforms > 64 ||
 		s.layers < 1 || s.layers > 5000 || s.bigReads < 1 || s.bigReads > 64 || s.tags < 1 || s.tags > 100000 ||
 		s.slowReads < 1 || s.slowReads > 500 || s.trickleDelay <= 0 || s.tokens < 1 || s.tokens > 1000 ||
 		s.formGets < 1 || s.formGets > 10000 || s.squatters < 1 || s.squatters > 50 || s.rssBoundMB < 1 {
-		return nil, errors.New("flags out of range (rate 1-2000, quiet and window 1s-5m, attack-timeout window-10m, platforms 1-64, layers 1-5000, big-reads 1-64, tags 1-100000, slow-reads 1-500, tokens 1-1000, form-gets 1-10000, squatters 1-50)")
+		return nil, errors.New("flags out of range (rate 1-2000, quiet and window 1s-5m, quiet-slice 0-1m, attack-timeout window-10m, platforms 1-64, layers 1-5000, big-reads 1-64, tags 1-100000, slow-reads 1-500, tokens 1-1000, form-gets 1-10000, squatters 1-50)")
 	}
 	dir, err := os.MkdirTemp("", "attackbench-")
 	if err != nil {
@@ -403,9 +408,13 @@ func (e *env) warm(ctx context.Context) error {
 	return nil
 }
 
-// measure runs the quiet phase, then each attack, and prints the table.
+// measure runs the quiet phase, then each attack after a quiet slice, and
+// prints the table.
 func (e *env) measure(ctx context.Context) ([]row, error) {
-	quiet, err := e.client.during(ctx, e.s.quiet, e.s.quiet, func(context.Context) error { return nil })
+	quietNow := func(d time.Duration) (clientStats, error) {
+		return e.client.during(ctx, d, d, func(context.Context) error { return nil })
+	}
+	quiet, err := quietNow(e.s.quiet)
 	if err != nil {
 		return nil, err
 	}
@@ -421,6 +430,13 @@ func (e *env) measure(ctx context.Context) ([]row, error) {
 		if err := e.restart(ctx); err != nil {
 			return rows, fmt.Errorf("restart before %s: %w", a.name, err)
 		}
+		if e.s.quietSlice > 0 {
+			q, err := quietNow(e.s.quietSlice)
+			if err != nil {
+				return rows, err
+			}
+			quiet = quiet.merge(q)
+		}
 		var o outcome
 		start := time.Now()
 		st, err := e.client.during(ctx, e.s.window, e.s.attackTimeout, func(ctx context.Context) error {
@@ -431,8 +447,7 @@ func (e *env) measure(ctx context.Context) ([]row, error) {
 		if err != nil {
 			return rows, fmt.Errorf("%s: %w\nserver log:\n%s", a.name, err, e.server.Tail())
 		}
-		r := row{attack: a.name, client: st, quietP99: quiet.p99, outcome: o}
-		rows = append(rows, r)
+		rows = append(rows, row{attack: a.name, client: st, outcome: o})
 		fmt.Fprintf(e.out, "%s (%s): client %d requests, %d errors, p99 %s; %s\n", a.name,
 			time.Since(start).Round(100*time.Millisecond), st.sent, st.errors,
 			st.p99.Round(time.Microsecond), o.figure)
@@ -443,14 +458,21 @@ func (e *env) measure(ctx context.Context) ([]row, error) {
 			fmt.Fprintf(e.out, "  NOTE: the attack did not reach its path; its row measures nothing\n")
 		}
 	}
+	for i := range rows {
+		rows[i].quietP99 = quiet.p99
+	}
+	if quiet.errors > 0 {
+		fmt.Fprintf(e.out, "NOTE: the client had %d errors in quiet time (e.g. %s): the yardstick itself is off\n",
+			quiet.errors, strings.Join(quiet.firstErrors, "; "))
+	}
 	printTable(e.out, rows, e.s, quiet)
 	return rows, nil
 }
 
 // printTable writes the result table.
 func printTable(out io.Writer, rows []row, s settings, quiet clientStats) {
-	fmt.Fprintf(out, "\nattackbench: well-behaved client at %d req/s (cached badge and image page), quiet p99 %s; targets: 0 client errors, p99 ≤ 2× quiet, and each attack's own\n",
-		s.rate, quiet.p99.Round(time.Microsecond))
+	fmt.Fprintf(out, "\nattackbench: well-behaved client at %d req/s (cached badge and image page), quiet p99 %s (%d requests in quiet time before and between the attacks); targets: 0 client errors, p99 ≤ 2× quiet, and each attack's own\n",
+		s.rate, quiet.p99.Round(time.Microsecond), quiet.sent)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ATTACK\tCLIENT ERRORS\tCLIENT P99\t× QUIET\tTARGET\tVERDICT\tATTACK'S FIGURE")
 	for _, r := range rows {

@@ -27,7 +27,7 @@ func TestTinyRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	rows, err := run(ctx, []string{"-bin", bin, "-rate", "20", "-quiet", "1s", "-window", "1s", "-attack-timeout", "20s",
+	rows, err := run(ctx, []string{"-bin", bin, "-rate", "20", "-quiet", "1s", "-quiet-slice", "0s", "-window", "1s", "-attack-timeout", "20s",
 		"-platforms", "4", "-layers", "20", "-big-reads", "2", "-tags", "250", "-slow-reads", "4", "-tokens", "5",
 		"-form-gets", "10", "-squatters", "1"}, &out)
 	t.Log("\n" + out.String())
@@ -93,6 +93,15 @@ func TestSummarize(t *testing.T) {
 	}
 	if r := st.errorRate(); r < 0.0147 || r > 0.0148 {
 		t.Errorf("error rate %.4f, want 3/203", r)
+	}
+
+	// The quiet time is summed up from slices: merging them is summarizing
+	// all their requests at once.
+	half := len(run.Results) / 2
+	a := summarize([]openloop.Run{{Results: run.Results[:half]}}, time.Second)
+	b := summarize([]openloop.Run{{Results: run.Results[half:]}}, time.Second)
+	if m := b.merge(a); m.sent != st.sent || m.errors != st.errors || m.p50 != st.p50 || m.p99 != st.p99 || len(m.firstErrors) != 3 {
+		t.Errorf("merged halves: %+v; want %+v", m, st)
 	}
 }
 

@@ -171,7 +171,20 @@ type clientStats struct {
 	sent, errors int
 	p50, p99     time.Duration
 	elapsed      time.Duration
-	firstErrors  []string // a few of the failed answers, for the log
+	firstErrors  []string        // a few of the failed answers, for the log
+	lat          []time.Duration // of the answers 200, sorted
+}
+
+// merge is the stats of a and b's requests together.
+func (c clientStats) merge(o clientStats) clientStats {
+	m := clientStats{sent: c.sent + o.sent, errors: c.errors + o.errors, elapsed: c.elapsed + o.elapsed,
+		lat: append(slices.Clone(c.lat), o.lat...)}
+	for _, e := range append(slices.Clone(c.firstErrors), o.firstErrors...) {
+		m.note(e)
+	}
+	slices.Sort(m.lat)
+	m.p50, m.p99 = openloop.Quantile(m.lat, 0.50), openloop.Quantile(m.lat, 0.99)
+	return m
 }
 
 func (c clientStats) errorRate() float64 {
@@ -269,6 +282,7 @@ func summarize(runs []openloop.Run, elapsed time.Duration) clientStats {
 		}
 	}
 	slices.Sort(lat)
+	st.lat = lat
 	st.p50, st.p99 = openloop.Quantile(lat, 0.50), openloop.Quantile(lat, 0.99)
 	st.elapsed = elapsed
 	return st
