@@ -74,12 +74,13 @@ func (e *env) bigIndexes(ctx context.Context) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
+	indexes := len(e.good.Peek("/bench/big-"))
 	manifests := len(e.good.Peek("/manifests/sha256:"))
 	bound := int64(e.s.rssBoundMB) * 1e6
 	return outcome{
 		figure: fmt.Sprintf("RSS %.0f MB after (%.0f before, peak %.0f); reads %s; registry served %d platform manifests",
 			mb(after.rss), mb(before.rss), mb(after.peak), st.String(), manifests),
-		exercised: st.total() == e.s.bigReads && manifests > 0,
+		exercised: st.total() == e.s.bigReads && indexes > 0, // a service that refuses the index at once was still asked
 		target:    fmt.Sprintf("RSS ≤ %d MB", e.s.rssBoundMB),
 		met:       after.rss <= bound,
 	}, nil

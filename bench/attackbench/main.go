@@ -89,7 +89,10 @@ type settings struct {
 	tokens        int
 	formGets      int
 	squatters     int
-	strict        bool
+	// tagsShareLayers makes the listed repositories' images variants of
+	// the client's (its layers, another config).
+	tagsShareLayers bool
+	strict          bool
 	// only lists the attack numbers to run (all when empty).
 	only []int
 }
@@ -176,6 +179,7 @@ func run(ctx context.Context, args []string, out io.Writer) ([]row, error) {
 	fs.IntVar(&s.layers, "layers", 2000, "layers of each platform of the big index")
 	fs.IntVar(&s.bigReads, "big-reads", 16, "repository names the big index is read under, at once")
 	fs.IntVar(&s.tags, "tags", 10000, "tags of the paged repository")
+	fs.BoolVar(&s.tagsShareLayers, "tags-share-layers", false, "give the listed repositories' images the client's layers (another config), which makes them parent candidates of the client's image: its reads then involve the listing")
 	fs.IntVar(&s.slowReads, "slow-reads", 40, "reads at once of never-seen images on the trickling registry")
 	fs.DurationVar(&s.trickleDelay, "trickle-delay", time.Second, "the trickling registry's time per byte")
 	fs.IntVar(&s.tokens, "tokens", 20, "wrong tokens sent for one client behind the proxy")
@@ -320,10 +324,10 @@ func (e *env) restart(ctx context.Context) error {
 // pushFixtures fills the registries (see the package comment) and installs
 // their faults.
 func (e *env) pushFixtures(ctx context.Context) error {
-	// The client's image shares no layer with any other: an image whose
-	// layers equal another's is its parent candidate, and reading it then
-	// involves the other's tags, which would mix another matter into
-	// every attack. The other images are variants (configs of their own on
+	// The client's image shares no layer with any other (unless
+	// -tags-share-layers): an image whose layers equal another's is its
+	// parent candidate, and reading it then involves the other's tags,
+	// which would mix another matter into every attack. The other images are variants (configs of their own on
 	// shared layers) of one base each, cheap to push by the hundred.
 	small, err := pushSmall(ctx, e.good.Host, clientRepo, "1", clientVersion)
 	if err != nil {
@@ -343,11 +347,13 @@ func (e *env) pushFixtures(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	listed, err := pushSmall(ctx, e.good.Host, manyRepo, "base", "5.0.0")
-	if err != nil {
-		return err
+	listed := small
+	if !e.s.tagsShareLayers {
+		if listed, err = pushSmall(ctx, e.good.Host, manyRepo, "base", "5.0.0"); err != nil {
+			return err
+		}
+		defer listed.p.close()
 	}
-	defer listed.p.close()
 	many, err := listed.variant(ctx, manyRepo, "t00000", "5.0.1")
 	if err != nil {
 		return err
