@@ -292,7 +292,7 @@ func setup(ctx context.Context, s settings, dir string, out io.Writer) (*env, fu
 
 // stopGrace is how long a server stopped between phases may take to shut
 // down before it is killed: work an attack left running is not waited for.
-const stopGrace = 5 * time.Second
+const stopGrace = 2 * time.Second
 
 // restart stops the server, if one runs, and starts a new process on the
 // same database, so that each attack meets a server with nothing left
@@ -433,9 +433,11 @@ func (e *env) measure(ctx context.Context) ([]row, error) {
 		if len(e.s.only) > 0 && !slices.Contains(e.s.only, a.number) {
 			continue
 		}
+		restartStart := time.Now()
 		if err := e.restart(ctx); err != nil {
 			return rows, fmt.Errorf("restart before %s: %w", a.name, err)
 		}
+		restarted := time.Since(restartStart)
 		if e.s.quietSlice > 0 {
 			q, err := quietNow(e.s.quietSlice)
 			if err != nil {
@@ -454,8 +456,8 @@ func (e *env) measure(ctx context.Context) ([]row, error) {
 			return rows, fmt.Errorf("%s: %w\nserver log:\n%s", a.name, err, e.server.Tail())
 		}
 		rows = append(rows, row{attack: a.name, client: st, outcome: o})
-		fmt.Fprintf(e.out, "%s (%s): client %d requests, %d errors, p99 %s; %s\n", a.name,
-			time.Since(start).Round(100*time.Millisecond), st.sent, st.errors,
+		fmt.Fprintf(e.out, "%s (%s; restart and warm-up %s): client %d requests, %d errors, p99 %s; %s\n", a.name,
+			time.Since(start).Round(100*time.Millisecond), restarted.Round(100*time.Millisecond), st.sent, st.errors,
 			st.p99.Round(time.Microsecond), o.figure)
 		if len(st.firstErrors) > 0 {
 			fmt.Fprintf(e.out, "  client errors, e.g.: %s\n", strings.Join(st.firstErrors, "; "))

@@ -161,9 +161,10 @@ type wellBehaved struct {
 	client *http.Client
 }
 
-// clientChunk is how often a new open-loop schedule starts; schedules
-// start on time whatever the previous one is waiting for, so a stall of
-// the server shows in the requests due during it.
+// clientChunk is how often a new open-loop schedule starts (more often in
+// a phase shorter than that); schedules start on time whatever the
+// previous one is waiting for, so a stall of the server shows in the
+// requests due during it.
 const clientChunk = time.Second
 
 // clientStats is what the well-behaved client saw in one phase.
@@ -212,14 +213,15 @@ func (w *wellBehaved) during(ctx context.Context, minDur, maxDur time.Duration, 
 	start := time.Now()
 	var attackErr error
 	finished := false
-	tick := time.NewTicker(clientChunk)
+	chunk := min(clientChunk, maxDur)
+	tick := time.NewTicker(chunk)
 	defer tick.Stop()
 	for {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			run, err := openloop.Send(ctx, openloop.Config{
-				Rate: w.rate, Duration: clientChunk, Client: w.client, Timeout: 10 * time.Second,
+				Rate: w.rate, Duration: chunk, Client: w.client, Timeout: 10 * time.Second,
 				Next: func(j int) openloop.Request { return openloop.Request{URL: w.urls[j%len(w.urls)]} },
 			})
 			mu.Lock()
