@@ -52,7 +52,7 @@ type answer struct {
 	err    error
 }
 
-// get sends method url with header from c and reads at most 64 KiB of the
+// send sends method url with header and body from c and reads at most 64 KiB of the
 // answer.
 func send(ctx context.Context, c *http.Client, method, url string, header http.Header, body []byte) answer {
 	var rd io.Reader
