@@ -115,6 +115,22 @@ func (e *env) trickle(ctx context.Context) (outcome, error) {
 	otherTick := time.NewTicker(time.Second / 2)
 	defer otherTick.Stop()
 	var otherWG sync.WaitGroup
+	otherReads := 0
+	otherRead := func() {
+		otherReads++
+		i := e.nextOther()
+		otherWG.Add(2)
+		go func() {
+			defer otherWG.Done()
+			otherSt.add(send(ctx, other, http.MethodGet, e.apiImage(e.good.Host+"/"+otherRepo(i)+":1"), nil, nil))
+		}()
+		j := e.nextOther()
+		go func() {
+			defer otherWG.Done()
+			a := send(ctx, other, http.MethodGet, e.server.URL+"/badges/version/"+e.good.Host+"/"+otherRepo(j)+":1.svg", nil, nil)
+			badges.addKey(badgeText(a, fmt.Sprintf("2.0.%d", j)))
+		}()
+	}
 	start := time.Now()
 	for time.Now().Before(end) && ctx.Err() == nil {
 		select {
@@ -124,23 +140,17 @@ func (e *env) trickle(ctx context.Context) (outcome, error) {
 			if time.Since(start) < min(time.Second, e.s.window/4) {
 				continue // the attack's first wave fills the service first
 			}
-			i := e.nextOther()
-			otherWG.Add(2)
-			go func() {
-				defer otherWG.Done()
-				otherSt.add(send(ctx, other, http.MethodGet, e.apiImage(e.good.Host+"/"+otherRepo(i)+":1"), nil, nil))
-			}()
-			j := e.nextOther()
-			go func() {
-				defer otherWG.Done()
-				a := send(ctx, other, http.MethodGet, e.server.URL+"/badges/version/"+e.good.Host+"/"+otherRepo(j)+":1.svg", nil, nil)
-				badges.addKey(badgeText(a, fmt.Sprintf("2.0.%d", j)))
-			}()
+			otherRead()
 		case <-ctx.Done():
 		}
 	}
+	if otherReads == 0 && ctx.Err() == nil {
+		otherRead() // a window too short for the ticker, or a sender late to it
+	}
 	otherWG.Wait()
-	trickled := len(e.slow.Peek("/manifests/"))
+	// The registry has seen the attack by now, unless the service never
+	// asked it; a late first request is waited for, a little.
+	trickled := len(e.slow.WaitRequests(1, 5*time.Second, "/manifests/"))
 	e.slow.Reset() // the rest of every trickling answer at once
 	wg.Wait()
 	e.slow.Add(trickleRule(e.s.trickleDelay))
@@ -223,7 +233,8 @@ func (e *env) selfLink(ctx context.Context) (outcome, error) {
 	c := clientFrom(attackerAddr, e.s.window)
 	defer c.CloseIdleConnections()
 	a := send(ctx, c, http.MethodGet, e.server.URL+"/api/v1/repositories/"+e.good.Host+"/"+selfLinkRepo+"/tags", nil, nil)
-	during := len(e.good.Peek("/" + selfLinkRepo + "/tags/list"))
+	// A first list request late on a busy machine is waited for, a little.
+	during := len(e.good.WaitRequests(1, 5*time.Second, "/"+selfLinkRepo+"/tags/list"))
 	after := min(2*time.Second, e.s.window)
 	select {
 	case <-time.After(after):
