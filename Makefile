@@ -92,7 +92,9 @@ test-deploy:
 	cd deploy && $(GO) test -count=1 -timeout 5m $(TESTFLAGS) ./...
 
 # Each program runs even when one before it failed; the target fails at the end,
-# naming those that did. soak is the load test (a minute of mixed traffic
+# naming those that did. attackbench replays the hostile-load attacks against the
+# real binary while a well-behaved client reads (its table says PASS or FAIL per
+# attack; -strict makes a FAIL fail the target). soak is the load test (a minute of mixed traffic
 # during a refresh storm; SOAKFLAGS='-duration 10s' for a short run).
 SOAKFLAGS ?=
 # BENCH_BASELINE is the revision bench/replicas measures beside this tree's
@@ -106,6 +108,7 @@ bench:
 		"$(GO) test -run ^$$ -bench . -benchmem ./store/ -args -store.engine=postgres" \
 		"$(GO) run ./bench/benchcmp" \
 		"$(GO) run ./bench/loadbench" \
+		"$(GO) run ./bench/attackbench" \
 		"$(GO) run ./bench/replicas -baseline=$(BENCH_BASELINE)" \
 		"$(GO) run ./bench/soak $(SOAKFLAGS)"; do \
 		echo "== $$cmd"; \

@@ -7,9 +7,10 @@
 //
 // For requests that match a rule it holds them until Release (to prove that
 // an answer did not wait on the registry, or to keep work in flight), answers
-// slowly, resets the connection mid-body, rate-limits, fails, truncates or
-// pads its answers, serves content that does not match its digest, or
-// redirects to an address no client should follow.
+// slowly or trickles its answers a byte at a time, resets the connection
+// mid-body, rate-limits, fails, truncates or pads its answers, serves content
+// that does not match its digest, redirects to an address no client should
+// follow, pages tag lists by Link headers, or links a tag list to itself.
 //
 // Start ties a registry to a test's lifetime; Close releases held requests
 // before it shuts the server down.
@@ -17,10 +18,12 @@ package faultreg
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +68,20 @@ const (
 	// that clients holding some send them; repositories the rule does not
 	// match stay open to anonymous clients.
 	RequireBasicAuth
+	// Trickle sends the status and headers at once, then the body one byte
+	// per Delay, as a registry at the end of a saturated link does, until
+	// the body ends or the client gives up; Release, Reset and Close send
+	// the rest at once. An answer without a body (a HEAD) goes at once.
+	Trickle
+	// PageTags answers a tag list (GET /v2/NAME/tags/list) Page tags at a
+	// time (fewer when the request's n asks for fewer), in order, after the
+	// request's last, with a Link header to the next page while tags
+	// remain, as distribution's registry pages a list.
+	PageTags
+	// LinkSelf answers a tag list normally but with a Link header naming
+	// the request's own URL as the next page: a client that follows Link
+	// without noticing a repeat asks for the same page again and again.
+	LinkSelf
 )
 
 // Rule applies a Fault to requests with Method (empty: any) whose path
@@ -79,6 +96,8 @@ type Rule struct {
 	Location     string
 	Status       int
 	Times        int
+	// Page is PageTags' page size (default 100).
+	Page int
 	// Username and Password are what RequireBasicAuth accepts.
 	Username, Password string
 }
@@ -158,8 +177,9 @@ func (r *Registry) Reset() {
 	r.releaseLocked()
 }
 
-// Release lets every held request go on and removes the Hold rules, so that
-// no request is held until Hold rules are added again. Other rules stay.
+// Release lets every held request go on (and sends the rest of every
+// trickling answer at once) and removes the Hold rules, so that no request
+// is held until Hold rules are added again. Other rules stay.
 func (r *Registry) Release() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -264,7 +284,7 @@ func (r *Registry) arrive(req *http.Request) (*Rule, <-chan struct{}) {
 		if (s.Method == "" || s.Method == req.Method) && strings.Contains(req.URL.Path, s.PathContains) && (s.Times == 0 || s.used < s.Times) {
 			s.used++
 			rule := s.Rule
-			if rule.Fault != Hold {
+			if rule.Fault != Hold && rule.Fault != Trickle {
 				return &rule, nil
 			}
 			if r.release == nil {
@@ -322,6 +342,8 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+	case PageTags:
+		r.pageTags(w, req, rule.Page)
 	default:
 		rec := httptest.NewRecorder()
 		r.inner.ServeHTTP(rec, req)
@@ -360,6 +382,79 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 			}
 			w.WriteHeader(rec.Code)
 			w.Write(body)
+		case LinkSelf:
+			w.Header().Set("Link", "<"+req.URL.RequestURI()+`>; rel="next"`)
+			w.WriteHeader(rec.Code)
+			w.Write(body)
+		case Trickle:
+			w.WriteHeader(rec.Code)
+			rc := http.NewResponseController(w)
+			for i := range body {
+				if _, err := w.Write(body[i : i+1]); err != nil {
+					return
+				}
+				_ = rc.Flush()
+				if i == len(body)-1 {
+					break
+				}
+				select {
+				case <-time.After(rule.Delay):
+				case <-release:
+					w.Write(body[i+1:])
+					return
+				case <-req.Context().Done():
+					return
+				}
+			}
 		}
 	}
+}
+
+// defaultPage is PageTags' page size when the rule gives none.
+const defaultPage = 100
+
+// pageTags answers a tag list request one page at a time (see PageTags),
+// from the whole list the inner registry gives.
+func (r *Registry) pageTags(w http.ResponseWriter, req *http.Request, page int) {
+	if page <= 0 {
+		page = defaultPage
+	}
+	whole := req.Clone(req.Context())
+	whole.URL.RawQuery = ""
+	rec := httptest.NewRecorder()
+	r.inner.ServeHTTP(rec, whole)
+	var list struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &list) != nil {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return
+	}
+	q := req.URL.Query()
+	if n, err := strconv.Atoi(q.Get("n")); err == nil && n > 0 && n < page {
+		page = n
+	}
+	slices.Sort(list.Tags)
+	if last := q.Get("last"); last != "" {
+		i, found := slices.BinarySearch(list.Tags, last)
+		if found {
+			i++
+		}
+		list.Tags = list.Tags[i:]
+	}
+	if len(list.Tags) > page {
+		list.Tags = list.Tags[:page]
+		next := url.Values{"n": {strconv.Itoa(page)}, "last": {list.Tags[page-1]}}
+		w.Header().Set("Link", "<"+req.URL.Path+"?"+next.Encode()+`>; rel="next"`)
+	}
+	body, _ := json.Marshal(list)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
 }

@@ -1,7 +1,11 @@
 package faultreg_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"testing"
@@ -112,5 +116,122 @@ func TestHoldUntilRelease(t *testing.T) {
 	}()
 	if got := reg.WaitRequests(4, 10*time.Second, "/manifests/"); len(got) != 4 {
 		t.Fatalf("requests %v, want 4", got)
+	}
+}
+
+func TestPageTagsFollowsLinks(t *testing.T) {
+	reg := withImage(t)
+	var want []string
+	for i := range 250 {
+		tag := fmt.Sprintf("t%03d", i)
+		if err := crane.Tag(reg.Host+"/acme/app:1", tag); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, tag)
+	}
+	want = append(want, "1") // sorts first
+	slices.Sort(want)
+	reg.Add(faultreg.Rule{PathContains: "/tags/list", Fault: faultreg.PageTags, Page: 100})
+	reg.Requests()
+
+	// The first page, as a client sees it: 100 tags and a Link to the next.
+	resp, err := http.Get(reg.URL + "/v2/acme/app/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct{ Tags []string }
+	err = json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantLink := `</v2/acme/app/tags/list?last=t098&n=100>; rel="next"`; resp.Header.Get("Link") != wantLink ||
+		!slices.Equal(page.Tags, want[:100]) {
+		t.Errorf("first page: Link %q, tags %v…; want %q and the first 100", resp.Header.Get("Link"), page.Tags[:3], wantLink)
+	}
+
+	// go-containerregistry's lister follows the links to the whole list.
+	got, err := crane.ListTags(reg.Host + "/acme/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("listed %d tags, want the %d pushed", len(got), len(want))
+	}
+	if lists := reg.Requests("/tags/list"); len(lists) != 1+3 {
+		t.Errorf("tag list requests %v, want 1 + 3 pages", lists)
+	}
+}
+
+func TestLinkSelfRepeatsThePage(t *testing.T) {
+	reg := withImage(t)
+	reg.Add(faultreg.Rule{PathContains: "/tags/list", Fault: faultreg.LinkSelf, Times: 5})
+	got, err := crane.ListTags(reg.Host + "/acme/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five answers link to themselves, the sixth ends the list: a client
+	// that follows blindly reads the one page six times.
+	if want := []string{"1", "1", "1", "1", "1", "1"}; !slices.Equal(got, want) {
+		t.Errorf("listed %v, want %v", got, want)
+	}
+	lists := reg.Requests("/tags/list")
+	if len(lists) != 6 || len(slices.Compact(slices.Clone(lists))) != 1 {
+		t.Errorf("tag list requests %v, want the same one six times", lists)
+	}
+}
+
+func TestTrickleSendsAByteAtATime(t *testing.T) {
+	reg := withImage(t)
+	whole, err := crane.Manifest(reg.Host + "/acme/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = time.Millisecond
+	reg.Add(faultreg.Rule{Method: http.MethodGet, PathContains: "/manifests/", Fault: faultreg.Trickle, Delay: delay})
+	start := time.Now()
+	got, err := crane.Manifest(reg.Host + "/acme/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, whole) {
+		t.Errorf("trickled manifest differs:\n%s\nwant\n%s", got, whole)
+	}
+	// A lower bound only: each byte after the first waited at least delay.
+	if min := time.Duration(len(whole)-1) * delay; time.Since(start) < min {
+		t.Errorf("the manifest came in %s, faster than a byte per %s allows (%s)", time.Since(start), delay, min)
+	}
+
+	// Reset sends the rest of a trickling answer at once.
+	reg.Reset()
+	reg.Requests()
+	reg.Add(faultreg.Rule{Method: http.MethodGet, PathContains: "/manifests/", Fault: faultreg.Trickle, Delay: time.Hour})
+	released := make(chan []byte, 1)
+	go func() {
+		b, err := crane.Manifest(reg.Host + "/acme/app:1")
+		if err != nil {
+			t.Error(err)
+		}
+		released <- b
+	}()
+	if got := reg.WaitRequests(1, 10*time.Second, "/manifests/"); len(got) != 1 {
+		t.Fatalf("requests %v, want the manifest's GET", got)
+	}
+	reg.Reset()
+	if got := <-released; !bytes.Equal(got, whole) {
+		t.Errorf("manifest after Reset differs:\n%s\nwant\n%s", got, whole)
+	}
+
+	// A client that gives up ends the trickle: the registry's Close (at the
+	// test's end) would wait for a handler still sending.
+	reg.Add(faultreg.Rule{Method: http.MethodGet, PathContains: "/manifests/", Fault: faultreg.Trickle, Delay: time.Hour})
+	c := &http.Client{Timeout: 100 * time.Millisecond}
+	resp, err := c.Get(reg.URL + "/v2/acme/app/manifests/1")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("a body trickled a byte an hour was read whole in 100 ms")
 	}
 }

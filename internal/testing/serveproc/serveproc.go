@@ -132,7 +132,12 @@ func startOnce(ctx context.Context, bin, db, logPath string, args []string) (*Pr
 
 // Stop sends SIGTERM and waits for the graceful shutdown (at most 30 s,
 // then SIGKILL). It is safe to call more than once.
-func (p *Proc) Stop() {
+func (p *Proc) Stop() { p.StopWithin(30 * time.Second) }
+
+// StopWithin is Stop with another grace period: a benchmark that restarts
+// the server between phases ends work a phase left running without
+// waiting for it.
+func (p *Proc) StopWithin(grace time.Duration) {
 	if p.stopped {
 		return
 	}
@@ -140,7 +145,7 @@ func (p *Proc) Stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
