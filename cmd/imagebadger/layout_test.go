@@ -32,7 +32,7 @@ var allowedImports = map[string][]string{
 	"contents":         {"analysis", "images", "registry", "store"},
 	"notify":           {"analysis", "images", "netguard", "ratelimit", "registry", "store", "tagfilter"},
 	"templates":        {"analysis", "badge"},
-	"server":           {"analysis", "auth", "badge", "contents", "docs", "images", "notify", "ratelimit", "static", "store", "tagfilter", "templates"},
+	"server":           {"analysis", "auth", "badge", "contents", "docs", "images", "internal/costlru", "notify", "ratelimit", "static", "store", "tagfilter", "templates"},
 	"internal/demo":    {"analysis", "images", "registry", "store"},
 	"cmd/imagebadger":  {"*"},
 	"bench/benchcmp":   {"*"},
