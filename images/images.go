@@ -133,14 +133,15 @@ const (
 )
 
 // The default of Options.ClientInspections, each client's budget of reads
-// that start registry work: 30 at once, refilled at 30 a minute. A person
-// reading pages, or a README's badges of images never seen, starts a
-// handful at once; a script walking a registry's images is held to one
-// every two seconds, 1,800 an hour, which is registry work enough for
-// anyone and keeps one client from making the service hammer registries.
+// that start registry work: 100 at once, refilled at one a second (the
+// whole burst in 100 s). A person reading pages or a README's badges of
+// images never seen starts a handful at once, and a CI job checking the
+// images of a release a few dozen; a script walking a registry's images
+// is held to one a second, 3,600 an hour, which keeps one client from
+// making the service hammer registries or grow the database at will.
 const (
-	DefaultClientInspectionsBurst  = 30
-	DefaultClientInspectionsPeriod = time.Minute
+	DefaultClientInspectionsBurst  = 100
+	DefaultClientInspectionsPeriod = 100 * time.Second
 )
 
 func (o Options) withDefaults() Options {
