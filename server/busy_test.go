@@ -11,6 +11,7 @@ import (
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/ratelimit"
 	"github.com/imagebadger/imagebadger/server"
 )
 
@@ -81,5 +82,39 @@ func TestBusyAnswers503AndBadgesSayTryAgain(t *testing.T) {
 	}
 	if got := reg.Peek("/manifests/"); len(got) != 1 {
 		t.Errorf("the registry got %v, want only the running inspection's request", got)
+	}
+}
+
+// TestClientBudgetAnswers429: a client's reads that start registry work
+// spend its budget (one here): the next read of an image never seen
+// answers 429 rate_limited with a Retry-After, while its read of the
+// image already stored answers 200.
+func TestClientBudgetAnswers429(t *testing.T) {
+	reg := faultreg.Start(t)
+	s := stack.New(t, stack.Options{
+		Images: images.Options{ClientInspections: ratelimit.Limit{Burst: 1, Period: time.Hour}},
+		Server: &server.Options{},
+	})
+	for _, tag := range []string{"a", "b"} {
+		pushTo(t, reg.Host+"/acme/app:"+tag, labelledImage(t, 1, linuxAMD64, nil))
+	}
+	get := func(tag string) *http.Response {
+		t.Helper()
+		resp, err := http.Get(s.URL + "/api/v1/images/" + reg.Host + "/acme/app:" + tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get("a"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first new image: %s", resp.Status)
+	}
+	resp := get("b")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second new image: %s, Retry-After %q; want 429 with a Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	if resp := get("a"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the stored image again: %s", resp.Status)
 	}
 }
