@@ -74,9 +74,9 @@ type Options struct {
 	// ClientInspections is each client address's budget of reads that
 	// miss the store and start an inspection or listing (default
 	// DefaultClientInspectionsBurst per DefaultClientInspectionsPeriod);
-	// past it such reads answer
-	// analysis.ErrRateLimited. Reads the store answers cost nothing, and so
-	// does the refresh of a stale tag, which is the service's own upkeep.
+	// past it such reads answer analysis.ErrRateLimited. Reads the store
+	// answers cost nothing, and so does the refresh of a stale tag, which
+	// is the service's own upkeep.
 	ClientInspections ratelimit.Limit
 	// CacheSize bounds the reports and the answers kept in memory (default
 	// 4096 each).
