@@ -113,12 +113,60 @@ type Descriptor struct {
 
 // Limits on what one report may make the service read. The registry client
 // enforces the byte limits as it reads; ParseManifest checks a config's
-// declared size before anything is fetched for it.
+// declared size before anything is fetched for it; CheckShape holds a
+// manifest or index to the counts before anything of it is stored.
+//
+// The counts are chosen from what registries hold. Docker's overlay2
+// driver refuses to mount more than 128 layers, so images people run
+// stay under it; MaxLayers leaves twice that for images built by other
+// tools. The largest indexes of Docker Hub's official images list a few
+// dozen platform images, each with an attestation manifest beside it:
+// MaxPlatforms platform images and MaxIndexManifests entries in all cover
+// them twice over. Within these a report is at most about 8 MiB in memory
+// (images' BenchmarkCachedReportsHeap: 7.3 MiB for MaxPlatforms images of
+// MaxLayers layers with 120-byte commands), where a 64-platform index of
+// 2,000-layer images was 50 MB.
 const (
 	MaxManifestBytes = 4 << 20
 	MaxConfigBytes   = 4 << 20
 	MaxPlatforms     = 64
+	// MaxIndexManifests bounds an index's entries of any kind: platform
+	// images, attestations and whatever else it lists.
+	MaxIndexManifests = 128
+	// MaxLayers bounds the layers of one platform image.
+	MaxLayers = 256
 )
+
+// CheckShape refuses a manifest or index (of media type mt, already
+// accepted by CheckMediaType) with more layers or entries than the limits
+// above, with a message naming the limit and the count; what names the
+// image. It reads only the counts, so it is cheap enough to run on every
+// manifest a registry sends, before it is stored.
+func CheckShape(mt string, body []byte, what string) error {
+	switch {
+	case IsIndex(mt):
+		var idx struct {
+			Manifests []struct{} `json:"manifests"`
+		}
+		if err := json.Unmarshal(body, &idx); err != nil {
+			return Errorf(ErrUpstream, err, "%s is not a valid index", what)
+		}
+		if n := len(idx.Manifests); n > MaxIndexManifests {
+			return Errorf(ErrUpstream, ErrUnsupportedContent, "%s lists %d manifests, more than the %d this service reads", what, n, MaxIndexManifests)
+		}
+	case IsImageManifest(mt):
+		var m struct {
+			Layers []struct{} `json:"layers"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil {
+			return Errorf(ErrUpstream, err, "%s is not a valid image manifest", what)
+		}
+		if n := len(m.Layers); n > MaxLayers {
+			return Errorf(ErrUpstream, ErrUnsupportedContent, "%s has %d layers, more than the %d this service reads", what, n, MaxLayers)
+		}
+	}
+	return nil
+}
 
 // IsIndex reports whether a media type is a multi-platform index.
 func IsIndex(mt string) bool {
@@ -151,6 +199,9 @@ func ParseIndex(body []byte, what string) (annotations map[string]string, entrie
 	if err := json.Unmarshal(body, &idx); err != nil {
 		return nil, nil, Errorf(ErrUpstream, err, "%s is not a valid index", what)
 	}
+	if len(idx.Manifests) > MaxIndexManifests {
+		return nil, nil, Errorf(ErrUpstream, ErrUnsupportedContent, "%s lists %d manifests, more than the %d this service reads", what, len(idx.Manifests), MaxIndexManifests)
+	}
 	for _, d := range idx.Manifests {
 		if !IsImageManifest(string(d.MediaType)) {
 			continue
@@ -178,6 +229,9 @@ func ParseManifest(body []byte, what string) (*v1.Manifest, error) {
 	}
 	if m.Config.Digest.Hex == "" {
 		return nil, Errorf(ErrUpstream, nil, "%s has no config", what)
+	}
+	if len(m.Layers) > MaxLayers {
+		return nil, Errorf(ErrUpstream, ErrUnsupportedContent, "%s has %d layers, more than the %d this service reads", what, len(m.Layers), MaxLayers)
 	}
 	if m.Config.Size < 0 || m.Config.Size > MaxConfigBytes {
 		return nil, Errorf(ErrUpstream, nil, "%s declares a config of %d bytes, more than the %d MiB limit", what, m.Config.Size, MaxConfigBytes>>20)

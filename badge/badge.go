@@ -81,6 +81,10 @@ const (
 	// TextNotFoundYet: the image was never seen and its first inspection is
 	// still running.
 	TextNotFoundYet = "not found yet"
+	// TextTryAgain: the service is too busy to inspect the image now (its
+	// registry's or its client's share of inspections is full); the badge
+	// is not cached, and a later view shows the image.
+	TextTryAgain = "try again"
 	// TextNotGiven: the image is known but lacks the value (no revision
 	// label, no parent).
 	TextNotGiven = "not given"

@@ -110,7 +110,7 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 	rep.CheckedAt = checked
 	e := answerEntry{digest: digest, checked: kept, deps: deps.list, version: versionOf(digest, kept, deps.list), rep: rep}
 	e.full = e.version + "/" + strconv.FormatInt(checked.Unix(), 10)
-	s.answers.Add(key, e)
+	s.answers.Add(key, e, reportCost(rep)+int64(len(e.version)+len(e.full)))
 	return Answer{Report: rep, Version: e.full}, nil
 }
 
@@ -161,7 +161,7 @@ func (s *Service) reportVia(ctx context.Context, repo analysis.Repository, diges
 		if err != nil {
 			return nil, err
 		}
-		s.reports.Add(key, rep)
+		s.reports.Add(key, rep, reportCost(rep))
 		return rep, nil
 	})
 	if err != nil {

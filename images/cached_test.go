@@ -152,6 +152,7 @@ func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 	e.push(t, "acme/app:1", img)
 	e.push(t, "acme/other:1", img)
 	e.push(t, "acme/third:1", img)
+	e.push(t, "acme/closing:1", img)
 	e.reg.Requests()
 	ctx := context.Background()
 	quick := images.ReadOptions{Wait: time.Millisecond}
@@ -167,7 +168,7 @@ func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 		t.Fatalf("second reference: %v, want ErrNotYet", err)
 	}
 	if _, err := e.svc.Read(ctx, auth.Viewer{}, e.ref(t, "acme/third:1"), quick); !errors.Is(err, images.ErrBusy) {
-		t.Errorf("third inspection over MaxInspections 2: %v, want ErrBusy", err)
+		t.Errorf("third inspection over MaxInspections 2: %v, want ErrBusy (queued for a slot)", err)
 	}
 	e.reg.Release()
 
@@ -213,9 +214,9 @@ func TestBackgroundInspectionsOnePerReference(t *testing.T) {
 
 	// Close waits for inspections in flight and refuses new ones.
 	e.reg.Add(holdRegistry...)
-	third := e.ref(t, "acme/third:1")
+	third := e.ref(t, "acme/closing:1")
 	if _, err := e.svc.Read(ctx, auth.Viewer{}, third, quick); !errors.Is(err, images.ErrNotYet) {
-		t.Fatalf("third: %v, want ErrNotYet", err)
+		t.Fatalf("closing: %v, want ErrNotYet", err)
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- e.svc.Close(context.Background()) }()

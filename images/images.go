@@ -26,6 +26,8 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/auth"
+	"github.com/imagebadger/imagebadger/internal/costlru"
+	"github.com/imagebadger/imagebadger/ratelimit"
 	"github.com/imagebadger/imagebadger/registry"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -58,9 +60,32 @@ type Options struct {
 	// (default 32), so a flood of reads of unknown images cannot start
 	// unbounded work.
 	MaxInspections int
+	// MaxInspectionsPerRegistry and MaxInspectionsPerClient are the
+	// shares of MaxInspections one registry and one client address may
+	// hold (defaults DefaultMaxInspectionsPerRegistry and
+	// DefaultMaxInspectionsPerClient, at most MaxInspections): a slow
+	// registry, or one client, fills its own share and waits there while
+	// everyone else's inspections go on.
+	MaxInspectionsPerRegistry, MaxInspectionsPerClient int
+	// QueueWait is how long an inspection whose shares are full waits for
+	// a slot before its readers are answered ErrBusy (default
+	// DefaultQueueWait).
+	QueueWait time.Duration
+	// ClientInspections is each client address's budget of reads that
+	// miss the store and start an inspection or listing (default
+	// DefaultClientInspectionsBurst per DefaultClientInspectionsPeriod);
+	// past it such reads answer analysis.ErrRateLimited. Reads the store
+	// answers cost nothing, and so does the refresh of a stale tag, which
+	// is the service's own upkeep.
+	ClientInspections ratelimit.Limit
 	// CacheSize bounds the reports and the answers kept in memory (default
 	// 4096 each).
 	CacheSize int
+	// ReportCacheBytes and AnswerCacheBytes bound the same caches in bytes,
+	// as reportCost estimates them (default DefaultCacheBytes each): a
+	// report's size grows with its platforms and layers, so a bound in
+	// entries alone lets a few large images hold gigabytes.
+	ReportCacheBytes, AnswerCacheBytes int64
 	// Verifier judges the cosign signatures found under the trust rules;
 	// nil leaves every signature unjudged (verified null).
 	Verifier registry.Verifier
@@ -76,6 +101,47 @@ const (
 	DefaultRetryFailedAfter = 30 * time.Second
 	DefaultMaxInspections   = 32
 	DefaultCacheSize        = 4096
+	// DefaultMaxInspectionsPerRegistry is a quarter of the pool: a
+	// registry that trickles its answers holds at most that, and the three
+	// quarters left serve every other registry. It equals the registry
+	// client's own limit of requests in flight to one host
+	// (registry.DefaultConcurrency), so a larger share would only hold
+	// slots while its requests queue in the client.
+	DefaultMaxInspectionsPerRegistry = DefaultMaxInspections / 4
+	// DefaultMaxInspectionsPerClient is an eighth of the pool: a person
+	// opening pages of new images starts one or two inspections at a time,
+	// a README's badges a few; a client with more waits in its own share.
+	DefaultMaxInspectionsPerClient = DefaultMaxInspections / 8
+	// DefaultQueueWait is longer than a badge waits (3 s), so an inspection
+	// a badge queued still starts while the badge says "try again", and
+	// short enough that a page waiting on a busy registry answers 503 well
+	// before a browser gives up.
+	DefaultQueueWait = 10 * time.Second
+	// BusyRetryAfter is the Retry-After of an ErrBusy answer: slots come
+	// free as inspections end, which takes seconds.
+	BusyRetryAfter = 5 * time.Second
+	// DefaultCacheBytes bounds each of the report and answer caches: the
+	// largest image the limits allow (analysis.MaxPlatforms platform
+	// images of analysis.MaxLayers layers) costs about 8 MiB as a report,
+	// so eight of them fit, and the thousands of ordinary images (a few
+	// kilobytes to tens of kilobytes each) people read fit many times over.
+	// An answer shares its report's layers, so the two caches together
+	// keep at most about 64 MiB of the largest images alive, 59 MiB
+	// measured after 16 reads of one under different names
+	// (BenchmarkCachedReportsHeap).
+	DefaultCacheBytes = 64 << 20
+)
+
+// The default of Options.ClientInspections, each client's budget of reads
+// that start registry work: 100 at once, refilled at one a second (the
+// whole burst in 100 s). A person reading pages or a README's badges of
+// images never seen starts a handful at once, and a CI job checking the
+// images of a release a few dozen; a script walking a registry's images
+// is held to one a second, 3,600 an hour, which keeps one client from
+// making the service hammer registries or grow the database at will.
+const (
+	DefaultClientInspectionsBurst  = 100
+	DefaultClientInspectionsPeriod = 100 * time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -97,8 +163,28 @@ func (o Options) withDefaults() Options {
 	if o.MaxInspections <= 0 {
 		o.MaxInspections = DefaultMaxInspections
 	}
+	if o.MaxInspectionsPerRegistry <= 0 {
+		o.MaxInspectionsPerRegistry = DefaultMaxInspectionsPerRegistry
+	}
+	if o.MaxInspectionsPerClient <= 0 {
+		o.MaxInspectionsPerClient = DefaultMaxInspectionsPerClient
+	}
+	o.MaxInspectionsPerRegistry = min(o.MaxInspectionsPerRegistry, o.MaxInspections)
+	o.MaxInspectionsPerClient = min(o.MaxInspectionsPerClient, o.MaxInspections)
+	if o.QueueWait <= 0 {
+		o.QueueWait = DefaultQueueWait
+	}
+	if o.ClientInspections.IsZero() {
+		o.ClientInspections = ratelimit.Limit{Burst: DefaultClientInspectionsBurst, Period: DefaultClientInspectionsPeriod}
+	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = DefaultCacheSize
+	}
+	if o.ReportCacheBytes <= 0 {
+		o.ReportCacheBytes = DefaultCacheBytes
+	}
+	if o.AnswerCacheBytes <= 0 {
+		o.AnswerCacheBytes = DefaultCacheBytes
 	}
 	if o.PrivateImages == "" {
 		o.PrivateImages = DefaultPrivateImages
@@ -135,9 +221,10 @@ type Service struct {
 	index         *analysis.ParentIndex
 	// reports are digest-level reports by repository@digest: content by
 	// digest never changes, so an entry is never out of date.
-	reports *lru.Cache[string, *analysis.Report]
-	// answers are finished answers by reference (see answer).
-	answers *lru.Cache[analysis.Reference, answerEntry]
+	reports *costlru.Cache[string, *analysis.Report]
+	// answers are finished answers by reference (see answer). Both are
+	// bounded in bytes as well as entries (see Options.ReportCacheBytes).
+	answers *costlru.Cache[analysis.Reference, answerEntry]
 	// indexed and linked remember what is already in the store (platform
 	// images by top-level image, parent links), so that reads do not write
 	// it again; both are facts about digests that never change.
@@ -147,6 +234,9 @@ type Service struct {
 	// each kept under the repository's stamp (see verdict).
 	verdicts *lru.Cache[analysis.Repository, verdictEntry]
 	bg       background
+	// clientBudget is each client address's budget of new background
+	// inspections (Options.ClientInspections).
+	clientBudget *ratelimit.Keyed
 	// indexBehind is set when another process sharing the database has
 	// recorded new platform images; the next parent lookup reads them
 	// first (from indexFrom on).
@@ -171,13 +261,14 @@ func New(o Options) *Service {
 		pollClient:    poll,
 		pollInspector: registry.NewInspector(poll, o.Store).WithVerifier(o.Verifier),
 		index:         analysis.NewParentIndex(),
-		reports:       mustLRU[string, *analysis.Report](o.CacheSize),
-		answers:       mustLRU[analysis.Reference, answerEntry](o.CacheSize),
+		reports:       costlru.New[string, *analysis.Report](o.CacheSize, o.ReportCacheBytes),
+		answers:       costlru.New[analysis.Reference, answerEntry](o.CacheSize, o.AnswerCacheBytes),
 		indexed:       mustLRU[string, struct{}](knownSetSize),
 		linked:        mustLRU[store.ParentLink, struct{}](knownSetSize),
 		verdicts:      mustLRU[analysis.Repository, verdictEntry](o.CacheSize),
 	}
 	s.bg.init(o.CacheSize)
+	s.clientBudget = ratelimit.New(o.ClientInspections)
 	o.Store.OnExternalChange(func(scope store.Scope, _ store.Stamp) {
 		if scope == store.IndexScope {
 			s.indexBehind.Store(true)
@@ -220,6 +311,11 @@ type ReadOptions struct {
 	// requests leave the last part of a known rate-limit budget to the
 	// reads people ask for (see registry.Client.Polling).
 	Polling bool
+	// Client is the address of the client the read is made for, whose
+	// share of the background inspections and budget of new ones a read
+	// that misses the store is counted against; "" is the service's own
+	// work (notifications, the command line), counted against neither.
+	Client string
 }
 
 // reader is the client and inspector a call goes through: the polling
@@ -236,8 +332,10 @@ var (
 	// ErrNotYet: the first inspection of an image did not finish within
 	// ReadOptions.Wait; it goes on, and a later read will find its result.
 	ErrNotYet = errors.New("images: first inspection still running")
-	// ErrBusy: too many background inspections are in flight to start
-	// another; a later read may try again.
+	// ErrBusy: the background inspections a read would need a slot among
+	// (the service's, its registry's or its client's share) are all in
+	// flight, and none came free in time; a later read may try again. It
+	// comes as an *analysis.Error saying which, with RetryAfter set.
 	ErrBusy = errors.New("images: too many background inspections in flight")
 )
 
@@ -292,7 +390,9 @@ func (s *Service) read(ctx context.Context, ref analysis.Reference, how ReadOpti
 	a, err := s.stored(ctx, ref)
 	if err == nil {
 		if a.Stale {
-			s.bg.start(s, ref)
+			// The refresh of what the store holds is the service's upkeep,
+			// not the client's work: once per tag and FreshFor at most.
+			s.bg.start(s, ref, "")
 		}
 		return a, nil
 	}
@@ -301,14 +401,14 @@ func (s *Service) read(ctx context.Context, ref analysis.Reference, how ReadOpti
 		// again once per FreshFor at most (a push may bring it back), so a
 		// badge of a deleted tag costs no registry request per view.
 		if s.opts.Now().Sub(d.Checked) >= s.opts.FreshFor {
-			s.bg.start(s, ref)
+			s.bg.start(s, ref, "")
 		}
 		return Answer{}, err
 	}
 	if !errors.Is(err, analysis.ErrNotFound) {
 		return Answer{}, err
 	}
-	if err := s.bg.start(s, ref).wait(ctx, how.Wait); err != nil {
+	if err := s.bg.start(s, ref, how.Client).wait(ctx, how.Wait); err != nil {
 		return Answer{}, err
 	}
 	return s.stored(ctx, ref)

@@ -62,7 +62,7 @@ func (s *Service) tags(ctx context.Context, repo analysis.Repository, how ReadOp
 	if !errors.Is(err, analysis.ErrNotFound) {
 		return nil, err
 	}
-	if err := s.bg.startListing(s, repo).wait(ctx, how.Wait); err != nil {
+	if err := s.bg.startListingFor(s, repo, how.Client).wait(ctx, how.Wait); err != nil {
 		return nil, err
 	}
 	if listed, err = s.store.Listed(ctx, repo); err != nil {

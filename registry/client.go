@@ -269,6 +269,9 @@ func (c *Client) Fetch(ctx context.Context, ref analysis.Reference) (analysis.De
 	if err := analysis.CheckMediaType(string(got.MediaType), what); err != nil {
 		return analysis.Descriptor{}, nil, err
 	}
+	if err := analysis.CheckShape(string(got.MediaType), got.Manifest, what); err != nil {
+		return analysis.Descriptor{}, nil, err
+	}
 	return analysis.Descriptor{Digest: got.Digest.String(), MediaType: string(got.MediaType), Size: got.Size}, got.Manifest, nil
 }
 
@@ -331,6 +334,9 @@ func (c *Client) Manifest(ctx context.Context, repo analysis.Repository, digest 
 		return "", nil, c.classify(ctx, err, n, repo.Registry, what)
 	}
 	if err := analysis.CheckMediaType(string(got.MediaType), what); err != nil {
+		return "", nil, err
+	}
+	if err := analysis.CheckShape(string(got.MediaType), got.Manifest, what); err != nil {
 		return "", nil, err
 	}
 	return string(got.MediaType), got.Manifest, nil

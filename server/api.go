@@ -15,7 +15,7 @@ func (s *Server) apiImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	how := images.ReadOptions{Refresh: wantsRefresh(r)}
+	how := images.ReadOptions{Refresh: wantsRefresh(r), Client: clientAddr(r)}
 	if how.Refresh {
 		if err := s.allowRefresh(r); err != nil {
 			return err

@@ -116,7 +116,7 @@ func (s *Server) decideBadge(r *http.Request, kindText, refText, want string) (s
 	if err != nil || want != "" && !validPlatform(want) {
 		return grey(badge.TextInvalid, badgeCacheControl), nil
 	}
-	a, err := s.images.Read(r.Context(), s.badgeViewer(r, ref.Repository), ref, images.ReadOptions{Wait: s.badges.opts.Wait})
+	a, err := s.images.Read(r.Context(), s.badgeViewer(r, ref.Repository), ref, images.ReadOptions{Wait: s.badges.opts.Wait, Client: clientAddr(r)})
 	if err != nil {
 		text, cache, ok := badgeFailureText(err)
 		if !ok {
@@ -201,8 +201,10 @@ func badgeFailureText(err error) (text, cache string, ok bool) {
 		return badge.TextTagRemoved, badgeCacheControl, true
 	}
 	switch {
-	case errors.Is(err, images.ErrNotYet), errors.Is(err, images.ErrBusy):
+	case errors.Is(err, images.ErrNotYet):
 		return badge.TextNotFoundYet, badgeNoCacheControl, true
+	case errors.Is(err, images.ErrBusy):
+		return badge.TextTryAgain, badgeNoCacheControl, true
 	case errors.Is(err, analysis.ErrNotFound):
 		return badge.TextNotFound, badgeCacheControl, true
 	case errors.Is(err, analysis.ErrUnauthorized):

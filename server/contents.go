@@ -43,7 +43,7 @@ func (s *Server) contentsPlatform(r *http.Request) (analysis.Reference, *analysi
 	if want != "" && !validPlatform(want) {
 		return ref, nil, invalidRequest(fmt.Sprintf("platform %q is not os/arch[/variant]", want))
 	}
-	a, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{})
+	a, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return ref, nil, err
 	}

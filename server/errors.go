@@ -76,7 +76,7 @@ func statusOf(err error) (code string, status int) {
 		return "cross_origin", http.StatusForbidden
 	case errors.Is(err, contents.ErrNotAnalyzed):
 		return "not_analyzed", http.StatusNotFound
-	case errors.Is(err, contents.ErrBusy):
+	case errors.Is(err, contents.ErrBusy), errors.Is(err, images.ErrBusy):
 		return "unavailable", http.StatusServiceUnavailable
 	case errors.Is(err, images.ErrForbidden):
 		return "forbidden", http.StatusForbidden

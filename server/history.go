@@ -125,7 +125,7 @@ func (s *Server) apiDiff(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.images.Diff(r.Context(), s.viewer(r), from, to, platform, images.ReadOptions{})
+	c, err := s.images.Diff(r.Context(), s.viewer(r), from, to, platform, images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return err
 	}

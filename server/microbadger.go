@@ -107,11 +107,11 @@ func (s *Server) microBadgerV1(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	// The listing first, so the requested image's tags are all known.
-	versions, err := s.images.Versions(ctx, s.viewer(r), ref.Repository, images.ReadOptions{})
+	versions, err := s.images.Versions(ctx, s.viewer(r), ref.Repository, images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return err
 	}
-	a, err := s.images.Read(ctx, s.viewer(r), ref, images.ReadOptions{})
+	a, err := s.images.Read(ctx, s.viewer(r), ref, images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *Server) microBadgerVersionRoute(w http.ResponseWriter, r *http.Request)
 	if !digestPattern.MatchString(digest) {
 		return &analysis.Error{Kind: analysis.ErrInvalidReference, Message: "the version must be a digest, sha256: and 64 hexadecimal digits"}
 	}
-	versions, err := s.images.Versions(r.Context(), s.viewer(r), repo, images.ReadOptions{})
+	versions, err := s.images.Versions(r.Context(), s.viewer(r), repo, images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return err
 	}

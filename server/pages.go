@@ -306,7 +306,7 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request) error {
 		redirectTo(w, r, templates.ImageHref(canon))
 		return nil
 	}
-	a, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{})
+	a, err := s.images.Read(r.Context(), s.viewer(r), ref, images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return err
 	}
@@ -603,7 +603,7 @@ func (s *Server) diffPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.images.Diff(r.Context(), s.viewer(r), from, to, platform, images.ReadOptions{})
+	c, err := s.images.Diff(r.Context(), s.viewer(r), from, to, platform, images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return err
 	}

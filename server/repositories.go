@@ -25,7 +25,7 @@ func (s *Server) apiTags(w http.ResponseWriter, r *http.Request) error {
 // tagList answers a repository's tags for the API and the page: re-listed
 // when ?refresh=1 asks and the client's refresh budget allows.
 func (s *Server) tagList(r *http.Request, repo analysis.Repository) (*analysis.TagList, error) {
-	how := images.ReadOptions{Refresh: wantsRefresh(r)}
+	how := images.ReadOptions{Refresh: wantsRefresh(r), Client: clientAddr(r)}
 	if how.Refresh {
 		if err := s.allowRefresh(r); err != nil {
 			return nil, err

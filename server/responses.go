@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
+
+	"github.com/imagebadger/imagebadger/internal/costlru"
 )
 
 // responseMemo keeps the bytes of the busiest answers, the JSON image
@@ -15,14 +16,18 @@ import (
 // rendering a page is most of what such a request costs, and the same
 // answer is read over and over between changes. A new version (a move, a
 // new check, an index change) simply misses; nothing is ever invalidated.
-// It is bounded in bytes, not entries: a page is tens of kilobytes and the
-// keys come from URLs anyone can vary.
+// It is bounded in bytes, least recently used first out, not only in
+// entries: a page is tens of kilobytes, a large image's report megabytes,
+// and the keys come from URLs anyone can vary, so a flood of new keys
+// pushes out the old ones one by one rather than emptying the memo.
 type responseMemo struct {
-	mu       sync.Mutex
-	maxBytes int
-	bytes    int
-	items    map[string]memoResponse
+	items *costlru.Cache[string, memoResponse]
 }
+
+// responseMemoEntries bounds the memo's entries beside its bytes: the
+// least an entry costs is its key and version, so without it a flood of
+// tiny answers could hold hundreds of thousands of keys.
+const responseMemoEntries = 16384
 
 type memoResponse struct {
 	version string
@@ -30,16 +35,14 @@ type memoResponse struct {
 }
 
 func newResponseMemo(maxBytes int) *responseMemo {
-	return &responseMemo{maxBytes: maxBytes, items: map[string]memoResponse{}}
+	return &responseMemo{items: costlru.New[string, memoResponse](responseMemoEntries, int64(maxBytes))}
 }
 
 func (m *responseMemo) get(key, version string) ([]byte, bool) {
 	if version == "" {
 		return nil, false
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.items[key]
+	e, ok := m.items.Get(key)
 	if !ok || e.version != version {
 		return nil, false
 	}
@@ -47,23 +50,13 @@ func (m *responseMemo) get(key, version string) ([]byte, bool) {
 }
 
 // put keeps body (which the caller must not change afterwards) for key at
-// version; an answer without a version is not kept.
+// version; an answer without a version, or larger than the whole budget,
+// is not kept.
 func (m *responseMemo) put(key, version string, body []byte) {
-	size := len(key) + len(version) + len(body)
-	if version == "" || size > m.maxBytes {
+	if version == "" {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if old, ok := m.items[key]; ok {
-		m.bytes -= len(key) + len(old.version) + len(old.body)
-	}
-	if m.bytes+size > m.maxBytes {
-		clear(m.items)
-		m.bytes = 0
-	}
-	m.items[key] = memoResponse{version: version, body: body}
-	m.bytes += size
+	m.items.Add(key, memoResponse{version: version, body: body}, int64(len(key)+len(version)+len(body)))
 }
 
 // encodeJSON is the JSON of every API answer: indented for people reading

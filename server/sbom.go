@@ -22,7 +22,7 @@ func (s *Server) apiSBOM(w http.ResponseWriter, r *http.Request) error {
 	if platform != "" && !validPlatform(platform) {
 		return invalidRequest(fmt.Sprintf("platform %q is not os/arch[/variant]", platform))
 	}
-	page, err := s.images.SBOM(r.Context(), s.viewer(r), ref, platform, q.Get("q"), q.Get("cursor"), images.ReadOptions{})
+	page, err := s.images.SBOM(r.Context(), s.viewer(r), ref, platform, q.Get("q"), q.Get("cursor"), images.ReadOptions{Client: clientAddr(r)})
 	if err != nil {
 		return err
 	}
