@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
@@ -86,6 +87,30 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 		c.CheckedAt = checked
 		return Answer{Report: &c, Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
 	}
+	// Reads that find the kept answer out of date make the new one once:
+	// while a listing records a candidate parent's tags one by one, every
+	// badge view would otherwise rebuild the answer for itself.
+	v, err, _ := s.flight.Do("answer\x00"+key.String()+"\x00"+digest+"\x00"+kept.String(), func() (any, error) {
+		return s.newAnswer(context.WithoutCancel(ctx), ref, key, digest, checked, kept)
+	})
+	if err != nil {
+		return Answer{}, err
+	}
+	a := v.(Answer)
+	if !a.Report.CheckedAt.Equal(checked) {
+		// Made for a read of another second: a shallow copy with this
+		// read's time, as for a kept answer.
+		c := *a.Report
+		c.CheckedAt = checked
+		base := a.Version[:strings.LastIndexByte(a.Version, '/')] // the version without the read's time
+		return Answer{Report: &c, Version: base + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
+	}
+	return a, nil
+}
+
+// newAnswer makes and keeps the answer that answer found missing or out
+// of date.
+func (s *Service) newAnswer(ctx context.Context, ref, key analysis.Reference, digest string, checked, kept time.Time) (Answer, error) {
 	deps := newReads(s.store)
 	deps.addRepository(ref.Repository)
 	shared, err := s.report(ctx, ref.Repository, digest)
