@@ -44,7 +44,7 @@ func TestVisibilityKeptAndStamped(t *testing.T) {
 		t.Fatalf("an unchanged verdict bumped the stamp")
 	}
 	listedAt := t1.Add(time.Minute)
-	if err := s.RecordListing(ctx, repo, listedAt); err != nil {
+	if err := s.RecordListing(ctx, repo, store.Listing{At: listedAt}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -54,7 +54,7 @@ func TestVisibilityKeptAndStamped(t *testing.T) {
 	if err != nil || v != analysis.VisibilityPrivate || !at.Equal(t1) {
 		t.Fatalf("after reopening: %q %v %v, want private at %v", v, at, err, t1)
 	}
-	if got, err := s.Listed(ctx, repo); err != nil || !got.Equal(listedAt) {
+	if got, err := s.Listed(ctx, repo); err != nil || !got.At.Equal(listedAt) {
 		t.Fatalf("listed = %v %v, want %v", got, err, listedAt)
 	}
 	if changed, err := s.RecordVisibility(ctx, repo, analysis.VisibilityPublic, t1.Add(time.Hour)); err != nil || !changed {
@@ -63,7 +63,29 @@ func TestVisibilityKeptAndStamped(t *testing.T) {
 	if v, _, _ := s.Visibility(ctx, repo); v != analysis.VisibilityPublic {
 		t.Fatalf("verdict = %q, want public", v)
 	}
-	if got, err := s.Listed(ctx, repo); err != nil || !got.Equal(listedAt) {
+	if got, err := s.Listed(ctx, repo); err != nil || !got.At.Equal(listedAt) {
 		t.Fatalf("a verdict moved the listing time: %v %v", got, err)
+	}
+}
+
+// A listing that left tags unrecorded keeps why, until a complete listing
+// clears it.
+func TestListingIncompleteKept(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ib.db"))
+	repo := analysis.Repository{Registry: "127.0.0.1:5000", Name: "acme/app"}
+	t0 := time.UnixMilli(1_700_000_000_000).UTC()
+	why := "the registry's next page repeats a page already read"
+	if err := s.RecordListing(ctx, repo, store.Listing{At: t0, Incomplete: why}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Listed(ctx, repo); err != nil || !got.At.Equal(t0) || got.Incomplete != why {
+		t.Fatalf("listed = %+v %v, want %v incomplete %q", got, err, t0, why)
+	}
+	if err := s.RecordListing(ctx, repo, store.Listing{At: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Listed(ctx, repo); err != nil || !got.At.Equal(t0.Add(time.Minute)) || got.Incomplete != "" {
+		t.Fatalf("after a complete listing: %+v %v, want complete", got, err)
 	}
 }

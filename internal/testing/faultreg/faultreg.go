@@ -8,8 +8,9 @@
 // For requests that match a rule it holds them until Release (to prove that
 // an answer did not wait on the registry, or to keep work in flight), answers
 // slowly, resets the connection mid-body, rate-limits, fails, truncates or
-// pads its answers, serves content that does not match its digest, or
-// redirects to an address no client should follow.
+// pads its answers, serves content that does not match its digest,
+// redirects to an address no client should follow, or serves tag list pages
+// of its own making (any tags, any Link).
 //
 // Start ties a registry to a test's lifetime; Close releases held requests
 // before it shuts the server down.
@@ -17,6 +18,7 @@ package faultreg
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http"
@@ -65,6 +67,10 @@ const (
 	// that clients holding some send them; repositories the rule does not
 	// match stay open to anonymous clients.
 	RequireBasicAuth
+	// TagPage answers a tag list request with a page of its own: Tags, and
+	// Link (when not empty) as the Link header naming the next page, so a
+	// test can serve any pagination, good or hostile.
+	TagPage
 )
 
 // Rule applies a Fault to requests with Method (empty: any) whose path
@@ -81,6 +87,9 @@ type Rule struct {
 	Times        int
 	// Username and Password are what RequireBasicAuth accepts.
 	Username, Password string
+	// Tags and Link are the page TagPage serves.
+	Tags []string
+	Link string
 }
 
 // Registry is the test registry. Its Close also releases held requests.
@@ -313,6 +322,14 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(status)
 		w.Write([]byte("<!doctype html><title>Not here</title><p>This page does not exist.</p>"))
+	case TagPage:
+		repo := strings.TrimSuffix(strings.TrimPrefix(req.URL.Path, "/v2/"), "/tags/list")
+		body, _ := json.Marshal(map[string]any{"name": repo, "tags": rule.Tags})
+		if rule.Link != "" {
+			w.Header().Set("Link", rule.Link)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
 	case RequireBasicAuth:
 		if u, p, ok := req.BasicAuth(); ok && u == rule.Username && p == rule.Password {
 			r.inner.ServeHTTP(w, req)
