@@ -270,6 +270,8 @@ func (h *Hub) Tags(ctx context.Context, repo analysis.Repository) (HubListing, e
 				out.Complete, out.Stopped = false, "Docker Hub's next page is not on its own API: "+err.Error()
 			case asked[n]:
 				out.Complete, out.Stopped = false, "Docker Hub's next page repeats a page already read"
+			case len(p.Results) == 0:
+				out.Complete, out.Stopped = false, "Docker Hub sent an empty page with a link to another"
 			default:
 				next = n
 			}

@@ -209,6 +209,12 @@ func (c *Client) List(ctx context.Context, repo analysis.Repository) (TagListing
 			return TagListing{}, c.classify(ctx, err, r.Tag("latest"), repo.Registry, what)
 		}
 		tags = append(tags, page.Tags...)
+		if len(page.Tags) == 0 && page.Next != "" {
+			// An empty page has no last tag to go on from; following its
+			// link could go on for as long as the registry likes.
+			out.Complete, out.Stopped = false, "the registry sent an empty page with a link to another"
+			break
+		}
 	}
 	if why := guard.result(); why != "" && out.Complete {
 		out.Complete, out.Stopped = false, why

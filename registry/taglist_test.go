@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/registry"
 )
@@ -124,5 +125,57 @@ func TestListingStopsAtTheTagLimit(t *testing.T) {
 	}
 	if asked := reg.Peek(list); len(asked) != registry.MaxListedTags/1000 {
 		t.Errorf("%d pages asked, want %d", len(asked), registry.MaxListedTags/1000)
+	}
+}
+
+// TestListingStopsAtThePageLimit: a registry that links a new page after
+// every one of a tag each is read for 200 pages and no more; one that
+// sends an empty page with a link is read no further.
+func TestListingStopsAtThePageLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		perPage  int
+		requests int
+		stopped  string
+	}{
+		{"a tag a page", 1, 200, "200 pages"},
+		{"empty pages", 0, 1, "empty page"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v2/" {
+					return
+				}
+				n := asked.Add(1)
+				if n > 1000 {
+					http.Error(w, "the test's bound", http.StatusInternalServerError)
+					return
+				}
+				tags := []string{}
+				if tc.perPage > 0 {
+					tags = append(tags, fmt.Sprintf("t%04d", n))
+				}
+				w.Header().Set("Link", fmt.Sprintf(`</v2/acme/app/tags/list?last=t%04d&n=1000>; rel="next"`, n))
+				fmt.Fprintf(w, `{"name": "acme/app", "tags": %q}`, tags)
+			}))
+			defer srv.Close()
+			host := strings.TrimPrefix(srv.URL, "http://")
+			client, _ := newInspector(t, registry.Options{Timeout: 5 * time.Second})
+			repo, err := analysis.ParseRepository(host + "/acme/app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := client.List(context.Background(), repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := int(asked.Load()); n != tc.requests || len(got.Tags) != tc.requests*tc.perPage {
+				t.Errorf("%d pages asked, %d tags; want %d and %d", n, len(got.Tags), tc.requests, tc.requests*tc.perPage)
+			}
+			if got.Complete || !strings.Contains(got.Stopped, tc.stopped) {
+				t.Errorf("complete=%v stopped=%q, want not complete, saying %q", got.Complete, got.Stopped, tc.stopped)
+			}
+		})
 	}
 }
