@@ -29,7 +29,8 @@ const (
 	// maxListPages bounds the pages of one listing: 10,000 tags at 50 a
 	// page, the smallest page size seen from registries that ignore n.
 	maxListPages = MaxListedTags / 50
-	// listPageSize is the page size asked of registries (n=1000).
+	// listPageSize is the page size asked of registries (n=1000); a
+	// registry may send fewer a page, and the Link to the next.
 	listPageSize = 1000
 )
 

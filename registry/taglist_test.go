@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/distreg"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/registry"
 )
@@ -177,5 +181,48 @@ func TestListingStopsAtThePageLimit(t *testing.T) {
 				t.Errorf("complete=%v stopped=%q, want not complete, saying %q", got.Complete, got.Stopped, tc.stopped)
 			}
 		})
+	}
+}
+
+// TestListingOfDistribution: the CNCF distribution registry (2.8, which
+// answers a tag list in one page, whatever n asks) is listed in one
+// request, complete, with the tags crane lists.
+func TestListingOfDistribution(t *testing.T) {
+	ctx := context.Background()
+	d, err := distreg.Start(ctx, distreg.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	addr, counts, stop, err := distreg.MeteredProxy(d.Addr, 0, func(r *http.Request) string { return r.Method + " " + r.URL.Path })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	push(t, d.Addr+"/acme/app:a", imageSpec{layers: 1}.build(t))
+	for _, tag := range []string{"b", "c", "d", "e"} {
+		if err := crane.Tag(d.Addr+"/acme/app:a", tag, crane.WithAuth(authn.Anonymous)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := crane.ListTags(d.Addr+"/acme/app", crane.WithAuth(authn.Anonymous))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	client, _ := newInspector(t, registry.Options{Timeout: 5 * time.Second})
+	repo, err := analysis.ParseRepository(addr + "/acme/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.List(ctx, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Tags, want) || len(want) != 5 || !got.Complete || got.Stopped != "" {
+		t.Errorf("listing %+v, want %q, complete", got, want)
+	}
+	if n := counts()["GET /v2/acme/app/tags/list"]; n != 1 {
+		t.Errorf("%d pages asked, want 1", n)
 	}
 }
