@@ -120,7 +120,9 @@ func (g *listGuard) refuse(from *url.URL, link string) string {
 	}
 	target = from.ResolveReference(target)
 	switch {
-	case target.Scheme != g.scheme || !strings.EqualFold(target.Host, g.host) || target.User != nil:
+	case target.Scheme != g.scheme || target.Host != g.host || target.User != nil:
+		// As strict as go-containerregistry, which would fail the whole
+		// listing on a link it refuses.
 		return fmt.Sprintf("the registry's next page %q leaves the registry", truncateText(target.Redacted(), 200))
 	case target.Path != g.path:
 		return fmt.Sprintf("the registry's next page %q is not this repository's tag list", truncateText(target.Redacted(), 200))
