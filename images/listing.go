@@ -11,18 +11,32 @@ import (
 )
 
 // validTags returns the names a listing of repo may use: those outside the
-// distribution spec's tag grammar are dropped with a log line, so they are
-// never asked for, stored or shown.
+// distribution spec's tag grammar are dropped with a log line each (the
+// first loggedInvalidTags of them, then one line with how many more), so
+// they are never asked for, stored or shown.
 func (s *Service) validTags(repo analysis.Repository, names []string) []string {
-	return slices.DeleteFunc(names, func(t string) bool {
+	invalid := 0
+	names = slices.DeleteFunc(names, func(t string) bool {
 		p := analysis.TagProblem(t)
-		if p != "" {
+		if p == "" {
+			return false
+		}
+		if invalid++; invalid <= loggedInvalidTags {
 			s.opts.Logger.Warn("tags: skipped a tag name the registry listed that is not a valid tag",
 				"repository", repo.String(), "tag", analysis.QuoteTag(t), "problem", p)
 		}
-		return p != ""
+		return true
 	})
+	if more := invalid - loggedInvalidTags; more > 0 {
+		s.opts.Logger.Warn("tags: skipped more tag names the registry listed that are not valid tags",
+			"repository", repo.String(), "count", more)
+	}
+	return names
 }
+
+// loggedInvalidTags bounds the invalid names one listing logs one by one,
+// so a registry listing thousands cannot flood the log.
+const loggedInvalidTags = 10
 
 // listPlan is what a listing does with the tags it read.
 type listPlan struct {

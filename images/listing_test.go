@@ -3,6 +3,7 @@ package images_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -192,4 +193,30 @@ func TestListingCaps(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestListingLogsInvalidNamesBounded: a registry listing many names
+// outside the grammar gets ten log lines naming them and one counting the
+// rest, not a line each.
+func TestListingLogsInvalidNamesBounded(t *testing.T) {
+	log := &syncBuffer{}
+	st := stack.New(t, stack.Options{Registry: true, Log: log})
+	reg := st.Registry
+	pushImage(t, reg.Host+"/acme/app:1")
+	names := []string{"1"}
+	for i := range 25 {
+		names = append(names, fmt.Sprintf(".hidden%02d", i))
+	}
+	reg.Add(faultreg.Rule{Method: http.MethodGet, PathContains: "/acme/app/tags/list", Fault: faultreg.TagPage, Tags: names})
+	repo := must(analysis.ParseRepository(reg.Host + "/acme/app"))
+	if _, err := st.Images.System().Tags(context.Background(), repo, images.ReadOptions{Refresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	logged := log.String()
+	if n := strings.Count(logged, "skipped a tag name"); n != 10 {
+		t.Errorf("%d lines naming a skipped tag, want 10", n)
+	}
+	if !strings.Contains(logged, `"msg":"tags: skipped more tag names the registry listed that are not valid tags","repository":"`+repo.String()+`","count":15`) {
+		t.Errorf("no line counting the other 15:\n%s", logged)
+	}
 }
