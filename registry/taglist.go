@@ -27,7 +27,9 @@ const (
 	// that invents tags page after page.
 	MaxListedTags = 10000
 	// maxListPages bounds the pages of one listing: 10,000 tags at 50 a
-	// page, the smallest page size seen from registries that ignore n.
+	// page, so a registry serving pages far smaller than asked is still
+	// read to its 10,000th tag, and one linking a page of a tag after
+	// another stops at 200 requests.
 	maxListPages = MaxListedTags / 50
 	// listPageSize is the page size asked of registries (n=1000); a
 	// registry may send fewer a page, and the Link to the next.
