@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -177,4 +178,24 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// TagProblem says what is wrong with tag as a tag name by the distribution
+// spec's grammar, [A-Za-z0-9_][A-Za-z0-9._-]{0,127}, written for people;
+// "" when nothing is. It is the one check of tag names, for those typed in
+// references and those registries send (tag lists, Docker Hub's API,
+// hooks): a name outside the grammar is never stored, asked for, shown or
+// put in a header.
+func TagProblem(tag string) string {
+	if tag == "" {
+		return "the tag is empty"
+	}
+	return tagProblem(tag)
+}
+
+// QuoteTag is how a tag that may be anything is written in a log line:
+// quoted with Go's escapes (so CR, LF and bidirectional controls show as
+// escapes) and cut to 80 bytes.
+func QuoteTag(tag string) string {
+	return fmt.Sprintf("%q", truncate(tag, 80))
 }

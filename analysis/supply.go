@@ -446,7 +446,9 @@ func ParseImageMaterial(m Material) (ImageMaterial, bool) {
 	if err != nil {
 		return ImageMaterial{}, false
 	}
-	if v, err := url.PathUnescape(version); err == nil && v != "" && !strings.Contains(v, ":") {
+	if v, err := url.PathUnescape(version); err == nil && v != "" && TagProblem(v) == "" {
+		// A version that is not a tag (a digest, a name outside the tag
+		// grammar) names no tag to follow; the digest still names the image.
 		ref.Tag = v
 	}
 	if ref.Digest != m.Digest {

@@ -222,6 +222,10 @@ func TestParseImageMaterial(t *testing.T) {
 		{"https://github.com/acme/app.git#main", "sha1:" + gitRevision, "", "", false},
 		{"pkg:docker/alpine@3.20", "sha1:abc", "", "", false},
 		{"pkg:docker/UPPER@1", alpineDigest, "", "", false},
+		// A version outside the tag grammar names no tag; the digest stays.
+		{"pkg:docker/alpine@bad%0D%0AX-Injected:%201", alpineDigest, "docker.io/library/alpine@" + alpineDigest, "", false},
+		{"pkg:docker/alpine@..%2F..%2Fetc", alpineDigest, "docker.io/library/alpine@" + alpineDigest, "", false},
+		{"pkg:docker/alpine@" + strings.Repeat("9", 129), alpineDigest, "docker.io/library/alpine@" + alpineDigest, "", false},
 	}
 	for _, tt := range tests {
 		got, ok := analysis.ParseImageMaterial(analysis.Material{URI: tt.uri, Digest: tt.digest})

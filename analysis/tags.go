@@ -14,6 +14,11 @@ type TagList struct {
 	TagCount   int        `json:"tagCount"`
 	CheckedAt  time.Time  `json:"checkedAt"`
 	Groups     []TagGroup `json:"groups"`
+	// Complete is false when the last listing left tags of the registry
+	// unrecorded (Incomplete says why): its pages were cut short, or the
+	// repository has more tags than the service records.
+	Complete   bool   `json:"complete"`
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 // TagGroup is the set of tags that name one image.

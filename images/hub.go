@@ -70,43 +70,35 @@ func (s *Service) repositoryInfo(ctx context.Context, repo analysis.Repository) 
 // compare-and-sets, the tags moved to one image in one transaction), and tags Hub no longer lists are recorded as
 // deleted. A tag Hub lists without a digest, or whose platform images Hub
 // lists differently from the registry's index, is looked up against the
-// registry as a listing without Hub would.
-func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, how ReadOptions) error {
+// registry as a listing without Hub would. Names and caps are as for a
+// registry listing (plan); incomplete says why tags were left unrecorded.
+func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, how ReadOptions) (incomplete string, err error) {
 	at := s.opts.Now()
-	only := how.Only
-	tags, err := s.opts.Hub.Tags(ctx, repo)
+	listing, err := s.opts.Hub.Tags(ctx, repo)
 	if err != nil {
-		return err
+		return "", err
 	}
-	byName := make(map[string]registry.HubTag, len(tags))
-	names := make([]string, 0, len(tags))
-	for _, t := range tags {
-		if only != nil && !only(t.Name) {
-			continue
-		}
+	byName := make(map[string]registry.HubTag, len(listing.Tags))
+	names := make([]string, 0, len(listing.Tags))
+	for _, t := range listing.Tags {
 		if _, dup := byName[t.Name]; !dup {
 			names = append(names, t.Name)
 		}
 		byName[t.Name] = t
 	}
 	slices.Sort(names)
-	known, err := s.store.RepositoryTags(ctx, repo)
+	p, err := s.plan(ctx, repo, s.validTags(repo, names), listing.Stopped, how.Only)
 	if err != nil {
-		return err
+		return "", err
 	}
-	stored := make(map[string]string, len(known))
-	for _, k := range known {
-		if only != nil && !only(k.Tag) {
-			continue
-		}
+	stored := make(map[string]string, len(p.known))
+	for _, k := range p.known {
 		stored[k.Tag] = k.Digest
-		if _, found := slices.BinarySearch(names, k.Tag); !found {
-			if err := s.recordGone(ctx, repo.WithTag(k.Tag), lookedUp{previous: k.Digest, at: at, notFound: analysis.ErrNotFound}); err != nil &&
-				!errors.Is(err, analysis.ErrNotFound) {
-				return err
-			}
-		}
 	}
+	if err := s.recordGoneTags(ctx, repo, p.gone, lookedUp{at: at, notFound: analysis.ErrNotFound}); err != nil {
+		return "", err
+	}
+	names = p.look
 	found := make([]lookedUp, len(names))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
@@ -122,9 +114,9 @@ func (s *Service) listFromHub(ctx context.Context, repo analysis.Repository, how
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return "", err
 	}
-	return s.recordFound(ctx, repo, names, found)
+	return p.incomplete, s.recordFound(ctx, repo, names, found)
 }
 
 // errHubDisagrees: Docker Hub's listing of a tag cannot be used as it is;

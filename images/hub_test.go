@@ -182,3 +182,30 @@ func TestDockerHubFallsBackAndYieldsToTheRegistry(t *testing.T) {
 		}
 	})
 }
+
+// TestDockerHubListingSkipsTagNamesOutsideTheGrammar: Docker Hub's listing
+// is held to the tag grammar as the registry's is: a CR/LF name Hub lists
+// is neither looked up nor stored.
+func TestDockerHubListingSkipsTagNamesOutsideTheGrammar(t *testing.T) {
+	h := newHubEnv(t)
+	a := layered(t, nil, 1, "linux/amd64")
+	h.push("library/base:1", a)
+	h.serve(map[string]v1.Image{"1": a, "bad\r\nX-Injected: 1": a, "../../etc": a})
+	h.reg.Requests()
+	list, err := h.svc.Tags(context.Background(), auth.Viewer{}, base, images.ReadOptions{Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.TagCount != 1 || len(list.Groups) != 1 || !slices.Equal(list.Groups[0].Tags, []string{"1"}) || !list.Complete {
+		t.Errorf("groups %+v (complete %v), want tag 1 alone, complete", list.Groups, list.Complete)
+	}
+	rows, err := h.store.RepositoryTags(context.Background(), base)
+	if err != nil || len(rows) != 1 || rows[0].Tag != "1" {
+		t.Errorf("stored %+v %v, want tag 1 alone", rows, err)
+	}
+	for _, r := range h.reg.Requests() {
+		if strings.Contains(r, "/manifests/") && !strings.Contains(r, "sha256:") {
+			t.Errorf("the registry was asked %q", r)
+		}
+	}
+}

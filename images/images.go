@@ -92,6 +92,14 @@ type Options struct {
 	// PrivateImages is who is shown private repositories (--private-images;
 	// default DefaultPrivateImages).
 	PrivateImages Policy
+	// MaxRepositoryTags bounds the tags a listing keeps recorded as
+	// current for one repository (default DefaultMaxRepositoryTags).
+	MaxRepositoryTags int
+	// MaxNewTags bounds the tags one listing looks up that the repository
+	// has not recorded (default DefaultMaxNewTags): each costs a registry
+	// request and rows in the change log, so a registry that lists
+	// thousands of new tags is recorded a part at a time.
+	MaxNewTags int
 }
 
 // Defaults of Options.
@@ -130,6 +138,14 @@ const (
 	// measured after 16 reads of one under different names
 	// (BenchmarkCachedReportsHeap).
 	DefaultCacheBytes = 64 << 20
+	// DefaultMaxRepositoryTags is as many tags as a listing reads
+	// (registry.MaxListedTags): Docker Hub's largest official
+	// repositories hold a few thousand.
+	DefaultMaxRepositoryTags = registry.MaxListedTags
+	// DefaultMaxNewTags keeps what one listing may cost near a thousand
+	// registry requests and about 2 MB of rows; most repositories have
+	// fewer tags and are recorded whole by their first listing.
+	DefaultMaxNewTags = 1000
 )
 
 // The default of Options.ClientInspections, each client's budget of reads
@@ -188,6 +204,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PrivateImages == "" {
 		o.PrivateImages = DefaultPrivateImages
+	}
+	if o.MaxRepositoryTags <= 0 {
+		o.MaxRepositoryTags = DefaultMaxRepositoryTags
+	}
+	if o.MaxNewTags <= 0 {
+		o.MaxNewTags = DefaultMaxNewTags
 	}
 	return o
 }

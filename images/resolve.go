@@ -123,6 +123,11 @@ type lookupMode struct {
 }
 
 func (s *Service) lookupOnce(ctx context.Context, ref analysis.Reference, mode lookupMode) (lookedUp, error) {
+	if p := analysis.TagProblem(ref.Tag); ref.Digest == "" && p != "" {
+		// Every tag reaching here was checked; this keeps a name outside
+		// the grammar from ever being asked for or recorded.
+		return lookedUp{}, analysis.Errorf(analysis.ErrInvalidReference, nil, "%s is not a valid tag: %s", analysis.QuoteTag(ref.Tag), p)
+	}
 	l := lookedUp{at: s.opts.Now()}
 	st, err := s.store.ReloadTag(ctx, ref.Repository, ref.Tag)
 	switch d, deleted := analysis.DeletedTag(err); {

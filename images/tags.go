@@ -46,15 +46,19 @@ func (s *Service) Tags(ctx context.Context, viewer auth.Viewer, repo analysis.Re
 // tags is Tags without the visibility check.
 func (s *Service) tags(ctx context.Context, repo analysis.Repository, how ReadOptions) (*analysis.TagList, error) {
 	if how.Refresh {
-		listed, err := s.listed(ctx, repo, true, how)
+		at, err := s.listed(ctx, repo, true, how)
 		if err != nil {
 			return nil, err
+		}
+		listed := store.Listing{At: at}
+		if l, err := s.store.Listed(ctx, repo); err == nil {
+			listed.Incomplete = l.Incomplete
 		}
 		return s.groups(ctx, repo, listed)
 	}
 	listed, err := s.store.Listed(ctx, repo)
 	if err == nil {
-		if s.opts.Now().Sub(listed) >= s.opts.FreshFor {
+		if s.opts.Now().Sub(listed.At) >= s.opts.FreshFor {
 			s.bg.startListing(s, repo)
 		}
 		return s.groups(ctx, repo, listed)
@@ -88,8 +92,8 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh 
 	v, err, _ := s.flight.Do(key, func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
 		if !refresh {
-			if at, err := s.store.Listed(ctx, repo); err == nil && s.opts.Now().Sub(at) < s.opts.FreshFor {
-				return at, nil
+			if l, err := s.store.Listed(ctx, repo); err == nil && s.opts.Now().Sub(l.At) < s.opts.FreshFor {
+				return l.At, nil
 			}
 		}
 		return s.list(ctx, repo, how)
@@ -109,16 +113,18 @@ func (s *Service) listed(ctx context.Context, repo analysis.Repository, refresh 
 // transaction, so a base rebuild that moves several tags is one change set,
 // told as one set of base.updated events whose data.base.tags lists them
 // all. Tags the registry no longer lists, or answers "not found" for, are
-// recorded as deleted. how.Only limits the listing to the tags it accepts.
+// recorded as deleted; a listing cut short infers no deletions. Names
+// outside the tag grammar are skipped, and new tags are looked up within
+// the caps (plan). how.Only limits the listing to the tags it accepts.
 func (s *Service) list(ctx context.Context, repo analysis.Repository, how ReadOptions) (time.Time, error) {
 	at := s.opts.Now()
 	only := how.Only
 	s.refreshFacts(ctx, repo)
 	if s.usesHub(repo) && !how.RegistryOnly {
-		err := s.listFromHub(ctx, repo, how)
+		incomplete, err := s.listFromHub(ctx, repo, how)
 		if err == nil {
 			if only == nil {
-				if err := s.store.RecordListing(ctx, repo, at); err != nil {
+				if err := s.store.RecordListing(ctx, repo, store.Listing{At: at, Incomplete: incomplete}); err != nil {
 					return time.Time{}, err
 				}
 			}
@@ -127,7 +133,7 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, how ReadOp
 		s.hubFallback(repo, err)
 	}
 	client, _ := s.reader(how.Polling)
-	tags, err := client.ListTags(ctx, repo)
+	listing, err := client.List(ctx, repo)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -136,24 +142,14 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, how ReadOp
 	if err := s.learnVisibility(ctx, analysis.Reference{Repository: repo}); err != nil {
 		return time.Time{}, err
 	}
-	if only != nil {
-		tags = slices.DeleteFunc(tags, func(t string) bool { return !only(t) })
-	}
-	known, err := s.store.RepositoryTags(ctx, repo)
+	p, err := s.plan(ctx, repo, s.validTags(repo, listing.Tags), listing.Stopped, only)
 	if err != nil {
 		return time.Time{}, err
 	}
-	for _, k := range known {
-		if only != nil && !only(k.Tag) {
-			continue
-		}
-		if _, found := slices.BinarySearch(tags, k.Tag); !found {
-			if err := s.recordGone(ctx, repo.WithTag(k.Tag), lookedUp{previous: k.Digest, at: at, notFound: analysis.ErrNotFound}); err != nil &&
-				!errors.Is(err, analysis.ErrNotFound) {
-				return time.Time{}, err
-			}
-		}
+	if err := s.recordGoneTags(ctx, repo, p.gone, lookedUp{at: at, notFound: analysis.ErrNotFound}); err != nil {
+		return time.Time{}, err
 	}
+	tags := p.look
 	found := make([]lookedUp, len(tags))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveParallel)
@@ -177,7 +173,7 @@ func (s *Service) list(ctx context.Context, repo analysis.Repository, how ReadOp
 		return time.Time{}, err
 	}
 	if only == nil {
-		if err := s.store.RecordListing(ctx, repo, at); err != nil {
+		if err := s.store.RecordListing(ctx, repo, store.Listing{At: at, Incomplete: p.incomplete}); err != nil {
 			return time.Time{}, err
 		}
 	}
@@ -257,13 +253,14 @@ func (s *Service) recordMoves(ctx context.Context, repo analysis.Repository, tag
 }
 
 // groups builds the grouped listing from the store.
-func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed time.Time) (*analysis.TagList, error) {
+func (s *Service) groups(ctx context.Context, repo analysis.Repository, listed store.Listing) (*analysis.TagList, error) {
 	rows, err := s.store.RepositoryTags(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
 	out := &analysis.TagList{Registry: repo.Registry, Repository: repo.Name, TagCount: len(rows),
-		CheckedAt: listed.UTC().Truncate(time.Second), Groups: []analysis.TagGroup{}}
+		CheckedAt: listed.At.UTC().Truncate(time.Second), Groups: []analysis.TagGroup{},
+		Complete: listed.Incomplete == "", Incomplete: listed.Incomplete}
 	byDigest := map[string]int{}
 	for _, r := range rows {
 		i, ok := byDigest[r.Digest]

@@ -55,6 +55,18 @@ type Push struct {
 	Deleted bool
 }
 
+// Skipped is an event of an inbound hook left out because the tag it names
+// is not a tag by the distribution spec's grammar: such a name is never
+// asked for or stored, and the caller logs it.
+type Skipped struct {
+	// Repository is the event's repository as the hook gave it.
+	Repository string
+	// Tag is the name, as sent; log it with analysis.QuoteTag.
+	Tag string
+	// Problem says what is wrong with it.
+	Problem string
+}
+
 // ParseRegistryNotification returns the images to refresh for a
 // distribution notification envelope: for each push of a manifest,
 // repository:tag (or @digest when the push had no tag) on the registry named
@@ -63,13 +75,15 @@ type Push struct {
 // delete (of a tag, or of a manifest or blob by digest: the registry's
 // events do not tell the two apart) is returned Deleted, for the tags it may
 // have removed to be checked. Pulls, mounts and blob pushes are ignored, as
-// are events naming no usable image. Each image is listed once.
-func ParseRegistryNotification(body []byte) ([]Push, error) {
+// are events naming no usable image. Each image is listed once. Events
+// whose tag is outside the tag grammar are returned as skipped.
+func ParseRegistryNotification(body []byte) ([]Push, []Skipped, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, invalid("the body is not a distribution notification envelope")
+		return nil, nil, invalid("the body is not a distribution notification envelope")
 	}
 	var out []Push
+	var skipped []Skipped
 	seen := map[string]bool{}
 	for _, e := range env.Events {
 		if (e.Action != "push" && e.Action != "delete") || e.Target.Repository == "" {
@@ -90,6 +104,12 @@ func ParseRegistryNotification(body []byte) ([]Push, error) {
 		}
 		if host == "" {
 			continue
+		}
+		if e.Target.Tag != "" {
+			if p := analysis.TagProblem(e.Target.Tag); p != "" {
+				skipped = append(skipped, Skipped{Repository: e.Target.Repository, Tag: e.Target.Tag, Problem: p})
+				continue
+			}
 		}
 		var s string
 		switch {
@@ -121,7 +141,7 @@ func ParseRegistryNotification(body []byte) ([]Push, error) {
 			out = append(out, p)
 		}
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 func isManifestType(mt string) bool {
@@ -157,6 +177,9 @@ func ParseDockerHubPush(body []byte) (analysis.Reference, error) {
 	tag := p.PushData.Tag
 	if tag == "" {
 		tag = "latest"
+	}
+	if problem := analysis.TagProblem(tag); problem != "" {
+		return analysis.Reference{}, invalid("push_data.tag is not a tag: %s", problem)
 	}
 	ref, err := analysis.ParseReference(analysis.DockerHub + "/" + p.Repository.RepoName + ":" + tag)
 	if err != nil || ref.Registry != analysis.DockerHub {

@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -51,7 +52,7 @@ const envelope = `{"events":[
 ]}`
 
 func TestParseRegistryNotification(t *testing.T) {
-	pushes, err := notify.ParseRegistryNotification([]byte(envelope))
+	pushes, skipped, err := notify.ParseRegistryNotification([]byte(envelope))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +81,48 @@ func TestParseRegistryNotification(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("refreshes (-want +got):\n%s", diff)
 	}
+	if len(skipped) != 0 {
+		t.Errorf("skipped %+v, want none: every tag of the envelope is valid", skipped)
+	}
 	for _, bad := range []string{"", "null", "[", `{"events": 3}`} {
-		pushes, err := notify.ParseRegistryNotification([]byte(bad))
+		pushes, _, err := notify.ParseRegistryNotification([]byte(bad))
 		if len(pushes) != 0 || (err != nil && !errors.Is(err, notify.ErrInvalid)) {
 			t.Errorf("%q: %v, %v", bad, pushes, err)
 		}
+	}
+}
+
+// TestHooksSkipTagsOutsideTheGrammar: an event naming a tag outside the
+// distribution spec's grammar is skipped and returned as such, beside the
+// valid ones; a Docker Hub push naming one is refused.
+func TestHooksSkipTagsOutsideTheGrammar(t *testing.T) {
+	bad := []string{"bad\r\nX-Injected: 1", "../../etc", strings.Repeat("c", 129), "evil\u202egnp.exe", ".hidden"}
+	var events []string
+	for _, tag := range append([]string{strings.Repeat("b", 128)}, bad...) {
+		tj, _ := json.Marshal(tag)
+		events = append(events, `{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:`+
+			strings.Repeat("a", 64)+`","repository":"acme/app","tag":`+string(tj)+`},"request":{"host":"127.0.0.1:5000"}}`)
+	}
+	pushes, skipped, err := notify.ParseRegistryNotification([]byte(`{"events":[` + strings.Join(events, ",") + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pushes) != 1 || pushes[0].Ref.Tag != strings.Repeat("b", 128) {
+		t.Errorf("pushes %+v, want the 128-character tag alone", pushes)
+	}
+	var got []string
+	for _, k := range skipped {
+		if k.Repository != "acme/app" || k.Problem == "" {
+			t.Errorf("skipped %+v: want its repository and a problem", k)
+		}
+		got = append(got, k.Tag)
+	}
+	if diff := cmp.Diff(bad, got); diff != "" {
+		t.Errorf("skipped tags (-want +got):\n%s", diff)
+	}
+	_, err = notify.ParseDockerHubPush([]byte(`{"repository":{"repo_name":"acme/app"},"push_data":{"tag":"bad\r\nX-Injected: 1"}}`))
+	if !errors.Is(err, notify.ErrInvalid) || !strings.Contains(err.Error(), "push_data.tag") {
+		t.Errorf("Docker Hub push of a CR/LF tag: %v, want invalid naming push_data.tag", err)
 	}
 }
 
@@ -120,7 +158,7 @@ func FuzzParseRegistryNotification(f *testing.F) {
 	f.Add([]byte(envelope))
 	f.Add([]byte(`{"events":[{"action":"push","target":{"repository":"a","tag":"b","url":"http://[::1]:5000/v2/a/manifests/b"}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		pushes, err := notify.ParseRegistryNotification(body)
+		pushes, _, err := notify.ParseRegistryNotification(body)
 		if err != nil && !errors.Is(err, notify.ErrInvalid) {
 			t.Fatalf("error of another kind: %v", err)
 		}

@@ -102,7 +102,7 @@ func New(o Options) (*Client, error) {
 	o = o.withDefaults()
 	bud := newBudgets()
 	limited := &limitTransport{next: o.Transport, max: analysis.MaxManifestBytes, hosts: newHostLimiter(o.Concurrency), budgets: bud, now: o.Now}
-	guarded := &realmGuard{next: limited, keychain: o.Keychain}
+	guarded := &realmGuard{next: &listGuardTransport{next: limited}, keychain: o.Keychain}
 	common := []remote.Option{
 		remote.WithTransport(guarded),
 		remote.WithUserAgent(o.UserAgent),
@@ -456,46 +456,3 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
-
-// maxTags bounds how many tags of one repository are listed.
-const maxTags = 10000
-
-// listPageSize is the page size asked of registries (n=1000).
-const listPageSize = 1000
-
-// ListTags lists every tag of repo, following the registry's pagination,
-// sorted and without repeats.
-func (c *Client) ListTags(ctx context.Context, repo analysis.Repository) ([]string, error) {
-	what := "tags of " + repo.Name
-	r, err := c.repository(repo)
-	if err != nil {
-		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a valid repository", repo)
-	}
-	// Each page gets the request deadline; the whole listing gets one per
-	// page it could plausibly need.
-	ctx, cancel := context.WithTimeout(c.tagged(ctx, repo.Registry, r.Tag("latest")), c.timeout*time.Duration(1+maxTags/listPageSize))
-	defer cancel()
-	lister, err := c.puller.Lister(ctx, r)
-	if err != nil {
-		cerr := c.classify(ctx, err, r.Tag("latest"), repo.Registry, what)
-		if errors.Is(cerr, analysis.ErrNotFound) {
-			return nil, missing(cerr, analysis.Reference{Repository: repo}, analysis.MissingRepository)
-		}
-		return nil, cerr
-	}
-	var tags []string
-	for lister.HasNext() && len(tags) < maxTags {
-		pctx, pcancel := context.WithTimeout(ctx, c.timeout)
-		page, err := lister.Next(pctx)
-		pcancel()
-		if err != nil {
-			return nil, c.classify(ctx, err, r.Tag("latest"), repo.Registry, what)
-		}
-		tags = append(tags, page.Tags...)
-	}
-	if len(tags) > maxTags {
-		tags = tags[:maxTags]
-	}
-	slices.Sort(tags)
-	return slices.Compact(tags), nil
-}

@@ -30,6 +30,8 @@ type requestInfo struct {
 	// fellBack, when set, is told that the absent tag was asked for: the
 	// referrers API was missing and go-containerregistry fell back to it.
 	fellBack *bool
+	// listing, on a tag listing's requests, watches its pages (listGuard).
+	listing *listGuard
 }
 
 func withRequest(ctx context.Context, info requestInfo) context.Context {

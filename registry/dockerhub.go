@@ -56,8 +56,8 @@ const (
 	// maxHubBody bounds one answer: a page of 100 tags, each with a dozen
 	// platform images, is about 150 KiB.
 	maxHubBody = 4 << 20
-	// maxHubPages bounds one listing (maxTags tags).
-	maxHubPages = maxTags / hubPageSize
+	// maxHubPages bounds one listing (MaxListedTags tags).
+	maxHubPages = MaxListedTags / hubPageSize
 	// maxHubPause bounds how long one answer can silence the API.
 	maxHubPause = 10 * time.Minute
 )
@@ -188,40 +188,59 @@ func (h *Hub) Repository(ctx context.Context, repo analysis.Repository) (analysi
 // maxDescription bounds the description kept, in bytes.
 const maxDescription = 1000
 
-// Tags lists every tag of repo with its digest, following Docker Hub's
-// next links (which must stay on the API's own host) up to maxTags tags.
-func (h *Hub) Tags(ctx context.Context, repo analysis.Repository) ([]HubTag, error) {
+// HubListing is a repository's tags as one Docker Hub listing read them.
+type HubListing struct {
+	Tags []HubTag
+	// Complete is false when the listing stopped before Hub's last page
+	// (Stopped says why); a tag missing from Tags may still exist.
+	Complete bool
+	Stopped  string
+}
+
+// Tags lists the tags of repo with their digests, following Docker Hub's
+// next links up to MaxListedTags tags. A next link that repeats a page
+// already read or leaves the API's own scheme and host ends the listing
+// after the page that named it, as does the tag limit: the listing keeps
+// what it read and says it is not complete.
+func (h *Hub) Tags(ctx context.Context, repo analysis.Repository) (HubListing, error) {
 	ns, name, err := hubPath(repo)
 	if err != nil {
-		return nil, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a Docker Hub repository", repo)
+		return HubListing{}, analysis.Errorf(analysis.ErrInvalidReference, err, "%s is not a Docker Hub repository", repo)
 	}
 	what := "the Docker Hub tag list of " + repo.Short()
 	u := h.base.JoinPath("v2", "namespaces", ns, "repositories", name, "tags")
 	u.RawQuery = "page_size=" + strconv.Itoa(hubPageSize)
 	next := u.String()
-	var out []HubTag
+	out := HubListing{Complete: true}
 	seen := map[string]bool{}
+	asked := map[string]bool{}
 	for page := 0; next != ""; page++ {
 		if page >= maxHubPages {
-			return nil, analysis.Errorf(analysis.ErrUpstream, nil, "%s has more than %d pages", what, maxHubPages)
+			out.Complete, out.Stopped = false, fmt.Sprintf("Docker Hub lists more than %d pages", maxHubPages)
+			break
 		}
+		asked[next] = true
 		body, err := h.get(ctx, next, what)
 		if err != nil {
-			return nil, err
+			return HubListing{}, err
 		}
 		var p hubTagPage
 		if err := json.Unmarshal(body, &p); err != nil {
-			return nil, analysis.Errorf(analysis.ErrUpstream, err, "Docker Hub sent a malformed page of %s", what)
+			return HubListing{}, analysis.Errorf(analysis.ErrUpstream, err, "Docker Hub sent a malformed page of %s", what)
 		}
 		if p.Count == nil || p.Results == nil {
-			return nil, analysis.Errorf(analysis.ErrUpstream, nil, "Docker Hub sent a page of %s without count or results", what)
+			return HubListing{}, analysis.Errorf(analysis.ErrUpstream, nil, "Docker Hub sent a page of %s without count or results", what)
 		}
 		for _, r := range p.Results {
 			if r.Name == "" || seen[r.Name] {
 				continue
 			}
 			if r.Digest != "" && !validDigest(r.Digest) {
-				return nil, analysis.Errorf(analysis.ErrUpstream, nil, "Docker Hub lists tag %q of %s with a malformed digest", truncateText(r.Name, 128), repo.Short())
+				return HubListing{}, analysis.Errorf(analysis.ErrUpstream, nil, "Docker Hub lists tag %q of %s with a malformed digest", truncateText(r.Name, 128), repo.Short())
+			}
+			if len(out.Tags) >= MaxListedTags {
+				out.Complete, out.Stopped = false, fmt.Sprintf("Docker Hub lists more than %d tags", MaxListedTags)
+				return out, nil
 			}
 			seen[r.Name] = true
 			t := HubTag{Name: r.Name, Digest: r.Digest}
@@ -233,7 +252,7 @@ func (h *Hub) Tags(ctx context.Context, repo analysis.Repository) ([]HubTag, err
 			}
 			for _, im := range r.Images {
 				if im.Digest != "" && !validDigest(im.Digest) {
-					return nil, analysis.Errorf(analysis.ErrUpstream, nil, "Docker Hub lists an image of tag %q of %s with a malformed digest", truncateText(r.Name, 128), repo.Short())
+					return HubListing{}, analysis.Errorf(analysis.ErrUpstream, nil, "Docker Hub lists an image of tag %q of %s with a malformed digest", truncateText(r.Name, 128), repo.Short())
 				}
 				hi := HubImage{Digest: im.Digest, OS: im.OS, Architecture: im.Architecture}
 				if im.Variant != nil {
@@ -241,18 +260,21 @@ func (h *Hub) Tags(ctx context.Context, repo analysis.Repository) ([]HubTag, err
 				}
 				t.Images = append(t.Images, hi)
 			}
-			out = append(out, t)
-			if len(out) >= maxTags {
-				return out, nil
-			}
+			out.Tags = append(out.Tags, t)
 		}
 		next = ""
 		if p.Next != nil && *p.Next != "" {
 			n, err := h.sameAPI(*p.Next)
-			if err != nil {
-				return nil, analysis.Errorf(analysis.ErrUpstream, err, "Docker Hub's next page of %s is not on its own API", what)
+			switch {
+			case err != nil:
+				out.Complete, out.Stopped = false, "Docker Hub's next page is not on its own API: "+err.Error()
+			case asked[n]:
+				out.Complete, out.Stopped = false, "Docker Hub's next page repeats a page already read"
+			case len(p.Results) == 0:
+				out.Complete, out.Stopped = false, "Docker Hub sent an empty page with a link to another"
+			default:
+				next = n
 			}
-			next = n
 		}
 	}
 	return out, nil

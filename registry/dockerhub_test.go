@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,9 +51,13 @@ func TestHubListsTagsWithDigestsAHundredARequest(t *testing.T) {
 	d := hubapi.Start()
 	defer d.Close()
 	d.Put("library/alpine", hubRepo(1000))
-	tags, err := newHub(t, d.URL).Tags(context.Background(), library)
+	listing, err := newHub(t, d.URL).Tags(context.Background(), library)
 	if err != nil {
 		t.Fatal(err)
+	}
+	tags := listing.Tags
+	if !listing.Complete || listing.Stopped != "" {
+		t.Errorf("listing complete=%v stopped=%q, want complete", listing.Complete, listing.Stopped)
 	}
 	if len(tags) != 1000 {
 		t.Fatalf("%d tags, want 1000", len(tags))
@@ -118,14 +123,50 @@ func TestHubFailures(t *testing.T) {
 			t.Fatalf("err = %v, want registry error", err)
 		}
 	})
-	t.Run("next link to another host", func(t *testing.T) {
+	t.Run("next link to another host ends the listing after its page", func(t *testing.T) {
+		var elsewhere atomic.Int32
+		other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+		defer other.Close()
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprint(w, `{"count": 2, "next": "http://169.254.169.254/v2/x?page=2", "results": [{"name": "1", "digest": "`+hubDigest(1)+`", "images": []}]}`)
+			fmt.Fprint(w, `{"count": 2, "next": "`+other.URL+`/v2/x?page=2", "results": [{"name": "1", "digest": "`+hubDigest(1)+`", "images": []}]}`)
 		}))
 		defer srv.Close()
-		_, err := newHub(t, srv.URL).Tags(context.Background(), library)
-		if !errors.Is(err, analysis.ErrUpstream) || !strings.Contains(err.Error(), "leaves") {
-			t.Fatalf("err = %v, want a refusal of the foreign next link", err)
+		listing, err := newHub(t, srv.URL).Tags(context.Background(), library)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if listing.Complete || !strings.Contains(listing.Stopped, "leaves") || len(listing.Tags) != 1 || listing.Tags[0].Name != "1" {
+			t.Fatalf("listing = %+v, want the first page's tag, not complete, stopped as leaving the API", listing)
+		}
+		if n := elsewhere.Load(); n != 0 {
+			t.Errorf("the other host was asked %d times", n)
+		}
+	})
+	t.Run("next link repeating a page ends the listing", func(t *testing.T) {
+		var asked atomic.Int32
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := asked.Add(1)
+			// Page 1 links page 2, which links back to page 1.
+			next, name := srv.URL+"/v2/namespaces/library/repositories/alpine/tags?page=2", "1"
+			if r.URL.Query().Get("page") == "2" {
+				next, name = srv.URL+"/v2/namespaces/library/repositories/alpine/tags?page_size=100", "2"
+			}
+			if n > 10 {
+				next = "" // bounds the test should the listing not end
+			}
+			fmt.Fprint(w, `{"count": 2, "next": "`+next+`", "results": [{"name": "`+name+`", "digest": "`+hubDigest(1)+`", "images": []}]}`)
+		}))
+		defer srv.Close()
+		listing, err := newHub(t, srv.URL).Tags(context.Background(), library)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if listing.Complete || !strings.Contains(listing.Stopped, "repeats") || len(listing.Tags) != 2 {
+			t.Fatalf("listing = %+v, want both pages' tags, not complete, stopped as repeating", listing)
+		}
+		if n := asked.Load(); n != 2 {
+			t.Errorf("%d pages asked, want 2 (none again)", n)
 		}
 	})
 	t.Run("oversized answer", func(t *testing.T) {

@@ -61,9 +61,13 @@ func (s *Server) registryHook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return bodyError(err, maxHookBody)
 	}
-	pushes, err := notify.ParseRegistryNotification(body)
+	pushes, skipped, err := notify.ParseRegistryNotification(body)
 	if err != nil {
 		return subscriptionError(err)
+	}
+	for _, k := range skipped {
+		s.log.WarnContext(r.Context(), "hook: skipped an event whose tag is not a valid tag",
+			"repository", analysis.QuoteTag(k.Repository), "tag", analysis.QuoteTag(k.Tag), "problem", k.Problem)
 	}
 	return s.queueRefreshes(w, r, pushes)
 }
@@ -81,6 +85,7 @@ func (s *Server) dockerHubHookHandler(w http.ResponseWriter, r *http.Request) er
 	}
 	ref, err := notify.ParseDockerHubPush(body)
 	if err != nil {
+		s.log.WarnContext(r.Context(), "hook: refused a Docker Hub push", "repository", repo.String(), "err", err)
 		return subscriptionError(err)
 	}
 	if ref.Repository != repo {

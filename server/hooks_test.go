@@ -103,3 +103,26 @@ func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
 		}
 	})
 }
+
+// TestRegistryHookSkipsTagsOutsideTheGrammar: an event whose tag is not a
+// tag (here CR/LF, which would reach every ntfy header) is left out of the
+// refreshes and logged, quoted; the valid events of the envelope go on.
+func TestRegistryHookSkipsTagsOutsideTheGrammar(t *testing.T) {
+	log := &lockedBuffer{}
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{HookToken: "s3cret"}, Log: log})
+	event := func(tag string) string {
+		return `{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"acme/base","tag":` + tag +
+			`},"request":{"host":"` + s.Registry.Host + `"}}`
+	}
+	envelope := `{"events":[` + event(`"bad\r\nX-Injected: 1"`) + `,` + event(`"1.0"`) + `]}`
+	code, out := stack.PostHook(t, s.URL+"/hooks/registry", "s3cret", "application/vnd.docker.distribution.events.v2+json", envelope)
+	if code != 202 {
+		t.Fatalf("hook: %d %v", code, out)
+	}
+	if got := out["refreshing"].([]any); len(got) != 1 || got[0] != s.Registry.Host+"/acme/base:1.0" {
+		t.Errorf("refreshing = %v, want the valid tag alone", got)
+	}
+	if logged := log.String(); !strings.Contains(logged, `"tag":"\"bad\\r\\nX-Injected: 1\""`) || !strings.Contains(logged, "not a valid tag") {
+		t.Errorf("the log does not name the skipped tag, quoted:\n%s", logged)
+	}
+}

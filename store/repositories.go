@@ -40,28 +40,41 @@ func (s *Store) RepositoryTags(ctx context.Context, repo analysis.Repository) ([
 	return out, rows.Err()
 }
 
-// RecordListing records that repo's tags were listed at time at.
-func (s *Store) RecordListing(ctx context.Context, repo analysis.Repository, at time.Time) error {
-	_, err := s.write.ExecContext(ctx, `INSERT INTO repositories (registry, repository, listed_at) VALUES (?, ?, ?)
-		ON CONFLICT (registry, repository) DO UPDATE SET listed_at = excluded.listed_at`, repo.Registry, repo.Name, millis(at))
+// Listing is what is kept of a repository's last tag listing.
+type Listing struct {
+	// At is when the listing began.
+	At time.Time
+	// Incomplete says why the listing did not record every tag the
+	// registry has ("" when it did): its pages were ended early, or the
+	// repository holds more tags than the service records.
+	Incomplete string
+}
+
+// RecordListing records repo's last tag listing.
+func (s *Store) RecordListing(ctx context.Context, repo analysis.Repository, l Listing) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO repositories (registry, repository, listed_at, listing_incomplete) VALUES (?, ?, ?, ?)
+		ON CONFLICT (registry, repository) DO UPDATE SET listed_at = excluded.listed_at, listing_incomplete = excluded.listing_incomplete`,
+		repo.Registry, repo.Name, millis(l.At), l.Incomplete)
 	if err != nil {
 		return fmt.Errorf("store: record listing of %s: %w", repo, err)
 	}
 	return nil
 }
 
-// Listed returns when repo's tags were last listed, or an error wrapping
-// analysis.ErrNotFound if never (a repository row with listed_at 0 holds
-// only its visibility).
-func (s *Store) Listed(ctx context.Context, repo analysis.Repository) (time.Time, error) {
+// Listed returns repo's last tag listing, or an error wrapping
+// analysis.ErrNotFound if there was none (a repository row with listed_at 0
+// holds only its visibility).
+func (s *Store) Listed(ctx context.Context, repo analysis.Repository) (Listing, error) {
 	var at int64
-	err := s.read.QueryRowContext(ctx, `SELECT listed_at FROM repositories WHERE registry = ? AND repository = ?`,
-		repo.Registry, repo.Name).Scan(&at)
+	var l Listing
+	err := s.read.QueryRowContext(ctx, `SELECT listed_at, listing_incomplete FROM repositories WHERE registry = ? AND repository = ?`,
+		repo.Registry, repo.Name).Scan(&at, &l.Incomplete)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && at == 0) {
-		return time.Time{}, fmt.Errorf("store: listing of %s: %w", repo, analysis.ErrNotFound)
+		return Listing{}, fmt.Errorf("store: listing of %s: %w", repo, analysis.ErrNotFound)
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("store: listing of %s: %w", repo, err)
+		return Listing{}, fmt.Errorf("store: listing of %s: %w", repo, err)
 	}
-	return fromMillis(at), nil
+	l.At = fromMillis(at)
+	return l, nil
 }

@@ -201,6 +201,9 @@ type RepositoryPage struct {
 	// the registry no longer has, newest removal first.
 	HistoryHref string
 	Removed     []RemovedTag
+	// Incomplete says why the last listing left tags of the registry out
+	// of the page; empty when it did not.
+	Incomplete string
 }
 
 // RemovedTag is a deleted tag as the repository page mentions it.
@@ -254,6 +257,9 @@ func NewRepositoryPage(list *analysis.TagList, sizes GroupSizes, removed []analy
 		TagCount:    list.TagCount,
 		Checked:     NewTimeView(list.CheckedAt, opt.Now),
 		HistoryHref: HistoryHref(repo, ""),
+	}
+	if !list.Complete {
+		p.Incomplete = list.Incomplete
 	}
 	for _, d := range removed {
 		p.Removed = append(p.Removed, RemovedTag{Tag: Link{Text: d.Ref.Tag, Href: HistoryHref(repo, d.Ref.Tag)}, Removed: NewTimeView(d.At, opt.Now)})

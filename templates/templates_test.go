@@ -383,6 +383,14 @@ func TestRepositoryPage(t *testing.T) {
 	if got := groups.Eq(1).Find("[data-testid=group-tags] a").Text(); got != "3.19" {
 		t.Errorf("second group tags %q", got)
 	}
+	if byID(doc, "listing-incomplete").Length() != 0 {
+		t.Error("a whole listing says it is incomplete")
+	}
+	list.Incomplete = "the registry's next page repeats a page already read"
+	doc = render(t, templates.Repository(templates.NewRepositoryPage(list, sizes, nil, opts())))
+	if got := byID(doc, "listing-incomplete").Text(); got != "Not every tag the registry lists is shown: the registry's next page repeats a page already read." {
+		t.Errorf("incomplete listing notice %q", got)
+	}
 }
 
 func TestErrorPage(t *testing.T) {

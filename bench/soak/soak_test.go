@@ -175,7 +175,7 @@ func TestHookEnvelope(t *testing.T) {
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	body := hookEnvelope("127.0.0.1:4000", "soak/storm-03", "t05", digest,
 		"application/vnd.docker.distribution.manifest.v2+json", 428, time.Now())
-	pushes, err := notify.ParseRegistryNotification(body)
+	pushes, _, err := notify.ParseRegistryNotification(body)
 	if err != nil || len(pushes) != 1 {
 		t.Fatalf("ParseRegistryNotification = %v, %v", pushes, err)
 	}

@@ -36,6 +36,9 @@ func tags(ctx context.Context, cfg *Config, repoText string, jsonOut bool, w io.
 		return enc.Encode(list)
 	}
 	fmt.Fprintf(w, "%s  %s, %s\n\n", repo, analysis.Count(list.TagCount, "tag"), analysis.Count(len(list.Groups), "image"))
+	if !list.Complete {
+		fmt.Fprintf(w, "Not every tag the registry lists is shown: %s.\n\n", list.Incomplete)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DIGEST\tPLATFORMS\tTAGS")
 	for _, g := range list.Groups {
@@ -68,7 +71,9 @@ func oneOffWithStore(ctx context.Context, cfg *Config) (svc *images.Service, st 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	svc = images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval})
+	// One command is one listing, with no next one to record the rest:
+	// it may look up as many tags as a listing reads.
+	svc = images.New(images.Options{Client: client, Hub: hub, Store: st, FreshFor: cfg.PollInterval, MaxNewTags: images.DefaultMaxRepositoryTags})
 	return svc, st, func() {
 		_ = svc.Close(context.WithoutCancel(ctx))
 		_ = st.Close()

@@ -1,7 +1,7 @@
 -- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty
 -- database new ones copy (see createFresh), is made from it. Both are made by
 -- `go test ./store/ -run TestSchemaSnapshot -update` from migrations
--- 0001_content_and_tags.sql to 0055_supply_chains.sql; do not edit.
+-- 0001_content_and_tags.sql to 0071_invalid_tag_names.sql; do not edit.
 
 CREATE TABLE manifests (
     digest      TEXT PRIMARY KEY,
@@ -149,7 +149,7 @@ CREATE INDEX parents_by_parent ON parents (parent_registry, parent_repository, p
 CREATE TABLE repositories (
     registry    TEXT NOT NULL,
     repository  TEXT NOT NULL,
-    listed_at   BIGINT NOT NULL, visibility TEXT NOT NULL DEFAULT '', visibility_checked_at BIGINT NOT NULL DEFAULT 0,
+    listed_at   BIGINT NOT NULL, visibility TEXT NOT NULL DEFAULT '', visibility_checked_at BIGINT NOT NULL DEFAULT 0, listing_incomplete TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (registry, repository)
 );
 

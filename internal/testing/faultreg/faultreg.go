@@ -10,7 +10,8 @@
 // slowly or trickles its answers a byte at a time, resets the connection
 // mid-body, rate-limits, fails, truncates or pads its answers, serves content
 // that does not match its digest, redirects to an address no client should
-// follow, pages tag lists by Link headers, or links a tag list to itself.
+// follow, pages tag lists by Link headers, links a tag list to itself, or
+// serves tag list pages of its own making (any tags, any Link).
 //
 // Start ties a registry to a test's lifetime; Close releases held requests
 // before it shuts the server down.
@@ -82,6 +83,10 @@ const (
 	// the request's own URL as the next page: a client that follows Link
 	// without noticing a repeat asks for the same page again and again.
 	LinkSelf
+	// TagPage answers a tag list request with a page of its own: Tags, and
+	// Link (when not empty) as the Link header naming the next page, so a
+	// test can serve any pagination, good or hostile.
+	TagPage
 )
 
 // Rule applies a Fault to requests with Method (empty: any) whose path
@@ -100,6 +105,9 @@ type Rule struct {
 	Page int
 	// Username and Password are what RequireBasicAuth accepts.
 	Username, Password string
+	// Tags and Link are the page TagPage serves.
+	Tags []string
+	Link string
 }
 
 // Registry is the test registry. Its Close also releases held requests.
@@ -333,6 +341,14 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(status)
 		w.Write([]byte("<!doctype html><title>Not here</title><p>This page does not exist.</p>"))
+	case TagPage:
+		repo := strings.TrimSuffix(strings.TrimPrefix(req.URL.Path, "/v2/"), "/tags/list")
+		body, _ := json.Marshal(map[string]any{"name": repo, "tags": rule.Tags})
+		if rule.Link != "" {
+			w.Header().Set("Link", rule.Link)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
 	case RequireBasicAuth:
 		if u, p, ok := req.BasicAuth(); ok && u == rule.Username && p == rule.Password {
 			r.inner.ServeHTTP(w, req)
