@@ -279,6 +279,11 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		// answer: the answer says whether the receiver accepted it.
 		ping.LeaseOwner, ping.LeaseUntil = s.worker.owner, now.Add(s.worker.lease)
 	}
+	// The repository's hook token is made with its first subscription:
+	// whoever subscribes is who may want pushes picked up at once.
+	if _, err := s.store.MakeHookToken(ctx, subject.Repository, newToken, now); err != nil {
+		return Created{}, err
+	}
 	claim, err := s.store.CreateSubscription(ctx, sub, ping)
 	if err != nil {
 		return Created{}, err
@@ -350,12 +355,14 @@ func (s *Subscriptions) authorize(ctx context.Context, id, token string) (store.
 	return sub, nil
 }
 
-// HookToken returns repo's hook token, made on first use: the token of its
-// Docker Hub push webhook (POST /hooks/dockerhub/{token}) and of its
-// MicroBadger-style refresh hook (POST /images/{repository}/{token}). It is
-// public by design: it only ever starts a refresh.
+// HookToken returns repo's hook token: the token of its Docker Hub push
+// webhook (POST /hooks/dockerhub/{token}) and of its MicroBadger-style
+// refresh hook (POST /images/{repository}/{token}). It is made when the
+// first subscription to the repository (or one of its tags) is, so that no
+// read writes a row; before that the error wraps analysis.ErrNotFound. It
+// is public by design: it only ever starts a refresh.
 func (s *Subscriptions) HookToken(ctx context.Context, repo analysis.Repository) (string, error) {
-	return s.store.HookToken(ctx, repo, newToken, s.now())
+	return s.store.HookToken(ctx, repo)
 }
 
 // HookRepository returns the repository whose hook token is tok, or an

@@ -263,9 +263,20 @@ func TestRepositoryWideBaselineListsTags(t *testing.T) {
 	}
 }
 
+// TestHookTokens: a repository has no hook token until a subscription to
+// it is made, and asking for it makes none; the subscription makes it.
 func TestHookTokens(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
-	r := analysis.Repository{Registry: "docker.io", Name: "acme/app"}
+	r := repo
+	for range 3 {
+		if tok, err := e.subs.HookToken(context.Background(), r); !errors.Is(err, analysis.ErrNotFound) {
+			t.Fatalf("before any subscription: token %q, %v; want not found", tok, err)
+		}
+	}
+	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
+	if _, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: r.String() + ":1.0", URL: rc.URL, Client: "c"}); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := e.subs.HookToken(context.Background(), r)
 	if err != nil || len(tok) < 40 {
 		t.Fatalf("token %q, %v", tok, err)

@@ -360,17 +360,28 @@ func (s *Store) RepositoryFilters(ctx context.Context, repo analysis.Repository)
 	return out, nil
 }
 
-// HookToken returns the token of repo's Docker Hub push webhook, creating it
-// with newToken on first use, so a repository keeps one URL for good.
-func (s *Store) HookToken(ctx context.Context, repo analysis.Repository, newToken func() string, at time.Time) (string, error) {
+// HookToken returns repo's hook token, or an error wrapping
+// analysis.ErrNotFound when none was made yet. It only reads: pages and
+// answers that show the token call it on every request.
+func (s *Store) HookToken(ctx context.Context, repo analysis.Repository) (string, error) {
 	var tok string
 	err := s.read.QueryRowContext(ctx, `SELECT token FROM hook_tokens WHERE registry = ? AND repository = ?`,
 		repo.Registry, repo.Name).Scan(&tok)
-	if err == nil {
-		return tok, nil
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: hook token of %s: %w", repo, analysis.ErrNotFound)
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	if err != nil {
 		return "", fmt.Errorf("store: hook token of %s: %w", repo, err)
+	}
+	return tok, nil
+}
+
+// MakeHookToken returns repo's hook token, creating it with newToken when
+// there is none, so a repository keeps one URL for good. It is called when
+// a subscription is made, never by a read.
+func (s *Store) MakeHookToken(ctx context.Context, repo analysis.Repository, newToken func() string, at time.Time) (string, error) {
+	if tok, err := s.HookToken(ctx, repo); err == nil || !errors.Is(err, analysis.ErrNotFound) {
+		return tok, err
 	}
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO hook_tokens (token, registry, repository, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (registry, repository) DO NOTHING`, newToken(), repo.Registry, repo.Name, millis(at)); err != nil {
@@ -378,6 +389,7 @@ func (s *Store) HookToken(ctx context.Context, repo analysis.Repository, newToke
 	}
 	// Read back through the writer: another request may have won the race,
 	// and the read pool may not see the insert yet.
+	var tok string
 	if err := s.write.QueryRowContext(ctx, `SELECT token FROM hook_tokens WHERE registry = ? AND repository = ?`,
 		repo.Registry, repo.Name).Scan(&tok); err != nil {
 		return "", fmt.Errorf("store: hook token of %s: %w", repo, err)
