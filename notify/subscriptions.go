@@ -36,12 +36,13 @@ var (
 	ErrInvalid = errors.New("invalid subscription request")
 	// ErrUnauthorized: the manage token is missing or wrong (401).
 	ErrUnauthorized = errors.New("wrong or missing subscription token")
-	// ErrExists: an identical subscription exists (409); the error is an
-	// *ExistsError naming it.
+	// ErrExists: the same subscriber already has an identical subscription
+	// (409); the error is an *ExistsError naming it.
 	ErrExists = errors.New("identical subscription exists")
 )
 
-// ExistsError names the identical subscription a request would duplicate.
+// ExistsError names the identical subscription a request would duplicate,
+// which its own subscriber made (never someone else's).
 type ExistsError struct{ ID string }
 
 func (e *ExistsError) Error() string { return "subscription " + e.ID + " exists" }
@@ -88,15 +89,21 @@ type SubscriptionsOptions struct {
 	// MaxPerImage caps the subscriptions (not disabled) of one tag or
 	// repository (default DefaultMaxPerImage).
 	MaxPerImage int
+	// MaxPerSubscriber caps those one subscriber (a client address) may
+	// hold of one tag or repository (default DefaultMaxPerSubscriber), so
+	// that a few addresses cannot fill an image's cap for everyone.
+	MaxPerSubscriber int
 }
 
 // Defaults of SubscriptionsOptions: the creations one client may make (a
-// burst, refilled over a period) and the cap of subscriptions per tag or
-// repository.
+// burst, refilled over a period), the cap of subscriptions per tag or
+// repository, and the share of it one subscriber may hold: a twentieth,
+// so that it takes twenty addresses, not ten, to fill an image's cap.
 const (
-	DefaultCreationBurst  = 10
-	DefaultCreationPeriod = time.Hour
-	DefaultMaxPerImage    = 100
+	DefaultCreationBurst    = 10
+	DefaultCreationPeriod   = time.Hour
+	DefaultMaxPerImage      = 100
+	DefaultMaxPerSubscriber = 5
 )
 
 func (c SubscriptionsOptions) withDefaults() SubscriptionsOptions {
@@ -114,6 +121,9 @@ func (c SubscriptionsOptions) withDefaults() SubscriptionsOptions {
 	if c.MaxPerImage <= 0 {
 		c.MaxPerImage = DefaultMaxPerImage
 	}
+	if c.MaxPerSubscriber <= 0 {
+		c.MaxPerSubscriber = min(DefaultMaxPerSubscriber, c.MaxPerImage)
+	}
 	return c
 }
 
@@ -128,6 +138,7 @@ type Subscriptions struct {
 	now         func() time.Time
 	limiter     *ratelimit.Keyed
 	maxPerImage int
+	maxPerSub   int
 }
 
 // NewSubscriptions returns a Subscriptions.
@@ -142,6 +153,7 @@ func NewSubscriptions(cfg SubscriptionsOptions) *Subscriptions {
 		lookup:      cfg.LookupHost,
 		now:         cfg.Now,
 		maxPerImage: cfg.MaxPerImage,
+		maxPerSub:   cfg.MaxPerSubscriber,
 		limiter:     ratelimit.New(cfg.PerClient),
 	}
 }
@@ -162,7 +174,9 @@ type CreateRequest struct {
 	Tags tagfilter.Spec
 	// Coalesce is a Go duration up to MaxCoalesce; "" is 0s.
 	Coalesce string
-	// Client is the requester's address, the key of the rate limit.
+	// Client is the requester's address: the key of the rate limit, and
+	// the subscriber whose duplicates are refused and whose share of an
+	// image's subscriptions is capped.
 	Client string
 	// Authorize, when set, says whether the requester may subscribe to the
 	// subject (the visibility check of the image service, with the
@@ -251,15 +265,21 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		Tags:      store.TagFilter(req.Tags),
 		Coalesce:  window,
 	}
+	// Only the subscriber's own duplicate is refused, and only it is named:
+	// a subscription someone else made to the same URL is theirs.
 	if id, err := s.store.SameSubscription(ctx, sub); err == nil {
 		return Created{}, &analysis.Error{Kind: ErrExists, Err: &ExistsError{ID: id},
-			Message: "an identical subscription exists: " + id + " (same image, URL and events); its secret and manage link were shown when it was created"}
+			Message: "you already have this subscription: " + id + " (same image, URL, events and headers); its secret and manage link were shown when it was created"}
 	} else if !errors.Is(err, analysis.ErrNotFound) {
 		return Created{}, err
 	}
-	n, err := s.store.CountSubscriptions(ctx, subject.Repository, subject.Tag)
+	n, mine, err := s.store.CountSubscriptions(ctx, subject.Repository, subject.Tag, req.Client)
 	if err != nil {
 		return Created{}, err
+	}
+	if mine >= s.maxPerSub {
+		return Created{}, invalid("this address already holds %d subscriptions to %s, the most one subscriber may; delete one to make another",
+			mine, subjectName(subject))
 	}
 	if n >= s.maxPerImage {
 		return Created{}, invalid("%s already has the maximum of %d subscriptions", subjectName(subject), s.maxPerImage)

@@ -250,6 +250,28 @@ func TestCreateIsCappedPerImage(t *testing.T) {
 	}
 }
 
+// TestCreateIsCappedPerSubscriber: one address holds at most its share of
+// an image's subscriptions; others still have room until the image's cap.
+func TestCreateIsCappedPerSubscriber(t *testing.T) {
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{MaxPerImage: 4, MaxPerSubscriber: 2})
+	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
+	n := 0
+	create := func(client string) error {
+		n++
+		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: fmt.Sprintf("%s/%d", rc.URL, n), Client: client})
+		return err
+	}
+	for _, step := range []struct {
+		client string
+		ok     bool
+	}{{"a", true}, {"a", true}, {"a", false}, {"b", true}, {"b", true}, {"c", false}} {
+		err := create(step.client)
+		if step.ok != (err == nil) || (err != nil && !errors.Is(err, notify.ErrInvalid)) {
+			t.Errorf("subscription %d from %s: %v, want ok %v", n, step.client, err, step.ok)
+		}
+	}
+}
+
 func TestRepositoryWideBaselineListsTags(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
 	lister := &fakeLister{fakeImages: e.images, tags: []string{"a"}, resolve: true}

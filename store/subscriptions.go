@@ -265,51 +265,86 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	return nil
 }
 
-// SameSubscription returns the id of a subscription that is not disabled
-// and names sub's repo:tag, URL, format, tag filters and coalescing window
-// and exactly its event types (in any order), or an error wrapping
-// analysis.ErrNotFound when there is none: a second identical subscription
-// would only send everything twice. Headers are not compared: two
-// subscriptions differing only in a credential would still send
-// everything twice.
+// SameSubscription returns the id of a subscription that is not disabled,
+// made by the same subscriber (sub.Client, the address it came from), and
+// naming sub's repo:tag, URL, format, tag filters, coalescing window, extra
+// headers (names and values, in any order) and exactly its event types (in
+// any order), or an error wrapping analysis.ErrNotFound when there is none:
+// the same subscriber asking twice would only have everything sent twice.
+// Another subscriber's subscription to the same URL is never the same one:
+// anyone can guess a receiver's URL, and must not be able to take it from
+// its owner by subscribing first.
 func (s *Store) SameSubscription(ctx context.Context, sub Subscription) (string, error) {
 	repo, tag, url, events := sub.Repo, sub.Tag, sub.URL, sub.Events
 	format := sub.Format
 	if format == "" {
 		format = FormatStandard
 	}
-	ids, err := s.strings(ctx, `SELECT id FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ? AND status <> ?
-		AND format = ? AND tag_include = ? AND tag_exclude = ? AND tag_semver = ? AND coalesce_ms = ? ORDER BY created_at, id`,
-		repo.Registry, repo.Name, tag, url, SubscriptionDisabled,
+	rows, err := s.read.QueryContext(ctx, `SELECT id, headers FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ?
+		AND status <> ? AND client = ? AND format = ? AND tag_include = ? AND tag_exclude = ? AND tag_semver = ? AND coalesce_ms = ?
+		ORDER BY created_at, id`,
+		repo.Registry, repo.Name, tag, url, SubscriptionDisabled, sub.Client,
 		format, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds())
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, err)
+	}
+	type candidate struct{ id, headers string }
+	var cands []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.id, &c.headers); err != nil {
+			rows.Close()
+			return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, err)
+		}
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, err)
 	}
 	want := sortedUnique(events)
-	for _, id := range ids {
-		types, err := s.strings(ctx, `SELECT type FROM subscription_events WHERE subscription_id = ? ORDER BY type`, id)
+	wantHeaders := headerSet(sub.Headers)
+	for _, c := range cands {
+		hs, err := decodeHeaders(c.headers)
+		if err != nil {
+			return "", fmt.Errorf("store: headers of subscription %s: %w", c.id, err)
+		}
+		if !slices.Equal(headerSet(hs), wantHeaders) {
+			continue
+		}
+		types, err := s.strings(ctx, `SELECT type FROM subscription_events WHERE subscription_id = ? ORDER BY type`, c.id)
 		if err != nil {
 			return "", err
 		}
 		if slices.Equal(types, want) {
-			return id, nil
+			return c.id, nil
 		}
 	}
-	return "", fmt.Errorf("store: same subscription as %s:%s → %s: %w", repo, tag, url, analysis.ErrNotFound)
+	// The URL is left out: it may hold the receiver's secret.
+	return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, analysis.ErrNotFound)
+}
+
+// headerSet is hs as comparable text, in a fixed order.
+func headerSet(hs []Header) []string {
+	out := make([]string, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, strings.ToLower(h.Name)+"\x00"+h.Value)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // CountSubscriptions returns how many subscriptions that are not disabled
-// name repo:tag exactly (tag "" counts repository-wide ones), for the cap
-// per image.
-func (s *Store) CountSubscriptions(ctx context.Context, repo analysis.Repository, tag string) (int, error) {
-	var n int
-	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscriptions
+// name repo:tag exactly (tag "" counts repository-wide ones), and how many
+// of those client made, for the caps per image and per subscriber.
+func (s *Store) CountSubscriptions(ctx context.Context, repo analysis.Repository, tag, client string) (total, fromClient int, err error) {
+	err = s.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN client = ? THEN 1 ELSE 0 END), 0) FROM subscriptions
 		WHERE registry = ? AND repository = ? AND tag = ? AND status <> ?`,
-		repo.Registry, repo.Name, tag, SubscriptionDisabled).Scan(&n)
+		client, repo.Registry, repo.Name, tag, SubscriptionDisabled).Scan(&total, &fromClient)
 	if err != nil {
-		return 0, fmt.Errorf("store: count subscriptions of %s:%s: %w", repo, tag, err)
+		return 0, 0, fmt.Errorf("store: count subscriptions of %s:%s: %w", repo, tag, err)
 	}
-	return n, nil
+	return total, fromClient, nil
 }
 
 // SubscribedImages returns what subscriptions that are not disabled ask to

@@ -314,8 +314,11 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	if refs, _ := s.SubscribedImages(ctx); !cmp.Equal(refs, []analysis.Reference{{Repository: subRepo}}) {
 		t.Errorf("subscribed images = %v", refs)
 	}
-	if n, _ := s.CountSubscriptions(ctx, subRepo, ""); n != 1 {
-		t.Errorf("count = %d", n)
+	if n, mine, _ := s.CountSubscriptions(ctx, subRepo, "", sub.Client); n != 1 || mine != 1 {
+		t.Errorf("count = %d, %d from its client", n, mine)
+	}
+	if n, mine, _ := s.CountSubscriptions(ctx, subRepo, "", "192.0.2.99"); n != 1 || mine != 0 {
+		t.Errorf("count = %d, %d from another client", n, mine)
 	}
 	// The ping is due at once, carries its own payload and is leased to its
 	// creator's worker, so no other claims it; a 2xx activates.
