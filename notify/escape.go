@@ -47,12 +47,17 @@ func neutraliseMentions(s string) string {
 }
 
 // oneLine turns line breaks, tabs and other control characters into
-// spaces: in every chat format a line break can start a quote, a list or a
-// heading, and registry text has no business laying out the message.
+// spaces, and drops the bidirectional overrides and isolates: in every
+// chat format a line break can start a quote, a list or a heading, and an
+// override can make a message read other than it is written; registry text
+// has no business laying out the message.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		switch {
+		case unicode.IsControl(r):
 			return ' '
+		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return -1
 		}
 		return r
 	}, s)
