@@ -178,6 +178,11 @@ type CreateRequest struct {
 	// the subscriber whose duplicates are refused and whose share of an
 	// image's subscriptions is capped.
 	Client string
+	// Subscriber names the requester when known beyond the address (a
+	// signed-in person, see SubscriberPerson); "" otherwise. A request is
+	// a duplicate of a subscription the same subscriber made from any
+	// address.
+	Subscriber string
 	// Authorize, when set, says whether the requester may subscribe to the
 	// subject (the visibility check of the image service, with the
 	// requester as its viewer); its error is the answer. It runs once the
@@ -251,19 +256,20 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		}
 	}
 	sub := store.Subscription{
-		ID:        newID("sub_"),
-		Repo:      subject.Repository,
-		Tag:       subject.Tag,
-		URL:       target.String(),
-		Events:    events,
-		Secret:    NewSecret(),
-		Status:    store.SubscriptionPending,
-		Client:    req.Client,
-		CreatedAt: now,
-		Format:    format,
-		Headers:   headers,
-		Tags:      store.TagFilter(req.Tags),
-		Coalesce:  window,
+		ID:         newID("sub_"),
+		Repo:       subject.Repository,
+		Tag:        subject.Tag,
+		URL:        target.String(),
+		Events:     events,
+		Secret:     NewSecret(),
+		Status:     store.SubscriptionPending,
+		Client:     req.Client,
+		Subscriber: req.Subscriber,
+		CreatedAt:  now,
+		Format:     format,
+		Headers:    headers,
+		Tags:       store.TagFilter(req.Tags),
+		Coalesce:   window,
 	}
 	// Only the subscriber's own duplicate is refused, and only it is named:
 	// a subscription someone else made to the same URL is theirs.
@@ -393,6 +399,15 @@ func (s *Subscriptions) HookRepository(ctx context.Context, tok string) (analysi
 		return analysis.Repository{}, &analysis.Error{Kind: ErrUnauthorized, Message: "unknown hook token"}
 	}
 	return repo, err
+}
+
+// SubscriberPerson is the Subscriber of a request a signed-in person
+// makes, person being their identity.
+func SubscriberPerson(person string) string {
+	if person == "" {
+		return ""
+	}
+	return "person:" + person
 }
 
 // ParseSubject parses what a subscription names: a reference with a tag,

@@ -272,6 +272,35 @@ func TestCreateIsCappedPerSubscriber(t *testing.T) {
 	}
 }
 
+// TestDuplicateIsTheSameSubscribers: the same request is a duplicate only
+// from the same address, or by the same signed-in person from another; the
+// duplicate is named, and it is the requester's own.
+func TestDuplicateIsTheSameSubscribers(t *testing.T) {
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
+	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
+	req := func(client, subscriber string) notify.CreateRequest {
+		return notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: rc.URL + "/hook", Client: client, Subscriber: subscriber}
+	}
+	alice := notify.SubscriberPerson("alice")
+	first, err := e.subs.Create(context.Background(), req("192.0.2.1", alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		client, subscriber string
+		dup                bool
+	}{{"192.0.2.1", "", true}, {"192.0.2.2", alice, true}, {"192.0.2.2", notify.SubscriberPerson("bob"), false}, {"192.0.2.3", "", false}} {
+		_, err := e.subs.Create(context.Background(), req(c.client, c.subscriber))
+		var exists *notify.ExistsError
+		switch {
+		case c.dup && (!errors.As(err, &exists) || exists.ID != first.ID):
+			t.Errorf("from %s as %q: %v, want the duplicate of %s", c.client, c.subscriber, err, first.ID)
+		case !c.dup && err != nil:
+			t.Errorf("from %s as %q: %v, want a new subscription", c.client, c.subscriber, err)
+		}
+	}
+}
+
 func TestRepositoryWideBaselineListsTags(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
 	lister := &fakeLister{fakeImages: e.images, tags: []string{"a"}, resolve: true}

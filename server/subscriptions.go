@@ -542,9 +542,11 @@ func subscriptionView(sub store.Subscription, now time.Time) templates.Subscript
 
 // authorized gives a subscription request the visibility check of a write
 // by the request's viewer: subscribing to a private repository needs a
-// viewer who may change it.
+// viewer who may change it. A signed-in viewer is also the subscriber, the
+// same from any address.
 func (s *Server) authorized(r *http.Request, req notify.CreateRequest) notify.CreateRequest {
 	viewer := s.viewer(r)
+	req.Subscriber = notify.SubscriberPerson(viewer.Person)
 	req.Authorize = func(ctx context.Context, subject analysis.Reference) error {
 		return s.images.MayWrite(ctx, viewer, subject, 0)
 	}

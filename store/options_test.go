@@ -88,6 +88,29 @@ func TestSubscriptionOptionsRoundTrip(t *testing.T) {
 			t.Errorf("%s: counted as the same (%q, %v)", name, id, err)
 		}
 	}
+	// A signed-in person is the same subscriber from any address; anyone
+	// else, or another person, is not.
+	byPerson := want
+	byPerson.ID, byPerson.URL, byPerson.Client, byPerson.Subscriber = "sub_p", "https://api.github.com/repos/p/q/dispatches", "192.0.2.1", "person:alice"
+	if _, err := s.CreateSubscription(ctx, byPerson, store.NewDelivery{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Subscription(ctx, "sub_p"); got.Subscriber != "person:alice" {
+		t.Errorf("subscriber %q kept", got.Subscriber)
+	}
+	for who, same := range map[[2]string]bool{
+		{"192.0.2.9", "person:alice"}: true,
+		{"192.0.2.1", ""}:             true,
+		{"192.0.2.9", ""}:             false,
+		{"192.0.2.9", "person:bob"}:   false,
+	} {
+		o := byPerson
+		o.Client, o.Subscriber = who[0], who[1]
+		id, err := s.SameSubscription(ctx, o)
+		if same && (err != nil || id != "sub_p") || !same && !errors.Is(err, analysis.ErrNotFound) {
+			t.Errorf("from %s as %q: %q, %v; want the same: %v", who[0], who[1], id, err, same)
+		}
+	}
 }
 
 // TestCoalescedDeliveries: the events of one key within a subscription's

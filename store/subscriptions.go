@@ -41,9 +41,13 @@ type Subscription struct {
 	Status    string
 	// StatusReason says why a subscription was disabled.
 	StatusReason string
-	// Client is the address that created the subscription, for abuse reports.
-	Client    string
-	CreatedAt time.Time
+	// Client is the address that created the subscription, for abuse reports
+	// and to tell one subscriber's duplicate from another's subscription.
+	Client string
+	// Subscriber names who made it when known beyond the address (a
+	// signed-in person: "person:" and their identity); "" for anyone else.
+	Subscriber string
+	CreatedAt  time.Time
 	// FailingSince is when the current run of failed attempts began; zero
 	// while the last attempt succeeded.
 	FailingSince time.Time
@@ -151,11 +155,11 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	// A subscription hears the changes logged after it was made: its
 	// since_change is the log's last change now.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions
-		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, created_at, failing_since,
+		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, subscriber, created_at, failing_since,
 		 format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms, since_change)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM tag_changes))`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM tag_changes))`,
 		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, receiver, sub.Secret, sub.TokenHash,
-		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt),
+		sub.Status, sub.StatusReason, sub.Client, sub.Subscriber, millis(sub.CreatedAt),
 		sub.Format, headers, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds()); err != nil {
 		return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 	}
@@ -192,7 +196,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	return c, nil
 }
 
-const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since,
+const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, subscriber, created_at, failing_since,
 	format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms`
 
 type scanner interface {
@@ -206,7 +210,7 @@ func scanSubscription(row scanner) (Subscription, error) {
 	var headers string
 	var coalesce int64
 	if err := row.Scan(&sub.ID, &sub.Repo.Registry, &sub.Repo.Name, &sub.Tag, &sub.URL, &sub.Secret, &sub.TokenHash,
-		&sub.Status, &sub.StatusReason, &sub.Client, &created, &failing,
+		&sub.Status, &sub.StatusReason, &sub.Client, &sub.Subscriber, &created, &failing,
 		&sub.Format, &headers, &sub.Tags.Include, &sub.Tags.Exclude, &sub.Tags.Semver, &coalesce); err != nil {
 		return Subscription{}, err
 	}
@@ -266,7 +270,8 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 // SameSubscription returns the id of a subscription that is not disabled,
-// made by the same subscriber (sub.Client, the address it came from), and
+// made by the same subscriber (from sub.Client, the address it came from,
+// or by sub.Subscriber, the same signed-in person, when known), and
 // naming sub's repo:tag, URL, format, tag filters, coalescing window, extra
 // headers (names and values, in any order) and exactly its event types (in
 // any order), or an error wrapping analysis.ErrNotFound when there is none:
@@ -281,9 +286,9 @@ func (s *Store) SameSubscription(ctx context.Context, sub Subscription) (string,
 		format = FormatStandard
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT id, headers FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ?
-		AND status <> ? AND client = ? AND format = ? AND tag_include = ? AND tag_exclude = ? AND tag_semver = ? AND coalesce_ms = ?
+		AND status <> ? AND (client = ? OR (CAST(? AS TEXT) <> '' AND subscriber = ?)) AND format = ? AND tag_include = ? AND tag_exclude = ? AND tag_semver = ? AND coalesce_ms = ?
 		ORDER BY created_at, id`,
-		repo.Registry, repo.Name, tag, url, SubscriptionDisabled, sub.Client,
+		repo.Registry, repo.Name, tag, url, SubscriptionDisabled, sub.Client, sub.Subscriber, sub.Subscriber,
 		format, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds())
 	if err != nil {
 		return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, err)
