@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/imagebadger/imagebadger/auth"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
 	"github.com/imagebadger/imagebadger/notify"
 	"github.com/imagebadger/imagebadger/server"
@@ -26,8 +28,20 @@ func from(ip string) *http.Client {
 // status, the Location header and the body.
 func subscribeFrom(t *testing.T, client *http.Client, srv string, req map[string]any) (int, string, string) {
 	t.Helper()
+	return subscribeAs(t, client, srv, "", req)
+}
+
+// subscribeAs is subscribeFrom signed in as person through the
+// authenticating proxy's header ("" for nobody).
+func subscribeAs(t *testing.T, client *http.Client, srv, person string, req map[string]any) (int, string, string) {
+	t.Helper()
 	b, _ := json.Marshal(req)
-	resp, err := client.Post(srv+"/api/v1/subscriptions", "application/json", bytes.NewReader(b))
+	r, _ := http.NewRequest(http.MethodPost, srv+"/api/v1/subscriptions", bytes.NewReader(b))
+	r.Header.Set("Content-Type", "application/json")
+	if person != "" {
+		r.Header.Set(proxyUser, person)
+	}
+	resp, err := client.Do(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +114,36 @@ func TestSquattingIsBounded(t *testing.T) {
 		mine["headers"] = map[string]string{"Authorization": "Bearer ghp_rotated"}
 		if code, _, body := subscribeFrom(t, owner, s.URL, mine); code != http.StatusCreated {
 			t.Errorf("the owner's URL with another credential: %d %s, want 201", code, body)
+		}
+	})
+}
+
+// proxyUser is the authenticating proxy's header of these tests.
+const proxyUser = "X-Remote-User"
+
+// TestSignedInDuplicateFromAnotherAddress: a signed-in person asking again
+// from another address is told of their own subscription (409, naming
+// it); someone else from that address makes a new one.
+func TestSignedInDuplicateFromAnotherAddress(t *testing.T) {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{},
+			Auth: &auth.Options{ProxyHeader: proxyUser, ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, BadgeKey: []byte("k")}})
+		rc := stack.NewReceiver(t)
+		image := s.Registry.Host + "/acme/app:1"
+		stack.Push(t, image)
+		req := map[string]any{"image": image, "url": rc.URL + "/alice"}
+		code, first, body := subscribeAs(t, from("127.0.0.20"), s.URL, "alice@example.com", req)
+		if code != http.StatusCreated {
+			t.Fatalf("alice's subscription: %d %s", code, body)
+		}
+		if code, loc, body := subscribeAs(t, from("127.0.0.21"), s.URL, "alice@example.com", req); code != http.StatusConflict || loc != first {
+			t.Errorf("alice again from another address: %d %q %s, want 409 at %s", code, loc, body, first)
+		}
+		if code, _, body := subscribeAs(t, from("127.0.0.21"), s.URL, "bob@example.com", req); code != http.StatusCreated {
+			t.Errorf("bob from that address: %d %s, want 201", code, body)
+		}
+		if code, _, body := subscribeAs(t, from("127.0.0.22"), s.URL, "", req); code != http.StatusCreated {
+			t.Errorf("someone anonymous: %d %s, want 201", code, body)
 		}
 	})
 }
