@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -35,7 +37,9 @@ func TestMicroBadgerConsumersUnchanged(t *testing.T) {
 		}
 	}
 	reg := testenv.Distribution(t)
-	srv := testenv.Serve(t, testenv.Binary(t))
+	srv := testenv.Serve(t, testenv.Binary(t), "--allow-private-webhooks")
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(receiver.Close)
 
 	// LatestVersion: the longest tag of the image latest points at.
 	current := randomImage(t, 2)
@@ -62,6 +66,15 @@ func TestMicroBadgerConsumersUnchanged(t *testing.T) {
 	first, err := consumer(t, srv, reg+"/acme/hooked", `curl -fsS "$SRV/v1/images/$REPO:1" | jq -re .LatestSHA`)
 	if err != nil {
 		t.Fatalf("first read: %q %v", first, err)
+	}
+	// The hook token comes with the repository's first subscription; until
+	// then the answer has no WebhookURL (reading makes none).
+	if out, err := consumer(t, srv, reg+"/acme/hooked", `curl -fsS "$SRV/v1/images/$REPO:1" | jq -e 'has("WebhookURL") | not'`); err != nil {
+		t.Errorf("WebhookURL before any subscription: %q (%v)", out, err)
+	}
+	if out, err := consumer(t, srv, reg+"/acme/hooked", `curl -fsS -X POST "$SRV/api/v1/subscriptions" -H 'Content-Type: application/json' `+
+		`-d "{\"image\": \"$REPO:1\", \"url\": \"`+receiver.URL+`/hook\"}" | jq -re .id`); err != nil {
+		t.Fatalf("subscribing: %q (%v)", out, err)
 	}
 	writeImage(t, reg+"/acme/hooked:1", randomImage(t, 2))
 	moved := strings.TrimSpace(string(testenv.Crane(t, "digest", reg+"/acme/hooked:1")))

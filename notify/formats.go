@@ -218,7 +218,8 @@ func (m *message) subject() *imageData {
 // text is what notifications and Mattermost and Rocket.Chat (which ignore
 // blocks) show; the blocks are a header (plain_text, at most 150
 // characters), a section (mrkdwn, at most 3,000) and a context with the
-// links.
+// links. Every text is escaped as Slack's "Escaping text" says (slackText),
+// so the only control sequences are the links written here.
 func encodeSlack(m *message) (outgoing, error) {
 	type text struct {
 		Type string `json:"type"`
@@ -230,16 +231,16 @@ func encodeSlack(m *message) (outgoing, error) {
 		Elements []text `json:"elements,omitempty"`
 	}
 	blocks := []block{
-		{Type: "header", Text: &text{Type: "plain_text", Text: cut(m.Title, 150)}},
-		{Type: "section", Text: &text{Type: "mrkdwn", Text: cut(slackEscape(m.detail()), 3000)}},
+		{Type: "header", Text: &text{Type: "plain_text", Text: fit(m.Title, 150, slackText)}},
+		{Type: "section", Text: &text{Type: "mrkdwn", Text: fit(m.detail(), 3000, slackText)}},
 	}
 	image, diff := m.links()
 	var links []string
 	if image != "" {
-		links = append(links, "<"+slackEscape(image)+"|Image page>")
+		links = append(links, "<"+slackLink(image)+"|Image page>")
 	}
 	if diff != "" {
-		links = append(links, "<"+slackEscape(diff)+"|What changed>")
+		links = append(links, "<"+slackLink(diff)+"|What changed>")
 	}
 	if len(links) > 0 {
 		blocks = append(blocks, block{Type: "context", Elements: []text{{Type: "mrkdwn", Text: strings.Join(links, " · ")}}})
@@ -247,18 +248,18 @@ func encodeSlack(m *message) (outgoing, error) {
 	return jsonOut(struct {
 		Text   string  `json:"text"`
 		Blocks []block `json:"blocks"`
-	}{cut(m.Text, 3000), blocks})
+	}{fit(m.Text, 3000, func(s string) string { return chatText(s, m.linkURLs(), slackText, slackLink) }), blocks})
 }
 
-// slackEscape escapes the three characters Slack's mrkdwn reserves.
-func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+// slackLink is one of the service's URLs in Slack's text.
+func slackLink(u string) string { return slackEscape(linkSafe(u)) }
 
 // Discord: an execute-webhook body (https://discord.com/developers/docs/resources/webhook):
 // content (at most 2,000 characters) and one embed (title at most 256,
 // description 4,096, fields' names 256 and values 1,024); mentions are
-// turned off, so no text of a registry's can ping anyone.
+// turned off (allowed_mentions), so no text of a registry's can ping
+// anyone, and registry text is escaped (discordText) so that it makes no
+// link or formatting of its own.
 func encodeDiscord(m *message) (outgoing, error) {
 	type field struct {
 		Name   string `json:"name"`
@@ -275,9 +276,12 @@ func encodeDiscord(m *message) (outgoing, error) {
 	}
 	image, diff := m.links()
 	img := m.subject()
-	e := embed{Title: cut(m.Title, 256), URL: image, Description: cut(m.detail(), 4096), Timestamp: m.Timestamp, Color: 0x2f6fdb}
+	if image != "" {
+		image = linkSafe(image)
+	}
+	e := embed{Title: fit(m.Title, 256, discordText), URL: image, Description: fit(m.detail(), 4096, discordText), Timestamp: m.Timestamp, Color: 0x2f6fdb}
 	if img.Reference != "" {
-		e.Fields = append(e.Fields, field{Name: "Image", Value: cut(img.Reference, 1024), Inline: false})
+		e.Fields = append(e.Fields, field{Name: "Image", Value: fit(img.Reference, 1024, discordText), Inline: false})
 	}
 	if img.Digest != nil {
 		e.Fields = append(e.Fields, field{Name: "Digest", Value: "`" + digestOf(img.Digest) + "`", Inline: true})
@@ -286,28 +290,30 @@ func encodeDiscord(m *message) (outgoing, error) {
 		e.Fields = append(e.Fields, field{Name: "Previous", Value: "`" + digestOf(img.PreviousDigest) + "`", Inline: true})
 	}
 	if diff != "" {
-		e.Fields = append(e.Fields, field{Name: "What changed", Value: cut("[the diff]("+diff+")", 1024), Inline: false})
+		e.Fields = append(e.Fields, field{Name: "What changed", Value: cut("[the diff]("+linkSafe(diff)+")", 1024), Inline: false})
 	}
 	return jsonOut(struct {
 		Content         string          `json:"content"`
 		Embeds          []embed         `json:"embeds"`
 		AllowedMentions map[string]any  `json:"allowed_mentions"`
 		Extra           json.RawMessage `json:"-"`
-	}{Content: cut(m.Text, 2000), Embeds: []embed{e}, AllowedMentions: map[string]any{"parse": []string{}}})
+	}{Content: fit(m.Text, 2000, func(s string) string { return chatText(s, m.linkURLs(), discordText, linkSafe) }), Embeds: []embed{e}, AllowedMentions: map[string]any{"parse": []string{}}})
 }
 
 // Teams: the message a Teams workflow ("When a Teams webhook request is
 // received") posts, holding one Adaptive Card (version 1.4, what Teams
 // renders): the title, what changed, the facts, and links to the pages.
+// TextBlocks and facts render Markdown in Teams, so registry text in them
+// is escaped (teamsText).
 func encodeTeams(m *message) (outgoing, error) {
 	img := m.subject()
 	body := []map[string]any{
-		{"type": "TextBlock", "text": m.Title, "weight": "Bolder", "size": "Medium", "wrap": true},
-		{"type": "TextBlock", "text": m.detail(), "wrap": true},
+		{"type": "TextBlock", "text": teamsText(m.Title), "weight": "Bolder", "size": "Medium", "wrap": true},
+		{"type": "TextBlock", "text": teamsText(m.detail()), "wrap": true},
 	}
 	var facts []map[string]any
 	if img.Reference != "" {
-		facts = append(facts, map[string]any{"title": "Image", "value": img.Reference})
+		facts = append(facts, map[string]any{"title": "Image", "value": teamsText(img.Reference)})
 	}
 	if img.Digest != nil {
 		facts = append(facts, map[string]any{"title": "Digest", "value": digestOf(img.Digest)})
@@ -316,7 +322,7 @@ func encodeTeams(m *message) (outgoing, error) {
 		facts = append(facts, map[string]any{"title": "Previous", "value": digestOf(img.PreviousDigest)})
 	}
 	if b := m.Data.Base; b != nil {
-		facts = append(facts, map[string]any{"title": "Base", "value": b.Reference})
+		facts = append(facts, map[string]any{"title": "Base", "value": teamsText(b.Reference)})
 	}
 	if len(facts) > 0 {
 		body = append(body, map[string]any{"type": "FactSet", "facts": facts})
@@ -330,10 +336,10 @@ func encodeTeams(m *message) (outgoing, error) {
 	image, diff := m.links()
 	var actions []map[string]any
 	if image != "" {
-		actions = append(actions, map[string]any{"type": "Action.OpenUrl", "title": "Image page", "url": image})
+		actions = append(actions, map[string]any{"type": "Action.OpenUrl", "title": "Image page", "url": linkSafe(image)})
 	}
 	if diff != "" {
-		actions = append(actions, map[string]any{"type": "Action.OpenUrl", "title": "What changed", "url": diff})
+		actions = append(actions, map[string]any{"type": "Action.OpenUrl", "title": "What changed", "url": linkSafe(diff)})
 	}
 	if len(actions) > 0 {
 		card["actions"] = actions
@@ -351,17 +357,18 @@ func encodeTeams(m *message) (outgoing, error) {
 // ntfy: a plain-text body (at most 4,096 bytes, ntfy's message limit) with
 // the Title, Tags, Click and Actions headers (https://docs.ntfy.sh/publish/).
 // Header values are kept to printable ASCII, which every HTTP stack
-// carries as is.
+// carries as is; the links are linkSafe, so a tag holding a line break or
+// a comma cannot break a header or an action.
 func encodeNtfy(m *message) (outgoing, error) {
 	h := http.Header{}
 	h.Set("Title", asciiHeader(m.Title, 250))
 	h.Set("Tags", "whale,"+strings.ReplaceAll(m.Type, ".", "-"))
 	image, diff := m.links()
 	if image != "" {
-		h.Set("Click", image)
+		h.Set("Click", linkSafe(image))
 	}
 	if diff != "" {
-		h.Set("Actions", "view, What changed, "+diff)
+		h.Set("Actions", "view, What changed, "+linkSafe(diff))
 	}
 	body := m.Text
 	for len(body) > 4096 {

@@ -92,6 +92,14 @@ func rebuild() (notify.Change, []images.OutdatedImage) {
 // records the rebuild and sends everything; it returns the receiver.
 func sendFormats(t *testing.T, headers map[string][]store.Header) (*capture, map[string]string) {
 	t.Helper()
+	c, outdated := rebuild()
+	return sendFormatsOf(t, headers, c, outdated)
+}
+
+// sendFormatsOf is sendFormats for the base move c, which makes outdated
+// outdated.
+func sendFormatsOf(t *testing.T, headers map[string][]store.Header, c notify.Change, outdated []images.OutdatedImage) (*capture, map[string]string) {
+	t.Helper()
 	st := openStore(t)
 	rc := newCapture(t, http.StatusNoContent) // GitHub's answer to a dispatch
 	secrets := map[string]string{}
@@ -119,7 +127,7 @@ func sendFormats(t *testing.T, headers map[string][]store.Header) (*capture, map
 	if _, err := recordTag(st, repo, "3.20", dNew, t0); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := b.Events(rebuild())
+	evs, err := b.Events(c, outdated)
 	if err != nil {
 		t.Fatal(err)
 	}

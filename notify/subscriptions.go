@@ -36,12 +36,13 @@ var (
 	ErrInvalid = errors.New("invalid subscription request")
 	// ErrUnauthorized: the manage token is missing or wrong (401).
 	ErrUnauthorized = errors.New("wrong or missing subscription token")
-	// ErrExists: an identical subscription exists (409); the error is an
-	// *ExistsError naming it.
+	// ErrExists: the same subscriber already has an identical subscription
+	// (409); the error is an *ExistsError naming it.
 	ErrExists = errors.New("identical subscription exists")
 )
 
-// ExistsError names the identical subscription a request would duplicate.
+// ExistsError names the identical subscription a request would duplicate,
+// which its own subscriber made (never someone else's).
 type ExistsError struct{ ID string }
 
 func (e *ExistsError) Error() string { return "subscription " + e.ID + " exists" }
@@ -88,15 +89,21 @@ type SubscriptionsOptions struct {
 	// MaxPerImage caps the subscriptions (not disabled) of one tag or
 	// repository (default DefaultMaxPerImage).
 	MaxPerImage int
+	// MaxPerSubscriber caps those one subscriber (a client address) may
+	// hold of one tag or repository (default DefaultMaxPerSubscriber), so
+	// that a few addresses cannot fill an image's cap for everyone.
+	MaxPerSubscriber int
 }
 
 // Defaults of SubscriptionsOptions: the creations one client may make (a
-// burst, refilled over a period) and the cap of subscriptions per tag or
-// repository.
+// burst, refilled over a period), the cap of subscriptions per tag or
+// repository, and the share of it one subscriber may hold: a twentieth,
+// so that it takes twenty addresses, not ten, to fill an image's cap.
 const (
-	DefaultCreationBurst  = 10
-	DefaultCreationPeriod = time.Hour
-	DefaultMaxPerImage    = 100
+	DefaultCreationBurst    = 10
+	DefaultCreationPeriod   = time.Hour
+	DefaultMaxPerImage      = 100
+	DefaultMaxPerSubscriber = 5
 )
 
 func (c SubscriptionsOptions) withDefaults() SubscriptionsOptions {
@@ -114,6 +121,9 @@ func (c SubscriptionsOptions) withDefaults() SubscriptionsOptions {
 	if c.MaxPerImage <= 0 {
 		c.MaxPerImage = DefaultMaxPerImage
 	}
+	if c.MaxPerSubscriber <= 0 {
+		c.MaxPerSubscriber = min(DefaultMaxPerSubscriber, c.MaxPerImage)
+	}
 	return c
 }
 
@@ -128,6 +138,7 @@ type Subscriptions struct {
 	now         func() time.Time
 	limiter     *ratelimit.Keyed
 	maxPerImage int
+	maxPerSub   int
 }
 
 // NewSubscriptions returns a Subscriptions.
@@ -142,6 +153,7 @@ func NewSubscriptions(cfg SubscriptionsOptions) *Subscriptions {
 		lookup:      cfg.LookupHost,
 		now:         cfg.Now,
 		maxPerImage: cfg.MaxPerImage,
+		maxPerSub:   cfg.MaxPerSubscriber,
 		limiter:     ratelimit.New(cfg.PerClient),
 	}
 }
@@ -162,8 +174,15 @@ type CreateRequest struct {
 	Tags tagfilter.Spec
 	// Coalesce is a Go duration up to MaxCoalesce; "" is 0s.
 	Coalesce string
-	// Client is the requester's address, the key of the rate limit.
+	// Client is the requester's address: the key of the rate limit, and
+	// the subscriber whose duplicates are refused and whose share of an
+	// image's subscriptions is capped.
 	Client string
+	// Subscriber names the requester when known beyond the address (a
+	// signed-in person, see SubscriberPerson); "" otherwise. A request is
+	// a duplicate of a subscription the same subscriber made from any
+	// address.
+	Subscriber string
 	// Authorize, when set, says whether the requester may subscribe to the
 	// subject (the visibility check of the image service, with the
 	// requester as its viewer); its error is the answer. It runs once the
@@ -237,29 +256,36 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		}
 	}
 	sub := store.Subscription{
-		ID:        newID("sub_"),
-		Repo:      subject.Repository,
-		Tag:       subject.Tag,
-		URL:       target.String(),
-		Events:    events,
-		Secret:    NewSecret(),
-		Status:    store.SubscriptionPending,
-		Client:    req.Client,
-		CreatedAt: now,
-		Format:    format,
-		Headers:   headers,
-		Tags:      store.TagFilter(req.Tags),
-		Coalesce:  window,
+		ID:         newID("sub_"),
+		Repo:       subject.Repository,
+		Tag:        subject.Tag,
+		URL:        target.String(),
+		Events:     events,
+		Secret:     NewSecret(),
+		Status:     store.SubscriptionPending,
+		Client:     req.Client,
+		Subscriber: req.Subscriber,
+		CreatedAt:  now,
+		Format:     format,
+		Headers:    headers,
+		Tags:       store.TagFilter(req.Tags),
+		Coalesce:   window,
 	}
+	// Only the subscriber's own duplicate is refused, and only it is named:
+	// a subscription someone else made to the same URL is theirs.
 	if id, err := s.store.SameSubscription(ctx, sub); err == nil {
 		return Created{}, &analysis.Error{Kind: ErrExists, Err: &ExistsError{ID: id},
-			Message: "an identical subscription exists: " + id + " (same image, URL and events); its secret and manage link were shown when it was created"}
+			Message: "you already have this subscription: " + id + " (same image, URL, events and headers); its secret and manage link were shown when it was created"}
 	} else if !errors.Is(err, analysis.ErrNotFound) {
 		return Created{}, err
 	}
-	n, err := s.store.CountSubscriptions(ctx, subject.Repository, subject.Tag)
+	n, mine, err := s.store.CountSubscriptions(ctx, subject.Repository, subject.Tag, req.Client)
 	if err != nil {
 		return Created{}, err
+	}
+	if mine >= s.maxPerSub {
+		return Created{}, invalid("this address already holds %d subscriptions to %s, the most one subscriber may; delete one to make another",
+			mine, subjectName(subject))
 	}
 	if n >= s.maxPerImage {
 		return Created{}, invalid("%s already has the maximum of %d subscriptions", subjectName(subject), s.maxPerImage)
@@ -278,6 +304,11 @@ func (s *Subscriptions) Create(ctx context.Context, req CreateRequest) (Created,
 		// Stored leased to this process's worker, which sends it before the
 		// answer: the answer says whether the receiver accepted it.
 		ping.LeaseOwner, ping.LeaseUntil = s.worker.owner, now.Add(s.worker.lease)
+	}
+	// The repository's hook token is made with its first subscription:
+	// whoever subscribes is who may want pushes picked up at once.
+	if _, err := s.store.MakeHookToken(ctx, subject.Repository, newToken, now); err != nil {
+		return Created{}, err
 	}
 	claim, err := s.store.CreateSubscription(ctx, sub, ping)
 	if err != nil {
@@ -350,12 +381,14 @@ func (s *Subscriptions) authorize(ctx context.Context, id, token string) (store.
 	return sub, nil
 }
 
-// HookToken returns repo's hook token, made on first use: the token of its
-// Docker Hub push webhook (POST /hooks/dockerhub/{token}) and of its
-// MicroBadger-style refresh hook (POST /images/{repository}/{token}). It is
-// public by design: it only ever starts a refresh.
+// HookToken returns repo's hook token: the token of its Docker Hub push
+// webhook (POST /hooks/dockerhub/{token}) and of its MicroBadger-style
+// refresh hook (POST /images/{repository}/{token}). It is made when the
+// first subscription to the repository (or one of its tags) is, so that no
+// read writes a row; before that the error wraps analysis.ErrNotFound. It
+// is public by design: it only ever starts a refresh.
 func (s *Subscriptions) HookToken(ctx context.Context, repo analysis.Repository) (string, error) {
-	return s.store.HookToken(ctx, repo, newToken, s.now())
+	return s.store.HookToken(ctx, repo)
 }
 
 // HookRepository returns the repository whose hook token is tok, or an
@@ -366,6 +399,15 @@ func (s *Subscriptions) HookRepository(ctx context.Context, tok string) (analysi
 		return analysis.Repository{}, &analysis.Error{Kind: ErrUnauthorized, Message: "unknown hook token"}
 	}
 	return repo, err
+}
+
+// SubscriberPerson is the Subscriber of a request a signed-in person
+// makes, person being their identity.
+func SubscriberPerson(person string) string {
+	if person == "" {
+		return ""
+	}
+	return "person:" + person
 }
 
 // ParseSubject parses what a subscription names: a reference with a tag,

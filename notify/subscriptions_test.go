@@ -250,6 +250,57 @@ func TestCreateIsCappedPerImage(t *testing.T) {
 	}
 }
 
+// TestCreateIsCappedPerSubscriber: one address holds at most its share of
+// an image's subscriptions; others still have room until the image's cap.
+func TestCreateIsCappedPerSubscriber(t *testing.T) {
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{MaxPerImage: 4, MaxPerSubscriber: 2})
+	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
+	n := 0
+	create := func(client string) error {
+		n++
+		_, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: fmt.Sprintf("%s/%d", rc.URL, n), Client: client})
+		return err
+	}
+	for _, step := range []struct {
+		client string
+		ok     bool
+	}{{"a", true}, {"a", true}, {"a", false}, {"b", true}, {"b", true}, {"c", false}} {
+		err := create(step.client)
+		if step.ok != (err == nil) || (err != nil && !errors.Is(err, notify.ErrInvalid)) {
+			t.Errorf("subscription %d from %s: %v, want ok %v", n, step.client, err, step.ok)
+		}
+	}
+}
+
+// TestDuplicateIsTheSameSubscribers: the same request is a duplicate only
+// from the same address, or by the same signed-in person from another; the
+// duplicate is named, and it is the requester's own.
+func TestDuplicateIsTheSameSubscribers(t *testing.T) {
+	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
+	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
+	req := func(client, subscriber string) notify.CreateRequest {
+		return notify.CreateRequest{Image: "127.0.0.1:5000/acme/base:1.0", URL: rc.URL + "/hook", Client: client, Subscriber: subscriber}
+	}
+	alice := notify.SubscriberPerson("alice")
+	first, err := e.subs.Create(context.Background(), req("192.0.2.1", alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		client, subscriber string
+		dup                bool
+	}{{"192.0.2.1", "", true}, {"192.0.2.2", alice, true}, {"192.0.2.2", notify.SubscriberPerson("bob"), false}, {"192.0.2.3", "", false}} {
+		_, err := e.subs.Create(context.Background(), req(c.client, c.subscriber))
+		var exists *notify.ExistsError
+		switch {
+		case c.dup && (!errors.As(err, &exists) || exists.ID != first.ID):
+			t.Errorf("from %s as %q: %v, want the duplicate of %s", c.client, c.subscriber, err, first.ID)
+		case !c.dup && err != nil:
+			t.Errorf("from %s as %q: %v, want a new subscription", c.client, c.subscriber, err)
+		}
+	}
+}
+
 func TestRepositoryWideBaselineListsTags(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
 	lister := &fakeLister{fakeImages: e.images, tags: []string{"a"}, resolve: true}
@@ -263,9 +314,20 @@ func TestRepositoryWideBaselineListsTags(t *testing.T) {
 	}
 }
 
+// TestHookTokens: a repository has no hook token until a subscription to
+// it is made, and asking for it makes none; the subscription makes it.
 func TestHookTokens(t *testing.T) {
 	e := newSubsEnv(t, true, notify.SubscriptionsOptions{})
-	r := analysis.Repository{Registry: "docker.io", Name: "acme/app"}
+	r := repo
+	for range 3 {
+		if tok, err := e.subs.HookToken(context.Background(), r); !errors.Is(err, analysis.ErrNotFound) {
+			t.Fatalf("before any subscription: token %q, %v; want not found", tok, err)
+		}
+	}
+	rc := newReceiver(t, func() string { return "whsec_AAAA" }, always(200))
+	if _, err := e.subs.Create(context.Background(), notify.CreateRequest{Image: r.String() + ":1.0", URL: rc.URL, Client: "c"}); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := e.subs.HookToken(context.Background(), r)
 	if err != nil || len(tok) < 40 {
 		t.Fatalf("token %q, %v", tok, err)

@@ -317,7 +317,7 @@ func (w *Worker) deliver(ctx context.Context, c store.Claim) store.AttemptResult
 	}
 	w.log.Log(ctx, level, "webhook attempt", "delivery", c.ID, "webhook_id", c.WebhookID, "type", c.Type,
 		"subscription", c.SubscriptionID, "attempt", attempt, "status", res.StatusCode, "outcome", outcome,
-		"error", res.Error, "detail", errString(err), "duration_ms", res.Duration.Milliseconds())
+		"receiver", RedactURL(c.URL), "error", res.Error, "detail", redactedError(err, c.URL), "duration_ms", res.Duration.Milliseconds())
 	return res
 }
 
@@ -338,7 +338,7 @@ func (w *Worker) send(ctx context.Context, c store.Claim, at time.Time) (*http.R
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		// The status line arrived; a broken body does not change the outcome.
-		w.log.Debug("webhook worker: read answer", "delivery", c.ID, "err", err)
+		w.log.Debug("webhook worker: read answer", "delivery", c.ID, "err", redactedError(err, c.URL))
 	}
 	return resp, answer, nil
 }
@@ -362,7 +362,7 @@ func (w *Worker) request(ctx context.Context, c store.Claim, at time.Time) (*htt
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(out.body))
 	if err != nil {
-		return nil, fmt.Errorf("notify: request to %s: %w", c.URL, err)
+		return nil, fmt.Errorf("notify: request to %s: %w", RedactURL(c.URL), err)
 	}
 	if err := SignedHeaders(req.Header, c.Secret, c.WebhookID, at, out.body); err != nil {
 		return nil, err
@@ -412,13 +412,6 @@ func keep(b []byte) string {
 		}
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // pruneIfDue deletes what Retention no longer keeps, at most once per

@@ -108,9 +108,10 @@ func TestRefusedRegistriesNameTheFlag(t *testing.T) {
 // a token in a path as {token}.
 func TestHookTokensNeverReachTheLog(t *testing.T) {
 	var log testenv.Buffer
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Log: &log, Server: &server.Options{}})
+	s := stack.New(t, stack.Options{Registry: true, Notify: true, AllowPrivateWebhooks: true, Log: &log, Server: &server.Options{}})
 	repo := s.Registry.Host + "/acme/app"
 	pushTo(t, repo+":1", labelled(t, 1, nil, ""))
+	s.Subscribe(t, stack.NewReceiver(t), repo+":1", "/hook") // makes the hook token
 	_, img := getMap(t, s.URL+"/v1/images/"+repo+":1")
 	hook := strings.Replace(img["WebhookURL"].(string), "http://imagebadger.test", s.URL, 1)
 	token := hook[strings.LastIndex(hook, "/")+1:]

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -31,17 +32,36 @@ func TestRegistryHookIsOffWithoutToken(t *testing.T) {
 	}
 }
 
-// TestDockerHubHook checks the per-repository token. The watcher is not run:
-// the refresh it queues would reach Docker Hub, and tests stay on loopback.
+// TestDockerHubHook checks the per-repository token, made by the
+// repository's first subscription (to a registry standing in for Docker
+// Hub) and shown on the page confirming it and on the form from then on.
+// The watcher is not run: the refresh it queues would go to the stand-in,
+// which is not what is tested.
 func TestDockerHubHook(t *testing.T) {
-	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{}})
-	_, page := get(t, s.URL+"/subscriptions/new?image="+url.QueryEscape("acme/app:1"))
-	i := strings.Index(page, "/hooks/dockerhub/")
-	if i < 0 {
-		t.Fatal("no Docker Hub hook URL on the form")
+	reg := stack.New(t, stack.Options{Registry: true})
+	s := stack.New(t, stack.Options{Store: reg.Store, Endpoints: map[string]string{analysis.DockerHub: reg.Registry.Host},
+		Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{}})
+	stack.Push(t, reg.Registry.Host+"/acme/app:1")
+	hookOn := func(page string) string {
+		i := strings.Index(page, "/hooks/dockerhub/")
+		if i < 0 {
+			return ""
+		}
+		token := page[i+len("/hooks/dockerhub/"):]
+		return token[:strings.IndexAny(token, `"<`)]
 	}
-	token := page[i+len("/hooks/dockerhub/"):]
-	token = token[:strings.IndexAny(token, `"<`)]
+	if _, page := get(t, s.URL+"/subscriptions/new?image="+url.QueryEscape("acme/app:1")); hookOn(page) != "" {
+		t.Fatal("a Docker Hub hook URL on the form before any subscription")
+	}
+	rc := stack.NewReceiver(t)
+	code, created := form(t, s.URL+"/subscriptions", "", url.Values{"image": {"acme/app:1"}, "url": {rc.URL + "/hook"}, "events": {"image.updated"}})
+	token := hookOn(created)
+	if code != http.StatusCreated || token == "" {
+		t.Fatalf("subscribing: %d, hook token %q on the page", code, token)
+	}
+	if _, page := get(t, s.URL+"/subscriptions/new?image="+url.QueryEscape("acme/app:2")); hookOn(page) != token {
+		t.Errorf("the form shows the hook token %q, want the one made by the subscription %q", hookOn(page), token)
+	}
 	body := `{"push_data":{"tag":"1.2"},"repository":{"repo_name":"acme/app"}}`
 
 	code, out := stack.PostHook(t, s.URL+"/hooks/dockerhub/"+token, "", "application/json", body)

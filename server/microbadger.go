@@ -215,12 +215,17 @@ func (s *Server) lastUpdated(r *http.Request, ref analysis.Reference, rep *analy
 }
 
 // refreshHookURL is the repository's refresh hook, as MicroBadger's
-// WebhookURL gave it; empty when the service has no hooks.
+// WebhookURL gave it; empty when the service has no hooks, or when the
+// repository has no hook token yet (it is made with the first
+// subscription: a read never writes one).
 func (s *Server) refreshHookURL(r *http.Request, repo analysis.Repository) string {
 	if s.subs == nil {
 		return ""
 	}
 	tok, err := s.subs.HookToken(r.Context(), repo)
+	if errors.Is(err, analysis.ErrNotFound) {
+		return ""
+	}
 	if err != nil {
 		s.log.WarnContext(r.Context(), "hook token", "repository", repo.String(), "err", err)
 		return ""

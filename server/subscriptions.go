@@ -344,26 +344,31 @@ func (s *Server) subscriptionNewPage(w http.ResponseWriter, r *http.Request) err
 		Events:  eventChoices(nil),
 		Formats: formatChoices(""),
 	}
-	form.DockerHubHook = s.dockerHubHook(r, form.Image)
+	form.DockerHubHook, form.DockerHubLater = s.dockerHubHook(r, form.Image)
 	return s.render(w, r, http.StatusOK, templates.SubscriptionNew(form))
 }
 
 // dockerHubHook returns the Docker Hub webhook URL for image's repository
-// when it is on Docker Hub, else "".
-func (s *Server) dockerHubHook(r *http.Request, image string) string {
+// when it is on Docker Hub and has one, and whether it is on Docker Hub
+// without one yet (the token is made with the first subscription; showing
+// the form writes nothing).
+func (s *Server) dockerHubHook(r *http.Request, image string) (hook string, later bool) {
 	if image == "" {
-		return ""
+		return "", false
 	}
 	subject, err := notify.ParseSubject(image)
 	if err != nil || subject.Registry != analysis.DockerHub {
-		return ""
+		return "", false
 	}
 	tok, err := s.subs.HookToken(r.Context(), subject.Repository)
+	if errors.Is(err, analysis.ErrNotFound) {
+		return "", true
+	}
 	if err != nil {
 		s.log.WarnContext(r.Context(), "docker hub hook token", "repository", subject.Repository.String(), "err", err)
-		return ""
+		return "", false
 	}
-	return s.pages.baseURL + "/hooks/dockerhub/" + tok
+	return s.pages.baseURL + "/hooks/dockerhub/" + tok, false
 }
 
 // subscriptionCreatePage answers the form's POST /subscriptions: the secret
@@ -405,6 +410,7 @@ func (s *Server) subscriptionCreatePage(w http.ResponseWriter, r *http.Request) 
 		Secret:       c.Secret,
 		ManageHref:   manageHref(c.ID, c.Token),
 	}
+	page.DockerHubHook, _ = s.dockerHubHook(r, req.Image)
 	return s.render(w, r, http.StatusCreated, templates.SubscriptionCreatedPage(page))
 }
 
@@ -529,9 +535,11 @@ func subscriptionView(sub store.Subscription, now time.Time) templates.Subscript
 
 // authorized gives a subscription request the visibility check of a write
 // by the request's viewer: subscribing to a private repository needs a
-// viewer who may change it.
+// viewer who may change it. A signed-in viewer is also the subscriber, the
+// same from any address.
 func (s *Server) authorized(r *http.Request, req notify.CreateRequest) notify.CreateRequest {
 	viewer := s.viewer(r)
+	req.Subscriber = notify.SubscriberPerson(viewer.Person)
 	req.Authorize = func(ctx context.Context, subject analysis.Reference) error {
 		return s.images.MayWrite(ctx, viewer, subject, 0)
 	}

@@ -153,9 +153,11 @@ func TestSubscriptionForms(t *testing.T) {
 	if code != 200 || !strings.Contains(page, `data-testid="subscription-form"`) || !strings.Contains(page, `value="`+ref+`"`) {
 		t.Fatalf("form page: %d", code)
 	}
-	// Docker Hub images get their push webhook URL on the form.
-	if _, page := get(t, s.URL+"/subscriptions/new?image=acme/app"); !strings.Contains(page, "/hooks/dockerhub/") {
-		t.Error("no Docker Hub webhook on the form for a Docker Hub image")
+	// Docker Hub images are told their push webhook URL comes with the
+	// first subscription (showing the form makes none).
+	if _, page := get(t, s.URL+"/subscriptions/new?image=acme/app"); !strings.Contains(page, `data-testid="dockerhub-hook-later"`) ||
+		strings.Contains(page, "/hooks/dockerhub/") {
+		t.Error("the form for a Docker Hub image without subscriptions does not say the webhook comes with the first")
 	}
 
 	values := url.Values{"image": {ref}, "url": {rc.URL}, "events": {"image.updated"}}

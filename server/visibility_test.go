@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -162,7 +163,8 @@ func TestPrivateImageAnswersAsMissing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tok, err := s.Subs.HookToken(context.Background(), repo)
+			// Made as a subscription to the repository makes it.
+			tok, err := s.Store.MakeHookToken(context.Background(), repo, func() string { return "hook-token-of-" + strings.ReplaceAll(name, "/", "-") }, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -67,6 +68,48 @@ func TestSubscriptionOptionsRoundTrip(t *testing.T) {
 	other.Tags.Semver = "~1.5"
 	if _, err := s.SameSubscription(ctx, other); err == nil {
 		t.Error("a subscription with other filters counted as the same")
+	}
+	// Headers count, in any order; so does who asked.
+	reordered := want
+	reordered.Headers = []store.Header{{Name: "x-two", Value: "2"}, {Name: "Authorization", Value: "Bearer x"}}
+	if id, err := s.SameSubscription(ctx, reordered); err != nil || id != "sub_o" {
+		t.Errorf("the same headers in another order: %q, %v", id, err)
+	}
+	for name, change := range map[string]func(*store.Subscription){
+		"another credential": func(o *store.Subscription) {
+			o.Headers = []store.Header{{Name: "Authorization", Value: "Bearer y"}, {Name: "X-Two", Value: "2"}}
+		},
+		"no headers":         func(o *store.Subscription) { o.Headers = nil },
+		"another subscriber": func(o *store.Subscription) { o.Client = "192.0.2.7" },
+	} {
+		o := want
+		change(&o)
+		if id, err := s.SameSubscription(ctx, o); !errors.Is(err, analysis.ErrNotFound) {
+			t.Errorf("%s: counted as the same (%q, %v)", name, id, err)
+		}
+	}
+	// A signed-in person is the same subscriber from any address; anyone
+	// else, or another person, is not.
+	byPerson := want
+	byPerson.ID, byPerson.URL, byPerson.Client, byPerson.Subscriber = "sub_p", "https://api.github.com/repos/p/q/dispatches", "192.0.2.1", "person:alice"
+	if _, err := s.CreateSubscription(ctx, byPerson, store.NewDelivery{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Subscription(ctx, "sub_p"); got.Subscriber != "person:alice" {
+		t.Errorf("subscriber %q kept", got.Subscriber)
+	}
+	for who, same := range map[[2]string]bool{
+		{"192.0.2.9", "person:alice"}: true,
+		{"192.0.2.1", ""}:             true,
+		{"192.0.2.9", ""}:             false,
+		{"192.0.2.9", "person:bob"}:   false,
+	} {
+		o := byPerson
+		o.Client, o.Subscriber = who[0], who[1]
+		id, err := s.SameSubscription(ctx, o)
+		if same && (err != nil || id != "sub_p") || !same && !errors.Is(err, analysis.ErrNotFound) {
+			t.Errorf("from %s as %q: %q, %v; want the same: %v", who[0], who[1], id, err, same)
+		}
 	}
 }
 

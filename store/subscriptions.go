@@ -41,9 +41,13 @@ type Subscription struct {
 	Status    string
 	// StatusReason says why a subscription was disabled.
 	StatusReason string
-	// Client is the address that created the subscription, for abuse reports.
-	Client    string
-	CreatedAt time.Time
+	// Client is the address that created the subscription, for abuse reports
+	// and to tell one subscriber's duplicate from another's subscription.
+	Client string
+	// Subscriber names who made it when known beyond the address (a
+	// signed-in person: "person:" and their identity); "" for anyone else.
+	Subscriber string
+	CreatedAt  time.Time
 	// FailingSince is when the current run of failed attempts began; zero
 	// while the last attempt succeeded.
 	FailingSince time.Time
@@ -151,11 +155,11 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	// A subscription hears the changes logged after it was made: its
 	// since_change is the log's last change now.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions
-		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, created_at, failing_since,
+		(id, registry, repository, tag, url, receiver, secret, token_hash, status, status_reason, client, subscriber, created_at, failing_since,
 		 format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms, since_change)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM tag_changes))`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) FROM tag_changes))`,
 		sub.ID, sub.Repo.Registry, sub.Repo.Name, sub.Tag, sub.URL, receiver, sub.Secret, sub.TokenHash,
-		sub.Status, sub.StatusReason, sub.Client, millis(sub.CreatedAt),
+		sub.Status, sub.StatusReason, sub.Client, sub.Subscriber, millis(sub.CreatedAt),
 		sub.Format, headers, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds()); err != nil {
 		return Claim{}, fmt.Errorf("store: create subscription %s: %w", sub.ID, err)
 	}
@@ -192,7 +196,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription, ping N
 	return c, nil
 }
 
-const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, created_at, failing_since,
+const subscriptionColumns = `id, registry, repository, tag, url, secret, token_hash, status, status_reason, client, subscriber, created_at, failing_since,
 	format, headers, tag_include, tag_exclude, tag_semver, coalesce_ms`
 
 type scanner interface {
@@ -206,7 +210,7 @@ func scanSubscription(row scanner) (Subscription, error) {
 	var headers string
 	var coalesce int64
 	if err := row.Scan(&sub.ID, &sub.Repo.Registry, &sub.Repo.Name, &sub.Tag, &sub.URL, &sub.Secret, &sub.TokenHash,
-		&sub.Status, &sub.StatusReason, &sub.Client, &created, &failing,
+		&sub.Status, &sub.StatusReason, &sub.Client, &sub.Subscriber, &created, &failing,
 		&sub.Format, &headers, &sub.Tags.Include, &sub.Tags.Exclude, &sub.Tags.Semver, &coalesce); err != nil {
 		return Subscription{}, err
 	}
@@ -265,51 +269,87 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	return nil
 }
 
-// SameSubscription returns the id of a subscription that is not disabled
-// and names sub's repo:tag, URL, format, tag filters and coalescing window
-// and exactly its event types (in any order), or an error wrapping
-// analysis.ErrNotFound when there is none: a second identical subscription
-// would only send everything twice. Headers are not compared: two
-// subscriptions differing only in a credential would still send
-// everything twice.
+// SameSubscription returns the id of a subscription that is not disabled,
+// made by the same subscriber (from sub.Client, the address it came from,
+// or by sub.Subscriber, the same signed-in person, when known), and
+// naming sub's repo:tag, URL, format, tag filters, coalescing window, extra
+// headers (names and values, in any order) and exactly its event types (in
+// any order), or an error wrapping analysis.ErrNotFound when there is none:
+// the same subscriber asking twice would only have everything sent twice.
+// Another subscriber's subscription to the same URL is never the same one:
+// anyone can guess a receiver's URL, and must not be able to take it from
+// its owner by subscribing first.
 func (s *Store) SameSubscription(ctx context.Context, sub Subscription) (string, error) {
 	repo, tag, url, events := sub.Repo, sub.Tag, sub.URL, sub.Events
 	format := sub.Format
 	if format == "" {
 		format = FormatStandard
 	}
-	ids, err := s.strings(ctx, `SELECT id FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ? AND status <> ?
-		AND format = ? AND tag_include = ? AND tag_exclude = ? AND tag_semver = ? AND coalesce_ms = ? ORDER BY created_at, id`,
-		repo.Registry, repo.Name, tag, url, SubscriptionDisabled,
+	rows, err := s.read.QueryContext(ctx, `SELECT id, headers FROM subscriptions WHERE registry = ? AND repository = ? AND tag = ? AND url = ?
+		AND status <> ? AND (client = ? OR (CAST(? AS TEXT) <> '' AND subscriber = ?)) AND format = ? AND tag_include = ? AND tag_exclude = ? AND tag_semver = ? AND coalesce_ms = ?
+		ORDER BY created_at, id`,
+		repo.Registry, repo.Name, tag, url, SubscriptionDisabled, sub.Client, sub.Subscriber, sub.Subscriber,
 		format, sub.Tags.Include, sub.Tags.Exclude, sub.Tags.Semver, sub.Coalesce.Milliseconds())
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, err)
+	}
+	type candidate struct{ id, headers string }
+	var cands []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.id, &c.headers); err != nil {
+			rows.Close()
+			return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, err)
+		}
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, err)
 	}
 	want := sortedUnique(events)
-	for _, id := range ids {
-		types, err := s.strings(ctx, `SELECT type FROM subscription_events WHERE subscription_id = ? ORDER BY type`, id)
+	wantHeaders := headerSet(sub.Headers)
+	for _, c := range cands {
+		hs, err := decodeHeaders(c.headers)
+		if err != nil {
+			return "", fmt.Errorf("store: headers of subscription %s: %w", c.id, err)
+		}
+		if !slices.Equal(headerSet(hs), wantHeaders) {
+			continue
+		}
+		types, err := s.strings(ctx, `SELECT type FROM subscription_events WHERE subscription_id = ? ORDER BY type`, c.id)
 		if err != nil {
 			return "", err
 		}
 		if slices.Equal(types, want) {
-			return id, nil
+			return c.id, nil
 		}
 	}
-	return "", fmt.Errorf("store: same subscription as %s:%s → %s: %w", repo, tag, url, analysis.ErrNotFound)
+	// The URL is left out: it may hold the receiver's secret.
+	return "", fmt.Errorf("store: same subscription as %s:%s: %w", repo, tag, analysis.ErrNotFound)
+}
+
+// headerSet is hs as comparable text, in a fixed order.
+func headerSet(hs []Header) []string {
+	out := make([]string, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, strings.ToLower(h.Name)+"\x00"+h.Value)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // CountSubscriptions returns how many subscriptions that are not disabled
-// name repo:tag exactly (tag "" counts repository-wide ones), for the cap
-// per image.
-func (s *Store) CountSubscriptions(ctx context.Context, repo analysis.Repository, tag string) (int, error) {
-	var n int
-	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscriptions
+// name repo:tag exactly (tag "" counts repository-wide ones), and how many
+// of those client made, for the caps per image and per subscriber.
+func (s *Store) CountSubscriptions(ctx context.Context, repo analysis.Repository, tag, client string) (total, fromClient int, err error) {
+	err = s.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN client = ? THEN 1 ELSE 0 END), 0) FROM subscriptions
 		WHERE registry = ? AND repository = ? AND tag = ? AND status <> ?`,
-		repo.Registry, repo.Name, tag, SubscriptionDisabled).Scan(&n)
+		client, repo.Registry, repo.Name, tag, SubscriptionDisabled).Scan(&total, &fromClient)
 	if err != nil {
-		return 0, fmt.Errorf("store: count subscriptions of %s:%s: %w", repo, tag, err)
+		return 0, 0, fmt.Errorf("store: count subscriptions of %s:%s: %w", repo, tag, err)
 	}
-	return n, nil
+	return total, fromClient, nil
 }
 
 // SubscribedImages returns what subscriptions that are not disabled ask to
@@ -360,17 +400,28 @@ func (s *Store) RepositoryFilters(ctx context.Context, repo analysis.Repository)
 	return out, nil
 }
 
-// HookToken returns the token of repo's Docker Hub push webhook, creating it
-// with newToken on first use, so a repository keeps one URL for good.
-func (s *Store) HookToken(ctx context.Context, repo analysis.Repository, newToken func() string, at time.Time) (string, error) {
+// HookToken returns repo's hook token, or an error wrapping
+// analysis.ErrNotFound when none was made yet. It only reads: pages and
+// answers that show the token call it on every request.
+func (s *Store) HookToken(ctx context.Context, repo analysis.Repository) (string, error) {
 	var tok string
 	err := s.read.QueryRowContext(ctx, `SELECT token FROM hook_tokens WHERE registry = ? AND repository = ?`,
 		repo.Registry, repo.Name).Scan(&tok)
-	if err == nil {
-		return tok, nil
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: hook token of %s: %w", repo, analysis.ErrNotFound)
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	if err != nil {
 		return "", fmt.Errorf("store: hook token of %s: %w", repo, err)
+	}
+	return tok, nil
+}
+
+// MakeHookToken returns repo's hook token, creating it with newToken when
+// there is none, so a repository keeps one URL for good. It is called when
+// a subscription is made, never by a read.
+func (s *Store) MakeHookToken(ctx context.Context, repo analysis.Repository, newToken func() string, at time.Time) (string, error) {
+	if tok, err := s.HookToken(ctx, repo); err == nil || !errors.Is(err, analysis.ErrNotFound) {
+		return tok, err
 	}
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO hook_tokens (token, registry, repository, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (registry, repository) DO NOTHING`, newToken(), repo.Registry, repo.Name, millis(at)); err != nil {
@@ -378,6 +429,7 @@ func (s *Store) HookToken(ctx context.Context, repo analysis.Repository, newToke
 	}
 	// Read back through the writer: another request may have won the race,
 	// and the read pool may not see the insert yet.
+	var tok string
 	if err := s.write.QueryRowContext(ctx, `SELECT token FROM hook_tokens WHERE registry = ? AND repository = ?`,
 		repo.Registry, repo.Name).Scan(&tok); err != nil {
 		return "", fmt.Errorf("store: hook token of %s: %w", repo, err)

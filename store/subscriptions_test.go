@@ -314,8 +314,11 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	if refs, _ := s.SubscribedImages(ctx); !cmp.Equal(refs, []analysis.Reference{{Repository: subRepo}}) {
 		t.Errorf("subscribed images = %v", refs)
 	}
-	if n, _ := s.CountSubscriptions(ctx, subRepo, ""); n != 1 {
-		t.Errorf("count = %d", n)
+	if n, mine, _ := s.CountSubscriptions(ctx, subRepo, "", sub.Client); n != 1 || mine != 1 {
+		t.Errorf("count = %d, %d from its client", n, mine)
+	}
+	if n, mine, _ := s.CountSubscriptions(ctx, subRepo, "", "192.0.2.99"); n != 1 || mine != 0 {
+		t.Errorf("count = %d, %d from another client", n, mine)
 	}
 	// The ping is due at once, carries its own payload and is leased to its
 	// creator's worker, so no other claims it; a 2xx activates.
@@ -436,12 +439,22 @@ func TestHookTokens(t *testing.T) {
 	repo := analysis.Repository{Registry: "docker.io", Name: "acme/app"}
 	n := 0
 	gen := func() string { n++; return "tok" + string(rune('0'+n)) }
-	tok, err := s.HookToken(ctx, repo, gen, t0)
+	// Reading writes nothing: no token until one is made.
+	if tok, err := s.HookToken(ctx, repo); !errors.Is(err, analysis.ErrNotFound) {
+		t.Fatalf("before any was made: %q, %v; want not found", tok, err)
+	}
+	if n != 0 {
+		t.Fatal("reading a hook token made one")
+	}
+	tok, err := s.MakeHookToken(ctx, repo, gen, t0)
 	if err != nil || tok != "tok1" {
 		t.Fatalf("token = %q, %v", tok, err)
 	}
-	if again, _ := s.HookToken(ctx, repo, gen, t0); again != tok {
-		t.Errorf("second call gave %q, want the same token %q", again, tok)
+	if again, _ := s.MakeHookToken(ctx, repo, gen, t0); again != tok || n != 1 {
+		t.Errorf("second call gave %q (%d made), want the same token %q", again, n, tok)
+	}
+	if read, err := s.HookToken(ctx, repo); err != nil || read != tok {
+		t.Errorf("read %q, %v; want %q", read, err, tok)
 	}
 	if got, err := s.HookRepository(ctx, tok); err != nil || got != repo {
 		t.Errorf("repository of token = %v, %v", got, err)

@@ -15,6 +15,10 @@ type SubscriptionForm struct {
 	// DockerHubHook is the Docker Hub webhook URL of Image's repository,
 	// when Image is on Docker Hub, for the "Get the webhook" box.
 	DockerHubHook string
+	// DockerHubLater says Image is on Docker Hub but its repository has no
+	// webhook yet: it is made with the first subscription, never by
+	// showing this page.
+	DockerHubLater bool
 	// Formats are the delivery formats to choose from, with the URL each
 	// expects.
 	Formats []FormatChoice
@@ -70,6 +74,9 @@ type SubscriptionCreated struct {
 	Secret       string
 	// ManageHref is /subscriptions/{id}?token=…, the only way back in.
 	ManageHref string
+	// DockerHubHook is the Docker Hub webhook URL of the subscribed
+	// repository, when it is on Docker Hub.
+	DockerHubHook string
 }
 
 // SubscriptionView describes a subscription for its pages.

@@ -1,7 +1,7 @@
 -- The schema the SQLite migrations leave, as text: schema/sqlite.db, the empty
 -- database new ones copy (see createFresh), is made from it. Both are made by
 -- `go test ./store/ -run TestSchemaSnapshot -update` from migrations
--- 0001_content_and_tags.sql to 0071_invalid_tag_names.sql; do not edit.
+-- 0001_content_and_tags.sql to 0075_subscription_subscriber.sql; do not edit.
 
 CREATE TABLE manifests (
     digest      TEXT PRIMARY KEY,
@@ -64,7 +64,7 @@ CREATE TABLE subscriptions (
     client          TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
     failing_since   BIGINT
-, receiver TEXT NOT NULL DEFAULT '', format TEXT NOT NULL DEFAULT 'standardwebhooks', headers TEXT NOT NULL DEFAULT '[]', tag_include TEXT NOT NULL DEFAULT '', tag_exclude TEXT NOT NULL DEFAULT '', tag_semver TEXT NOT NULL DEFAULT '', coalesce_ms BIGINT NOT NULL DEFAULT 0, since_change BIGINT NOT NULL DEFAULT 0);
+, receiver TEXT NOT NULL DEFAULT '', format TEXT NOT NULL DEFAULT 'standardwebhooks', headers TEXT NOT NULL DEFAULT '[]', tag_include TEXT NOT NULL DEFAULT '', tag_exclude TEXT NOT NULL DEFAULT '', tag_semver TEXT NOT NULL DEFAULT '', coalesce_ms BIGINT NOT NULL DEFAULT 0, since_change BIGINT NOT NULL DEFAULT 0, subscriber TEXT NOT NULL DEFAULT '');
 
 CREATE INDEX subscriptions_by_subject ON subscriptions (registry, repository, tag, status);
 
