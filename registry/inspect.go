@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/imagebadger/imagebadger/analysis"
 )
@@ -31,7 +32,15 @@ type Inspector struct {
 	client   *Client
 	content  Content
 	verifier Verifier
+	// refused keeps, by digest, the images this service will not read
+	// (over the limits on their shape, or content it does not read), so
+	// that the same refused image under another name, or read again, costs
+	// no request: content by digest never changes.
+	refused *lru.Cache[string, error]
 }
+
+// refusedSize bounds Inspector.refused.
+const refusedSize = 1024
 
 // Verifier judges cosign key signatures under trust rules (the trust
 // package implements it). Verification dials nothing: the payload is read
@@ -61,7 +70,11 @@ func (in *Inspector) WithVerifier(v Verifier) *Inspector {
 
 // NewInspector returns an Inspector reading through client into content.
 func NewInspector(client *Client, content Content) *Inspector {
-	return &Inspector{client: client, content: content}
+	refused, err := lru.New[string, error](refusedSize)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &Inspector{client: client, content: content, refused: refused}
 }
 
 // fetchParallel bounds how many manifests or configs of one index are fetched at once.
@@ -71,6 +84,17 @@ const fetchParallel = 4
 // analysis.NewReport): its manifest or index, and for each platform image
 // its manifest and config, each read from Content or else fetched and kept.
 func (in *Inspector) Report(ctx context.Context, repo analysis.Repository, digest string) (*analysis.Report, error) {
+	if err, ok := in.refused.Get(digest); ok {
+		return nil, err
+	}
+	rep, err := in.report(ctx, repo, digest)
+	if errors.Is(err, analysis.ErrUnsupportedContent) {
+		in.refused.Add(digest, err)
+	}
+	return rep, err
+}
+
+func (in *Inspector) report(ctx context.Context, repo analysis.Repository, digest string) (*analysis.Report, error) {
 	mt, top, err := in.manifest(ctx, repo, digest)
 	if err != nil {
 		return nil, err
@@ -88,23 +112,43 @@ func (in *Inspector) Report(ctx context.Context, repo analysis.Repository, diges
 		return nil, err
 	}
 	platforms := make([]analysis.Platform, len(entries))
-	errs := make([]error, len(entries))
 	sem := make(chan struct{}, fetchParallel)
-	var wg sync.WaitGroup
+	// The first platform image that fails fails the report, with its own
+	// error (its kind kept): the others are not fetched, and those in
+	// flight are stopped.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
 	for i, e := range entries {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			platforms[i], errs[i] = in.platform(ctx, repo, e.Digest.String(), "", nil, e.Platform, annotations)
+			if pctx.Err() != nil {
+				return
+			}
+			p, err := in.platform(pctx, repo, e.Digest.String(), "", nil, e.Platform, annotations)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+				return
+			}
+			platforms[i] = p
 		})
 	}
 	wg.Wait()
-	// The first failure keeps its kind, which errors.Join would hide behind
-	// a combined message.
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if first != nil {
+		return nil, first
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return analysis.NewReport(repo, digest, mt, platforms), nil
 }
