@@ -146,7 +146,7 @@ func (a *Auth) TokenViewer(ctx context.Context, tok string) (Viewer, error) {
 	case !t.Expires.IsZero() && !now.Before(t.Expires):
 		return Viewer{}, fmt.Errorf("auth: %w: the token expired", ErrUnauthorized)
 	}
-	return Viewer{Scope: Scope(t.Scope)}, nil
+	return Viewer{Scope: Scope(t.Scope), TokenOwner: t.Person}, nil
 }
 
 // badgeToken derives the badge token of repository name on registry from

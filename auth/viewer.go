@@ -28,6 +28,11 @@ type Viewer struct {
 	// BadgeRepository is the repository whose badge token the request
 	// carried; it opens that repository's badges and nothing else.
 	BadgeRepository string
+	// TokenOwner is the person who made the API token the request carried.
+	// It says on whose behalf the token acts (a subscription it makes is
+	// that person's), never that the request may do what only a person
+	// signed in may.
+	TokenOwner string
 }
 
 // SignedIn reports whether a person signed in made the request.

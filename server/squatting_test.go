@@ -147,3 +147,53 @@ func TestSignedInDuplicateFromAnotherAddress(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenIsItsMakersSubscriber: a write token subscribes on behalf of the
+// person who made it, so the person's duplicate from any address, by the
+// token or signed in, is the same subscriber's (409, naming the first), and
+// another person's token is another subscriber.
+func TestTokenIsItsMakersSubscriber(t *testing.T) {
+	stack.EachEngine(t, func(t *testing.T, engine string) {
+		s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: &server.Options{},
+			Auth: &auth.Options{ProxyHeader: proxyUser, ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, BadgeKey: []byte("k")}})
+		rc := stack.NewReceiver(t)
+		image := s.Registry.Host + "/acme/app:1"
+		stack.Push(t, image)
+		token := func(person string) string {
+			tok, err := s.Auth.CreateToken(t.Context(), person, "ci", auth.ScopeWrite, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok.Token
+		}
+		subscribe := func(client *http.Client, tok string, req map[string]any) (int, string, string) {
+			b, _ := json.Marshal(req)
+			r, _ := http.NewRequest(http.MethodPost, s.URL+"/api/v1/subscriptions", bytes.NewReader(b))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := client.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body bytes.Buffer
+			_, _ = body.ReadFrom(resp.Body)
+			return resp.StatusCode, resp.Header.Get("Location"), body.String()
+		}
+		alice, bob := token("alice@example.com"), token("bob@example.com")
+		req := map[string]any{"image": image, "url": rc.URL + "/alice"}
+		code, first, body := subscribe(from("127.0.0.30"), alice, req)
+		if code != http.StatusCreated {
+			t.Fatalf("alice's token: %d %s", code, body)
+		}
+		if code, loc, body := subscribe(from("127.0.0.31"), alice, req); code != http.StatusConflict || loc != first {
+			t.Errorf("alice's token again from another address: %d %q %s, want 409 at %s", code, loc, body, first)
+		}
+		if code, loc, body := subscribeAs(t, from("127.0.0.32"), s.URL, "alice@example.com", req); code != http.StatusConflict || loc != first {
+			t.Errorf("alice signed in from a third address: %d %q %s, want 409 at %s", code, loc, body, first)
+		}
+		if code, _, body := subscribe(from("127.0.0.31"), bob, req); code != http.StatusCreated {
+			t.Errorf("bob's token: %d %s, want 201", code, body)
+		}
+	})
+}

@@ -539,7 +539,13 @@ func subscriptionView(sub store.Subscription, now time.Time) templates.Subscript
 // same from any address.
 func (s *Server) authorized(r *http.Request, req notify.CreateRequest) notify.CreateRequest {
 	viewer := s.viewer(r)
-	req.Subscriber = notify.SubscriberPerson(viewer.Person)
+	// A person is the same subscriber from any address, and so are the
+	// API tokens they made.
+	person := viewer.Person
+	if person == "" {
+		person = viewer.TokenOwner
+	}
+	req.Subscriber = notify.SubscriberPerson(person)
 	req.Authorize = func(ctx context.Context, subject analysis.Reference) error {
 		return s.images.MayWrite(ctx, viewer, subject, 0)
 	}
