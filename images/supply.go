@@ -26,9 +26,12 @@ import (
 // referrers) then cost a read no round trip of its own. What it finds
 // about provenance materials needs the report's platforms, so the returned
 // finish waits for the look and then learns the materials of rep; call it
-// exactly once, with nil when the report could not be read.
+// exactly once, with nil when the report could not be read (which stops the
+// look).
 func (s *Service) lookSupply(ctx context.Context, repo analysis.Repository, digest string, polling bool) (finish func(rep *analysis.Report)) {
-	ctx = context.WithoutCancel(ctx)
+	// The look outlives a caller that gives up, but not a report that
+	// failed: an image this service will not read needs no supply chain.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	var found map[string]*registry.Supply
 	go func() {
@@ -41,6 +44,10 @@ func (s *Service) lookSupply(ctx context.Context, repo analysis.Repository, dige
 		}
 	}()
 	return func(rep *analysis.Report) {
+		defer cancel()
+		if rep == nil {
+			cancel()
+		}
 		<-done
 		if rep == nil {
 			return
