@@ -4,7 +4,6 @@ import (
 	"context"
 	"hash/fnv"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/imagebadger/imagebadger/analysis"
@@ -78,14 +77,7 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 		kept = time.Time{}
 	}
 	if e, ok := s.answers.Get(key); ok && e.digest == digest && e.checked.Equal(kept) && current(s.store, e.deps) {
-		if e.rep.CheckedAt.Equal(checked) {
-			return Answer{Report: e.rep, Version: e.full}, nil
-		}
-		// A digest's answer carries the read's own time: a shallow copy,
-		// the rest shared.
-		c := *e.rep
-		c.CheckedAt = checked
-		return Answer{Report: &c, Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
+		return e.at(checked), nil
 	}
 	// Reads that find the kept answer out of date make the new one once:
 	// while a listing records a candidate parent's tags one by one, every
@@ -96,47 +88,50 @@ func (s *Service) answer(ctx context.Context, ref analysis.Reference, digest str
 	if err != nil {
 		return Answer{}, err
 	}
-	a := v.(Answer)
-	if !a.Report.CheckedAt.Equal(checked) {
-		// Made for a read of another second: a shallow copy with this
-		// read's time, as for a kept answer.
-		c := *a.Report
-		c.CheckedAt = checked
-		base := a.Version[:strings.LastIndexByte(a.Version, '/')] // the version without the read's time
-		return Answer{Report: &c, Version: base + "/" + strconv.FormatInt(checked.Unix(), 10)}, nil
+	return v.(answerEntry).at(checked), nil
+}
+
+// at is the entry's answer to a read at checked: the kept report when it
+// was made at that time, else (a digest's answer, which carries the read's
+// own time) a shallow copy, the rest shared.
+func (e answerEntry) at(checked time.Time) Answer {
+	if e.rep.CheckedAt.Equal(checked) {
+		return Answer{Report: e.rep, Version: e.full}
 	}
-	return a, nil
+	c := *e.rep
+	c.CheckedAt = checked
+	return Answer{Report: &c, Version: e.version + "/" + strconv.FormatInt(checked.Unix(), 10)}
 }
 
 // newAnswer makes and keeps the answer that answer found missing or out
 // of date.
-func (s *Service) newAnswer(ctx context.Context, ref, key analysis.Reference, digest string, checked, kept time.Time) (Answer, error) {
+func (s *Service) newAnswer(ctx context.Context, ref, key analysis.Reference, digest string, checked, kept time.Time) (answerEntry, error) {
 	deps := newReads(s.store)
 	deps.addRepository(ref.Repository)
 	shared, err := s.report(ctx, ref.Repository, digest)
 	if err != nil {
-		return Answer{}, err
+		return answerEntry{}, err
 	}
 	rep := shared.Clone()
 	rep.Reference, rep.Tag = ref.String(), ref.Tag
 	if rep.Tags, err = s.store.TagsAt(ctx, ref.Repository, rep.Digest); err != nil {
-		return Answer{}, err
+		return answerEntry{}, err
 	}
 	analysis.SortTags(rep.Tags)
 	if rep.RepositoryInfo, err = s.repositoryInfo(ctx, ref.Repository); err != nil {
-		return Answer{}, err
+		return answerEntry{}, err
 	}
 	if _, err := s.attachParents(ctx, ref.Repository, rep, deps); err != nil {
-		return Answer{}, err
+		return answerEntry{}, err
 	}
 	if err := s.attachSupply(ctx, ref.Repository, rep); err != nil {
-		return Answer{}, err
+		return answerEntry{}, err
 	}
 	rep.CheckedAt = checked
 	e := answerEntry{digest: digest, checked: kept, deps: deps.list, version: versionOf(digest, kept, deps.list), rep: rep}
 	e.full = e.version + "/" + strconv.FormatInt(checked.Unix(), 10)
 	s.answers.Add(key, e, reportCost(rep)+int64(len(e.version)+len(e.full)))
-	return Answer{Report: rep, Version: e.full}, nil
+	return e, nil
 }
 
 // versionOf names an answer by what it was made from.
