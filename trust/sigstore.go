@@ -34,14 +34,6 @@ import (
 // trusted root read from a file, sigstore-go fetches nothing (its TUF client
 // is only used by the root package's Fetch and Live functions, never here).
 
-// Annotations cosign writes on a keyless .sig layer beside the signature.
-const (
-	AnnotationCosignCertificate = "dev.sigstore.cosign/certificate"
-	AnnotationCosignChain       = "dev.sigstore.cosign/chain"
-	AnnotationCosignBundle      = "dev.sigstore.cosign/bundle"
-	AnnotationCosignTimestamp   = "dev.sigstore.cosign/rfc3161timestamp"
-)
-
 // keylessVerifier is a rule's keyless part made ready: sigstore-go's verifier
 // over the trusted root, and the rule's identities as sigstore-go's.
 type keylessVerifier struct {
@@ -225,13 +217,13 @@ func cosignBundle(payload []byte, sig string, ann map[string]string) (*bundle.Bu
 	if err != nil {
 		return nil, nil, errors.New("the signature is not base64")
 	}
-	certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(ann[AnnotationCosignCertificate]))
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(ann[analysis.AnnotationCosignCertificate]))
 	if err != nil || len(certs) != 1 {
 		return nil, nil, errors.New("the signature's certificate annotation is not one PEM certificate")
 	}
 	leaf := certs[0]
 	chain := []*protocommon.X509Certificate{{RawBytes: leaf.Raw}}
-	if c := ann[AnnotationCosignChain]; c != "" {
+	if c := ann[analysis.AnnotationCosignChain]; c != "" {
 		more, err := cryptoutils.UnmarshalCertificatesFromPEM([]byte(c))
 		if err != nil {
 			return nil, nil, errors.New("the signature's chain annotation is not PEM certificates")
@@ -252,14 +244,14 @@ func cosignBundle(payload []byte, sig string, ann map[string]string) (*bundle.Bu
 			Signature:     raw,
 		}},
 	}
-	if rb := ann[AnnotationCosignBundle]; rb != "" {
+	if rb := ann[analysis.AnnotationCosignBundle]; rb != "" {
 		tle, err := rekorEntry([]byte(rb))
 		if err != nil {
 			return nil, nil, err
 		}
 		pb.VerificationMaterial.TlogEntries = []*protorekor.TransparencyLogEntry{tle}
 	}
-	if ts := ann[AnnotationCosignTimestamp]; ts != "" {
+	if ts := ann[analysis.AnnotationCosignTimestamp]; ts != "" {
 		var t struct {
 			SignedRFC3161Timestamp []byte `json:"SignedRFC3161Timestamp"`
 		}
