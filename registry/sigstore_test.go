@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -36,21 +35,36 @@ import (
 // TestSupplyChainVerifiesSigstore: sigstore bundles attached as referrers
 // (as cosign v3 attaches them: the referrers API, or its fallback tag) and
 // cosign keyless signatures in a .sig tag, all made by an in-memory
-// Sigstore, are judged under a rule with that Sigstore's trusted root, an
-// identity and a cosign key: a good keyless bundle and a bundle signed by
-// the key are true; the good bundle with its statement changed, a good
-// bundle of another image and a bundle by an identity the rule does not
-// name are false with a reason; the keyless .sig layer is true. A rule of
-// keys alone judges the key bundle and leaves the keyless ones null without
-// reading the .sig layer; a repository no rule covers reads nothing more
-// than the finding requests. Judging a bundle costs its manifest and its
-// blob; nothing is dialled but the registry, at the dialer and at
-// net/http's default transport (which a TUF fetch would use).
+// Sigstore, pushed to the in-process registry (with and without the
+// referrers API) and to distribution, are judged under a rule with that
+// Sigstore's trusted root, an identity and a cosign key: a good keyless
+// bundle and a bundle signed by the key are true; the good bundle with its
+// statement changed, a good bundle of another image and a bundle by an
+// identity the rule does not name are false with a reason; the keyless .sig
+// layer is true. A rule of keys alone judges the key bundle and leaves the
+// keyless ones null without reading the .sig layer; a repository no rule
+// covers reads nothing more than the finding requests. Judging a bundle
+// costs its manifest and its blob; nothing is dialled but the registry, at
+// the dialer and at net/http's default transport (which a TUF fetch would
+// use).
 func TestSupplyChainVerifiesSigstore(t *testing.T) {
-	for _, withAPI := range []bool{true, false} {
-		t.Run(fmt.Sprintf("referrers API %v", withAPI), func(t *testing.T) {
+	inProcess := func(api bool) func(t *testing.T) (string, func() []string) {
+		return func(t *testing.T) (string, func() []string) {
+			r := faultreg.StartWith(t, faultreg.Options{Referrers: api})
+			return r.Host, func() []string { return r.Requests() }
+		}
+	}
+	for _, reg := range []struct {
+		name  string
+		start func(t *testing.T) (host string, requests func() []string)
+	}{
+		{"in-process registry with the referrers API", inProcess(true)},
+		{"in-process registry without it", inProcess(false)},
+		{"distribution 2.8", startDistribution},
+	} {
+		t.Run(reg.name, func(t *testing.T) {
 			ctx := context.Background()
-			r := faultreg.StartWith(t, faultreg.Options{Referrers: withAPI})
+			host, requests := reg.start(t)
 			acme := supplyfix.NewSigstore(t)
 			const issuer, who = "https://issuer.acme.example", "release@acme.example"
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -68,13 +82,13 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 			acme.WriteTrustedRoot(t, filepath.Join(dir, "root.json"))
 			rulesFile := filepath.Join(dir, "trust.yaml")
 			if err := os.WriteFile(rulesFile, []byte(`rules:
-  - repositories: ["`+r.Host+`/acme/*"]
+  - repositories: ["`+host+`/acme/*"]
     cosign:
       keys: [cosign.pub]
     keyless:
       trustedRoot: root.json
       identities: [{subject: "*@acme.example", issuer: "`+issuer+`"}]
-  - repositories: ["`+r.Host+`/keys/*"]
+  - repositories: ["`+host+`/keys/*"]
     cosign:
       keys: [cosign.pub]
 `), 0o600); err != nil {
@@ -93,11 +107,11 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 			signed := func(repo string) pushed {
 				img := imageSpec{layers: 1, oci: true}.build(t)
 				p := pushed{digest: digestString(t, img)}
-				push(t, r.Host+"/"+repo+":1", img)
+				push(t, host+"/"+repo+":1", img)
 				desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: must(v1.NewHash(p.digest)), Size: must(img.Size())}
 				attach := func(data []byte) string {
 					a := artifact(t, analysis.MediaTypeSigstoreBundle, data, analysis.MediaTypeSigstoreBundle, nil, &desc)
-					push(t, r.Host+"/"+repo+"@"+digestString(t, a), a)
+					push(t, host+"/"+repo+"@"+digestString(t, a), a)
 					return digestString(t, a)
 				}
 				good := acme.SignImage(t, who, issuer, p.digest)
@@ -108,14 +122,14 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 				p.byKey = attach(supplyfix.KeyBundle(t, key, p.digest))
 
 				// cosign sign (v2, keyless): the .sig tag's layer.
-				payload := []byte(`{"critical":{"identity":{"docker-reference":"` + r.Host + "/" + repo + `"},"image":{"docker-manifest-digest":"` + p.digest + `"},"type":"cosign container image signature"},"optional":null}`)
+				payload := []byte(`{"critical":{"identity":{"docker-reference":"` + host + "/" + repo + `"},"image":{"docker-manifest-digest":"` + p.digest + `"},"type":"cosign container image signature"},"optional":null}`)
 				sigImg, err := mutate.Append(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON),
 					mutate.Addendum{Layer: static.NewLayer(payload, analysis.MediaTypeCosignSimple), Annotations: acme.CosignKeylessLayer(t, who, issuer, payload)})
 				if err != nil {
 					t.Fatal(err)
 				}
 				p.sigLayer = layerDigest(t, sigImg)
-				push(t, r.Host+"/"+repo+":"+registry.FallbackTag(p.digest)+".sig", sigImg)
+				push(t, host+"/"+repo+":"+registry.FallbackTag(p.digest)+".sig", sigImg)
 				return p
 			}
 			acmeApp, keysApp, otherApp := signed("acme/app"), signed("keys/app"), signed("other/app")
@@ -134,7 +148,12 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 			judged := registry.NewInspector(in.client, in.content).WithVerifier(rules)
 			var fetched []string
 			defaultTransport := http.DefaultTransport
+			// The default transport carries on to loopback (the metered
+			// proxy in front of distribution uses it) and refuses the rest.
 			http.DefaultTransport = roundTrip(func(req *http.Request) (*http.Response, error) {
+				if h, _, _ := net.SplitHostPort(req.URL.Host); h == "127.0.0.1" {
+					return defaultTransport.RoundTrip(req)
+				}
 				mu.Lock()
 				fetched = append(fetched, req.URL.String())
 				mu.Unlock()
@@ -178,14 +197,14 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 					{Format: "cosign", Digest: otherApp.sigLayer, FoundBy: "tag"},
 				}, 2 + 1},
 			} {
-				ref, err := analysis.ParseReference(r.Host + "/" + tc.repo + ":1")
+				ref, err := analysis.ParseReference(host + "/" + tc.repo + ":1")
 				if err != nil {
 					t.Fatal(err)
 				}
 				if _, err := inspect(t, in, ref); err != nil {
 					t.Fatal(err)
 				}
-				r.Requests()
+				requests()
 				got, err := judged.SupplyChain(ctx, ref.Repository, tc.p.digest)
 				if err != nil {
 					t.Fatal(err)
@@ -203,15 +222,15 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 				if diff := cmp.Diff(tc.want, sigs, supplyOrder); diff != "" {
 					t.Errorf("%s signatures (-want +got):\n%s", tc.repo, diff)
 				}
-				if reqs := r.Requests(); len(reqs) != tc.requests {
+				if reqs := requests(); len(reqs) != tc.requests {
 					t.Errorf("%s: %d requests, want %d: %s", tc.repo, len(reqs), tc.requests, strings.Join(reqs, "\n"))
 				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			for _, a := range dialled {
-				if a != r.Host {
-					t.Errorf("dialled %s, which is not the registry (%s)", a, r.Host)
+				if a != host {
+					t.Errorf("dialled %s, which is not the registry (%s)", a, host)
 				}
 			}
 			if len(dialled) == 0 {
