@@ -209,6 +209,17 @@ func TestSigstoreBundles(t *testing.T) {
 		t.Errorf("bundle under a root without its CA: %+v", v)
 	}
 
+	// One rule judges the signatures of concurrent looks at once.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if v := rule.Bundle(good, image); !v.Verified {
+				t.Errorf("concurrent judgement: %+v", v)
+			}
+		})
+	}
+	wg.Wait()
+
 	if got := asked(); len(got) != 0 {
 		t.Errorf("verification asked the network for %q", got)
 	}
