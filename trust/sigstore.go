@@ -31,8 +31,9 @@ import (
 // verify package: the certificate chain to the trusted root's Fulcio
 // authorities, the SCTs of its CT logs, the inclusion in its Rekor logs and
 // the RFC 3161 timestamps of its timestamp authorities, all offline. Given a
-// trusted root read from a file, sigstore-go fetches nothing (its TUF client
-// is only used by the root package's Fetch and Live functions, never here).
+// trusted root read from a file, sigstore-go fetches nothing: its verify,
+// bundle and tlog packages hold no HTTP client, and only the root package's
+// Fetch…, Get… and Live… functions, never called here, reach its TUF client.
 
 // keylessVerifier is a rule's keyless part made ready: sigstore-go's verifier
 // over the trusted root, and the rule's identities as sigstore-go's.

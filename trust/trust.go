@@ -233,7 +233,8 @@ func (rs *Rules) For(repo analysis.Repository) *Rule {
 }
 
 // Applies reports whether a rule with cosign keys covers repo, so that the
-// registry client reads a signature's payload only when it will be judged.
+// registry client reads a key signature's payload only when it will be
+// judged.
 func (rs *Rules) Applies(repo analysis.Repository) bool {
 	r := rs.For(repo)
 	return r != nil && len(r.keys) > 0
