@@ -49,16 +49,17 @@ type keylessVerifier struct {
 // time or a timestamp authority's signed time must show the short-lived
 // certificate was valid when it signed. A root with neither logs nor
 // timestamp authorities could verify no keyless signature, so it is refused.
-func newKeyless(file string, ids []Identity) (*keylessVerifier, error) {
+// The rules file names the root as shown; file is where it is.
+func newKeyless(file, shown string, ids []Identity) (*keylessVerifier, error) {
 	tr, err := root.NewTrustedRootFromPath(file)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("trusted root %s: %w", shown, err)
 	}
 	if len(tr.FulcioCertificateAuthorities()) == 0 {
-		return nil, errors.New("it names no certificate authority")
+		return nil, fmt.Errorf("trusted root %s names no certificate authority", shown)
 	}
 	if len(tr.RekorLogs()) == 0 && len(tr.TimestampingAuthorities()) == 0 {
-		return nil, errors.New("it names neither a transparency log nor a timestamp authority, so no signing time could be trusted")
+		return nil, fmt.Errorf("trusted root %s names neither a transparency log nor a timestamp authority, so no signing time could be trusted", shown)
 	}
 	opts := []verify.VerifierOption{verify.WithObserverTimestamps(1)}
 	if len(tr.RekorLogs()) > 0 {
@@ -74,15 +75,15 @@ func newKeyless(file string, ids []Identity) (*keylessVerifier, error) {
 	k := &keylessVerifier{verifier: v}
 	for _, id := range ids {
 		if id.Subject == "" || id.Issuer == "" {
-			return nil, errors.New("an identity needs a subject and an issuer")
+			return nil, errors.New("a keyless identity needs a subject and an issuer")
 		}
 		re, err := globRegexp(id.Subject)
 		if err != nil {
-			return nil, fmt.Errorf("identity subject %q: %w", id.Subject, err)
+			return nil, fmt.Errorf("keyless identity subject %q: %w", id.Subject, err)
 		}
 		ci, err := verify.NewShortCertificateIdentity(id.Issuer, "", "", re)
 		if err != nil {
-			return nil, fmt.Errorf("identity subject %q: %w", id.Subject, err)
+			return nil, fmt.Errorf("keyless identity subject %q: %w", id.Subject, err)
 		}
 		k.identities = append(k.identities, ci)
 	}

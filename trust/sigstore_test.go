@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
+
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/supplyfix"
 	"github.com/imagebadger/imagebadger/trust"
@@ -328,10 +330,24 @@ func TestKeylessRulesFileErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "bare.json"), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A Fulcio CA alone: nothing could say when a certificate signed.
+	caOnly, err := root.NewTrustedRoot(root.TrustedRootMediaType01, acme.VS.FulcioCertificateAuthorities(), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caOnlyJSON, err := caOnly.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca-only.json"), caOnlyJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, tc := range map[string]struct{ body, want string }{
-		"bad subject pattern": {"rules:\n  - repositories: [\"a/*\"]\n    keyless:\n      trustedRoot: root.json\n      identities: [{subject: \"a[\", issuer: i}]\n", `trust.yaml:2: trusted root root.json: identity subject "a["`},
-		"no issuer":           {"rules:\n  - repositories: [\"a/*\"]\n    keyless:\n      trustedRoot: root.json\n      identities: [{subject: s}]\n", "trust.yaml:2: trusted root root.json: an identity needs a subject and an issuer"},
-		"root of nothing":     {"rules:\n  - repositories: [\"a/*\"]\n    keyless:\n      trustedRoot: bare.json\n      identities: [{subject: s, issuer: i}]\n", "trust.yaml:2: trusted root bare.json"},
+		"bad subject pattern": {"rules:\n  - repositories: [\"a/*\"]\n    keyless:\n      trustedRoot: root.json\n      identities: [{subject: \"a[\", issuer: i}]\n", `trust.yaml:2: keyless identity subject "a["`},
+		"no issuer":           {"rules:\n  - repositories: [\"a/*\"]\n    keyless:\n      trustedRoot: root.json\n      identities: [{subject: s}]\n", "trust.yaml:2: a keyless identity needs a subject and an issuer"},
+		"root without logs or timestamps": {"rules:\n  - repositories: [\"a/*\"]\n    keyless:\n      trustedRoot: ca-only.json\n      identities: [{subject: s, issuer: i}]\n",
+			"trust.yaml:2: trusted root ca-only.json names neither a transparency log nor a timestamp authority"},
+		"root of nothing": {"rules:\n  - repositories: [\"a/*\"]\n    keyless:\n      trustedRoot: bare.json\n      identities: [{subject: s, issuer: i}]\n", "trust.yaml:2: trusted root bare.json names no certificate authority"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, "trust.yaml")

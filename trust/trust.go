@@ -161,9 +161,9 @@ func Parse(data []byte, file string) (*Rules, error) {
 				return nil, fmt.Errorf("trust: %s: keyless needs trustedRoot and identities", at)
 			}
 			tr := resolve(dir, s.Keyless.TrustedRoot)
-			kv, err := newKeyless(tr, s.Keyless.Identities)
+			kv, err := newKeyless(tr, s.Keyless.TrustedRoot, s.Keyless.Identities)
 			if err != nil {
-				return nil, fmt.Errorf("trust: %s: trusted root %s: %w", at, s.Keyless.TrustedRoot, err)
+				return nil, fmt.Errorf("trust: %s: %w", at, err)
 			}
 			r.Keyless, r.keyless = &Keyless{TrustedRoot: tr, Identities: s.Keyless.Identities}, kv
 		}
