@@ -65,7 +65,7 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 		t.Run(reg.name, func(t *testing.T) {
 			ctx := context.Background()
 			host, requests := reg.start(t)
-			acme := supplyfix.NewSigstore(t)
+			acme := newSigstore(t)
 			const issuer, who = "https://issuer.acme.example", "release@acme.example"
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {

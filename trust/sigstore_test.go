@@ -122,7 +122,7 @@ func flipSignature(t *testing.T, bundle []byte) []byte {
 // key for bundles signed by a key.
 func TestSigstoreBundles(t *testing.T) {
 	asked := noDial(t)
-	acme := supplyfix.NewSigstore(t)
+	acme := newSigstore(t)
 	dir := t.TempDir()
 	key := cosignKey(t, dir, "cosign.pub")
 	pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
@@ -160,7 +160,7 @@ func TestSigstoreBundles(t *testing.T) {
 			"identity mallory@evil.example (" + acmeIssuer + ") is not one the rule trusts"},
 		{"the right subject from another issuer", acme.SignImage(t, acmeSubject, "https://evil.example", image), trust.Verdict{Applies: true},
 			"identity " + acmeSubject + " (https://evil.example) is not one the rule trusts"},
-		{"another Sigstore deployment", supplyfix.NewSigstore(t).SignImage(t, acmeSubject, acmeIssuer, image), trust.Verdict{Applies: true},
+		{"another Sigstore deployment", newSigstore(t).SignImage(t, acmeSubject, acmeIssuer, image), trust.Verdict{Applies: true},
 			"transparency log"},
 		{"signed by the rule's key", supplyfix.KeyBundle(t, key, image), trust.Verdict{Applies: true, Verified: true, Signer: "cosign.pub (sha256:"}, ""},
 		{"signed by another key", supplyfix.KeyBundle(t, other, image), trust.Verdict{Applies: true}, "no trusted key verifies the bundle"},
@@ -204,7 +204,7 @@ func TestSigstoreBundles(t *testing.T) {
 
 	// A root that trusts the deployment's log and timestamps but another
 	// Fulcio: its certificates are not trusted.
-	stranger := supplyfix.NewSigstore(t)
+	stranger := newSigstore(t)
 	otherCA := rulesWith(t, "rules:\n  - repositories: [\"ghcr.io/acme/*\"]\n    keyless:\n      trustedRoot: root.json\n      identities: [{subject: \"*@acme.example\", issuer: \""+acmeIssuer+"\"}]\n",
 		map[string][]byte{"root.json": acme.TrustedRootWithCAOf(t, stranger)}).For(app)
 	if v := otherCA.Bundle(good, image); v.Verified || v.Reason != "the certificate is not issued by a certificate authority of the trusted root" {
@@ -232,7 +232,7 @@ func TestSigstoreBundles(t *testing.T) {
 // timestamp annotations over a simple-signing payload).
 func TestCosignKeylessSignatures(t *testing.T) {
 	asked := noDial(t)
-	acme := supplyfix.NewSigstore(t)
+	acme := newSigstore(t)
 	rules := rulesWith(t, "rules:\n  - repositories: [\"ghcr.io/acme/*\"]\n    keyless:\n      trustedRoot: root.json\n      identities: [{subject: \"*@acme.example\", issuer: \""+acmeIssuer+"\"}]\n",
 		map[string][]byte{"root.json": acme.TrustedRoot(t)})
 	rule := rules.For(app)
@@ -324,7 +324,7 @@ func TestPublicGoodBundle(t *testing.T) {
 }
 
 func TestKeylessRulesFileErrors(t *testing.T) {
-	acme := supplyfix.NewSigstore(t)
+	acme := newSigstore(t)
 	dir := t.TempDir()
 	acme.WriteTrustedRoot(t, filepath.Join(dir, "root.json"))
 	if err := os.WriteFile(filepath.Join(dir, "bare.json"), []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`), 0o600); err != nil {

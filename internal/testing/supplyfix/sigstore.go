@@ -19,29 +19,38 @@ import (
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// Sigstore is a Sigstore deployment in memory (sigstore-go's own test
-// VirtualSigstore: a Fulcio CA, a Rekor log and a timestamp authority),
-// for signing images as cosign does, keyless, and writing the trusted root
-// a rules file names.
+// Sigstore is a Sigstore deployment in memory: sigstore-go's own test
+// VirtualSigstore (a Fulcio CA, a Rekor log and a timestamp authority), for
+// signing images as cosign does, keyless, and writing the trusted root a
+// rules file names. Each test package makes it (see its newSigstore) and
+// hands it over through these fields, because the package that holds it,
+// github.com/sigstore/sigstore-go/pkg/testing/ca, links Rekor's PGP support
+// (golang.org/x/crypto/openpgp, which govulncheck flags as unmaintained):
+// imported from test files only, it stays out of what `govulncheck ./...`
+// and the service link.
 type Sigstore struct {
-	VS *ca.VirtualSigstore
+	VS VirtualSigstore
+	// AttestAt is the VirtualSigstore's AttestAtTime: a DSSE envelope of
+	// statement, logged at integrated, with an inclusion proof when proof.
+	AttestAt func(identity, issuer string, statement []byte, integrated time.Time, proof bool) (verify.SignedEntity, error)
+	// SignAt is its SignAtTime: a message signature over artifact.
+	SignAt func(identity, issuer string, artifact []byte, integrated time.Time) (verify.SignedEntity, error)
 }
 
-// NewSigstore starts a new deployment, its keys its own.
-func NewSigstore(t testing.TB) *Sigstore {
-	t.Helper()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Sigstore{VS: vs}
+// VirtualSigstore is what Sigstore uses of sigstore-go's VirtualSigstore
+// besides its signing.
+type VirtualSigstore interface {
+	FulcioCertificateAuthorities() []root.CertificateAuthority
+	TimestampingAuthorities() []root.TimestampingAuthority
+	RekorLogs() map[string]*root.TransparencyLog
+	RekorSignPayload(payload tlog.RekorPayload) ([]byte, error)
 }
 
 // rekorLogs are the deployment's Rekor logs as a trusted root names them:
@@ -121,7 +130,9 @@ func (s *Sigstore) SignImage(t testing.TB, identity, issuer, digest string) []by
 // Attest signs an in-toto statement as SignImage does.
 func (s *Sigstore) Attest(t testing.TB, identity, issuer string, statement []byte) []byte {
 	t.Helper()
-	e, err := s.VS.AttestAtTime(identity, issuer, statement, time.Now().Add(5*time.Minute), true)
+	// Logged five minutes after the certificate's start, as the
+	// VirtualSigstore's own Attest does, within its ten minutes.
+	e, err := s.AttestAt(identity, issuer, statement, time.Now().Add(5*time.Minute), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +189,7 @@ func timestamps(tss [][]byte) []*protocommon.RFC3161SignedTimestamp {
 // their kind and the log's signed entry timestamp (the promise), which the
 // VirtualSigstore signs but does not hand out: it is signed again here over
 // the same fields, as Rekor signs it.
-func (s *Sigstore) logEntries(t testing.TB, e *ca.TestEntity) []*protorekor.TransparencyLogEntry {
+func (s *Sigstore) logEntries(t testing.TB, e verify.SignedEntity) []*protorekor.TransparencyLogEntry {
 	t.Helper()
 	entries, err := e.TlogEntries()
 	if err != nil {
@@ -222,7 +233,7 @@ func (s *Sigstore) set(t testing.TB, en *tlog.Entry) []byte {
 // entry with its signed entry timestamp) and the RFC 3161 timestamp.
 func (s *Sigstore) CosignKeylessLayer(t testing.TB, identity, issuer string, payload []byte) map[string]string {
 	t.Helper()
-	e, err := s.VS.SignAtTime(identity, issuer, payload, time.Now().Add(5*time.Minute))
+	e, err := s.SignAt(identity, issuer, payload, time.Now().Add(5*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
