@@ -129,6 +129,14 @@ const (
 	AnnotationPredicateType   = "in-toto.io/predicate-type"
 	// AnnotationCosignSignature carries a cosign signature on its layer.
 	AnnotationCosignSignature = "dev.cosignproject.cosign/signature"
+	// A keyless cosign signature's layer also carries its certificate
+	// (PEM), the certificate's chain, the Rekor entry that logged it (a
+	// "bundle" of cosign's own, not a sigstore bundle) and an RFC 3161
+	// timestamp.
+	AnnotationCosignCertificate = "dev.sigstore.cosign/certificate"
+	AnnotationCosignChain       = "dev.sigstore.cosign/chain"
+	AnnotationCosignBundle      = "dev.sigstore.cosign/bundle"
+	AnnotationCosignTimestamp   = "dev.sigstore.cosign/rfc3161timestamp"
 
 	MediaTypeInToto          = "application/vnd.in-toto+json"
 	MediaTypeDSSE            = "application/vnd.dsse.envelope.v1+json"

@@ -58,6 +58,20 @@ type Verifier interface {
 	// VerifyNotation judges a Notation signature envelope of mediaType,
 	// which must sign subject.
 	VerifyNotation(repo analysis.Repository, mediaType string, envelope []byte, subject string) (verified bool, signer, reason string)
+	// AppliesKeyless reports whether a rule with a keyless trusted root
+	// covers repo.
+	AppliesKeyless(repo analysis.Repository) bool
+	// VerifyCosignKeyless judges a cosign keyless signature: sig (base64)
+	// over payload, with the certificate, chain, Rekor bundle and
+	// timestamp annotations of its layer; payload must name subject.
+	VerifyCosignKeyless(repo analysis.Repository, payload []byte, sig string, annotations map[string]string, subject string) (verified bool, signer, reason string)
+	// AppliesBundle reports whether a rule that could judge a sigstore
+	// bundle (keyless, or with keys) covers repo.
+	AppliesBundle(repo analysis.Repository) bool
+	// VerifyBundle judges a sigstore bundle (JSON), which must sign
+	// subject; judged is false when the rule has nothing to judge that
+	// kind of bundle by (a keyless one under keys alone, or the reverse).
+	VerifyBundle(repo analysis.Repository, bundle []byte, subject string) (judged, verified bool, signer, reason string)
 }
 
 // WithVerifier returns an Inspector like in that judges the signatures it

@@ -285,7 +285,9 @@ func (f *finder) byTag(ctx context.Context, tag string) (analysis.Descriptor, []
 
 // cosignSignatures lists the signatures of a cosign .sig manifest of
 // subject: one layer each, the signature in an annotation over the layer,
-// judged (its layer read) when a trust rule covers the repository.
+// judged (its layer read) when a trust rule covers the repository with
+// what judges that kind: keys for a key signature, a keyless trusted root
+// for a keyless one (whose layer carries its certificate).
 func (f *finder) cosignSignatures(ctx context.Context, s *Supply, tag, subject string) {
 	_, body, err := f.byTag(ctx, tag)
 	if err != nil {
@@ -295,19 +297,25 @@ func (f *finder) cosignSignatures(ctx context.Context, s *Supply, tag, subject s
 	if err != nil {
 		return
 	}
-	judge := f.in.verifier != nil && f.in.verifier.Applies(f.repo)
+	v := f.in.verifier
+	keys := v != nil && v.Applies(f.repo)
+	keyless := v != nil && v.AppliesKeyless(f.repo)
 	for _, l := range m.Layers {
 		b64, ok := l.Annotations[analysis.AnnotationCosignSignature]
 		if !ok {
 			continue
 		}
 		sig := analysis.Signature{Format: analysis.SignatureCosign, Digest: l.Digest.String(), FoundBy: analysis.FoundByTag}
-		if judge {
+		_, isKeyless := l.Annotations[analysis.AnnotationCosignCertificate]
+		if (isKeyless && keyless) || (!isKeyless && keys) {
 			verified, reason := false, ""
-			if payload, err := f.blob(ctx, l); err != nil {
+			switch payload, err := f.blob(ctx, l); {
+			case err != nil:
 				reason = "the signed payload could not be read"
-			} else {
-				verified, sig.Signer, reason = f.in.verifier.VerifyCosign(f.repo, payload, b64, subject)
+			case isKeyless:
+				verified, sig.Signer, reason = v.VerifyCosignKeyless(f.repo, payload, b64, l.Annotations, subject)
+			default:
+				verified, sig.Signer, reason = v.VerifyCosign(f.repo, payload, b64, subject)
 			}
 			sig.Verified, sig.Reason = &verified, reason
 		}
@@ -321,8 +329,12 @@ func (f *finder) referrer(ctx context.Context, s *Supply, d v1.Descriptor, subje
 	at := d.ArtifactType
 	if format, ok := analysis.SignatureFormat(at); ok {
 		sig := analysis.Signature{Format: format, Digest: d.Digest.String(), FoundBy: analysis.FoundByReferrers}
-		if format == analysis.SignatureNotation && f.in.verifier != nil && f.in.verifier.AppliesNotation(f.repo) {
+		switch {
+		case f.in.verifier == nil:
+		case format == analysis.SignatureNotation && f.in.verifier.AppliesNotation(f.repo):
 			f.judgeNotation(ctx, &sig, d, subject)
+		case format == analysis.SignatureBundle && f.in.verifier.AppliesBundle(f.repo):
+			f.judgeBundle(ctx, &sig, d, subject)
 		}
 		s.sign(sig)
 		// A bundle that holds an attestation says of what kind.
@@ -355,6 +367,36 @@ func (f *finder) judgeNotation(ctx context.Context, sig *analysis.Signature, d v
 		return
 	}
 	verified, sig.Signer, reason = f.in.verifier.VerifyNotation(f.repo, string(l.MediaType), envelope, subject)
+}
+
+// judgeBundle reads a sigstore bundle (its manifest, then the bundle its
+// layer holds, at most MaxAttestationBytes, since a bundle of an
+// attestation holds the whole statement: two requests) and judges it. A
+// bundle the rule has nothing to judge by stays unjudged.
+func (f *finder) judgeBundle(ctx context.Context, sig *analysis.Signature, d v1.Descriptor, subject string) {
+	fail := func(reason string) {
+		no := false
+		sig.Verified, sig.Reason = &no, reason
+	}
+	mt, body, err := f.in.manifest(ctx, f.repo, d.Digest.String())
+	if err != nil || !analysis.IsImageManifest(mt) {
+		fail("the bundle could not be read")
+		return
+	}
+	m, err := analysis.ParseManifest(body, "sigstore bundle "+analysis.ShortDigest(d.Digest.String()))
+	if err != nil || len(m.Layers) == 0 {
+		fail("the bundle could not be read")
+		return
+	}
+	data, err := f.blob(ctx, m.Layers[0])
+	if err != nil {
+		fail("the bundle could not be read")
+		return
+	}
+	judged, verified, signer, reason := f.in.verifier.VerifyBundle(f.repo, data, subject)
+	if judged {
+		sig.Verified, sig.Signer, sig.Reason = &verified, signer, reason
+	}
 }
 
 // attestationManifest reads a manifest whose layers are attestations.

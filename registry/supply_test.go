@@ -250,37 +250,8 @@ func TestSupplyChainRegistries(t *testing.T) {
 			return faulty(t, faultreg.Options{}, faultreg.Rule{PathContains: "/referrers/", Fault: faultreg.ErrorPage, Status: http.StatusInternalServerError})
 		}},
 		{"distribution 2.8", func(t *testing.T) (reg, func()) {
-			d, err := distreg.Start(ctx, distreg.Options{Dir: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(d.Stop)
-			var seen []string
-			addr, counts, stop, err := distreg.MeteredProxy(d.Addr, 0, func(r *http.Request) string {
-				return r.Method + " " + r.URL.Path
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(stop)
-			return reg{host: addr, requests: func() []string {
-				var got []string
-				for k, n := range counts() {
-					for range n {
-						got = append(got, k)
-					}
-				}
-				slices.Sort(got)
-				// Return only what arrived since the last call.
-				out := slices.Clone(got)
-				for _, s := range seen {
-					if i := slices.Index(out, s); i >= 0 {
-						out = slices.Delete(out, i, i+1)
-					}
-				}
-				seen = got
-				return out
-			}}, func() {}
+			host, requests := startDistribution(t)
+			return reg{host: host, requests: requests}, func() {}
 		}},
 	}
 	for _, tt := range tests {
@@ -344,6 +315,44 @@ func TestSupplyChainRegistries(t *testing.T) {
 				t.Error("serving the SBOM asked the registry")
 			}
 		})
+	}
+}
+
+// startDistribution starts the distribution registry (2.8, without the
+// referrers API) behind a proxy that counts requests; requests returns
+// those that arrived since it was last called.
+func startDistribution(t *testing.T) (host string, requests func() []string) {
+	t.Helper()
+	d, err := distreg.Start(context.Background(), distreg.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	var seen []string
+	addr, counts, stop, err := distreg.MeteredProxy(d.Addr, 0, func(r *http.Request) string {
+		return r.Method + " " + r.URL.Path
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return addr, func() []string {
+		var got []string
+		for k, n := range counts() {
+			for range n {
+				got = append(got, k)
+			}
+		}
+		slices.Sort(got)
+		// Return only what arrived since the last call.
+		out := slices.Clone(got)
+		for _, s := range seen {
+			if i := slices.Index(out, s); i >= 0 {
+				out = slices.Delete(out, i, i+1)
+			}
+		}
+		seen = got
+		return out
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package trust judges signatures under the trust rules of docs/API.md
 // (`--trust FILE`): which keys, identities and trust stores vouch for which
-// repositories. Verification is sigstore's (its signature verifiers;
-// sigstore-go's root reads trusted roots) and the Notary Project's
-// (notation-core-go's envelopes), offline: it never dials
+// repositories. Verification is sigstore's (its signature verifiers for
+// cosign key signatures; sigstore-go's verify package for sigstore bundles
+// and keyless signatures, against a trusted root read from a file) and the
+// Notary Project's (notation-core-go's envelopes), offline: it never dials
 // anything (the registry client has already read what is verified), so a
 // rule cannot make the service reach a transparency log or a key server.
 package trust
@@ -21,7 +22,7 @@ import (
 	"path"
 	"path/filepath"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"go.yaml.in/yaml/v4"
@@ -45,9 +46,10 @@ type Rule struct {
 	// Line is where the rule starts in its file, for messages.
 	Line int
 	keys []*key
-	// Keyless is read and checked but not verified against yet: the
-	// signatures it would judge stay unverified (null).
+	// Keyless is the rule's trusted root and identities for sigstore
+	// bundles and cosign keyless signatures; keyless is it made ready.
 	Keyless *Keyless
+	keyless *keylessVerifier
 	// Notation is the rule's Notation trust store, a directory of
 	// certificates (see JudgeNotation); notationCerts are what it holds.
 	Notation      string
@@ -67,11 +69,13 @@ type Identity struct {
 	Issuer  string `yaml:"issuer"`
 }
 
-// key is a cosign public key and the name it is shown by.
+// key is a cosign public key and the name it is shown by; bundles is
+// sigstore-go's verifier of bundles signed by it.
 type key struct {
 	file     string
 	id       string
 	verifier signature.Verifier
+	bundles  *verify.Verifier
 }
 
 type fileSpec struct {
@@ -157,10 +161,11 @@ func Parse(data []byte, file string) (*Rules, error) {
 				return nil, fmt.Errorf("trust: %s: keyless needs trustedRoot and identities", at)
 			}
 			tr := resolve(dir, s.Keyless.TrustedRoot)
-			if _, err := root.NewTrustedRootFromPath(tr); err != nil {
-				return nil, fmt.Errorf("trust: %s: trusted root %s: %w", at, s.Keyless.TrustedRoot, err)
+			kv, err := newKeyless(tr, s.Keyless.TrustedRoot, s.Keyless.Identities)
+			if err != nil {
+				return nil, fmt.Errorf("trust: %s: %w", at, err)
 			}
-			r.Keyless = &Keyless{TrustedRoot: tr, Identities: s.Keyless.Identities}
+			r.Keyless, r.keyless = &Keyless{TrustedRoot: tr, Identities: s.Keyless.Identities}, kv
 		}
 		if s.Notation != nil {
 			ts := resolve(dir, s.Notation.TrustStore)
@@ -204,7 +209,11 @@ func loadKey(file string) (*key, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(der)
-	return &key{file: file, id: fmt.Sprintf("%s (sha256:%x)", filepath.Base(file), sum[:8]), verifier: v}, nil
+	k := &key{file: file, id: fmt.Sprintf("%s (sha256:%x)", filepath.Base(file), sum[:8]), verifier: v}
+	if k.bundles, err = keyBundleVerifier(k); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // For returns the rule that applies to repo, nil when none does.
@@ -224,7 +233,8 @@ func (rs *Rules) For(repo analysis.Repository) *Rule {
 }
 
 // Applies reports whether a rule with cosign keys covers repo, so that the
-// registry client reads a signature's payload only when it will be judged.
+// registry client reads a key signature's payload only when it will be
+// judged.
 func (rs *Rules) Applies(repo analysis.Repository) bool {
 	r := rs.For(repo)
 	return r != nil && len(r.keys) > 0
@@ -289,10 +299,11 @@ func (r *Rule) Cosign(payload []byte, sig, subject string) Verdict {
 }
 
 // verifyWith checks a message signature against one key: the signature
-// over the payload itself, as cosign signs it. It is what sigstore-go's
-// verify package does for a key-only message signature, without that
-// package, which would link a transparency-log client (grpc, go-openapi)
-// into the binary for a check that never reaches a log.
+// over the payload itself, as cosign signs it. sigstore-go's verify package
+// (linked for bundles and keyless signatures, see sigstore.go) would do the
+// same for a key-only message signature once the payload is wrapped as a
+// bundle; the signature verifier is called directly because there is
+// nothing else to check: no certificate, log entry or timestamp.
 func verifyWith(k *key, sig, payload []byte) error {
 	return k.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload))
 }
