@@ -69,7 +69,7 @@ func BenchmarkLayerPeakHeap(b *testing.B) {
 						}
 					}
 				}()
-				got, err := readLayerStream(pr, LayerBlob{}, LayerOptions{}.withDefaults())
+				got, err := readLayerStream(pr, nil, LayerBlob{}, LayerOptions{}.withDefaults())
 				close(stop)
 				<-done
 				if err != nil || len(got.Entries) != files {
