@@ -15,6 +15,9 @@ import (
 // with its entries, never with its bytes, so this is what bounds it.
 const DefaultMaxLayerEntries = 1_000_000
 
+// hashBuffer is how much of a file ReadLayer hashes at once.
+const hashBuffer = 128 << 10
+
 // The kinds of failure of a contents analysis, checked with errors.Is.
 var (
 	// ErrInvalidLayer marks a layer whose tar cannot be applied: it is
@@ -107,6 +110,9 @@ func ReadLayer(r io.Reader, opts ReadLayerOptions) ([]LayerEntry, error) {
 	var entries []LayerEntry
 	h := sha256.New()
 	var sum [sha256.Size]byte
+	// One buffer for every file: io.Copy would allocate one a file, as
+	// neither the tar reader nor the hash offers to copy without one.
+	buf := make([]byte, hashBuffer)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -144,7 +150,7 @@ func ReadLayer(r io.Reader, opts ReadLayerOptions) ([]LayerEntry, error) {
 		}
 		if e.Type == TypeFile {
 			h.Reset()
-			n, err := io.Copy(h, tr)
+			n, err := io.CopyBuffer(h, tr, buf)
 			if err != nil {
 				return nil, Errorf(ErrInvalidLayer, err, "the layer's tar ends inside %q", hdr.Name)
 			}

@@ -35,12 +35,12 @@ const (
 	// DefaultMaxZstdWindow bounds the memory a zstd frame may ask the
 	// decoder for; layers are compressed with windows of a few MiB.
 	DefaultMaxZstdWindow = 32 << 20
+	// zstdFastWindow is the largest zstd window decoded with a history of
+	// twice the window rather than the least memory; see zstdLowMem.
+	zstdFastWindow = 8 << 20
 	// progressEvery is how many compressed bytes pass between two calls of
 	// LayerOptions.Progress.
 	progressEvery = 1 << 20
-	// decodeBuffer is how much decompressed data is handed to the tar
-	// reader at once.
-	decodeBuffer = 256 << 10
 )
 
 // LayerBlob names the layer blob to read, as its manifest describes it.
@@ -131,7 +131,11 @@ func (c *Client) LayerContents(ctx context.Context, repo analysis.Repository, bl
 			return LayerContents{}, c.classify(ctx, err, n, repo.Registry, what)
 		}
 	}
-	layer, err := c.puller.Layer(ctx, n.(name.Digest))
+	// The blob's own context, so that an analysis that ends before the
+	// blob does can stop its read without cancelling what follows.
+	blobCtx, stopBlob := context.WithCancel(ctx)
+	defer stopBlob()
+	layer, err := c.puller.Layer(blobCtx, n.(name.Digest))
 	if err != nil {
 		return LayerContents{}, c.classify(ctx, err, n, repo.Registry, what)
 	}
@@ -141,16 +145,16 @@ func (c *Client) LayerContents(ctx context.Context, repo analysis.Repository, bl
 	}
 	defer rc.Close()
 	counted := &countingReader{r: rc, progress: opts.Progress}
-	got, err := readLayerStream(counted, blob, opts)
-	if counted.err != nil {
+	got, err := readLayerStream(counted, stopBlob, blob, opts)
+	if fe := (*fetchError)(nil); errors.As(err, &fe) {
 		// The registry or the connection failed, not the layer.
-		if errors.Is(counted.err, context.DeadlineExceeded) {
-			return LayerContents{}, analysis.Errorf(analysis.ErrTimeout, counted.err, "%s arrived slower than %d KiB/s", what, opts.MinRate>>10)
+		if errors.Is(fe.err, context.DeadlineExceeded) {
+			return LayerContents{}, analysis.Errorf(analysis.ErrTimeout, fe.err, "%s arrived slower than %d KiB/s", what, opts.MinRate>>10)
 		}
-		if isDigestMismatch(counted.err) {
-			return LayerContents{}, analysis.Errorf(analysis.ErrUpstream, counted.err, "%s does not match its digest", what)
+		if isDigestMismatch(fe.err) {
+			return LayerContents{}, analysis.Errorf(analysis.ErrUpstream, fe.err, "%s does not match its digest", what)
 		}
-		return LayerContents{}, c.classify(ctx, counted.err, n, repo.Registry, what)
+		return LayerContents{}, c.classify(ctx, fe.err, n, repo.Registry, what)
 	}
 	if err != nil {
 		return LayerContents{}, fmt.Errorf("registry: %s: %w", what, err)
@@ -169,11 +173,57 @@ func isDigestMismatch(err error) bool {
 	return err != nil && bytes.Contains([]byte(err.Error()), []byte("error verifying"))
 }
 
+// The stages of a layer's stream hand their bytes on in chunks of these
+// sizes, a few of each in flight: what a stream costs in memory beside the
+// decoder's own window is at most their products, 3 MiB.
+const (
+	fetchChunks, fetchChunk   = 4, 256 << 10
+	decodeChunks, decodeChunk = 4, 512 << 10
+)
+
+// fetchError is the failure of the blob's own stream (the registry, the
+// connection, the digest's verification), told apart from what the
+// decoders and the tar reader say about its bytes.
+type fetchError struct{ err error }
+
+func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Unwrap() error { return e.err }
+
 // readLayerStream decompresses r, reads its tar and then drains both the
 // decompressed and the compressed stream, so that the compression's own
 // checksums and the blob's digest are checked to the last byte.
-func readLayerStream(r io.Reader, blob LayerBlob, opts LayerOptions) (LayerContents, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+//
+// Three goroutines share the work, so that on two cores the decoder's has
+// nothing but decoding to do: one reads the blob (the network, the
+// digest's hashing of the compressed bytes) into chunks, one decodes them
+// into chunks of its output, and the caller's reads the tar and hashes every
+// file. A failure of r comes back as a *fetchError, whatever else failed
+// after it; stop must make a Read of r that is waiting return, and is
+// called when the analysis ends before r does.
+func readLayerStream(r io.Reader, stop func(), blob LayerBlob, opts LayerOptions) (_ LayerContents, err error) {
+	fetched := newChunkPipe(fetchChunks, fetchChunk)
+	fetchDone := make(chan error, 1)
+	go func() {
+		_, err := fetched.ReadFrom(r)
+		if err == errPipeStopped || fetched.stopped() {
+			// The analysis ended first and said why.
+			err = nil
+		}
+		fetched.CloseWrite(err)
+		fetchDone <- err
+	}()
+	defer func() {
+		if err != nil {
+			fetched.Stop()
+			if stop != nil {
+				stop()
+			}
+		}
+		if ferr := <-fetchDone; ferr != nil {
+			err = &fetchError{ferr}
+		}
+	}()
+	br := bufio.NewReaderSize(fetched, 64<<10)
 	magic, _ := br.Peek(4)
 	var (
 		tr          io.Reader
@@ -189,7 +239,9 @@ func readLayerStream(r io.Reader, blob LayerBlob, opts LayerOptions) (LayerConte
 		defer zr.Close()
 		tr, compression = zr, "gzip"
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(DefaultMaxZstdWindow), zstd.WithDecoderLowmem(true))
+		// One goroutine decodes: the other core is the tar reader's and
+		// the fetch's.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(DefaultMaxZstdWindow), zstd.WithDecoderLowmem(zstdLowMem(br)))
 		if err != nil {
 			return LayerContents{}, analysis.Errorf(analysis.ErrInvalidLayer, err, "the layer is not valid zstd")
 		}
@@ -199,32 +251,66 @@ func readLayerStream(r io.Reader, blob LayerBlob, opts LayerOptions) (LayerConte
 		tr, compression = br, "none"
 	}
 	defer closeFn()
-	// Decompression runs beside the tar reading and hashing, on another
-	// core: each is about half the work.
-	pr, pw := io.Pipe()
-	decoded := make(chan error, 1)
-	go func() {
-		bw := bufio.NewWriterSize(pw, decodeBuffer)
-		_, err := io.Copy(bw, tr)
-		if err == nil {
-			err = bw.Flush()
+	if compression == "none" {
+		// Nothing to decode: the tar is read as it arrives.
+		entries, err := analysis.ReadLayer(br, analysis.ReadLayerOptions{MaxEntries: opts.MaxEntries})
+		if err != nil {
+			return LayerContents{}, err
 		}
-		pw.CloseWithError(err)
-		decoded <- err
+		return finishLayerStream(br, blob, entries, compression)
+	}
+	decoded := newChunkPipe(decodeChunks, decodeChunk)
+	decodeDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(decoded, tr)
+		decoded.CloseWrite(err)
+		decodeDone <- err
 	}()
-	entries, err := analysis.ReadLayer(pr, analysis.ReadLayerOptions{MaxEntries: opts.MaxEntries})
+	entries, err := analysis.ReadLayer(decoded, analysis.ReadLayerOptions{MaxEntries: opts.MaxEntries})
 	if err != nil {
-		pr.CloseWithError(err)
-		<-decoded
+		// The decoder may wait on the blob, and the blob on the network.
+		decoded.Stop()
+		fetched.Stop()
+		if stop != nil {
+			stop()
+		}
+		<-decodeDone
 		return LayerContents{}, err
 	}
-	if _, err := io.Copy(io.Discard, pr); err != nil {
-		<-decoded
+	if _, err := io.Copy(io.Discard, decoded); err != nil {
+		<-decodeDone
 		return LayerContents{}, analysis.Errorf(analysis.ErrInvalidLayer, err, "the layer's %s stream is corrupt after its tar", compression)
 	}
-	if err := <-decoded; err != nil {
+	if err := <-decodeDone; err != nil {
 		return LayerContents{}, analysis.Errorf(analysis.ErrInvalidLayer, err, "the layer's %s stream is corrupt after its tar", compression)
 	}
+	return finishLayerStream(br, blob, entries, compression)
+}
+
+// zstdLowMem tells whether to decode a zstd stream with the decoder's low
+// memory option, from its first frame's window. Without it the decoder
+// keeps twice the window, and copies the window down once per window of
+// output; with it, the window and half a block, and copies the window down
+// whenever less than a block's room is left, about every block: the whole
+// decoding takes two to three times as long for a window of 8 MiB (what
+// klauspost's encoder writes by default). Windows up to zstdFastWindow are
+// decoded fast, larger ones, which layers seldom have, in the least memory.
+func zstdLowMem(br *bufio.Reader) bool {
+	head, _ := br.Peek(zstd.HeaderMaxSize)
+	var h zstd.Header
+	if h.Decode(head) != nil {
+		return true
+	}
+	window := h.WindowSize
+	if h.SingleSegment {
+		window = h.FrameContentSize
+	}
+	return window > zstdFastWindow
+}
+
+// finishLayerStream drains what is left of the blob after the tar and its
+// compression's end, so that the digest is checked to the last byte.
+func finishLayerStream(br *bufio.Reader, blob LayerBlob, entries []analysis.LayerEntry, compression string) (LayerContents, error) {
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return LayerContents{}, err
 	}
@@ -234,12 +320,10 @@ func readLayerStream(r io.Reader, blob LayerBlob, opts LayerOptions) (LayerConte
 	return LayerContents{Entries: entries, Source: SourceStream, Compression: compression}, nil
 }
 
-// countingReader counts the blob's bytes, reports progress, and keeps the
-// first error of the blob's own stream apart from what the decoders say.
+// countingReader counts the blob's bytes and reports progress.
 type countingReader struct {
 	r        io.Reader
 	n, last  int64
-	err      error
 	progress func(int64)
 }
 
@@ -249,9 +333,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	if c.n-c.last >= progressEvery {
 		c.last = c.n
 		c.progress(c.n)
-	}
-	if err != nil && err != io.EOF && c.err == nil {
-		c.err = err
 	}
 	return n, err
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/compression"
@@ -157,6 +158,21 @@ func TestLayerContentsStreams(t *testing.T) {
 		blob.Size--
 		if _, err := c.LayerContents(context.Background(), ref.Repository, blob, registry.LayerOptions{}); !errors.Is(err, analysis.ErrUpstream) {
 			t.Fatalf("err = %v, want ErrUpstream", err)
+		}
+	})
+	t.Run("more entries than allowed, told while the blob still arrives", func(t *testing.T) {
+		// The blob arrives a byte a millisecond: the tar's third entry
+		// says that it is too large long before the blob ends, and the
+		// read in flight is stopped rather than reported as the
+		// registry's failure.
+		slow := static.NewLayer(append(bytes.Clone(body), make([]byte, 1<<20)...), types.OCIUncompressedLayer)
+		slowRef := reg.ref(t, "acme/slow:1")
+		push(t, slowRef.String(), must(mutate.AppendLayers(empty.Image, slow)))
+		blob := blobOf(t, slow)
+		reg.Add(faultreg.Rule{PathContains: "/blobs/" + blob.Digest, Method: "GET", Fault: faultreg.Trickle, Delay: time.Millisecond, Times: 1})
+		_, err := c.LayerContents(context.Background(), slowRef.Repository, blob, registry.LayerOptions{MaxEntries: 2})
+		if !errors.Is(err, analysis.ErrTooLarge) {
+			t.Fatalf("err = %v, want ErrTooLarge", err)
 		}
 	})
 	t.Run("more entries than allowed", func(t *testing.T) {
