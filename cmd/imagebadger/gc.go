@@ -17,6 +17,14 @@ import (
 // is raised while the live heap is small and falls back to Go's 100 as it
 // grows (a service holding a million images' parent index collects as Go
 // would). An operator's GOGC in the environment is respected as it is.
+//
+// Every process gets the rule, one-off commands too: before the first
+// collection the live heap reads as nothing, so the percentage starts at
+// gcPercentMax, and a command such as inspect, whose packages' initialisation
+// alone allocates nearly 3 MiB, no longer runs a collection in its middle
+// for Go's 4 MiB starting goal (2–5 % of an inspect's time, interleaved
+// runs: docs/PERFORMANCE.md). A command that keeps allocating (contents,
+// copy-db) is collected as its heap grows.
 const (
 	gcHeadroom    = 32 << 20
 	gcPercentMin  = 100

@@ -104,7 +104,6 @@ func serve(ctx context.Context, cfg *Config, build server.BuildInfo, logw io.Wri
 	if err != nil {
 		return err
 	}
-	tuneGC(ctx)
 	st, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
