@@ -29,19 +29,45 @@ import (
 // Sigstore is a Sigstore deployment in memory: sigstore-go's own test
 // VirtualSigstore (a Fulcio CA, a Rekor log and a timestamp authority), for
 // signing images as cosign does, keyless, and writing the trusted root a
-// rules file names. Each test package makes it (see its newSigstore) and
-// hands it over through these fields, because the package that holds it,
+// rules file names. Test files make it with NewSigstore(ca.NewVirtualSigstore()),
+// because the package that holds the VirtualSigstore,
 // github.com/sigstore/sigstore-go/pkg/testing/ca, links Rekor's PGP support
 // (golang.org/x/crypto/openpgp, which govulncheck flags as unmaintained):
 // imported from test files only, it stays out of what `govulncheck ./...`
 // and the service link.
 type Sigstore struct {
 	VS VirtualSigstore
-	// AttestAt is the VirtualSigstore's AttestAtTime: a DSSE envelope of
+	// attestAt is the VirtualSigstore's AttestAtTime: a DSSE envelope of
 	// statement, logged at integrated, with an inclusion proof when proof.
-	AttestAt func(identity, issuer string, statement []byte, integrated time.Time, proof bool) (verify.SignedEntity, error)
-	// SignAt is its SignAtTime: a message signature over artifact.
-	SignAt func(identity, issuer string, artifact []byte, integrated time.Time) (verify.SignedEntity, error)
+	attestAt func(identity, issuer string, statement []byte, integrated time.Time, proof bool) (verify.SignedEntity, error)
+	// signAt is its SignAtTime: a message signature over artifact.
+	signAt func(identity, issuer string, artifact []byte, integrated time.Time) (verify.SignedEntity, error)
+}
+
+// Signer is the VirtualSigstore's signing, E its entity type (the ca
+// package's TestEntity, which this package cannot name).
+type Signer[E verify.SignedEntity] interface {
+	VirtualSigstore
+	AttestAtTime(identity, issuer string, statement []byte, integrated time.Time, proof bool) (E, error)
+	SignAtTime(identity, issuer string, artifact []byte, integrated time.Time) (E, error)
+}
+
+// NewSigstore wraps vs, a *ca.VirtualSigstore, or fails t when it could not
+// be made.
+func NewSigstore[E verify.SignedEntity](t testing.TB, vs Signer[E], err error) *Sigstore {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Sigstore{
+		VS: vs,
+		attestAt: func(identity, issuer string, statement []byte, at time.Time, proof bool) (verify.SignedEntity, error) {
+			return vs.AttestAtTime(identity, issuer, statement, at, proof)
+		},
+		signAt: func(identity, issuer string, artifact []byte, at time.Time) (verify.SignedEntity, error) {
+			return vs.SignAtTime(identity, issuer, artifact, at)
+		},
+	}
 }
 
 // VirtualSigstore is what Sigstore uses of sigstore-go's VirtualSigstore
@@ -132,7 +158,7 @@ func (s *Sigstore) Attest(t testing.TB, identity, issuer string, statement []byt
 	t.Helper()
 	// Logged five minutes after the certificate's start, as the
 	// VirtualSigstore's own Attest does, within its ten minutes.
-	e, err := s.AttestAt(identity, issuer, statement, time.Now().Add(5*time.Minute), true)
+	e, err := s.attestAt(identity, issuer, statement, time.Now().Add(5*time.Minute), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +259,7 @@ func (s *Sigstore) set(t testing.TB, en *tlog.Entry) []byte {
 // entry with its signed entry timestamp) and the RFC 3161 timestamp.
 func (s *Sigstore) CosignKeylessLayer(t testing.TB, identity, issuer string, payload []byte) map[string]string {
 	t.Helper()
-	e, err := s.SignAt(identity, issuer, payload, time.Now().Add(5*time.Minute))
+	e, err := s.signAt(identity, issuer, payload, time.Now().Add(5*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
