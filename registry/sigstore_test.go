@@ -134,18 +134,10 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 			}
 			acmeApp, keysApp, otherApp := signed("acme/app"), signed("keys/app"), signed("other/app")
 
-			var mu sync.Mutex
-			var dialled []string
-			transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				mu.Lock()
-				dialled = append(dialled, addr)
-				mu.Unlock()
-				var d net.Dialer
-				return d.DialContext(ctx, network, addr)
-			}}
-			t.Cleanup(transport.CloseIdleConnections)
+			transport, checkDials := onlyDials(t, host)
 			_, in := newInspector(t, registry.Options{Transport: transport})
 			judged := registry.NewInspector(in.client, in.content).WithVerifier(rules)
+			var mu sync.Mutex
 			var fetched []string
 			defaultTransport := http.DefaultTransport
 			// The default transport carries on to loopback (the metered
@@ -226,16 +218,9 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 					t.Errorf("%s: %d requests, want %d: %s", tc.repo, len(reqs), tc.requests, strings.Join(reqs, "\n"))
 				}
 			}
+			checkDials()
 			mu.Lock()
 			defer mu.Unlock()
-			for _, a := range dialled {
-				if a != host {
-					t.Errorf("dialled %s, which is not the registry (%s)", a, host)
-				}
-			}
-			if len(dialled) == 0 {
-				t.Error("nothing was dialled: the test's transport was not used")
-			}
 			if len(fetched) != 0 {
 				t.Errorf("fetched %q through the default transport", fetched)
 			}

@@ -87,6 +87,36 @@ func artifact(t *testing.T, configType types.MediaType, body []byte, layerType t
 	return img
 }
 
+// onlyDials gives a transport that records every address it dials, and a
+// check, to call once the test's requests are done, that it dialled
+// something and nothing but host: a verification that reached a
+// transparency log or a key server would dial it.
+func onlyDials(t *testing.T, host string) (*http.Transport, func()) {
+	var mu sync.Mutex
+	var dialled []string
+	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialled = append(dialled, addr)
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(transport.CloseIdleConnections)
+	return transport, func() {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range dialled {
+			if a != host {
+				t.Errorf("dialled %s, which is not the registry (%s)", a, host)
+			}
+		}
+		if len(dialled) == 0 {
+			t.Error("nothing was dialled: the test's transport was not used")
+		}
+	}
+}
+
 func digestString(t *testing.T, d interface{ Digest() (v1.Hash, error) }) string {
 	t.Helper()
 	h, err := d.Digest()
@@ -445,16 +475,7 @@ func TestSupplyChainVerifiesCosignSignatures(t *testing.T) {
 	covered, goodSig, badSig := signed("acme/app")
 	outside, outGood, outBad := signed("other/app")
 
-	var mu sync.Mutex
-	var dialled []string
-	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		mu.Lock()
-		dialled = append(dialled, addr)
-		mu.Unlock()
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
-	t.Cleanup(transport.CloseIdleConnections)
+	transport, checkDials := onlyDials(t, tr.Host)
 	_, in := newInspector(t, registry.Options{Transport: transport})
 	judged := registry.NewInspector(in.client, in.content).WithVerifier(rules)
 	yes, no := true, false
@@ -500,16 +521,7 @@ func TestSupplyChainVerifiesCosignSignatures(t *testing.T) {
 			t.Errorf("%s: %d requests, want %d: %q", tc.repo, len(reqs), want, reqs)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, a := range dialled {
-		if a != tr.Host {
-			t.Errorf("dialled %s, which is not the registry (%s)", a, tr.Host)
-		}
-	}
-	if len(dialled) == 0 {
-		t.Error("nothing was dialled: the test's transport was not used")
-	}
+	checkDials()
 }
 
 // TestSupplyChainSinglePlatformIndex: BuildKit makes an index even for one
