@@ -206,16 +206,17 @@ func forwardedHops(lines []string) []string {
 	for _, l := range lines {
 		for len(l) > 0 {
 			var elem string
-			elem, l = cutElement(l)
+			elem, l = cutQuoted(l, ',')
 			hops = append(hops, forValue(elem))
 		}
 	}
 	return hops
 }
 
-// cutElement splits off s's first comma-separated element, a comma inside
-// a quoted string not ending it.
-func cutElement(s string) (elem, rest string) {
+// cutQuoted splits off s's first sep-separated part (elements are
+// separated by commas, their pairs by semicolons), a sep inside a quoted
+// string not ending it.
+func cutQuoted(s string, sep byte) (part, rest string) {
 	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -223,7 +224,7 @@ func cutElement(s string) (elem, rest string) {
 			i++
 		case c == '"':
 			quoted = !quoted
-		case !quoted && c == ',':
+		case !quoted && c == sep:
 			return s[:i], s[i+1:]
 		}
 	}
@@ -236,7 +237,7 @@ func forValue(elem string) string {
 	found := ""
 	for rest := elem; strings.TrimSpace(rest) != ""; {
 		var pair string
-		pair, rest = cutPair(rest)
+		pair, rest = cutQuoted(rest, ';')
 		name, value, ok := strings.Cut(strings.TrimSpace(pair), "=")
 		if !ok {
 			return ""
@@ -253,23 +254,6 @@ func forValue(elem string) string {
 		}
 	}
 	return found
-}
-
-// cutPair splits off s's first semicolon-separated pair, a semicolon inside
-// a quoted string not ending it.
-func cutPair(s string) (pair, rest string) {
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case quoted && c == '\\':
-			i++
-		case c == '"':
-			quoted = !quoted
-		case !quoted && c == ';':
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
 }
 
 // unquote is a Forwarded value as a string: a token as it is, a quoted
