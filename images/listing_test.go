@@ -1,13 +1,11 @@
 package images_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/crane"
@@ -16,25 +14,8 @@ import (
 	"github.com/imagebadger/imagebadger/images"
 	"github.com/imagebadger/imagebadger/internal/testing/faultreg"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/internal/testing/syncbuf"
 )
-
-// syncBuffer is a log the service writes from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // storedTags is what the store keeps as repo's current tags.
 func storedTags(t *testing.T, st *stack.Stack, repo analysis.Repository) []string {
@@ -69,7 +50,7 @@ func headsOf(reg *faultreg.Registry) []string {
 // A 128-character tag is a tag.
 func TestListingSkipsTagNamesOutsideTheGrammar(t *testing.T) {
 	stack.EachEngine(t, func(t *testing.T, engine string) {
-		log := &syncBuffer{}
+		log := &syncbuf.Buffer{}
 		st := stack.New(t, stack.Options{Engine: engine, Registry: true, Log: log})
 		reg := st.Registry
 		long := strings.Repeat("b", 128)
@@ -199,7 +180,7 @@ func TestListingCaps(t *testing.T) {
 // outside the grammar gets ten log lines naming them and one counting the
 // rest, not a line each.
 func TestListingLogsInvalidNamesBounded(t *testing.T) {
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	st := stack.New(t, stack.Options{Registry: true, Log: log})
 	reg := st.Registry
 	pushImage(t, reg.Host+"/acme/app:1")

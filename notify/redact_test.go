@@ -1,7 +1,6 @@
 package notify_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -9,10 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/imagebadger/imagebadger/internal/testing/syncbuf"
 	"github.com/imagebadger/imagebadger/notify"
 	"github.com/imagebadger/imagebadger/store"
 )
@@ -33,24 +32,6 @@ func TestRedactURL(t *testing.T) {
 			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
-}
-
-// lockedBuffer is a log's destination shared by the worker's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestFailedDeliveryLogsNoSecretOfTheURL sends Slack deliveries that fail
@@ -97,7 +78,7 @@ func TestFailedDeliveryLogsNoSecretOfTheURL(t *testing.T) {
 	}
 	moveTag(t, st, "1.0", dNew, t0)
 
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	w := notify.NewWorker(notify.WorkerOptions{Store: st, Transport: loopbackTransport(), Now: func() time.Time { return t0 },
 		Timeout: 300 * time.Millisecond, Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if n, err := w.RunOnce(context.Background()); err != nil || n != len(secrets) {

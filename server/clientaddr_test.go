@@ -1,39 +1,20 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/internal/testing/syncbuf"
 	"github.com/imagebadger/imagebadger/ratelimit"
 	"github.com/imagebadger/imagebadger/server"
 )
-
-// syncBuffer is a log the server writes from its handlers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // proxied sends a request as a reverse proxy on 127.0.0.1 forwards it for
 // client (X-Forwarded-For), with the bearer token tok, and returns the
@@ -81,7 +62,7 @@ func TestWrongTokensBehindATrustedProxy(t *testing.T) {
 				if trusted {
 					opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 				}
-				log := &syncBuffer{}
+				log := &syncbuf.Buffer{}
 				s := stack.New(t, stack.Options{Engine: engine, Registry: true, Notify: true, AllowPrivateWebhooks: true, Server: opts, Log: log})
 				rc := stack.NewReceiver(t)
 				ref := s.Registry.Host + "/acme/base:1.0"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagebadger/imagebadger/analysis"
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/internal/testing/syncbuf"
 	"github.com/imagebadger/imagebadger/server"
 )
 
@@ -128,7 +129,7 @@ func TestRegistryHookRefreshesAndDelivers(t *testing.T) {
 // tag (here CR/LF, which would reach every ntfy header) is left out of the
 // refreshes and logged, quoted; the valid events of the envelope go on.
 func TestRegistryHookSkipsTagsOutsideTheGrammar(t *testing.T) {
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	s := stack.New(t, stack.Options{Registry: true, Notify: true, Server: &server.Options{HookToken: "s3cret"}, Log: log})
 	event := func(tag string) string {
 		return `{"action":"push","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"acme/base","tag":` + tag +

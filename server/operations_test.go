@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
@@ -18,34 +16,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imagebadger/imagebadger/internal/testing/stack"
+	"github.com/imagebadger/imagebadger/internal/testing/syncbuf"
 	"github.com/imagebadger/imagebadger/server"
 )
-
-// lockedBuffer is a log destination the handlers of concurrent requests
-// write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // opsServer is a server whose log goes to a buffer at level, with the
 // default network policy (so a badge of a loopback registry is answered at
 // once, without a registry).
-func opsServer(t *testing.T, level slog.Level, cfg server.Options) (*stack.Stack, *lockedBuffer) {
+func opsServer(t *testing.T, level slog.Level, cfg server.Options) (*stack.Stack, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	return stack.New(t, stack.Options{StrictRegistries: true, Server: &cfg, Log: logs, LogLevel: level}), logs
 }
 
