@@ -2,12 +2,9 @@ package e2e_test
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,15 +37,8 @@ func TestSupplyChainInBrowser(t *testing.T) {
 	})
 
 	// cosign sign --key of the index.
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err := os.WriteFile(filepath.Join(dir, "cosign.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := supplyfix.CosignKey(t, dir, "cosign.pub")
 	rules := filepath.Join(dir, "trust.yaml")
 	if err := os.WriteFile(rules, []byte("rules:\n  - repositories: [\""+reg+"/acme/*\"]\n    cosign:\n      keys: [cosign.pub]\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,13 +2,8 @@ package registry_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -67,18 +62,8 @@ func TestSupplyChainVerifiesSigstore(t *testing.T) {
 			host, requests := reg.start(t)
 			acme := newSigstore(t)
 			const issuer, who = "https://issuer.acme.example", "release@acme.example"
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
 			dir := t.TempDir()
-			der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "cosign.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			key := supplyfix.CosignKey(t, dir, "cosign.pub")
 			acme.WriteTrustedRoot(t, filepath.Join(dir, "root.json"))
 			rulesFile := filepath.Join(dir, "trust.yaml")
 			if err := os.WriteFile(rulesFile, []byte(`rules:

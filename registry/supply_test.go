@@ -6,9 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -426,18 +424,8 @@ func TestSupplyChainSingleManifest(t *testing.T) {
 func TestSupplyChainVerifiesCosignSignatures(t *testing.T) {
 	ctx := context.Background()
 	tr := newTestRegistry(t)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cosign.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := supplyfix.CosignKey(t, dir, "cosign.pub")
 	rulesFile := filepath.Join(dir, "trust.yaml")
 	if err := os.WriteFile(rulesFile, []byte("rules:\n  - repositories: [\""+tr.Host+"/acme/*\"]\n    cosign:\n      keys: [cosign.pub]\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -124,12 +124,12 @@ func TestSigstoreBundles(t *testing.T) {
 	asked := noDial(t)
 	acme := newSigstore(t)
 	dir := t.TempDir()
-	key := cosignKey(t, dir, "cosign.pub")
+	key := supplyfix.CosignKey(t, dir, "cosign.pub")
 	pub, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := cosignKey(t, t.TempDir(), "other.pub")
+	other := supplyfix.CosignKey(t, t.TempDir(), "other.pub")
 	rules := rulesWith(t, `rules:
   - repositories: ["ghcr.io/acme/*"]
     cosign:

@@ -2,38 +2,18 @@ package trust_test
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/imagebadger/imagebadger/analysis"
+	"github.com/imagebadger/imagebadger/internal/testing/supplyfix"
 	"github.com/imagebadger/imagebadger/trust"
 )
-
-// cosignKey is an ECDSA P-256 key as `cosign generate-key-pair` makes one;
-// its public half is written as PEM to dir/name.
-func cosignKey(t *testing.T, dir, name string) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // Payload is cosign's simple-signing payload for digest; Sign is `cosign
 // sign --key`: ECDSA over the payload's SHA-256, base64.
@@ -53,8 +33,8 @@ func Sign(t *testing.T, k *ecdsa.PrivateKey, payload []byte) string {
 
 func TestCosignKeySignatures(t *testing.T) {
 	dir := t.TempDir()
-	good := cosignKey(t, dir, "cosign.pub")
-	other := cosignKey(t, t.TempDir(), "other.pub")
+	good := supplyfix.CosignKey(t, dir, "cosign.pub")
+	other := supplyfix.CosignKey(t, t.TempDir(), "other.pub")
 	rulesFile := filepath.Join(dir, "trust.yaml")
 	if err := os.WriteFile(rulesFile, []byte(`rules:
   - repositories: ["ghcr.io/acme/*"]
@@ -114,7 +94,7 @@ func TestCosignKeySignatures(t *testing.T) {
 
 func TestRulesFileErrorsNameTheLine(t *testing.T) {
 	dir := t.TempDir()
-	cosignKey(t, dir, "cosign.pub")
+	supplyfix.CosignKey(t, dir, "cosign.pub")
 	for name, tc := range map[string]struct{ body, want string }{
 		"missing key":   {"rules:\n  - repositories: [\"a/*\"]\n  - repositories: [\"b/*\"]\n    cosign:\n      keys: [missing.pub]\n", "trust.yaml:3: key missing.pub"},
 		"not a key":     {"rules:\n  - repositories: [\"a/*\"]\n    cosign:\n      keys: [trust.yaml]\n", "trust.yaml:2: key trust.yaml"},

@@ -3,6 +3,8 @@ package supplyfix
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -10,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -359,4 +362,23 @@ func KeyBundleOf(t testing.TB, key *ecdsa.PrivateKey, statement []byte) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// CosignKey is an ECDSA P-256 key as `cosign generate-key-pair` makes one;
+// its public half is written as PEM to dir/name, for a rules file's
+// cosign.keys.
+func CosignKey(t testing.TB, dir, name string) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
