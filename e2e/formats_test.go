@@ -183,16 +183,28 @@ func TestBaseRebuildReachesGitHubAndSlack(t *testing.T) {
 		if !strings.Contains(msg.Text, "acme/runtime:3 was rebuilt") || !strings.Contains(msg.Text, "acme/app:1 is built on it and is now outdated") {
 			t.Errorf("slack text %q", msg.Text)
 		}
-		// Delivered once each, as the subscriptions' logs say.
+		// Delivered once each, as the subscriptions' logs say once the
+		// service has recorded the answers the receivers gave (a receiver
+		// has the request before the service has its answer).
 		for _, sub := range []whSubscription{ghSub, slSub} {
 			var got struct {
 				Deliveries []struct{ Type, Status string }
 			}
-			getJSONAuth(t, second.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, &got)
-			n := 0
-			for _, d := range got.Deliveries {
-				if d.Type == "base.updated" && d.Status == "delivered" {
-					n++
+			n, pending := 0, 0
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				getJSONAuth(t, second.URL+"/api/v1/subscriptions/"+sub.ID, sub.Token, &got)
+				n, pending = 0, 0
+				for _, d := range got.Deliveries {
+					switch {
+					case d.Type != "base.updated":
+					case d.Status == "delivered":
+						n++
+					case d.Status == "pending":
+						pending++
+					}
+				}
+				if pending == 0 || time.Now().After(deadline) {
+					break
 				}
 			}
 			if n != 1 {
